@@ -1,0 +1,51 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Decode parses one JSON document into a resource of the kind its "kind"
+// field names. Unknown fields are an error naming the field, so that a typo
+// in a document is not silently dropped. The result is neither defaulted nor
+// validated.
+func Decode(data []byte) (Resource, error) {
+	var tm TypeMeta
+	if err := json.Unmarshal(data, &tm); err != nil {
+		return nil, fmt.Errorf("decoding resource: %w", err)
+	}
+	if tm.Kind == "" {
+		return nil, fmt.Errorf("decoding resource: missing field \"kind\"")
+	}
+	if tm.APIVersion != "" && tm.APIVersion != APIVersion {
+		return nil, fmt.Errorf("decoding %s: apiVersion %q is not supported (want %q)", tm.Kind, tm.APIVersion, APIVersion)
+	}
+	ki, err := LookupKind(tm.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("decoding resource: %w", err)
+	}
+	if ki.Kind != tm.Kind {
+		return nil, fmt.Errorf("decoding resource: kind %q must be spelled %q", tm.Kind, ki.Kind)
+	}
+	r := ki.New()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", ki.Kind, err)
+	}
+	*r.GetTypeMeta() = TypeMeta{APIVersion: APIVersion, Kind: ki.Kind}
+	return r, nil
+}
+
+// Encode renders a resource as JSON with its TypeMeta filled in. The
+// ResourceVersion is left out: it belongs to the datastore, not the value.
+func Encode(r Resource) ([]byte, error) {
+	c := r.DeepCopyResource()
+	tm := c.GetTypeMeta()
+	if tm.APIVersion == "" {
+		tm.APIVersion = APIVersion
+	}
+	c.GetObjectMeta().ResourceVersion = ""
+	return json.Marshal(c)
+}
