@@ -1,0 +1,45 @@
+# bgpfabric — build, test and run targets. See README.md.
+
+GO       ?= go
+BIN      := bin/bgpfabric
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+PKGS     := ./...
+
+.PHONY: all build deps test test-short bench lint demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bgpfabric
+
+# deps installs the Debian packages tests and the simulator use (when missing).
+deps:
+	./scripts/deps.sh
+
+# test runs every test: unit tests and, as root, the namespace and kernel
+# tests. With CI=true a test that would skip for lack of root fails instead.
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 35m $(PKGS)
+
+# test-short runs the unit tests that need neither root nor namespaces.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# bench runs the benchmarks; results are recorded in docs/benchmarks.md.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# demo is the main job until the simulator lands: it serves the embedded
+# datastore, applies the example fabric and reads it back, then stops.
+demo: build
+	./scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf bin
+	$(GO) clean -testcache

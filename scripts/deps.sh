@@ -1,0 +1,28 @@
+#!/bin/bash
+# Installs the Debian packages that bgpfabric's tests, benchmarks and
+# simulator need, when they are missing. Runs apt-get update only if
+# something has to be installed. Needs root for the install.
+set -euo pipefail
+
+# iproute2: `ip -batch` is the baseline of the route benchmarks, and
+#   `ip netns` shows leftovers when debugging.
+# nftables: `nft list ruleset` to inspect what felix programmed (tests
+#   program nftables over netlink, never through this binary).
+PACKAGES=(iproute2 nftables iputils-ping ca-certificates)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
