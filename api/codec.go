@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // Decode parses one JSON document into a resource of the kind its "kind"
 // field names. Unknown fields are an error naming the field, so that a typo
-// in a document is not silently dropped. The result is neither defaulted nor
+// in a document is not silently dropped; field names must match exactly,
+// also in case (encoding/json alone would take "peerIp" for "peerIP"). The result is neither defaulted nor
 // validated.
 func Decode(data []byte) (Resource, error) {
 	var tm TypeMeta
@@ -29,11 +31,15 @@ func Decode(data []byte) (Resource, error) {
 		return nil, fmt.Errorf("decoding resource: kind %q must be spelled %q", tm.Kind, ki.Kind)
 	}
 	r := ki.New()
+	if err := checkFields(data, reflect.TypeOf(r)); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", ki.Kind, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(r); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", ki.Kind, err)
 	}
+
 	*r.GetTypeMeta() = TypeMeta{APIVersion: APIVersion, Kind: ki.Kind}
 	return r, nil
 }

@@ -14,9 +14,14 @@ type FieldError struct {
 	Reason string
 }
 
+// Error renders the error as "field: reason (got value)"; string values are
+// quoted, so that an empty or space-padded value is visible.
 func (e FieldError) Error() string {
-	if e.Value == nil {
+	switch v := e.Value.(type) {
+	case nil:
 		return fmt.Sprintf("%s: %s", e.Field, e.Reason)
+	case string:
+		return fmt.Sprintf("%s: %s (got %q)", e.Field, e.Reason, v)
 	}
 	return fmt.Sprintf("%s: %s (got %v)", e.Field, e.Reason, e.Value)
 }
@@ -27,6 +32,8 @@ type ValidationError struct {
 	Fields                []FieldError
 }
 
+// Error lists every field error, e.g. "BGPPeer rack1 is invalid: spec.peerIP:
+// is required (got "")".
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Kind)
@@ -52,11 +59,13 @@ func (fe *fieldErrors) add(field string, value any, format string, args ...any) 
 	*fe = append(*fe, FieldError{Field: field, Value: value, Reason: fmt.Sprintf(format, args...)})
 }
 
-// result turns the collected errors into a *ValidationError for r, or nil.
-func (fe fieldErrors) result(r Resource) error {
+// result turns the collected errors into a *ValidationError for r, which is
+// of the given kind, or nil. (The kind is passed in rather than read from r,
+// whose TypeMeta may be empty when it was built in code.)
+func (fe fieldErrors) result(kind string, r Resource) error {
 	if len(fe) == 0 {
 		return nil
 	}
 	m := r.GetObjectMeta()
-	return &ValidationError{Kind: r.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name, Fields: fe}
+	return &ValidationError{Kind: kind, Namespace: m.Namespace, Name: m.Name, Fields: fe}
 }

@@ -1,6 +1,7 @@
 // Package api holds bgpfabric's resource model: the types every component
-// reads from and writes to the datastore, their defaults and validation, the
-// datastore key layout, and Calico-style label selectors.
+// reads from and writes to the datastore, their defaults and validation,
+// and the datastore key layout. Calico-style label selectors live in the
+// subpackage api/selector; Validate parses every selector field with it.
 //
 // The package is pure: it imports no kernel, socket or datastore code.
 package api

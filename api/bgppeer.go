@@ -1,0 +1,190 @@
+package api
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// BGPPeer is a BGP session to set up: with a router at PeerIP, or with
+// every node that PeerSelector matches. Which nodes have the session is
+// Node (one node), NodeSelector (the nodes it matches) or, with neither,
+// every node (a global peer).
+type BGPPeer struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       BGPPeerSpec `json:"spec"`
+}
+
+// BGPPeerSpec is a BGPPeer's configuration.
+type BGPPeerSpec struct {
+	// Node is the one node that has this peer.
+	Node string `json:"node,omitempty"`
+	// NodeSelector selects the nodes that have this peer.
+	NodeSelector string `json:"nodeSelector,omitempty"`
+	// PeerIP is the peer's address, optionally with a port:
+	// "10.0.0.1", "10.0.0.1:1179", "fd00::1" or "[fd00::1]:1179".
+	PeerIP string `json:"peerIP,omitempty"`
+	// PeerSelector selects nodes to peer with instead of PeerIP.
+	PeerSelector string `json:"peerSelector,omitempty"`
+	// ASNumber is the peer's AS: required with PeerIP; with PeerSelector,
+	// unset means each selected node's own AS.
+	ASNumber *uint32 `json:"asNumber,omitempty"`
+	// Password authenticates the session with TCP MD5 (RFC 2385).
+	Password *BGPPassword `json:"password,omitempty"`
+	// KeepOriginalNextHop leaves the next hop of routes advertised to the
+	// peer as it was, instead of setting it to this node.
+	KeepOriginalNextHop bool `json:"keepOriginalNextHop,omitempty"`
+	// MaxPrefixes is the most prefixes accepted from the peer before the
+	// session is closed; 0 is unlimited.
+	MaxPrefixes uint32 `json:"maxPrefixes,omitempty"`
+	// KeepaliveTime and HoldTime override BGPConfiguration's, with the same
+	// syntax and rules.
+	KeepaliveTime Duration `json:"keepaliveTime,omitempty"`
+	HoldTime      Duration `json:"holdTime,omitempty"`
+	// SourceAddress is UseNodeIP (default: bind to the node's address of
+	// the peer's family) or None (let the kernel choose).
+	SourceAddress string `json:"sourceAddress,omitempty"`
+	// TTLSecurity enables GTSM (RFC 5082): the peer is at most this many
+	// hops away (1..255). Not with EBGPMultihop.
+	TTLSecurity *int `json:"ttlSecurity,omitempty"`
+	// EBGPMultihop is the TTL of packets to an eBGP peer that is not
+	// directly connected (1..255).
+	EBGPMultihop *int `json:"ebgpMultihop,omitempty"`
+}
+
+// BGPPassword says where a session's password comes from.
+type BGPPassword struct {
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef,omitempty"`
+}
+
+// SecretKeySelector names one key of a secret.
+type SecretKeySelector struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// Values of BGPPeerSpec.SourceAddress.
+const (
+	SourceAddressUseNodeIP = "UseNodeIP"
+	SourceAddressNone      = "None"
+)
+
+var secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+func init() {
+	register(KindInfo{Kind: KindBGPPeer, Plural: "bgppeers", Short: []string{"bgppeer"}, New: func() Resource { return &BGPPeer{} }})
+}
+
+// GetTypeMeta implements Resource.
+func (p *BGPPeer) GetTypeMeta() *TypeMeta { return &p.TypeMeta }
+
+// GetObjectMeta implements Resource.
+func (p *BGPPeer) GetObjectMeta() *ObjectMeta { return &p.ObjectMeta }
+
+// DeepCopyResource implements Resource.
+func (p *BGPPeer) DeepCopyResource() Resource { return deepCopy(p) }
+
+// Default implements Resource.
+func (p *BGPPeer) Default() {
+	setTypeMeta(&p.TypeMeta, KindBGPPeer)
+	if p.Spec.SourceAddress == "" {
+		p.Spec.SourceAddress = SourceAddressUseNodeIP
+	}
+}
+
+// Validate implements Resource.
+func (p *BGPPeer) Validate() error {
+	var fe fieldErrors
+	validateMeta(&fe, KindBGPPeer, p)
+	s := &p.Spec
+	if s.Node != "" {
+		validateName(&fe, "spec.node", s.Node)
+	}
+	if s.NodeSelector != "" {
+		if s.Node != "" {
+			fe.add("spec.nodeSelector", s.NodeSelector, "must not be set with spec.node")
+		}
+		validateSelector(&fe, "spec.nodeSelector", s.NodeSelector)
+	}
+	switch {
+	case s.PeerIP == "" && s.PeerSelector == "":
+		fe.add("spec.peerIP", nil, "one of peerIP and peerSelector is required")
+	case s.PeerIP != "" && s.PeerSelector != "":
+		fe.add("spec.peerSelector", s.PeerSelector, "must not be set with spec.peerIP")
+	case s.PeerIP != "":
+		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
+			fe.add("spec.peerIP", s.PeerIP, "%v", err)
+		}
+		if s.ASNumber == nil {
+			fe.add("spec.asNumber", nil, "is required with spec.peerIP")
+		}
+	default:
+		validateSelector(&fe, "spec.peerSelector", s.PeerSelector)
+	}
+	validateASN(&fe, "spec.asNumber", s.ASNumber)
+	if pw := s.Password; pw != nil {
+		switch ref := pw.SecretKeyRef; {
+		case ref == nil:
+			fe.add("spec.password.secretKeyRef", nil, "is required")
+		default:
+			validateName(&fe, "spec.password.secretKeyRef.name", ref.Name)
+			if ref.Key == "" || len(ref.Key) > 253 || !secretKeyRE.MatchString(ref.Key) {
+				fe.add("spec.password.secretKeyRef.key", ref.Key, "must be 1 to 253 characters of [-._a-zA-Z0-9]")
+			}
+		}
+	}
+	validateBGPTimers(&fe, "spec.", s.KeepaliveTime, s.HoldTime)
+	switch s.SourceAddress {
+	case "", SourceAddressUseNodeIP, SourceAddressNone:
+	default:
+		fe.add("spec.sourceAddress", s.SourceAddress, "must be %s or %s", SourceAddressUseNodeIP, SourceAddressNone)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"ttlSecurity", s.TTLSecurity}, {"ebgpMultihop", s.EBGPMultihop}} {
+		if f.v != nil && (*f.v < 1 || *f.v > 255) {
+			fe.add("spec."+f.name, *f.v, "must be from 1 to 255")
+		}
+	}
+	if s.TTLSecurity != nil && s.EBGPMultihop != nil {
+		fe.add("spec.ebgpMultihop", *s.EBGPMultihop, "must not be set with spec.ttlSecurity")
+	}
+	return fe.result(KindBGPPeer, p)
+}
+
+// ParsePeerIP splits a peerIP into the address and the port, which is 0 if
+// not given: "10.0.0.1", "10.0.0.1:1179", "fd00::1", "[fd00::1]:1179".
+func ParsePeerIP(s string) (netip.Addr, uint16, error) {
+	bad := fmt.Errorf("must be an IP address, optionally with a port (\"10.0.0.1:1179\", \"[fd00::1]:1179\")")
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.Addr{}, 0, bad
+		}
+		return a, 0, nil
+	}
+	if !strings.HasPrefix(s, "[") && strings.Count(s, ":") > 1 {
+		return netip.Addr{}, 0, bad
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return netip.Addr{}, 0, bad
+	}
+	host, port := s[:i], s[i+1:]
+	if h, ok := strings.CutPrefix(host, "["); ok {
+		h, ok = strings.CutSuffix(h, "]")
+		if !ok || !strings.Contains(h, ":") {
+			return netip.Addr{}, 0, bad
+		}
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	n, perr := strconv.ParseUint(port, 10, 16)
+	if err != nil || a.Zone() != "" || perr != nil || n == 0 {
+		return netip.Addr{}, 0, bad
+	}
+	return a, uint16(n), nil
+}

@@ -1,0 +1,83 @@
+package api
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestBGPPeerValidate(t *testing.T) {
+	base := func() *BGPPeer {
+		return &BGPPeer{ObjectMeta: ObjectMeta{Name: "tor"}, Spec: BGPPeerSpec{PeerIP: "10.0.0.254", ASNumber: ptr(uint32(65100))}}
+	}
+	spec := func(f func(*BGPPeerSpec)) func(*BGPPeer) { return func(p *BGPPeer) { f(&p.Spec) } }
+	runValidation(t, base, []validationCase[*BGPPeer]{
+		{"global peer", func(*BGPPeer) {}, nil},
+		{"v4 with port", spec(func(s *BGPPeerSpec) { s.PeerIP = "10.0.0.254:1179" }), nil},
+		{"v6", spec(func(s *BGPPeerSpec) { s.PeerIP = "fd00::fe" }), nil},
+		{"v6 with port", spec(func(s *BGPPeerSpec) { s.PeerIP = "[fd00::fe]:1179" }), nil},
+		{"v6 brackets without port", spec(func(s *BGPPeerSpec) { s.PeerIP = "[fd00::fe]" }), []string{"spec.peerIP"}},
+		{"v4 in brackets", spec(func(s *BGPPeerSpec) { s.PeerIP = "[10.0.0.1]:179" }), []string{"spec.peerIP"}},
+		{"port 0", spec(func(s *BGPPeerSpec) { s.PeerIP = "10.0.0.1:0" }), []string{"spec.peerIP"}},
+		{"port too big", spec(func(s *BGPPeerSpec) { s.PeerIP = "10.0.0.1:65536" }), []string{"spec.peerIP"}},
+		{"hostname", spec(func(s *BGPPeerSpec) { s.PeerIP = "tor1.example.com" }), []string{"spec.peerIP"}},
+		{"zone", spec(func(s *BGPPeerSpec) { s.PeerIP = "fe80::1%eth0" }), []string{"spec.peerIP"}},
+		{"no peer", spec(func(s *BGPPeerSpec) { s.PeerIP = "" }), []string{"spec.peerIP"}},
+		{"both peers", spec(func(s *BGPPeerSpec) { s.PeerSelector = "all()" }), []string{"spec.peerSelector"}},
+		{"peerIP needs ASN", spec(func(s *BGPPeerSpec) { s.ASNumber = nil }), []string{"spec.asNumber"}},
+		{"ASN 0", spec(func(s *BGPPeerSpec) { s.ASNumber = ptr(uint32(0)) }), []string{"spec.asNumber"}},
+		{"selector peer without ASN", spec(func(s *BGPPeerSpec) {
+			s.PeerIP, s.ASNumber, s.PeerSelector = "", nil, "has(route-reflector)"
+		}), nil},
+		{"bad peer selector", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerSelector = "", "rr == " }), []string{"spec.peerSelector"}},
+		{"node", spec(func(s *BGPPeerSpec) { s.Node = "node-1" }), nil},
+		{"bad node", spec(func(s *BGPPeerSpec) { s.Node = "Node 1" }), []string{"spec.node"}},
+		{"node selector", spec(func(s *BGPPeerSpec) { s.NodeSelector = "rack == 'r1'" }), nil},
+		{"node and node selector", spec(func(s *BGPPeerSpec) { s.Node, s.NodeSelector = "n1", "all()" }), []string{"spec.nodeSelector"}},
+		{"bad node selector", spec(func(s *BGPPeerSpec) { s.NodeSelector = "rack = 'r1'" }), []string{"spec.nodeSelector"}},
+		{"password", spec(func(s *BGPPeerSpec) {
+			s.Password = &BGPPassword{SecretKeyRef: &SecretKeySelector{Name: "bgp", Key: "tor_1.pw"}}
+		}), nil},
+		{"password without ref", spec(func(s *BGPPeerSpec) { s.Password = &BGPPassword{} }), []string{"spec.password.secretKeyRef"}},
+		{"password ref incomplete", spec(func(s *BGPPeerSpec) {
+			s.Password = &BGPPassword{SecretKeyRef: &SecretKeySelector{Key: "a b"}}
+		}), []string{"spec.password.secretKeyRef.key", "spec.password.secretKeyRef.name"}},
+		{"timers", spec(func(s *BGPPeerSpec) { s.KeepaliveTime, s.HoldTime = "10s", "30s" }), nil},
+		{"hold only", spec(func(s *BGPPeerSpec) { s.HoldTime = "3s" }), nil},
+		{"bad timers", spec(func(s *BGPPeerSpec) { s.KeepaliveTime, s.HoldTime = "30s", "10s" }), []string{"spec.keepaliveTime"}},
+		{"bad hold", spec(func(s *BGPPeerSpec) { s.HoldTime = "1s" }), []string{"spec.holdTime"}},
+		{"source address", spec(func(s *BGPPeerSpec) { s.SourceAddress = SourceAddressNone }), nil},
+		{"bad source address", spec(func(s *BGPPeerSpec) { s.SourceAddress = "10.0.0.1" }), []string{"spec.sourceAddress"}},
+		{"ttl security", spec(func(s *BGPPeerSpec) { s.TTLSecurity = ptr(1) }), nil},
+		{"ttl security range", spec(func(s *BGPPeerSpec) { s.TTLSecurity = ptr(256) }), []string{"spec.ttlSecurity"}},
+		{"multihop range", spec(func(s *BGPPeerSpec) { s.EBGPMultihop = ptr(0) }), []string{"spec.ebgpMultihop"}},
+		{"ttl security and multihop", spec(func(s *BGPPeerSpec) { s.TTLSecurity, s.EBGPMultihop = ptr(1), ptr(2) }), []string{"spec.ebgpMultihop"}},
+	})
+}
+
+func TestParsePeerIP(t *testing.T) {
+	tests := []struct {
+		in   string
+		addr string
+		port uint16
+	}{
+		{"10.0.0.1", "10.0.0.1", 0},
+		{"10.0.0.1:179", "10.0.0.1", 179},
+		{"fd00::1", "fd00::1", 0},
+		{"[fd00::1]:1179", "fd00::1", 1179},
+		{"fd00::1:179", "fd00::1:179", 0}, // an address, not a port: brackets are needed
+	}
+	for _, tt := range tests {
+		a, p, err := ParsePeerIP(tt.in)
+		if err != nil || a != netip.MustParseAddr(tt.addr) || p != tt.port {
+			t.Errorf("ParsePeerIP(%q) = %v, %d, %v; want %s, %d", tt.in, a, p, err, tt.addr, tt.port)
+		}
+	}
+}
+
+func TestBGPPeerDefault(t *testing.T) {
+	p := &BGPPeer{}
+	p.Default()
+	if p.Spec.SourceAddress != SourceAddressUseNodeIP || p.Kind != KindBGPPeer {
+		t.Errorf("Default: %+v", p)
+	}
+}
