@@ -1,0 +1,12 @@
+// Package datastore is bgpfabric's access to etcd: an embedded etcd server
+// for single-machine use (StartEmbedded), a typed client over api.Resource
+// (New: get, list, create, compare-and-swap update, apply, delete, watch),
+// status records kept alive by a lease (StatusWriter), and a Syncer that
+// gives a component one consistent snapshot followed by ordered updates and
+// survives disconnects and compaction.
+//
+// Keys follow api.Key: /bgpfabric/v1/<plural>/[<namespace>/]<name>. Values
+// are the JSON of api.Encode; a resource's ResourceVersion is the etcd mod
+// revision of its key and is never stored in the value. See
+// docs/datastore.md for the full contract.
+package datastore

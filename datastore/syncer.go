@@ -1,0 +1,403 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// DefaultStallTimeout is how long a syncer's watch may stay silent before
+// the syncer checks that etcd is still there.
+const DefaultStallTimeout = 30 * time.Second
+
+// maxProbeTimeout bounds that check; a shorter stall timeout shortens it.
+const maxProbeTimeout = 5 * time.Second
+
+// SyncStatus is where a Syncer stands.
+type SyncStatus int
+
+// Sync statuses, reported through SyncHandler.OnStatus when they change.
+const (
+	// WaitingForDatastore: the first snapshot is not read yet.
+	WaitingForDatastore SyncStatus = iota + 1
+	// Resyncing: the watch fell behind compaction; a new snapshot is
+	// being read.
+	Resyncing
+	// InSync: the handler has a snapshot and receives updates as they
+	// happen.
+	InSync
+	// Disconnected: the watch went silent and etcd did not answer; the
+	// handler's state may be stale. Updates missed meanwhile arrive, in
+	// order, when etcd is back (status returns to InSync).
+	Disconnected
+)
+
+func (s SyncStatus) String() string {
+	switch s {
+	case WaitingForDatastore:
+		return "WaitingForDatastore"
+	case Resyncing:
+		return "Resyncing"
+	case InSync:
+		return "InSync"
+	case Disconnected:
+		return "Disconnected"
+	}
+	return fmt.Sprintf("SyncStatus(%d)", int(s))
+}
+
+// Snapshot is the complete state of the synced kinds at one revision.
+type Snapshot struct {
+	// Resources are every resource of the synced kinds, sorted by key.
+	Resources []api.Resource
+	// Revision is the etcd revision of the snapshot; updates follow from
+	// Revision+1.
+	Revision int64
+	// Resync is false for the first snapshot and true for one read again
+	// because the watch fell behind compaction; it replaces everything the
+	// handler received before.
+	Resync bool
+	// Deleted, on a resync, are the resources the handler had received
+	// that no longer exist.
+	Deleted []ResourceID
+}
+
+// SyncHandler receives a Syncer's output. Its methods are called from the
+// Syncer's Run goroutine, one at a time; a slow handler slows the syncer
+// (etcd buffers the watch meanwhile), it never loses events.
+type SyncHandler interface {
+	// OnStatus reports a change of status.
+	OnStatus(SyncStatus)
+	// OnSnapshot delivers a complete snapshot: first once, then again
+	// after a compaction forced a resync.
+	OnSnapshot(Snapshot)
+	// OnUpdates delivers the changes of one watch response, ordered by
+	// revision, each change once. A stored value that no longer decodes is
+	// delivered as a deletion (and reported to SyncerConfig.OnBadValue).
+	OnUpdates([]Event)
+}
+
+// SyncerConfig configures a Syncer.
+type SyncerConfig struct {
+	// Kinds to sync (names as api.LookupKind takes them); empty means
+	// every kind.
+	Kinds []string
+	// Handler receives snapshots, updates and status. Required.
+	Handler SyncHandler
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// StallTimeout is how long the watch may be silent before the syncer
+	// checks that etcd answers (and reports Disconnected if not). Zero
+	// means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// OnBadValue, if set, is told about each stored value that does not
+	// decode; the syncer logs it in any case and goes on.
+	OnBadValue func(*DecodeError)
+}
+
+// Syncer gives a component one consistent snapshot of some kinds and then
+// every change in revision order: it lists at a revision R and watches from
+// R+1; after a disconnect it resumes after the last revision it delivered
+// (no loss, no repeats); if that revision was compacted meanwhile it lists
+// again and delivers a resync snapshot with the deletions it implies.
+type Syncer struct {
+	c            *Client
+	handler      SyncHandler
+	lg           *slog.Logger
+	stallTimeout time.Duration
+	onBad        func(*DecodeError)
+
+	// listPrefixes are listed for a snapshot; watchRoot is watched (the
+	// kind's prefix, or the root when several kinds are synced, so that
+	// they share one revision order), filtered to kinds.
+	listPrefixes []string
+	watchRoot    string
+	kinds        map[string]bool // nil: all
+
+	running atomic.Bool
+
+	// State of the Run goroutine.
+	status    SyncStatus
+	delivered map[ResourceID]struct{} // what the handler holds now
+	rev       int64                   // the last revision delivered
+}
+
+// NewSyncer checks the configuration and returns a syncer; Run starts it.
+func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("new syncer: Handler is required")
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Syncer{
+		c: c, handler: cfg.Handler, lg: lg,
+		stallTimeout: cfg.StallTimeout,
+		onBad:        cfg.OnBadValue,
+		delivered:    map[ResourceID]struct{}{},
+	}
+	if s.stallTimeout <= 0 {
+		s.stallTimeout = DefaultStallTimeout
+	}
+	switch len(cfg.Kinds) {
+	case 0:
+		s.listPrefixes, s.watchRoot = []string{api.KeyRoot}, api.KeyRoot
+	default:
+		s.kinds = map[string]bool{}
+		for _, k := range cfg.Kinds {
+			ki, err := api.LookupKind(k)
+			if err != nil {
+				return nil, fmt.Errorf("new syncer: %w", err)
+			}
+			if s.kinds[ki.Kind] {
+				continue
+			}
+			s.kinds[ki.Kind] = true
+			s.listPrefixes = append(s.listPrefixes, api.ListPrefix(ki, ""))
+		}
+		// Disjoint prefixes ending in "/": listed in this order, the
+		// snapshot is sorted by key.
+		slices.Sort(s.listPrefixes)
+		s.watchRoot = api.KeyRoot
+		if len(s.listPrefixes) == 1 {
+			s.watchRoot = s.listPrefixes[0]
+		}
+	}
+	return s, nil
+}
+
+// Run syncs until ctx ends, then returns nil. It returns an error only if
+// it cannot run at all (called twice, client closed).
+func (s *Syncer) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("syncer: Run called twice")
+	}
+	s.setStatus(WaitingForDatastore)
+	resync := false
+	for {
+		snap, err := s.list(ctx)
+		if err != nil {
+			return s.stopErr(ctx, err)
+		}
+		s.deliverSnapshot(snap, resync)
+		s.setStatus(InSync)
+		err = s.watch(ctx, snap.revision+1)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, ErrCompacted) {
+			return s.stopErr(ctx, err)
+		}
+		s.lg.Warn("syncer fell behind compaction; listing again", logKeyRevision, s.rev, logKeyError, err)
+		resync = true
+		s.setStatus(Resyncing)
+	}
+}
+
+// stopErr is Run's result when it stops: nil when ctx ended.
+func (s *Syncer) stopErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("syncer: %w", err)
+}
+
+// list reads a snapshot of every synced prefix at one revision, retrying
+// until it succeeds or ctx ends.
+func (s *Syncer) list(ctx context.Context) (listResult, error) {
+	wait := rewatchMinBackoff
+	for {
+		res, err := s.listOnce(ctx)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil || s.c.closed() {
+			return listResult{}, err
+		}
+		s.lg.Warn("syncer cannot list; retrying", logKeyError, err)
+		if s.status == InSync {
+			s.setStatus(Disconnected)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return listResult{}, ctx.Err()
+		}
+		wait = min(2*wait, rewatchMaxBackoff)
+	}
+}
+
+func (s *Syncer) listOnce(ctx context.Context) (listResult, error) {
+	var all listResult
+	for _, p := range s.listPrefixes {
+		res, err := s.c.listPrefix(ctx, p, all.revision)
+		if err != nil {
+			return listResult{}, err
+		}
+		all.revision = res.revision
+		all.resources = append(all.resources, res.resources...)
+		all.bad = append(all.bad, res.bad...)
+	}
+	return all, nil
+}
+
+// deliverSnapshot hands a snapshot to the handler, with the deletions it
+// implies on a resync.
+func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
+	for _, de := range res.bad {
+		s.reportBad(de)
+	}
+	now := make(map[ResourceID]struct{}, len(res.resources))
+	for _, r := range res.resources {
+		now[IDOf(r)] = struct{}{}
+	}
+	var deleted []ResourceID
+	if resync {
+		for id := range s.delivered {
+			if _, ok := now[id]; !ok {
+				deleted = append(deleted, id)
+			}
+		}
+		sortIDs(deleted)
+	}
+	s.delivered = now
+	s.rev = res.revision
+	s.lg.Debug("syncer snapshot", logKeyRevision, res.revision, logKeyCount, len(res.resources))
+	s.handler.OnSnapshot(Snapshot{Resources: res.resources, Revision: res.revision, Resync: resync, Deleted: deleted})
+}
+
+// watch delivers updates from revision from on until ctx ends or the watch
+// ends (compaction, client closed).
+func (s *Syncer) watch(ctx context.Context, from int64) error {
+	wctx, cancel := context.WithCancel(ctx)
+	batches := make(chan watchBatch, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		s.c.watchPrefix(wctx, s.watchRoot, from, func(b watchBatch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-wctx.Done():
+				return false
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	stall := time.NewTimer(s.stallTimeout)
+	defer stall.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case b, ok := <-batches:
+			if !ok {
+				return errors.New("watch ended: client closed")
+			}
+			if b.err != nil {
+				return b.err
+			}
+			stall.Reset(s.stallTimeout)
+			s.setStatus(InSync)
+			s.deliverBatch(b)
+		case <-stall.C:
+			s.checkStalled(ctx)
+			stall.Reset(s.stallTimeout)
+		}
+	}
+}
+
+// deliverBatch filters one watch response to the synced kinds and hands
+// it to the handler.
+func (s *Syncer) deliverBatch(b watchBatch) {
+	if b.progress > s.rev {
+		s.rev = b.progress
+	}
+	var events []Event
+	last := s.rev
+	for _, it := range b.items {
+		if it.Revision <= s.rev {
+			// Cannot happen while etcd keeps its promises; never repeat.
+			s.lg.Warn("syncer dropped an event it had delivered", logKeyRevision, it.Revision, logKeyKey, it.ID.String())
+			continue
+		}
+		last = max(last, it.Revision)
+		if it.Err != nil {
+			var de *DecodeError
+			if errors.As(it.Err, &de) {
+				s.reportBad(de)
+			}
+			// A value that no longer decodes no longer exists for us.
+			if _, had := s.delivered[it.ID]; had {
+				delete(s.delivered, it.ID)
+				events = append(events, Event{Type: Deleted, ID: it.ID, Resource: bareResource(it.ID), Revision: it.Revision})
+			}
+			continue
+		}
+		if s.kinds != nil && !s.kinds[it.ID.Kind] {
+			continue
+		}
+		if it.Type == Deleted {
+			delete(s.delivered, it.ID)
+		} else {
+			s.delivered[it.ID] = struct{}{}
+		}
+		events = append(events, it.Event)
+	}
+	s.rev = last
+	if len(events) > 0 {
+		s.handler.OnUpdates(events)
+	}
+}
+
+// checkStalled runs when the watch has been silent for the stall timeout:
+// it asks etcd for an answer, reports Disconnected if there is none, and
+// otherwise asks the watch for a progress notification so that a dead
+// watch stream shows.
+func (s *Syncer) checkStalled(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, min(max(s.stallTimeout, time.Second), maxProbeTimeout))
+	defer cancel()
+	if _, err := s.c.cli.Get(pctx, api.KeyRoot, clientv3.WithCountOnly()); err != nil {
+		if ctx.Err() == nil {
+			s.lg.Warn("syncer: etcd does not answer", logKeyEndpoints, s.c.endpoints, logKeyError, err)
+			s.setStatus(Disconnected)
+		}
+		return
+	}
+	if err := s.c.cli.RequestProgress(clientv3.WithRequireLeader(pctx)); err != nil {
+		s.lg.Debug("syncer: requesting watch progress", logKeyError, err)
+	}
+}
+
+func (s *Syncer) setStatus(st SyncStatus) {
+	if s.status == st {
+		return
+	}
+	s.status = st
+	s.lg.Info("syncer status", logKeyStatus, st.String())
+	s.handler.OnStatus(st)
+}
+
+func (s *Syncer) reportBad(de *DecodeError) {
+	s.lg.Warn("syncer skipped a value that does not decode", logKeyKey, de.Key, logKeyRevision, de.Revision, logKeyError, de.Err)
+	if s.onBad != nil {
+		s.onBad(de)
+	}
+}
