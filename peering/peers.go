@@ -1,0 +1,161 @@
+package peering
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/api/selector"
+)
+
+// peer is a BGPPeer, parsed, with its selectors evaluated against every
+// node.
+type peer struct {
+	name string
+	// global peers (neither node nor nodeSelector) apply to every node.
+	global bool
+	// local are the nodes that have the session (every node when global);
+	// inLocal is the same as a set indexed by node.i.
+	local   []*node
+	inLocal []bool
+	// The remote end is ip (with port, 0 if not given) or, with a
+	// peerSelector, the nodes in remote.
+	ip   netip.Addr
+	port uint16
+	// ipNode is the Node that owns ip, if any.
+	ipNode *node
+	remote []*node
+	// inReverse are the nodes that get the reverse sessions, to every node
+	// of local: the remote nodes, or ipNode if its AS and port agree.
+	inReverse []bool
+	as        *uint32
+	s         settings
+}
+
+// settings are what a BGPPeer sets on each of its sessions.
+type settings struct {
+	sourceNone      bool
+	password        SecretRef
+	keepNextHop     bool
+	maxPrefixes     uint32
+	hold, keepalive time.Duration
+	ttlSecurity     uint8
+	ebgpMultihop    uint8
+}
+
+// parsePeers validates and indexes the BGPPeers, in name order. It must
+// run after parseNodes.
+func (m *Model) parsePeers(ps []*api.BGPPeer) error {
+	sorted := slices.Clone(ps)
+	slices.SortStableFunc(sorted, func(a, b *api.BGPPeer) int { return strings.Compare(a.Name, b.Name) })
+	var errs []error
+	for i, ap := range sorted {
+		if i > 0 && sorted[i-1].Name == ap.Name {
+			errs = append(errs, errors.New("two BGPPeers are named "+ap.Name))
+			continue
+		}
+		if err := ap.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.peers = append(m.peers, m.parsePeer(ap))
+	}
+	return errors.Join(errs...)
+}
+
+// parsePeer indexes a validated BGPPeer.
+func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
+	s := &ap.Spec
+	p := &peer{name: ap.Name, as: s.ASNumber}
+	warn := func(format string, args ...any) { m.warn(api.KindBGPPeer, ap.Name, format, args...) }
+
+	// Validate has checked the selectors and the address.
+	switch {
+	case s.Node != "":
+		p.inLocal = make([]bool, len(m.nodes))
+		if n := m.byName[s.Node]; n != nil {
+			p.local = []*node{n}
+			p.inLocal[n.i] = true
+		} else {
+			warn("spec.node %s is not a BGP node of the fabric", s.Node)
+		}
+	case s.NodeSelector != "":
+		p.local, p.inLocal = m.selectNodes(selector.MustParse(s.NodeSelector))
+	default:
+		p.global = true
+		p.local = m.nodes
+	}
+	if s.PeerSelector != "" {
+		p.remote, p.inReverse = m.selectNodes(selector.MustParse(s.PeerSelector))
+		if p.as != nil {
+			for _, n := range p.remote {
+				if n.as != *p.as {
+					warn("spec.asNumber %d is not the AS %d of the selected Node %s", *p.as, n.as, n.name)
+				}
+			}
+		}
+	} else {
+		p.inReverse = make([]bool, len(m.nodes))
+		p.ip, p.port, _ = api.ParsePeerIP(s.PeerIP)
+		if n := m.byAddr[p.ip]; n != nil {
+			p.ipNode = n
+			switch {
+			case *p.as != n.as:
+				warn("spec.asNumber %d is not the AS %d of Node %s, whose address peerIP is", *p.as, n.as, n.name)
+			case p.port != 0 && p.port != n.port:
+				warn("spec.peerIP port %d is not the listen port %d of Node %s, whose address peerIP is", p.port, n.port, n.name)
+			default:
+				p.inReverse[n.i] = true
+			}
+		}
+	}
+
+	st := &p.s
+	st.sourceNone = s.SourceAddress == api.SourceAddressNone
+	if pw := s.Password; pw != nil && pw.SecretKeyRef != nil {
+		st.password = SecretRef{Name: pw.SecretKeyRef.Name, Key: pw.SecretKeyRef.Key}
+	}
+	st.keepNextHop = s.KeepOriginalNextHop
+	st.maxPrefixes = s.MaxPrefixes
+	var fixed string
+	st.hold, st.keepalive, fixed = resolveTimers(m.cfg.hold, m.cfg.keepalive, s.HoldTime, s.KeepaliveTime)
+	if fixed != "" {
+		warn("%s", fixed)
+	}
+	if s.TTLSecurity != nil {
+		st.ttlSecurity = uint8(*s.TTLSecurity)
+	}
+	if s.EBGPMultihop != nil {
+		st.ebgpMultihop = uint8(*s.EBGPMultihop)
+	}
+	return p
+}
+
+// selection is a selector's result over every node: as a list in name
+// order and as a set indexed by node.i.
+type selection struct {
+	list []*node
+	set  []bool
+}
+
+// selectNodes evaluates a selector against every node, once per distinct
+// selector (BGPPeers often share one, such as has(rr)). The result is
+// shared: callers must not modify it.
+func (m *Model) selectNodes(sel *selector.Selector) ([]*node, []bool) {
+	if r, ok := m.selections[sel.String()]; ok {
+		return r.list, r.set
+	}
+	var r selection
+	r.set = make([]bool, len(m.nodes))
+	for _, n := range m.nodes {
+		if sel.Evaluate(n.labels) {
+			r.list = append(r.list, n)
+			r.set[n.i] = true
+		}
+	}
+	m.selections[sel.String()] = r
+	return r.list, r.set
+}
