@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bgpfabric/bgpfabric/datastore"
+)
+
+// DefaultDatastore is where the operator commands look for etcd when
+// neither --datastore nor BGPFABRIC_DATASTORE says otherwise.
+const DefaultDatastore = "unix:///run/bgpfabric/etcd.sock"
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	datastore   string
+	etcdCert    string
+	etcdKey     string
+	etcdCA      string
+	dialTimeout time.Duration
+	logLevel    string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "bgpfabric",
+		Short:         "A BGP-first routing appliance for datacenter fabrics",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.datastore, "datastore", envOr("BGPFABRIC_DATASTORE", DefaultDatastore),
+		"etcd endpoints, comma separated (unix:///path.sock, http://host:port, https://host:port); env BGPFABRIC_DATASTORE")
+	pf.StringVar(&g.etcdCert, "etcd-cert", os.Getenv("BGPFABRIC_ETCD_CERT"), "TLS client certificate for etcd; env BGPFABRIC_ETCD_CERT")
+	pf.StringVar(&g.etcdKey, "etcd-key", os.Getenv("BGPFABRIC_ETCD_KEY"), "TLS client key for etcd; env BGPFABRIC_ETCD_KEY")
+	pf.StringVar(&g.etcdCA, "etcd-ca", os.Getenv("BGPFABRIC_ETCD_CA"), "CA certificate that signed etcd's server certificate; env BGPFABRIC_ETCD_CA")
+	pf.DurationVar(&g.dialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the datastore")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	root.AddCommand(
+		newVersionCmd(g),
+		newDatastoreCmd(g),
+		newApplyCmd(g),
+		newGetCmd(g),
+		newDeleteCmd(g),
+	)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// logger returns the process logger at the level --log-level names.
+func (g *globalOptions) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// client connects to the datastore the flags name.
+func (g *globalOptions) client(ctx context.Context) (*datastore.Client, error) {
+	log, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	var eps []string
+	for _, e := range strings.Split(g.datastore, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("--datastore: no endpoint given")
+	}
+	return datastore.New(ctx, datastore.Config{
+		Endpoints:   eps,
+		CertFile:    g.etcdCert,
+		KeyFile:     g.etcdKey,
+		CAFile:      g.etcdCA,
+		DialTimeout: g.dialTimeout,
+		Logger:      log,
+	})
+}
