@@ -1,0 +1,190 @@
+package reflector
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// attrs is one interned set of path attributes, shared by every path that
+// carries an identical set. Only the RIB loop touches refs and out.
+type attrs struct {
+	// key is the canonical encoding: the attributes in type order, without
+	// NEXT_HOP and MP_(UN)REACH_NLRI, followed by the next hops.
+	key  string
+	refs int
+	// list holds the attributes that key encodes, parsed, in type order.
+	list []bgp.PathAttributeInterface
+
+	nextHop, nextHopLL netip.Addr
+	origin             uint8
+	asPathLen          int
+	firstAS            uint32 // leftmost AS of the AS_PATH, 0 when empty
+	localPref          uint32 // effective: 100 when absent
+	med                uint32 // 0 when absent
+	originatorID       uint32
+	hasOriginator      bool
+	clusterList        []uint32
+
+	// out caches the attributes as exported to each class of group.
+	out []*outAttrs
+}
+
+const defaultLocalPref = 100
+
+// attrsInput is what the reader extracts from one UPDATE for newAttrs.
+type attrsInput struct {
+	list               []bgp.PathAttributeInterface
+	nextHop, nextHopLL netip.Addr
+	fromEBGP           bool
+}
+
+// newAttrs builds the attrs of one UPDATE. Attributes that are per-peer or
+// meaningless from an eBGP peer (LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST)
+// are stripped so that identical routes share one attrs, as are AS4_PATH and
+// AS4_AGGREGATOR (RFC 6793: a 4-octet speaker ignores them from another).
+func newAttrs(in attrsInput) *attrs {
+	a := &attrs{localPref: defaultLocalPref, nextHop: in.nextHop, nextHopLL: in.nextHopLL}
+	list := make([]bgp.PathAttributeInterface, 0, len(in.list))
+	for _, p := range in.list {
+		switch v := p.(type) {
+		case *bgp.PathAttributeNextHop, *bgp.PathAttributeMpReachNLRI, *bgp.PathAttributeMpUnreachNLRI,
+			*bgp.PathAttributeAs4Path, *bgp.PathAttributeAs4Aggregator:
+			continue
+		case *bgp.PathAttributeOrigin:
+			a.origin = v.Value
+		case *bgp.PathAttributeAsPath:
+			v = as4Path(v)
+			p = v
+			a.asPathLen, a.firstAS = asPathInfo(v)
+		case *bgp.PathAttributeMultiExitDisc:
+			a.med = v.Value
+		case *bgp.PathAttributeLocalPref:
+			if in.fromEBGP {
+				continue
+			}
+			a.localPref = v.Value
+		case *bgp.PathAttributeOriginatorId:
+			if in.fromEBGP {
+				continue
+			}
+			a.originatorID, a.hasOriginator = ip4ToUint(v.Value), true
+		case *bgp.PathAttributeClusterList:
+			if in.fromEBGP {
+				continue
+			}
+			for _, ip := range v.Value {
+				a.clusterList = append(a.clusterList, ip4ToUint(ip))
+			}
+		}
+		list = append(list, p)
+	}
+	slices.SortStableFunc(list, func(x, y bgp.PathAttributeInterface) int {
+		return int(x.GetType()) - int(y.GetType())
+	})
+	a.list = list
+	buf := make([]byte, 0, 64)
+	for _, p := range list {
+		b, err := p.Serialize()
+		if err != nil {
+			continue // cannot happen for a decoded attribute; drop it
+		}
+		buf = append(buf, b...)
+	}
+	buf = append(buf, a.nextHop.AsSlice()...)
+	buf = append(buf, 0xff)
+	buf = append(buf, a.nextHopLL.AsSlice()...)
+	a.key = string(buf)
+	return a
+}
+
+// asPathInfo returns the RFC 4271 path length (a set counts one,
+// confederation segments none) and the leftmost AS.
+func asPathInfo(p *bgp.PathAttributeAsPath) (n int, first uint32) {
+	for _, seg := range p.Value {
+		as := seg.GetAS()
+		switch seg.GetType() {
+		case bgp.BGP_ASPATH_ATTR_TYPE_SEQ:
+			n += len(as)
+			if first == 0 && len(as) > 0 {
+				first = as[0]
+			}
+		case bgp.BGP_ASPATH_ATTR_TYPE_SET:
+			n++
+		}
+	}
+	return n, first
+}
+
+// as4Path returns p with every segment in 4-octet form, so that it is
+// re-encoded as a 4-octet AS speaker must.
+func as4Path(p *bgp.PathAttributeAsPath) *bgp.PathAttributeAsPath {
+	for _, seg := range p.Value {
+		if _, ok := seg.(*bgp.As4PathParam); !ok {
+			segs := make([]bgp.AsPathParamInterface, len(p.Value))
+			for i, s := range p.Value {
+				segs[i] = bgp.NewAs4PathParam(s.GetType(), s.GetAS())
+			}
+			return bgp.NewPathAttributeAsPath(segs)
+		}
+	}
+	return p
+}
+
+// asPathContains reports whether asn appears anywhere in the AS_PATH.
+func asPathContains(list []bgp.PathAttributeInterface, asn uint32) bool {
+	for _, p := range list {
+		if v, ok := p.(*bgp.PathAttributeAsPath); ok {
+			for _, seg := range v.Value {
+				if slices.Contains(seg.GetAS(), asn) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func ip4ToUint(ip []byte) uint32 {
+	if len(ip) == 16 {
+		ip = ip[12:]
+	}
+	if len(ip) != 4 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(ip)
+}
+
+func uintToAddr(v uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+// internTable interns attrs by key. It belongs to the RIB loop; paths hold
+// the references (see table.announce).
+type internTable map[string]*attrs
+
+// get returns the shared attrs equal to a, adding a when new.
+func (t internTable) get(a *attrs) *attrs {
+	if s, ok := t[a.key]; ok {
+		return s
+	}
+	t[a.key] = a
+	return a
+}
+
+// release drops a reference and forgets the attrs when none remain.
+func (t internTable) release(a *attrs) {
+	a.refs--
+	t.dropUnused(a)
+}
+
+// dropUnused forgets a when no path references it.
+func (t internTable) dropUnused(a *attrs) {
+	if a.refs <= 0 && t[a.key] == a {
+		delete(t, a.key)
+	}
+}

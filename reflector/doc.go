@@ -1,0 +1,32 @@
+// Package reflector is bgpfabric's route-reflector BGP engine: its own FSM,
+// RIB, best-path selection and update groups, built on GoBGP's message codec
+// (github.com/osrg/gobgp/v3/pkg/packet/bgp) but not on GoBGP's server.
+//
+// # Goroutines and data flow
+//
+//	listener (one per listen address) ──accept──▶ peer manager (one per neighbour)
+//	peer manager ──dial / collision / GR timers──▶ session (one per TCP connection)
+//	session reader: read, parse with the codec, RFC 7606 handling, loop checks,
+//	    convert to compact batches ──▶ RIB loop (ops channel of closures)
+//	RIB loop (one goroutine, sole owner of the RIB, the interned attributes and
+//	    the update groups): apply batches, best path, then per update group
+//	    compute the outbound change once, encode packed UPDATEs once and
+//	    queue the same bytes to every member ──▶ session writer
+//	session writer: drains its out queue into a buffered writer, one flush per
+//	    burst, and sends KEEPALIVEs.
+//
+// The RIB loop drains every op that is already queued before it encodes, so
+// a burst of UPDATEs from many peers becomes one outbound computation. Split
+// horizon (never send a route back to the peer it came from) is done by
+// encoding the changes of one batch partitioned by source peer: a member
+// receives every partition but its own, and a short member-specific
+// partition of withdrawals where its own route replaced one it had received.
+//
+// # Limits (by design, for now)
+//
+// Add-path is negotiated for sending only (we never receive path
+// identifiers), so each peer contributes at most one path per prefix.
+// Peers must support 4-octet AS numbers (RFC 6793); a peer without the
+// capability is refused with an OPEN error. There is no inbound or outbound
+// policy beyond the RFC 4456 reflection rules and eBGP next-hop-self.
+package reflector

@@ -1,0 +1,141 @@
+package reflector
+
+// groupOut collects one group's outbound changes of one flush, partitioned
+// for split horizon: shared goes to every member, bySrc[s] to every member
+// but s, special[m] to m alone.
+type groupOut struct {
+	g       *updateGroup
+	shared  partition
+	bySrc   map[*ribPeer]*partition
+	special map[*member]*partition
+}
+
+func (o *groupOut) part(src *ribPeer) *partition {
+	if m := src.member; m == nil || m.group != o.g {
+		return &o.shared
+	}
+	if o.bySrc == nil {
+		o.bySrc = map[*ribPeer]*partition{}
+	}
+	p := o.bySrc[src]
+	if p == nil {
+		p = &partition{}
+		o.bySrc[src] = p
+	}
+	return p
+}
+
+func (o *groupOut) specialFor(m *member) *partition {
+	if o.special == nil {
+		o.special = map[*member]*partition{}
+	}
+	p := o.special[m]
+	if p == nil {
+		p = &partition{}
+		o.special[m] = p
+	}
+	return p
+}
+
+// flushGroup computes group g's outbound change for the prefixes of t
+// changed since the last flush, encodes it once and queues it to members.
+// cur[i] holds the current paths of t.changed[i].
+func (rl *ribLoop) flushGroup(g *updateGroup, t *table, cur [][]path) {
+	o := &groupOut{g: g}
+	if g.key.addPath.has(t.fam) {
+		for i, c := range t.changed {
+			rl.diffAll(o, c.k, c.old, cur[i])
+		}
+	} else {
+		for i, c := range t.changed {
+			rl.diffBest(o, c.k, c.old, cur[i])
+		}
+	}
+	rl.sendGroup(o, t.fam)
+}
+
+// diffBest handles a group without add-path: only the best path counts.
+func (rl *ribLoop) diffBest(o *groupOut, k pfxKey, old, cur []path) {
+	role := o.g.key.role
+	var ob, nb *path
+	if len(old) > 0 && exportable(old[0].src, role) {
+		ob = &old[0]
+	}
+	if len(cur) > 0 && exportable(cur[0].src, role) {
+		nb = &cur[0]
+	}
+	it := nlriItem{k: k}
+	switch {
+	case nb != nil:
+		if ob != nil && ob.src == nb.src && ob.a == nb.a {
+			return
+		}
+		o.part(nb.src).announce(rl.exp.export(nb, role, o.g.key.localAddr), it)
+		// The new best's source had received the old best: take it back.
+		if ob != nil && ob.src != nb.src && nb.src.member != nil && nb.src.member.group == o.g {
+			o.specialFor(nb.src.member).withdraw(it)
+		}
+	case ob != nil:
+		o.part(ob.src).withdraw(it)
+	}
+}
+
+// diffAll handles an add-path group: every exportable path is sent, each
+// under its source's path identifier.
+func (rl *ribLoop) diffAll(o *groupOut, k pfxKey, old, cur []path) {
+	role := o.g.key.role
+	for i := range old {
+		op := &old[i]
+		if exportable(op.src, role) && indexOf(cur, op.src) < 0 {
+			o.part(op.src).withdraw(nlriItem{k, op.src.pathID})
+		}
+	}
+	for i := range cur {
+		cp := &cur[i]
+		if !exportable(cp.src, role) {
+			continue
+		}
+		if j := indexOf(old, cp.src); j >= 0 && old[j].a == cp.a {
+			continue
+		}
+		o.part(cp.src).announce(rl.exp.export(cp, role, o.g.key.localAddr), nlriItem{k, cp.src.pathID})
+	}
+}
+
+// sendGroup encodes every partition once and queues the shared bytes to
+// every member that should get them.
+func (rl *ribLoop) sendGroup(o *groupOut, f family) {
+	addPath := o.g.key.addPath.has(f)
+	type chunk struct {
+		src      *ribPeer
+		b        []byte
+		ann, wds int
+	}
+	var chunks []chunk
+	if !o.shared.empty() {
+		a, w := o.shared.counts()
+		chunks = append(chunks, chunk{nil, o.shared.encode(nil, f, addPath), a, w})
+	}
+	for src, p := range o.bySrc {
+		a, w := p.counts()
+		chunks = append(chunks, chunk{src, p.encode(nil, f, addPath), a, w})
+	}
+	for _, m := range o.g.members {
+		out := make([][]byte, 0, len(chunks)+1)
+		var delta int
+		for _, c := range chunks {
+			if c.src != m.rp {
+				out = append(out, c.b)
+				delta += c.ann - c.wds
+			}
+		}
+		if sp := o.special[m]; sp != nil {
+			out = append(out, sp.encode(nil, f, addPath))
+			delta -= len(sp.withdraws)
+		}
+		if len(out) > 0 {
+			m.rp.stats.prefixesOut.Add(int64(delta))
+			m.conn.send(out...)
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package reflector
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// peer manages one neighbour: it dials (unless passive), takes the
+// connections the listener hands it, resolves collisions and runs the
+// graceful-restart timers. Its run goroutine is the only one that touches
+// the fields below mu's group.
+type peer struct {
+	cfg      NeighborConfig
+	dynamic  bool
+	env      *peerEnv
+	log      *slog.Logger
+	stats    peerStats
+	incoming chan net.Conn
+	events   chan func() bool
+	done     chan struct{}
+	pr       *peerRun // the manager goroutine's private state
+
+	mu          sync.Mutex // guards the status fields below
+	sessions    []*session
+	dialing     bool
+	lastErr     string
+	establishAt time.Time
+}
+
+// peerEnv is what every peer shares with the reflector.
+type peerEnv struct {
+	local        localIdentity
+	rib          *ribLoop
+	connectRetry time.Duration
+	log          *slog.Logger
+}
+
+func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
+	return &peer{
+		cfg: cfg, dynamic: dynamic, env: env,
+		log:      env.log.With(logKeyPeer, cfg.Address.String()),
+		incoming: make(chan net.Conn),
+		events:   make(chan func() bool, 16),
+		done:     make(chan struct{}),
+	}
+}
+
+// peerRun is the manager goroutine's private state.
+type peerRun struct {
+	wg         sync.WaitGroup
+	retry      *time.Timer
+	grTimer    *time.Timer
+	stale      bool // the RIB may hold stale routes of this peer
+	dialResult chan net.Conn
+}
+
+// errDeconfigured ends a peer removed from the configuration.
+var errDeconfigured = errors.New("neighbour de-configured")
+
+func (p *peer) run(parent context.Context) {
+	defer close(p.done)
+	ctx, cancel := context.WithCancelCause(parent)
+	pr := &peerRun{retry: stoppedTimer(), grTimer: stoppedTimer(), dialResult: make(chan net.Conn, 1)}
+	p.pr = pr
+	defer func() {
+		cancel(errDeconfigured) // no effect when parent already ended
+		pr.retry.Stop()
+		pr.grTimer.Stop()
+		pr.wg.Wait()
+	}()
+	if !p.cfg.Passive {
+		pr.retry.Reset(0)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case conn := <-p.incoming:
+			p.start(ctx, pr, conn, false)
+		case conn := <-pr.dialResult:
+			p.setDialing(false)
+			if conn != nil {
+				p.start(ctx, pr, conn, true)
+			} else if p.idle() {
+				pr.retry.Reset(p.env.connectRetry)
+			}
+		case ev := <-p.events:
+			if ev() {
+				return
+			}
+		case <-pr.retry.C:
+			if p.idle() {
+				p.dial(ctx, pr)
+			}
+		case <-pr.grTimer.C:
+			pr.stale = false
+			p.env.rib.do(ctx, func(rl *ribLoop) { rl.flushStale(p.cfg.Address) })
+			if p.dynamic && p.idle() {
+				return
+			}
+		}
+	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (p *peer) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions) == 0 && !p.dialing
+}
+
+func (p *peer) setDialing(v bool) {
+	p.mu.Lock()
+	p.dialing = v
+	p.mu.Unlock()
+}
+
+// dial connects in a goroutine the manager owns; ctx cancels it.
+func (p *peer) dial(ctx context.Context, pr *peerRun) {
+	p.setDialing(true)
+	d := net.Dialer{Timeout: p.env.connectRetry}
+	if p.cfg.LocalAddress.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: p.cfg.LocalAddress.AsSlice()}
+	}
+	if p.cfg.Password != "" {
+		d.Control = md5Control(p.cfg.Address, p.cfg.Password)
+	}
+	addr := net.JoinHostPort(p.cfg.Address.String(), strconv.Itoa(int(p.cfg.Port)))
+	pr.wg.Add(1)
+	go func() {
+		defer pr.wg.Done()
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			p.setErr(err)
+			c = nil
+		}
+		select {
+		case pr.dialResult <- c:
+		case <-ctx.Done():
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+}
+
+// start runs a session on conn in a goroutine the manager owns.
+func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing bool) {
+	dir := "in"
+	if outgoing {
+		dir = "out"
+	}
+	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir))
+	p.mu.Lock()
+	p.sessions = append(p.sessions, s)
+	p.mu.Unlock()
+	pr.wg.Add(1)
+	go func() {
+		defer pr.wg.Done()
+		err := s.run(ctx)
+		p.log.Info("session ended", logKeyErr, err)
+		graceful := s.neg.gr && s.started != (time.Time{}) && gracefulEnd(s, err)
+		select {
+		case p.events <- func() bool { return p.ended(pr, s, err, graceful) }:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// gracefulEnd reports whether a session that had negotiated graceful
+// restart ended in a way that makes us keep its routes.
+func gracefulEnd(s *session, err error) bool {
+	return s.closeErr.Load() == nil && errors.Is(err, errConnLost) || s.grDrop.Load()
+}
+
+// ended is run by the manager when a session's goroutine finished. It
+// reports whether a dynamic peer is done.
+func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
+	p.mu.Lock()
+	for i, x := range p.sessions {
+		if x == s {
+			p.sessions = append(p.sessions[:i], p.sessions[i+1:]...)
+			break
+		}
+	}
+	if err != nil {
+		p.lastErr = err.Error()
+	}
+	if s.started != (time.Time{}) {
+		p.establishAt = time.Time{}
+	}
+	p.mu.Unlock()
+	if s.started != (time.Time{}) {
+		pr.grTimer.Stop()
+		pr.stale = graceful
+		if graceful {
+			pr.grTimer.Reset(time.Duration(s.neg.grTime) * time.Second)
+		}
+	}
+	if !p.idle() {
+		return false
+	}
+	if !p.cfg.Passive {
+		pr.retry.Reset(p.env.connectRetry)
+	}
+	return p.dynamic && !graceful
+}
+
+func (p *peer) setErr(err error) {
+	p.mu.Lock()
+	p.lastErr = err.Error()
+	p.mu.Unlock()
+}

@@ -1,0 +1,116 @@
+package reflector
+
+import (
+	"context"
+	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// openReceived runs RFC 4271 6.8 collision detection for s, which has just
+// received the peer's OPEN (sessionOwner).
+func (p *peer) openReceived(ctx context.Context, s *session) bool {
+	reply := make(chan bool, 1)
+	select {
+	case p.events <- func() bool { reply <- p.resolve(s); return false }:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case ok := <-reply:
+		return ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// resolve decides, in the manager, which of s and another connection to
+// the same peer survives. The peer's identifier is known from s's OPEN, so
+// connections still in OpenSent are compared too (RFC 4271 6.8 allows it).
+func (p *peer) resolve(s *session) bool {
+	p.mu.Lock()
+	others := append([]*session(nil), p.sessions...)
+	p.mu.Unlock()
+	for _, o := range others {
+		if o == s || o.State() == StateIdle {
+			continue
+		}
+		if o.State() == StateEstablished {
+			if o.neg.gr {
+				// RFC 4724: a new connection from a restarting peer replaces
+				// the old session, whose routes are kept as stale.
+				p.log.Info("peer restarted: replacing its established session")
+				o.grDrop.Store(true)
+				o.conn.Close()
+				continue
+			}
+			return false
+		}
+		keepS := s.outgoing == (p.env.local.routerID > s.neg.remoteID)
+		if s.outgoing == o.outgoing {
+			keepS = true // the newer connection of the same direction wins
+		}
+		if !keepS {
+			return false
+		}
+		o.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_COLLISION_RESOLUTION, "collision")
+	}
+	return true
+}
+
+// up records that s reached Established (sessionOwner).
+func (p *peer) up(ctx context.Context, s *session) {
+	p.mu.Lock()
+	p.establishAt = s.started
+	p.lastErr = ""
+	p.mu.Unlock()
+	select {
+	case p.events <- func() bool { p.upInManager(s); return false }:
+	case <-ctx.Done():
+	}
+}
+
+// upInManager hands graceful-restart bookkeeping to the manager: stale
+// routes from before the restart live at most staleRoutesTime more.
+func (p *peer) upInManager(*session) {
+	// The restart timer is replaced by the stale timer; the RIB clears
+	// stale routes earlier on the peer's End-of-RIB.
+	if p.pr.stale {
+		p.pr.grTimer.Stop()
+		p.pr.grTimer.Reset(staleRoutesTime)
+	}
+}
+
+// NeighborStatus is a neighbour's state as Neighbors reports it.
+type NeighborStatus struct {
+	Address     string
+	ASN         uint32
+	Client      bool
+	Dynamic     bool
+	State       State
+	Uptime      time.Duration // zero unless Established
+	PrefixesIn  int64
+	PrefixesOut int64
+	LastError   string
+}
+
+func (p *peer) status(now time.Time) NeighborStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := StateActive
+	if !p.cfg.Passive && p.dialing {
+		st = StateConnect
+	}
+	for _, s := range p.sessions {
+		st = max(st, s.State())
+	}
+	ns := NeighborStatus{
+		Address: p.cfg.Address.String(), ASN: p.cfg.ASN, Client: p.cfg.Client, Dynamic: p.dynamic,
+		State: st, PrefixesIn: p.stats.prefixesIn.Load(), PrefixesOut: p.stats.prefixesOut.Load(),
+		LastError: p.lastErr,
+	}
+	if st == StateEstablished && !p.establishAt.IsZero() {
+		ns.Uptime = now.Sub(p.establishAt)
+	}
+	return ns
+}

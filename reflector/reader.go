@@ -1,0 +1,137 @@
+package reflector
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// maxBatchPrefixes bounds how many prefixes a reader collects from
+// already-buffered UPDATEs before it hands them to the RIB loop.
+const maxBatchPrefixes = 8192
+
+// readMessage reads one message. The header is checked here (marker,
+// length, type) so that a bad one never reaches the codec.
+func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
+	head, err := br.Peek(headerLen)
+	if err != nil {
+		return nil, nil, connErr(err)
+	}
+	for _, b := range head[:16] {
+		if b != 0xff {
+			return nil, nil, newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_CONNECTION_NOT_SYNCHRONIZED, "bad marker")
+		}
+	}
+	hdr := &bgp.BGPHeader{Len: binary.BigEndian.Uint16(head[16:18]), Type: head[18]}
+	if hdr.Len < headerLen || hdr.Len > maxMsgLen {
+		e := newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, "bad length")
+		e.data = append([]byte(nil), head[16:18]...)
+		return nil, nil, e
+	}
+	if hdr.Type < bgp.BGP_MSG_OPEN || hdr.Type > bgp.BGP_MSG_ROUTE_REFRESH {
+		e := newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_TYPE, "bad type")
+		e.data = []byte{hdr.Type}
+		return nil, nil, e
+	}
+	copy(hdr.Marker[:], head[:16])
+	body := make([]byte, int(hdr.Len)-headerLen)
+	if _, err := br.Discard(headerLen); err != nil {
+		return nil, nil, connErr(err)
+	}
+	if _, err := io.ReadFull(br, body); err != nil {
+		return nil, nil, connErr(err)
+	}
+	return hdr, body, nil
+}
+
+func connErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.Join(errConnLost, err)
+	}
+	return err
+}
+
+// established runs the Established state until the session ends.
+func (s *session) established(ctx context.Context, br *bufio.Reader) error {
+	s.setState(StateEstablished)
+	s.started = timeNow()
+	info := sessionInfo{
+		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
+		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, localAddr: s.localAddr(),
+		maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s,
+	}
+	var m *member
+	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {
+		return newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN, "shutdown")
+	}
+	s.owner.up(ctx, s)
+	err := s.readLoop(ctx, br, m)
+	graceful := s.neg.gr && gracefulEnd(s, err)
+	s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
+	return err
+}
+
+// readLoop reads, parses and batches messages for the RIB loop.
+func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) error {
+	rfs := s.neg.rfMap()
+	batch := &ribBatch{}
+	n := 0
+	for {
+		if n > 0 && (br.Buffered() < headerLen || n >= maxBatchPrefixes) {
+			b := batch
+			if !s.rib.do(ctx, func(rl *ribLoop) { rl.update(m, b) }) {
+				return ctx.Err()
+			}
+			batch, n = &ribBatch{}, 0
+		}
+		s.resetHold(false)
+		hdr, body, err := readMessage(br)
+		if err != nil {
+			return s.readErr(err)
+		}
+		switch hdr.Type {
+		case bgp.BGP_MSG_UPDATE:
+			added, err := s.parseUpdate(hdr, body, rfs, batch)
+			if err != nil {
+				return err
+			}
+			n += added
+			if n == 0 && batch.eor != 0 {
+				n = 1 // an End-of-RIB alone still goes to the RIB
+			}
+		case bgp.BGP_MSG_KEEPALIVE:
+		case bgp.BGP_MSG_NOTIFICATION:
+			return parseNotification(body)
+		case bgp.BGP_MSG_ROUTE_REFRESH:
+			if len(body) >= 4 {
+				if f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3])); ok && s.neg.fams.has(f) {
+					s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
+				}
+			}
+		default:
+			return newNotify(bgp.BGP_ERROR_FSM_ERROR, 0, "unexpected message in Established")
+		}
+	}
+}
+
+// refresh answers a ROUTE-REFRESH with the table (RFC 2918).
+func (rl *ribLoop) refresh(m *member, f family) {
+	if m.rp.member == m {
+		rl.flush()
+		rl.dump(m, f)
+	}
+}
+
+func addrFromIP(ip []byte) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// timeNow is time.Now; sessions record their start with it.
+var timeNow = time.Now

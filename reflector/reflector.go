@@ -1,0 +1,172 @@
+package reflector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Reflector is a route-reflector BGP engine.
+type Reflector struct {
+	log   *slog.Logger
+	local localIdentity
+	env   *peerEnv
+
+	mu        sync.Mutex // guards the fields below
+	cfg       Config
+	ctx       context.Context // set by Run
+	peers     map[netip.Addr]*peer
+	listeners []*net.TCPListener
+	wg        sync.WaitGroup // peer managers
+	ready     chan struct{}
+}
+
+// New validates cfg and returns a reflector; Run starts it.
+func New(cfg Config) (*Reflector, error) {
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, fmt.Errorf("reflector config: %w", err)
+	}
+	local := localIdentity{
+		asn:       cfg.ASN,
+		routerID:  ip4ToUint(cfg.RouterID.AsSlice()),
+		clusterID: ip4ToUint(cfg.ClusterID.AsSlice()),
+	}
+	r := &Reflector{log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{})}
+	r.env = &peerEnv{
+		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID),
+		connectRetry: cfg.ConnectRetry, log: cfg.Logger,
+	}
+	return r, nil
+}
+
+// Ready is closed once Run has bound its listeners and started its peers.
+func (r *Reflector) Ready() <-chan struct{} { return r.ready }
+
+// ListenAddrs returns the bound listen addresses (after Ready).
+func (r *Reflector) ListenAddrs() []netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.AddrPort
+	for _, l := range r.listeners {
+		out = append(out, l.Addr().(*net.TCPAddr).AddrPort())
+	}
+	return out
+}
+
+// Run serves until ctx ends, then closes every session with a Cease and
+// returns once every goroutine it started has stopped.
+func (r *Reflector) Run(ctx context.Context) error {
+	ls, err := r.listen()
+	if err != nil {
+		return err
+	}
+	ribCtx, stopRIB := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { r.env.rib.run(ribCtx) })
+	r.mu.Lock()
+	r.ctx, r.listeners = ctx, ls
+	for _, n := range r.cfg.Neighbors {
+		r.startPeerLocked(n, false)
+	}
+	r.mu.Unlock()
+	for _, l := range ls {
+		wg.Go(func() { r.accept(ctx, l) })
+	}
+	close(r.ready)
+	<-ctx.Done()
+	for _, l := range ls {
+		l.Close()
+	}
+	r.wg.Wait() // peers stop on ctx; their sessions send Cease
+	stopRIB()
+	wg.Wait()
+	return nil
+}
+
+func (r *Reflector) listen() ([]*net.TCPListener, error) {
+	var ls []*net.TCPListener
+	// Go listens with multipath TCP by default since 1.24; MPTCP sockets
+	// refuse TCP_MD5SIG (ENOPROTOOPT), and BGP has no use for MPTCP.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	for _, a := range r.cfg.ListenAddrs {
+		l, err := lc.Listen(context.Background(), "tcp", a)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listening on %s: %w", a, err)
+		}
+		ls = append(ls, l.(*net.TCPListener))
+	}
+	var errs []error
+	for _, n := range r.cfg.Neighbors {
+		if n.Password != "" {
+			for _, l := range ls {
+				errs = append(errs, setListenerMD5(l, n.Address, n.Password))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, err
+	}
+	return ls, nil
+}
+
+// startPeerLocked starts a peer manager; r.mu must be held and Run started.
+func (r *Reflector) startPeerLocked(n NeighborConfig, dynamic bool) *peer {
+	p := newPeer(n, dynamic, r.env)
+	r.peers[n.Address] = p
+	r.wg.Go(func() {
+		p.run(r.ctx)
+		if dynamic {
+			r.removeDynamic(p)
+		}
+	})
+	return p
+}
+
+// removeDynamic forgets a dynamic peer whose manager is ending.
+func (r *Reflector) removeDynamic(p *peer) {
+	r.mu.Lock()
+	if r.peers[p.cfg.Address] == p {
+		delete(r.peers, p.cfg.Address)
+	}
+	r.mu.Unlock()
+}
+
+// Neighbors reports every neighbour's status, ordered by address.
+func (r *Reflector) Neighbors() []NeighborStatus {
+	r.mu.Lock()
+	ps := make([]*peer, 0, len(r.peers))
+	for _, p := range r.peers {
+		ps = append(ps, p)
+	}
+	r.mu.Unlock()
+	now := time.Now()
+	out := make([]NeighborStatus, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.status(now))
+	}
+	slices.SortFunc(out, func(a, b NeighborStatus) int {
+		return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))
+	})
+	return out
+}
+
+// RIBStats reports the RIB's size; it returns false when not running.
+func (r *Reflector) RIBStats(ctx context.Context) (RIBStats, bool) {
+	var s RIBStats
+	ok := r.env.rib.call(ctx, func(rl *ribLoop) { s = rl.stats() })
+	return s, ok
+}

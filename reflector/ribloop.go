@@ -1,0 +1,286 @@
+package reflector
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// ribOp is a closure run by the RIB loop, which owns all RIB state.
+type ribOp func(*ribLoop)
+
+// maxPendingChanges bounds how many changed prefixes the loop collects from
+// queued ops before it computes and sends the outbound change.
+const maxPendingChanges = 1 << 16
+
+// ribLoop is the single goroutine that owns the tables, the interned
+// attributes, the RIB's peers and the update groups.
+type ribLoop struct {
+	log    *slog.Logger
+	ops    chan ribOp
+	done   chan struct{}
+	exp    exporter
+	cmp    bestPath
+	tables [numFamilies]*table
+	attrs  internTable
+	peers  map[netip.Addr]*ribPeer
+	groups map[groupKey]*updateGroup
+	nextID uint32
+}
+
+func newRIBLoop(log *slog.Logger, asn, clusterID uint32) *ribLoop {
+	rl := &ribLoop{
+		log:    log,
+		ops:    make(chan ribOp, 1024),
+		done:   make(chan struct{}),
+		exp:    exporter{asn: asn, clusterID: clusterID},
+		attrs:  internTable{},
+		peers:  map[netip.Addr]*ribPeer{},
+		groups: map[groupKey]*updateGroup{},
+	}
+	for f := range numFamilies {
+		rl.tables[f] = newTable(f)
+	}
+	return rl
+}
+
+// run serves ops until ctx ends. After each burst of queued ops it flushes
+// the outbound changes once.
+func (rl *ribLoop) run(ctx context.Context) {
+	defer close(rl.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case op := <-rl.ops:
+			op(rl)
+			rl.drain()
+			rl.flush()
+		}
+	}
+}
+
+func (rl *ribLoop) drain() {
+	for rl.pending() < maxPendingChanges {
+		select {
+		case op := <-rl.ops:
+			op(rl)
+		default:
+			return
+		}
+	}
+}
+
+func (rl *ribLoop) pending() int {
+	n := 0
+	for _, t := range rl.tables {
+		n += len(t.changed)
+	}
+	return n
+}
+
+// do queues op; it returns false when ctx or the loop ended first.
+func (rl *ribLoop) do(ctx context.Context, op ribOp) bool {
+	select {
+	case rl.ops <- op:
+		return true
+	case <-ctx.Done():
+	case <-rl.done:
+	}
+	return false
+}
+
+// call runs op in the loop and waits for it.
+func (rl *ribLoop) call(ctx context.Context, op ribOp) bool {
+	fin := make(chan struct{})
+	if !rl.do(ctx, func(rl *ribLoop) { op(rl); close(fin) }) {
+		return false
+	}
+	select {
+	case <-fin:
+		return true
+	case <-ctx.Done():
+	case <-rl.done:
+	}
+	return false
+}
+
+// flush sends every group the changes since the last flush.
+func (rl *ribLoop) flush() {
+	for _, t := range rl.tables {
+		if len(t.changed) == 0 {
+			continue
+		}
+		cur := make([][]path, len(t.changed))
+		for i, c := range t.changed {
+			cur[i] = t.dests[c.k].paths
+		}
+		for _, g := range rl.groups {
+			if g.key.fams.has(t.fam) {
+				rl.flushGroup(g, t, cur)
+			}
+		}
+		t.endRound(cur)
+	}
+}
+
+// peerStats are a neighbour's counters, read by Neighbors().
+type peerStats struct {
+	prefixesIn, prefixesOut atomic.Int64
+}
+
+// sessionInfo describes a session that reached Established.
+type sessionInfo struct {
+	addr        netip.Addr
+	routerID    uint32
+	asn         uint32
+	ebgp        bool
+	client      bool
+	fams        families
+	addPath     families // families we send path identifiers in
+	localAddr   netip.Addr
+	maxPrefixes int
+	stats       *peerStats
+	conn        memberConn
+}
+
+// peerUp registers an established session, dumps the table to it and
+// returns its member handle.
+func (rl *ribLoop) peerUp(si sessionInfo) *member {
+	rl.flush() // the dump must line up with the live stream
+	rp := rl.peers[si.addr]
+	if rp == nil {
+		rl.nextID++
+		rp = &ribPeer{addr: si.addr, pathID: rl.nextID}
+		rl.peers[si.addr] = rp
+	}
+	if rp.member != nil {
+		rl.peerDown(rp.member, true)
+	}
+	rp.routerID, rp.asn, rp.ebgp, rp.client = si.routerID, si.asn, si.ebgp, si.client && !si.ebgp
+	rp.maxPrefix, rp.stats = si.maxPrefixes, si.stats
+	m := &member{rp: rp, conn: si.conn, fams: si.fams}
+	rp.member = m
+	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath}
+	if rp.ebgp {
+		key.localAddr = si.localAddr
+	}
+	rl.join(m, key)
+	rp.stats.prefixesOut.Store(0)
+	for f := range numFamilies {
+		if si.fams.has(f) {
+			rl.dump(m, f)
+		}
+	}
+	return m
+}
+
+// peerDown unregisters a session. A graceful down keeps its paths, marked
+// stale, until flushStale or the neighbour's End-of-RIB.
+func (rl *ribLoop) peerDown(m *member, graceful bool) {
+	rp := m.rp
+	if rp.member != m {
+		return
+	}
+	rl.leave(m)
+	rp.member = nil
+	rp.stats.prefixesOut.Store(0)
+	if graceful {
+		for _, t := range rl.tables {
+			t.markStale(rp)
+		}
+		return
+	}
+	rl.sweep(rp, false, ^families(0))
+}
+
+// sweep removes rp's paths (only the stale ones when onlyStale) in fams
+// and forgets rp when it has neither paths nor session.
+func (rl *ribLoop) sweep(rp *ribPeer, onlyStale bool, fams families) {
+	for _, t := range rl.tables {
+		if fams.has(t.fam) {
+			rp.prefixes -= t.sweep(rp, onlyStale, rl.attrs, &rl.cmp)
+		}
+	}
+	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	if rp.member == nil && rp.prefixes == 0 {
+		delete(rl.peers, rp.addr)
+	}
+}
+
+// flushStale removes a neighbour's stale paths (restart or stale timer).
+func (rl *ribLoop) flushStale(addr netip.Addr) {
+	if rp := rl.peers[addr]; rp != nil {
+		rl.sweep(rp, true, ^families(0))
+	}
+}
+
+// routeUpdate is a run of NLRI sharing one attrs (nil: withdrawals).
+type routeUpdate struct {
+	fam  family
+	a    *attrs
+	nlri []pfxKey
+}
+
+// ribBatch is what a session reader hands the RIB loop.
+type ribBatch struct {
+	updates []routeUpdate
+	eor     families
+}
+
+// update applies a batch from member m.
+func (rl *ribLoop) update(m *member, b *ribBatch) {
+	rp := m.rp
+	if rp.member != m {
+		return // the session is gone
+	}
+	for _, u := range b.updates {
+		t := rl.tables[u.fam]
+		if u.a == nil {
+			for _, k := range u.nlri {
+				if t.withdraw(k, rp, rl.attrs, &rl.cmp) {
+					rp.prefixes--
+				}
+			}
+			continue
+		}
+		a := rl.attrs.get(u.a)
+		for _, k := range u.nlri {
+			if t.announce(k, rp, a, rl.attrs, &rl.cmp) {
+				rp.prefixes++
+			}
+		}
+		rl.attrs.dropUnused(a)
+	}
+	if b.eor != 0 {
+		rl.sweep(rp, true, b.eor)
+	}
+	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	if rp.maxPrefix > 0 && rp.prefixes > rp.maxPrefix {
+		m.conn.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
+			"maximum number of prefixes reached")
+	}
+}
+
+// RIBStats summarises the RIB.
+type RIBStats struct {
+	Prefixes     [2]int // IPv4, IPv6
+	Paths        int
+	AttrSets     int
+	UpdateGroups int
+}
+
+func (rl *ribLoop) stats() RIBStats {
+	var s RIBStats
+	rl.flush() // so that emptied prefixes are gone
+	for i, t := range rl.tables {
+		s.Prefixes[i] = len(t.dests)
+		s.Paths += t.npaths
+	}
+	s.AttrSets = len(rl.attrs)
+	s.UpdateGroups = len(rl.groups)
+	return s
+}

@@ -1,0 +1,85 @@
+package reflector
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// memberConn is what the RIB needs of an established session: a queue that
+// never blocks and a way to close it with a NOTIFICATION.
+type memberConn interface {
+	send(chunks ...[]byte)
+	closeWith(code, subcode uint8, reason string)
+}
+
+// groupKey is an outbound policy: peers with equal keys receive identical
+// bytes, apart from split horizon.
+type groupKey struct {
+	role    roleClass
+	fams    families
+	addPath families
+	// localAddr is the next hop we set (eBGP only).
+	localAddr netip.Addr
+}
+
+// updateGroup is a set of established sessions sharing one groupKey.
+type updateGroup struct {
+	key     groupKey
+	members []*member
+}
+
+// member is an established session inside the RIB loop.
+type member struct {
+	rp    *ribPeer
+	conn  memberConn
+	group *updateGroup
+	fams  families
+}
+
+// join puts m into the group for key, creating it when needed.
+func (rl *ribLoop) join(m *member, key groupKey) {
+	g := rl.groups[key]
+	if g == nil {
+		g = &updateGroup{key: key}
+		rl.groups[key] = g
+	}
+	g.members = append(g.members, m)
+	m.group = g
+}
+
+// leave removes m from its group and drops the group when it empties.
+func (rl *ribLoop) leave(m *member) {
+	g := m.group
+	if g == nil {
+		return
+	}
+	g.members = slices.DeleteFunc(g.members, func(x *member) bool { return x == m })
+	if len(g.members) == 0 {
+		delete(rl.groups, g.key)
+	}
+	m.group = nil
+}
+
+// dump sends m the whole table of family f as its group exports it, then
+// End-of-RIB. It runs inside the loop, so m joins the live stream right
+// after with nothing lost or repeated.
+func (rl *ribLoop) dump(m *member, f family) {
+	t := rl.tables[f]
+	key := m.group.key
+	addPath := key.addPath.has(f)
+	var p partition
+	for k, d := range t.dests {
+		for i := range d.paths {
+			pa := &d.paths[i]
+			if pa.src != m.rp && exportable(pa.src, key.role) {
+				p.announce(rl.exp.export(pa, key.role, key.localAddr), nlriItem{k, pa.src.pathID})
+			}
+			if !addPath {
+				break
+			}
+		}
+	}
+	ann, _ := p.counts()
+	m.rp.stats.prefixesOut.Add(int64(ann))
+	m.conn.send(p.encode(nil, f, addPath), appendEndOfRIB(nil, f))
+}
