@@ -13,6 +13,8 @@ import (
 
 // readManifests reads and validates every document of the files (or "-"
 // for stdin). It returns all documents or an error for each bad one.
+func init() { addCommand(newApplyCmd) }
+
 func readManifests(g *globalOptions, files []string) ([]manifest.Document, error) {
 	if len(files) == 0 {
 		return nil, fmt.Errorf("-f: give a file, or - for stdin")

@@ -11,6 +11,8 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 )
 
+func init() { addCommand(newDatastoreCmd) }
+
 func newDatastoreCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "datastore",

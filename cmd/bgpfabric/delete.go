@@ -8,6 +8,8 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 )
 
+func init() { addCommand(newDeleteCmd) }
+
 func newDeleteCmd(g *globalOptions) *cobra.Command {
 	var namespace string
 	var files []string

@@ -13,6 +13,8 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 )
 
+func init() { addCommand(newGetCmd) }
+
 func newGetCmd(g *globalOptions) *cobra.Command {
 	var namespace, output string
 	var allNamespaces bool

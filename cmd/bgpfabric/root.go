@@ -51,15 +51,18 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.DurationVar(&g.dialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the datastore")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
-	root.AddCommand(
-		newVersionCmd(g),
-		newDatastoreCmd(g),
-		newApplyCmd(g),
-		newGetCmd(g),
-		newDeleteCmd(g),
-	)
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(g))
+	}
 	return root
 }
+
+// commands are the constructors of the subcommands. Each subcommand's file
+// adds its own in an init function, so that files of different commands do
+// not edit one shared list.
+var commands []func(*globalOptions) *cobra.Command
+
+func addCommand(f func(*globalOptions) *cobra.Command) { commands = append(commands, f) }
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {

@@ -13,6 +13,8 @@ var version = "dev"
 
 // buildVersions reports bgpfabric's version and the versions of the GoBGP
 // and etcd modules compiled into the binary.
+func init() { addCommand(newVersionCmd) }
+
 func buildVersions() (bgpfabric, gobgp, etcd string) {
 	bgpfabric, gobgp, etcd = version, "unknown", "unknown"
 	bi, ok := debug.ReadBuildInfo()
