@@ -63,11 +63,6 @@ datastore transaction: a file with one bad document changes nothing.`,
 			if err != nil {
 				return err
 			}
-			for _, d := range docs {
-				if ki, _ := api.LookupKind(d.Resource.GetTypeMeta().Kind); ki != nil && ki.Status {
-					return fmt.Errorf("%s: %s is a status record written by the agents; it cannot be applied", d.Source, ki.Kind)
-				}
-			}
 			c, err := g.client(cmd.Context())
 			if err != nil {
 				return err

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
 )
 
 func init() { addCommand(newDeleteCmd) }
@@ -13,6 +15,7 @@ func init() { addCommand(newDeleteCmd) }
 func newDeleteCmd(g *globalOptions) *cobra.Command {
 	var namespace string
 	var files []string
+	var ignoreNotFound bool
 	cmd := &cobra.Command{
 		Use:   "delete (KIND NAME | -f FILE)",
 		Short: "Delete a resource by kind and name, or every resource in a file",
@@ -52,7 +55,11 @@ func newDeleteCmd(g *globalOptions) *cobra.Command {
 			defer c.Close()
 			var errs []error
 			for _, t := range targets {
-				if err := c.Delete(cmd.Context(), t.kind, t.ns, t.name, ""); err != nil {
+				err := c.Delete(cmd.Context(), t.kind, t.ns, t.name, "")
+				if ignoreNotFound && errors.Is(err, datastore.ErrNotFound) {
+					continue
+				}
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
@@ -68,6 +75,7 @@ func newDeleteCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of a namespaced kind (default \"default\")")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "treat a resource that does not exist as deleted")
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "delete every resource named in this file")
 	return cmd
 }

@@ -60,6 +60,10 @@ func Parse(file string, data []byte) ([]Document, error) {
 			errs = append(errs, &Error{Source: r.src, Err: err})
 			continue
 		}
+		if ki, err := api.LookupKind(res.GetTypeMeta().Kind); err == nil && ki.Status {
+			errs = append(errs, &Error{Source: r.src, Err: fmt.Errorf("%s is a status record written by the agents, not a document to apply", ki.Kind)})
+			continue
+		}
 		res.Default()
 		if err := res.Validate(); err != nil {
 			errs = append(errs, &Error{Source: r.src, Err: err})
