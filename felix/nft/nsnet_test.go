@@ -1,0 +1,172 @@
+package nft
+
+// Helpers for the privileged tests: a small routed "node" made of
+// namespaces that the test creates (internal/nstest), and real packets
+// between them. Nothing here touches the namespace the test runs in.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/vishvananda/netlink"
+)
+
+// node is a host namespace with workloads attached by veth pairs, routed
+// as Calico does: the workload has a /32 and a default route via
+// 169.254.1.1 on its veth; the host routes the /32 to the veth. Neighbours
+// are static, so no ARP is needed.
+type node struct {
+	t    *testing.T
+	host *nstest.NS
+}
+
+func newNode(t *testing.T) *node {
+	n := &node{t: t, host: nstest.New(t)}
+	n.sysctl(n.host, "net/ipv4/ip_forward", "1")
+	return n
+}
+
+func (n *node) must(err error, what string, args ...any) {
+	n.t.Helper()
+	if err != nil {
+		n.t.Fatalf("%s: %v", fmt.Sprintf(what, args...), err)
+	}
+}
+
+// sysctl writes a sysctl inside ns (never in the test's own namespace).
+func (n *node) sysctl(ns *nstest.NS, key, val string) {
+	n.t.Helper()
+	n.must(ns.Do(func() error { return os.WriteFile("/proc/sys/"+key, []byte(val), 0o644) }), "sysctl %s in %s", key, ns.Name)
+}
+
+// workload adds a workload namespace with address ip behind host
+// interface iface.
+func (n *node) workload(iface string, ip netip.Addr) *nstest.NS {
+	n.t.Helper()
+	wl := nstest.New(n.t)
+	nstest.Veth(n.t, n.host, iface, wl, "eth0")
+	hostLink, err := n.host.Netlink.LinkByName(iface)
+	n.must(err, "link %s", iface)
+	wlLink, err := wl.Netlink.LinkByName("eth0")
+	n.must(err, "workload link")
+	n.must(wl.Netlink.AddrAdd(wlLink, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ip, 32))}), "workload address")
+	gw := net.IPv4(169, 254, 1, 1)
+	n.must(wl.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: wlLink.Attrs().Index, IP: gw,
+		HardwareAddr: hostLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "workload gateway neighbour")
+	n.must(wl.Netlink.RouteAdd(&netlink.Route{LinkIndex: wlLink.Attrs().Index, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}), "workload default route")
+	n.must(n.host.Netlink.RouteAdd(&netlink.Route{LinkIndex: hostLink.Attrs().Index, Dst: prefixNet(netip.PrefixFrom(ip, 32))}), "host route")
+	n.must(n.host.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: hostLink.Attrs().Index, IP: ip.AsSlice(),
+		HardwareAddr: wlLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "host neighbour")
+	return wl
+}
+
+// peer adds a namespace on a /24 with the host, reached through host
+// interface iface (a host endpoint).
+func (n *node) peer(iface string, hostIP, peerIP netip.Prefix) *nstest.NS {
+	n.t.Helper()
+	p := nstest.New(n.t)
+	nstest.Veth(n.t, n.host, iface, p, "eth0")
+	hl, err := n.host.Netlink.LinkByName(iface)
+	n.must(err, "link")
+	pl, err := p.Netlink.LinkByName("eth0")
+	n.must(err, "link")
+	n.must(n.host.Netlink.AddrAdd(hl, &netlink.Addr{IPNet: prefixNet(hostIP)}), "host address")
+	n.must(p.Netlink.AddrAdd(pl, &netlink.Addr{IPNet: prefixNet(peerIP)}), "peer address")
+	return p
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// listen starts a TCP server in ns on port that accepts and closes
+// connections until the test ends.
+func listen(t *testing.T, ns *nstest.NS, port int) {
+	t.Helper()
+	var ln net.Listener
+	err := ns.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen on %d in %s: %v", port, ns.Name, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// dial reports whether a TCP connection from ns to addr succeeds within
+// timeout.
+func dial(ns *nstest.NS, addr string, timeout time.Duration) error {
+	return ns.Do(func() error {
+		c, err := net.DialTimeout("tcp4", addr, timeout)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// ping sends one ICMP echo request from ns to dst and waits for the reply.
+func ping(ns *nstest.NS, dst netip.Addr, timeout time.Duration) error {
+	var pc net.PacketConn
+	if err := ns.Do(func() error {
+		var err error
+		pc, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	}); err != nil {
+		return err
+	}
+	defer pc.Close()
+	id := uint16(os.Getpid())
+	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 'b', 'g', 'p', 'f'}
+	binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+	if _, err := pc.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	pc.SetReadDeadline(deadline)
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		// Raw ICMP sockets get the ICMP message without the IP header.
+		if n >= 8 && buf[0] == 0 && from.String() == dst.String() && binary.BigEndian.Uint16(buf[4:]) == id {
+			return nil
+		}
+	}
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}

@@ -1,0 +1,299 @@
+package policy
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/api/selector"
+)
+
+// ErrUnsupported is wrapped by the errors for policy features that the
+// calculation does not implement.
+var ErrUnsupported = errors.New("not supported")
+
+// OnNetworkPolicyUpdate adds or changes a namespaced policy. If the policy
+// cannot be compiled, it is removed (so that no stale version is enforced)
+// and the error says why.
+func (c *Calculator) OnNetworkPolicyUpdate(p *api.NetworkPolicy) error {
+	key := PolicyKey{Namespace: p.Namespace, Name: p.Name}
+	if p.Namespace == "" {
+		c.OnPolicyRemove(key)
+		return fmt.Errorf("NetworkPolicy %s: metadata.namespace is required", p.Name)
+	}
+	return c.updatePolicy(key, &p.Spec.PolicySpec, inNamespace(p.Namespace))
+}
+
+// OnGlobalNetworkPolicyUpdate adds or changes a global policy. doNotTrack,
+// preDNAT and applyOnForward are not implemented: a policy that sets them
+// is refused (and any previous version removed) with an error wrapping
+// ErrUnsupported.
+func (c *Calculator) OnGlobalNetworkPolicyUpdate(p *api.GlobalNetworkPolicy) error {
+	key := PolicyKey{Name: p.Name}
+	s := &p.Spec
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"doNotTrack", s.DoNotTrack}, {"preDNAT", s.PreDNAT}, {"applyOnForward", s.ApplyOnForward}} {
+		if f.set {
+			c.OnPolicyRemove(key)
+			return fmt.Errorf("GlobalNetworkPolicy %s: spec.%s: %w", p.Name, f.name, ErrUnsupported)
+		}
+	}
+	var scope selector.Expr
+	if s.NamespaceSelector != "" {
+		ns, err := parseSel(s.NamespaceSelector)
+		if err != nil {
+			c.OnPolicyRemove(key)
+			return fmt.Errorf("GlobalNetworkPolicy %s: spec.namespaceSelector: %w", p.Name, err)
+		}
+		scope = selector.And{Exprs: []selector.Expr{selector.Has{Key: LabelNamespace}, inNamespaces(ns.Expr())}}
+	}
+	return c.updatePolicy(key, &s.PolicySpec, scope)
+}
+
+// OnPolicyRemove removes a policy of either kind.
+func (c *Calculator) OnPolicyRemove(key PolicyKey) {
+	if c.policies[key] == nil {
+		return
+	}
+	c.polIndex.RemoveItem(key) // deactivates it
+	delete(c.policies, key)
+	c.changes.policy(key)
+}
+
+func (c *Calculator) updatePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) error {
+	ps, err := compilePolicy(key, spec, scope)
+	if err != nil {
+		c.OnPolicyRemove(key)
+		c.cfg.Logger.Warn("policy refused", logKeyPolicy, key.String(), logKeyError, err)
+		return err
+	}
+	old := c.policies[key]
+	if old != nil {
+		ps.active = old.active
+		if ps.active {
+			c.addRefs(ps.refs) // before delRefs, so that shared sets stay
+			c.delRefs(old.refs)
+		}
+		if !reflect.DeepEqual(old.rules, ps.rules) {
+			c.changes.policy(key)
+		}
+		if !orderEqual(old.order, ps.order) || old.ingress != ps.ingress || old.egress != ps.egress {
+			for k := range c.polIndex.Members(key) {
+				c.changes.endpoint(k)
+			}
+		}
+	}
+	c.policies[key] = ps
+	c.polIndex.SetItem(key, ps.sel) // (de)activates it as matches change
+	c.refreshPolicy(key)
+	return nil
+}
+
+func compilePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) (*policyState, error) {
+	kind := "GlobalNetworkPolicy"
+	if key.Namespace != "" {
+		kind = "NetworkPolicy"
+	}
+	ps := &policyState{key: key}
+	if spec.Order != nil {
+		if math.IsNaN(*spec.Order) || math.IsInf(*spec.Order, 0) {
+			return nil, fmt.Errorf("%s %s: spec.order: must be a finite number", kind, key)
+		}
+		o := *spec.Order
+		ps.order = &o
+	}
+	sel, err := parseSel(spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: spec.selector: %w", kind, key, err)
+	}
+	ps.sel = and(scope, sel.Expr())
+	types := spec.Types
+	if len(types) == 0 { // not defaulted: Calico's default
+		switch {
+		case len(spec.Ingress) == 0 && len(spec.Egress) > 0:
+			types = []api.PolicyType{api.PolicyTypeEgress}
+		case len(spec.Egress) > 0:
+			types = []api.PolicyType{api.PolicyTypeIngress, api.PolicyTypeEgress}
+		default:
+			types = []api.PolicyType{api.PolicyTypeIngress}
+		}
+	}
+	ps.ingress = slices.Contains(types, api.PolicyTypeIngress)
+	ps.egress = slices.Contains(types, api.PolicyTypeEgress)
+	comp := &compiler{ns: key.Namespace}
+	rules := &Rules{}
+	if rules.Ingress, err = comp.rules(spec.Ingress); err != nil {
+		return nil, fmt.Errorf("%s %s: spec.ingress: %w", kind, key, err)
+	}
+	if rules.Egress, err = comp.rules(spec.Egress); err != nil {
+		return nil, fmt.Errorf("%s %s: spec.egress: %w", kind, key, err)
+	}
+	ps.rules, ps.refs = rules, comp.refs
+	return ps, nil
+}
+
+// onPolicyMatch is polIndex's callback: a local endpoint started or
+// stopped matching a policy's selector.
+func (c *Calculator) onPolicyMatch(key PolicyKey, k EndpointKey, _ bool) {
+	c.changes.endpoint(k)
+	c.refreshPolicy(key)
+}
+
+// refreshPolicy (de)activates a policy: it is active while it applies to
+// some local endpoint.
+func (c *Calculator) refreshPolicy(key PolicyKey) {
+	ps := c.policies[key]
+	if ps == nil {
+		return
+	}
+	active := len(c.polIndex.Members(key)) > 0
+	if active == ps.active {
+		return
+	}
+	ps.active = active
+	if active {
+		c.addRefs(ps.refs)
+	} else {
+		c.delRefs(ps.refs)
+	}
+	c.changes.policy(key)
+}
+
+// OnProfileUpdate adds or changes a profile. A profile whose rules cannot
+// be compiled is removed, with the error.
+func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
+	name := p.Name
+	comp := &compiler{}
+	rules := &Rules{}
+	var err error
+	if rules.Ingress, err = comp.rules(p.Spec.Ingress); err == nil {
+		rules.Egress, err = comp.rules(p.Spec.Egress)
+	}
+	if err != nil {
+		c.OnProfileRemove(name)
+		err = fmt.Errorf("Profile %s: %w", name, err)
+		c.cfg.Logger.Warn("profile refused", logKeyPolicy, name, logKeyError, err)
+		return err
+	}
+	pr := &profile{labels: cloneMap(p.Spec.LabelsToApply), rules: rules, refs: comp.refs}
+	old := c.profiles[name]
+	c.profiles[name] = pr
+	if old == nil {
+		for k := range c.localProfileUsers[name] { // their programs now list it
+			c.changes.endpoint(k)
+		}
+		c.changes.profile(name)
+	} else {
+		pr.active = old.active
+		if pr.active {
+			c.addRefs(pr.refs)
+			c.delRefs(old.refs)
+		}
+		if !reflect.DeepEqual(old.rules, pr.rules) {
+			c.changes.profile(name)
+		}
+	}
+	if old == nil || !mapsEqual(old.labels, pr.labels) {
+		for k := range c.profileUsers[name] {
+			c.relabel(k)
+		}
+	}
+	c.refreshProfile(name)
+	return nil
+}
+
+// OnProfileRemove removes a profile.
+func (c *Calculator) OnProfileRemove(name string) {
+	pr := c.profiles[name]
+	if pr == nil {
+		return
+	}
+	if pr.active {
+		c.delRefs(pr.refs)
+	}
+	delete(c.profiles, name)
+	c.changes.profile(name)
+	for k := range c.localProfileUsers[name] {
+		c.changes.endpoint(k)
+	}
+	if len(pr.labels) > 0 {
+		for k := range c.profileUsers[name] {
+			c.relabel(k)
+		}
+	}
+}
+
+// refreshProfile (de)activates a profile: it is active while it exists and
+// some local endpoint names it.
+func (c *Calculator) refreshProfile(name string) {
+	pr := c.profiles[name]
+	if pr == nil {
+		return
+	}
+	active := len(c.localProfileUsers[name]) > 0
+	if active == pr.active {
+		return
+	}
+	pr.active = active
+	if active {
+		c.addRefs(pr.refs)
+	} else {
+		c.delRefs(pr.refs)
+	}
+	c.changes.profile(name)
+}
+
+// program computes a local endpoint's programs.
+func (c *Calculator) program(ep *endpoint) *Endpoint {
+	out := &Endpoint{Key: ep.key, Interface: ep.iface, Addrs: slices.Clone(ep.addrs)}
+	pols := make([]*policyState, 0, len(c.polIndex.Matches(ep.key)))
+	for key := range c.polIndex.Matches(ep.key) {
+		pols = append(pols, c.policies[key])
+	}
+	slices.SortFunc(pols, comparePolicies)
+	for _, p := range pols {
+		if p.ingress {
+			out.Ingress.Policies = append(out.Ingress.Policies, p.key)
+		}
+		if p.egress {
+			out.Egress.Policies = append(out.Egress.Policies, p.key)
+		}
+	}
+	for _, name := range ep.profiles {
+		if c.profiles[name] != nil && !slices.Contains(out.Ingress.Profiles, name) {
+			out.Ingress.Profiles = append(out.Ingress.Profiles, name)
+		}
+	}
+	out.Egress.Profiles = slices.Clone(out.Ingress.Profiles)
+	return out
+}
+
+// comparePolicies orders policies as Calico does: by order, unset last,
+// then by name (here the key's string form, which puts global policies
+// before namespaced ones of the same name).
+func comparePolicies(a, b *policyState) int {
+	switch {
+	case a.order != nil && b.order != nil:
+		if c := cmp.Compare(*a.order, *b.order); c != 0 {
+			return c
+		}
+	case a.order != nil:
+		return -1
+	case b.order != nil:
+		return 1
+	}
+	return cmp.Compare(a.key.String(), b.key.String())
+}
+
+func orderEqual(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
