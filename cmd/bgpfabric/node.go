@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/vishvananda/netns"
+
+	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/felix"
+)
+
+func init() {
+	addCommand(newNodeCmd)
+	addNodeComponent(felixComponent)
+}
+
+// nodeEnv is what the components of `bgpfabric node` share.
+type nodeEnv struct {
+	// NodeName is this node's name in the datastore.
+	NodeName string
+	// Client is the datastore; the command closes it after every
+	// component has stopped.
+	Client *datastore.Client
+	// Netns is the network namespace to program: the one --netns names,
+	// or netns.None() for the process's own.
+	Netns netns.NsHandle
+	Log   *slog.Logger
+}
+
+// nodeComponent is one part of the node agent (felix; the BGP router
+// joins it through its own addNodeComponent). setup registers the
+// component's flags on a fresh command and returns the function that
+// builds the component once the flags are parsed; the built run function
+// runs it until ctx ends. A component that returns an error stops the
+// whole node.
+type nodeComponent struct {
+	name  string
+	setup func(fs *pflag.FlagSet) (build func(env *nodeEnv) (run func(ctx context.Context) error, err error))
+}
+
+// nodeComponents are the node's components, in the order they are built.
+var nodeComponents []nodeComponent
+
+func addNodeComponent(c nodeComponent) { nodeComponents = append(nodeComponents, c) }
+
+// felixComponent programs routes, interfaces and ACLs (felix.Agent).
+var felixComponent = nodeComponent{
+	name: "felix",
+	setup: func(fs *pflag.FlagSet) func(*nodeEnv) (func(context.Context) error, error) {
+		var resync, statusTTL time.Duration
+		fs.DurationVar(&resync, "resync-interval", felix.DefaultResyncInterval, "how often felix re-reads the kernel and repairs differences")
+		fs.DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long felix's status outlives a crashed node")
+		acl := addACLFlags(fs)
+		return func(env *nodeEnv) (func(context.Context) error, error) {
+			newACL, err := acl()
+			if err != nil {
+				return nil, err
+			}
+			cfg := felix.Config{
+				NodeName:       env.NodeName,
+				Client:         env.Client,
+				Netns:          env.Netns,
+				Logger:         env.Log.With("component", "felix"),
+				ResyncInterval: resync,
+				StatusTTL:      statusTTL,
+				NewACL:         newACL,
+			}
+			a, err := felix.New(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return a.Run, nil
+		}
+	},
+}
+
+func newNodeCmd(g *globalOptions) *cobra.Command {
+	var nodeName, nsName string
+	cmd := &cobra.Command{
+		Use:   "node [--node-name NAME] [--netns NETNS]",
+		Short: "Run the node agent (felix) until SIGTERM",
+		Long: `Node runs the per-host agent: felix, which programs the routes to this node's
+workloads, blackholes for its IPAM blocks, the workload interfaces' settings
+and the ACLs from the datastore, and reports its status there.
+
+With --netns it programs that network namespace (a name under /run/netns or
+a path such as /proc/PID/ns/net) while the process stays where it is; the
+datastore is reached from the process's own namespace (a unix socket works
+from anywhere). Without it, it programs the namespace it runs in, so
+"ip netns exec NAME bgpfabric node" is the other way to run it in one.
+
+On SIGTERM or SIGINT it stops and leaves routes, settings and ACLs in place,
+so that a restart does not drop traffic; its status record is deleted.`,
+		Args: cobra.NoArgs,
+	}
+	builds := make([]func(*nodeEnv) (func(context.Context) error, error), len(nodeComponents))
+	for i, c := range nodeComponents {
+		builds[i] = c.setup(cmd.Flags())
+	}
+	cmd.Flags().StringVar(&nodeName, "node-name", envOr("BGPFABRIC_NODE_NAME", nodeHostname()), "this node's name; env BGPFABRIC_NODE_NAME (default: the host name)")
+	cmd.Flags().StringVar(&nsName, "netns", "", "network namespace to program: a name in /run/netns or a path (default: the process's own)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if nodeName == "" {
+			return errors.New("--node-name is required (the host name is unknown)")
+		}
+		log, err := g.logger()
+		if err != nil {
+			return err
+		}
+		log = log.With("node", nodeName)
+		ns := netns.None()
+		if nsName != "" {
+			if ns, err = openNetns(nsName); err != nil {
+				return err
+			}
+			defer ns.Close()
+		}
+		ctx := cmd.Context()
+		c, err := g.client(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		env := &nodeEnv{NodeName: nodeName, Client: c, Netns: ns, Log: log}
+		runs := make([]func(context.Context) error, len(builds))
+		for i, b := range builds {
+			if runs[i], err = b(env); err != nil {
+				return fmt.Errorf("%s: %w", nodeComponents[i].name, err)
+			}
+		}
+		log.Info("node agent running", "netns", nsName)
+		return runComponents(ctx, nodeComponents, runs)
+	}
+	return cmd
+}
+
+// runComponents runs every component until ctx ends or one of them fails,
+// which stops the others; it returns when all have returned.
+func runComponents(ctx context.Context, specs []nodeComponent, runs []func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i, run := range runs {
+		wg.Go(func() {
+			err := run(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", specs[i].name, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// openNetns opens a network namespace by path or by name.
+func openNetns(s string) (netns.NsHandle, error) {
+	var h netns.NsHandle
+	var err error
+	if strings.Contains(s, "/") {
+		h, err = netns.GetFromPath(s)
+	} else {
+		h, err = netns.GetFromName(s)
+	}
+	if err != nil {
+		return netns.None(), fmt.Errorf("--netns %s: %w", s, err)
+	}
+	return h, nil
+}
+
+func nodeHostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}

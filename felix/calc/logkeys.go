@@ -1,0 +1,7 @@
+package calc
+
+// Log keys, defined once.
+const (
+	logKeyResource = "resource"
+	logKeyPrefix   = "prefix"
+)
