@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -18,6 +19,37 @@ import (
 type Agent struct {
 	cfg Config
 	log *slog.Logger
+
+	// running is set while Run runs; last is the latest status report.
+	// Both are read by the health checks from other goroutines.
+	running atomic.Bool
+	last    atomic.Pointer[api.FelixStatusReport]
+}
+
+// Live is a liveness check: nil while Run is running.
+func (a *Agent) Live() error {
+	if !a.running.Load() {
+		return errors.New("felix is not running")
+	}
+	return nil
+}
+
+// Ready is a readiness check: nil once felix has programmed the dataplane
+// and is in sync with the datastore; else what it is waiting for.
+func (a *Agent) Ready() error {
+	if err := a.Live(); err != nil {
+		return err
+	}
+	r := a.last.Load()
+	switch {
+	case r == nil || !r.Ready:
+		return errors.New("dataplane not programmed yet")
+	case r.Dataplane.Error != "":
+		return fmt.Errorf("dataplane %s: %s", r.Dataplane.State, r.Dataplane.Error)
+	case !r.InSync:
+		return errors.New("not in sync with the datastore")
+	}
+	return nil
 }
 
 // New checks cfg and returns an Agent; Run starts it.
@@ -34,6 +66,8 @@ func New(cfg Config) (*Agent, error) {
 // kernel handles cannot be opened) or the datastore client is closed
 // under it; dataplane errors are retried, not returned.
 func (a *Agent) Run(ctx context.Context) error {
+	a.running.Store(true)
+	defer a.running.Store(false)
 	cfg := a.cfg
 	cfg.Logger = a.log
 	dp, err := openDataplane(cfg)
@@ -69,6 +103,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		calc:     calc.New(calc.Config{NodeName: cfg.NodeName, Logger: a.log}),
 		dp:       dp,
 		reporter: reporter,
+		agent:    a,
 		state:    api.DataplaneStarting,
 		retry:    cfg.RetryMin,
 	}
@@ -83,6 +118,7 @@ type loop struct {
 	calc     *calc.Calc
 	dp       *dataplane
 	reporter *statusReporter
+	agent    *Agent
 
 	// synced is set by the first snapshot: before it nothing is
 	// programmed. syncStatus is the syncer's latest status.
@@ -303,6 +339,8 @@ func (l *loop) report() {
 		r.Rules = l.dp.acl.Rules()
 	}
 	l.reporter.set(r)
+	l.agent.last.Store(&r)
+	l.cfg.Metrics.observeStatus(r)
 }
 
 // maxStatusError bounds the error text in a status record.

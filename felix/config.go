@@ -52,6 +52,9 @@ type Config struct {
 	// means DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
 
+	// Metrics records apply timings and counts; nil records nothing.
+	Metrics *Metrics
+
 	// NewACL builds the ACL component for the namespace the agent
 	// programs; nil means no ACLs (routes and interfaces only). A returned
 	// ACL that implements io.Closer is closed when Run returns.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/bgpfabric/bgpfabric/felix/calc"
 	"github.com/bgpfabric/bgpfabric/felix/ifaces"
@@ -19,6 +20,8 @@ type dataplane struct {
 	routes *routetable.RouteTable
 	ifaces *ifaces.Manager
 	acl    ACL // nil: none
+	// metrics records apply timings; nil records nothing.
+	metrics *Metrics
 	// closers release the kernel handles, in order.
 	closers []io.Closer
 }
@@ -26,7 +29,7 @@ type dataplane struct {
 // openDataplane builds the dataplane of cfg: the overrides it names, and
 // netlink and /proc/sys in cfg.Netns for the rest.
 func openDataplane(cfg Config) (_ *dataplane, err error) {
-	dp := &dataplane{}
+	dp := &dataplane{metrics: cfg.Metrics}
 	defer func() {
 		if err != nil {
 			dp.close()
@@ -123,14 +126,23 @@ func (dp *dataplane) resync() {
 func (dp *dataplane) apply(ctx context.Context) error {
 	var errs []error
 	if dp.acl != nil {
-		if err := dp.acl.Apply(ctx); err != nil {
+		start := time.Now()
+		err := dp.acl.Apply(ctx)
+		dp.metrics.observeApply(partACL, start, err)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("ACLs: %w", err))
 		}
 	}
-	if err := dp.ifaces.Apply(ctx); err != nil {
+	start := time.Now()
+	err := dp.ifaces.Apply(ctx)
+	dp.metrics.observeApply(partInterfaces, start, err)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("interfaces: %w", err))
 	}
-	if err := dp.routes.Apply(ctx); err != nil {
+	start = time.Now()
+	err = dp.routes.Apply(ctx)
+	dp.metrics.observeApply(partRoutes, start, err)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("routes: %w", err))
 	}
 	return errors.Join(errs...)

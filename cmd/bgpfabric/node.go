@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix"
+	"github.com/bgpfabric/bgpfabric/internal/observe"
 )
 
 func init() {
@@ -34,6 +37,10 @@ type nodeEnv struct {
 	// or netns.None() for the process's own.
 	Netns netns.NsHandle
 	Log   *slog.Logger
+	// Observe serves /livez, /readyz and /metrics for every component:
+	// components register their metrics with Observe.Registry() and their
+	// health checks with AddLiveness/AddReadiness.
+	Observe *observe.Server
 }
 
 // nodeComponent is one part of the node agent (felix; the BGP router
@@ -74,17 +81,22 @@ var felixComponent = nodeComponent{
 				StatusTTL:      statusTTL,
 				NewACL:         newACL,
 			}
+			if cfg.Metrics, err = felix.NewMetrics(env.Observe.Registry()); err != nil {
+				return nil, err
+			}
 			a, err := felix.New(cfg)
 			if err != nil {
 				return nil, err
 			}
+			env.Observe.AddLiveness("felix", a.Live)
+			env.Observe.AddReadiness("felix", a.Ready)
 			return a.Run, nil
 		}
 	},
 }
 
 func newNodeCmd(g *globalOptions) *cobra.Command {
-	var nodeName, nsName string
+	var nodeName, nsName, httpAddr string
 	cmd := &cobra.Command{
 		Use:   "node [--node-name NAME] [--netns NETNS]",
 		Short: "Run the node agent (felix) until SIGTERM",
@@ -107,6 +119,7 @@ so that a restart does not drop traffic; its status record is deleted.`,
 		builds[i] = c.setup(cmd.Flags())
 	}
 	cmd.Flags().StringVar(&nodeName, "node-name", envOr("BGPFABRIC_NODE_NAME", nodeHostname()), "this node's name; env BGPFABRIC_NODE_NAME (default: the host name)")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:9099", `address for /livez, /readyz and /metrics ("" disables)`)
 	cmd.Flags().StringVar(&nsName, "netns", "", "network namespace to program: a name in /run/netns or a path (default: the process's own)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if nodeName == "" {
@@ -130,15 +143,24 @@ so that a restart does not drop traffic; its status record is deleted.`,
 			return err
 		}
 		defer c.Close()
-		env := &nodeEnv{NodeName: nodeName, Client: c, Netns: ns, Log: log}
+		env := &nodeEnv{NodeName: nodeName, Client: c, Netns: ns, Log: log, Observe: observe.New()}
+		specs := nodeComponents
 		runs := make([]func(context.Context) error, len(builds))
 		for i, b := range builds {
 			if runs[i], err = b(env); err != nil {
 				return fmt.Errorf("%s: %w", nodeComponents[i].name, err)
 			}
 		}
-		log.Info("node agent running", "netns", nsName)
-		return runComponents(ctx, nodeComponents, runs)
+		if httpAddr != "" {
+			l, err := net.Listen("tcp", httpAddr)
+			if err != nil {
+				return fmt.Errorf("--http-addr: %w", err)
+			}
+			specs = append(slices.Clip(specs), nodeComponent{name: "http"})
+			runs = append(runs, func(ctx context.Context) error { return env.Observe.ServeListener(ctx, l) })
+		}
+		log.Info("node agent running", "netns", nsName, "http", httpAddr)
+		return runComponents(ctx, specs, runs)
 	}
 	return cmd
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,7 +71,8 @@ func TestNodeCommand(t *testing.T) {
 
 	var stderr bytes.Buffer
 	root := newRootCmd(strings.NewReader(""), &bytes.Buffer{}, &stderr)
-	root.SetArgs([]string{"--datastore", e.ClientEndpoint(), "node", "--node-name", "n1", "--netns", node.Name, "--status-ttl", "1h"})
+	httpAddr := freeLoopbackPort(t)
+	root.SetArgs([]string{"--datastore", e.ClientEndpoint(), "node", "--node-name", "n1", "--netns", node.Name, "--status-ttl", "1h", "--http-addr", httpAddr})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(runCtx) }()
@@ -107,6 +111,14 @@ func TestNodeCommand(t *testing.T) {
 		t.Errorf("routes of protocol 80 in %s: %s", node.Name, got)
 	}
 
+	// Health and metrics on --http-addr.
+	if code, body := httpGet(t, "http://"+httpAddr+"/readyz"); code != 200 || !strings.Contains(body, "[+] felix ok") {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+	if code, body := httpGet(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "bgpfabric_felix_routes 2") {
+		t.Errorf("/metrics = %d, no bgpfabric_felix_routes 2:\n%s", code, body)
+	}
+
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("node returned %v\n%s", err, stderr.String())
@@ -118,4 +130,27 @@ func TestNodeCommand(t *testing.T) {
 	if _, err := c.Get(ctx, api.KindFelixStatus, "", "n1"); err == nil {
 		t.Errorf("status still there after a clean stop")
 	}
+}
+
+// freeLoopbackPort returns a 127.0.0.1 address whose port was free a
+// moment ago.
+func freeLoopbackPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
