@@ -9,10 +9,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"github.com/bgpfabric/bgpfabric/cni"
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == cniBinaryName {
+		os.Exit(cni.Main(cniAbout))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,186 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/ipam"
+)
+
+// Add attaches a container: addresses from IPAM, the veth, the
+// WorkloadEndpoint. If any step fails, the steps done so far are undone
+// (releasing the addresses retries until the datastore answers, within
+// rollbackTimeout), so that a failed ADD leaves nothing behind.
+func (p *Plugin) Add(args *skel.CmdArgs) error {
+	c, err := p.begin("ADD", args)
+	if err != nil {
+		return err
+	}
+	defer c.end()
+	res, err := c.add(args)
+	if err != nil {
+		c.log.Error("ADD failed", logKeyError, err)
+		return err
+	}
+	return res.PrintTo(p.Stdout)
+}
+
+func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
+	w, err := newWorkload(c.conf, args.ContainerID, args.IfName, args.Args)
+	if err != nil {
+		return nil, err
+	}
+	c.log = c.log.With(logKeyWorkload, w.namespace+"/"+w.name)
+	store, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureProfile(c.ctx, store, w.profile); err != nil {
+		return nil, cniError("creating profile "+w.profile, err)
+	}
+
+	var undo []func(context.Context) error
+	fail := func(what string, err error) error {
+		rctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+		defer cancel()
+		var errs []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](rctx); uerr != nil {
+				errs = append(errs, uerr)
+			}
+		}
+		if len(errs) > 0 {
+			c.log.Error("rollback incomplete", logKeyError, errors.Join(errs...))
+			err = fmt.Errorf("%w (rollback incomplete: %w)", err, errors.Join(errs...))
+		} else {
+			c.log.Info("rolled back", logKeyError, err)
+		}
+		return cniError(what, err)
+	}
+
+	ic, err := ipam.New(ipam.Config{Store: store, Logger: c.log})
+	if err != nil {
+		return nil, err
+	}
+	unlock := c.lockIPAM()
+	assigned, err := ic.AutoAssign(c.ctx, ipam.AssignArgs{
+		Node: w.node, Handle: w.handle, Num4: boolInt(c.conf.assign4), Num6: boolInt(c.conf.assign6),
+		Pools4: c.conf.IPv4Pools, Pools6: c.conf.IPv6Pools,
+		Attrs: map[string]string{ipam.AttrNamespace: w.namespace, ipam.AttrEndpoint: w.wepName, ipam.AttrWorkload: w.name},
+	})
+	unlock()
+	if err != nil {
+		// AutoAssign allocates all or nothing.
+		return nil, cniError("allocating addresses", err)
+	}
+	ips := assigned.All()
+	c.log.Debug("allocated", logKeyIPs, ips, logKeyHandle, w.handle)
+	undo = append(undo, func(ctx context.Context) error {
+		return retry(ctx, func(ctx context.Context) error {
+			_, err := ic.ReleaseByHandle(ctx, w.handle)
+			return err
+		})
+	})
+
+	spec := attachSpec{hostIf: w.hostIf, ifName: w.ifName, netnsPath: args.Netns, mtu: c.conf.MTU, ips: ips}
+	att, err := c.dp.setup(spec) // removes its own veth on failure
+	if err != nil {
+		return nil, fail("setting up the veth", err)
+	}
+	undo = append(undo, func(context.Context) error {
+		return c.dp.teardown(w.hostIf, args.Netns, w.ifName, func() bool { return true })
+	})
+
+	wep := buildEndpoint(w, ips, att)
+	// A write that timed out may still have happened.
+	undo = append(undo, func(ctx context.Context) error {
+		return retry(ctx, func(ctx context.Context) error {
+			_, err := deleteEndpoint(ctx, store, w.namespace, w.wepName, w.containerID)
+			return err
+		})
+	})
+	if err := writeEndpoint(c.ctx, store, wep); err != nil {
+		return nil, fail("writing workload endpoint", err)
+	}
+	c.log.Info("added", logKeyIPs, ips, logKeyIface, w.hostIf)
+	return buildResult(c.conf, w, args.Netns, ips, att)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ensureProfile creates the namespace's profile, allowing everything in
+// and out, unless it exists (Calico's Kubernetes namespace profiles: the
+// default for endpoints that no policy selects).
+func ensureProfile(ctx context.Context, s Store, name string) error {
+	if _, err := s.Get(ctx, api.KindProfile, "", name); err == nil {
+		return nil
+	} else if !errors.Is(err, datastore.ErrNotFound) {
+		return err
+	}
+	p := &api.Profile{ObjectMeta: api.ObjectMeta{Name: name}, Spec: api.ProfileSpec{
+		Ingress: []api.Rule{{Action: api.Allow}},
+		Egress:  []api.Rule{{Action: api.Allow}},
+	}}
+	if _, err := s.Create(ctx, p); err != nil && !errors.Is(err, datastore.ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}
+
+// buildEndpoint is the WorkloadEndpoint of an attachment.
+func buildEndpoint(w *workload, ips []netip.Addr, att attachment) *api.WorkloadEndpoint {
+	wep := &api.WorkloadEndpoint{
+		ObjectMeta: api.ObjectMeta{Name: w.wepName, Namespace: w.namespace, Labels: w.labels},
+		Spec: api.WorkloadEndpointSpec{
+			Node: w.node, Orchestrator: w.orchestrator, Workload: w.name, ContainerID: w.containerID,
+			Endpoint: w.ifName, InterfaceName: w.hostIf, MAC: att.contMAC.String(), Profiles: []string{w.profile},
+		},
+	}
+	for _, ip := range ips {
+		wep.Spec.IPNetworks = append(wep.Spec.IPNetworks, netip.PrefixFrom(ip, ip.BitLen()).String())
+		if ip.Is4() {
+			wep.Spec.IPv4Gateway = GatewayV4.String()
+		} else {
+			wep.Spec.IPv6Gateway = GatewayV6.String()
+		}
+	}
+	return wep
+}
+
+// writeEndpoint creates the endpoint, or replaces one of the same name (a
+// previous container of the same pod whose DEL has not come yet: the new
+// one wins, as in Calico).
+func writeEndpoint(ctx context.Context, s Store, wep *api.WorkloadEndpoint) error {
+	for range 5 {
+		_, err := s.Create(ctx, wep)
+		if !errors.Is(err, datastore.ErrAlreadyExists) {
+			return err
+		}
+		old, err := s.Get(ctx, api.KindWorkloadEndpoint, wep.Namespace, wep.Name)
+		if errors.Is(err, datastore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		nw := wep.DeepCopyResource().(*api.WorkloadEndpoint)
+		nw.ResourceVersion = old.GetObjectMeta().ResourceVersion
+		_, err = s.Update(ctx, nw)
+		if !errors.Is(err, datastore.ErrConflict) && !errors.Is(err, datastore.ErrNotFound) {
+			return err
+		}
+	}
+	return fmt.Errorf("workload endpoint %s/%s keeps changing under us", wep.Namespace, wep.Name)
+}

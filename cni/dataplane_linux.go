@@ -1,0 +1,368 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// The gateways a workload's default routes point at. Nothing owns these
+// addresses: the container has a permanent neighbour entry that maps them
+// to the host side's MAC, and the host side answers ARP for everything
+// with proxy ARP, as Calico does.
+var (
+	GatewayV4 = netip.MustParseAddr("169.254.1.1")
+	GatewayV6 = netip.MustParseAddr("fe80::1")
+)
+
+// dataplane creates and removes the veth of a workload. It works on the
+// host namespace through netlink handles opened in it, never on the
+// namespace of the calling thread, so that tests can run it in-process
+// against namespaces they created.
+type dataplane struct {
+	host netns.NsHandle
+	log  *slog.Logger
+}
+
+// attachSpec is what setup builds.
+type attachSpec struct {
+	hostIf, ifName string
+	netnsPath      string
+	mtu            int
+	ips            []netip.Addr
+}
+
+// attachment is what setup built.
+type attachment struct {
+	hostMAC, contMAC net.HardwareAddr
+}
+
+// openContainer opens the container's namespace and a netlink handle in
+// it. The caller closes both.
+func openContainer(path string) (netns.NsHandle, *netlink.Handle, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return 0, nil, types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("opening network namespace %s: %v", path, err), "")
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return 0, nil, fmt.Errorf("netlink handle in %s: %w", path, err)
+	}
+	return ns, h, nil
+}
+
+// setup creates the veth pair and configures both ends. On failure it
+// removes the pair again.
+func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
+	cns, ch, err := openContainer(s.netnsPath)
+	if err != nil {
+		return att, err
+	}
+	defer cns.Close()
+	defer ch.Close()
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return att, fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+
+	if _, err := ch.LinkByName(s.ifName); err == nil {
+		return att, fmt.Errorf("interface %s already exists in %s", s.ifName, s.netnsPath)
+	}
+	if old, err := hh.LinkByName(s.hostIf); err == nil {
+		// A leftover of an attachment whose DEL never came: its name is
+		// ours by construction.
+		d.log.Info("deleting stale host interface", logKeyIface, s.hostIf)
+		if err := hh.LinkDel(old); err != nil {
+			return att, fmt.Errorf("deleting stale host interface %s: %w", s.hostIf, err)
+		}
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name, la.MTU = s.hostIf, s.mtu
+	veth := &netlink.Veth{LinkAttrs: la, PeerName: s.ifName, PeerNamespace: netlink.NsFd(cns), PeerMTU: uint32(s.mtu), PeerTxQLen: -1}
+	if err := hh.LinkAdd(veth); err != nil {
+		return att, fmt.Errorf("creating veth %s - %s: %w", s.hostIf, s.ifName, err)
+	}
+	defer func() {
+		if err != nil {
+			if l, lerr := hh.LinkByName(s.hostIf); lerr == nil {
+				if derr := hh.LinkDel(l); derr != nil {
+					err = errors.Join(err, fmt.Errorf("removing veth %s: %w", s.hostIf, derr))
+				}
+			}
+		}
+	}()
+	host, err := hh.LinkByName(s.hostIf)
+	if err != nil {
+		return att, fmt.Errorf("finding host interface %s: %w", s.hostIf, err)
+	}
+	att.hostMAC = host.Attrs().HardwareAddr
+	if err := d.configureHost(hh, host, s); err != nil {
+		return att, err
+	}
+	cont, err := ch.LinkByName(s.ifName)
+	if err != nil {
+		return att, fmt.Errorf("finding %s in %s: %w", s.ifName, s.netnsPath, err)
+	}
+	att.contMAC = cont.Attrs().HardwareAddr
+	if err := configureContainer(cns, ch, cont, att.hostMAC, s); err != nil {
+		return att, fmt.Errorf("configuring %s in %s: %w", s.ifName, s.netnsPath, err)
+	}
+	// The host routes last: once they exist the workload is reachable.
+	for _, ip := range s.ips {
+		r := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK}
+		if err := hh.RouteReplace(r); err != nil {
+			return att, fmt.Errorf("adding host route %s dev %s: %w", ip, s.hostIf, err)
+		}
+	}
+	return att, nil
+}
+
+// configureHost brings the host side up with proxy ARP (and proxy NDP):
+// felix sets these too, but the workload must work before felix sees it.
+func (d *dataplane) configureHost(hh *netlink.Handle, host netlink.Link, s attachSpec) error {
+	has6 := slices.ContainsFunc(s.ips, func(a netip.Addr) bool { return a.Is6() })
+	err := inNS(d.host, func() error {
+		n := s.hostIf
+		sets := [][2]string{
+			{"net/ipv4/conf/" + n + "/proxy_arp", "1"},
+			{"net/ipv4/neigh/" + n + "/proxy_delay", "0"},
+			{"net/ipv4/conf/" + n + "/forwarding", "1"},
+		}
+		if has6 {
+			sets = append(sets,
+				[2]string{"net/ipv6/conf/" + n + "/proxy_ndp", "1"},
+				[2]string{"net/ipv6/conf/" + n + "/accept_ra", "0"},
+				[2]string{"net/ipv6/conf/" + n + "/forwarding", "1"})
+		}
+		for _, kv := range sets {
+			if err := writeSysctl(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("host interface %s: %w", s.hostIf, err)
+	}
+	if err := hh.LinkSetUp(host); err != nil {
+		return fmt.Errorf("setting %s up: %w", s.hostIf, err)
+	}
+	return nil
+}
+
+// configureContainer gives the container side its addresses, the
+// gateways' neighbour entries and the default routes.
+func configureContainer(cns netns.NsHandle, ch *netlink.Handle, cont netlink.Link, hostMAC net.HardwareAddr, s attachSpec) error {
+	var has4, has6 bool
+	for _, ip := range s.ips {
+		has4, has6 = has4 || ip.Is4(), has6 || ip.Is6()
+	}
+	if has6 {
+		err := inNS(cns, func() error {
+			for _, kv := range [][2]string{
+				{"net/ipv6/conf/all/disable_ipv6", "0"},
+				{"net/ipv6/conf/" + s.ifName + "/disable_ipv6", "0"},
+				{"net/ipv6/conf/" + s.ifName + "/accept_dad", "0"},
+			} {
+				if err := writeSysctl(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := ch.LinkSetUp(cont); err != nil {
+		return fmt.Errorf("setting up: %w", err)
+	}
+	idx := cont.Attrs().Index
+	for _, ip := range s.ips {
+		a := &netlink.Addr{IPNet: hostNet(ip)}
+		if ip.Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := ch.AddrReplace(cont, a); err != nil {
+			return fmt.Errorf("adding address %s: %w", ip, err)
+		}
+	}
+	for _, gw := range gateways(has4, has6) {
+		n := &netlink.Neigh{LinkIndex: idx, IP: gw.AsSlice(), HardwareAddr: hostMAC, State: netlink.NUD_PERMANENT, Family: family(gw)}
+		if err := ch.NeighSet(n); err != nil {
+			return fmt.Errorf("adding neighbour %s: %w", gw, err)
+		}
+		if gw.Is4() {
+			r := &netlink.Route{LinkIndex: idx, Dst: hostNet(gw), Scope: netlink.SCOPE_LINK}
+			if err := ch.RouteReplace(r); err != nil {
+				return fmt.Errorf("adding route %s: %w", gw, err)
+			}
+		}
+		r := &netlink.Route{LinkIndex: idx, Dst: defaultNet(gw), Gw: gw.AsSlice()}
+		if err := ch.RouteReplace(r); err != nil {
+			return fmt.Errorf("adding default route via %s: %w", gw, err)
+		}
+	}
+	return nil
+}
+
+func gateways(has4, has6 bool) []netip.Addr {
+	var out []netip.Addr
+	if has4 {
+		out = append(out, GatewayV4)
+	}
+	if has6 {
+		out = append(out, GatewayV6)
+	}
+	return out
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+func hostNet(a netip.Addr) *net.IPNet {
+	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}
+}
+
+func defaultNet(a netip.Addr) *net.IPNet {
+	return &net.IPNet{IP: make(net.IP, a.BitLen()/8), Mask: net.CIDRMask(0, a.BitLen())}
+}
+
+// teardown removes the workload's veth: through the container side when
+// its namespace is still there (which takes the host side with it), else
+// the host side if ownsHost allows. Whatever does not exist is skipped.
+func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func() bool) error {
+	if netnsPath != "" {
+		cns, ch, err := openContainer(netnsPath)
+		if err == nil {
+			l, lerr := ch.LinkByName(ifName)
+			if lerr == nil && l.Type() == "veth" {
+				lerr = ch.LinkDel(l)
+				if lerr != nil {
+					err = fmt.Errorf("deleting %s in %s: %w", ifName, netnsPath, lerr)
+				}
+			}
+			ch.Close()
+			cns.Close()
+			if err != nil {
+				return err
+			}
+		} else if !errors.Is(err, os.ErrNotExist) && !isNotExist(err) {
+			d.log.Info("container namespace not usable; cleaning up the host side only", logKeyError, err)
+		}
+	}
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	l, err := hh.LinkByName(hostIf)
+	if err != nil {
+		return nil // gone, with the container side
+	}
+	if l.Type() != "veth" || !ownsHost() {
+		return nil
+	}
+	if err := hh.LinkDel(l); err != nil {
+		return fmt.Errorf("deleting host interface %s: %w", hostIf, err)
+	}
+	return nil
+}
+
+func isNotExist(err error) bool {
+	var te *types.Error
+	return errors.As(err, &te) && te.Code == types.ErrInvalidNetNS
+}
+
+// checkSpec is what check expects.
+type checkSpec struct {
+	attachSpec
+	contMAC string
+}
+
+// check verifies that the attachment is as setup left it: both ends of
+// the veth, up and paired, the addresses, the gateways' neighbour entries,
+// the default routes and the host routes.
+func (d *dataplane) check(s checkSpec) error {
+	cns, ch, err := openContainer(s.netnsPath)
+	if err != nil {
+		return err
+	}
+	defer cns.Close()
+	defer ch.Close()
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	host, err := hh.LinkByName(s.hostIf)
+	if err != nil {
+		return fmt.Errorf("host interface %s: %w", s.hostIf, err)
+	}
+	cont, err := ch.LinkByName(s.ifName)
+	if err != nil {
+		return fmt.Errorf("interface %s in %s: %w", s.ifName, s.netnsPath, err)
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if cont.Type() != "veth" || host.Type() != "veth" || cont.Attrs().ParentIndex != host.Attrs().Index {
+		bad("%s is not the peer of host interface %s", s.ifName, s.hostIf)
+	}
+	if cont.Attrs().Flags&net.FlagUp == 0 || host.Attrs().Flags&net.FlagUp == 0 {
+		bad("the veth is not up")
+	}
+	if s.contMAC != "" && cont.Attrs().HardwareAddr.String() != s.contMAC {
+		bad("%s has MAC %s, want %s", s.ifName, cont.Attrs().HardwareAddr, s.contMAC)
+	}
+	addrs, err := ch.AddrList(cont, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("listing addresses of %s: %w", s.ifName, err)
+	}
+	var has4, has6 bool
+	for _, ip := range s.ips {
+		has4, has6 = has4 || ip.Is4(), has6 || ip.Is6()
+		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IPNet.String() == hostNet(ip).String() }) {
+			bad("%s lacks address %s", s.ifName, hostNet(ip))
+		}
+		routes, err := hh.RouteListFiltered(0, &netlink.Route{Dst: hostNet(ip)}, netlink.RT_FILTER_DST)
+		if err != nil || !slices.ContainsFunc(routes, func(r netlink.Route) bool { return r.LinkIndex == host.Attrs().Index }) {
+			bad("host route %s dev %s is missing", ip, s.hostIf)
+		}
+	}
+	for _, gw := range gateways(has4, has6) {
+		neighs, err := ch.NeighList(cont.Attrs().Index, family(gw))
+		if err != nil || !slices.ContainsFunc(neighs, func(n netlink.Neigh) bool {
+			return n.IP.Equal(gw.AsSlice()) && n.State&netlink.NUD_PERMANENT != 0 && n.HardwareAddr.String() == host.Attrs().HardwareAddr.String()
+		}) {
+			bad("permanent neighbour %s -> %s is missing", gw, host.Attrs().HardwareAddr)
+		}
+		routes, err := ch.RouteListFiltered(family(gw), &netlink.Route{LinkIndex: cont.Attrs().Index}, netlink.RT_FILTER_OIF)
+		if err != nil || !slices.ContainsFunc(routes, func(r netlink.Route) bool {
+			isDefault := r.Dst == nil || r.Dst.IP.IsUnspecified() && prefixLen(r.Dst) == 0
+			return isDefault && r.Gw.Equal(gw.AsSlice())
+		}) {
+			bad("default route via %s dev %s is missing", gw, s.ifName)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func prefixLen(n *net.IPNet) int {
+	ones, _ := n.Mask.Size()
+	return ones
+}

@@ -1,0 +1,108 @@
+package cni_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/cni"
+	"github.com/bgpfabric/bgpfabric/datastore"
+)
+
+// outageStore stops etcd just before the plugin writes the workload
+// endpoint, the last step of ADD, and starts it again after the call's
+// timeout: by then the addresses are allocated and the veth exists, and
+// all of it must be undone.
+type outageStore struct {
+	cni.Store
+	f        *fabric
+	restarts chan error
+}
+
+func (s *outageStore) Create(ctx context.Context, r api.Resource) (api.Resource, error) {
+	if _, ok := r.(*api.WorkloadEndpoint); ok && s.restarts != nil {
+		s.f.etcd.stop()
+		restarts := s.restarts
+		s.restarts = nil
+		time.AfterFunc(3*time.Second, func() { restarts <- s.f.etcd.start() })
+	}
+	return s.Store.Create(ctx, r)
+}
+
+func TestAddRollsBackWhenDatastoreDiesMidway(t *testing.T) {
+	f := newFabric(t)
+	cont, rt := f.container("midway1")
+	restarts := make(chan error, 1)
+	p := &cni.Plugin{
+		Stdout: &bytes.Buffer{},
+		HostNS: f.host.Handle, // in-process: the host side goes into f.host
+		Connect: func(ctx context.Context, _ *cni.NetConf) (cni.Store, func(), error) {
+			c, err := datastore.New(ctx, datastore.Config{Endpoints: []string{f.etcd.endpoint()}, DialTimeout: 2 * time.Second})
+			if err != nil {
+				return nil, nil, err
+			}
+			return &outageStore{Store: c, f: f, restarts: restarts}, func() { c.Close() }, nil
+		},
+	}
+	conf := map[string]any{"type": "bgpfabric-cni"}
+	for k, v := range f.conf {
+		conf[k] = v
+	}
+	conf["timeout"] = "2s"
+	stdin, err := json.Marshal(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Add(&skel.CmdArgs{ContainerID: rt.ContainerID, Netns: rt.NetNS, IfName: rt.IfName, StdinData: stdin})
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
+		t.Fatalf("ADD with etcd dying midway: %v, want code 11", err)
+	}
+	if err := <-restarts; err != nil {
+		t.Fatal(err)
+	}
+	if got := links(t, f.host); len(got) != 0 {
+		t.Errorf("host links left: %v", got)
+	}
+	if got := links(t, cont); len(got) != 0 {
+		t.Errorf("container links left: %v", got)
+	}
+	if a := f.allocations(); len(a) != 0 {
+		t.Errorf("allocations left: %v", a)
+	}
+	if n := len(f.endpoints()); n != 0 {
+		t.Errorf("%d endpoints left", n)
+	}
+}
+
+// TestAddRollsBackWhenVethFails: the container already has an eth0, so
+// the veth cannot be created after the addresses were allocated.
+func TestAddRollsBackWhenVethFails(t *testing.T) {
+	f := newFabric(t)
+	cont, rt := f.container("clash1")
+	// An eth0 in the container: a veth whose other end is in the host
+	// namespace under a name that is not the plugin's.
+	vethInto(t, f, cont)
+	list := f.confList(nil)
+	c := f.cni()
+	err := f.inHost(func() error { _, err := c.AddNetworkList(f.ctx, list, rt); return err })
+	if err == nil {
+		t.Fatal("ADD into a container that has eth0 already succeeded")
+	}
+	if got := links(t, f.host); len(got) != 1 || got[0] != "clash-host" {
+		t.Errorf("host links: %v, want only the test's own", got)
+	}
+	if a := f.allocations(); len(a) != 0 {
+		t.Errorf("allocations left: %v", a)
+	}
+	if n := len(f.endpoints()); n != 0 {
+		t.Errorf("%d endpoints left", n)
+	}
+}
