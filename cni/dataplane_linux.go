@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/bgpfabric/bgpfabric/felix/routetable"
 )
 
 // The gateways a workload's default routes point at. Nothing owns these
@@ -119,8 +121,11 @@ func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
 		return att, fmt.Errorf("configuring %s in %s: %w", s.ifName, s.netnsPath, err)
 	}
 	// The host routes last: once they exist the workload is reachable.
+	// They carry felix's protocol: they are the routes felix programs for
+	// this endpoint, so felix adopts them instead of seeing a foreign
+	// route in its way (and removes them if the endpoint never appears).
 	for _, ip := range s.ips {
-		r := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK}
+		r := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK, Protocol: routetable.ProtoFelix}
 		if err := hh.RouteReplace(r); err != nil {
 			return att, fmt.Errorf("adding host route %s dev %s: %w", ip, s.hostIf, err)
 		}

@@ -68,7 +68,7 @@ var felixComponent = nodeComponent{
 		fs.DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long felix's status outlives a crashed node")
 		acl := addACLFlags(fs)
 		return func(env *nodeEnv) (func(context.Context) error, error) {
-			newACL, err := acl()
+			newACL, err := acl(env.NodeName)
 			if err != nil {
 				return nil, err
 			}

@@ -15,13 +15,14 @@ import (
 )
 
 // addACLFlags registers felix's ACL flags and returns the function that,
-// once they are parsed, gives felix's ACL constructor (nil for --acl=false).
-func addACLFlags(fs *pflag.FlagSet) func() (func(netns.NsHandle, *slog.Logger) (felix.ACL, error), error) {
+// once they are parsed, gives felix's ACL constructor for the node (nil for
+// --acl=false).
+func addACLFlags(fs *pflag.FlagSet) func(node string) (func(netns.NsHandle, *slog.Logger) (felix.ACL, error), error) {
 	enabled := fs.Bool("acl", true, "program the ACLs (nftables table inet bgpfabric); false: routes and interfaces only")
 	in := fs.String("failsafe-inbound", "default", `ports open to host endpoints whatever the policy, e.g. "tcp:22,tcp:179" ("default": tcp 22, 179, 2379, 2380; "none")`)
 	out := fs.String("failsafe-outbound", "default", `ports open from host endpoints whatever the policy ("default": udp 53, 67, tcp 179, 2379, 2380; "none")`)
 	prefixes := fs.StringSlice("workload-iface-prefix", nil, "drop traffic of interfaces with these prefixes that have no workload endpoint")
-	return func() (func(netns.NsHandle, *slog.Logger) (felix.ACL, error), error) {
+	return func(node string) (func(netns.NsHandle, *slog.Logger) (felix.ACL, error), error) {
 		if !*enabled {
 			return nil, nil
 		}
@@ -35,6 +36,7 @@ func addACLFlags(fs *pflag.FlagSet) func() (func(netns.NsHandle, *slog.Logger) (
 		}
 		return func(ns netns.NsHandle, log *slog.Logger) (felix.ACL, error) {
 			return acl.NewNetlink(acl.Config{
+				NodeName:        node,
 				FailsafeInbound: fin, FailsafeOutbound: fout,
 				WorkloadInterfacePrefixes: *prefixes, Logger: log,
 			}, ns), nil

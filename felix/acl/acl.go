@@ -53,6 +53,11 @@ type ACL struct {
 
 // New returns an ACL that writes through dp.
 func New(cfg Config, dp nft.Dataplane) *ACL {
+	if cfg.NodeName == "" {
+		// Without it no endpoint is local and no policy is enforced: a
+		// silent fail-open, so refuse loudly.
+		panic("acl.New: Config.NodeName is empty")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
