@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bgpfabric/bgpfabric/router"
+)
+
+func init() { addCommand(newRoutesCmd) }
+
+func newRoutesCmd(g *globalOptions) *cobra.Command {
+	var node, dir string
+	cmd := &cobra.Command{
+		Use:   "routes [--node NAME]",
+		Short: "Show a node's BGP table and the routes its router installed",
+		Long: `Routes asks a node's router, over its control socket (<control-dir>/
+router.<node>.sock; every node of a machine or simulation shares the
+directory), for the routes it advertises, its BGP table (every path, best
+first) and the learned routes it installed in the kernel, with those it left
+to another owner's route (conflict) or kept through a graceful restart (held).
+Without --node it uses the only socket in the directory, or this host's name.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sock, err := routerSocket(dir, node)
+			if err != nil {
+				return err
+			}
+			rep, err := router.FetchRoutes(cmd.Context(), sock)
+			if err != nil {
+				return err
+			}
+			printRoutes(g.stdout, rep)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", envOr("BGPFABRIC_NODE_NAME", ""), "the node whose router to ask; env BGPFABRIC_NODE_NAME")
+	cmd.Flags().StringVar(&dir, "control-dir", router.DefaultControlDir, "directory of the routers' control sockets")
+	return cmd
+}
+
+// routerSocket picks the control socket: the node's, else the only one in
+// dir, else the host's.
+func routerSocket(dir, node string) (string, error) {
+	if node != "" {
+		return router.ControlSocketPath(dir, node), nil
+	}
+	socks, _ := filepath.Glob(filepath.Join(dir, "router.*.sock"))
+	switch len(socks) {
+	case 1:
+		return socks[0], nil
+	case 0:
+		if h, err := os.Hostname(); err == nil {
+			return router.ControlSocketPath(dir, h), nil
+		}
+		return "", fmt.Errorf("no router control socket in %s: is a node running?", dir)
+	}
+	var names []string
+	for _, s := range socks {
+		names = append(names, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(s), "router."), ".sock"))
+	}
+	return "", errors.New("several routers run here (" + strings.Join(names, ", ") + "): choose one with --node")
+}
+
+func printRoutes(w io.Writer, rep *router.RoutesReport) {
+	fmt.Fprintf(w, "Node %s: router ID %s, AS %d\n", rep.Node, rep.RouterID, rep.AS)
+	fmt.Fprintf(w, "\nAdvertised (%d)\n", len(rep.Exported))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tCOMMUNITIES")
+	for _, e := range rep.Exported {
+		fmt.Fprintf(tw, "%s\t%s\n", e.Prefix, dash(strings.Join(e.Communities, " ")))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nBGP table (%d destinations)\n", len(rep.BGP))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tPREFIX\tNEXT HOP\tFROM\tAS PATH\tLOCAL PREF\tCOMMUNITIES")
+	for _, d := range rep.BGP {
+		for i, p := range d.Paths {
+			mark, prefix := " ", d.Prefix.String()
+			if i > 0 {
+				prefix = ""
+			}
+			if p.Best {
+				mark = "*>"
+			}
+			from, nh := "local", "-"
+			if !p.Local {
+				from = fmt.Sprintf("%s (AS %d)", p.Peer, p.PeerAS)
+			}
+			if p.NextHop.IsValid() {
+				nh = p.NextHop.String()
+			}
+			var asPath, comms []string
+			for _, a := range p.ASPath {
+				asPath = append(asPath, fmt.Sprint(a))
+			}
+			for _, c := range p.Communities {
+				comms = append(comms, c.String())
+			}
+			if p.Stale {
+				mark += " stale"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", mark, prefix, nh, from, dash(strings.Join(asPath, " ")), p.LocalPref, dash(strings.Join(comms, " ")))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nInstalled in the kernel (%d)\n", len(rep.Kernel))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tVIA\tSTATE")
+	for _, k := range rep.Kernel {
+		state := k.State
+		if k.State == "conflict" {
+			state = fmt.Sprintf("conflict (held by protocol %d)", k.Owner)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Prefix, k.Gateway, state)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,100 @@
+// Package router is the node's BGP client: what BIRD is in Calico. It keeps
+// a BGP speaker's sessions equal to what package peering computes for this
+// node, advertises what felix programmed, installs what peers advertise into
+// the kernel, and reports per-peer status.
+//
+// # Shape
+//
+// Router.Run owns one event loop (a single goroutine) fed by: a datastore
+// syncer of Nodes, BGPConfigurations and BGPPeers; the kernel route feed
+// (FIBSource); the speaker's best-path and peer-state watches. Bursts are
+// drained, then reconciled once. The BGP engine is behind Speaker (speaker.
+// go); router/gobgp implements it on GoBGP v3's pkg/server as a library,
+// and FakeSpeaker keeps state in maps for unit tests. The kernel side is
+// felix/routetable (a RouteTable owning protocol ProtoRouter, 81).
+//
+// Wiring: cmd/bgpfabric registers the router as a component of `bgpfabric
+// node` (node_router.go): router.New(router.Config{NodeName, Resources:
+// DatastoreResources(client), Status: DatastoreStatus(...), Speaker:
+// gobgp.New(...), Netns, ...}) then Run(ctx).
+//
+// # Sessions
+//
+// On every change of the resources the router computes peering.Compute for
+// its node and applies peering.Diff against the running sessions: Add and
+// Remove touch only those peers; an Update with Reset restarts only that
+// session, a live one (maxPrefixes, keepOriginalNextHop) is applied in
+// place. A change of the node's AS, router ID or listen port restarts the
+// speaker. An invalid fabric keeps the running sessions. A session that
+// cannot be configured (missing password, speaker error) is retried every
+// 2s and shown in the status with the reason. Passwords: see Secrets (a
+// directory of files <name>/<key>, or BGPFABRIC_SECRET_<NAME>_<KEY>); a
+// secret whose content changes is picked up on the next reconcile (any
+// resource change or retry).
+//
+// # Export
+//
+// The router advertises exactly what felix programmed, read from the
+// kernel (a netlink route subscription of the main table, opened before a
+// dump of the routes with felix's protocol 80): blackholes (affine blocks)
+// and host routes of workloads outside those blocks (borrowed addresses);
+// see Exports. Withdrawal follows felix's delete at once. Routes carry the
+// "default" BGPConfiguration's communities. The speaker's export policy
+// advertises only routes we originate (no transit: nothing learned from a
+// peer is passed on); on a node that is a route reflector (it has a
+// routeReflectorClusterID) iBGP routes are reflected, eBGP ones still not.
+// Policy adds export and import filters by prefix (with length bounds) and
+// community, from a YAML file.
+//
+// # Import
+//
+// Best paths from peers are installed with protocol 81 in the main table,
+// with the next hop as received (through a reflector: the originating
+// node). Paths we originate, paths whose next hop is ours, and paths the
+// import filter rejects are not installed. A prefix that another owner's
+// route holds (felix's blackholes and workload routes, an operator's static
+// route) is left alone and reported as a conflict. The multipath set is
+// kept in the BGP table (GoBGP multipath on; see `bgpfabric routes`), but
+// only the best path goes to the kernel until routetable supports
+// multipath routes.
+//
+// On start the router lists the routes of protocol 81 an earlier run left.
+// Without graceful restart it converges the kernel at once (stale routes
+// go). With graceful restart (the BGPConfiguration's, on by default) and
+// routes left, it is a restarting speaker (RFC 4724, R bit): the kernel
+// keeps forwarding on the old routes until every peer is up and has sent
+// End-of-RIB (or the restart time is over), then one reconcile replaces
+// them. On a clean stop it stops the speaker (peers get a Cease; with
+// RFC 8538 graceful-restart notification support they keep our routes as
+// stale) and, without graceful restart, removes its kernel routes; with it,
+// the routes stay for the next run. As a helper, GoBGP keeps a restarting
+// peer's routes as stale until its End-of-RIB.
+//
+// # Session features
+//
+// Hold and keepalive per peer, TCP MD5 (see router/gobgp about MPTCP),
+// max-prefix limits (GoBGP warns at 80% and closes the session beyond;
+// the status shows "prefix limit reached"), route refresh (SoftReset),
+// TTL security and eBGP multihop, and RFC 7606 error handling by GoBGP's
+// codec (treat-as-withdraw, attribute discard, session reset): a malformed
+// message costs at most that session, and the reason reaches the status.
+//
+// # Status and tools
+//
+// The node's BGPStatus (per peer: address, AS, type, state, since,
+// prefixes received/accepted/advertised, last error) is written on every
+// state change and every StatusInterval for the counters, under a lease
+// (DatastoreStatus). `bgpfabric status` prints it. The BGP table and the
+// installed routes are served on a unix control socket (ControlSocket;
+// RoutesReport), which `bgpfabric routes` reads. With Config.Metrics the
+// router registers Prometheus gauges and counters for sessions and
+// prefixes (bgpfabric_router_*).
+//
+// # Namespaces
+//
+// Netns selects the namespace of the route feed and the installed routes.
+// The speaker's sockets are opened by GoBGP's own goroutines, in the
+// process's namespace: run one router per process, in the node's namespace
+// (as `bgpfabric node` in a simulation does), or give the speaker loopback
+// addresses (Config.ListenAddresses) as the benchmarks do.
+package router

@@ -1,0 +1,295 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// FakeSpeaker is an in-memory Speaker for unit tests, after Cilium's
+// fake_router.go: it keeps the configured peers and announced routes, logs
+// every call, lets tests inject learned paths and peer events, and can
+// fail chosen calls. It is safe for concurrent use.
+type FakeSpeaker struct {
+	mu        sync.Mutex
+	started   bool
+	global    Global
+	peers     map[netip.Addr]PeerConfig
+	states    map[netip.Addr]PeerStatus
+	announced map[netip.Prefix]LocalRoute
+	learned   map[netip.Prefix][]Path
+	calls     []string
+	failNext  map[string]error
+	bestFns   []func([]Destination)
+	peerFns   []func(PeerEvent)
+}
+
+var _ Speaker = (*FakeSpeaker)(nil)
+
+// NewFakeSpeaker returns a stopped FakeSpeaker.
+func NewFakeSpeaker() *FakeSpeaker {
+	return &FakeSpeaker{
+		peers:     map[netip.Addr]PeerConfig{},
+		states:    map[netip.Addr]PeerStatus{},
+		announced: map[netip.Prefix]LocalRoute{},
+		learned:   map[netip.Prefix][]Path{},
+		failNext:  map[string]error{},
+	}
+}
+
+// FailNext makes the next call of method (e.g. "AddPeer") fail with err.
+func (f *FakeSpeaker) FailNext(method string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext[method] = err
+}
+
+func (f *FakeSpeaker) callLocked(method, format string, args ...any) error {
+	f.calls = append(f.calls, method+" "+fmt.Sprintf(format, args...))
+	if err, ok := f.failNext[method]; ok {
+		delete(f.failNext, method)
+		return err
+	}
+	return nil
+}
+
+// Calls returns and forgets the calls made so far, one line each, e.g.
+// "AddPeer 10.0.0.2".
+func (f *FakeSpeaker) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+// Start implements Speaker.
+func (f *FakeSpeaker) Start(_ context.Context, g Global) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("Start", "as %d id %s port %d", g.AS, g.RouterID, g.ListenPort); err != nil {
+		return err
+	}
+	if f.started {
+		return errors.New("fake speaker: already started")
+	}
+	f.started, f.global = true, g
+	return nil
+}
+
+// Stop implements Speaker: it forgets peers and routes, as GoBGP does.
+func (f *FakeSpeaker) Stop(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("Stop", ""); err != nil {
+		return err
+	}
+	f.started = false
+	clear(f.peers)
+	clear(f.states)
+	clear(f.announced)
+	return nil
+}
+
+// AddPeer implements Speaker.
+func (f *FakeSpeaker) AddPeer(_ context.Context, p PeerConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("AddPeer", "%s", p.Address); err != nil {
+		return err
+	}
+	if _, ok := f.peers[p.Address]; ok {
+		return fmt.Errorf("fake speaker: peer %s exists", p.Address)
+	}
+	f.peers[p.Address] = p
+	f.states[p.Address] = PeerStatus{Address: p.Address, PeerAS: p.PeerAS, State: api.BGPActive}
+	return nil
+}
+
+// UpdatePeer implements Speaker.
+func (f *FakeSpeaker) UpdatePeer(_ context.Context, p PeerConfig, reset bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	what := "live"
+	if reset {
+		what = "reset"
+	}
+	if err := f.callLocked("UpdatePeer", "%s %s", p.Address, what); err != nil {
+		return err
+	}
+	if _, ok := f.peers[p.Address]; !ok {
+		return fmt.Errorf("fake speaker: no peer %s", p.Address)
+	}
+	f.peers[p.Address] = p
+	return nil
+}
+
+// DeletePeer implements Speaker.
+func (f *FakeSpeaker) DeletePeer(_ context.Context, a netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("DeletePeer", "%s", a); err != nil {
+		return err
+	}
+	if _, ok := f.peers[a]; !ok {
+		return fmt.Errorf("fake speaker: no peer %s", a)
+	}
+	delete(f.peers, a)
+	delete(f.states, a)
+	return nil
+}
+
+// SoftReset implements Speaker.
+func (f *FakeSpeaker) SoftReset(_ context.Context, a netip.Addr, in bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.callLocked("SoftReset", "%s in=%v", a, in)
+}
+
+// Announce implements Speaker.
+func (f *FakeSpeaker) Announce(_ context.Context, rs []LocalRoute) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ps []string
+	for _, r := range rs {
+		ps = append(ps, r.Prefix.String())
+	}
+	if err := f.callLocked("Announce", "%s", strings.Join(ps, ",")); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		f.announced[r.Prefix] = r
+	}
+	return nil
+}
+
+// Withdraw implements Speaker.
+func (f *FakeSpeaker) Withdraw(_ context.Context, ps []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	if err := f.callLocked("Withdraw", "%s", strings.Join(s, ",")); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		delete(f.announced, p)
+	}
+	return nil
+}
+
+// WatchBestPaths implements Speaker; the learned paths are delivered at
+// once, then what Learn injects.
+func (f *FakeSpeaker) WatchBestPaths(ctx context.Context, fn func([]Destination)) error {
+	f.mu.Lock()
+	var init []Destination
+	for p, paths := range f.learned {
+		init = append(init, Destination{Prefix: p, Paths: slices.Clone(paths)})
+	}
+	f.bestFns = append(f.bestFns, fn)
+	f.mu.Unlock()
+	if len(init) > 0 {
+		fn(init)
+	}
+	return nil
+}
+
+// WatchPeers implements Speaker.
+func (f *FakeSpeaker) WatchPeers(ctx context.Context, fn func(PeerEvent)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peerFns = append(f.peerFns, fn)
+	return nil
+}
+
+// Learn injects best paths as if peers had sent them (no paths: the
+// destination is gone) and tells the watchers.
+func (f *FakeSpeaker) Learn(ds ...Destination) {
+	f.mu.Lock()
+	for _, d := range ds {
+		if len(d.Paths) == 0 {
+			delete(f.learned, d.Prefix)
+		} else {
+			f.learned[d.Prefix] = slices.Clone(d.Paths)
+		}
+	}
+	fns := slices.Clone(f.bestFns)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(ds)
+	}
+}
+
+// SetPeerState injects a peer event (state change or error).
+func (f *FakeSpeaker) SetPeerState(e PeerEvent) {
+	f.mu.Lock()
+	if st, ok := f.states[e.Address]; ok && e.State != "" {
+		st.State = e.State
+		st.Since = time.Now()
+		f.states[e.Address] = st
+	}
+	fns := slices.Clone(f.peerFns)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(e)
+	}
+}
+
+// Peers implements Speaker.
+func (f *FakeSpeaker) Peers(context.Context) ([]PeerStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Collect(maps.Values(f.states))
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	return out, nil
+}
+
+// RIB implements Speaker.
+func (f *FakeSpeaker) RIB(context.Context) ([]Destination, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Destination
+	for p, r := range f.announced {
+		out = append(out, Destination{Prefix: p, Paths: []Path{{Local: true, Best: true, Communities: r.Communities}}})
+	}
+	for p, paths := range f.learned {
+		out = append(out, Destination{Prefix: p, Paths: slices.Clone(paths)})
+	}
+	slices.SortFunc(out, func(a, b Destination) int { return comparePrefix(a.Prefix, b.Prefix) })
+	return out, nil
+}
+
+// PeerConfigs returns the configured peers, by address.
+func (f *FakeSpeaker) PeerConfigs() []PeerConfig {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Collect(maps.Values(f.peers))
+	slices.SortFunc(out, func(a, b PeerConfig) int { return a.Address.Compare(b.Address) })
+	return out
+}
+
+// Announced returns the announced routes, by prefix.
+func (f *FakeSpeaker) Announced() []LocalRoute {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Collect(maps.Values(f.announced))
+	slices.SortFunc(out, func(a, b LocalRoute) int { return comparePrefix(a.Prefix, b.Prefix) })
+	return out
+}
+
+// Started reports whether the speaker runs, and with what.
+func (f *FakeSpeaker) Started() (Global, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.global, f.started
+}

@@ -1,0 +1,623 @@
+// Package gobgp is the router's Speaker on GoBGP v3 (pkg/server), used as a
+// library in this process: no gobgpd, no gRPC. It is the only package of
+// bgpfabric's router that imports GoBGP.
+//
+// TCP MD5: GoBGP sets the peers' keys on its listening sockets. Since Go
+// 1.24, net.ListenConfig makes MPTCP sockets by default, and the kernel
+// refuses TCP_MD5SIG on them (ENOPROTOOPT), so with MPTCP listeners a peer
+// with a password could never connect to us. Binaries that use this
+// package must turn MPTCP listeners off: `//go:debug multipathtcp=0` in
+// package main (cmd/bgpfabric does) or GODEBUG=multipathtcp=0. AddPeer
+// refuses a password while MPTCP listeners are on, naming the fix.
+//
+// Network namespaces: GoBGP opens its sockets from its own goroutines, so
+// they are in the namespace of the process (of whatever thread the Go
+// runtime picks). Run one Speaker per process, in the node's namespace.
+package gobgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	bfapi "github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/router"
+)
+
+// Config configures a Speaker.
+type Config struct {
+	// Logger receives GoBGP's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Speaker is a router.Speaker on a GoBGP BgpServer.
+type Speaker struct {
+	lg  *slog.Logger
+	srv *server.BgpServer
+
+	mu      sync.Mutex // guards started and global; held across Start and Stop
+	started bool
+	global  router.Global
+
+	// fnMu guards peerFns apart from mu: GoBGP logs (and so calls
+	// peerError) while Stop waits for its sessions to end.
+	fnMu    sync.Mutex
+	peerFns []func(router.PeerEvent)
+}
+
+var _ router.Speaker = (*Speaker)(nil)
+
+// New returns a stopped Speaker. Its GoBGP server's event loop runs for the
+// rest of the process (GoBGP cannot stop it); Start and Stop may be called
+// many times.
+func New(cfg Config) *Speaker {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	s := &Speaker{lg: lg}
+	s.srv = server.NewBgpServer(server.LoggerOption(newSlogLogger(lg, s.peerError)))
+	go s.srv.Serve()
+	return s
+}
+
+// MPTCPListeners reports whether net.ListenConfig makes MPTCP sockets in
+// this process, which breaks TCP MD5 on GoBGP's listeners.
+func MPTCPListeners() bool {
+	var lc net.ListenConfig
+	return lc.MultipathTCP()
+}
+
+// peerError is called by GoBGP's goroutines while they log, some with
+// locks held: it only queues the event.
+func (s *Speaker) peerError(addr netip.Addr, msg string) {
+	s.fnMu.Lock()
+	fns := s.peerFns
+	s.fnMu.Unlock()
+	for _, fn := range fns {
+		fn(router.PeerEvent{Address: addr, Err: msg})
+	}
+}
+
+// eventQueue hands events to fn from one goroutine of its own, never
+// blocking the producer (GoBGP's goroutines).
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []router.PeerEvent
+	signal chan struct{}
+}
+
+func newEventQueue(ctx context.Context, fn func(router.PeerEvent)) *eventQueue {
+	e := &eventQueue{signal: make(chan struct{}, 1)}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.signal:
+			}
+			e.mu.Lock()
+			q := e.q
+			e.q = nil
+			e.mu.Unlock()
+			for _, ev := range q {
+				if ctx.Err() != nil {
+					return
+				}
+				fn(ev)
+			}
+		}
+	}()
+	return e
+}
+
+func (e *eventQueue) push(ev router.PeerEvent) {
+	e.mu.Lock()
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Start implements router.Speaker.
+func (s *Speaker) Start(ctx context.Context, g router.Global) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("gobgp speaker: already started")
+	}
+	port := g.ListenPort
+	if port == 0 {
+		port = 179
+	}
+	req := &api.StartBgpRequest{Global: &api.Global{
+		Asn:              g.AS,
+		RouterId:         g.RouterID.String(),
+		ListenPort:       port,
+		UseMultiplePaths: true,
+	}}
+	for _, a := range g.ListenAddresses {
+		req.Global.ListenAddresses = append(req.Global.ListenAddresses, a.String())
+	}
+	if err := s.srv.StartBgp(ctx, req); err != nil {
+		return fmt.Errorf("starting BGP (AS %d, router ID %s, port %d): %w", g.AS, g.RouterID, port, err)
+	}
+	if err := s.setExportPolicy(ctx, g.ExportPolicy); err != nil {
+		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		return err
+	}
+	s.started, s.global = true, g
+	return nil
+}
+
+const exportPolicyName = "bgpfabric-export"
+
+// setExportPolicy installs the global export policy: a statement per
+// route type that must not leave, default accept.
+func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) error {
+	var reject []api.Conditions_RouteType
+	switch p {
+	case router.ExportLocalOnly:
+		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_INTERNAL, api.Conditions_ROUTE_TYPE_EXTERNAL}
+	case router.ExportNoExternal:
+		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_EXTERNAL}
+	}
+	if len(reject) == 0 {
+		return nil
+	}
+	pol := &api.Policy{Name: exportPolicyName}
+	for i, rt := range reject {
+		pol.Statements = append(pol.Statements, &api.Statement{
+			Name:       exportPolicyName + "-" + strconv.Itoa(i),
+			Conditions: &api.Conditions{RouteType: rt},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_REJECT},
+		})
+	}
+	// StopBgp keeps policies: replace ours.
+	_ = s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT}, All: true})
+	_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: exportPolicyName}, PreserveStatements: false, All: true})
+	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
+		return fmt.Errorf("adding export policy: %w", err)
+	}
+	err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_EXPORT,
+		Policies:      []*api.Policy{{Name: exportPolicyName}},
+		DefaultAction: api.RouteAction_ACCEPT,
+	}})
+	if err != nil {
+		return fmt.Errorf("assigning export policy: %w", err)
+	}
+	return nil
+}
+
+// Stop implements router.Speaker.
+func (s *Speaker) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return nil
+	}
+	s.started = false
+	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+		return fmt.Errorf("stopping BGP: %w", err)
+	}
+	return nil
+}
+
+// peerAPI converts a PeerConfig to GoBGP's.
+func peerAPI(p router.PeerConfig) *api.Peer {
+	ap := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: p.Address.String(),
+			PeerAsn:         p.PeerAS,
+			LocalAsn:        p.LocalAS,
+			AuthPassword:    p.Password,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			ConnectRetry:      5,
+			HoldTime:          uint64(p.HoldTime / time.Second),
+			KeepaliveInterval: uint64(p.KeepaliveTime / time.Second),
+		}},
+		Transport: &api.Transport{
+			PassiveMode: p.Passive,
+			RemotePort:  uint32(p.Port),
+		},
+	}
+	if p.LocalAddress.IsValid() {
+		ap.Transport.LocalAddress = p.LocalAddress.String()
+	}
+	if p.RouteReflectorClient {
+		ap.RouteReflector = &api.RouteReflector{RouteReflectorClient: true, RouteReflectorClusterId: p.ClusterID.String()}
+	}
+	if p.TTLSecurity > 0 {
+		ap.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - int(p.TTLSecurity))}
+	}
+	if p.EBGPMultihop > 0 {
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.EBGPMultihop)}
+	}
+	gr := p.GracefulRestart
+	if gr.Enabled {
+		ap.GracefulRestart = &api.GracefulRestart{
+			Enabled:             true,
+			RestartTime:         uint32(gr.RestartTime / time.Second),
+			StaleRoutesTime:     uint32(gr.StaleRoutesTime / time.Second),
+			NotificationEnabled: true, // RFC 8538: a Cease keeps our routes at the peer
+			LocalRestarting:     gr.LocalRestarting,
+		}
+		if gr.LocalRestarting {
+			ap.GracefulRestart.DeferralTime = uint32(max(gr.RestartTime/time.Second, 1))
+		}
+	}
+	fams := []*api.Family{}
+	if p.IPv4 {
+		fams = append(fams, &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST})
+	}
+	if p.IPv6 {
+		fams = append(fams, &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST})
+	}
+	for _, f := range fams {
+		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
+		if p.MaxPrefixes > 0 {
+			as.PrefixLimits = &api.PrefixLimit{Family: f, MaxPrefixes: p.MaxPrefixes, ShutdownThresholdPct: 80}
+		}
+		if gr.Enabled {
+			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		ap.AfiSafis = append(ap.AfiSafis, as)
+	}
+	return ap
+}
+
+// AddPeer implements router.Speaker.
+func (s *Speaker) AddPeer(ctx context.Context, p router.PeerConfig) error {
+	if p.Password != "" && MPTCPListeners() {
+		return fmt.Errorf("peer %s: TCP MD5 needs plain TCP listeners, but Go makes MPTCP ones: build with //go:debug multipathtcp=0 or run with GODEBUG=multipathtcp=0", p.Address)
+	}
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
+		return fmt.Errorf("adding peer %s: %w", p.Address, err)
+	}
+	return nil
+}
+
+// UpdatePeer implements router.Speaker. A reset is a delete and an add, so
+// that everything negotiated in OPEN or set on the socket is new.
+func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset bool) error {
+	if reset {
+		if err := s.DeletePeer(ctx, p.Address); err != nil {
+			return err
+		}
+		return s.AddPeer(ctx, p)
+	}
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerAPI(p)}); err != nil {
+		return fmt.Errorf("updating peer %s: %w", p.Address, err)
+	}
+	// Next-hop handling changes what we send: send it again.
+	return s.SoftReset(ctx, p.Address, false)
+}
+
+// DeletePeer implements router.Speaker.
+func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		return fmt.Errorf("deleting peer %s: %w", addr, err)
+	}
+	return nil
+}
+
+// SoftReset implements router.Speaker.
+func (s *Speaker) SoftReset(ctx context.Context, addr netip.Addr, in bool) error {
+	dir := api.ResetPeerRequest_OUT
+	if in {
+		dir = api.ResetPeerRequest_IN
+	}
+	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Soft: true, Direction: dir}); err != nil {
+		return fmt.Errorf("soft reset of peer %s: %w", addr, err)
+	}
+	return nil
+}
+
+// localPath builds the GoBGP path of one of our routes.
+func localPath(r router.LocalRoute, withdraw bool) (*api.Path, error) {
+	p := r.Prefix
+	var nlri bgp.AddrPrefixInterface
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	if p.Addr().Is4() {
+		nlri = bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
+		nh := "0.0.0.0"
+		if r.NextHop.IsValid() {
+			nh = r.NextHop.String()
+		}
+		attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
+	} else {
+		nlri = bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
+		nh := "::"
+		if r.NextHop.IsValid() {
+			nh = r.NextHop.String()
+		}
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
+	}
+	var std []uint32
+	var large []*bgp.LargeCommunity
+	for _, c := range r.Communities {
+		if c.Large {
+			large = append(large, bgp.NewLargeCommunity(c.Global, c.Local1, c.Local2))
+		} else {
+			std = append(std, c.Global<<16|c.Local1&0xffff)
+		}
+	}
+	if len(std) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(std))
+	}
+	if len(large) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(large))
+	}
+	return apiutil.NewPath(nlri, withdraw, attrs, time.Now())
+}
+
+// Announce implements router.Speaker.
+func (s *Speaker) Announce(ctx context.Context, routes []router.LocalRoute) error {
+	var errs []error
+	for _, r := range routes {
+		path, err := localPath(r, false)
+		if err == nil {
+			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("announcing %s: %w", r.Prefix, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Withdraw implements router.Speaker.
+func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
+	var errs []error
+	for _, p := range prefixes {
+		path, err := localPath(router.LocalRoute{Prefix: p}, true)
+		if err == nil {
+			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("withdrawing %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WatchBestPaths implements router.Speaker. GoBGP's best-path events carry,
+// with multipath on, the new multipath set of each changed destination (a
+// single withdrawn path when it has none left).
+func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destination)) error {
+	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+		{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+	}}, BatchSize: 4096}
+	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
+		t := r.GetTable()
+		if t == nil || len(t.Paths) == 0 {
+			return
+		}
+		fn(groupPaths(t.Paths, s.lg))
+	})
+}
+
+// groupPaths turns GoBGP paths into destinations, in order of first
+// appearance; withdrawn paths leave their destination without paths.
+func groupPaths(paths []*api.Path, lg *slog.Logger) []router.Destination {
+	var out []router.Destination
+	index := map[netip.Prefix]int{}
+	for _, ap := range paths {
+		pfx, p, err := convertPath(ap)
+		if err != nil {
+			lg.Warn("skipping a path GoBGP reported", "error", err)
+			continue
+		}
+		i, ok := index[pfx]
+		if !ok {
+			i = len(out)
+			index[pfx] = i
+			out = append(out, router.Destination{Prefix: pfx})
+		}
+		if !ap.IsWithdraw {
+			out[i].Paths = append(out[i].Paths, p)
+		}
+	}
+	return out
+}
+
+// convertPath decodes a GoBGP path.
+func convertPath(ap *api.Path) (netip.Prefix, router.Path, error) {
+	nlri, err := apiutil.GetNativeNlri(ap)
+	if err != nil {
+		return netip.Prefix{}, router.Path{}, fmt.Errorf("decoding NLRI: %w", err)
+	}
+	pfx, err := netip.ParsePrefix(nlri.String())
+	if err != nil {
+		return netip.Prefix{}, router.Path{}, fmt.Errorf("NLRI %s is not an IP prefix: %w", nlri, err)
+	}
+	p := router.Path{Best: ap.Best, Stale: ap.Stale, PeerAS: ap.SourceAsn}
+	if ap.Age != nil {
+		p.Age = ap.Age.AsTime()
+	}
+	if a, err := netip.ParseAddr(ap.NeighborIp); err == nil && !a.IsUnspecified() {
+		p.Peer = a
+	} else {
+		p.Local = true
+	}
+	pattrs, err := apiutil.GetNativePathAttributes(ap)
+	if err != nil {
+		return netip.Prefix{}, router.Path{}, fmt.Errorf("decoding attributes of %s: %w", pfx, err)
+	}
+	for _, a := range pattrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeNextHop:
+			p.NextHop, _ = netip.AddrFromSlice(a.Value)
+			p.NextHop = p.NextHop.Unmap()
+		case *bgp.PathAttributeMpReachNLRI:
+			p.NextHop, _ = netip.AddrFromSlice(a.Nexthop)
+			if pfx.Addr().Is4() {
+				p.NextHop = p.NextHop.Unmap()
+			}
+		case *bgp.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				p.ASPath = append(p.ASPath, seg.GetAS()...)
+			}
+		case *bgp.PathAttributeCommunities:
+			for _, c := range a.Value {
+				p.Communities = append(p.Communities, bfapi.Community{Global: c >> 16, Local1: c & 0xffff})
+			}
+		case *bgp.PathAttributeLargeCommunities:
+			for _, c := range a.Values {
+				p.Communities = append(p.Communities, bfapi.Community{Large: true, Global: c.ASN, Local1: c.LocalData1, Local2: c.LocalData2})
+			}
+		case *bgp.PathAttributeLocalPref:
+			p.LocalPref = a.Value
+		case *bgp.PathAttributeMultiExitDisc:
+			p.MED = a.Value
+		}
+	}
+	if p.Local && p.NextHop.IsUnspecified() {
+		p.NextHop = netip.Addr{}
+	}
+	return pfx, p, nil
+}
+
+// WatchPeers implements router.Speaker.
+func (s *Speaker) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) error {
+	call := newEventQueue(ctx, fn).push
+	s.fnMu.Lock()
+	s.peerFns = append(s.peerFns, call)
+	s.fnMu.Unlock()
+	req := &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_EOR},
+		}},
+	}
+	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
+		if pe := r.GetPeer(); pe != nil && pe.Peer != nil && pe.Peer.State != nil {
+			if pe.Type != api.WatchEventResponse_PeerEvent_STATE {
+				return
+			}
+			a, err := netip.ParseAddr(pe.Peer.State.NeighborAddress)
+			if err != nil {
+				return
+			}
+			call(router.PeerEvent{Address: a, State: sessionState(pe.Peer.State.SessionState)})
+			return
+		}
+		if t := r.GetTable(); t != nil {
+			for _, p := range t.Paths {
+				if a, err := netip.ParseAddr(p.NeighborIp); err == nil {
+					call(router.PeerEvent{Address: a, EndOfRIB: true})
+				}
+			}
+		}
+	})
+}
+
+func sessionState(s api.PeerState_SessionState) bfapi.BGPState {
+	switch s {
+	case api.PeerState_CONNECT:
+		return bfapi.BGPConnect
+	case api.PeerState_ACTIVE:
+		return bfapi.BGPActive
+	case api.PeerState_OPENSENT:
+		return bfapi.BGPOpenSent
+	case api.PeerState_OPENCONFIRM:
+		return bfapi.BGPOpenConfirm
+	case api.PeerState_ESTABLISHED:
+		return bfapi.BGPEstablished
+	}
+	return bfapi.BGPIdle
+}
+
+// Peers implements router.Speaker.
+func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
+	var out []router.PeerStatus
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.State == nil || p.Conf == nil {
+			return
+		}
+		a, err := netip.ParseAddr(p.Conf.NeighborAddress)
+		if err != nil {
+			return
+		}
+		ps := router.PeerStatus{Address: a, PeerAS: p.Conf.PeerAsn, State: sessionState(p.State.SessionState), EndOfRIBReceived: true}
+		if t := p.GetTimers().GetState(); t != nil {
+			switch {
+			case ps.State == bfapi.BGPEstablished && t.Uptime != nil:
+				ps.Since = t.Uptime.AsTime()
+			case t.Downtime != nil:
+				ps.Since = t.Downtime.AsTime()
+			}
+		}
+		negotiated := false
+		for _, as := range p.AfiSafis {
+			if st := as.State; st != nil {
+				ps.PrefixesReceived += st.Received
+				ps.PrefixesAccepted += st.Accepted
+				ps.PrefixesAdvertised += st.Advertised
+			}
+			if g := as.GetMpGracefulRestart().GetState(); g != nil && g.Received {
+				negotiated = true
+				if !g.EndOfRibReceived {
+					ps.EndOfRIBReceived = false
+				}
+			}
+		}
+		if !negotiated {
+			ps.EndOfRIBReceived = ps.State == bfapi.BGPEstablished
+		}
+		out = append(out, ps)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing peers: %w", err)
+	}
+	return out, nil
+}
+
+// RIB implements router.Speaker.
+func (s *Speaker) RIB(ctx context.Context) ([]router.Destination, error) {
+	var out []router.Destination
+	for _, fam := range []*api.Family{
+		{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
+	} {
+		err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam, SortType: api.ListPathRequest_PREFIX}, func(d *api.Destination) {
+			var dst router.Destination
+			for _, ap := range d.Paths {
+				pfx, p, err := convertPath(ap)
+				if err != nil {
+					continue
+				}
+				dst.Prefix = pfx
+				if p.Best {
+					dst.Paths = append([]router.Path{p}, dst.Paths...)
+				} else {
+					dst.Paths = append(dst.Paths, p)
+				}
+			}
+			if dst.Prefix.IsValid() {
+				out = append(out, dst)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing the BGP table: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,54 @@
+package router
+
+import (
+	"net/netip"
+
+	"github.com/bgpfabric/bgpfabric/peering"
+)
+
+// peerConfig turns a session that peering computed into the speaker's
+// configuration; password is the resolved secret.
+func peerConfig(s peering.Session, local peering.Local, password string) PeerConfig {
+	return PeerConfig{
+		Address:              s.PeerAddress,
+		Port:                 s.PeerPort,
+		PeerAS:               s.PeerAS,
+		LocalAS:              s.LocalAS,
+		LocalAddress:         s.LocalAddress,
+		Passive:              s.Passive,
+		HoldTime:             s.HoldTime,
+		KeepaliveTime:        s.KeepaliveTime,
+		Password:             password,
+		RouteReflectorClient: s.RouteReflectorClient,
+		ClusterID:            s.ClusterID,
+		MaxPrefixes:          s.MaxPrefixes,
+		TTLSecurity:          s.TTLSecurity,
+		EBGPMultihop:         s.EBGPMultihop,
+		KeepOriginalNextHop:  s.KeepOriginalNextHop,
+		GracefulRestart: GracefulRestart{
+			Enabled:         s.GracefulRestart.Enabled,
+			RestartTime:     s.GracefulRestart.RestartTime,
+			StaleRoutesTime: s.GracefulRestart.StaleRoutesTime,
+		},
+		// Both families when the node has both: a node's sessions carry
+		// the family of the peer's address, and the other one too when
+		// the node has it (IPv6 routes over an IPv4 session need an IPv6
+		// next hop, which we do not set: so only the session's own).
+		IPv4: s.PeerAddress.Is4(),
+		IPv6: s.PeerAddress.Is6(),
+	}
+}
+
+// global is the speaker's global configuration for a node.
+func global(l peering.Local) Global {
+	g := Global{AS: l.AS, RouterID: l.RouterID, ListenPort: int32(l.ListenPort)}
+	if l.IsReflector() {
+		g.ExportPolicy = ExportNoExternal
+	}
+	return g
+}
+
+// ownAddresses reports whether a is one of the node's peering addresses.
+func ownAddress(l peering.Local, a netip.Addr) bool {
+	return a == l.IPv4.Addr() || a == l.IPv6.Addr()
+}

@@ -1,0 +1,817 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/felix/routetable"
+	"github.com/bgpfabric/bgpfabric/peering"
+)
+
+// Log keys, defined once.
+const (
+	logKeyNode     = "node"
+	logKeyPeer     = "peer"
+	logKeyPrefix   = "prefix"
+	logKeyCount    = "count"
+	logKeyError    = "error"
+	logKeyState    = "state"
+	logKeySession  = "session"
+	logKeyChanged  = "changed"
+	logKeyWarning  = "warning"
+	logKeyDuration = "duration"
+)
+
+// retryDelay is how long the router waits before trying a failed speaker
+// or kernel operation again.
+const retryDelay = 2 * time.Second
+
+// Router is the node's BGP client. See the package documentation.
+type Router struct {
+	cfg Config
+	lg  *slog.Logger
+}
+
+// New checks cfg; Run starts the router.
+func New(cfg Config) (*Router, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Router{cfg: cfg, lg: cfg.Logger.With(logKeyNode, cfg.NodeName)}, nil
+}
+
+// Run runs the router until ctx ends. On the way out it stops the
+// speaker (peers get a Cease) and, unless graceful restart is on, removes
+// the routes it installed; with graceful restart the kernel routes stay,
+// and the next Run takes them over.
+func (r *Router) Run(ctx context.Context) error {
+	dp := r.cfg.Dataplane
+	if dp == nil {
+		ndp, err := routetable.NewNetlinkDataplane(r.cfg.Netns)
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		defer ndp.Close()
+		dp = ndp
+	}
+	rt, err := routetable.New(routetable.Config{Protocol: r.cfg.Protocol, Logger: r.lg}, dp)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	stale := 0
+	if err := dp.ListRoutes(ctx, routetable.TableMain, r.cfg.Protocol, func(routetable.KernelRoute) { stale++ }); err != nil {
+		return fmt.Errorf("router: listing routes left by an earlier run: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l := newLoop(r, rt, stale)
+	var metrics *metrics
+	if r.cfg.Metrics != nil {
+		metrics, err = newMetrics(r.cfg.Metrics)
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		defer metrics.unregister(r.cfg.Metrics)
+		l.metrics = metrics
+	}
+	done := make(chan struct{})
+	var bg []func()
+	spawn := func(fn func()) {
+		bg = append(bg, fn)
+	}
+	spawn(func() { l.runResources(runCtx) })
+	spawn(func() { l.runFIB(runCtx) })
+	if r.cfg.ControlSocket != "" {
+		srv, err := l.listenControl(r.cfg.ControlSocket)
+		if err != nil {
+			return fmt.Errorf("router: %w", err)
+		}
+		spawn(func() { srv.serve(runCtx) })
+	}
+	finished := make(chan struct{}, len(bg))
+	for _, fn := range bg {
+		go func() {
+			defer func() { finished <- struct{}{} }()
+			fn()
+		}()
+	}
+	go func() {
+		defer close(done)
+		l.run(runCtx)
+	}()
+	<-done
+	cancel()
+	for range bg {
+		<-finished
+	}
+	return l.shutdown()
+}
+
+// loop is the router's state, owned by one goroutine (run), which the
+// other goroutines feed through channels.
+type loop struct {
+	r       *Router
+	lg      *slog.Logger
+	rt      *routetable.RouteTable
+	metrics *metrics
+
+	resCh   chan func()
+	fibCh   chan FIBBatch
+	bestCh  chan []Destination
+	peerCh  chan PeerEvent
+	queryCh chan func()
+
+	// Resources and peering.
+	resources map[datastore.ResourceID]api.Resource
+	inSync    bool
+	resDirty  bool
+	local     peering.Local
+	started   bool
+	watching  bool
+	gr        bool // graceful restart on (BGPConfiguration)
+	comms     []Community
+	// running are the sessions configured in the speaker, with what
+	// they were configured with; failed are desired sessions that could
+	// not be configured, with the reason.
+	running map[netip.Addr]peering.Session
+	configs map[netip.Addr]PeerConfig
+	failed  map[netip.Addr]sessionFailure
+	peers   map[netip.Addr]*peerInfo
+	counts  map[netip.Addr]PeerStatus
+
+	// Export.
+	fib         map[netip.Prefix]routetable.KernelRoute
+	fibSynced   bool
+	exportDirty bool
+	announced   map[netip.Prefix]LocalRoute
+
+	// Import.
+	best        map[netip.Prefix]Destination
+	importDirty map[netip.Prefix]struct{}
+	importAll   bool
+	// stale is how many routes of ours an earlier run left; holdImport
+	// keeps them (no Apply) while peers resend after a graceful restart.
+	stale      int
+	holdImport bool
+	holdUntil  time.Time
+	applyErr   bool
+
+	statusDirty bool
+	retryAt     time.Time
+}
+
+type sessionFailure struct {
+	session peering.Session
+	err     string
+}
+
+type peerInfo struct {
+	state     api.BGPState
+	since     time.Time
+	lastError string
+	eor       bool
+}
+
+func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
+	return &loop{
+		r: r, lg: r.lg, rt: rt,
+		resCh:       make(chan func(), 16),
+		fibCh:       make(chan FIBBatch, 16),
+		bestCh:      make(chan []Destination, 256),
+		peerCh:      make(chan PeerEvent, 256),
+		queryCh:     make(chan func()),
+		resources:   map[datastore.ResourceID]api.Resource{},
+		running:     map[netip.Addr]peering.Session{},
+		configs:     map[netip.Addr]PeerConfig{},
+		failed:      map[netip.Addr]sessionFailure{},
+		peers:       map[netip.Addr]*peerInfo{},
+		counts:      map[netip.Addr]PeerStatus{},
+		fib:         map[netip.Prefix]routetable.KernelRoute{},
+		announced:   map[netip.Prefix]LocalRoute{},
+		best:        map[netip.Prefix]Destination{},
+		importDirty: map[netip.Prefix]struct{}{},
+		stale:       stale,
+		// Until the datastore says whether graceful restart is on, keep
+		// what an earlier run installed.
+		holdImport: true,
+	}
+}
+
+// send delivers v on ch unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) {
+	select {
+	case ch <- v:
+	case <-ctx.Done():
+	}
+}
+
+// runResources runs the resource source, retrying when it fails.
+func (l *loop) runResources(ctx context.Context) {
+	h := &syncHandler{ctx: ctx, ch: l.resCh, l: l}
+	for ctx.Err() == nil {
+		if err := l.r.cfg.Resources.Run(ctx, h); err != nil && ctx.Err() == nil {
+			l.lg.Warn("resource sync failed; retrying", logKeyError, err)
+			sleep(ctx, retryDelay)
+		}
+	}
+}
+
+// runFIB runs the route feed, starting it again (with a new snapshot)
+// when it breaks.
+func (l *loop) runFIB(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := l.r.cfg.FIB.Watch(ctx, l.r.cfg.FelixProtocol, func(b FIBBatch) { send(ctx, l.fibCh, b) })
+		if err != nil && ctx.Err() == nil {
+			l.lg.Warn("route feed broke; resyncing", logKeyError, err)
+			sleep(ctx, 100*time.Millisecond)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// syncHandler passes the syncer's output into the loop.
+type syncHandler struct {
+	ctx context.Context
+	ch  chan func()
+	l   *loop
+}
+
+func (h *syncHandler) OnStatus(st datastore.SyncStatus) {
+	h.l.lg.Debug("datastore sync", logKeyState, st.String())
+}
+
+func (h *syncHandler) OnSnapshot(s datastore.Snapshot) {
+	send(h.ctx, h.ch, func() {
+		clear(h.l.resources)
+		for _, r := range s.Resources {
+			h.l.resources[datastore.IDOf(r)] = r
+		}
+		h.l.inSync = true
+		h.l.resDirty = true
+	})
+}
+
+func (h *syncHandler) OnUpdates(evs []datastore.Event) {
+	send(h.ctx, h.ch, func() {
+		for _, e := range evs {
+			if e.Type == datastore.Deleted {
+				delete(h.l.resources, e.ID)
+			} else {
+				h.l.resources[e.ID] = e.Resource
+			}
+		}
+		h.l.resDirty = true
+	})
+}
+
+// run is the event loop: it waits for one event, takes what else is
+// queued, then reconciles once.
+func (l *loop) run(ctx context.Context) {
+	tick := time.NewTicker(l.r.cfg.StatusInterval)
+	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			l.refreshCounters(ctx)
+		case <-timer.C:
+		case f := <-l.queryCh:
+			f()
+			continue
+		case f := <-l.resCh:
+			f()
+		case b := <-l.fibCh:
+			l.onFIB(b)
+		case ds := <-l.bestCh:
+			l.onBest(ds)
+		case e := <-l.peerCh:
+			l.onPeer(e)
+		}
+		for i := 0; i < 1024 && l.handleOne(); i++ {
+		}
+		l.reconcile(ctx)
+		// Wake up for the next retry or the end of the import hold.
+		timer.Stop()
+		if next := l.nextWake(); !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
+}
+
+// handleOne handles one queued event, if there is one.
+func (l *loop) handleOne() bool {
+	select {
+	case f := <-l.resCh:
+		f()
+	case b := <-l.fibCh:
+		l.onFIB(b)
+	case ds := <-l.bestCh:
+		l.onBest(ds)
+	case e := <-l.peerCh:
+		l.onPeer(e)
+	default:
+		return false
+	}
+	return true
+}
+
+func (l *loop) nextWake() time.Time {
+	var t time.Time
+	if !l.retryAt.IsZero() {
+		t = l.retryAt
+	}
+	if l.holdImport && !l.holdUntil.IsZero() && (t.IsZero() || l.holdUntil.Before(t)) {
+		t = l.holdUntil
+	}
+	return t
+}
+
+func (l *loop) retryLater() {
+	if l.retryAt.IsZero() {
+		l.retryAt = time.Now().Add(retryDelay)
+	}
+}
+
+// reconcile brings the speaker and the kernel to what the state asks for.
+func (l *loop) reconcile(ctx context.Context) {
+	if !l.retryAt.IsZero() && !time.Now().Before(l.retryAt) {
+		l.retryAt = time.Time{}
+		l.resDirty, l.exportDirty, l.importAll = true, true, true
+	}
+	if l.resDirty && l.inSync {
+		l.resDirty = false
+		l.reconcilePeers(ctx)
+	}
+	if l.exportDirty {
+		l.reconcileExports(ctx)
+	}
+	l.reconcileImports(ctx)
+	if l.statusDirty {
+		l.writeStatus(ctx)
+	}
+}
+
+// input collects the peering resources.
+func (l *loop) input() (peering.Input, *api.BGPConfiguration) {
+	var in peering.Input
+	var def *api.BGPConfiguration
+	for _, r := range l.resources {
+		switch r := r.(type) {
+		case *api.Node:
+			in.Nodes = append(in.Nodes, r)
+		case *api.BGPPeer:
+			in.BGPPeers = append(in.BGPPeers, r)
+		case *api.BGPConfiguration:
+			in.BGPConfigurations = append(in.BGPConfigurations, r)
+			if r.Name == api.DefaultBGPConfigurationName {
+				def = r
+			}
+		}
+	}
+	return in, def
+}
+
+// reconcilePeers computes this node's sessions and applies the difference
+// to the speaker: adding or removing one node touches only its session.
+func (l *loop) reconcilePeers(ctx context.Context) {
+	in, def := l.input()
+	model, err := peering.New(in)
+	if err != nil {
+		l.lg.Error("invalid peering configuration: keeping the running sessions", logKeyError, err)
+		return
+	}
+	res, err := model.Compute(l.r.cfg.NodeName)
+	if err != nil {
+		l.lg.Error("cannot compute this node's sessions: keeping the running ones", logKeyError, err)
+		return
+	}
+	for _, w := range res.Warnings {
+		l.lg.Warn("peering", logKeyWarning, w.String())
+	}
+	l.applyConfig(def)
+	if l.started && res.Local != l.local && l.global(res.Local).differs(l.global(l.local)) {
+		l.lg.Info("node's BGP identity changed: restarting the speaker")
+		l.stopSpeaker(ctx)
+	}
+	l.local = res.Local
+	if !l.started {
+		if err := l.r.cfg.Speaker.Start(ctx, l.global(res.Local)); err != nil {
+			l.lg.Error("starting the speaker", logKeyError, err)
+			l.retryLater()
+			return
+		}
+		l.started = true
+		l.exportDirty, l.importAll = true, true
+		l.watch(ctx)
+	}
+	l.applySessions(ctx, res.Sessions)
+	l.statusDirty = true
+}
+
+func (l *loop) global(lo peering.Local) Global {
+	g := global(lo)
+	g.ListenAddresses = l.r.cfg.ListenAddresses
+	return g
+}
+
+func (g Global) differs(o Global) bool {
+	return g.AS != o.AS || g.RouterID != o.RouterID || g.ListenPort != o.ListenPort || g.ExportPolicy != o.ExportPolicy
+}
+
+// applyConfig takes the BGPConfiguration's communities and graceful
+// restart setting, and decides the import hold on the first call.
+func (l *loop) applyConfig(def *api.BGPConfiguration) {
+	gr := true
+	var comms []Community
+	if def != nil {
+		if g := def.Spec.GracefulRestart; g != nil && g.Enabled != nil {
+			gr = *g.Enabled
+		}
+		for _, s := range def.Spec.Communities {
+			if c, err := api.ParseCommunity(s); err == nil {
+				comms = append(comms, c)
+			}
+		}
+	}
+	if !slices.Equal(comms, l.comms) {
+		l.comms = comms
+		l.exportDirty = true
+	}
+	first := l.holdImport && l.holdUntil.IsZero()
+	l.gr = gr
+	if first {
+		if gr && l.stale > 0 {
+			// Restarting: keep forwarding on the routes we left until
+			// the peers have sent theirs again (End-of-RIB) or the
+			// restart time is over.
+			wait := api.DefaultRestartTime
+			if def != nil && def.Spec.GracefulRestart != nil && def.Spec.GracefulRestart.RestartTime != "" {
+				wait = def.Spec.GracefulRestart.RestartTime.Get()
+			}
+			l.holdUntil = time.Now().Add(wait)
+			l.lg.Info("graceful restart: keeping the routes of the earlier run until peers send End-of-RIB",
+				logKeyCount, l.stale, logKeyDuration, wait)
+		} else {
+			l.holdImport = false
+			l.importAll = true
+		}
+	}
+}
+
+func (l *loop) stopSpeaker(ctx context.Context) {
+	if err := l.r.cfg.Speaker.Stop(ctx); err != nil {
+		l.lg.Warn("stopping the speaker", logKeyError, err)
+	}
+	l.started = false
+	clear(l.running)
+	clear(l.configs)
+	clear(l.peers)
+	clear(l.counts)
+	clear(l.announced)
+}
+
+// watch subscribes to the speaker's events once.
+func (l *loop) watch(ctx context.Context) {
+	if l.watching {
+		return
+	}
+	l.watching = true
+	sp := l.r.cfg.Speaker
+	if err := sp.WatchPeers(ctx, func(e PeerEvent) { send(ctx, l.peerCh, e) }); err != nil {
+		l.lg.Error("watching peers", logKeyError, err)
+	}
+	if err := sp.WatchBestPaths(ctx, func(ds []Destination) { send(ctx, l.bestCh, ds) }); err != nil {
+		l.lg.Error("watching best paths", logKeyError, err)
+	}
+}
+
+// applySessions applies the difference between the running and the
+// desired sessions.
+func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
+	running := make([]peering.Session, 0, len(l.running))
+	for _, s := range l.running {
+		running = append(running, s)
+	}
+	d := peering.Diff(running, desired)
+	sp := l.r.cfg.Speaker
+	want := map[netip.Addr]bool{}
+	for _, s := range desired {
+		want[s.PeerAddress] = true
+	}
+	for a := range l.failed {
+		if !want[a] {
+			delete(l.failed, a)
+		}
+	}
+	for _, s := range d.Remove {
+		if err := sp.DeletePeer(ctx, s.PeerAddress); err != nil {
+			l.lg.Warn("removing session", logKeySession, s.String(), logKeyError, err)
+			l.retryLater()
+			continue
+		}
+		l.lg.Info("session removed", logKeySession, s.String())
+		delete(l.running, s.PeerAddress)
+		delete(l.configs, s.PeerAddress)
+		delete(l.peers, s.PeerAddress)
+		delete(l.counts, s.PeerAddress)
+	}
+	for _, s := range d.Add {
+		pc, ok := l.peerConfig(s)
+		if !ok {
+			continue
+		}
+		if err := sp.AddPeer(ctx, pc); err != nil {
+			l.fail(s, err)
+			continue
+		}
+		l.lg.Info("session added", logKeySession, s.String())
+		delete(l.failed, s.PeerAddress)
+		l.running[s.PeerAddress], l.configs[s.PeerAddress] = s, pc
+		l.peers[s.PeerAddress] = &peerInfo{state: api.BGPIdle, since: time.Now()}
+	}
+	for _, u := range d.Update {
+		pc, ok := l.peerConfig(u.New)
+		if !ok {
+			continue
+		}
+		if err := sp.UpdatePeer(ctx, pc, u.Reset); err != nil {
+			l.fail(u.New, err)
+			continue
+		}
+		l.lg.Info("session updated", logKeySession, u.New.String(), logKeyChanged, u.Changed, "reset", u.Reset)
+		l.running[u.New.PeerAddress], l.configs[u.New.PeerAddress] = u.New, pc
+	}
+	// A changed secret changes no resource: compare the passwords.
+	for _, s := range desired {
+		old, ok := l.configs[s.PeerAddress]
+		if !ok || s.Password.IsZero() {
+			continue
+		}
+		pc, ok := l.peerConfig(s)
+		if !ok || pc.Password == old.Password {
+			continue
+		}
+		if err := sp.UpdatePeer(ctx, pc, true); err != nil {
+			l.fail(s, err)
+			continue
+		}
+		l.lg.Info("session password changed", logKeySession, s.String())
+		l.configs[s.PeerAddress] = pc
+	}
+}
+
+// peerConfig resolves the session's password and builds its speaker
+// configuration; a missing secret fails the session.
+func (l *loop) peerConfig(s peering.Session) (PeerConfig, bool) {
+	pw, err := l.r.cfg.Secrets.Password(s.Password)
+	if err != nil {
+		l.fail(s, err)
+		return PeerConfig{}, false
+	}
+	pc := peerConfig(s, l.local, pw)
+	pc.GracefulRestart.LocalRestarting = pc.GracefulRestart.Enabled && l.holdImport && l.stale > 0
+	return pc, true
+}
+
+func (l *loop) fail(s peering.Session, err error) {
+	msg := err.Error()
+	if f, ok := l.failed[s.PeerAddress]; !ok || f.err != msg {
+		l.lg.Error("cannot configure session", logKeySession, s.String(), logKeyError, err)
+	}
+	l.failed[s.PeerAddress] = sessionFailure{session: s, err: msg}
+	l.statusDirty = true
+	l.retryLater()
+}
+
+// onPeer records a peer's state change or error.
+func (l *loop) onPeer(e PeerEvent) {
+	p, ok := l.peers[e.Address]
+	if !ok {
+		return
+	}
+	switch {
+	case e.State != "":
+		if e.State != p.state {
+			l.lg.Info("peer state", logKeyPeer, e.Address, logKeyState, e.State)
+			p.state, p.since = e.State, time.Now()
+			if e.State != api.BGPEstablished {
+				p.eor = false
+			}
+		}
+	case e.Err != "":
+		l.lg.Warn("peer error", logKeyPeer, e.Address, logKeyError, e.Err)
+		p.lastError = e.Err
+		if l.metrics != nil {
+			l.metrics.peerErrors.WithLabelValues(e.Address.String()).Inc()
+		}
+	case e.EndOfRIB:
+		p.eor = true
+	}
+	l.statusDirty = true
+}
+
+// onFIB applies a batch of the route feed.
+func (l *loop) onFIB(b FIBBatch) {
+	if b.Snapshot {
+		clear(l.fib)
+		l.fibSynced = true
+	}
+	for _, e := range b.Routes {
+		if e.Deleted {
+			if old, ok := l.fib[e.Route.Dst]; ok && old.Priority == e.Route.Priority {
+				delete(l.fib, e.Route.Dst)
+			}
+			continue
+		}
+		l.fib[e.Route.Dst] = e.Route
+	}
+	l.exportDirty = true
+}
+
+// reconcileExports announces and withdraws the difference.
+func (l *loop) reconcileExports(ctx context.Context) {
+	if !l.started || !l.fibSynced {
+		return
+	}
+	l.exportDirty = false
+	var f *Filter
+	if l.r.cfg.Policy != nil {
+		f = l.r.cfg.Policy.Export
+	}
+	announce, withdraw := exportDiff(l.announced, Exports(l.fib, f, l.comms))
+	sp := l.r.cfg.Speaker
+	if len(announce) > 0 {
+		if err := sp.Announce(ctx, announce); err != nil {
+			l.lg.Error("announcing routes", logKeyError, err)
+			l.retryLater()
+		} else {
+			for _, r := range announce {
+				l.announced[r.Prefix] = r
+			}
+			l.lg.Debug("announced", logKeyCount, len(announce))
+		}
+	}
+	if len(withdraw) > 0 {
+		if err := sp.Withdraw(ctx, withdraw); err != nil {
+			l.lg.Error("withdrawing routes", logKeyError, err)
+			l.retryLater()
+		} else {
+			for _, p := range withdraw {
+				delete(l.announced, p)
+			}
+			l.lg.Debug("withdrew", logKeyCount, len(withdraw))
+		}
+	}
+	if l.metrics != nil {
+		l.metrics.exported.Set(float64(len(l.announced)))
+	}
+}
+
+// onBest records best-path changes.
+func (l *loop) onBest(ds []Destination) {
+	for _, d := range ds {
+		if len(d.Paths) == 0 {
+			delete(l.best, d.Prefix)
+		} else {
+			l.best[d.Prefix] = d
+		}
+		if !l.importAll {
+			l.importDirty[d.Prefix] = struct{}{}
+			if len(l.importDirty) > len(l.best)/2+1024 {
+				l.importAll = true
+				clear(l.importDirty)
+			}
+		}
+	}
+}
+
+// reconcileImports turns best paths into desired kernel routes and,
+// unless held for a graceful restart, applies them.
+func (l *loop) reconcileImports(ctx context.Context) {
+	var f *Filter
+	if l.r.cfg.Policy != nil {
+		f = l.r.cfg.Policy.Import
+	}
+	own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
+	set := func(p netip.Prefix) {
+		if r, ok := importRoute(l.best[p], f, own); ok {
+			if err := l.rt.SetRoute(r); err != nil {
+				l.lg.Warn("learned route not installable", logKeyPrefix, p, logKeyError, err)
+			}
+		} else {
+			l.rt.DeleteRoute(p)
+		}
+	}
+	changed := l.importAll || len(l.importDirty) > 0
+	if l.importAll {
+		var routes []routetable.Route
+		for _, d := range l.best {
+			if r, ok := importRoute(d, f, own); ok {
+				routes = append(routes, r)
+			}
+		}
+		if err := l.rt.Set(routes); err != nil {
+			l.lg.Warn("learned routes not installable", logKeyError, err)
+		}
+		l.importAll = false
+		clear(l.importDirty)
+	}
+	for p := range l.importDirty {
+		set(p)
+	}
+	clear(l.importDirty)
+	if l.holdImport {
+		if l.holdUntil.IsZero() || !l.allEndOfRIB() && time.Now().Before(l.holdUntil) {
+			return
+		}
+		l.holdImport = false
+		l.lg.Info("graceful restart: peers resent their routes; replacing the earlier run's")
+		changed = true
+	}
+	if !changed && !l.applyErr {
+		return
+	}
+	start := time.Now()
+	err := l.rt.Apply(ctx)
+	l.applyErr = false
+	if err != nil {
+		var conflict *routetable.ConflictError
+		if errors.As(err, &conflict) && len(l.rt.Conflicts()) > 0 {
+			l.lg.Info("learned routes left to routes we do not own", logKeyCount, len(l.rt.Conflicts()), logKeyError, err)
+		} else {
+			l.lg.Warn("installing learned routes", logKeyError, err)
+			l.applyErr = true
+			l.retryLater()
+		}
+		if l.metrics != nil {
+			l.metrics.routeErrors.Inc()
+		}
+	}
+	l.lg.Debug("applied learned routes", logKeyDuration, time.Since(start))
+	if l.metrics != nil {
+		l.metrics.installed.Set(float64(len(l.best) - len(l.rt.Conflicts())))
+		l.metrics.conflicts.Set(float64(len(l.rt.Conflicts())))
+	}
+}
+
+// allEndOfRIB reports whether every configured peer is up and has sent
+// End-of-RIB.
+func (l *loop) allEndOfRIB() bool {
+	if len(l.peers) == 0 {
+		return false
+	}
+	for _, p := range l.peers {
+		if p.state != api.BGPEstablished || !p.eor {
+			return false
+		}
+	}
+	return true
+}
+
+// shutdown stops the speaker and, without graceful restart, removes our
+// kernel routes.
+func (l *loop) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if l.started {
+		if err := l.r.cfg.Speaker.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		l.started = false
+	}
+	if l.gr {
+		l.lg.Info("stopped; graceful restart is on: the installed routes stay for the next run")
+	} else {
+		_ = l.rt.Set(nil)
+		if err := l.rt.Apply(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("removing installed routes: %w", err))
+		}
+		l.lg.Info("stopped; installed routes removed")
+	}
+	if s := l.r.cfg.Status; s != nil {
+		if err := s.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,117 @@
+package router
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// refreshCounters reads the peers' counters from the speaker.
+func (l *loop) refreshCounters(ctx context.Context) {
+	if !l.started {
+		return
+	}
+	ps, err := l.r.cfg.Speaker.Peers(ctx)
+	if err != nil {
+		l.lg.Warn("reading peer counters", logKeyError, err)
+		return
+	}
+	clear(l.counts)
+	for _, p := range ps {
+		l.counts[p.Address] = p
+		if pi, ok := l.peers[p.Address]; ok && p.State != "" && p.State != pi.state {
+			pi.state, pi.since = p.State, time.Now()
+		}
+		if pi, ok := l.peers[p.Address]; ok && p.State == api.BGPEstablished && !p.Since.IsZero() {
+			pi.since = p.Since
+		}
+	}
+	l.statusDirty = true
+	l.reconcile(ctx)
+}
+
+// buildStatus renders the node's BGPStatus: configured sessions with
+// their state, and sessions that could not be configured as Idle with the
+// reason.
+func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
+	st := &api.BGPStatus{
+		ObjectMeta: api.ObjectMeta{Name: l.r.cfg.NodeName},
+		Status: api.BGPStatusReport{
+			RouterID:   l.local.RouterID.String(),
+			ASNumber:   l.local.AS,
+			LastUpdate: now.UTC().Format(time.RFC3339),
+		},
+	}
+	addrs := make([]netip.Addr, 0, len(l.running)+len(l.failed))
+	for a := range l.running {
+		addrs = append(addrs, a)
+	}
+	for a := range l.failed {
+		if _, ok := l.running[a]; !ok {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, a := range addrs {
+		s, ok := l.running[a]
+		ps := api.BGPPeerStatus{PeerIP: a.String(), State: api.BGPIdle}
+		if f, failed := l.failed[a]; failed {
+			ps.LastError = f.err
+			if !ok {
+				s = f.session
+			}
+		}
+		ps.ASNumber, ps.Type = s.PeerAS, s.Type
+		if pi := l.peers[a]; pi != nil {
+			ps.State = pi.state
+			if !pi.since.IsZero() {
+				ps.Since = pi.since.UTC().Format(time.RFC3339)
+			}
+			if ps.LastError == "" {
+				ps.LastError = pi.lastError
+			}
+		}
+		if c, ok := l.counts[a]; ok {
+			ps.PrefixesReceived, ps.PrefixesAccepted, ps.PrefixesAdvertised = c.PrefixesReceived, c.PrefixesAccepted, c.PrefixesAdvertised
+		}
+		st.Status.Peers = append(st.Status.Peers, ps)
+	}
+	return st
+}
+
+// writeStatus writes the status record and updates the metrics.
+func (l *loop) writeStatus(ctx context.Context) {
+	if !l.local.RouterID.IsValid() || l.local.AS == 0 {
+		return
+	}
+	l.statusDirty = false
+	st := l.buildStatus(time.Now())
+	if m := l.metrics; m != nil {
+		m.peerUp.Reset()
+		m.received.Reset()
+		m.accepted.Reset()
+		m.advertis.Reset()
+		for _, p := range st.Status.Peers {
+			lv := []string{p.PeerIP, string(p.Type)}
+			up := 0.0
+			if p.State == api.BGPEstablished {
+				up = 1
+			}
+			m.peerUp.WithLabelValues(lv...).Set(up)
+			m.received.WithLabelValues(lv...).Set(float64(p.PrefixesReceived))
+			m.accepted.WithLabelValues(lv...).Set(float64(p.PrefixesAccepted))
+			m.advertis.WithLabelValues(lv...).Set(float64(p.PrefixesAdvertised))
+		}
+	}
+	if s := l.r.cfg.Status; s != nil {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := s.Put(wctx, st); err != nil {
+			l.lg.Warn("writing BGP status", logKeyError, err)
+			l.statusDirty = true
+		}
+	}
+}
