@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 PKGS     := ./...
 
-.PHONY: all build deps test test-short bench lint demo clean
+.PHONY: all build deps test test-short bench bench-rr lint demo sim clean
 
 all: build
 
@@ -31,6 +31,12 @@ test-short:
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 
+# bench-rr compares the route reflector, run as a separate process, with
+# BIRD 2, FRR bgpd and gobgpd as plain reflectors on loopback (deps installs
+# them when missing) and prints one table with ratios against BIRD.
+bench-rr: deps build
+	$(GO) run ./reflector/bench -bgpfabric $(BIN) $(BENCH_RR_FLAGS)
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -39,6 +45,12 @@ lint:
 # datastore, applies the example fabric and reads it back, then stops.
 demo: build
 	./scripts/demo.sh $(BIN)
+
+# sim boots the default topology (topologies/mesh-3.yaml) with the real
+# agents, checks it, tears it down and prints the report (needs root).
+SIM_TOPOLOGY ?= topologies/mesh-3.yaml
+sim: deps build
+	./$(BIN) sim run -f $(SIM_TOPOLOGY)
 
 clean:
 	rm -rf bin

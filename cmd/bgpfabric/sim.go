@@ -1,0 +1,399 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bgpfabric/bgpfabric/sim"
+	"github.com/bgpfabric/bgpfabric/sim/runstate"
+	"github.com/bgpfabric/bgpfabric/sim/topology"
+)
+
+func init() { addCommand(newSimCmd) }
+
+// simOptions are the flags the sim subcommands share.
+type simOptions struct {
+	file      string
+	runID     string
+	base      string
+	binary    string
+	nodeCmd   string
+	rrCmd     string
+	ready     string
+	workloads string
+}
+
+func (s *simOptions) add(cmd *cobra.Command, agents bool) {
+	f := cmd.Flags()
+	f.StringVarP(&s.file, "file", "f", "", "topology file (YAML; see docs/topologies.md)")
+	f.StringVar(&s.base, "state-dir", runstate.DefaultBase, "where runs keep their state, logs and etcd")
+	if !agents {
+		f.StringVar(&s.runID, "run", "", "run ID (default: the live run of --file)")
+		return
+	}
+	f.StringVar(&s.binary, "binary", "", "bgpfabric binary for agents, datastore and CNI plugin (default: this one)")
+	f.StringVar(&s.nodeCmd, "node-cmd", "", `command of a node's agent, placeholders {bin} {node} {datastore} {netns} {role} {rundir} (default "`+strings.Join(sim.DefaultNodeCommand, " ")+`")`)
+	f.StringVar(&s.rrCmd, "reflector-cmd", "", `command of a reflector's agent (default "`+strings.Join(sim.DefaultReflectorCommand, " ")+`")`)
+	f.StringVar(&s.ready, "ready", sim.ReadyStatus, "what convergence waits for: status (agents' status records and kernel routes) or process (agents running: for stand-in agents)")
+	f.StringVar(&s.workloads, "workloads", "cni", "cni (wire workloads through the CNI plugin) or none")
+}
+
+func (s *simOptions) options(g *globalOptions) (sim.Options, error) {
+	log, err := g.logger()
+	if err != nil {
+		return sim.Options{}, err
+	}
+	o := sim.Options{Base: s.base, Binary: s.binary, Ready: s.ready, Workloads: s.workloads, Logger: log, Progress: g.stdout}
+	if o.Binary == "" {
+		// Agents, datastore and CNI plugin are this very binary.
+		if o.Binary, err = os.Executable(); err != nil {
+			return sim.Options{}, err
+		}
+	}
+	if s.nodeCmd != "" {
+		o.NodeCommand = strings.Fields(s.nodeCmd)
+	}
+	if s.rrCmd != "" {
+		o.ReflectorCommand = strings.Fields(s.rrCmd)
+	}
+	return o, nil
+}
+
+func (s *simOptions) topology() (*topology.Topology, error) {
+	if s.file == "" {
+		return nil, errors.New("-f FILE is required")
+	}
+	return topology.Load(s.file)
+}
+
+// runDir finds the run a command acts on: --run, or the one live run of
+// --file.
+func (s *simOptions) runDir() (string, error) {
+	if s.runID != "" {
+		return s.base + "/" + s.runID, nil
+	}
+	if s.file == "" {
+		return "", errors.New("-f FILE or --run ID is required")
+	}
+	runs, err := sim.Runs(s.base, s.file)
+	if err != nil {
+		return "", err
+	}
+	var live []sim.RunInfo
+	for _, r := range runs {
+		if r.State.Live() {
+			live = append(live, r)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return "", fmt.Errorf("no run of %s is up (bgpfabric sim up -f %s)", s.file, s.file)
+	case 1:
+		return live[0].Dir, nil
+	}
+	var ids []string
+	for _, r := range live {
+		ids = append(ids, r.State.RunID)
+	}
+	return "", fmt.Errorf("%d runs of %s are up (%s): pick one with --run", len(live), s.file, strings.Join(ids, ", "))
+}
+
+func newSimCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Boot a whole fabric in network namespaces from a topology file, check it, tear it down",
+		Long: `sim boots a fabric on this machine: a network namespace per node, segment
+and workload, veth links, an etcd on a unix socket in the run's directory, the
+topology's resources, one agent process per node in its namespace, workloads
+through the CNI plugin. Everything carries the run's ID and is removed by
+"down", Ctrl-C, or the next "up" after a crash. See docs/topologies.md.`,
+	}
+	cmd.AddCommand(newSimRunCmd(g), newSimUpCmd(g), newSimStatusCmd(g), newSimCheckCmd(g), newSimDownCmd(g), newSimPlanCmd(g), newSimFaultCmd(g))
+	return cmd
+}
+
+func newSimRunCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var jsonFile, junitFile string
+	cmd := &cobra.Command{
+		Use:   "run -f FILE [--json FILE] [--junit FILE]",
+		Short: "Boot, wait for convergence, check, inject the faults, tear down; exit 0 only if every check passed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			topo, err := s.topology()
+			if err != nil {
+				return err
+			}
+			o, err := s.options(g)
+			if err != nil {
+				return err
+			}
+			rep, err := sim.Run(cmd.Context(), topo, o)
+			if rep == nil {
+				return err
+			}
+			rep.WriteText(g.stdout)
+			if jsonFile != "" {
+				err = errors.Join(err, rep.WriteJSON(jsonFile))
+			}
+			if junitFile != "" {
+				err = errors.Join(err, rep.WriteJUnit(junitFile))
+			}
+			if err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return fmt.Errorf("%d checks failed (converged: %v)", rep.ChecksFailed, rep.Converged)
+			}
+			return nil
+		},
+	}
+	s.add(cmd, true)
+	cmd.Flags().StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&junitFile, "junit", "", "write the checks as JUnit XML to this file")
+	return cmd
+}
+
+func newSimUpCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "up -f FILE",
+		Short: "Boot a fabric and leave it running (etcd as a process of the run) until `sim down`",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			topo, err := s.topology()
+			if err != nil {
+				return err
+			}
+			o, err := s.options(g)
+			if err != nil {
+				return err
+			}
+			o.Keep = true
+			f, err := sim.Boot(cmd.Context(), topo, o)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if !noWait {
+				if _, err := f.WaitConverged(cmd.Context()); err != nil {
+					fmt.Fprintf(g.stdout, "warning: %v\n", err)
+				}
+			}
+			fmt.Fprintf(g.stdout, "run %s is up: datastore %s, logs in %s/logs\n  bgpfabric sim status --run %s\n  bgpfabric sim down --run %s\n",
+				f.RunID(), f.Datastore(), f.Dir(), f.RunID(), f.RunID())
+			return nil
+		},
+	}
+	s.add(cmd, true)
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the agents are started, without waiting for convergence")
+	return cmd
+}
+
+func newSimStatusCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [-f FILE | --run ID]",
+		Short: "List runs, or show one run's agents and sessions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s.file == "" && s.runID == "" {
+				runs, err := sim.Runs(s.base, "")
+				tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "RUN\tFABRIC\tPHASE\tLIVE\tAGE\tTOPOLOGY")
+				for _, r := range runs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", r.State.RunID, r.State.Fabric, r.State.Phase, r.State.Live(), time.Since(r.State.Created).Round(time.Second), r.State.Topology)
+				}
+				tw.Flush()
+				return err
+			}
+			f, err := s.attach(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			running, total := f.AgentsRunning()
+			fmt.Fprintf(g.stdout, "run %s: agents running %d/%d, datastore %s\n", f.RunID(), running, total, f.Datastore())
+			rep := f.NewReport(cmd.Context())
+			rep.Converged, rep.Attached = true, true
+			rep.WriteText(g.stdout)
+			return nil
+		},
+	}
+	s.add(cmd, false)
+	return cmd
+}
+
+func (s *simOptions) attach(ctx context.Context, g *globalOptions) (*sim.Fabric, error) {
+	dir, err := s.runDir()
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.options(g)
+	if err != nil {
+		return nil, err
+	}
+	o.Progress = nil
+	return sim.Attach(ctx, dir, o)
+}
+
+func newSimCheckCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var jsonFile, junitFile string
+	cmd := &cobra.Command{
+		Use:   "check [-f FILE | --run ID]",
+		Short: "Run the topology's checks against a run that is up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := s.attach(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			rep := f.NewReport(cmd.Context())
+			rep.Converged, rep.Attached = true, true
+			rep.AddChecks(f.Check(cmd.Context()))
+			rep.WriteText(g.stdout)
+			if jsonFile != "" {
+				err = errors.Join(err, rep.WriteJSON(jsonFile))
+			}
+			if junitFile != "" {
+				err = errors.Join(err, rep.WriteJUnit(junitFile))
+			}
+			if err == nil && !rep.OK() {
+				err = fmt.Errorf("%d checks failed", rep.ChecksFailed)
+			}
+			return err
+		},
+	}
+	s.add(cmd, false)
+	cmd.Flags().StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&junitFile, "junit", "", "write the checks as JUnit XML to this file")
+	return cmd
+}
+
+func newSimDownCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "down [-f FILE | --run ID | --all]",
+		Short: "Tear down a run (and the leftovers of crashed runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var errs []error
+			var dirs []string
+			switch {
+			case all:
+				runs, err := sim.Runs(s.base, "")
+				errs = append(errs, err)
+				for _, r := range runs {
+					dirs = append(dirs, r.Dir)
+				}
+			case s.file != "" || s.runID != "":
+				dir, err := s.runDir()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					dirs = append(dirs, dir)
+				}
+			}
+			for _, d := range dirs {
+				start := time.Now()
+				if err := sim.DownRun(d, 0); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(g.stdout, "run %s down in %s\n", d[strings.LastIndexByte(d, '/')+1:], time.Since(start).Round(time.Millisecond))
+			}
+			cleaned, err := runstate.CleanupDead(s.base, runstate.DefaultGrace)
+			errs = append(errs, err)
+			for _, id := range cleaned {
+				fmt.Fprintf(g.stdout, "removed leftovers of run %s\n", id)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	s.add(cmd, false)
+	cmd.Flags().BoolVar(&all, "all", false, "tear down every run")
+	return cmd
+}
+
+func newSimPlanCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var slot int
+	cmd := &cobra.Command{
+		Use:   "plan -f FILE",
+		Short: "Validate a topology and print the plan it expands to (no root needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			topo, err := s.topology()
+			if err != nil {
+				return err
+			}
+			plan, err := topology.Expand(topo, topology.ExpandOptions{RunID: s.runID, Slot: slot})
+			if err != nil {
+				return err
+			}
+			return plan.Render(g.stdout)
+		},
+	}
+	cmd.Flags().StringVarP(&s.file, "file", "f", "", "topology file")
+	cmd.Flags().StringVar(&s.runID, "run", "", "run ID to name namespaces with (default 000000)")
+	cmd.Flags().IntVar(&slot, "slot", 0, "address slot")
+	return cmd
+}
+
+func newSimFaultCmd(g *globalOptions) *cobra.Command {
+	s := &simOptions{}
+	var fp topology.FaultPlan
+	var segment, peer string
+	cmd := &cobra.Command{
+		Use:   "fault [-f FILE | --run ID] --action ACTION [--node NODE] [--segment S | --peer P] [--duration D]",
+		Short: "Inject a fault into a run that is up, then wait for convergence and check",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := s.attach(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if fp.Node != "" {
+				n := f.Plan.Node(fp.Node)
+				if n == nil {
+					return fmt.Errorf("no node %q", fp.Node)
+				}
+				for _, i := range n.Interfaces {
+					if (segment != "" && i.Segment == segment) || (peer != "" && i.PeerNode == peer) {
+						fp.Interface = i.Name
+					}
+				}
+			}
+			fp.Name = fp.Action
+			fr, checks := f.Fault(cmd.Context(), fp)
+			rep := f.NewReport(cmd.Context())
+			rep.Converged, rep.Attached = true, true
+			rep.Faults = []sim.FaultResult{fr}
+			rep.AddChecks(checks)
+			rep.WriteText(g.stdout)
+			if fr.Status != sim.Passed {
+				return fmt.Errorf("fault %s: %s", fr.Name, fr.Message)
+			}
+			return nil
+		},
+	}
+	s.add(cmd, false)
+	cmd.Flags().StringVar(&fp.Action, "action", "", "kill-agent, restart-agent, link-down, link-up or stop-datastore")
+	cmd.Flags().StringVar(&fp.Node, "node", "", "target node")
+	cmd.Flags().StringVar(&segment, "segment", "", "link faults: the node's port on this segment")
+	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer")
+	cmd.Flags().DurationVar(&fp.Duration, "duration", 0, "restore after this long (0: leave it)")
+	return cmd
+}

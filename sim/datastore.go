@@ -1,0 +1,124 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/sim/netbuild"
+	"github.com/bgpfabric/bgpfabric/sim/runstate"
+	"github.com/bgpfabric/bgpfabric/sim/topology"
+)
+
+// dsProcName is the datastore process's name in the run state.
+const dsProcName = "datastore"
+
+// dsHandle is the run's etcd: inside this process, or a process of the run
+// in a namespace of its own.
+type dsHandle struct {
+	endpoint string
+	dataDir  string
+	embedded *datastore.Embedded
+	proc     *proc
+}
+
+func (d *dsHandle) close() error {
+	if d.embedded != nil {
+		return d.embedded.Close()
+	}
+	if d.proc != nil {
+		return d.proc.rec.Stop(5 * time.Second)
+	}
+	return nil
+}
+
+// socketPath is the etcd socket of a run: short enough for a unix socket
+// (at most 107 bytes).
+func socketPath(dir string) (string, error) {
+	p := filepath.Join(dir, "etcd.sock")
+	if len(p) > 107 {
+		return "", fmt.Errorf("run directory %s is too long for a unix socket path (%d > 107 bytes): use a shorter base", dir, len(p))
+	}
+	return p, nil
+}
+
+func (f *Fabric) startDatastore(ctx context.Context) error {
+	sock, err := socketPath(f.run.Dir)
+	if err != nil {
+		return err
+	}
+	d := &dsHandle{endpoint: "unix://" + sock, dataDir: filepath.Join(f.run.Dir, "etcd")}
+	f.ds = d
+	if err := f.run.Update(func(s *runstate.State) { s.Datastore = d.endpoint }); err != nil {
+		return err
+	}
+	if f.opts.DatastoreProcess {
+		if err := f.startDatastoreProcess(); err != nil {
+			return err
+		}
+	} else {
+		d.embedded, err = datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: d.dataDir, Listen: d.endpoint, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return fmt.Errorf("starting the datastore: %w", err)
+		}
+	}
+	// New waits until etcd answers (gRPC reconnects as soon as the socket
+	// appears): no sleeping.
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	f.client, err = datastore.New(cctx, datastore.Config{Endpoints: []string{d.endpoint}, DialTimeout: 60 * time.Second, MaxTxnOps: datastore.EmbeddedMaxTxnOps})
+	if err != nil {
+		return fmt.Errorf("connecting to the datastore %s: %w", d.endpoint, err)
+	}
+	return nil
+}
+
+// startDatastoreProcess runs `bgpfabric datastore serve` in a namespace of
+// its own, so that even etcd's loopback listener stays out of the sim's
+// namespace.
+func (f *Fabric) startDatastoreProcess() error {
+	name := topology.DatastoreNetns(f.Plan.RunID)
+	h, err := netbuild.Namespace(f.net, f.run, name)
+	if err != nil {
+		return err
+	}
+	args := []string{f.opts.Binary, "datastore", "serve", "--data-dir", f.ds.dataDir, "--listen", f.ds.endpoint}
+	p, err := startIn(f.run, dsProcName, h, name, args, filepath.Join(f.run.Dir, "logs", "datastore.log"), nil)
+	if err != nil {
+		return err
+	}
+	f.ds.proc = p
+	f.procs.set(dsProcName, p)
+	return nil
+}
+
+// StopDatastore stops the run's etcd (a fault): agents lose the datastore
+// and must keep forwarding on what they programmed.
+func (f *Fabric) StopDatastore() error {
+	if f.ds.embedded != nil {
+		return f.ds.embedded.Close()
+	}
+	if f.ds.proc == nil {
+		return errors.New("no datastore process")
+	}
+	err := f.ds.proc.rec.Stop(f.opts.Grace)
+	<-f.ds.proc.exited
+	return err
+}
+
+// StartDatastore starts the run's etcd again on the same data and socket.
+func (f *Fabric) StartDatastore(ctx context.Context) error {
+	if !f.opts.DatastoreProcess {
+		e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: f.ds.dataDir, Listen: f.ds.endpoint, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return fmt.Errorf("restarting the datastore: %w", err)
+		}
+		f.ds.embedded = e
+		return nil
+	}
+	return f.startDatastoreProcess()
+}

@@ -1,0 +1,134 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/sim/runstate"
+	"github.com/bgpfabric/bgpfabric/sim/topology"
+)
+
+// Readiness modes: what Boot waits for before it returns.
+const (
+	// ReadyStatus waits for the agents' status records (FelixStatus ready,
+	// every expected BGP session Established) and for every node to have
+	// a kernel route to every other node's IPAM blocks.
+	ReadyStatus = "status"
+	// ReadyProcess only waits for the agent processes to be running:
+	// for stand-in agents that write no status.
+	ReadyProcess = "process"
+)
+
+// Options configure a simulation. The zero value runs the real agents of
+// the bgpfabric binary found as described at Binary.
+type Options struct {
+	// Base is where runs keep their state (default runstate.DefaultBase).
+	Base string
+	// Binary is the bgpfabric executable for agents, the datastore process
+	// and the CNI plugin. Default: this process's executable if it is
+	// bgpfabric, else "bgpfabric" from $PATH.
+	Binary string
+	// NodeCommand, ReflectorCommand start a node's and a reflector's agent.
+	// Each word may hold the placeholders {bin}, {node}, {datastore},
+	// {netns}, {role} and {rundir}. Defaults: DefaultNodeCommand and
+	// DefaultReflectorCommand.
+	NodeCommand      []string
+	ReflectorCommand []string
+	// Ready is ReadyStatus (default) or ReadyProcess.
+	Ready string
+	// DatastoreProcess runs etcd as a process of the run (`bgpfabric
+	// datastore serve` in a namespace of its own) instead of inside this
+	// process; `sim up` needs it, since its etcd must outlive the command.
+	DatastoreProcess bool
+	// Workloads: "cni" (default: through the CNI plugin, via libcni) or
+	// "none" (namespaces only, not wired).
+	Workloads string
+	// Keep leaves the run up when the Fabric is closed (`sim up`).
+	Keep bool
+	// Grace is how long agents get between SIGTERM and SIGKILL.
+	Grace time.Duration
+	// Logger receives the sim's own logs; nil discards.
+	Logger *slog.Logger
+	// Progress, if set, receives one line per boot milestone.
+	Progress io.Writer
+}
+
+// Default agent commands.
+var (
+	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}"}
+	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}"}
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Base == "" {
+		o.Base = runstate.DefaultBase
+	}
+	if o.Ready == "" {
+		o.Ready = ReadyStatus
+	}
+	if o.Ready != ReadyStatus && o.Ready != ReadyProcess {
+		return o, fmt.Errorf("readiness %q: want %s or %s", o.Ready, ReadyStatus, ReadyProcess)
+	}
+	if o.Keep {
+		// The run outlives this process: so must its etcd.
+		o.DatastoreProcess = true
+	}
+	if o.Workloads == "" {
+		o.Workloads = "cni"
+	}
+	if o.Grace == 0 {
+		o.Grace = runstate.DefaultGrace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.NodeCommand == nil {
+		o.NodeCommand = DefaultNodeCommand
+	}
+	if o.ReflectorCommand == nil {
+		o.ReflectorCommand = DefaultReflectorCommand
+	}
+	if o.Binary == "" {
+		o.Binary = findBinary()
+	}
+	return o, nil
+}
+
+func findBinary() string {
+	if exe, err := os.Executable(); err == nil && strings.HasPrefix(filepath.Base(exe), "bgpfabric") && !strings.HasSuffix(exe, ".test") {
+		return exe
+	}
+	if p, err := exec.LookPath("bgpfabric"); err == nil {
+		return p
+	}
+	return "bgpfabric"
+}
+
+// expand fills the placeholders of a command template.
+func expand(tmpl []string, vars map[string]string) []string {
+	out := make([]string, len(tmpl))
+	for i, w := range tmpl {
+		for k, v := range vars {
+			w = strings.ReplaceAll(w, "{"+k+"}", v)
+		}
+		out[i] = w
+	}
+	return out
+}
+
+// agentCommand is the command line of a node's agent.
+func (o Options) agentCommand(n *topology.NodePlan, datastore, rundir string) []string {
+	tmpl := o.NodeCommand
+	if n.Agent == topology.AgentReflector {
+		tmpl = o.ReflectorCommand
+	}
+	return expand(tmpl, map[string]string{
+		"bin": o.Binary, "node": n.Name, "datastore": datastore, "netns": n.Netns, "role": n.Role, "rundir": rundir,
+	})
+}

@@ -1,0 +1,301 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/peering"
+	"github.com/bgpfabric/bgpfabric/sim/topology"
+)
+
+// Progress is how far the fabric has converged.
+type Progress struct {
+	AgentsRunning, Agents int
+	// NodesReady counts bgpfabric nodes whose status says ready (felix
+	// ready for compute nodes, a BGP status for reflectors).
+	NodesReady, Nodes int
+	// SessionsUp counts expected sessions (seen from the bgpfabric side)
+	// that are Established.
+	SessionsUp, Sessions int
+	// RoutesPresent counts (node, other node's IPAM block) routes in the
+	// nodes' kernels.
+	RoutesPresent, Routes int
+}
+
+// Converged reports whether everything expected is there.
+func (p Progress) Converged() bool {
+	return p.AgentsRunning == p.Agents && p.NodesReady == p.Nodes && p.SessionsUp == p.Sessions && p.RoutesPresent == p.Routes
+}
+
+func (p Progress) String() string {
+	return fmt.Sprintf("agents %d/%d, nodes ready %d/%d, sessions established %d/%d, routes %d/%d",
+		p.AgentsRunning, p.Agents, p.NodesReady, p.Nodes, p.SessionsUp, p.Sessions, p.RoutesPresent, p.Routes)
+}
+
+// statusCache holds what the syncer delivered: status records and blocks.
+type statusCache struct {
+	mu     sync.Mutex
+	bgp    map[string]*api.BGPStatus
+	felix  map[string]*api.FelixStatus
+	blocks map[string]*api.IPAMBlock
+	poke   chan struct{}
+}
+
+func newStatusCache() *statusCache {
+	return &statusCache{bgp: map[string]*api.BGPStatus{}, felix: map[string]*api.FelixStatus{}, blocks: map[string]*api.IPAMBlock{}, poke: make(chan struct{}, 1)}
+}
+
+func (c *statusCache) OnStatus(datastore.SyncStatus) {}
+
+func (c *statusCache) OnSnapshot(s datastore.Snapshot) {
+	c.mu.Lock()
+	clear(c.bgp)
+	clear(c.felix)
+	clear(c.blocks)
+	for _, r := range s.Resources {
+		c.putLocked(r, false)
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *statusCache) OnUpdates(evs []datastore.Event) {
+	c.mu.Lock()
+	for _, e := range evs {
+		c.putLocked(e.Resource, e.Type == datastore.Deleted)
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *statusCache) putLocked(r api.Resource, deleted bool) {
+	name := r.GetObjectMeta().Name
+	switch r := r.(type) {
+	case *api.BGPStatus:
+		if deleted {
+			delete(c.bgp, name)
+		} else {
+			c.bgp[name] = r
+		}
+	case *api.FelixStatus:
+		if deleted {
+			delete(c.felix, name)
+		} else {
+			c.felix[name] = r
+		}
+	case *api.IPAMBlock:
+		if deleted {
+			delete(c.blocks, name)
+		} else {
+			c.blocks[name] = r
+		}
+	}
+}
+
+func (c *statusCache) wake() {
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+// expectedSessions computes, as the agents will, each bgpfabric node's
+// sessions: their peer addresses.
+func expectedSessions(p *topology.Plan) map[string][]netip.Addr {
+	var in peering.Input
+	for _, r := range p.Resources {
+		switch r := r.(type) {
+		case *api.Node:
+			in.Nodes = append(in.Nodes, r)
+		case *api.BGPConfiguration:
+			in.BGPConfigurations = append(in.BGPConfigurations, r)
+		case *api.BGPPeer:
+			in.BGPPeers = append(in.BGPPeers, r)
+		}
+	}
+	out := map[string][]netip.Addr{}
+	for _, n := range p.Nodes {
+		var res peering.Result
+		var err error
+		switch n.Agent {
+		case topology.AgentNode:
+			res, err = peering.Compute(in, n.Name)
+		case topology.AgentReflector:
+			res, err = peering.ReflectorSessions(in, n.Name)
+		default:
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		for _, s := range res.Sessions {
+			out[n.Name] = append(out[n.Name], s.PeerAddress)
+		}
+	}
+	return out
+}
+
+// WaitConverged waits until the fabric has converged, or the topology's
+// convergence deadline (or ctx) ends first. It is driven by events: the
+// datastore's status records and IPAM blocks through a syncer, and route
+// changes in every node's kernel through netlink subscriptions; each event
+// re-evaluates, nothing sleeps. It prints progress when it changes.
+func (f *Fabric) WaitConverged(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, f.Plan.Checks.Convergence)
+	defer cancel()
+	if f.opts.Ready == ReadyProcess {
+		p := f.processProgress()
+		f.progress("%s", p)
+		if !p.Converged() {
+			return 0, fmt.Errorf("not converged: %s", p)
+		}
+		return f.converged(start), nil
+	}
+	cache := newStatusCache()
+	syncer, err := datastore.NewSyncer(f.client, datastore.SyncerConfig{
+		Kinds:   []string{api.KindBGPStatus, api.KindFelixStatus, api.KindIPAMBlock},
+		Handler: cache,
+	})
+	if err != nil {
+		return 0, err
+	}
+	go syncer.Run(ctx)
+	f.subscribeRoutes(ctx, cache.wake)
+	expected := expectedSessions(f.Plan)
+	var last Progress
+	tick := time.NewTicker(time.Second) // agent exits and the progress clock
+	defer tick.Stop()
+	for {
+		p := f.evaluate(cache, expected)
+		if p != last {
+			f.progress("%s", p)
+			last = p
+		}
+		if p.Converged() {
+			return f.converged(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("not converged after %s: %s", time.Since(start).Round(time.Millisecond), p)
+		case <-cache.poke:
+		case <-tick.C:
+		}
+	}
+}
+
+func (f *Fabric) converged(start time.Time) time.Duration {
+	d := time.Since(start)
+	f.setTiming(func(t *Timings) { t.Converge = d })
+	return d
+}
+
+func (f *Fabric) processProgress() Progress {
+	var p Progress
+	p.AgentsRunning, p.Agents = f.AgentsRunning()
+	return p
+}
+
+// subscribeRoutes pokes wake on every route change in a compute node.
+func (f *Fabric) subscribeRoutes(ctx context.Context, wake func()) {
+	for _, n := range f.Plan.Nodes {
+		if n.Agent != topology.AgentNode {
+			continue
+		}
+		h, ok := f.net.Handle(n.Netns)
+		if !ok {
+			continue
+		}
+		ch := make(chan netlink.RouteUpdate, 64)
+		err := netlink.RouteSubscribeWithOptions(ch, ctx.Done(), netlink.RouteSubscribeOptions{Namespace: &h})
+		if err != nil {
+			f.log.Warn("route subscription", "node", n.Name, "err", err)
+			continue
+		}
+		go func() {
+			for range ch {
+				wake()
+			}
+		}()
+	}
+}
+
+func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr) Progress {
+	p := f.processProgress()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	blocksByNode := map[string][]netip.Prefix{}
+	for _, b := range c.blocks {
+		if host, ok := b.Host(); ok {
+			if pfx, err := netip.ParsePrefix(b.Spec.CIDR); err == nil {
+				blocksByNode[host] = append(blocksByNode[host], pfx)
+			}
+		}
+	}
+	for _, n := range f.Plan.Nodes {
+		switch n.Agent {
+		case topology.AgentNode:
+			p.Nodes++
+			if fs := c.felix[n.Name]; fs != nil && fs.Status.Ready {
+				p.NodesReady++
+			}
+		case topology.AgentReflector:
+			p.Nodes++
+			if c.bgp[n.Name] != nil {
+				p.NodesReady++
+			}
+		default:
+			continue
+		}
+		want := expected[n.Name]
+		p.Sessions += len(want)
+		if st := c.bgp[n.Name]; st != nil {
+			for _, peer := range st.Status.Peers {
+				a, _, err := api.ParsePeerIP(peer.PeerIP)
+				if err == nil && peer.State == api.BGPEstablished && slices.Contains(want, a) {
+					p.SessionsUp++
+				}
+			}
+		}
+		if n.Agent != topology.AgentNode {
+			continue
+		}
+		var need []netip.Prefix
+		for host, pfxs := range blocksByNode {
+			if host != n.Name {
+				need = append(need, pfxs...)
+			}
+		}
+		p.Routes += len(need)
+		if len(need) > 0 {
+			have := f.routeSet(n)
+			for _, pfx := range need {
+				if have[pfx] {
+					p.RoutesPresent++
+				}
+			}
+		}
+	}
+	return p
+}
+
+// routeSet lists the destinations of a node's kernel routes (main table).
+func (f *Fabric) routeSet(n *topology.NodePlan) map[netip.Prefix]bool {
+	routes, err := f.Routes(n.Name)
+	if err != nil {
+		return nil
+	}
+	m := make(map[netip.Prefix]bool, len(routes))
+	for _, r := range routes {
+		m[r.Dst] = true
+	}
+	return m
+}

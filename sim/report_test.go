@@ -1,0 +1,66 @@
+package sim
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReportFiles(t *testing.T) {
+	r := &Report{Fabric: "f", RunID: "abc123", Nodes: 3, Converged: true, ConvergeSeconds: 1.5,
+		Timings: Timings{Boot: 2 * time.Second}, Peers: map[string][]PeerState{"n-1": {{PeerIP: "10.0.0.2", AS: 64512, Type: "mesh", State: "Established"}}}}
+	r.AddChecks([]CheckResult{
+		{Name: "ok", Kind: "connectivity", Status: Passed, Probes: 2},
+		{Name: "bad", Kind: "blocked", Status: Failed, Message: "1 of 1 probes failed", Failures: []string{"a -> b: reached"}},
+		{Name: "later", Kind: "connectivity", Status: Skipped, Message: "not wired"},
+	})
+	if r.ChecksPassed != 1 || r.ChecksFailed != 2 || r.OK() {
+		t.Fatalf("counts: %+v", r)
+	}
+	dir := t.TempDir()
+	if err := r.WriteJSON(filepath.Join(dir, "r.json")); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	data, _ := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"nodes", "boot_seconds", "converge_seconds", "checks_passed", "checks_failed", "peers"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON report lacks %q", k)
+		}
+	}
+	if got := m["timings"].(map[string]any)["boot_seconds"]; got != 2.0 {
+		t.Errorf("timings.boot_seconds = %v, want 2", got)
+	}
+	if err := r.WriteJUnit(filepath.Join(dir, "r.xml")); err != nil {
+		t.Fatal(err)
+	}
+	var s junitSuite
+	data, _ = os.ReadFile(filepath.Join(dir, "r.xml"))
+	if err := xml.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Tests != 4 || s.Failures != 1 || s.Skipped != 1 || s.Cases[2].Failure == nil || !strings.Contains(s.Cases[2].Failure.Body, "reached") {
+		t.Errorf("junit: %+v", s)
+	}
+	var text strings.Builder
+	r.WriteText(&text)
+	for _, want := range []string{"converged in 1.50s", "bad    blocked       FAILED", "n-1   10.0.0.2  64512  mesh  Established", "checks: 1 passed, 2 failed"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+func TestCommandTemplate(t *testing.T) {
+	got := expand([]string{"{bin}", "node", "--node-name", "{node}", "--datastore={datastore}"}, map[string]string{"bin": "/b", "node": "n-1", "datastore": "unix:///s"})
+	if strings.Join(got, " ") != "/b node --node-name n-1 --datastore=unix:///s" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -1,0 +1,99 @@
+package topology
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// Render writes the plan as text, one line per object, in plan order:
+// what `bgpfabric sim plan` prints and what golden tests compare.
+func (p *Plan) Render(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fabric %s model %s run %s slot %d management %s", p.Name, p.Model, p.RunID, p.Slot, p.ManagementV4)
+	if p.ManagementV6.IsValid() {
+		fmt.Fprintf(&b, " %s", p.ManagementV6)
+	}
+	b.WriteByte('\n')
+	for _, s := range p.Segments {
+		fmt.Fprintf(&b, "segment %s netns %s bridge %s %s%s members %s\n", s.Name, s.Netns, s.Bridge, s.IPv4, opt(s.IPv6), strings.Join(s.Members, ","))
+	}
+	for _, n := range p.Nodes {
+		agent := n.Agent
+		if n.Router != "" {
+			agent += "/" + n.Router
+		}
+		fmt.Fprintf(&b, "node %s role %s agent %s as %d netns %s addr %s%s", n.Name, n.Role, agent, n.ASNumber, n.Netns, n.IPv4, opt(n.IPv6))
+		if n.ClusterID.IsValid() {
+			fmt.Fprintf(&b, " cluster %s", n.ClusterID)
+		}
+		b.WriteByte('\n')
+		for _, i := range n.Interfaces {
+			to := "segment " + i.Segment + " port " + i.BridgePort
+			if i.PeerNode != "" {
+				to = "link " + i.PeerNode
+			}
+			fmt.Fprintf(&b, "  if %s %s %s%s\n", i.Name, to, i.IPv4, opt(i.IPv6))
+		}
+		for _, nb := range n.Neighbors {
+			fmt.Fprintf(&b, "  neighbor %s as %d (%s)", nb.Address, nb.ASNumber, nb.Node)
+			if nb.RRClient {
+				b.WriteString(" rr-client")
+			}
+			if nb.NextHopSelf {
+				b.WriteString(" next-hop-self")
+			}
+			b.WriteByte('\n')
+		}
+	}
+	for _, l := range p.Links {
+		fmt.Fprintf(&b, "link %s/%s %s%s -- %s/%s %s%s\n", l.A.Node, l.A.Interface, l.A.IPv4, opt(l.A.IPv6), l.B.Node, l.B.Interface, l.B.IPv4, opt(l.B.IPv6))
+	}
+	for _, w := range p.Workloads {
+		fmt.Fprintf(&b, "workload %s node %s namespace %s netns %s labels %s ports %v\n", w.Name, w.Node, w.Namespace, w.Netns, labelString(w.Labels), w.Ports)
+	}
+	for _, r := range p.Resources {
+		data, err := api.Encode(r)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "resource %s\n", data)
+	}
+	for _, f := range p.Faults {
+		fmt.Fprintf(&b, "fault %s %s node %s if %s duration %s\n", f.Name, f.Action, f.Node, f.Interface, f.Duration)
+	}
+	fmt.Fprintf(&b, "check convergence %s\n", p.Checks.Convergence)
+	for _, set := range []struct {
+		kind  string
+		flows []FlowPlan
+	}{{"connectivity", p.Checks.Connectivity}, {"blocked", p.Checks.Blocked}} {
+		for _, f := range set.flows {
+			fmt.Fprintf(&b, "check %s %s %s from %s to %s port %d sample %d families %v\n", set.kind, f.Name, f.Protocol, f.From, f.To, f.Port, f.Sample, f.Families)
+		}
+	}
+	for _, r := range p.Checks.Routes {
+		fmt.Fprintf(&b, "check routes node %s present %v absent %v blocks %v\n", r.Node, r.Present, r.Absent, r.Blocks)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func opt(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return " " + p.String()
+}
+
+func labelString(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
