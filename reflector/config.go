@@ -24,8 +24,16 @@ type Config struct {
 	// DynamicNeighbors accept sessions from any address inside a prefix.
 	DynamicNeighbors []DynamicNeighbor
 	// ConnectRetry is the delay between connection attempts to an active
-	// neighbour; zero means 5 s.
+	// neighbour, jittered down by up to a quarter (RFC 4271 10); zero means
+	// 5 s.
 	ConnectRetry time.Duration
+	// Restarting starts the reflector as an RFC 4724 restarting speaker:
+	// its OPENs carry the Restart State bit and it advertises nothing
+	// until every configured graceful-restart neighbour has sent
+	// End-of-RIB, or SelectionDeferral has passed (see restart.go).
+	Restarting bool
+	// SelectionDeferral bounds that wait; zero means 60 s.
+	SelectionDeferral time.Duration
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -75,11 +83,12 @@ type DynamicNeighbor struct {
 }
 
 const (
-	defaultHoldTime     = 90 * time.Second
-	defaultConnectRetry = 5 * time.Second
-	grRestartTime       = 120 // seconds we advertise
-	staleRoutesTime     = 360 * time.Second
-	asTrans             = 23456
+	defaultHoldTime          = 90 * time.Second
+	defaultConnectRetry      = 5 * time.Second
+	defaultSelectionDeferral = 60 * time.Second
+	grRestartTime            = 120 // seconds we advertise
+	staleRoutesTime          = 360 * time.Second
+	asTrans                  = 23456
 )
 
 // validate checks the configuration and fills in defaults.
@@ -98,6 +107,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.ConnectRetry <= 0 {
 		c.ConnectRetry = defaultConnectRetry
+	}
+	if c.SelectionDeferral <= 0 {
+		c.SelectionDeferral = defaultSelectionDeferral
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

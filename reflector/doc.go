@@ -22,6 +22,15 @@
 // receives every partition but its own, and a short member-specific
 // partition of withdrawals where its own route replaced one it had received.
 //
+// # Lifecycle and operations
+//
+// Graceful restart as helper (peer.go, rib.go: stale paths), as restarting
+// speaker (restart.go: deferred advertisement until End-of-RIB), and
+// ErrGracefulRestart to stop without NOTIFICATIONs; RFC 8326 graceful
+// shutdown (gshut.go); Prometheus metrics (metrics.go); configuration files
+// (fileconfig.go). The datastore-driven controller is in reflector/fabric,
+// the comparison benchmark against BIRD, FRR and gobgpd in reflector/bench.
+//
 // # Limits (by design, for now)
 //
 // Add-path is negotiated for sending only (we never receive path

@@ -156,6 +156,21 @@ func appendNLRIs(dst []byte, items []nlriItem, addPath bool) []byte {
 	return dst
 }
 
+// countMessages returns how many BGP messages b holds (b is a run of
+// whole messages that we encoded).
+func countMessages(b []byte) int {
+	n := 0
+	for len(b) >= headerLen {
+		l := int(binary.BigEndian.Uint16(b[16:18]))
+		if l < headerLen || l > len(b) {
+			break
+		}
+		b = b[l:]
+		n++
+	}
+	return n
+}
+
 // appendEndOfRIB appends the RFC 4724 End-of-RIB marker of family f.
 func appendEndOfRIB(dst []byte, f family) []byte {
 	start := len(dst)

@@ -51,6 +51,7 @@ type outAttrs struct {
 type exporter struct {
 	asn       uint32
 	clusterID uint32
+	gshut     bool // graceful shutdown: see gshut.go
 }
 
 // export returns the attributes of path p as sent to a group of role to
@@ -85,6 +86,9 @@ func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr) *outAttrs
 		list = append(slices.Clone(a.list), bgp.NewPathAttributeLocalPref(a.localPref))
 	default:
 		list = e.reflect(a, origID)
+	}
+	if e.gshut {
+		list = withGracefulShutdown(list, to != roleEBGP)
 	}
 	if o.nextHop.Is4() {
 		list = append(list, bgp.NewPathAttributeNextHop(o.nextHop.String()))

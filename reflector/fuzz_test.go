@@ -20,10 +20,12 @@ func FuzzSessionReader(f *testing.F) {
 	if b, err := ipv4Update("192.0.2.1", pfx("10.0.0.0/24", "10.0.1.0/25")).Serialize(); err == nil {
 		f.Add(b)
 	}
+	rib := newRIBLoop(slog.New(slog.DiscardHandler), testASN, 1, newEngineMetrics())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := &session{
 			local: localIdentity{asn: testASN, routerID: 1, clusterID: 1},
 			log:   slog.New(slog.DiscardHandler),
+			rib:   rib,
 			neg:   negotiated{fams: ourFamilies},
 		}
 		rfs := s.neg.rfMap()

@@ -1,5 +1,7 @@
 package reflector
 
+import "time"
+
 // groupOut collects one group's outbound changes of one flush, partitioned
 // for split horizon: shared goes to every member, bySrc[s] to every member
 // but s, special[m] to m alone.
@@ -41,6 +43,7 @@ func (o *groupOut) specialFor(m *member) *partition {
 // changed since the last flush, encodes it once and queues it to members.
 // cur[i] holds the current paths of t.changed[i].
 func (rl *ribLoop) flushGroup(g *updateGroup, t *table, cur [][]path) {
+	defer rl.met.observeGroupFlush(time.Now())
 	o := &groupOut{g: g}
 	if g.key.addPath.has(t.fam) {
 		for i, c := range t.changed {
@@ -107,34 +110,41 @@ func (rl *ribLoop) diffAll(o *groupOut, k pfxKey, old, cur []path) {
 func (rl *ribLoop) sendGroup(o *groupOut, f family) {
 	addPath := o.g.key.addPath.has(f)
 	type chunk struct {
-		src      *ribPeer
-		b        []byte
-		ann, wds int
+		src            *ribPeer
+		b              []byte
+		ann, wds, msgs int
 	}
 	var chunks []chunk
+	add := func(src *ribPeer, p *partition) {
+		a, w := p.counts()
+		b := p.encode(nil, f, addPath)
+		chunks = append(chunks, chunk{src, b, a, w, countMessages(b)})
+	}
 	if !o.shared.empty() {
-		a, w := o.shared.counts()
-		chunks = append(chunks, chunk{nil, o.shared.encode(nil, f, addPath), a, w})
+		add(nil, &o.shared)
 	}
 	for src, p := range o.bySrc {
-		a, w := p.counts()
-		chunks = append(chunks, chunk{src, p.encode(nil, f, addPath), a, w})
+		add(src, p)
 	}
 	for _, m := range o.g.members {
 		out := make([][]byte, 0, len(chunks)+1)
-		var delta int
+		var delta, msgs int
 		for _, c := range chunks {
 			if c.src != m.rp {
 				out = append(out, c.b)
 				delta += c.ann - c.wds
+				msgs += c.msgs
 			}
 		}
 		if sp := o.special[m]; sp != nil {
-			out = append(out, sp.encode(nil, f, addPath))
+			b := sp.encode(nil, f, addPath)
+			out = append(out, b)
 			delta -= len(sp.withdraws)
+			msgs += countMessages(b)
 		}
 		if len(out) > 0 {
 			m.rp.stats.prefixesOut.Add(int64(delta))
+			m.rp.stats.updatesOut.Add(int64(msgs))
 			m.conn.send(out...)
 		}
 	}

@@ -11,4 +11,13 @@ const (
 	logKeyPrefixes = "prefixes"
 	logKeyHandling = "handling"
 	logKeyDir      = "direction"
+	logKeyReason   = "reason"
+	// logKeyNotification is whether a NOTIFICATION was sent or received.
+	logKeyNotification = "notification"
+	logKeyUptime       = "uptime"
+	logKeyGraceful     = "graceful"
+	logKeyRouterID     = "routerID"
+	logKeyASN          = "asn"
+	logKeyHold         = "hold"
+	logKeyAddPath      = "addPath"
 )

@@ -31,9 +31,13 @@ func (s *session) buildOpen() []byte {
 		bgp.NewCapFourOctetASNumber(s.local.asn),
 	}
 	if s.cfg.GracefulRestart {
-		caps = append(caps, bgp.NewCapGracefulRestart(false, false, grRestartTime, []*bgp.CapGracefulRestartTuple{
-			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, false),
-			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv6_UC, false),
+		// A reflector forwards nothing, so across a restart it always
+		// "preserves" all the forwarding state it has: the F bits are set,
+		// or helpers (GoBGP, RFC 4724 4.2) drop our routes when we go.
+		restarting := s.rib.restarting.Load()
+		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, grRestartTime, []*bgp.CapGracefulRestartTuple{
+			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true),
+			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv6_UC, true),
 		}))
 	}
 	if s.cfg.AddPath {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -30,6 +31,7 @@ type peer struct {
 	dialing     bool
 	lastErr     string
 	establishAt time.Time
+	since       time.Time // when the neighbour last went up or down
 }
 
 // peerEnv is what every peer shares with the reflector.
@@ -38,6 +40,7 @@ type peerEnv struct {
 	rib          *ribLoop
 	connectRetry time.Duration
 	log          *slog.Logger
+	met          *engineMetrics
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
@@ -47,7 +50,15 @@ func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
 		incoming: make(chan net.Conn),
 		events:   make(chan func() bool, 16),
 		done:     make(chan struct{}),
+		since:    time.Now(),
 	}
+}
+
+// jitter returns d reduced by a random amount of up to 25% (RFC 4271 10),
+// so that neighbours that lost their sessions together do not reconnect
+// in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d - time.Duration(rand.Int64N(int64(d)/4+1))
 }
 
 // peerRun is the manager goroutine's private state.
@@ -87,7 +98,7 @@ func (p *peer) run(parent context.Context) {
 			if conn != nil {
 				p.start(ctx, pr, conn, true)
 			} else if p.idle() {
-				pr.retry.Reset(p.env.connectRetry)
+				pr.retry.Reset(jitter(p.env.connectRetry))
 			}
 		case ev := <-p.events:
 			if ev() {
@@ -168,8 +179,8 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 	go func() {
 		defer pr.wg.Done()
 		err := s.run(ctx)
-		p.log.Info("session ended", logKeyErr, err)
 		graceful := s.neg.gr && s.started != (time.Time{}) && gracefulEnd(s, err)
+		p.logEnd(s, err, graceful)
 		select {
 		case p.events <- func() bool { return p.ended(pr, s, err, graceful) }:
 		case <-ctx.Done():
@@ -198,6 +209,7 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 	}
 	if s.started != (time.Time{}) {
 		p.establishAt = time.Time{}
+		p.since = time.Now()
 	}
 	p.mu.Unlock()
 	if s.started != (time.Time{}) {
@@ -211,9 +223,31 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 		return false
 	}
 	if !p.cfg.Passive {
-		pr.retry.Reset(p.env.connectRetry)
+		pr.retry.Reset(jitter(p.env.connectRetry))
 	}
 	return p.dynamic && !graceful
+}
+
+// logEnd logs a session's end: at Info with the NOTIFICATION's code and
+// reason when it had been established, at Debug otherwise.
+func (p *peer) logEnd(s *session, err error, graceful bool) {
+	r := reasonOf(err)
+	if r.direction != "" {
+		p.env.met.notifications.WithLabelValues(r.direction, strconv.Itoa(int(r.code))).Inc()
+	}
+	lvl := slog.LevelDebug
+	msg := "connection closed before Established"
+	args := []any{logKeyReason, r.text}
+	if r.direction != "" {
+		args = append(args, logKeyNotification, r.direction, logKeyCode, r.code, logKeySubcode, r.subcode)
+	}
+	if s.started != (time.Time{}) {
+		p.env.met.transitions.WithLabelValues("down").Inc()
+		lvl, msg = slog.LevelInfo, "session down"
+		args = append(args, logKeyState, StateEstablished.String()+"->"+StateIdle.String(),
+			logKeyUptime, time.Since(s.started).Round(time.Millisecond), logKeyGraceful, graceful)
+	}
+	p.log.Log(context.Background(), lvl, msg, args...)
 }
 
 func (p *peer) setErr(err error) {

@@ -62,8 +62,13 @@ func (p *peer) resolve(s *session) bool {
 func (p *peer) up(ctx context.Context, s *session) {
 	p.mu.Lock()
 	p.establishAt = s.started
+	p.since = s.started
 	p.lastErr = ""
 	p.mu.Unlock()
+	p.env.met.transitions.WithLabelValues("established").Inc()
+	p.log.Info("session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
+		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,
+		logKeyHold, s.neg.hold, logKeyGraceful, s.neg.gr, logKeyAddPath, s.neg.addPath != 0)
 	select {
 	case p.events <- func() bool { p.upInManager(s); return false }:
 	case <-ctx.Done():
@@ -91,7 +96,12 @@ type NeighborStatus struct {
 	Uptime      time.Duration // zero unless Established
 	PrefixesIn  int64
 	PrefixesOut int64
-	LastError   string
+	UpdatesIn   int64
+	UpdatesOut  int64
+	// Since is when the neighbour's state last changed between up and
+	// down (or when it was configured).
+	Since     time.Time
+	LastError string
 }
 
 func (p *peer) status(now time.Time) NeighborStatus {
@@ -107,7 +117,8 @@ func (p *peer) status(now time.Time) NeighborStatus {
 	ns := NeighborStatus{
 		Address: p.cfg.Address.String(), ASN: p.cfg.ASN, Client: p.cfg.Client, Dynamic: p.dynamic,
 		State: st, PrefixesIn: p.stats.prefixesIn.Load(), PrefixesOut: p.stats.prefixesOut.Load(),
-		LastError: p.lastErr,
+		UpdatesIn: p.stats.updatesIn.Load(), UpdatesOut: p.stats.updatesOut.Load(),
+		Since: p.since, LastError: p.lastErr,
 	}
 	if st == StateEstablished && !p.establishAt.IsZero() {
 		ns.Uptime = now.Sub(p.establishAt)

@@ -97,6 +97,7 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		}
 		switch hdr.Type {
 		case bgp.BGP_MSG_UPDATE:
+			s.stats.updatesIn.Add(1)
 			added, err := s.parseUpdate(hdr, body, rfs, batch)
 			if err != nil {
 				return err
@@ -124,7 +125,7 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 func (rl *ribLoop) refresh(m *member, f family) {
 	if m.rp.member == m {
 		rl.flush()
-		rl.dump(m, f)
+		rl.dump(m, f, true)
 	}
 }
 

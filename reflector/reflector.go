@@ -17,6 +17,7 @@ type Reflector struct {
 	log   *slog.Logger
 	local localIdentity
 	env   *peerEnv
+	met   *engineMetrics
 
 	mu        sync.Mutex // guards the fields below
 	cfg       Config
@@ -38,10 +39,11 @@ func New(cfg Config) (*Reflector, error) {
 		routerID:  ip4ToUint(cfg.RouterID.AsSlice()),
 		clusterID: ip4ToUint(cfg.ClusterID.AsSlice()),
 	}
-	r := &Reflector{log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{})}
+	met := newEngineMetrics()
+	r := &Reflector{log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{}), met: met}
 	r.env = &peerEnv{
-		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID),
-		connectRetry: cfg.ConnectRetry, log: cfg.Logger,
+		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
+		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met,
 	}
 	return r, nil
 }
@@ -60,27 +62,55 @@ func (r *Reflector) ListenAddrs() []netip.AddrPort {
 	return out
 }
 
-// Run serves until ctx ends, then closes every session with a Cease and
-// returns once every goroutine it started has stopped.
+// ErrGracefulRestart, as the cause of Run's context (context.WithCancelCause),
+// stops the reflector for a graceful restart: sessions that negotiated
+// graceful restart are closed without a NOTIFICATION, so that their peers
+// keep the reflector's routes (RFC 4724) until it is back; the others get
+// a Cease.
+var ErrGracefulRestart = errors.New("graceful restart")
+
+// Run serves until ctx ends, then closes every session with a Cease (see
+// ErrGracefulRestart for the exception) and returns once every goroutine
+// it started has stopped.
 func (r *Reflector) Run(ctx context.Context) error {
 	ls, err := r.listen()
 	if err != nil {
 		return err
 	}
 	ribCtx, stopRIB := context.WithCancel(context.WithoutCancel(ctx))
+	rib := r.env.rib
+	if r.cfg.Restarting {
+		var expect []netip.Addr
+		for _, n := range r.cfg.Neighbors {
+			if n.GracefulRestart {
+				expect = append(expect, n.Address)
+			}
+		}
+		rib.startDeferral(expect) // before the loop runs: no session sees it otherwise
+		t := time.AfterFunc(r.cfg.SelectionDeferral, func() {
+			rib.do(ribCtx, func(rl *ribLoop) { rl.endDeferral("selection deferral time passed") })
+		})
+		defer t.Stop()
+	}
 	var wg sync.WaitGroup
-	wg.Go(func() { r.env.rib.run(ribCtx) })
+	wg.Go(func() { rib.run(ribCtx) })
 	r.mu.Lock()
-	r.ctx, r.listeners = ctx, ls
+	// Peers run on their own context, cancelled (with ctx's cause) only
+	// once the RIB has stopped sending: see ribLoop.stopping.
+	peersCtx, stopPeers := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopPeers(nil)
+	r.ctx, r.listeners = peersCtx, ls
 	for _, n := range r.cfg.Neighbors {
 		r.startPeerLocked(n, false)
 	}
 	r.mu.Unlock()
 	for _, l := range ls {
-		wg.Go(func() { r.accept(ctx, l) })
+		wg.Go(func() { r.accept(peersCtx, l) })
 	}
 	close(r.ready)
 	<-ctx.Done()
+	rib.call(ribCtx, func(rl *ribLoop) { rl.stopping = true })
+	stopPeers(context.Cause(ctx))
 	for _, l := range ls {
 		l.Close()
 	}
@@ -162,6 +192,22 @@ func (r *Reflector) Neighbors() []NeighborStatus {
 		return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))
 	})
 	return out
+}
+
+// GracefulShutdown re-advertises every path to every session with the
+// RFC 8326 GRACEFUL_SHUTDOWN community (and LOCAL_PREF 0 towards iBGP
+// peers), and keeps doing so for new sessions. It returns how many
+// sessions were told. Cancel Run's context afterwards, after a wait that
+// lets peers move their traffic.
+func (r *Reflector) GracefulShutdown(ctx context.Context) (int, error) {
+	var n int
+	if !r.env.rib.call(ctx, func(rl *ribLoop) { n = rl.gracefulShutdown() }) {
+		if err := context.Cause(ctx); err != nil {
+			return 0, fmt.Errorf("graceful shutdown: %w", err)
+		}
+		return 0, errors.New("graceful shutdown: the reflector is not running")
+	}
+	return n, nil
 }
 
 // RIBStats reports the RIB's size; it returns false when not running.

@@ -171,6 +171,7 @@ type ribPeer struct {
 	client    bool
 	maxPrefix int
 	prefixes  int
-	member    *member // nil while no session is established
+	eor       families // End-of-RIB received on the current session
+	member    *member  // nil while no session is established
 	stats     *peerStats
 }

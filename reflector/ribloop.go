@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
@@ -29,10 +30,22 @@ type ribLoop struct {
 	peers  map[netip.Addr]*ribPeer
 	groups map[groupKey]*updateGroup
 	nextID uint32
+	met    *engineMetrics
+
+	// Restarting-speaker state (RFC 4724 4.1, see restart.go).
+	restarting atomic.Bool // set while deferring: OPENs carry the R bit
+	deferring  bool
+	deferred   []*member
+	// stopping is set when Run's context ends: sessions are closing, and
+	// the withdrawals their ends would cause must not reach the others
+	// (with graceful restart, they would undo it).
+	stopping  bool
+	expectEOR map[netip.Addr]bool
 }
 
-func newRIBLoop(log *slog.Logger, asn, clusterID uint32) *ribLoop {
+func newRIBLoop(log *slog.Logger, asn, clusterID uint32, met *engineMetrics) *ribLoop {
 	rl := &ribLoop{
+		met:    met,
 		log:    log,
 		ops:    make(chan ribOp, 1024),
 		done:   make(chan struct{}),
@@ -118,18 +131,22 @@ func (rl *ribLoop) flush() {
 		for i, c := range t.changed {
 			cur[i] = t.dests[c.k].paths
 		}
-		for _, g := range rl.groups {
-			if g.key.fams.has(t.fam) {
-				rl.flushGroup(g, t, cur)
+		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
+			for _, g := range rl.groups {
+				if g.key.fams.has(t.fam) {
+					rl.flushGroup(g, t, cur)
+				}
 			}
 		}
 		t.endRound(cur)
 	}
 }
 
-// peerStats are a neighbour's counters, read by Neighbors().
+// peerStats are a neighbour's counters, read by Neighbors() and the
+// metrics.
 type peerStats struct {
 	prefixesIn, prefixesOut atomic.Int64
+	updatesIn, updatesOut   atomic.Int64 // UPDATE messages
 }
 
 // sessionInfo describes a session that reached Established.
@@ -170,9 +187,17 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	}
 	rl.join(m, key)
 	rp.stats.prefixesOut.Store(0)
+	rp.eor = 0
+	if rl.deferring {
+		rl.deferred = append(rl.deferred, m)
+		return m
+	}
+	if rl.stopping {
+		return m
+	}
 	for f := range numFamilies {
 		if si.fams.has(f) {
-			rl.dump(m, f)
+			rl.dump(m, f, true)
 		}
 	}
 	return m
@@ -237,6 +262,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	if rp.member != m {
 		return // the session is gone
 	}
+	defer rl.met.observeBestPath(time.Now())
 	for _, u := range b.updates {
 		t := rl.tables[u.fam]
 		if u.a == nil {
@@ -257,6 +283,10 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	}
 	if b.eor != 0 {
 		rl.sweep(rp, true, b.eor)
+		rp.eor |= b.eor
+		if rl.deferring {
+			rl.checkDeferral()
+		}
 	}
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
 	if rp.maxPrefix > 0 && rp.prefixes > rp.maxPrefix {

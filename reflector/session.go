@@ -105,6 +105,13 @@ func (s *session) run(ctx context.Context) (err error) {
 		writeLoop(s.conn, s.q, s.keepalive, s.cfg.HoldTime)
 	}()
 	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), ErrGracefulRestart) && s.neg.gr && s.State() == StateEstablished {
+			// No NOTIFICATION: the peer keeps our routes as stale.
+			if s.q.close(nil) {
+				s.conn.SetWriteDeadline(time.Now().Add(notifyGrace))
+			}
+			return
+		}
 		if errors.Is(context.Cause(ctx), errDeconfigured) {
 			s.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_PEER_DECONFIGURED, "de-configured")
 			return

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime/pprof"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +31,7 @@ type speakerOpts struct {
 	hold    uint16
 	addPath bool // advertise add-path receive
 	gr      bool
+	grTime  uint16 // restart time we advertise; 0 means 120 s
 	noAS4   bool
 }
 
@@ -45,7 +49,11 @@ func speakerOpen(o speakerOpts) []byte {
 			bgp.NewCapAddPathTuple(bgp.RF_IPv6_UC, bgp.BGP_ADD_PATH_RECEIVE)}))
 	}
 	if o.gr {
-		caps = append(caps, bgp.NewCapGracefulRestart(false, false, 120, []*bgp.CapGracefulRestartTuple{
+		t := o.grTime
+		if t == 0 {
+			t = 120
+		}
+		caps = append(caps, bgp.NewCapGracefulRestart(false, false, t, []*bgp.CapGracefulRestartTuple{
 			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true)}))
 	}
 	b, err := bgp.NewBGPOpenMessage(uint16(o.asn), o.hold, o.id,
@@ -224,7 +232,18 @@ func runReflector(t testing.TB, cfg Config) (*Reflector, netip.AddrPort, func())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	stop := func() {
+	var once sync.Once
+	stop := func() { once.Do(func() { stopOnce(t, cancel, done) }) }
+	select {
+	case <-r.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	return r, r.ListenAddrs()[0], stop
+}
+
+func stopOnce(t testing.TB, cancel func(), done chan error) {
+	{
 		cancel()
 		select {
 		case err := <-done:
@@ -232,15 +251,11 @@ func runReflector(t testing.TB, cfg Config) (*Reflector, netip.AddrPort, func())
 				t.Errorf("Run: %v", err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return")
+			var b strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Errorf("Run did not return; goroutines:\n%s", b.String())
 		}
 	}
-	select {
-	case <-r.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	return r, r.ListenAddrs()[0], stop
 }
 
 func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 64<<10) }

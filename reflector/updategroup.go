@@ -61,9 +61,9 @@ func (rl *ribLoop) leave(m *member) {
 }
 
 // dump sends m the whole table of family f as its group exports it, then
-// End-of-RIB. It runs inside the loop, so m joins the live stream right
-// after with nothing lost or repeated.
-func (rl *ribLoop) dump(m *member, f family) {
+// End-of-RIB when eor is set. It runs inside the loop, so m joins the live
+// stream right after with nothing lost or repeated.
+func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	t := rl.tables[f]
 	key := m.group.key
 	addPath := key.addPath.has(f)
@@ -80,6 +80,11 @@ func (rl *ribLoop) dump(m *member, f family) {
 		}
 	}
 	ann, _ := p.counts()
+	b := p.encode(nil, f, addPath)
+	if eor {
+		b = appendEndOfRIB(b, f)
+	}
 	m.rp.stats.prefixesOut.Add(int64(ann))
-	m.conn.send(p.encode(nil, f, addPath), appendEndOfRIB(nil, f))
+	m.rp.stats.updatesOut.Add(int64(countMessages(b)))
+	m.conn.send(b)
 }

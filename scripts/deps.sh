@@ -8,7 +8,10 @@ set -euo pipefail
 #   `ip netns` shows leftovers when debugging.
 # nftables: `nft list ruleset` to inspect what felix programmed (tests
 #   program nftables over netlink, never through this binary).
-PACKAGES=(iproute2 nftables iputils-ping ca-certificates)
+# bird2, frr, gobgpd: the peers of the interop tests and the reflectors
+#   that `make bench-rr` compares with (run from temporary directories;
+#   their own services are not enabled).
+PACKAGES=(iproute2 nftables iputils-ping ca-certificates bird2 frr gobgpd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

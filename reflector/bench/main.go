@@ -1,0 +1,186 @@
+// Command bench is a bgperf-style route-reflector benchmark: N injector
+// clients each announce P unique prefixes, K monitor clients must each
+// receive all N×P; it measures the time from the first UPDATE written to
+// the last monitor complete, and the reflector's CPU seconds over that
+// window and peak RSS. It runs bgpfabric's reflector as a separate process
+// and, when installed, BIRD 2, FRR bgpd and gobgpd configured as plain
+// reflectors, all on loopback (the daemon on 127.0.0.1, injectors on
+// 127.0.1.x, monitors on 127.0.2.x), and prints one table with ratios
+// against BIRD. `make bench-rr` runs it.
+//
+// Every daemon runs in its own temporary directory (config, sockets,
+// logs), is killed with its process group when its run ends, and the
+// directory is removed, also on error or Ctrl-C. Nothing touches the
+// kernel's routes: BIRD has no kernel protocol (a static blackhole inside
+// BIRD resolves the next hops), bgpd runs without zebra.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type benchCase struct{ n, p, k int }
+
+func (c benchCase) String() string { return fmt.Sprintf("%d×%d→%d", c.n, c.p, c.k) }
+
+func parseCases(s string) ([]benchCase, error) {
+	var out []benchCase
+	for _, f := range strings.Split(s, ",") {
+		var c benchCase
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%dx%d-%d", &c.n, &c.p, &c.k); err != nil || c.n <= 0 || c.p <= 0 || c.k <= 0 {
+			return nil, fmt.Errorf("-cases: %q is not NxP-K (e.g. 10x10000-2)", f)
+		}
+		if c.n > 250 || c.k > 250 || c.n*c.p > 1<<22 {
+			return nil, fmt.Errorf("-cases: %q is too large", f)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// result is one measurement.
+type result struct {
+	impl    string
+	c       benchCase
+	elapsed time.Duration
+	cpu     time.Duration
+	rssKiB  int
+	err     error
+}
+
+func main() {
+	bgpfabric := flag.String("bgpfabric", "bin/bgpfabric", "the bgpfabric binary")
+	cases := flag.String("cases", "10x10000-2,2x50000-50,10x100000-2", "cases, NxP-K, comma separated")
+	targets := flag.String("targets", "bgpfabric,bird,frr,gobgpd", "implementations to run (skipped when not installed)")
+	runs := flag.Int("runs", 1, "runs per case and implementation; the median is reported")
+	timeout := flag.Duration("timeout", 5*time.Minute, "limit per run")
+	flag.Parse()
+	cs, err := parseCases(*cases)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var impls []impl
+	for _, name := range strings.Split(*targets, ",") {
+		im, err := lookupImpl(strings.TrimSpace(name), *bgpfabric)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skipping %s: %v\n", name, err)
+			continue
+		}
+		impls = append(impls, im)
+	}
+	var results []result
+	for _, c := range cs {
+		for _, im := range impls {
+			var rs []result
+			for i := 0; i < *runs && ctx.Err() == nil; i++ {
+				r := runOnce(ctx, im, c, *timeout)
+				fmt.Fprintf(os.Stderr, "%-10s %-14s %s\n", im.name(), c, describe(r))
+				rs = append(rs, r)
+			}
+			if len(rs) > 0 {
+				results = append(results, median(rs))
+			}
+		}
+	}
+	printTable(os.Stdout, results)
+	if ctx.Err() != nil {
+		os.Exit(130)
+	}
+}
+
+func describe(r result) string {
+	if r.err != nil {
+		return "error: " + r.err.Error()
+	}
+	return fmt.Sprintf("%.3fs cpu %.2fs rss %d MiB", r.elapsed.Seconds(), r.cpu.Seconds(), r.rssKiB/1024)
+}
+
+func median(rs []result) result {
+	var ok []result
+	for _, r := range rs {
+		if r.err == nil {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return rs[0]
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].elapsed < ok[j].elapsed })
+	return ok[len(ok)/2]
+}
+
+// runOnce starts the implementation, runs one case and stops it.
+func runOnce(ctx context.Context, im impl, c benchCase, timeout time.Duration) (res result) {
+	res = result{impl: im.name(), c: c}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	port, err := freePort()
+	if err != nil {
+		res.err = err
+		return res
+	}
+	d, err := startDaemon(ctx, im, port, c)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	defer d.stop()
+	res.elapsed, res.cpu, err = drive(ctx, d, port, c)
+	res.rssKiB = d.peakRSS()
+	if err != nil {
+		res.err = fmt.Errorf("%w (log: %s)", err, d.logTail())
+	}
+	return res
+}
+
+func printTable(w *os.File, rs []result) {
+	base := map[string]result{}
+	for _, r := range rs {
+		if r.impl == "bird" && r.err == nil {
+			base[r.c.String()] = r
+		}
+	}
+	fmt.Fprintf(w, "\n| case | implementation | convergence | vs BIRD | CPU | vs BIRD | peak RSS | vs BIRD |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rs {
+		if r.err != nil {
+			fmt.Fprintf(w, "| %s | %s | %s | | | | | |\n", r.c, r.impl, shortErr(r.err))
+			continue
+		}
+		b, hasBase := base[r.c.String()]
+		ratio := func(x, y float64) string {
+			if !hasBase || y == 0 {
+				return ""
+			}
+			return fmt.Sprintf("%.2f×", x/y)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.3f s | %s | %.2f s | %s | %d MiB | %s |\n", r.c, r.impl,
+			r.elapsed.Seconds(), ratio(r.elapsed.Seconds(), b.elapsed.Seconds()),
+			r.cpu.Seconds(), ratio(r.cpu.Seconds(), b.cpu.Seconds()),
+			r.rssKiB/1024, ratio(float64(r.rssKiB), float64(b.rssKiB)))
+	}
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	if i := strings.Index(s, " (log:"); i > 0 {
+		s = s[:i]
+	}
+	return strconv.Quote(s)
+}

@@ -1,0 +1,216 @@
+package reflector
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// FileConfig is the reflector's configuration file (YAML or JSON), for a
+// dedicated reflector that runs without the datastore. It is converted to
+// a Config by Load; docs/reflector.md is its reference.
+type FileConfig struct {
+	RouterID  string `json:"routerID"`
+	ASNumber  uint32 `json:"asNumber"`
+	ClusterID string `json:"clusterID,omitempty"`
+	// Listen are "host:port" addresses; empty means "0.0.0.0:179".
+	Listen            []string              `json:"listen,omitempty"`
+	ConnectRetry      string                `json:"connectRetry,omitempty"`
+	SelectionDeferral string                `json:"selectionDeferral,omitempty"`
+	Neighbors         []FileNeighbor        `json:"neighbors,omitempty"`
+	DynamicNeighbors  []FileDynamicNeighbor `json:"dynamicNeighbors,omitempty"`
+}
+
+// FileNeighbor is one configured neighbour.
+type FileNeighbor struct {
+	Address      string `json:"address"`
+	Port         uint16 `json:"port,omitempty"`
+	LocalAddress string `json:"localAddress,omitempty"`
+	// ASNumber defaults to the reflector's (iBGP).
+	ASNumber uint32 `json:"asNumber,omitempty"`
+	// Client defaults to true for iBGP neighbours, and must not be set
+	// for eBGP ones.
+	Client        *bool  `json:"client,omitempty"`
+	Passive       bool   `json:"passive,omitempty"`
+	HoldTime      string `json:"holdTime,omitempty"`
+	KeepaliveTime string `json:"keepaliveTime,omitempty"`
+	MaxPrefixes   int    `json:"maxPrefixes,omitempty"`
+	// Password or PasswordFile (whose content, without a trailing newline,
+	// is the password) enable TCP MD5.
+	Password     string `json:"password,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	AddPath      bool   `json:"addPath,omitempty"`
+	// GracefulRestart defaults to true.
+	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
+}
+
+// FileDynamicNeighbor accepts passive sessions from a prefix.
+type FileDynamicNeighbor struct {
+	Prefix          string `json:"prefix"`
+	ASNumber        uint32 `json:"asNumber,omitempty"`
+	Client          *bool  `json:"client,omitempty"`
+	HoldTime        string `json:"holdTime,omitempty"`
+	MaxPrefixes     int    `json:"maxPrefixes,omitempty"`
+	AddPath         bool   `json:"addPath,omitempty"`
+	GracefulRestart *bool  `json:"gracefulRestart,omitempty"`
+}
+
+// LoadConfigFile reads, validates and converts a configuration file.
+func LoadConfigFile(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg, err := ParseConfigFile(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfigFile decodes a configuration (unknown fields are errors) and
+// converts it. Errors name the field, e.g. "neighbors[2].holdTime".
+func ParseConfigFile(b []byte) (Config, error) {
+	var fc FileConfig
+	if err := yaml.UnmarshalStrict(b, &fc); err != nil {
+		return Config{}, err
+	}
+	return fc.Config()
+}
+
+// fieldErrs collects errors that name their field.
+type fieldErrs []error
+
+func (fe *fieldErrs) add(field, format string, args ...any) {
+	*fe = append(*fe, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+func (fe *fieldErrs) addr(field, s string, required bool) netip.Addr {
+	if s == "" {
+		if required {
+			fe.add(field, "is required")
+		}
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		fe.add(field, "%q is not an IP address", s)
+	}
+	return a
+}
+
+func (fe *fieldErrs) duration(field, s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		fe.add(field, "%q is not a duration such as \"90s\"", s)
+	}
+	return d
+}
+
+// holdTime maps a file hold time: "0s" means no hold time.
+func (fe *fieldErrs) holdTime(field, s string) time.Duration {
+	d := fe.duration(field, s)
+	if s != "" && d == 0 {
+		return NoHoldTime
+	}
+	if d > 0 && (d < 3*time.Second || d > 65535*time.Second) {
+		fe.add(field, "must be 0 or from 3s to 65535s")
+	}
+	return d
+}
+
+func orTrue(b *bool) bool { return b == nil || *b }
+
+// Config converts the file to the engine's Config (without a Logger).
+func (fc *FileConfig) Config() (Config, error) {
+	var fe fieldErrs
+	c := Config{
+		RouterID:          fe.addr("routerID", fc.RouterID, true),
+		ASN:               fc.ASNumber,
+		ClusterID:         fe.addr("clusterID", fc.ClusterID, false),
+		ListenAddrs:       fc.Listen,
+		ConnectRetry:      fe.duration("connectRetry", fc.ConnectRetry),
+		SelectionDeferral: fe.duration("selectionDeferral", fc.SelectionDeferral),
+	}
+	if c.RouterID.IsValid() && !c.RouterID.Is4() {
+		fe.add("routerID", "%v is not an IPv4 address", c.RouterID)
+	}
+	if c.ClusterID.IsValid() && !c.ClusterID.Is4() {
+		fe.add("clusterID", "%v is not an IPv4 address", c.ClusterID)
+	}
+	if fc.ASNumber == 0 {
+		fe.add("asNumber", "is required")
+	}
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = []string{"0.0.0.0:179"}
+	}
+	for i, n := range fc.Neighbors {
+		f := fmt.Sprintf("neighbors[%d]", i)
+		nc := NeighborConfig{
+			Address:         fe.addr(f+".address", n.Address, true),
+			Port:            n.Port,
+			LocalAddress:    fe.addr(f+".localAddress", n.LocalAddress, false),
+			ASN:             n.ASNumber,
+			Passive:         n.Passive,
+			HoldTime:        fe.holdTime(f+".holdTime", n.HoldTime),
+			KeepaliveTime:   fe.duration(f+".keepaliveTime", n.KeepaliveTime),
+			MaxPrefixes:     n.MaxPrefixes,
+			Password:        n.Password,
+			AddPath:         n.AddPath,
+			GracefulRestart: orTrue(n.GracefulRestart),
+		}
+		if nc.ASN == 0 {
+			nc.ASN = fc.ASNumber
+		}
+		ibgp := nc.ASN == fc.ASNumber
+		nc.Client = ibgp && orTrue(n.Client)
+		if !ibgp && n.Client != nil && *n.Client {
+			fe.add(f+".client", "an eBGP neighbour (asNumber %d) cannot be a route-reflector client", nc.ASN)
+		}
+		if n.PasswordFile != "" {
+			if n.Password != "" {
+				fe.add(f+".passwordFile", "set either password or passwordFile")
+			}
+			pw, err := os.ReadFile(n.PasswordFile)
+			if err != nil {
+				fe.add(f+".passwordFile", "%v", err)
+			}
+			nc.Password = strings.TrimRight(string(pw), "\r\n")
+		}
+		if n.MaxPrefixes < 0 {
+			fe.add(f+".maxPrefixes", "must not be negative")
+		}
+		c.Neighbors = append(c.Neighbors, nc)
+	}
+	for i, d := range fc.DynamicNeighbors {
+		f := fmt.Sprintf("dynamicNeighbors[%d]", i)
+		p, err := netip.ParsePrefix(d.Prefix)
+		if err != nil {
+			fe.add(f+".prefix", "%q is not a prefix such as 10.0.0.0/16", d.Prefix)
+		}
+		dn := DynamicNeighbor{
+			Prefix: p, ASN: d.ASNumber, HoldTime: fe.holdTime(f+".holdTime", d.HoldTime),
+			MaxPrefixes: d.MaxPrefixes, AddPath: d.AddPath, GracefulRestart: orTrue(d.GracefulRestart),
+		}
+		if dn.ASN == 0 {
+			dn.ASN = fc.ASNumber
+		}
+		dn.Client = dn.ASN == fc.ASNumber && orTrue(d.Client)
+		c.DynamicNeighbors = append(c.DynamicNeighbors, dn)
+	}
+	if len(fe) > 0 {
+		return Config{}, errors.Join(fe...)
+	}
+	if _, err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
