@@ -18,12 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/bgpfabric/bgpfabric/internal/netnsutil"
 )
 
 // NamePrefix starts the name of every namespace this package creates.
@@ -102,7 +103,7 @@ func create() (*NS, error) {
 	name := NamePrefix + hex.EncodeToString(suffix[:])
 
 	var handle netns.NsHandle
-	err := onFreshThread(func() error {
+	err := netnsutil.OnThread(func() error {
 		var err error
 		handle, err = netns.NewNamed(name) // moves this thread into it
 		return err
@@ -147,38 +148,8 @@ func (ns *NS) Close() error {
 // Do runs fn on an OS thread that is inside the namespace and returns its
 // error. Goroutines that fn starts do not run in the namespace.
 func (ns *NS) Do(fn func() error) error {
-	var fnErr error
-	err := onFreshThread(func() error {
-		if err := netns.Set(ns.Handle); err != nil {
-			return fmt.Errorf("entering namespace %s: %w", ns.Name, err)
-		}
-		fnErr = fn()
-		return nil
-	})
-	return errors.Join(err, fnErr)
-}
-
-// onFreshThread runs fn in a new goroutine locked to its OS thread and moves
-// the thread back to the original namespace afterwards. If it cannot, the
-// thread stays locked and the Go runtime discards it when the goroutine
-// ends, so no other goroutine ever runs in the wrong namespace.
-func onFreshThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("getting current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("restoring namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
+	if err := netnsutil.Do(ns.Handle, fn); err != nil {
+		return fmt.Errorf("in namespace %s: %w", ns.Name, err)
+	}
+	return nil
 }
