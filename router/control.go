@@ -53,8 +53,11 @@ type ExportedRoute struct {
 
 // KernelRouteStatus is one learned route meant for the kernel.
 type KernelRouteStatus struct {
-	Prefix  netip.Prefix `json:"prefix"`
-	Gateway netip.Addr   `json:"gateway"`
+	Prefix netip.Prefix `json:"prefix"`
+	// Gateway is the (first) next hop; Gateways are all of them, several
+	// for a multipath (ECMP) route.
+	Gateway  netip.Addr   `json:"gateway"`
+	Gateways []netip.Addr `json:"gateways,omitempty"`
 	// State is "installed", "conflict" (another owner's route holds the
 	// prefix: felix's own blocks and workloads win) or "held" (kept from
 	// the earlier run during a graceful restart).
@@ -131,7 +134,8 @@ func (l *loop) report(ctx context.Context) (*RoutesReport, error) {
 			if !ok {
 				continue
 			}
-			ks := KernelRouteStatus{Prefix: r.Dst, Gateway: r.Gateway, State: "installed"}
+			gws := gateways(r)
+			ks := KernelRouteStatus{Prefix: r.Dst, Gateway: gws[0], Gateways: gws, State: "installed"}
 			if c, ok := conflicts[r.Dst]; ok {
 				ks.State, ks.Owner = "conflict", c.Protocol
 			} else if l.holdImport {

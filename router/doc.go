@@ -53,10 +53,11 @@
 // node). Paths we originate, paths whose next hop is ours, and paths the
 // import filter rejects are not installed. A prefix that another owner's
 // route holds (felix's blackholes and workload routes, an operator's static
-// route) is left alone and reported as a conflict. The multipath set is
-// kept in the BGP table (GoBGP multipath on; see `bgpfabric routes`), but
-// only the best path goes to the kernel until routetable supports
-// multipath routes.
+// route) is left alone and reported as a conflict. ECMP: with GoBGP's
+// multipath on (UseMultiplePaths), the best-path watch delivers each
+// destination's multipath set, the equal-cost best paths, and their next
+// hops become one multipath kernel route (RTA_MULTIPATH); when all but
+// one are withdrawn it is a plain route again.
 //
 // On start the router lists the routes of protocol 81 an earlier run left.
 // Without graceful restart it converges the kernel at once (stale routes
@@ -88,7 +89,9 @@
 // installed routes are served on a unix control socket (ControlSocket;
 // RoutesReport), which `bgpfabric routes` reads. With Config.Metrics the
 // router registers Prometheus gauges and counters for sessions and
-// prefixes (bgpfabric_router_*).
+// prefixes (bgpfabric_router_*); `bgpfabric node` gives it the node's
+// shared registry (--http-addr's /metrics) and adds Router.Ready to
+// /readyz (resources read, speaker started, route feed synced).
 //
 // # Namespaces
 //

@@ -85,19 +85,27 @@ import:
 		paths []Path
 		want  string
 	}{
-		{"best", []Path{{NextHop: addr("10.0.0.2")}, {NextHop: addr("10.0.0.3")}}, "10.0.0.2"},
+		{"best", []Path{{NextHop: addr("10.0.0.2")}}, "10.0.0.2"},
+		{"ecmp", []Path{{NextHop: addr("10.0.0.2")}, {NextHop: addr("10.0.0.3")}, {NextHop: addr("10.0.0.2")}}, "10.0.0.2 10.0.0.3"},
 		{"local", []Path{{Local: true}}, ""},
 		{"own next hop skipped", []Path{{NextHop: addr("10.0.0.1")}, {NextHop: addr("10.0.0.3")}}, "10.0.0.3"},
 		{"filtered", []Path{{NextHop: addr("10.0.0.2"), Communities: []Community{bad}}}, ""},
+		{"one of two filtered", []Path{{NextHop: addr("10.0.0.2"), Communities: []Community{bad}}, {NextHop: addr("10.0.0.4")}}, "10.0.0.4"},
 		{"wrong family", []Path{{NextHop: addr("fd00::2")}}, ""},
 		{"gone", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, ok := importRoute(Destination{Prefix: pfx("10.65.2.0/26"), Paths: tc.paths}, pol.Import, own)
-			got := ""
+			var gws []string
 			if ok {
-				got = r.Gateway.String()
+				for _, g := range gateways(r) {
+					gws = append(gws, g.String())
+				}
+				if len(r.NextHops) == 1 {
+					t.Errorf("one next hop as a multipath route: %+v", r)
+				}
 			}
+			got := strings.Join(gws, " ")
 			if got != tc.want {
 				t.Errorf("gateway = %q, want %q", got, tc.want)
 			}

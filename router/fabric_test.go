@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +36,11 @@ import (
 const childEnv = "BGPFABRIC_ROUTER_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	switch os.Getenv(childEnv) {
+	case "":
+	case "reflector":
+		os.Exit(runReflectorChild())
+	default:
 		os.Exit(runChild())
 	}
 	os.Exit(m.Run())
@@ -132,13 +137,12 @@ func newFabricTB(t testing.TB) *fabric {
 	return &fabric{t: t, dir: dir, bridge: br, etcd: e, client: c, nodes: map[string]*fabricNode{}}
 }
 
-// addNode makes a namespace for the node on the bridge and its Node
-// resource.
-func (f *fabric) addNode(name, cidr string) *fabricNode {
+// addHost makes a namespace on the bridge with eth0 at cidr: a node's,
+// or a peer's that is no node.
+func (f *fabric) addHost(name, cidr string) *nstest.NS {
 	t := f.t
 	t.Helper()
 	ns := nstest.New(t)
-	n := &fabricNode{name: name, ns: ns, addr: netip.MustParsePrefix(cidr)}
 	port := "v" + name
 	nstest.Veth(t, ns, "eth0", f.bridge, port)
 	br, _ := f.bridge.Netlink.LinkByName("br0")
@@ -151,6 +155,15 @@ func (f *fabric) addNode(name, cidr string) *fabricNode {
 	if err := ns.Netlink.AddrAdd(eth, a); err != nil {
 		t.Fatal(err)
 	}
+	return ns
+}
+
+// addNode makes a namespace for the node on the bridge and its Node
+// resource.
+func (f *fabric) addNode(name, cidr string) *fabricNode {
+	t := f.t
+	t.Helper()
+	n := &fabricNode{name: name, ns: f.addHost(name, cidr), addr: netip.MustParsePrefix(cidr)}
 	f.nodes[name] = n
 	f.apply(&api.Node{ObjectMeta: api.ObjectMeta{Name: name}, Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: cidr}}})
 	return n
@@ -233,7 +246,8 @@ func addBlackhole(t testing.TB, ns *nstest.NS, cidr string) *netlink.Route {
 }
 
 // routeState renders the main table's route to dst in ns: "" when none,
-// else "via GW proto P".
+// else "via GW proto P", with GW a sorted comma-separated list for a
+// multipath route.
 func routeState(ns *nstest.NS, dst netip.Prefix) string {
 	rs, err := ns.Netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -242,6 +256,14 @@ func routeState(ns *nstest.NS, dst netip.Prefix) string {
 	for _, r := range rs {
 		if r.Dst == nil || r.Dst.String() != dst.String() {
 			continue
+		}
+		if len(r.MultiPath) > 0 {
+			var gws []string
+			for _, nh := range r.MultiPath {
+				gws = append(gws, nh.Gw.String())
+			}
+			slices.Sort(gws)
+			return fmt.Sprintf("via %s proto %d", strings.Join(gws, ","), int(r.Protocol))
 		}
 		return fmt.Sprintf("via %s proto %d", r.Gw, int(r.Protocol))
 	}

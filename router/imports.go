@@ -6,16 +6,17 @@ import (
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 )
 
-// importRoute decides the kernel route for one destination's best paths:
-// the first path (the best) that is not ours, whose next hop is not one of
-// our own addresses and that the import filter accepts. ok is false when
-// nothing is to be installed.
+// importRoute decides the kernel route for one destination's best paths
+// (from WatchBestPaths: the multipath set, the equal-cost best paths):
+// every path that is not ours, whose next hop is not one of our own
+// addresses and that the import filter accepts gives a next hop. One next
+// hop is a plain route; several are one multipath (ECMP) route, over which
+// the kernel spreads flows. ok is false when nothing is to be installed.
 //
 // Next hops are used as received: through a reflector that is the
-// originating node (reflectors do not change next hops). ECMP: the
-// multipath set is kept in the BGP table (see `bgpfabric routes`); the
-// kernel gets the best path only until routetable learns multipath routes.
+// originating node (reflectors do not change next hops).
 func importRoute(d Destination, f *Filter, own func(netip.Addr) bool) (routetable.Route, bool) {
+	var hops []routetable.NextHop
 	for _, p := range d.Paths {
 		if p.Local || !p.NextHop.IsValid() || p.NextHop.IsUnspecified() || own(p.NextHop) {
 			continue
@@ -28,7 +29,31 @@ func importRoute(d Destination, f *Filter, own func(netip.Addr) bool) (routetabl
 				continue
 			}
 		}
-		return routetable.Route{Dst: d.Prefix, Gateway: p.NextHop}, true
+		dup := false
+		for _, h := range hops {
+			dup = dup || h.Gateway == p.NextHop
+		}
+		if !dup {
+			hops = append(hops, routetable.NextHop{Gateway: p.NextHop})
+		}
 	}
-	return routetable.Route{}, false
+	switch len(hops) {
+	case 0:
+		return routetable.Route{}, false
+	case 1:
+		return routetable.Route{Dst: d.Prefix, Gateway: hops[0].Gateway}, true
+	}
+	return routetable.Route{Dst: d.Prefix, NextHops: hops}, true
+}
+
+// gateways lists a route's gateways, in its order.
+func gateways(r routetable.Route) []netip.Addr {
+	if len(r.NextHops) == 0 {
+		return []netip.Addr{r.Gateway}
+	}
+	out := make([]netip.Addr, len(r.NextHops))
+	for i, nh := range r.NextHops {
+		out[i] = nh.Gateway
+	}
+	return out
 }

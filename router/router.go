@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -37,6 +38,40 @@ const retryDelay = 2 * time.Second
 type Router struct {
 	cfg Config
 	lg  *slog.Logger
+
+	// health is what Ready reports, updated by the loop.
+	healthMu sync.Mutex
+	health   health
+}
+
+// health is the router's readiness state.
+type health struct {
+	inSync, started, fibSynced bool
+	sessions                   int
+}
+
+// Ready reports whether the router does its job: the resources are read,
+// the speaker runs with the sessions configured, and the route feed has
+// delivered felix's routes. It is the node's /readyz check.
+func (r *Router) Ready() error {
+	r.healthMu.Lock()
+	h := r.health
+	r.healthMu.Unlock()
+	switch {
+	case !h.inSync:
+		return errors.New("router: waiting for the datastore's BGP resources")
+	case !h.started:
+		return errors.New("router: BGP speaker not started")
+	case !h.fibSynced:
+		return errors.New("router: waiting for the kernel's route feed")
+	}
+	return nil
+}
+
+func (r *Router) setHealth(h health) {
+	r.healthMu.Lock()
+	r.health = h
+	r.healthMu.Unlock()
 }
 
 // New checks cfg; Run starts the router.
@@ -112,6 +147,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for range bg {
 		<-finished
 	}
+	r.setHealth(health{})
 	return l.shutdown()
 }
 
@@ -368,6 +404,7 @@ func (l *loop) reconcile(ctx context.Context) {
 	if l.statusDirty {
 		l.writeStatus(ctx)
 	}
+	l.r.setHealth(health{inSync: l.inSync, started: l.started, fibSynced: l.fibSynced, sessions: len(l.running)})
 }
 
 // input collects the peering resources.

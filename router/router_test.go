@@ -15,6 +15,7 @@ import (
 )
 
 type harness struct {
+	r      *Router
 	sp     *FakeSpeaker
 	res    *fakeResources
 	fib    fakeFIB
@@ -38,6 +39,7 @@ func start(t *testing.T, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.r = r
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- r.Run(ctx) }()
@@ -71,8 +73,16 @@ func TestPeerDiffApplied(t *testing.T) {
 	h := start(t, nil)
 	tor := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{
 		PeerIP: "10.0.0.254", ASNumber: ptr(uint32(65000)), HoldTime: "30s"}}
+	if err := h.r.Ready(); err == nil {
+		t.Error("ready before the datastore's resources arrived")
+	}
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), node("n3", "10.0.0.3/24"), meshConfig("90s"), tor)
 	waitUntil(t, "three peers", func() bool { return len(h.sp.PeerConfigs()) == 3 })
+	if err := h.r.Ready(); err == nil {
+		t.Error("ready before the route feed delivered felix's routes")
+	}
+	h.fib.ch <- FIBBatch{Snapshot: true}
+	waitUntil(t, "ready", func() bool { return h.r.Ready() == nil })
 	if g, ok := h.sp.Started(); !ok || g.AS != 64512 || g.RouterID != addr("10.0.0.1") {
 		t.Fatalf("speaker started with %+v (%v)", g, ok)
 	}
@@ -196,8 +206,8 @@ func TestExportFollowsFIB(t *testing.T) {
 }
 
 // TestImportInstallsAndYields checks that learned best paths land in the
-// kernel with our protocol via the next hop, never over someone else's
-// route, and leave on a clean shutdown without graceful restart.
+// kernel with our protocol via the next hop (several equal ones as one
+// ECMP route), never over someone else's route, and leave on a clean shutdown without graceful restart.
 func TestImportInstallsAndYields(t *testing.T) {
 	h := start(t, nil)
 	// Felix's blackhole for our own block, and an operator's static route.
@@ -213,13 +223,19 @@ func TestImportInstallsAndYields(t *testing.T) {
 		// Our own route: never installed.
 		Destination{Prefix: pfx("10.65.4.0/26"), Paths: []Path{{Local: true}}},
 	)
-	want := []string{"10.65.2.0/26 via 10.0.0.2 proto 81", "10.65.3.0/26 via 10.0.0.3 proto 81"}
+	// Two equal paths: one ECMP route.
+	want := []string{"10.65.2.0/26 via 10.0.0.2 proto 81", "10.65.3.0/26 proto 81 nexthop via 10.0.0.2 nexthop via 10.0.0.3"}
 	waitUntil(t, "learned routes installed", func() bool { return cmp.Equal(want, renderKernel(h.dp, 81)) })
 	if got := renderKernel(h.dp, 80); !cmp.Equal(got, []string{"blackhole 10.65.1.0/26 proto 80"}) {
 		t.Errorf("felix's route touched: %v", got)
 	}
 	h.sp.Learn(Destination{Prefix: pfx("10.65.2.0/26")})
 	waitUntil(t, "withdrawn route removed", func() bool { return cmp.Equal(want[1:], renderKernel(h.dp, 81)) })
+	// One of the equal paths withdrawn: a single path again.
+	h.sp.Learn(Destination{Prefix: pfx("10.65.3.0/26"), Paths: []Path{{NextHop: addr("10.0.0.3"), Peer: addr("10.0.0.3")}}})
+	waitUntil(t, "ECMP route down to one path", func() bool {
+		return cmp.Equal([]string{"10.65.3.0/26 via 10.0.0.3 proto 81"}, renderKernel(h.dp, 81))
+	})
 	h.stop(t)
 	if got := renderKernel(h.dp, 81); len(got) != 0 {
 		t.Errorf("after a clean shutdown without graceful restart, routes left: %v", got)

@@ -99,10 +99,14 @@ func newNodeCmd(g *globalOptions) *cobra.Command {
 	var nodeName, nsName, httpAddr string
 	cmd := &cobra.Command{
 		Use:   "node [--node-name NAME] [--netns NETNS]",
-		Short: "Run the node agent (felix) until SIGTERM",
+		Short: "Run the node agent (felix and the BGP router) until SIGTERM",
 		Long: `Node runs the per-host agent: felix, which programs the routes to this node's
 workloads, blackholes for its IPAM blocks, the workload interfaces' settings
-and the ACLs from the datastore, and reports its status there.
+and the ACLs from the datastore; and the BGP router, which keeps this node's
+BGP sessions as the datastore's Nodes, BGPConfigurations and BGPPeers say,
+advertises what felix programmed and installs the routes its peers learned
+(--bgp=false turns it off). Both report their status in the datastore and
+share /livez, /readyz and /metrics on --http-addr.
 
 With --netns it programs that network namespace (a name under /run/netns or
 a path such as /proc/PID/ns/net) while the process stays where it is; the
@@ -111,7 +115,9 @@ from anywhere). Without it, it programs the namespace it runs in, so
 "ip netns exec NAME bgpfabric node" is the other way to run it in one.
 
 On SIGTERM or SIGINT it stops and leaves routes, settings and ACLs in place,
-so that a restart does not drop traffic; its status record is deleted.`,
+so that a restart does not drop traffic (the router keeps its learned routes
+when graceful restart is on, and peers keep this node's until it is back);
+its status records are deleted.`,
 		Args: cobra.NoArgs,
 	}
 	builds := make([]func(*nodeEnv) (func(context.Context) error, error), len(nodeComponents))

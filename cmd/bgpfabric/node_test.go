@@ -112,11 +112,15 @@ func TestNodeCommand(t *testing.T) {
 	}
 
 	// Health and metrics on --http-addr.
-	if code, body := httpGet(t, "http://"+httpAddr+"/readyz"); code != 200 || !strings.Contains(body, "[+] felix ok") {
+	// There is no Node resource, so the router cannot start its speaker:
+	// felix is ready, the router says why it is not.
+	if code, body := httpGet(t, "http://"+httpAddr+"/readyz"); code != 503 || !strings.Contains(body, "[+] felix ok") ||
+		!strings.Contains(body, "[-] router: router: BGP speaker not started") {
 		t.Errorf("/readyz = %d %q", code, body)
 	}
-	if code, body := httpGet(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "bgpfabric_felix_routes 2") {
-		t.Errorf("/metrics = %d, no bgpfabric_felix_routes 2:\n%s", code, body)
+	if code, body := httpGet(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "bgpfabric_felix_routes 2") ||
+		!strings.Contains(body, "bgpfabric_router_routes_exported 0") {
+		t.Errorf("/metrics = %d, no bgpfabric_felix_routes 2 or bgpfabric_router_routes_exported 0:\n%s", code, body)
 	}
 
 	stop()

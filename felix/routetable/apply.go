@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -85,7 +86,24 @@ func (rt *RouteTable) want(r Route) (KernelRoute, bool) {
 		}
 		k.LinkIndex = l.Index
 	}
-	if r.Type == TypeUnicast && !r.Gateway.IsValid() && r.Dst.Addr().Is4() {
+	gateway := r.Gateway.IsValid()
+	if len(r.NextHops) > 0 {
+		k.Multipath = true
+		k.NextHops = make([]KernelNextHop, len(r.NextHops))
+		for i, nh := range r.NextHops {
+			k.NextHops[i].Gateway = nh.Gateway
+			gateway = gateway || nh.Gateway.IsValid()
+			if nh.Iface != "" {
+				l, ok := rt.links[nh.Iface]
+				if !ok || !l.Up {
+					return KernelRoute{}, false
+				}
+				k.NextHops[i].LinkIndex = l.Index
+			}
+		}
+		slices.SortFunc(k.NextHops, compareKernelNextHop)
+	}
+	if r.Type == TypeUnicast && !gateway && r.Dst.Addr().Is4() {
 		k.Scope = ScopeLink
 	}
 	return k, true
@@ -140,7 +158,7 @@ func (b *opsBuilder) diff(rt *RouteTable, want KernelRoute, ok bool, have Kernel
 	default:
 		return false
 	}
-	if want.Gateway.IsValid() {
+	if want.Gateway.IsValid() || len(want.NextHops) > 0 {
 		b.via = append(b.via, RouteOp{Kind: kind, Route: want})
 	} else {
 		b.direct = append(b.direct, RouteOp{Kind: kind, Route: want})

@@ -10,6 +10,11 @@
 // and are never written over or deleted, even when they sit on a prefix we
 // want: that prefix is reported as a conflict (ConflictError, Conflicts).
 //
+// A Route with several NextHops is a multipath (ECMP) route, written as
+// one kernel route with RTA_MULTIPATH and read back with its next hops
+// decoded, so that a resync compares it like any other (the router
+// installs BGP's equal-cost paths this way).
+//
 // Routes through an interface that does not exist yet, or is down, wait as
 // pending and are programmed once OnLinkUpdate says the interface is up
 // (WatchLinks turns a netlink link subscription into those updates); when

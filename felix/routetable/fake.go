@@ -88,10 +88,25 @@ func (f *Fake) DeleteLink(name string) {
 
 func (f *Fake) flushLocked(index int) {
 	for k, r := range f.routes {
-		if r.LinkIndex == index && r.Type == TypeUnicast {
+		if r.Type == TypeUnicast && usesLink(r, index) {
 			delete(f.routes, k)
 		}
 	}
+}
+
+// usesLink reports whether r goes through the link with index. (The
+// kernel keeps an IPv4 multipath route with its other next hops alive;
+// the Fake drops the whole route, which a RouteTable then writes again.)
+func usesLink(r KernelRoute, index int) bool {
+	if r.LinkIndex == index {
+		return true
+	}
+	for _, nh := range r.NextHops {
+		if nh.LinkIndex == index {
+			return true
+		}
+	}
+	return false
 }
 
 // PutRoute writes r as someone else would: replacing whatever is there.
@@ -232,10 +247,17 @@ func (f *Fake) writeLocked(op RouteOp) error {
 	if op.Kind == OpAdd && exists {
 		return syscall.EEXIST
 	}
-	if r.LinkIndex != 0 {
+	indexes := []int{r.LinkIndex}
+	for _, nh := range r.NextHops {
+		indexes = append(indexes, nh.LinkIndex)
+	}
+	for _, index := range indexes {
+		if index == 0 {
+			continue
+		}
 		up, ok := false, false
 		for _, l := range f.links {
-			if l.Index == r.LinkIndex {
+			if l.Index == index {
 				up, ok = l.Up, true
 			}
 		}
@@ -246,6 +268,8 @@ func (f *Fake) writeLocked(op RouteOp) error {
 			return syscall.ENETDOWN
 		}
 	}
+	r.NextHops = slices.Clone(r.NextHops)
+	r.Multipath = len(r.NextHops) > 0
 	f.routes[key] = r
 	return nil
 }

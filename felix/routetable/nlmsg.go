@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,9 @@ func appendRouteMsg(b []byte, op RouteOp, seq uint32) []byte {
 	}
 	if r.Gateway.IsValid() {
 		b = appendAddrAttr(b, unix.RTA_GATEWAY, r.Gateway)
+	}
+	if len(r.NextHops) > 0 && op.Kind != OpDelete {
+		b = appendMultipathAttr(b, r.NextHops)
 	}
 	if r.Src.IsValid() {
 		b = appendAddrAttr(b, unix.RTA_PREFSRC, r.Src)
@@ -95,6 +99,58 @@ func appendRtmsg(b []byte, ipv4 bool, dstLen uint8, table uint32, protocol, scop
 	}
 	b = append(b, family, dstLen, 0, 0, rtmTable, protocol, scope, typ)
 	return ne.AppendUint32(b, 0) // rtm_flags
+}
+
+// rtnhLen is the size of struct rtnexthop: length, flags, hops (weight-1)
+// and interface index.
+const rtnhLen = 8
+
+// appendMultipathAttr appends RTA_MULTIPATH: one struct rtnexthop per next
+// hop, each followed by its RTA_GATEWAY, all with weight 1.
+func appendMultipathAttr(b []byte, nhs []KernelNextHop) []byte {
+	start := len(b)
+	b = ne.AppendUint16(b, 0) // length, set below
+	b = ne.AppendUint16(b, unix.RTA_MULTIPATH)
+	for _, nh := range nhs {
+		hop := len(b)
+		b = ne.AppendUint16(b, 0)
+		b = append(b, 0, 0) // flags; hops: weight 1
+		b = ne.AppendUint32(b, uint32(int32(nh.LinkIndex)))
+		if nh.Gateway.IsValid() {
+			b = appendAddrAttr(b, unix.RTA_GATEWAY, nh.Gateway)
+		}
+		ne.PutUint16(b[hop:], uint16(len(b)-hop))
+	}
+	ne.PutUint16(b[start:], uint16(len(b)-start))
+	return b
+}
+
+// parseMultipath decodes an RTA_MULTIPATH payload. ok is false when a
+// next hop is malformed or has attributes we cannot represent (RTA_VIA).
+func parseMultipath(v []byte, addr func([]byte) netip.Addr) (nhs []KernelNextHop, ok bool) {
+	for len(v) >= rtnhLen {
+		l := int(ne.Uint16(v))
+		if l < rtnhLen || l > len(v) {
+			return nil, false
+		}
+		nh := KernelNextHop{LinkIndex: int(int32(ne.Uint32(v[4:])))}
+		ok := true
+		attrs(v[rtnhLen:l], func(typ uint16, a []byte) {
+			switch typ {
+			case unix.RTA_GATEWAY:
+				nh.Gateway = addr(a)
+			case unix.RTA_VIA:
+				ok = false
+			}
+		})
+		if !ok {
+			return nil, false
+		}
+		nhs = append(nhs, nh)
+		v = v[min(align4(l), len(v)):]
+	}
+	slices.SortFunc(nhs, compareKernelNextHop)
+	return nhs, true
 }
 
 func appendU32Attr(b []byte, typ uint16, v uint32) []byte {
@@ -175,6 +231,7 @@ func parseRoute(data []byte) (KernelRoute, bool, error) {
 	}
 	var dst netip.Addr
 	var err error
+	via := false
 	addr := func(v []byte) netip.Addr {
 		a, ok := netip.AddrFromSlice(v)
 		if !ok || len(v) != size {
@@ -196,10 +253,18 @@ func parseRoute(data []byte) (KernelRoute, bool, error) {
 			r.Table = ne.Uint32(v)
 		case typ == unix.RTA_PRIORITY && len(v) == 4:
 			r.Priority = ne.Uint32(v)
-		case typ == unix.RTA_MULTIPATH, typ == unix.RTA_VIA:
+		case typ == unix.RTA_MULTIPATH:
 			r.Multipath = true
+			if nhs, ok := parseMultipath(v, addr); ok {
+				r.NextHops = nhs
+			}
+		case typ == unix.RTA_VIA:
+			r.Multipath, via = true, true
 		}
 	})
+	if via {
+		r.NextHops = nil // a gateway of another family: not ours to match
+	}
 	if err != nil {
 		return KernelRoute{}, false, err
 	}

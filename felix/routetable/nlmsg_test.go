@@ -2,10 +2,12 @@ package routetable
 
 import (
 	"errors"
+	"net/netip"
 	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,6 +21,10 @@ func TestRouteMsgRoundTrip(t *testing.T) {
 		{Table: 254, Protocol: 80, Type: TypeUnicast, Dst: pfx("fd00:65::3/128"), LinkIndex: 9, Priority: 1024},
 		{Table: 100, Protocol: 81, Type: TypeUnreachable, Dst: pfx("0.0.0.0/0")},
 		{Table: 100, Protocol: 81, Type: TypeProhibit, Dst: pfx("::/0"), Priority: 7},
+		{Table: 254, Protocol: 81, Type: TypeUnicast, Dst: pfx("10.65.9.0/26"), Multipath: true, NextHops: []KernelNextHop{
+			{Gateway: addr("10.99.0.1"), LinkIndex: 3}, {Gateway: addr("10.99.0.2")}, {Gateway: addr("10.99.0.3"), LinkIndex: 4}}},
+		{Table: 254, Protocol: 81, Type: TypeUnicast, Dst: pfx("fd00:65::/122"), Multipath: true, NextHops: []KernelNextHop{
+			{Gateway: addr("fd00:99::1"), LinkIndex: 3}, {Gateway: addr("fd00:99::2"), LinkIndex: 3}}},
 	} {
 		b := appendRouteMsg(nil, RouteOp{Kind: OpReplace, Route: r}, 42)
 		var got []KernelRoute
@@ -36,7 +42,7 @@ func TestRouteMsgRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]KernelRoute{r}, got, cmp.Comparer(func(a, b KernelRoute) bool { return a == b })); diff != "" {
+		if diff := cmp.Diff([]KernelRoute{r}, got, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 			t.Errorf("round trip (-want +got):\n%s", diff)
 		}
 	}
@@ -102,5 +108,52 @@ func TestSplitMsgsRejectsBadLength(t *testing.T) {
 	ne.PutUint32(b, uint32(len(b)+8))
 	if err := splitMsgs(b, func(nlMsg) error { return nil }); err == nil {
 		t.Error("no error for a length past the end")
+	}
+}
+
+// TestParseMultipathSortsAndRejectsVia: next hops come back sorted by
+// gateway, whatever order the kernel sent; a next hop with RTA_VIA makes
+// the route one we never match.
+func TestParseMultipathSortsAndRejectsVia(t *testing.T) {
+	r := KernelRoute{Table: 254, Protocol: 81, Type: TypeUnicast, Dst: pfx("10.65.9.0/26")}
+	b := appendRouteMsg(nil, RouteOp{Kind: OpAdd, Route: r}, 1)
+	b = appendMultipathAttr(b, []KernelNextHop{{Gateway: addr("10.0.0.9"), LinkIndex: 2}, {Gateway: addr("10.0.0.1"), LinkIndex: 2}})
+	ne.PutUint32(b, uint32(len(b)))
+	k, ok, err := parseRoute(b[nlmsgHdrLen:])
+	if !ok || err != nil {
+		t.Fatalf("parseRoute: %v %v", ok, err)
+	}
+	want := []KernelNextHop{{Gateway: addr("10.0.0.1"), LinkIndex: 2}, {Gateway: addr("10.0.0.9"), LinkIndex: 2}}
+	if diff := cmp.Diff(want, k.NextHops, cmpopts.EquateComparable(netip.Addr{})); diff != "" || !k.Multipath {
+		t.Errorf("next hops (-want +got):\n%s", diff)
+	}
+
+	// One next hop with RTA_VIA (an IPv6 gateway for an IPv4 route).
+	b = appendRouteMsg(nil, RouteOp{Kind: OpAdd, Route: r}, 1)
+	mp := len(b)
+	b = appendMultipathAttr(b, []KernelNextHop{{Gateway: addr("10.0.0.1"), LinkIndex: 2}, {LinkIndex: 2}})
+	via := []byte{0, 0, byte(unix.RTA_VIA), 0, 10, 0}
+	via = append(via, addr("fd00::1").AsSlice()...)
+	ne.PutUint16(via, uint16(len(via)))
+	b = append(b, via...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	// Grow the second rtnexthop and RTA_MULTIPATH over the RTA_VIA.
+	second := mp + nlaHdrLen + rtnhLen + nlaHdrLen + 4
+	ne.PutUint16(b[second:], uint16(len(b)-second))
+	ne.PutUint16(b[mp:], uint16(len(b)-mp))
+	ne.PutUint32(b, uint32(len(b)))
+	k, ok, err = parseRoute(b[nlmsgHdrLen:])
+	if !ok || err != nil {
+		t.Fatalf("parseRoute with RTA_VIA: %v %v", ok, err)
+	}
+	if !k.Multipath || len(k.NextHops) != 0 {
+		t.Errorf("route with RTA_VIA: Multipath %v, next hops %v; want Multipath and none", k.Multipath, k.NextHops)
+	}
+	want2 := KernelRoute{Table: 254, Protocol: 81, Type: TypeUnicast, Dst: r.Dst, Multipath: true,
+		NextHops: []KernelNextHop{{Gateway: addr("10.0.0.1")}}}
+	if want2.sameAs(k) {
+		t.Error("a route with RTA_VIA matches a wanted route")
 	}
 }

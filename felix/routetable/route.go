@@ -1,8 +1,10 @@
 package routetable
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,12 +64,77 @@ type Route struct {
 	Gateway netip.Addr
 	// Src is the preferred source address (RTA_PREFSRC), if any.
 	Src netip.Addr
+	// NextHops, when it has two or more entries, makes the route a
+	// multipath (ECMP) route: the kernel spreads flows over the next
+	// hops (RTA_MULTIPATH, equal weights). Such a route has no Gateway
+	// or Iface of its own. Their order does not matter, and one next hop
+	// is the same as a plain route through it. A multipath route waits
+	// as pending until every interface it names exists and is up.
+	NextHops []NextHop
+}
+
+// NextHop is one next hop of a multipath route: a gateway in the route's
+// family, an output interface, or both.
+type NextHop struct {
+	Gateway netip.Addr
+	Iface   string
+}
+
+func compareNextHop(a, b NextHop) int {
+	if c := a.Gateway.Compare(b.Gateway); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Iface, b.Iface)
+}
+
+// Equal reports whether r and o are the same route.
+func (r Route) Equal(o Route) bool {
+	return r.Dst == o.Dst && r.Type == o.Type && r.Iface == o.Iface &&
+		r.Gateway == o.Gateway && r.Src == o.Src && slices.Equal(r.NextHops, o.NextHops)
+}
+
+// ifaces calls fn with each interface r goes through.
+func (r Route) ifaces(fn func(string)) {
+	if r.Iface != "" {
+		fn(r.Iface)
+	}
+	for _, nh := range r.NextHops {
+		if nh.Iface != "" {
+			fn(nh.Iface)
+		}
+	}
+}
+
+// normalizeNextHops sorts and deduplicates r.NextHops (a copy: the
+// caller's slice is not changed), and turns a single next hop into a plain
+// route.
+func (r Route) normalizeNextHops() (Route, error) {
+	if len(r.NextHops) == 0 {
+		r.NextHops = nil
+		return r, nil
+	}
+	if r.Iface != "" || r.Gateway.IsValid() {
+		return r, fmt.Errorf("route %s: a multipath route takes its gateways and interfaces in NextHops only", r.Dst)
+	}
+	nhs := slices.Clone(r.NextHops)
+	slices.SortFunc(nhs, compareNextHop)
+	nhs = slices.Compact(nhs)
+	if len(nhs) == 1 {
+		r.Gateway, r.Iface, r.NextHops = nhs[0].Gateway, nhs[0].Iface, nil
+		return r, nil
+	}
+	r.NextHops = nhs
+	return r, nil
 }
 
 // validate checks r and returns it with defaults filled in.
 func (r Route) validate() (Route, error) {
 	if r.Type == 0 {
 		r.Type = TypeUnicast
+	}
+	r, err := r.normalizeNextHops()
+	if err != nil {
+		return r, err
 	}
 	fail := func(format string, args ...any) (Route, error) {
 		return r, fmt.Errorf("route %s: %s", r.Dst, fmt.Sprintf(format, args...))
@@ -82,26 +149,30 @@ func (r Route) validate() (Route, error) {
 	}
 	switch r.Type {
 	case TypeUnicast:
-		if r.Iface == "" && !r.Gateway.IsValid() {
+		if r.Iface == "" && !r.Gateway.IsValid() && len(r.NextHops) == 0 {
 			return fail("a unicast route needs an interface or a gateway")
 		}
 	case TypeBlackhole, TypeUnreachable, TypeProhibit:
-		if r.Iface != "" || r.Gateway.IsValid() {
+		if r.Iface != "" || r.Gateway.IsValid() || len(r.NextHops) > 0 {
 			return fail("a %s route takes no interface or gateway", r.Type)
 		}
 	default:
 		return fail("unsupported type %s", r.Type)
 	}
-	if len(r.Iface) > 15 {
-		return fail("interface name %q is longer than 15 bytes", r.Iface)
-	}
-	for _, a := range []struct {
-		name string
-		addr netip.Addr
-	}{{"gateway", r.Gateway}, {"source", r.Src}} {
-		if a.addr.IsValid() && a.addr.Is4() != r.Dst.Addr().Is4() {
-			return fail("%s %s is not in the destination's family", a.name, a.addr)
+	hops := append([]NextHop{{Gateway: r.Gateway, Iface: r.Iface}}, r.NextHops...)
+	for i, nh := range hops {
+		if i > 0 && nh.Iface == "" && !nh.Gateway.IsValid() {
+			return fail("next hop %d has neither a gateway nor an interface", i)
 		}
+		if len(nh.Iface) > 15 {
+			return fail("interface name %q is longer than 15 bytes", nh.Iface)
+		}
+		if nh.Gateway.IsValid() && nh.Gateway.Is4() != r.Dst.Addr().Is4() {
+			return fail("gateway %s is not in the destination's family", nh.Gateway)
+		}
+	}
+	if r.Src.IsValid() && r.Src.Is4() != r.Dst.Addr().Is4() {
+		return fail("source %s is not in the destination's family", r.Src)
 	}
 	return r, nil
 }
@@ -122,9 +193,36 @@ type KernelRoute struct {
 	// for IPv4 and turns into 1024 for IPv6; a delete with Priority 0
 	// matches any metric.
 	Priority uint32
-	// Multipath is set on a listed route with several next hops. bgpfabric
-	// does not write those yet, so such a route never matches a wanted one.
+	// NextHops are the next hops of a multipath route (RTA_MULTIPATH),
+	// sorted by gateway then interface index; a plain route has none.
+	NextHops []KernelNextHop
+	// Multipath is set on a listed route with RTA_MULTIPATH or RTA_VIA.
+	// A listed route with Multipath but no NextHops has next hops we do
+	// not decode (RTA_VIA: a gateway of another family) and never
+	// matches a wanted route.
 	Multipath bool
+}
+
+// KernelNextHop is one next hop of a multipath kernel route.
+type KernelNextHop struct {
+	Gateway netip.Addr
+	// LinkIndex is the output interface's index; in a wanted route, 0
+	// lets the kernel choose it (and matches any).
+	LinkIndex int
+}
+
+func compareKernelNextHop(a, b KernelNextHop) int {
+	if c := a.Gateway.Compare(b.Gateway); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.LinkIndex, b.LinkIndex)
+}
+
+// sameNextHops reports whether have's next hops are want's.
+func sameNextHops(want, have []KernelNextHop) bool {
+	return slices.EqualFunc(want, have, func(w, h KernelNextHop) bool {
+		return w.Gateway == h.Gateway && (w.LinkIndex == 0 || w.LinkIndex == h.LinkIndex)
+	})
 }
 
 // defaultPriority reports whether p is the metric the kernel gives a route
@@ -146,7 +244,8 @@ func (want KernelRoute) sameAs(have KernelRoute) bool {
 		(want.LinkIndex == 0 || want.LinkIndex == have.LinkIndex) &&
 		(!want.Dst.Addr().Is4() || want.Scope == have.Scope) &&
 		have.defaultPriority() &&
-		!have.Multipath
+		sameNextHops(want.NextHops, have.NextHops) &&
+		(have.Multipath == (len(have.NextHops) > 0))
 }
 
 // Format renders k the way `ip route show table all` does (without the
@@ -186,7 +285,20 @@ func (k KernelRoute) Format(linkName func(index int) string) string {
 	if !k.defaultPriority() {
 		fmt.Fprintf(&b, " metric %d", k.Priority)
 	}
-	if k.Multipath {
+	for _, nh := range k.NextHops {
+		b.WriteString(" nexthop")
+		if nh.Gateway.IsValid() {
+			b.WriteString(" via " + nh.Gateway.String())
+		}
+		if nh.LinkIndex != 0 {
+			name := linkName(nh.LinkIndex)
+			if name == "" {
+				name = "if" + strconv.Itoa(nh.LinkIndex)
+			}
+			b.WriteString(" dev " + name)
+		}
+	}
+	if k.Multipath && len(k.NextHops) == 0 {
 		b.WriteString(" multipath")
 	}
 	return b.String()

@@ -90,7 +90,7 @@ func (rt *RouteTable) Set(routes []Route) error {
 		}
 	}
 	for dst, r := range next {
-		if old, ok := rt.desired[dst]; !ok || old != r {
+		if old, ok := rt.desired[dst]; !ok || !old.Equal(r) {
 			if ok {
 				rt.unindex(old)
 			}
@@ -109,7 +109,7 @@ func (rt *RouteTable) SetRoute(r Route) error {
 		return err
 	}
 	if old, ok := rt.desired[r.Dst]; ok {
-		if old == r {
+		if old.Equal(r) {
 			return nil
 		}
 		rt.unindex(old)
@@ -130,24 +130,25 @@ func (rt *RouteTable) DeleteRoute(dst netip.Prefix) {
 }
 
 func (rt *RouteTable) index(r Route) {
-	if r.Iface == "" {
-		return
-	}
-	set := rt.byIface[r.Iface]
-	if set == nil {
-		set = map[netip.Prefix]struct{}{}
-		rt.byIface[r.Iface] = set
-	}
-	set[r.Dst] = struct{}{}
+	r.ifaces(func(name string) {
+		set := rt.byIface[name]
+		if set == nil {
+			set = map[netip.Prefix]struct{}{}
+			rt.byIface[name] = set
+		}
+		set[r.Dst] = struct{}{}
+	})
 }
 
 func (rt *RouteTable) unindex(r Route) {
-	if set := rt.byIface[r.Iface]; set != nil {
-		delete(set, r.Dst)
-		if len(set) == 0 {
-			delete(rt.byIface, r.Iface)
+	r.ifaces(func(name string) {
+		if set := rt.byIface[name]; set != nil {
+			delete(set, r.Dst)
+			if len(set) == 0 {
+				delete(rt.byIface, name)
+			}
 		}
-	}
+	})
 }
 
 func (rt *RouteTable) markDirty(dst netip.Prefix) {
@@ -219,12 +220,16 @@ func (rt *RouteTable) Conflicts() []ConflictError {
 // exist or come up, by prefix.
 func (rt *RouteTable) Pending() []Route {
 	var out []Route
+	seen := map[netip.Prefix]bool{}
 	for name, set := range rt.byIface {
 		if l, ok := rt.links[name]; ok && l.Up {
 			continue
 		}
 		for dst := range set {
-			out = append(out, rt.desired[dst])
+			if !seen[dst] {
+				seen[dst] = true
+				out = append(out, rt.desired[dst])
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Route) int { return comparePrefix(a.Dst, b.Dst) })
