@@ -44,7 +44,12 @@ func openDataplane(cfg Config) (_ *dataplane, err error) {
 		dp.closers = append(dp.closers, nl)
 		routesDP = nl
 	}
-	if dp.routes, err = routetable.New(routetable.Config{Logger: cfg.Logger}, routesDP); err != nil {
+	if dp.routes, err = routetable.New(routetable.Config{
+		Logger: cfg.Logger,
+		// The node's own workloads and blocks win over routes the BGP
+		// router learned for the same prefixes.
+		Overrides: []uint8{routetable.ProtoRouter},
+	}, routesDP); err != nil {
 		return nil, err
 	}
 	kernel := cfg.Interfaces

@@ -19,7 +19,7 @@ import (
 // the router installs, by which it recognises them as its own. 81 is
 // unassigned in iproute2's rt_protos (like felix's 80); add "81 bgpfabric"
 // to /etc/iproute2/rt_protos.d/bgpfabric.conf to see the name in `ip route`.
-const ProtoRouter = 81
+const ProtoRouter = routetable.ProtoRouter
 
 // Defaults.
 const (

@@ -290,6 +290,11 @@ func (a *applyRun) resolveOccupied(ctx context.Context, rt *RouteTable, occupied
 			// Gone again since the add: add it again.
 		case h.Protocol == rt.proto:
 			rt.actual[dst] = h
+		case slices.Contains(rt.overrides, h.Protocol):
+			// Replaced by the diff below, which sees a route that
+			// differs from the wanted one (in its protocol at least).
+			rt.log.Debug("overriding route", logKeyDst, dst, logKeyProtocol, h.Protocol)
+			rt.actual[dst] = h
 		default:
 			c := ConflictError{Dst: dst, Table: rt.table, Protocol: h.Protocol}
 			rt.conflicts[dst] = c

@@ -16,6 +16,12 @@ type Config struct {
 	// Table is the routing table; 0 means TableMain. The local table (255)
 	// is refused.
 	Table uint32
+	// Overrides are the protocols whose routes this table replaces where
+	// they hold a prefix it wants, instead of reporting a conflict: felix
+	// overrides the BGP router's learned routes (ProtoRouter), so that a
+	// node's own workloads and blocks always win over what peers say.
+	// The kernel's own numbers (1-4) cannot be overridden.
+	Overrides []uint8
 	// Logger receives debug logs of each Apply; nil discards them.
 	Logger *slog.Logger
 }
@@ -27,6 +33,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Protocol <= 4 {
 		return c, fmt.Errorf("routetable config: protocol %d is the kernel's or an operator's (want 5-255)", c.Protocol)
+	}
+	for _, p := range c.Overrides {
+		if p <= 4 || p == c.Protocol {
+			return c, fmt.Errorf("routetable config: protocol %d cannot be overridden", p)
+		}
 	}
 	if c.Table == 0 {
 		c.Table = TableMain
@@ -43,6 +54,7 @@ func (c Config) withDefaults() (Config, error) {
 // Log keys, defined once.
 const (
 	logKeyTable     = "table"
+	logKeyDst       = "dst"
 	logKeyProtocol  = "protocol"
 	logKeyIface     = "iface"
 	logKeyAdded     = "added"

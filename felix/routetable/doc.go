@@ -45,5 +45,13 @@ package routetable
 // `ip route` print the name.
 const ProtoFelix = 80
 
+// ProtoRouter is the protocol of the routes bgpfabric's BGP router
+// installs (what it learned from peers). It is defined here, beside
+// felix's, so that both owners of the node's routes agree on the numbers:
+// felix overrides ProtoRouter routes on the prefixes it wants (its
+// workloads and blocks win over what peers say), and the router never
+// overrides felix's.
+const ProtoRouter = 81
+
 // TableMain is the kernel's main routing table (RT_TABLE_MAIN).
 const TableMain = 254

@@ -11,10 +11,11 @@ import (
 // RouteTable converges one kernel routing table's routes of one protocol to
 // a desired set. See the package documentation.
 type RouteTable struct {
-	proto uint8
-	table uint32
-	log   *slog.Logger
-	dp    Dataplane
+	proto     uint8
+	overrides []uint8
+	table     uint32
+	log       *slog.Logger
+	dp        Dataplane
 
 	// desired is what the caller asked for, byIface indexes it by
 	// output interface.
@@ -51,6 +52,7 @@ func New(cfg Config, dp Dataplane) (*RouteTable, error) {
 	}
 	return &RouteTable{
 		proto:        cfg.Protocol,
+		overrides:    slices.Clone(cfg.Overrides),
 		table:        cfg.Table,
 		log:          cfg.Logger.With(logKeyTable, cfg.Table, logKeyProtocol, cfg.Protocol),
 		dp:           dp,
