@@ -13,8 +13,9 @@ import (
 type attrs struct {
 	// key is the canonical encoding: the attributes in type order, without
 	// NEXT_HOP and MP_(UN)REACH_NLRI, followed by the next hops.
-	key  string
-	refs int
+	key    string
+	refs   int
+	handle uint32 // in the internTable; 0 while not interned
 	// list holds the attributes that key encodes, parsed, in type order.
 	list []bgp.PathAttributeInterface
 
@@ -163,28 +164,48 @@ func uintToAddr(v uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// internTable interns attrs by key. It belongs to the RIB loop; paths hold
-// the references (see table.announce).
-type internTable map[string]*attrs
+// internTable interns attrs by key and gives each a handle, the form in
+// which the tables store it. It belongs to the RIB loop; paths hold the
+// references (see table.announce).
+type internTable struct {
+	byKey map[string]*attrs
+	slab  []*attrs // by handle; 0 is none
+	free  []uint32
+}
+
+func newInternTable() *internTable {
+	return &internTable{byKey: map[string]*attrs{}, slab: []*attrs{nil}}
+}
 
 // get returns the shared attrs equal to a, adding a when new.
-func (t internTable) get(a *attrs) *attrs {
-	if s, ok := t[a.key]; ok {
+func (t *internTable) get(a *attrs) *attrs {
+	if s, ok := t.byKey[a.key]; ok {
 		return s
 	}
-	t[a.key] = a
+	t.byKey[a.key] = a
+	if n := len(t.free); n > 0 {
+		a.handle = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.slab[a.handle] = a
+	} else {
+		a.handle = uint32(len(t.slab))
+		t.slab = append(t.slab, a)
+	}
 	return a
 }
 
 // release drops a reference and forgets the attrs when none remain.
-func (t internTable) release(a *attrs) {
+func (t *internTable) release(a *attrs) {
 	a.refs--
 	t.dropUnused(a)
 }
 
 // dropUnused forgets a when no path references it.
-func (t internTable) dropUnused(a *attrs) {
-	if a.refs <= 0 && t[a.key] == a {
-		delete(t, a.key)
+func (t *internTable) dropUnused(a *attrs) {
+	if a.refs <= 0 && t.byKey[a.key] == a {
+		delete(t.byKey, a.key)
+		t.slab[a.handle] = nil
+		t.free = append(t.free, a.handle)
+		a.handle = 0
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,13 +119,20 @@ func reflectOnce(b *testing.B, blobs [][]byte, total, k int) time.Duration {
 	}
 	el := time.Since(start)
 	b.StopTimer()
+	heapProfile()
 	return el
 }
 
-// countUntil reads UPDATEs until total prefixes were announced.
+// countUntil reads UPDATEs until total prefixes were announced, through a
+// larger buffer (stacked on the handshake's, which may hold UPDATEs
+// already).
 func countUntil(s *rawSpeaker, total int) error {
-	br := bufio.NewReaderSize(s.conn, 256<<10)
-	s.br = br
+	s.br = bufio.NewReaderSize(s.br, 256<<10)
+	return countAnnounced(s, total)
+}
+
+// countAnnounced reads UPDATEs until total prefixes were announced.
+func countAnnounced(s *rawSpeaker, total int) error {
 	got := 0
 	s.conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
 	for got < total {
@@ -150,4 +159,90 @@ func vmHWM() int {
 		}
 	}
 	return 0
+}
+
+// BenchmarkFleet measures a fleet of clients as compute nodes are: each of
+// n clients announces 4 prefixes and must receive every other client's.
+// The time runs from the first connection to the last client complete.
+// (reflector/bench -clients 5000 runs the same case against the reflector
+// as a separate process.)
+func BenchmarkFleet(b *testing.B) {
+	for _, n := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("%d-clients", n), func(b *testing.B) {
+			if testing.Short() && n > 500 {
+				b.Skip("-short")
+			}
+			var elapsed time.Duration
+			for range b.N {
+				elapsed += fleetOnce(b, n, 4)
+			}
+			b.ReportMetric(elapsed.Seconds()*1000/float64(b.N), "ms/convergence")
+			b.ReportMetric(float64(vmHWM())/1024, "peak-RSS-MB")
+		})
+	}
+}
+
+func fleetOnce(b *testing.B, n, p int) time.Duration {
+	b.StopTimer()
+	cfg := testConfig()
+	cfg.DynamicNeighbors = []DynamicNeighbor{{Prefix: netip.MustParsePrefix("127.1.0.0/16"), ASN: testASN, Client: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, addr, stop := runReflector(b, cfg)
+	defer stop()
+	blobs := make([][]byte, n)
+	for i := range blobs {
+		blobs[i] = injectorBlob(i, p, netip.AddrFrom4([4]byte{192, 0, 2, 1}))
+	}
+	want := (n - 1) * p
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	b.StartTimer()
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			local := fmt.Sprintf("127.1.%d.%d", i/200, i%200+1)
+			s, err := dialSpeaker(ctx, addr, local, speakerOpts{asn: testASN, id: fmt.Sprintf("10.1.%d.%d", i/200, i%200+1), hold: 90})
+			<-sem
+			if err != nil {
+				errs <- fmt.Errorf("client %s: %w", local, err)
+				return
+			}
+			defer s.conn.Close()
+			if _, err := s.conn.Write(blobs[i]); err != nil {
+				errs <- err
+				return
+			}
+			errs <- countAnnounced(s, want)
+		})
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	heapProfile()
+	cancel()
+	wg.Wait()
+	return el
+}
+
+// heapProfile writes a heap profile to $RR_HEAPPROF, when set, after a GC.
+func heapProfile() {
+	f := os.Getenv("RR_HEAPPROF")
+	if f == "" {
+		return
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "heap in use %d MiB, stacks %d MiB, runtime total %d MiB\n", ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20)
+	if w, err := os.Create(f); err == nil {
+		pprof.WriteHeapProfile(w)
+		w.Close()
+	}
 }

@@ -22,6 +22,12 @@
 // receives every partition but its own, and a short member-specific
 // partition of withdrawals where its own route replaced one it had received.
 //
+// The RIB (rib.go) keeps memory per path small and invisible to the garbage
+// collector: a prefix maps to a pointer-free slot holding its first path as
+// a peer index and an interned-attrs handle (the index type turns them back
+// into pointers); paths as []path exist only transiently, for best path and
+// the outbound diff.
+//
 // # Lifecycle and operations
 //
 // Graceful restart as helper (peer.go, rib.go: stale paths), as restarting

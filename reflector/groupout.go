@@ -105,36 +105,55 @@ func (rl *ribLoop) diffAll(o *groupOut, k pfxKey, old, cur []path) {
 	}
 }
 
-// sendGroup encodes every partition once and queues the shared bytes to
-// every member that should get them.
+// sendGroup encodes every partition once, one after the other into one
+// buffer, and queues it to every member: whole to a member that sent none
+// of the changes, and as the two pieces around its own partition to one
+// that did. A member's share costs two slice headers however many peers
+// the changes came from (a fleet of thousands of clients joining at once
+// makes as many partitions in a flush).
 func (rl *ribLoop) sendGroup(o *groupOut, f family) {
 	addPath := o.g.key.addPath.has(f)
 	type chunk struct {
-		src            *ribPeer
-		b              []byte
+		start, end     int
 		ann, wds, msgs int
 	}
-	var chunks []chunk
-	add := func(src *ribPeer, p *partition) {
+	var (
+		all   []byte
+		total chunk
+		own   map[*ribPeer]chunk
+	)
+	add := func(p *partition) chunk {
 		a, w := p.counts()
-		b := p.encode(nil, f, addPath)
-		chunks = append(chunks, chunk{src, b, a, w, countMessages(b)})
+		c := chunk{start: len(all), ann: a, wds: w}
+		all = p.encode(all, f, addPath)
+		c.end = len(all)
+		c.msgs = countMessages(all[c.start:])
+		total.ann, total.wds, total.msgs = total.ann+c.ann, total.wds+c.wds, total.msgs+c.msgs
+		return c
 	}
 	if !o.shared.empty() {
-		add(nil, &o.shared)
+		add(&o.shared)
 	}
-	for src, p := range o.bySrc {
-		add(src, p)
+	if len(o.bySrc) > 0 {
+		own = make(map[*ribPeer]chunk, len(o.bySrc))
+		for src, p := range o.bySrc {
+			own[src] = add(p)
+		}
 	}
 	for _, m := range o.g.members {
-		out := make([][]byte, 0, len(chunks)+1)
-		var delta, msgs int
-		for _, c := range chunks {
-			if c.src != m.rp {
-				out = append(out, c.b)
-				delta += c.ann - c.wds
-				msgs += c.msgs
+		out := make([][]byte, 0, 3)
+		delta, msgs := total.ann-total.wds, total.msgs
+		if c, ok := own[m.rp]; ok {
+			if c.start > 0 {
+				out = append(out, all[:c.start:c.start])
 			}
+			if c.end < len(all) {
+				out = append(out, all[c.end:])
+			}
+			delta -= c.ann - c.wds
+			msgs -= c.msgs
+		} else if len(all) > 0 {
+			out = append(out, all)
 		}
 		if sp := o.special[m]; sp != nil {
 			b := sp.encode(nil, f, addPath)

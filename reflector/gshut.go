@@ -24,7 +24,7 @@ func (rl *ribLoop) gracefulShutdown() int {
 	}
 	rl.flush()
 	rl.exp.gshut = true
-	for _, a := range rl.attrs {
+	for _, a := range rl.attrs.byKey {
 		a.out = nil // drop every cached export
 	}
 	n := 0

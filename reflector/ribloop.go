@@ -26,7 +26,8 @@ type ribLoop struct {
 	exp    exporter
 	cmp    bestPath
 	tables [numFamilies]*table
-	attrs  internTable
+	attrs  *internTable
+	ix     *index // the tables' peer and attrs indices
 	peers  map[netip.Addr]*ribPeer
 	groups map[groupKey]*updateGroup
 	nextID uint32
@@ -50,12 +51,13 @@ func newRIBLoop(log *slog.Logger, asn, clusterID uint32, met *engineMetrics) *ri
 		ops:    make(chan ribOp, 1024),
 		done:   make(chan struct{}),
 		exp:    exporter{asn: asn, clusterID: clusterID},
-		attrs:  internTable{},
 		peers:  map[netip.Addr]*ribPeer{},
 		groups: map[groupKey]*updateGroup{},
+		ix:     newIndex(),
 	}
+	rl.attrs = rl.ix.attrs
 	for f := range numFamilies {
-		rl.tables[f] = newTable(f)
+		rl.tables[f] = newTable(f, rl.ix)
 	}
 	return rl
 }
@@ -127,10 +129,7 @@ func (rl *ribLoop) flush() {
 		if len(t.changed) == 0 {
 			continue
 		}
-		cur := make([][]path, len(t.changed))
-		for i, c := range t.changed {
-			cur[i] = t.dests[c.k].paths
-		}
+		cur := t.current()
 		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
 			for _, g := range rl.groups {
 				if g.key.fams.has(t.fam) {
@@ -173,6 +172,7 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 		rl.nextID++
 		rp = &ribPeer{addr: si.addr, pathID: rl.nextID}
 		rl.peers[si.addr] = rp
+		rl.ix.addPeer(rp)
 	}
 	if rp.member != nil {
 		rl.peerDown(rp.member, true)
@@ -233,6 +233,7 @@ func (rl *ribLoop) sweep(rp *ribPeer, onlyStale bool, fams families) {
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
 	if rp.member == nil && rp.prefixes == 0 {
 		delete(rl.peers, rp.addr)
+		rl.ix.dropPeer(rp)
 	}
 }
 
@@ -307,10 +308,10 @@ func (rl *ribLoop) stats() RIBStats {
 	var s RIBStats
 	rl.flush() // so that emptied prefixes are gone
 	for i, t := range rl.tables {
-		s.Prefixes[i] = len(t.dests)
+		s.Prefixes[i] = t.len()
 		s.Paths += t.npaths
 	}
-	s.AttrSets = len(rl.attrs)
+	s.AttrSets = len(rl.attrs.byKey)
 	s.UpdateGroups = len(rl.groups)
 	return s
 }

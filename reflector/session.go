@@ -134,7 +134,7 @@ func (s *session) run(ctx context.Context) (err error) {
 			err = errors.New("internal error while reading")
 		}
 	}()
-	br := bufio.NewReaderSize(s.conn, 64<<10)
+	br := bufio.NewReaderSize(s.conn, sessionBufSize)
 	s.q.push(s.buildOpen())
 	if err := s.openExchange(ctx, br); err != nil {
 		return s.fail(err)

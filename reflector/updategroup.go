@@ -68,9 +68,10 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	key := m.group.key
 	addPath := key.addPath.has(f)
 	var p partition
-	for k, d := range t.dests {
-		for i := range d.paths {
-			pa := &d.paths[i]
+	t.each(func(k pfxKey, n uint32) {
+		paths := t.paths(n)
+		for i := range paths {
+			pa := &paths[i]
 			if pa.src != m.rp && exportable(pa.src, key.role) {
 				p.announce(rl.exp.export(pa, key.role, key.localAddr), nlriItem{k, pa.src.pathID})
 			}
@@ -78,7 +79,7 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 				break
 			}
 		}
-	}
+	})
 	ann, _ := p.counts()
 	b := p.encode(nil, f, addPath)
 	if eor {

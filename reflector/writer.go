@@ -63,24 +63,30 @@ func (q *outQueue) close(final []byte) bool {
 	return first
 }
 
+// take returns what is queued and keeps buf (emptied) as the queue's next
+// backing array, so that the two swap without copying.
 func (q *outQueue) take(buf [][]byte) ([][]byte, bool, []byte) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closing {
 		return nil, true, q.final
 	}
-	buf = append(buf[:0], q.chunks...)
-	clear(q.chunks)
-	q.chunks, q.bytes = q.chunks[:0], 0
-	return buf, false, nil
+	out := q.chunks
+	q.chunks, q.bytes = buf[:0], 0
+	return out, false, nil
 }
+
+// maxKeptChunks bounds the chunk slices a writer keeps between bursts, so
+// that one large burst does not pin memory in each of thousands of
+// sessions.
+const maxKeptChunks = 256
 
 // writeLoop owns the write side of conn: it coalesces every queued chunk
 // into one buffered write per wake-up, sends KEEPALIVEs, and on close sends
 // the final NOTIFICATION and closes conn.
 func writeLoop(conn net.Conn, q *outQueue, keepalive <-chan time.Duration, writeTimeout time.Duration) {
 	defer conn.Close()
-	bw := bufio.NewWriterSize(conn, 64<<10)
+	bw := bufio.NewWriterSize(conn, sessionBufSize)
 	var tick *time.Ticker
 	var tickC <-chan time.Time
 	defer func() {
@@ -129,8 +135,16 @@ func writeLoop(conn net.Conn, q *outQueue, keepalive <-chan time.Duration, write
 			}
 		}
 		clear(buf)
+		if cap(buf) > maxKeptChunks {
+			buf = nil
+		}
 		if bw.Flush() != nil {
 			return
 		}
 	}
 }
+
+// sessionBufSize is the read and the write buffer of a session: four
+// maximum-size messages, so that a reflector with thousands of clients
+// keeps its buffers small (5,000 sessions: 160 MiB).
+const sessionBufSize = 4 * maxMsgLen

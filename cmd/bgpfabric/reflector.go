@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -36,6 +38,7 @@ type reflectorOptions struct {
 	restartMarker  string
 	secretsDir     string
 	statusInterval time.Duration
+	memoryLimit    string
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -72,6 +75,7 @@ docs/reflector.md.`,
 	f.StringVar(&o.restartMarker, "restart-marker", "", "file that SIGUSR2 writes and a start within 2 minutes takes as --restarting")
 	f.StringVar(&o.secretsDir, "secrets-dir", "", "directory of BGPPeer passwords: DIR/<secret name>/<key>")
 	f.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "how often BGPStatus is rewritten (datastore mode)")
+	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	return cmd
 }
 
@@ -93,6 +97,13 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	log, err := g.logger()
 	if err != nil {
 		return err
+	}
+	if o.memoryLimit != "" {
+		n, err := parseByteSize(o.memoryLimit)
+		if err != nil {
+			return fmt.Errorf("--memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(n)
 	}
 	restarting := o.restarting || freshMarker(o.restartMarker, log)
 
@@ -294,4 +305,25 @@ func writeMarker(path string, log *slog.Logger) {
 	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
 		log.Warn("writing restart marker", "marker", path, "err", err)
 	}
+}
+
+// parseByteSize parses a size in bytes with an optional binary or decimal
+// unit: 1073741824, 512MiB, 2GiB, 500MB.
+func parseByteSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a positive size such as 512MiB", s)
+	}
+	return n * mult, nil
 }

@@ -11,8 +11,7 @@
 // Every daemon runs in its own temporary directory (config, sockets,
 // logs), is killed with its process group when its run ends, and the
 // directory is removed, also on error or Ctrl-C. Nothing touches the
-// kernel's routes: BIRD has no kernel protocol (a static blackhole inside
-// BIRD resolves the next hops), bgpd runs without zebra.
+// kernel's routes: BIRD has no kernel protocol, bgpd runs without zebra.
 package main
 
 import (
@@ -29,9 +28,19 @@ import (
 	"time"
 )
 
-type benchCase struct{ n, p, k int }
+// benchCase is n injectors of p prefixes each and k monitors; or, with
+// fleet, n clients of p prefixes each that all receive each other's.
+type benchCase struct {
+	n, p, k int
+	fleet   bool
+}
 
-func (c benchCase) String() string { return fmt.Sprintf("%d×%d→%d", c.n, c.p, c.k) }
+func (c benchCase) String() string {
+	if c.fleet {
+		return fmt.Sprintf("%d clients×%d", c.n, c.p)
+	}
+	return fmt.Sprintf("%d×%d→%d", c.n, c.p, c.k)
+}
 
 func parseCases(s string) ([]benchCase, error) {
 	var out []benchCase
@@ -53,6 +62,7 @@ type result struct {
 	impl    string
 	c       benchCase
 	elapsed time.Duration
+	estab   time.Duration // fleet: until every session was established
 	cpu     time.Duration
 	rssKiB  int
 	err     error
@@ -64,8 +74,16 @@ func main() {
 	targets := flag.String("targets", "bgpfabric,bird,frr,gobgpd", "implementations to run (skipped when not installed)")
 	runs := flag.Int("runs", 1, "runs per case and implementation; the median is reported")
 	timeout := flag.Duration("timeout", 5*time.Minute, "limit per run")
+	clients := flag.Int("clients", 0, "run the fleet case instead: this many clients (e.g. 5000), each announcing -client-prefixes, all receiving each other's")
+	clientPrefixes := flag.Int("client-prefixes", 4, "prefixes per client in the fleet case")
 	flag.Parse()
 	cs, err := parseCases(*cases)
+	if *clients > 0 {
+		cs, err = []benchCase{{n: *clients, p: *clientPrefixes, fleet: true}}, nil
+		if *clients > maxFleet || *clientPrefixes <= 0 || *clients**clientPrefixes > 1<<20 {
+			err = fmt.Errorf("-clients %d -client-prefixes %d: at most %d clients and 1Mi prefixes", *clients, *clientPrefixes, maxFleet)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -105,6 +123,9 @@ func describe(r result) string {
 	if r.err != nil {
 		return "error: " + r.err.Error()
 	}
+	if r.c.fleet {
+		return fmt.Sprintf("established %.3fs converged %.3fs cpu %.2fs rss %d MiB", r.estab.Seconds(), r.elapsed.Seconds(), r.cpu.Seconds(), r.rssKiB/1024)
+	}
 	return fmt.Sprintf("%.3fs cpu %.2fs rss %d MiB", r.elapsed.Seconds(), r.cpu.Seconds(), r.rssKiB/1024)
 }
 
@@ -138,7 +159,11 @@ func runOnce(ctx context.Context, im impl, c benchCase, timeout time.Duration) (
 		return res
 	}
 	defer d.stop()
-	res.elapsed, res.cpu, err = drive(ctx, d, port, c)
+	if c.fleet {
+		res.estab, res.elapsed, res.cpu, err = driveFleet(ctx, d, port, c)
+	} else {
+		res.elapsed, res.cpu, err = drive(ctx, d, port, c)
+	}
 	res.rssKiB = d.peakRSS()
 	if err != nil {
 		res.err = fmt.Errorf("%w (log: %s)", err, d.logTail())
@@ -167,8 +192,12 @@ func printTable(w *os.File, rs []result) {
 			}
 			return fmt.Sprintf("%.2f×", x/y)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.3f s | %s | %.2f s | %s | %d MiB | %s |\n", r.c, r.impl,
-			r.elapsed.Seconds(), ratio(r.elapsed.Seconds(), b.elapsed.Seconds()),
+		conv := fmt.Sprintf("%.3f s", r.elapsed.Seconds())
+		if r.c.fleet {
+			conv += fmt.Sprintf(" (all established at %.3f s)", r.estab.Seconds())
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f s | %s | %d MiB | %s |\n", r.c, r.impl,
+			conv, ratio(r.elapsed.Seconds(), b.elapsed.Seconds()),
 			r.cpu.Seconds(), ratio(r.cpu.Seconds(), b.cpu.Seconds()),
 			r.rssKiB/1024, ratio(float64(r.rssKiB), float64(b.rssKiB)))
 	}

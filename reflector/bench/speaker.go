@@ -89,12 +89,17 @@ type speaker struct {
 }
 
 func dialSpeaker(ctx context.Context, local string, port int, id uint32) (*speaker, error) {
+	return dialSpeakerBuf(ctx, local, port, id, 1<<20)
+}
+
+// dialSpeakerBuf is dialSpeaker with a read buffer of bufSize bytes.
+func dialSpeakerBuf(ctx context.Context, local string, port int, id uint32, bufSize int) (*speaker, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(rrAddr, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
 	}
-	s := &speaker{conn: conn, br: bufio.NewReaderSize(conn, 1<<20)}
+	s := &speaker{conn: conn, br: bufio.NewReaderSize(conn, bufSize)}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write(openMsg(id)); err != nil {
 		conn.Close()
@@ -163,10 +168,14 @@ func (s *speaker) keepalives(ctx context.Context) {
 
 // monitor reads UPDATEs and counts distinct announced prefixes until it
 // has all total; it reports its result on done.
-func (s *speaker) monitor(total int, done chan<- error) {
+func (s *speaker) monitor(total int, done chan<- error) { s.monitorWant(total, total, done) }
+
+// monitorWant counts distinct announced prefixes of the benchmark's first
+// total until it has want of them.
+func (s *speaker) monitorWant(total, want int, done chan<- error) {
 	seen := make([]uint64, (total+63)/64)
 	got := 0
-	for got < total {
+	for got < want {
 		msg, err := s.read()
 		if err != nil {
 			done <- fmt.Errorf("monitor after %d of %d prefixes: %w", got, total, err)
