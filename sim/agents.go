@@ -74,19 +74,21 @@ func (f *Fabric) StartAgent(node string) error {
 // KillAgent stops a node's agent: SIGTERM, then SIGKILL after the grace
 // time. With hard, SIGKILL at once (a crash).
 func (f *Fabric) KillAgent(node string, hard bool) error {
+	stop := func(rec runstate.Proc) error {
+		if hard {
+			return rec.Kill()
+		}
+		return rec.Stop(f.opts.Grace)
+	}
 	p := f.procs.get(agentProcName(node))
 	if p == nil {
 		rec, ok := f.run.Proc(agentProcName(node))
 		if !ok {
 			return fmt.Errorf("no agent for node %q", node)
 		}
-		return errors.Join(rec.Stop(f.opts.Grace), f.run.RemoveProc(rec.Name))
+		return errors.Join(stop(rec), f.run.RemoveProc(rec.Name))
 	}
-	grace := f.opts.Grace
-	if hard {
-		grace = 0
-	}
-	err := p.rec.Stop(grace)
+	err := stop(p.rec)
 	<-p.exited
 	return errors.Join(err, f.run.RemoveProc(p.rec.Name))
 }
@@ -101,7 +103,16 @@ func (f *Fabric) RestartAgent(node string) error {
 
 // AgentsRunning counts the agents whose process runs.
 func (f *Fabric) AgentsRunning() (running, total int) {
+	return f.agentsRunning(nil)
+}
+
+// agentsRunning counts the agents whose process runs, leaving out those
+// of the nodes in down.
+func (f *Fabric) agentsRunning(down map[string]bool) (running, total int) {
 	for _, n := range f.Plan.Nodes {
+		if down[n.Name] {
+			continue
+		}
 		total++
 		if p := f.procs.get(agentProcName(n.Name)); p != nil && p.running() {
 			running++
@@ -113,5 +124,3 @@ func (f *Fabric) AgentsRunning() (running, total int) {
 	}
 	return running, total
 }
-
-var _ = runstate.Proc{}

@@ -15,7 +15,7 @@ import (
 )
 
 // dsProcName is the datastore process's name in the run state.
-const dsProcName = "datastore"
+const dsProcName = runstate.DatastoreProc
 
 // dsHandle is the run's etcd: inside this process, or a process of the run
 // in a namespace of its own.
@@ -106,7 +106,11 @@ func (f *Fabric) StopDatastore() error {
 		return errors.New("no datastore process")
 	}
 	err := f.ds.proc.rec.Stop(f.opts.Grace)
-	<-f.ds.proc.exited
+	if f.ds.proc.cmd != nil {
+		// Our child: wait until it is reaped. (A process of a run this
+		// one attached to is not: Stop has seen it exit.)
+		<-f.ds.proc.exited
+	}
 	return err
 }
 

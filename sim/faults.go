@@ -91,11 +91,12 @@ func (f *Fabric) inject(ctx context.Context, fp topology.FaultPlan) error {
 }
 
 // waitAfterFault waits for convergence, counting a killed agent that stays
-// down as expected: the fabric converges without it.
+// down as expected: the fabric converges without it (WaitConvergedWithout).
 func (f *Fabric) waitAfterFault(ctx context.Context, fp topology.FaultPlan) (time.Duration, error) {
 	if fp.Action == topology.FaultKillAgent && fp.Duration <= 0 {
-		// The fabric runs on without that node: only the checks tell.
-		return 0, nil
+		// The fabric runs on without that node: it has reconverged when
+		// its peers have noticed and everything else is in place.
+		return f.WaitConvergedWithout(ctx, fp.Node)
 	}
 	return f.WaitConverged(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -102,4 +103,52 @@ func (f *Fabric) PeerStates(ctx context.Context, node string) ([]PeerState, erro
 		out = append(out, PeerState{PeerIP: p.PeerIP, AS: p.ASNumber, Type: string(p.Type), State: string(p.State), Since: p.Since})
 	}
 	return out, nil
+}
+
+// NodeNetns returns the handle of a node's namespace (owned by the
+// fabric: do not close it).
+func (f *Fabric) NodeNetns(node string) (netns.NsHandle, error) {
+	n := f.Plan.Node(node)
+	if n == nil {
+		return 0, fmt.Errorf("no node %q", node)
+	}
+	h, ok := f.net.Handle(n.Netns)
+	if !ok {
+		return 0, fmt.Errorf("no namespace for node %s", node)
+	}
+	return h, nil
+}
+
+// WorkloadNetns returns the handle of a workload's namespace (owned by
+// the fabric: do not close it).
+func (f *Fabric) WorkloadNetns(name string) (netns.NsHandle, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.workloads[name]
+	if w == nil {
+		return 0, fmt.Errorf("no workload %q", name)
+	}
+	return w.ns, nil
+}
+
+// SetLink sets a node's interface up or down (a link fault, without the
+// wait for reconvergence that Fault adds).
+func (f *Fabric) SetLink(node, iface string, up bool) error {
+	n := f.Plan.Node(node)
+	if n == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	return f.net.SetLink(n.Netns, iface, up)
+}
+
+// AgentPID returns the PID of a node's agent process (the router's
+// launcher for external routers), or 0 when it does not run.
+func (f *Fabric) AgentPID(node string) int {
+	if p := f.procs.get(agentProcName(node)); p != nil && p.running() {
+		return p.rec.PID
+	}
+	if rec, ok := f.run.Proc(agentProcName(node)); ok && rec.Alive() {
+		return rec.PID
+	}
+	return 0
 }

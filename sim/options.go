@@ -49,6 +49,10 @@ type Options struct {
 	// Workloads: "cni" (default: through the CNI plugin, via libcni) or
 	// "none" (namespaces only, not wired).
 	Workloads string
+	// CNIParallel is how many nodes get their workloads wired at once
+	// (default DefaultCNIParallel); a node's own workloads go one after
+	// the other, as a kubelet's would.
+	CNIParallel int
 	// Keep leaves the run up when the Fabric is closed (`sim up`).
 	Keep bool
 	// Grace is how long agents get between SIGTERM and SIGKILL.
@@ -59,10 +63,15 @@ type Options struct {
 	Progress io.Writer
 }
 
+// DefaultCNIParallel: the plugin's runs wait mostly on etcd round trips
+// and on process start, so more of them at once than there are CPUs pays
+// (docs/benchmarks.md, "Simulator").
+const DefaultCNIParallel = 32
+
 // Default agent commands.
 var (
 	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}"}
-	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}"}
+	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}", "--status-interval", "1s"}
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -81,6 +90,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Workloads == "" {
 		o.Workloads = "cni"
+	}
+	if o.CNIParallel <= 0 {
+		o.CNIParallel = DefaultCNIParallel
 	}
 	if o.Grace == 0 {
 		o.Grace = runstate.DefaultGrace

@@ -26,18 +26,26 @@ type Progress struct {
 	// that are Established.
 	SessionsUp, Sessions int
 	// RoutesPresent counts (node, other node's IPAM block) routes in the
-	// nodes' kernels.
+	// nodes' kernels, and (router, block) routes in the kernels of the
+	// external routers that forward (BIRD, FRR; not gobgpd).
 	RoutesPresent, Routes int
+	// StaleSessions counts sessions to a stopped agent (a kill-agent fault
+	// without a duration) that its peers still report Established.
+	StaleSessions int
 }
 
 // Converged reports whether everything expected is there.
 func (p Progress) Converged() bool {
-	return p.AgentsRunning == p.Agents && p.NodesReady == p.Nodes && p.SessionsUp == p.Sessions && p.RoutesPresent == p.Routes
+	return p.AgentsRunning == p.Agents && p.NodesReady == p.Nodes && p.SessionsUp == p.Sessions && p.RoutesPresent == p.Routes && p.StaleSessions == 0
 }
 
 func (p Progress) String() string {
-	return fmt.Sprintf("agents %d/%d, nodes ready %d/%d, sessions established %d/%d, routes %d/%d",
+	s := fmt.Sprintf("agents %d/%d, nodes ready %d/%d, sessions established %d/%d, routes %d/%d",
 		p.AgentsRunning, p.Agents, p.NodesReady, p.Nodes, p.SessionsUp, p.Sessions, p.RoutesPresent, p.Routes)
+	if p.StaleSessions > 0 {
+		s += fmt.Sprintf(", sessions to stopped agents still established %d", p.StaleSessions)
+	}
+	return s
 }
 
 // statusCache holds what the syncer delivered: status records and blocks.
@@ -149,11 +157,31 @@ func expectedSessions(p *topology.Plan) map[string][]netip.Addr {
 // changes in every node's kernel through netlink subscriptions; each event
 // re-evaluates, nothing sleeps. It prints progress when it changes.
 func (f *Fabric) WaitConverged(ctx context.Context) (time.Duration, error) {
+	return f.waitConverged(ctx, nil)
+}
+
+// WaitConvergedWithout waits, as WaitConverged does, until the fabric has
+// converged without the agents of the nodes in down, which are stopped on
+// purpose: their sessions, blocks and readiness are not expected, and
+// every session that other nodes had with them must have left
+// Established (the peers noticed).
+func (f *Fabric) WaitConvergedWithout(ctx context.Context, down ...string) (time.Duration, error) {
+	m := map[string]bool{}
+	for _, n := range down {
+		if f.Plan.Node(n) == nil {
+			return 0, fmt.Errorf("no node %q", n)
+		}
+		m[n] = true
+	}
+	return f.waitConverged(ctx, m)
+}
+
+func (f *Fabric) waitConverged(ctx context.Context, down map[string]bool) (time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, f.Plan.Checks.Convergence)
 	defer cancel()
 	if f.opts.Ready == ReadyProcess {
-		p := f.processProgress()
+		p := f.processProgress(down)
 		f.progress("%s", p)
 		if !p.Converged() {
 			return 0, fmt.Errorf("not converged: %s", p)
@@ -171,14 +199,26 @@ func (f *Fabric) WaitConverged(ctx context.Context) (time.Duration, error) {
 	go syncer.Run(ctx)
 	f.subscribeRoutes(ctx, cache.wake)
 	expected := expectedSessions(f.Plan)
+	var downAddrs []netip.Addr
+	for n := range down {
+		np := f.Plan.Node(n)
+		for _, pfx := range []netip.Prefix{np.IPv4, np.IPv6} {
+			if pfx.IsValid() {
+				downAddrs = append(downAddrs, pfx.Addr())
+			}
+		}
+	}
 	var last Progress
 	tick := time.NewTicker(time.Second) // agent exits and the progress clock
 	defer tick.Stop()
 	for {
-		p := f.evaluate(cache, expected)
+		p := f.evaluate(cache, expected, down, downAddrs)
 		if p != last {
 			f.progress("%s", p)
 			last = p
+			if down == nil {
+				f.milestones(p)
+			}
 		}
 		if p.Converged() {
 			return f.converged(start), nil
@@ -198,16 +238,17 @@ func (f *Fabric) converged(start time.Time) time.Duration {
 	return d
 }
 
-func (f *Fabric) processProgress() Progress {
+func (f *Fabric) processProgress(down map[string]bool) Progress {
 	var p Progress
-	p.AgentsRunning, p.Agents = f.AgentsRunning()
+	p.AgentsRunning, p.Agents = f.agentsRunning(down)
 	return p
 }
 
-// subscribeRoutes pokes wake on every route change in a compute node.
+// subscribeRoutes pokes wake on every route change in a compute node or
+// a forwarding router.
 func (f *Fabric) subscribeRoutes(ctx context.Context, wake func()) {
 	for _, n := range f.Plan.Nodes {
-		if n.Agent != topology.AgentNode {
+		if n.Agent != topology.AgentNode && !forwards(n) {
 			continue
 		}
 		h, ok := f.net.Handle(n.Netns)
@@ -228,19 +269,41 @@ func (f *Fabric) subscribeRoutes(ctx context.Context, wake func()) {
 	}
 }
 
-func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr) Progress {
-	p := f.processProgress()
+func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr, down map[string]bool, downAddrs []netip.Addr) Progress {
+	p := f.processProgress(down)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	blocksByNode := map[string][]netip.Prefix{}
 	for _, b := range c.blocks {
-		if host, ok := b.Host(); ok {
+		if host, ok := b.Host(); ok && !down[host] {
 			if pfx, err := netip.ParsePrefix(b.Spec.CIDR); err == nil {
 				blocksByNode[host] = append(blocksByNode[host], pfx)
 			}
 		}
 	}
 	for _, n := range f.Plan.Nodes {
+		if down[n.Name] {
+			continue
+		}
+		if forwards(n) {
+			// BGP-learned routes reach a router's kernel a moment after
+			// its BGP speaker has passed them on (FRR's zebra, BIRD's
+			// kernel protocol): the router forwards only once they are in.
+			var need []netip.Prefix
+			for _, pfxs := range blocksByNode {
+				need = append(need, pfxs...)
+			}
+			p.Routes += len(need)
+			if len(need) > 0 {
+				have := f.routeSet(n)
+				for _, pfx := range need {
+					if have[pfx] {
+						p.RoutesPresent++
+					}
+				}
+			}
+			continue
+		}
 		switch n.Agent {
 		case topology.AgentNode:
 			p.Nodes++
@@ -255,13 +318,24 @@ func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr) Prog
 		default:
 			continue
 		}
-		want := expected[n.Name]
+		var want []netip.Addr
+		for _, a := range expected[n.Name] {
+			if !slices.Contains(downAddrs, a) {
+				want = append(want, a)
+			}
+		}
 		p.Sessions += len(want)
 		if st := c.bgp[n.Name]; st != nil {
 			for _, peer := range st.Status.Peers {
 				a, _, err := api.ParsePeerIP(peer.PeerIP)
-				if err == nil && peer.State == api.BGPEstablished && slices.Contains(want, a) {
+				if err != nil || peer.State != api.BGPEstablished {
+					continue
+				}
+				switch {
+				case slices.Contains(want, a):
 					p.SessionsUp++
+				case slices.Contains(downAddrs, a):
+					p.StaleSessions++
 				}
 			}
 		}
@@ -298,4 +372,29 @@ func (f *Fabric) routeSet(n *topology.NodePlan) map[netip.Prefix]bool {
 		m[r.Dst] = true
 	}
 	return m
+}
+
+// forwards reports whether a node is an external router that programs its
+// kernel (BIRD, FRR) and so must have a route to every block.
+func forwards(n *topology.NodePlan) bool {
+	return n.Agent == topology.AgentRouter && n.Router != topology.RouterGoBGPd
+}
+
+// milestones records when the first convergence reached each of its parts.
+func (f *Fabric) milestones(p Progress) {
+	if f.bootStart.IsZero() {
+		return
+	}
+	at := time.Since(f.bootStart)
+	f.setTiming(func(t *Timings) {
+		if t.AllReady == 0 && p.Nodes > 0 && p.NodesReady == p.Nodes {
+			t.AllReady = at
+		}
+		if t.AllEstablished == 0 && p.SessionsUp == p.Sessions {
+			t.AllEstablished = at
+		}
+		if t.AllRoutes == 0 && p.Routes > 0 && p.RoutesPresent == p.Routes {
+			t.AllRoutes = at
+		}
+	})
 }

@@ -109,6 +109,13 @@ func BIRDConfig(n *topology.NodePlan, hold, keep int) string {
 		}
 		fmt.Fprintf(&b, "protocol bgp n%d_%s {\n  local as %d;\n  neighbor %s as %d;\n  hold time %d;\n  keepalive time %d;\n",
 			i, strings.ReplaceAll(nb.Node, "-", "_"), n.ASNumber, nb.Address, nb.ASNumber, hold, keep)
+		// Every neighbour of a sim router is on a segment or link it shares:
+		// say so. Without it BIRD treats an iBGP session as multihop, with
+		// "gateway recursive", and resolves the next hop through routes it
+		// does not have (its kernel protocol imports none and there is no
+		// direct protocol), so it installs the rack's blocks as
+		// unreachable (the cause of as-per-rack's failed cross-rack probes).
+		b.WriteString("  direct;\n")
 		if nb.RRClient {
 			b.WriteString("  rr client;\n")
 		}

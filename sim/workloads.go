@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/sim/netbuild"
 	"github.com/bgpfabric/bgpfabric/sim/probe"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
@@ -87,7 +91,7 @@ func (f *Fabric) startWorkloads(ctx context.Context) error {
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, f.opts.CNIParallel)
 	for _, node := range nodes {
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -107,13 +111,58 @@ func (f *Fabric) startWorkloads(ctx context.Context) error {
 		return err
 	}
 	f.progress("%d workloads wired through %s", len(f.Plan.Workloads), cniPluginName)
+	return f.startListeners()
+}
+
+// startListeners opens the workloads' TCP listeners: in this process, or,
+// for a run that outlives it (Keep), as processes of the run (`bgpfabric
+// sim listen`) in the workloads' namespaces, which teardown stops.
+func (f *Fabric) startListeners() error {
 	for _, w := range f.Plan.Workloads {
-		for _, port := range w.Ports {
-			if err := probe.Listen(f.ctx, f.workloads[w.Name].ns, port); err != nil {
-				return fmt.Errorf("workload %s: %w", w.Name, err)
+		if len(w.Ports) == 0 {
+			continue
+		}
+		ns := f.workloads[w.Name].ns
+		if !f.opts.Keep {
+			for _, port := range w.Ports {
+				if err := probe.Listen(f.ctx, ns, port); err != nil {
+					return fmt.Errorf("workload %s: %w", w.Name, err)
+				}
 			}
+			continue
+		}
+		args := []string{f.opts.Binary, "sim", "listen"}
+		for _, port := range w.Ports {
+			args = append(args, "--port", strconv.Itoa(port))
+		}
+		name := "listener/" + w.Name
+		p, err := startIn(f.run, name, ns, w.Netns, args, filepath.Join(f.run.Dir, "logs", "listener-"+w.Name+".log"), nil)
+		if p != nil {
+			f.procs.set(name, p)
+		}
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", w.Name, err)
 		}
 	}
+	return nil
+}
+
+// ServeListeners accepts and closes TCP connections on ports in this
+// process's namespace until ctx ends (`bgpfabric sim listen`).
+func ServeListeners(ctx context.Context, ports []int) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	self, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	for _, port := range ports {
+		if err := probe.Listen(ctx, self, port); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
 	return nil
 }
 
@@ -140,6 +189,10 @@ func (f *Fabric) cniConfig(w *topology.WorkloadPlan) ([]byte, error) {
 		"ipamLockFile": filepath.Join(f.run.Dir, "ipam-"+w.Node+".lock"),
 		"logFile":      filepath.Join(f.run.Dir, "logs", "cni-"+w.Node+".log"),
 		"args":         map[string]any{"cni": map[string]any{"labels": labels}},
+	}
+	if f.hasIPv6Pool() {
+		// Dual stack: the plugin assigns IPv6 only when asked to.
+		plugin["assignIPv6"] = true
 	}
 	return json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "bgpfabric", "plugins": []any{plugin}})
 }
@@ -219,4 +272,16 @@ func workloadAddrs(h netns.NsHandle) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// hasIPv6Pool reports whether the plan has an IPv6 IP pool.
+func (f *Fabric) hasIPv6Pool() bool {
+	for _, r := range f.Plan.Resources {
+		if p, ok := r.(*api.IPPool); ok {
+			if pfx, err := netip.ParsePrefix(p.Spec.CIDR); err == nil && pfx.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -115,7 +115,7 @@ topology's resources, one agent process per node in its namespace, workloads
 through the CNI plugin. Everything carries the run's ID and is removed by
 "down", Ctrl-C, or the next "up" after a crash. See docs/topologies.md.`,
 	}
-	cmd.AddCommand(newSimRunCmd(g), newSimUpCmd(g), newSimStatusCmd(g), newSimCheckCmd(g), newSimDownCmd(g), newSimPlanCmd(g), newSimFaultCmd(g))
+	cmd.AddCommand(newSimRunCmd(g), newSimUpCmd(g), newSimStatusCmd(g), newSimCheckCmd(g), newSimDownCmd(g), newSimPlanCmd(g), newSimFaultCmd(g), newSimListenCmd())
 	return cmd
 }
 
@@ -370,15 +370,30 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 				if n == nil {
 					return fmt.Errorf("no node %q", fp.Node)
 				}
+				var names []string
 				for _, i := range n.Interfaces {
+					names = append(names, i.Name)
 					if (segment != "" && i.Segment == segment) || (peer != "" && i.PeerNode == peer) {
 						fp.Interface = i.Name
 					}
 				}
+				switch {
+				case (segment != "" || peer != "") && fp.Interface == "":
+					return fmt.Errorf("node %s has no interface on segment %q or link to %q (interfaces: %s)", fp.Node, segment, peer, strings.Join(names, ", "))
+				case fp.Interface == "" && (fp.Action == topology.FaultLinkDown || fp.Action == topology.FaultLinkUp):
+					if len(n.Interfaces) != 1 {
+						return fmt.Errorf("node %s has %d interfaces (%s): say which with --segment or --peer", fp.Node, len(n.Interfaces), strings.Join(names, ", "))
+					}
+					fp.Interface = n.Interfaces[0].Name
+				}
 			}
 			fp.Name = fp.Action
 			fr, checks := f.Fault(cmd.Context(), fp)
-			rep := f.NewReport(cmd.Context())
+			// The datastore may be down (a fault that failed to restore
+			// it): the report's peer states must not wait for it forever.
+			rctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			rep := f.NewReport(rctx)
 			rep.Converged, rep.Attached = true, true
 			rep.Faults = []sim.FaultResult{fr}
 			rep.AddChecks(checks)
@@ -395,5 +410,23 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&segment, "segment", "", "link faults: the node's port on this segment")
 	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer")
 	cmd.Flags().DurationVar(&fp.Duration, "duration", 0, "restore after this long (0: leave it)")
+	return cmd
+}
+
+// newSimListenCmd is the TCP listener of a workload of a run that outlives
+// the command that booted it (`sim up`): the sim starts it inside the
+// workload's namespace, and `down` stops it with the run.
+func newSimListenCmd() *cobra.Command {
+	var ports []int
+	cmd := &cobra.Command{
+		Use:    "listen --port N...",
+		Short:  "Accept and close TCP connections on ports (inside a workload of a kept run)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return sim.ServeListeners(cmd.Context(), ports)
+		},
+	}
+	cmd.Flags().IntSliceVar(&ports, "port", nil, "TCP port (repeatable)")
 	return cmd
 }

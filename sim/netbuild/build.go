@@ -358,6 +358,12 @@ func Namespace(n *Net, rec Recorder, name string) (netns.NsHandle, error) {
 	if h, ok := n.Handle(name); ok {
 		return h, nil
 	}
+	// One a process that booted the run created (the datastore's, when
+	// `sim fault` restarts it in a run that `sim up` booted).
+	if h, err := netns.GetFromName(name); err == nil {
+		n.add(name, h)
+		return h, nil
+	}
 	if err := rec.AddNamespaces(name); err != nil {
 		return netns.None(), err
 	}

@@ -78,15 +78,9 @@ func (r *Run) Teardown(grace time.Duration) error {
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	var wg sync.WaitGroup
-	for _, p := range st.Procs {
-		wg.Go(func() {
-			if err := p.Stop(grace); err != nil {
-				fail(err)
-			}
-		})
+	if err := r.StopProcs(grace); err != nil {
+		fail(err)
 	}
-	wg.Wait()
 	if err := DeleteNamespaces(st.Namespaces); err != nil {
 		fail(err)
 	}
@@ -100,6 +94,42 @@ func (r *Run) Teardown(grace time.Duration) error {
 			fail(err)
 		}
 		unindex(st.RunID)
+	}
+	return errors.Join(errs...)
+}
+
+// DatastoreProc is the name of a run's etcd process: StopProcs stops it
+// last.
+const DatastoreProc = "datastore"
+
+// StopProcs stops the run's recorded processes, in parallel: the agents
+// first, then the datastore. Agents that lose their datastore while they
+// shut down wait for it (to revoke their status leases) until their grace
+// runs out; stopped while it still answers, they exit in about a second.
+func (r *Run) StopProcs(grace time.Duration) error {
+	st := r.State()
+	var agents, last []Proc
+	for _, p := range st.Procs {
+		if p.Name == DatastoreProc {
+			last = append(last, p)
+		} else {
+			agents = append(agents, p)
+		}
+	}
+	var errs []error
+	var mu sync.Mutex
+	for _, wave := range [][]Proc{agents, last} {
+		var wg sync.WaitGroup
+		for _, p := range wave {
+			wg.Go(func() {
+				if err := p.Stop(grace); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
 	}
 	return errors.Join(errs...)
 }

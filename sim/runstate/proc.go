@@ -72,6 +72,16 @@ func (p Proc) Alive() bool {
 // waits for the exit on the pidfd (an event, not polling). A process that
 // is already gone is not an error.
 func (p Proc) Stop(grace time.Duration) error {
+	return p.stop(grace, false)
+}
+
+// Kill ends the process as a crash would: SIGKILL at once (no SIGTERM that
+// would let it say goodbye to its BGP peers), to it and its process group.
+func (p Proc) Kill() error {
+	return p.stop(0, true)
+}
+
+func (p Proc) stop(grace time.Duration, hard bool) error {
 	if p.PID <= 0 {
 		return nil
 	}
@@ -95,9 +105,11 @@ func (p Proc) Stop(grace time.Duration) error {
 		}
 		_ = unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
-	signal(unix.SIGTERM)
-	if waitExit(fd, grace) {
-		return nil
+	if !hard {
+		signal(unix.SIGTERM)
+		if waitExit(fd, grace) {
+			return nil
+		}
 	}
 	signal(unix.SIGKILL)
 	if waitExit(fd, 5*time.Second) {
