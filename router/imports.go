@@ -2,6 +2,7 @@ package router
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 )
@@ -16,6 +17,9 @@ import (
 // Next hops are used as received: through a reflector that is the
 // originating node (reflectors do not change next hops).
 func importRoute(d Destination, f *Filter, own func(netip.Addr) bool) (routetable.Route, bool) {
+	// first is the only next hop until a second one makes hops: most
+	// destinations have one path, and then nothing is allocated.
+	var first netip.Addr
 	var hops []routetable.NextHop
 	for _, p := range d.Paths {
 		if p.Local || !p.NextHop.IsValid() || p.NextHop.IsUnspecified() || own(p.NextHop) {
@@ -29,19 +33,21 @@ func importRoute(d Destination, f *Filter, own func(netip.Addr) bool) (routetabl
 				continue
 			}
 		}
-		dup := false
-		for _, h := range hops {
-			dup = dup || h.Gateway == p.NextHop
-		}
-		if !dup {
+		switch {
+		case !first.IsValid():
+			first = p.NextHop
+		case first == p.NextHop || slices.ContainsFunc(hops, func(h routetable.NextHop) bool { return h.Gateway == p.NextHop }):
+		case hops == nil:
+			hops = []routetable.NextHop{{Gateway: first}, {Gateway: p.NextHop}}
+		default:
 			hops = append(hops, routetable.NextHop{Gateway: p.NextHop})
 		}
 	}
-	switch len(hops) {
-	case 0:
+	switch {
+	case !first.IsValid():
 		return routetable.Route{}, false
-	case 1:
-		return routetable.Route{Dst: d.Prefix, Gateway: hops[0].Gateway}, true
+	case hops == nil:
+		return routetable.Route{Dst: d.Prefix, Gateway: first}, true
 	}
 	return routetable.Route{Dst: d.Prefix, NextHops: hops}, true
 }

@@ -161,7 +161,6 @@ type loop struct {
 
 	resCh   chan func()
 	fibCh   chan FIBBatch
-	bestCh  chan []Destination
 	peerCh  chan PeerEvent
 	queryCh chan func()
 
@@ -190,6 +189,8 @@ type loop struct {
 	announced   map[netip.Prefix]LocalRoute
 
 	// Import.
+	bestQ       *bestQueue
+	bestSpare   []Destination // take's other buffer
 	best        map[netip.Prefix]Destination
 	importDirty map[netip.Prefix]struct{}
 	importAll   bool
@@ -221,7 +222,7 @@ func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 		r: r, lg: r.lg, rt: rt,
 		resCh:       make(chan func(), 16),
 		fibCh:       make(chan FIBBatch, 16),
-		bestCh:      make(chan []Destination, 256),
+		bestQ:       newBestQueue(),
 		peerCh:      make(chan PeerEvent, 256),
 		queryCh:     make(chan func()),
 		resources:   map[datastore.ResourceID]api.Resource{},
@@ -337,8 +338,8 @@ func (l *loop) run(ctx context.Context) {
 			f()
 		case b := <-l.fibCh:
 			l.onFIB(b)
-		case ds := <-l.bestCh:
-			l.onBest(ds)
+		case <-l.bestQ.signal:
+			l.takeBest()
 		case e := <-l.peerCh:
 			l.onPeer(e)
 		}
@@ -360,8 +361,8 @@ func (l *loop) handleOne() bool {
 		f()
 	case b := <-l.fibCh:
 		l.onFIB(b)
-	case ds := <-l.bestCh:
-		l.onBest(ds)
+	case <-l.bestQ.signal:
+		l.takeBest()
 	case e := <-l.peerCh:
 		l.onPeer(e)
 	default:
@@ -536,7 +537,7 @@ func (l *loop) watch(ctx context.Context) {
 	if err := sp.WatchPeers(ctx, func(e PeerEvent) { send(ctx, l.peerCh, e) }); err != nil {
 		l.lg.Error("watching peers", logKeyError, err)
 	}
-	if err := sp.WatchBestPaths(ctx, func(ds []Destination) { send(ctx, l.bestCh, ds) }); err != nil {
+	if err := sp.WatchBestPaths(ctx, l.bestQ.push); err != nil {
 		l.lg.Error("watching best paths", logKeyError, err)
 	}
 }
@@ -721,6 +722,13 @@ func (l *loop) reconcileExports(ctx context.Context) {
 	if l.metrics != nil {
 		l.metrics.exported.Set(float64(len(l.announced)))
 	}
+}
+
+// takeBest records the queued best-path changes.
+func (l *loop) takeBest() {
+	ds := l.bestQ.take(l.bestSpare)
+	l.onBest(ds)
+	l.bestSpare = ds
 }
 
 // onBest records best-path changes.

@@ -119,9 +119,22 @@ func printRoutes(w io.Writer, rep *router.RoutesReport) {
 		if k.State == "conflict" {
 			state = fmt.Sprintf("conflict (held by protocol %d)", k.Owner)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Prefix, k.Gateway, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.Prefix, via(k), state)
 	}
 	tw.Flush()
+}
+
+// via lists a kernel route's gateways: all of a multipath (ECMP) route's,
+// comma-separated; a router that reports no Gateways gives its Gateway.
+func via(k router.KernelRouteStatus) string {
+	if len(k.Gateways) == 0 {
+		return k.Gateway.String()
+	}
+	gws := make([]string, len(k.Gateways))
+	for i, g := range k.Gateways {
+		gws[i] = g.String()
+	}
+	return strings.Join(gws, ",")
 }
 
 func dash(s string) string {

@@ -400,11 +400,15 @@ func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 
 // WatchBestPaths implements router.Speaker. GoBGP's best-path events carry,
 // with multipath on, the new multipath set of each changed destination (a
-// single withdrawn path when it has none left).
+// single withdrawn path when it has none left): one event per destination,
+// except the first (Init), which holds the whole table. No BatchSize: with
+// one, GoBGP allocates a slice of that capacity for every event (100,000
+// events of 32 KB for as many received prefixes at 4096), and it could
+// split one destination's multipath set over two calls of fn.
 func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destination)) error {
 	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 		{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
-	}}, BatchSize: 4096}
+	}}}
 	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
 		t := r.GetTable()
 		if t == nil || len(t.Paths) == 0 {
@@ -412,87 +416,6 @@ func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destinati
 		}
 		fn(groupPaths(t.Paths, s.lg))
 	})
-}
-
-// groupPaths turns GoBGP paths into destinations, in order of first
-// appearance; withdrawn paths leave their destination without paths.
-func groupPaths(paths []*api.Path, lg *slog.Logger) []router.Destination {
-	var out []router.Destination
-	index := map[netip.Prefix]int{}
-	for _, ap := range paths {
-		pfx, p, err := convertPath(ap)
-		if err != nil {
-			lg.Warn("skipping a path GoBGP reported", "error", err)
-			continue
-		}
-		i, ok := index[pfx]
-		if !ok {
-			i = len(out)
-			index[pfx] = i
-			out = append(out, router.Destination{Prefix: pfx})
-		}
-		if !ap.IsWithdraw {
-			out[i].Paths = append(out[i].Paths, p)
-		}
-	}
-	return out
-}
-
-// convertPath decodes a GoBGP path.
-func convertPath(ap *api.Path) (netip.Prefix, router.Path, error) {
-	nlri, err := apiutil.GetNativeNlri(ap)
-	if err != nil {
-		return netip.Prefix{}, router.Path{}, fmt.Errorf("decoding NLRI: %w", err)
-	}
-	pfx, err := netip.ParsePrefix(nlri.String())
-	if err != nil {
-		return netip.Prefix{}, router.Path{}, fmt.Errorf("NLRI %s is not an IP prefix: %w", nlri, err)
-	}
-	p := router.Path{Best: ap.Best, Stale: ap.Stale, PeerAS: ap.SourceAsn}
-	if ap.Age != nil {
-		p.Age = ap.Age.AsTime()
-	}
-	if a, err := netip.ParseAddr(ap.NeighborIp); err == nil && !a.IsUnspecified() {
-		p.Peer = a
-	} else {
-		p.Local = true
-	}
-	pattrs, err := apiutil.GetNativePathAttributes(ap)
-	if err != nil {
-		return netip.Prefix{}, router.Path{}, fmt.Errorf("decoding attributes of %s: %w", pfx, err)
-	}
-	for _, a := range pattrs {
-		switch a := a.(type) {
-		case *bgp.PathAttributeNextHop:
-			p.NextHop, _ = netip.AddrFromSlice(a.Value)
-			p.NextHop = p.NextHop.Unmap()
-		case *bgp.PathAttributeMpReachNLRI:
-			p.NextHop, _ = netip.AddrFromSlice(a.Nexthop)
-			if pfx.Addr().Is4() {
-				p.NextHop = p.NextHop.Unmap()
-			}
-		case *bgp.PathAttributeAsPath:
-			for _, seg := range a.Value {
-				p.ASPath = append(p.ASPath, seg.GetAS()...)
-			}
-		case *bgp.PathAttributeCommunities:
-			for _, c := range a.Value {
-				p.Communities = append(p.Communities, bfapi.Community{Global: c >> 16, Local1: c & 0xffff})
-			}
-		case *bgp.PathAttributeLargeCommunities:
-			for _, c := range a.Values {
-				p.Communities = append(p.Communities, bfapi.Community{Large: true, Global: c.ASN, Local1: c.LocalData1, Local2: c.LocalData2})
-			}
-		case *bgp.PathAttributeLocalPref:
-			p.LocalPref = a.Value
-		case *bgp.PathAttributeMultiExitDisc:
-			p.MED = a.Value
-		}
-	}
-	if p.Local && p.NextHop.IsUnspecified() {
-		p.NextHop = netip.Addr{}
-	}
-	return pfx, p, nil
 }
 
 // WatchPeers implements router.Speaker.

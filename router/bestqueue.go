@@ -1,0 +1,44 @@
+package router
+
+import "sync"
+
+// bestQueue carries best-path changes from the speaker's watch goroutine
+// to the loop. GoBGP reports one destination per event, so 100,000
+// received prefixes are 100,000 calls: push only appends under the mutex
+// and wakes the loop through a size-1 channel, so that a burst collapses
+// into one wake-up, one onBest and one kernel Apply for everything queued
+// meanwhile (Cilium's signaler). The producer never waits for the loop;
+// the queue is as deep as the loop is behind, which GoBGP's own watcher
+// queue (unbounded) would be otherwise.
+type bestQueue struct {
+	signal chan struct{}
+
+	mu      sync.Mutex
+	pending []Destination
+}
+
+func newBestQueue() *bestQueue {
+	return &bestQueue{signal: make(chan struct{}, 1)}
+}
+
+// push queues ds and wakes the loop.
+func (q *bestQueue) push(ds []Destination) {
+	q.mu.Lock()
+	q.pending = append(q.pending, ds...)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, in order, and leaves spare (emptied) to
+// queue the next changes in, so that two buffers serve the whole run.
+func (q *bestQueue) take(spare []Destination) []Destination {
+	clear(spare)
+	q.mu.Lock()
+	ds := q.pending
+	q.pending = spare[:0]
+	q.mu.Unlock()
+	return ds
+}
