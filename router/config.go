@@ -50,6 +50,13 @@ type Config struct {
 	// subscription in Netns.
 	Dataplane routetable.Dataplane
 	FIB       FIBSource
+	// WatchLinks subscribes to the node's link changes: after one, the
+	// installed routes are compared with the kernel again and repaired
+	// (the kernel deletes the routes through a link that goes down, and
+	// nothing else would put them back when it comes up while the BGP
+	// table is unchanged). Nil means a netlink subscription in Netns
+	// when Dataplane is nil, and no subscription otherwise.
+	WatchLinks func(ctx context.Context) (<-chan routetable.LinkUpdate, error)
 	// Protocol marks our kernel routes (default ProtoRouter);
 	// FelixProtocol is the protocol of the routes we export (default
 	// routetable.ProtoFelix).

@@ -124,6 +124,15 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	spawn(func() { l.runResources(runCtx) })
 	spawn(func() { l.runFIB(runCtx) })
+	watchLinks := r.cfg.WatchLinks
+	if watchLinks == nil && r.cfg.Dataplane == nil {
+		watchLinks = func(ctx context.Context) (<-chan routetable.LinkUpdate, error) {
+			return routetable.WatchLinks(ctx, r.cfg.Netns, r.lg)
+		}
+	}
+	if watchLinks != nil {
+		spawn(func() { l.runLinks(runCtx, watchLinks) })
+	}
 	if r.cfg.ControlSocket != "" {
 		srv, err := l.listenControl(r.cfg.ControlSocket)
 		if err != nil {
@@ -159,8 +168,12 @@ type loop struct {
 	rt      *routetable.RouteTable
 	metrics *metrics
 
-	resCh   chan func()
-	fibCh   chan FIBBatch
+	resCh chan func()
+	fibCh chan FIBBatch
+	// linkCh says a link changed (size 1: bursts coalesce); relist then
+	// makes the next reconcile compare our routes with the kernel.
+	linkCh  chan struct{}
+	relist  bool
 	peerCh  chan PeerEvent
 	queryCh chan func()
 
@@ -221,6 +234,7 @@ func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 	return &loop{
 		r: r, lg: r.lg, rt: rt,
 		resCh:       make(chan func(), 16),
+		linkCh:      make(chan struct{}, 1),
 		fibCh:       make(chan FIBBatch, 16),
 		bestQ:       newBestQueue(),
 		peerCh:      make(chan PeerEvent, 256),
@@ -257,6 +271,39 @@ func (l *loop) runResources(ctx context.Context) {
 		if err := l.r.cfg.Resources.Run(ctx, h); err != nil && ctx.Err() == nil {
 			l.lg.Warn("resource sync failed; retrying", logKeyError, err)
 			sleep(ctx, retryDelay)
+		}
+	}
+}
+
+// runLinks turns link changes into relists of our routes, subscribing
+// again when the subscription breaks.
+func (l *loop) runLinks(ctx context.Context, watch func(context.Context) (<-chan routetable.LinkUpdate, error)) {
+	for ctx.Err() == nil {
+		ch, err := watch(ctx)
+		if err != nil {
+			l.lg.Warn("link subscription failed; retrying", logKeyError, err)
+			sleep(ctx, retryDelay)
+			continue
+		}
+		l.forwardLinks(ctx, ch)
+	}
+}
+
+// forwardLinks signals linkCh for every update on ch until ch closes or
+// ctx ends.
+func (l *loop) forwardLinks(ctx context.Context, ch <-chan routetable.LinkUpdate) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+			select {
+			case l.linkCh <- struct{}{}:
+			default: // a relist is already pending
+			}
 		}
 	}
 }
@@ -342,6 +389,8 @@ func (l *loop) run(ctx context.Context) {
 			l.takeBest()
 		case e := <-l.peerCh:
 			l.onPeer(e)
+		case <-l.linkCh:
+			l.onLinkChange()
 		}
 		for i := 0; i < 1024 && l.handleOne(); i++ {
 		}
@@ -365,10 +414,19 @@ func (l *loop) handleOne() bool {
 		l.takeBest()
 	case e := <-l.peerCh:
 		l.onPeer(e)
+	case <-l.linkCh:
+		l.onLinkChange()
 	default:
 		return false
 	}
 	return true
+}
+
+// onLinkChange makes the next reconcile relist our routes and put back
+// what the kernel dropped.
+func (l *loop) onLinkChange() {
+	l.rt.Resync()
+	l.relist = true
 }
 
 func (l *loop) nextWake() time.Time {
@@ -792,12 +850,12 @@ func (l *loop) reconcileImports(ctx context.Context) {
 		l.lg.Info("graceful restart: peers resent their routes; replacing the earlier run's")
 		changed = true
 	}
-	if !changed && !l.applyErr {
+	if !changed && !l.applyErr && !l.relist {
 		return
 	}
 	start := time.Now()
 	err := l.rt.Apply(ctx)
-	l.applyErr = false
+	l.applyErr, l.relist = false, false
 	if err != nil {
 		var conflict *routetable.ConflictError
 		if errors.As(err, &conflict) && len(l.rt.Conflicts()) > 0 {
