@@ -81,6 +81,7 @@ type NS struct {
 func New(tb testing.TB) *NS {
 	tb.Helper()
 	RequireRoot(tb)
+	sweepOnce.Do(sweep)
 	ns, err := create()
 	if err != nil {
 		tb.Fatalf("nstest: %v", err)
@@ -100,7 +101,7 @@ func create() (*NS, error) {
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return nil, err
 	}
-	name := NamePrefix + hex.EncodeToString(suffix[:])
+	name := fmt.Sprintf("%s%d-%s", NamePrefix, os.Getpid(), hex.EncodeToString(suffix[:]))
 
 	var handle netns.NsHandle
 	err := netnsutil.OnThread(func() error {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/bgpfabric/bgpfabric/internal/netnsutil"
 )
 
 func TestRootRule(t *testing.T) {
@@ -120,5 +122,35 @@ func TestVeth(t *testing.T) {
 	// Nothing leaked into the test's own namespace.
 	if _, err := netlink.LinkByName("va"); err == nil {
 		t.Error("va exists outside the test namespaces")
+	}
+}
+
+// TestSweepRemovesDeadOwners: a namespace named for a process that no
+// longer exists is removed by the next New; one of a live process stays.
+func TestSweepRemovesDeadOwners(t *testing.T) {
+	RequireRoot(t)
+	// PID 2^22+1 is above the kernel's maximum PID: never a live process.
+	dead := NamePrefix + "4194305-deadbeef"
+	if err := netnsutil.OnThread(func() error {
+		h, err := netns.NewNamed(dead)
+		if err == nil {
+			h.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.DeleteNamed(dead) })
+	sweep()
+	if _, err := os.Stat(netnsDir + "/" + dead); !os.IsNotExist(err) {
+		t.Errorf("namespace %s of a dead process survived the sweep: %v", dead, err)
+	}
+	live := New(t)
+	sweep()
+	if _, err := os.Stat(netnsDir + "/" + live.Name); err != nil {
+		t.Errorf("the sweep removed this process's namespace %s: %v", live.Name, err)
+	}
+	if pid, ok := ownerPID(live.Name); !ok || pid != os.Getpid() {
+		t.Errorf("name %s does not carry this process's PID", live.Name)
 	}
 }
