@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
 )
 
@@ -19,7 +18,7 @@ import (
 // fabric has reconverged without the node and reports how long that
 // took), `sim check`, `sim down`; nothing of the run is left.
 func TestSimFaultCLI(t *testing.T) {
-	nstest.RequireRoot(t)
+	requireFabric(t)
 	base, err := os.MkdirTemp("", "bfcli")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"testing"
 
-	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
@@ -12,7 +11,7 @@ import (
 // an IPv4 and an IPv6 address from the plugin, both families' sessions
 // come up, and ICMP and ICMPv6 and TCP over IPv6 reach every pair.
 func TestDualStackMesh(t *testing.T) {
-	nstest.RequireRoot(t)
+	requireFabric(t)
 	topo, err := topology.Parse("dual-stack.yaml", []byte(`name: dual-stack
 bgp: {model: mesh, keepaliveTime: 3s, holdTime: 9s}
 addressing: {ipv6: auto}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Geteuid() == 0 && !listOnly() {
+	if os.Geteuid() == 0 && !listOnly() && !testing.Short() {
 		if b := os.Getenv("BGPFABRIC_BIN"); b != "" {
 			binary = b
 		} else {
@@ -65,7 +65,7 @@ func listOnly() bool {
 // before the run's directory goes.
 func boot(t testing.TB, name string) *sim.Fabric {
 	t.Helper()
-	nstest.RequireRoot(t)
+	requireFabric(t)
 	topo, err := topology.Load(filepath.Join("..", "topologies", name+".yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -301,4 +301,15 @@ func wait(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// requireFabric skips under -short (these tests boot whole fabrics, and
+// -short is the quick unit-test run) and applies nstest's root rule: skip
+// without root, fail instead when CI=true.
+func requireFabric(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a whole fabric: not run with -short")
+	}
+	nstest.RequireRoot(t)
 }
