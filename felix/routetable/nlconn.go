@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/bgpfabric/bgpfabric/internal/netnsutil"
 )
 
 // routeConn is a NETLINK_ROUTE socket in one namespace, non-blocking under
@@ -164,33 +165,11 @@ func deadline(ctx context.Context) time.Time {
 // our receive buffer overflowed (ENOBUFS).
 var errLost = errors.New("result lost: netlink receive buffer overflowed")
 
-// inNamespace runs fn on a locked OS thread inside ns (or directly, when ns
-// is not open). If the thread cannot be moved back, it stays locked and the
-// runtime discards it with its goroutine.
+// inNamespace runs fn on a locked OS thread inside ns (netnsutil.Do), or
+// directly when ns is not open.
 func inNamespace(ns netns.NsHandle, fn func() error) error {
 	if !ns.IsOpen() {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("getting current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("entering namespace %s: %w", ns, err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("restoring namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
+	return netnsutil.Do(ns, fn)
 }

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/bgpfabric/bgpfabric/internal/netnsutil"
 )
 
 // Do runs fn on an OS thread that is inside ns, and returns its error.
@@ -45,30 +46,9 @@ func newNamed(name string, setup func() error) (netns.NsHandle, error) {
 	return h, err
 }
 
-// onFreshThread runs fn in a goroutine locked to its OS thread and moves
-// the thread back to the original namespace afterwards. If that fails, the
-// thread stays locked and the runtime discards it when the goroutine ends,
-// so no other goroutine ever runs in the wrong namespace.
-func onFreshThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("getting current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("restoring namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
-}
+// onFreshThread runs fn on a locked thread that is moved back to its
+// namespace afterwards (netnsutil.OnThread).
+func onFreshThread(fn func() error) error { return netnsutil.OnThread(fn) }
 
 // sysctl writes a sysctl of the namespace the calling thread is in: files
 // under /proc/sys/net belong to the namespace of the thread that opens them.
