@@ -69,7 +69,12 @@
 // RFC 8538 graceful-restart notification support they keep our routes as
 // stale) and, without graceful restart, removes its kernel routes; with it,
 // the routes stay for the next run. As a helper, GoBGP keeps a restarting
-// peer's routes as stale until its End-of-RIB.
+// peer's routes as stale until its End-of-RIB. A restart is a session that
+// ends with its TCP connection (the peer's process died or restarted); a
+// peer that falls silent until the hold timer expires is dead, not
+// restarting, and its routes go at once (as in BIRD without long-lived
+// graceful restart), where GoBGP alone would keep them for the restart
+// time (osrg/gobgp #2174): see router/gobgp.
 //
 // # Session features
 //

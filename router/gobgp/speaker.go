@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,12 @@ type Speaker struct {
 	// peerError) while Stop waits for its sessions to end.
 	fnMu    sync.Mutex
 	peerFns []func(router.PeerEvent)
+
+	// peerMu guards peers, the configuration of every peer we added, and
+	// serialises changes to GoBGP's peers, so that endHoldExpired's
+	// delete and add cannot interleave with the router's own.
+	peerMu sync.Mutex
+	peers  map[netip.Addr]router.PeerConfig
 }
 
 var _ router.Speaker = (*Speaker)(nil)
@@ -66,7 +73,7 @@ func New(cfg Config) *Speaker {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	s := &Speaker{lg: lg}
+	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}}
 	s.srv = server.NewBgpServer(server.LoggerOption(newSlogLogger(lg, s.peerError)))
 	go s.srv.Serve()
 	return s
@@ -80,8 +87,11 @@ func MPTCPListeners() bool {
 }
 
 // peerError is called by GoBGP's goroutines while they log, some with
-// locks held: it only queues the event.
+// locks held: it only queues the event (and starts endHoldExpired).
 func (s *Speaker) peerError(addr netip.Addr, msg string) {
+	if strings.HasPrefix(msg, holdTimerExpired) {
+		go s.endHoldExpired(addr)
+	}
 	s.fnMu.Lock()
 	fns := s.peerFns
 	s.fnMu.Unlock()
@@ -213,6 +223,9 @@ func (s *Speaker) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.started = false
+	s.peerMu.Lock()
+	clear(s.peers) // StopBgp deletes them all
+	s.peerMu.Unlock()
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("stopping BGP: %w", err)
 	}
@@ -283,38 +296,92 @@ func peerAPI(p router.PeerConfig) *api.Peer {
 	return ap
 }
 
+// holdTimerExpired is the message GoBGP logs when a peer's hold timer
+// fires.
+const holdTimerExpired = "hold timer expired"
+
+// endHoldExpired makes a hold-timer expiry end the session for good: the
+// peer's routes are removed now, not kept as stale.
+//
+// With graceful restart negotiated, GoBGP handles a hold-timer expiry as a
+// restart of the peer and keeps its routes for the peer's restart time
+// (osrg/gobgp #2174), 120 s by default. RFC 8538 allows that with the N
+// bit, for a peer whose control plane stalled but still forwards; but in a
+// fabric a silent peer is nearly always a dead link or host, and keeping
+// its routes blackholes the traffic for two minutes where the hold time
+// promised 9 s. BIRD keeps routes on hold expiry only with long-lived
+// graceful restart; a restart proper (the process dies, TCP closes) still
+// keeps them here. GoBGP offers no call to end a peer's restart, so the
+// peer is deleted, which drops its paths, and added again with the same
+// configuration.
+func (s *Speaker) endHoldExpired(addr netip.Addr) {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	p, ok := s.peers[addr]
+	if !ok || !p.GracefulRestart.Enabled {
+		return // without graceful restart GoBGP drops the routes itself
+	}
+	ctx := context.Background()
+	s.lg.Info("hold timer expired: removing the peer's routes instead of keeping them for graceful restart", "peer", addr)
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		s.lg.Warn("removing a peer whose hold timer expired", "peer", addr, "err", err)
+		return
+	}
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
+		s.lg.Error("adding back a peer whose hold timer expired", "peer", addr, "err", err)
+		delete(s.peers, addr)
+	}
+}
+
 // AddPeer implements router.Speaker.
 func (s *Speaker) AddPeer(ctx context.Context, p router.PeerConfig) error {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	return s.addPeer(ctx, p)
+}
+
+func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
 	if p.Password != "" && MPTCPListeners() {
 		return fmt.Errorf("peer %s: TCP MD5 needs plain TCP listeners, but Go makes MPTCP ones: build with //go:debug multipathtcp=0 or run with GODEBUG=multipathtcp=0", p.Address)
 	}
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
 	}
+	s.peers[p.Address] = p
 	return nil
 }
 
 // UpdatePeer implements router.Speaker. A reset is a delete and an add, so
 // that everything negotiated in OPEN or set on the socket is new.
 func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset bool) error {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
 	if reset {
-		if err := s.DeletePeer(ctx, p.Address); err != nil {
+		if err := s.deletePeer(ctx, p.Address); err != nil {
 			return err
 		}
-		return s.AddPeer(ctx, p)
+		return s.addPeer(ctx, p)
 	}
 	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerAPI(p)}); err != nil {
 		return fmt.Errorf("updating peer %s: %w", p.Address, err)
 	}
+	s.peers[p.Address] = p
 	// Next-hop handling changes what we send: send it again.
 	return s.SoftReset(ctx, p.Address, false)
 }
 
 // DeletePeer implements router.Speaker.
 func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	return s.deletePeer(ctx, addr)
+}
+
+func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		return fmt.Errorf("deleting peer %s: %w", addr, err)
 	}
+	delete(s.peers, addr)
 	return nil
 }
 
