@@ -198,3 +198,58 @@ func TestDatastoreStopKeepsForwarding(t *testing.T) {
 		t.Errorf("the stream suffered: %+v", st)
 	}
 }
+// TestLinkDownWithdrawsWithinHoldTime takes node-3's segment port down.
+// There is no other path to node-3, so its peers must withdraw its blocks
+// within the hold time (9 s in mesh-3) while node-1 and node-2 keep
+// talking; when the link comes back (the link-down fault's duration ends)
+// the fabric reconverges and every check passes again.
+func TestLinkDownWithdrawsWithinHoldTime(t *testing.T) {
+	f := boot(t, "mesh-3")
+	converge(t, f)
+	blocks := blocksByNode(t, f)
+	w := watchRoutes(t, f, []string{"node-1", "node-2"}, blocks["node-3"])
+	stream := startStream(t, f, "node-1", "node-2")
+	const hold = 9 * time.Second
+
+	ctx := context.Background()
+	type result struct {
+		fr     sim.FaultResult
+		checks []sim.CheckResult
+	}
+	done := make(chan result, 1)
+	down := time.Now()
+	go func() {
+		fr, checks := f.Fault(ctx, topology.FaultPlan{Name: "node-3-link-down", Action: topology.FaultLinkDown, Node: "node-3", Interface: "eth0", Duration: hold + 3*time.Second})
+		done <- result{fr, checks}
+	}()
+	for _, n := range []string{"node-1", "node-2"} {
+		wctx, cancel := context.WithTimeout(ctx, hold+2*time.Second)
+		at, ok := w.waitDeleted(wctx, n, blocks["node-3"])
+		cancel()
+		if !ok {
+			t.Errorf("%s still routes to node-3's blocks %s after the hold time", n, blocks["node-3"])
+			continue
+		}
+		t.Logf("%s withdrew node-3's blocks %s after the link went down (hold time %s)", n, at.Sub(down).Round(time.Millisecond), hold)
+		if at.Sub(down) > hold+time.Second {
+			t.Errorf("%s withdrew node-3's blocks after %s: over the hold time %s", n, at.Sub(down), hold)
+		}
+	}
+	r := <-done
+	t.Logf("link back up: reconverged in %.3fs, fault took %.1fs", r.fr.ReconvergeSeconds, r.fr.Seconds)
+	if r.fr.Status != sim.Passed {
+		t.Errorf("fault: %s: %s", r.fr.Status, r.fr.Message)
+	}
+	for _, c := range r.checks {
+		if c.Status != sim.Passed {
+			t.Errorf("after the link came back, check %s: %s %v", c.Name, c.Message, c.Failures)
+		}
+	}
+	st := stream.Stop(2 * time.Second)
+	t.Logf("stream node-1 -> node-2 during node-3's outage: %d sent, %d echoed, longest gap %s", st.Sent, st.Echoed, st.MaxGap)
+	if st.Err != nil || st.MaxGap > time.Second {
+		t.Errorf("traffic between the other nodes suffered: %+v", st)
+	}
+	requireExactRoutes(t, f, viaOwner(f))
+}
+
