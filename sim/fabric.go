@@ -163,6 +163,13 @@ func Boot(ctx context.Context, topo *topology.Topology, o Options) (f *Fabric, e
 	f.bootStart = start
 	f.progress("run %s (%s): %d nodes, %d segments, %d links, %d workloads; state in %s",
 		st.RunID, plan.Name, len(plan.Nodes), len(plan.Segments), len(plan.Links), len(plan.Workloads), run.Dir)
+	if ch, err := runstate.RaiseNeighLimit(st.RunID, neighbourEntries(plan)); err != nil {
+		f.log.Warn("the kernel's neighbour tables may overflow in a fabric this size", "need", neighbourEntries(plan), "err", err)
+	} else {
+		for _, c := range ch {
+			f.progress("raised the kernel's neighbour table limit for this fabric (host-wide; put back at teardown): %s", c)
+		}
+	}
 
 	t0 := time.Now()
 	if f.net, err = netbuild.Build(ctx, plan, run, netbuild.Options{Logger: f.log}); err != nil {
@@ -277,4 +284,17 @@ func (f *Fabric) Abandon() {
 			f.net.Close()
 		}
 	})
+}
+
+// neighbourEntries estimates the neighbour entries a fabric needs at most,
+// all namespaces together (the kernel counts them in one table, see
+// runstate.RaiseNeighLimit): every pair of nodes on a segment, both ends
+// of every link, each workload and its host side, and a quarter more.
+func neighbourEntries(p *topology.Plan) int {
+	n := 2*len(p.Links) + 2*len(p.Workloads)
+	for _, s := range p.Segments {
+		k := len(s.Members)
+		n += k * (k - 1)
+	}
+	return n + n/4
 }

@@ -52,8 +52,12 @@ func CreateAuto(base string, st State) (*Run, error) {
 	return Create(base, st)
 }
 
-func lock(base string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(base, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+func lock(base string) (func(), error) { return lockFile(filepath.Join(base, ".lock")) }
+
+// lockFile holds an exclusive flock on path (created if missing) until
+// the returned function is called.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +91,9 @@ func (r *Run) Teardown(grace time.Duration) error {
 	// Namespaces created but not recorded cannot exist (they are recorded
 	// first), but a run ID is unique: sweep its prefix too.
 	if err := DeleteNamespaces(RunNamespaces(st.RunID)); err != nil {
+		fail(err)
+	}
+	if err := ReleaseNeighLimit(st.RunID); err != nil {
 		fail(err)
 	}
 	if len(errs) == 0 {
