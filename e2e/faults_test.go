@@ -198,6 +198,7 @@ func TestDatastoreStopKeepsForwarding(t *testing.T) {
 		t.Errorf("the stream suffered: %+v", st)
 	}
 }
+
 // TestLinkDownWithdrawsWithinHoldTime takes node-3's segment port down.
 // There is no other path to node-3, so its peers must withdraw its blocks
 // within the hold time (9 s in mesh-3) while node-1 and node-2 keep
@@ -252,4 +253,3 @@ func TestLinkDownWithdrawsWithinHoldTime(t *testing.T) {
 	}
 	requireExactRoutes(t, f, viaOwner(f))
 }
-
