@@ -8,10 +8,11 @@ import (
 	"strings"
 )
 
-// BGPPeer is a BGP session to set up: with a router at PeerIP, or with
-// every node that PeerSelector matches. Which nodes have the session is
-// Node (one node), NodeSelector (the nodes it matches) or, with neither,
-// every node (a global peer).
+// BGPPeer is a BGP session to set up: with a router at PeerIP, with
+// every node that PeerSelector matches, or with any router that connects
+// from inside PeerPrefix (dynamic neighbours). Which nodes have the
+// session is Node (one node), NodeSelector (the nodes it matches) or, with
+// neither, every node (a global peer).
 type BGPPeer struct {
 	TypeMeta   `json:",inline"`
 	ObjectMeta `json:"metadata"`
@@ -29,8 +30,14 @@ type BGPPeerSpec struct {
 	PeerIP string `json:"peerIP,omitempty"`
 	// PeerSelector selects nodes to peer with instead of PeerIP.
 	PeerSelector string `json:"peerSelector,omitempty"`
+	// PeerPrefix, instead of PeerIP or PeerSelector, is a network
+	// ("10.0.0.0/16", "fd00::/64") from which any router may connect:
+	// dynamic neighbours, which the node only waits for. Route reflectors
+	// implement it; other nodes ignore it with a warning.
+	PeerPrefix string `json:"peerPrefix,omitempty"`
 	// ASNumber is the peer's AS: required with PeerIP; with PeerSelector,
-	// unset means each selected node's own AS.
+	// unset means each selected node's own AS; with PeerPrefix, unset
+	// means the AS of the node that has the session (iBGP).
 	ASNumber *uint32 `json:"asNumber,omitempty"`
 	// Password authenticates the session with TCP MD5 (RFC 2385).
 	Password *BGPPassword `json:"password,omitempty"`
@@ -93,6 +100,7 @@ func (p *BGPPeer) Default() {
 	if p.Spec.SourceAddress == "" {
 		p.Spec.SourceAddress = SourceAddressUseNodeIP
 	}
+	p.Spec.PeerPrefix = canonicalPrefix(p.Spec.PeerPrefix)
 }
 
 // Validate implements Resource.
@@ -110,10 +118,18 @@ func (p *BGPPeer) Validate() error {
 		validateSelector(&fe, "spec.nodeSelector", s.NodeSelector)
 	}
 	switch {
-	case s.PeerIP == "" && s.PeerSelector == "":
-		fe.add("spec.peerIP", nil, "one of peerIP and peerSelector is required")
+	case s.PeerIP == "" && s.PeerSelector == "" && s.PeerPrefix == "":
+		fe.add("spec.peerIP", nil, "one of peerIP, peerSelector and peerPrefix is required")
 	case s.PeerIP != "" && s.PeerSelector != "":
 		fe.add("spec.peerSelector", s.PeerSelector, "must not be set with spec.peerIP")
+	case s.PeerPrefix != "" && (s.PeerIP != "" || s.PeerSelector != ""):
+		other := "spec.peerIP"
+		if s.PeerSelector != "" {
+			other = "spec.peerSelector"
+		}
+		fe.add("spec.peerPrefix", s.PeerPrefix, "must not be set with %s", other)
+	case s.PeerPrefix != "":
+		validateNetworkPrefix(&fe, "spec.peerPrefix", s.PeerPrefix)
 	case s.PeerIP != "":
 		if _, _, err := ParsePeerIP(s.PeerIP); err != nil {
 			fe.add("spec.peerIP", s.PeerIP, "%v", err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -51,7 +52,52 @@ func TestBGPPeerValidate(t *testing.T) {
 		{"ttl security range", spec(func(s *BGPPeerSpec) { s.TTLSecurity = ptr(256) }), []string{"spec.ttlSecurity"}},
 		{"multihop range", spec(func(s *BGPPeerSpec) { s.EBGPMultihop = ptr(0) }), []string{"spec.ebgpMultihop"}},
 		{"ttl security and multihop", spec(func(s *BGPPeerSpec) { s.TTLSecurity, s.EBGPMultihop = ptr(1), ptr(2) }), []string{"spec.ebgpMultihop"}},
+		// peerPrefix: dynamic neighbours.
+		{"peer prefix, iBGP by default", spec(func(s *BGPPeerSpec) {
+			s.PeerIP, s.ASNumber, s.PeerPrefix, s.NodeSelector = "", nil, "10.0.0.0/16", "has(rr)"
+		}), nil},
+		{"peer prefix v6 with AS and settings", spec(func(s *BGPPeerSpec) {
+			s.PeerIP, s.PeerPrefix, s.TTLSecurity, s.MaxPrefixes = "", "fd00:1::/64", ptr(1), 100
+			s.Password = &BGPPassword{SecretKeyRef: &SecretKeySelector{Name: "bgp", Key: "range"}}
+		}), nil},
+		{"peer prefix everything", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "0.0.0.0/0" }), nil},
+		{"peer prefix and peerIP", spec(func(s *BGPPeerSpec) { s.PeerPrefix = "10.0.0.0/16" }), []string{"spec.peerPrefix"}},
+		{"peer prefix and peer selector", spec(func(s *BGPPeerSpec) {
+			s.PeerIP, s.PeerSelector, s.PeerPrefix = "", "all()", "10.0.0.0/16"
+		}), []string{"spec.peerPrefix"}},
+		{"peer prefix without length", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "10.0.0.1" }), []string{"spec.peerPrefix"}},
+		{"peer prefix host bits", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "10.0.0.1/16" }), []string{"spec.peerPrefix"}},
+		{"peer prefix garbage", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "rack-1" }), []string{"spec.peerPrefix"}},
+		{"peer prefix zone", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "fe80::%eth0/64" }), []string{"spec.peerPrefix"}},
+		{"peer prefix mapped", spec(func(s *BGPPeerSpec) { s.PeerIP, s.PeerPrefix = "", "::ffff:10.0.0.0/104" }), []string{"spec.peerPrefix"}},
+		{"peer prefix ASN 0", spec(func(s *BGPPeerSpec) {
+			s.PeerIP, s.PeerPrefix, s.ASNumber = "", "10.0.0.0/16", ptr(uint32(0))
+		}), []string{"spec.asNumber"}},
 	})
+}
+
+// TestBGPPeerPeerPrefixMessages: the errors name the field and say what
+// is wrong, as users read them.
+func TestBGPPeerPeerPrefixMessages(t *testing.T) {
+	for _, tc := range []struct {
+		spec BGPPeerSpec
+		want string
+	}{
+		{BGPPeerSpec{PeerPrefix: "10.0.0.0/16", PeerIP: "10.0.0.1", ASNumber: ptr(uint32(1))}, "spec.peerPrefix"},
+		{BGPPeerSpec{PeerPrefix: "10.0.0.1/16"}, "host bits set: the network is 10.0.0.0/16"},
+		{BGPPeerSpec{}, "one of peerIP, peerSelector and peerPrefix is required"},
+	} {
+		p := &BGPPeer{ObjectMeta: ObjectMeta{Name: "range"}, Spec: tc.spec}
+		err := p.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want it to contain %q", tc.spec, err, tc.want)
+		}
+	}
+	p := &BGPPeer{Spec: BGPPeerSpec{PeerPrefix: "fd00:0::/64"}}
+	p.Default()
+	if p.Spec.PeerPrefix != "fd00::/64" {
+		t.Errorf("Default: peerPrefix %q, want the canonical fd00::/64", p.Spec.PeerPrefix)
+	}
 }
 
 func TestParsePeerIP(t *testing.T) {

@@ -79,6 +79,7 @@ type builder struct {
 	m        *Model
 	n        *node
 	cands    []Session
+	ranges   []PeerRange // in order of precedence, as cands
 	warnings []Warning
 }
 
@@ -106,7 +107,8 @@ func (m *Model) compute(n *node) Result {
 		b.mesh()
 	}
 	sessions := b.sessions()
-	if n.isReflector() && len(sessions) == 0 {
+	ranges := b.peerRanges()
+	if n.isReflector() && len(sessions) == 0 && len(ranges) == 0 {
 		b.warn(api.KindNode, n.name, "route reflector has no sessions: reflectors are left out of the node-to-node mesh; select them with a BGPPeer peerSelector")
 	}
 	ws := slices.Clone(m.warnings)
@@ -125,8 +127,9 @@ func (m *Model) compute(n *node) Result {
 			ListenPort: n.port,
 			ClusterID:  n.clusterID,
 		},
-		Sessions: sessions,
-		Warnings: ws,
+		Sessions:   sessions,
+		PeerRanges: ranges,
+		Warnings:   ws,
 	}
 }
 
@@ -137,6 +140,10 @@ func (b *builder) warn(kind, name, format string, args ...any) {
 // forward adds the sessions that BGPPeer p gives this node.
 func (b *builder) forward(p *peer, typ api.BGPPeerType) {
 	n := b.n
+	if p.prefix.IsValid() {
+		b.peerRange(p, typ)
+		return
+	}
 	if p.ip.IsValid() {
 		f := familyOf(p.ip)
 		local := n.addr(f)

@@ -28,6 +28,9 @@ type peer struct {
 	// ipNode is the Node that owns ip, if any.
 	ipNode *node
 	remote []*node
+	// prefix is the peerPrefix: the range of dynamic neighbours, instead
+	// of ip or remote.
+	prefix netip.Prefix
 	// inReverse are the nodes that get the reverse sessions, to every node
 	// of local: the remote nodes, or ipNode if its AS and port agree.
 	inReverse []bool
@@ -88,7 +91,12 @@ func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
 		p.global = true
 		p.local = m.nodes
 	}
-	if s.PeerSelector != "" {
+	switch {
+	case s.PeerPrefix != "":
+		// No reverse sessions: the routers in the range are not known.
+		p.inReverse = make([]bool, len(m.nodes))
+		p.prefix, _ = netip.ParsePrefix(s.PeerPrefix)
+	case s.PeerSelector != "":
 		p.remote, p.inReverse = m.selectNodes(selector.MustParse(s.PeerSelector))
 		if p.as != nil {
 			for _, n := range p.remote {
@@ -97,7 +105,7 @@ func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
 				}
 			}
 		}
-	} else {
+	default:
 		p.inReverse = make([]bool, len(m.nodes))
 		p.ip, p.port, _ = api.ParsePeerIP(s.PeerIP)
 		if n := m.byAddr[p.ip]; n != nil {

@@ -20,6 +20,10 @@ func TestDeterministic(t *testing.T) {
 		mkPeer("z-all-to-rr", func(s *api.BGPPeerSpec) { s.PeerSelector, s.MaxPrefixes = "has(rr)", 7 }),
 		mkPeer("a-rack1-to-rr", func(s *api.BGPPeerSpec) { s.NodeSelector, s.PeerSelector = "rack == 'r001'", "has(rr)" }),
 		mkPeer("global-tor", func(s *api.BGPPeerSpec) { s.PeerIP, s.ASNumber = "10.1.0.254", ptr(uint32(65000)) }),
+		// Dynamic-neighbour ranges, overlapping and shadowing each other.
+		mkPeer("range-rr", func(s *api.BGPPeerSpec) { s.NodeSelector, s.PeerPrefix = "has(rr)", "10.0.0.0/8" }),
+		mkPeer("range-all", func(s *api.BGPPeerSpec) { s.PeerPrefix, s.MaxPrefixes = "10.0.0.0/8", 3 }),
+		mkPeer("range-v6", func(s *api.BGPPeerSpec) { s.NodeSelector, s.PeerPrefix = "has(rr)", "fd00::/16" }),
 	)
 	in.BGPConfigurations = append(in.BGPConfigurations, &api.BGPConfiguration{
 		ObjectMeta: api.ObjectMeta{Name: "node.r002-n03"}, Spec: api.BGPConfigurationSpec{ListenPort: ptr(1179)},

@@ -164,6 +164,10 @@ type Result struct {
 	// Sessions are sorted by peer address (IPv4 first); no two have the
 	// same address.
 	Sessions []Session
+	// PeerRanges are the dynamic-neighbour ranges of a route reflector
+	// (BGPPeers with peerPrefix), sorted by prefix; no two have the same
+	// prefix. Other nodes have none.
+	PeerRanges []PeerRange
 	// Warnings are problems that did not stop the computation: something
 	// the user asked for that cannot be set up, or was shadowed.
 	Warnings []Warning

@@ -181,7 +181,7 @@ func TestErrors(t *testing.T) {
 		{"unknown node", Input{Nodes: []*api.Node{n1}}, "n9", `no BGP-speaking Node named "n9"`},
 		{"node without BGP", Input{Nodes: []*api.Node{n1, {ObjectMeta: api.ObjectMeta{Name: "plain"}}}}, "plain", `no BGP-speaking Node named "plain"`},
 		{"invalid BGPPeer", Input{Nodes: []*api.Node{n1}, BGPPeers: []*api.BGPPeer{mkPeer("p", func(*api.BGPPeerSpec) {})}},
-			"n1", "spec.peerIP: one of peerIP and peerSelector is required"},
+			"n1", "spec.peerIP: one of peerIP, peerSelector and peerPrefix is required"},
 		{"bad selector", Input{Nodes: []*api.Node{n1}, BGPPeers: []*api.BGPPeer{mkPeer("p", func(s *api.BGPPeerSpec) { s.PeerSelector = "rr ==" })}},
 			"n1", "spec.peerSelector"},
 		{"duplicate BGPPeer", Input{Nodes: []*api.Node{n1}, BGPPeers: []*api.BGPPeer{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -34,6 +35,12 @@ type Config struct {
 	Restarting bool
 	// SelectionDeferral bounds that wait; zero means 60 s.
 	SelectionDeferral time.Duration
+	// ProgramFIB installs the best paths into the kernel's routing table
+	// (see fib.go and FIBConfig). Off by default: a reflector only
+	// reflects, and without it nothing touches the kernel.
+	ProgramFIB bool
+	// FIB configures the kernel routes when ProgramFIB is set.
+	FIB FIBConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -66,20 +73,42 @@ type NeighborConfig struct {
 	// GracefulRestart advertises RFC 4724 graceful restart; as a helper the
 	// reflector keeps a restarting neighbour's routes as stale.
 	GracefulRestart bool
+	// TTLSecurity enables GTSM (RFC 5082): the neighbour is at most this
+	// many hops away; we send with TTL 255 and drop what arrives with a
+	// TTL below 256 minus it. Zero is off. Not with EBGPMultihop.
+	TTLSecurity uint8
+	// EBGPMultihop is the TTL of an eBGP session's packets; zero means 1
+	// (a directly connected neighbour, as BIRD and FRR default to). iBGP
+	// sessions keep the kernel's default TTL and ignore it.
+	EBGPMultihop uint8
+	// KeepNextHop leaves NEXT_HOP unchanged on routes sent to an eBGP
+	// neighbour instead of setting it to our address (next-hop-self).
+	// iBGP never changes next hops, so it only matters for eBGP.
+	KeepNextHop bool
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.
 const NoHoldTime time.Duration = -1
 
 // DynamicNeighbor accepts passive sessions from any address in Prefix.
+// When ranges overlap, the most specific one that contains an address
+// applies (the first of equal ones); a configured neighbour always wins
+// over a range.
 type DynamicNeighbor struct {
 	Prefix          netip.Prefix
 	ASN             uint32
 	Client          bool
 	HoldTime        time.Duration
+	KeepaliveTime   time.Duration
 	MaxPrefixes     int
 	AddPath         bool
 	GracefulRestart bool
+	// Password is a TCP MD5 key for the whole range (a prefix key,
+	// TCP_MD5SIG_EXT).
+	Password     string
+	TTLSecurity  uint8
+	EBGPMultihop uint8
+	KeepNextHop  bool
 }
 
 const (
@@ -119,16 +148,47 @@ func (c Config) validate() (Config, error) {
 		errs = append(errs, err)
 	}
 	c.Neighbors = ns
-	for i, d := range c.DynamicNeighbors {
-		if !d.Prefix.IsValid() {
-			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d].Prefix: invalid", i))
+	ds, err := normalizeDynamic(c.DynamicNeighbors)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.DynamicNeighbors = ds
+	if c.ProgramFIB {
+		fib, err := c.FIB.withDefaults()
+		if err != nil {
+			errs = append(errs, err)
 		}
-		if d.ASN == 0 {
-			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d].ASN: must not be zero", i))
-		}
-		c.DynamicNeighbors[i].Prefix = d.Prefix.Masked()
+		c.FIB = fib
 	}
 	return c, errors.Join(errs...)
+}
+
+// normalizeDynamic validates dynamic neighbours and orders them most
+// specific first (stable: equal prefixes keep their order), which is the
+// order dynamicFor matches them in.
+func normalizeDynamic(in []DynamicNeighbor) ([]DynamicNeighbor, error) {
+	var errs []error
+	out := make([]DynamicNeighbor, 0, len(in))
+	for i, d := range in {
+		switch {
+		case !d.Prefix.IsValid():
+			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d].Prefix: invalid", i))
+			continue
+		case d.ASN == 0:
+			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d] (%v).ASN: must not be zero", i, d.Prefix))
+			continue
+		case len(d.Password) > 80:
+			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d] (%v).Password: longer than 80 bytes", i, d.Prefix))
+			continue
+		case d.TTLSecurity != 0 && d.EBGPMultihop != 0:
+			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d] (%v).EBGPMultihop: not with TTLSecurity", i, d.Prefix))
+			continue
+		}
+		d.Prefix = d.Prefix.Masked()
+		out = append(out, d)
+	}
+	slices.SortStableFunc(out, func(a, b DynamicNeighbor) int { return b.Prefix.Bits() - a.Prefix.Bits() })
+	return out, errors.Join(errs...)
 }
 
 // normalizeNeighbors validates neighbours and fills in their defaults.
@@ -150,6 +210,9 @@ func normalizeNeighbors(in []NeighborConfig) ([]NeighborConfig, error) {
 			continue
 		case len(n.Password) > 80:
 			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).Password: longer than 80 bytes", i, n.Address))
+			continue
+		case n.TTLSecurity != 0 && n.EBGPMultihop != 0:
+			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).EBGPMultihop: not with TTLSecurity", i, n.Address))
 			continue
 		}
 		seen[n.Address] = true
@@ -181,8 +244,9 @@ func (c *Config) dynamicFor(addr netip.Addr) (NeighborConfig, bool) {
 		if d.Prefix.Contains(addr) {
 			return NeighborConfig{
 				Address: addr, ASN: d.ASN, Client: d.Client, Passive: true,
-				HoldTime: d.HoldTime, MaxPrefixes: d.MaxPrefixes,
-				AddPath: d.AddPath, GracefulRestart: d.GracefulRestart,
+				HoldTime: d.HoldTime, KeepaliveTime: d.KeepaliveTime, MaxPrefixes: d.MaxPrefixes,
+				AddPath: d.AddPath, GracefulRestart: d.GracefulRestart, Password: d.Password,
+				TTLSecurity: d.TTLSecurity, EBGPMultihop: d.EBGPMultihop, KeepNextHop: d.KeepNextHop,
 			}.withDefaults(), true
 		}
 	}

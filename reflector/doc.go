@@ -34,8 +34,21 @@
 // speaker (restart.go: deferred advertisement until End-of-RIB), and
 // ErrGracefulRestart to stop without NOTIFICATIONs; RFC 8326 graceful
 // shutdown (gshut.go); Prometheus metrics (metrics.go); configuration files
-// (fileconfig.go). The datastore-driven controller is in reflector/fabric,
-// the comparison benchmark against BIRD, FRR and gobgpd in reflector/bench.
+// (fileconfig.go); dynamic neighbours from prefix ranges (neighbors.go),
+// with TCP MD5 prefix keys (md5.go); GTSM and eBGP TTLs (ttl.go); Changes,
+// a coalescing signal of sessions going up or down, for status writers.
+// The datastore-driven controller is in reflector/fabric, the comparison
+// benchmark against BIRD, FRR and gobgpd in reflector/bench.
+//
+// # Kernel FIB
+//
+// Off by default: without Config.ProgramFIB nothing opens a netlink
+// socket. With it, the RIB loop turns each changed prefix's paths into
+// the kernel route it wants (fib.go: best path, ECMP over equal paths) and
+// hands them over without waiting; a writer goroutine (fibwriter.go)
+// applies them in batches through felix's routetable reconciler, under
+// one route protocol, never touching other protocols' routes, deleting
+// what an earlier run left, and removing its routes on a clean stop.
 //
 // # Limits (by design, for now)
 //
@@ -43,5 +56,6 @@
 // identifiers), so each peer contributes at most one path per prefix.
 // Peers must support 4-octet AS numbers (RFC 6793); a peer without the
 // capability is refused with an OPEN error. There is no inbound or outbound
-// policy beyond the RFC 4456 reflection rules and eBGP next-hop-self.
+// policy beyond the RFC 4456 reflection rules, eBGP next-hop-self (or
+// keeping the next hop, per neighbour).
 package reflector

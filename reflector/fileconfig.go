@@ -24,6 +24,32 @@ type FileConfig struct {
 	SelectionDeferral string                `json:"selectionDeferral,omitempty"`
 	Neighbors         []FileNeighbor        `json:"neighbors,omitempty"`
 	DynamicNeighbors  []FileDynamicNeighbor `json:"dynamicNeighbors,omitempty"`
+	// ProgramFIB installs the best paths into the kernel; FIB tunes it
+	// (also for `bgpfabric reflector --program-fib`).
+	ProgramFIB bool     `json:"programFIB,omitempty"`
+	FIB        *FileFIB `json:"fib,omitempty"`
+}
+
+// FileFIB configures the kernel routes of programFIB.
+type FileFIB struct {
+	// Protocol defaults to 81 (the node agent's router's).
+	Protocol uint8 `json:"protocol,omitempty"`
+	// Table defaults to the main table (254).
+	Table uint32 `json:"table,omitempty"`
+	// Multipath (default true) installs equal paths as one ECMP route.
+	Multipath *bool `json:"multipath,omitempty"`
+}
+
+// FileTTL are a neighbour's TTL settings (see NeighborConfig).
+type FileTTL struct {
+	// TTLSecurity is the GTSM hop count, 1 to 255.
+	TTLSecurity int `json:"ttlSecurity,omitempty"`
+	// EBGPMultihop is the TTL towards an eBGP neighbour, 1 to 255
+	// (default 1).
+	EBGPMultihop int `json:"ebgpMultihop,omitempty"`
+	// KeepOriginalNextHop sends routes to an eBGP neighbour with their
+	// next hop unchanged.
+	KeepOriginalNextHop bool `json:"keepOriginalNextHop,omitempty"`
 }
 
 // FileNeighbor is one configured neighbour.
@@ -47,6 +73,7 @@ type FileNeighbor struct {
 	AddPath      bool   `json:"addPath,omitempty"`
 	// GracefulRestart defaults to true.
 	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
+	FileTTL         `json:",inline"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -55,9 +82,14 @@ type FileDynamicNeighbor struct {
 	ASNumber        uint32 `json:"asNumber,omitempty"`
 	Client          *bool  `json:"client,omitempty"`
 	HoldTime        string `json:"holdTime,omitempty"`
+	KeepaliveTime   string `json:"keepaliveTime,omitempty"`
 	MaxPrefixes     int    `json:"maxPrefixes,omitempty"`
 	AddPath         bool   `json:"addPath,omitempty"`
 	GracefulRestart *bool  `json:"gracefulRestart,omitempty"`
+	// Password or PasswordFile enable TCP MD5 for the whole range.
+	Password     string `json:"password,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	FileTTL      `json:",inline"`
 }
 
 // LoadConfigFile reads, validates and converts a configuration file.
@@ -129,6 +161,37 @@ func (fe *fieldErrs) holdTime(field, s string) time.Duration {
 
 func orTrue(b *bool) bool { return b == nil || *b }
 
+// ttl checks and converts a neighbour's TTL settings.
+func (fe *fieldErrs) ttl(f string, t FileTTL) (ttlSecurity, multihop uint8) {
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"ttlSecurity", t.TTLSecurity}, {"ebgpMultihop", t.EBGPMultihop}} {
+		if v.v < 0 || v.v > 255 {
+			fe.add(f+"."+v.name, "must be from 1 to 255")
+		}
+	}
+	if t.TTLSecurity != 0 && t.EBGPMultihop != 0 {
+		fe.add(f+".ebgpMultihop", "must not be set with ttlSecurity")
+	}
+	return uint8(t.TTLSecurity), uint8(t.EBGPMultihop)
+}
+
+// password returns the password or the content of the password file.
+func (fe *fieldErrs) password(f, pw, file string) string {
+	if file == "" {
+		return pw
+	}
+	if pw != "" {
+		fe.add(f+".passwordFile", "set either password or passwordFile")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		fe.add(f+".passwordFile", "%v", err)
+	}
+	return strings.TrimRight(string(b), "\r\n")
+}
+
 // Config converts the file to the engine's Config (without a Logger).
 func (fc *FileConfig) Config() (Config, error) {
 	var fe fieldErrs
@@ -163,10 +226,12 @@ func (fc *FileConfig) Config() (Config, error) {
 			HoldTime:        fe.holdTime(f+".holdTime", n.HoldTime),
 			KeepaliveTime:   fe.duration(f+".keepaliveTime", n.KeepaliveTime),
 			MaxPrefixes:     n.MaxPrefixes,
-			Password:        n.Password,
+			Password:        fe.password(f, n.Password, n.PasswordFile),
 			AddPath:         n.AddPath,
 			GracefulRestart: orTrue(n.GracefulRestart),
+			KeepNextHop:     n.KeepOriginalNextHop,
 		}
+		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
 		if nc.ASN == 0 {
 			nc.ASN = fc.ASNumber
 		}
@@ -174,16 +239,6 @@ func (fc *FileConfig) Config() (Config, error) {
 		nc.Client = ibgp && orTrue(n.Client)
 		if !ibgp && n.Client != nil && *n.Client {
 			fe.add(f+".client", "an eBGP neighbour (asNumber %d) cannot be a route-reflector client", nc.ASN)
-		}
-		if n.PasswordFile != "" {
-			if n.Password != "" {
-				fe.add(f+".passwordFile", "set either password or passwordFile")
-			}
-			pw, err := os.ReadFile(n.PasswordFile)
-			if err != nil {
-				fe.add(f+".passwordFile", "%v", err)
-			}
-			nc.Password = strings.TrimRight(string(pw), "\r\n")
 		}
 		if n.MaxPrefixes < 0 {
 			fe.add(f+".maxPrefixes", "must not be negative")
@@ -198,14 +253,21 @@ func (fc *FileConfig) Config() (Config, error) {
 		}
 		dn := DynamicNeighbor{
 			Prefix: p, ASN: d.ASNumber, HoldTime: fe.holdTime(f+".holdTime", d.HoldTime),
-			MaxPrefixes: d.MaxPrefixes, AddPath: d.AddPath, GracefulRestart: orTrue(d.GracefulRestart),
+			KeepaliveTime: fe.duration(f+".keepaliveTime", d.KeepaliveTime),
+			MaxPrefixes:   d.MaxPrefixes, AddPath: d.AddPath, GracefulRestart: orTrue(d.GracefulRestart),
+			Password: fe.password(f, d.Password, d.PasswordFile), KeepNextHop: d.KeepOriginalNextHop,
 		}
+		dn.TTLSecurity, dn.EBGPMultihop = fe.ttl(f, d.FileTTL)
 		if dn.ASN == 0 {
 			dn.ASN = fc.ASNumber
 		}
 		dn.Client = dn.ASN == fc.ASNumber && orTrue(d.Client)
 		c.DynamicNeighbors = append(c.DynamicNeighbors, dn)
 	}
+	if fc.FIB != nil { // used with programFIB, or --program-fib
+		c.FIB = FIBConfig{Protocol: fc.FIB.Protocol, Table: fc.FIB.Table, SinglePath: !orTrue(fc.FIB.Multipath)}
+	}
+	c.ProgramFIB = fc.ProgramFIB
 	if len(fe) > 0 {
 		return Config{}, errors.Join(fe...)
 	}

@@ -20,4 +20,7 @@ const (
 	logKeyASN          = "asn"
 	logKeyHold         = "hold"
 	logKeyAddPath      = "addPath"
+	logKeyPrefix       = "prefix"
+	logKeyFIB          = "fib"
+	logKeyConflicts    = "conflicts"
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // SetNeighbors replaces the configured neighbours. Neighbours whose
@@ -55,7 +56,78 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 		}
 		r.startPeerLocked(n, false)
 	}
+	r.changed()
 	return errors.Join(errs...)
+}
+
+// SetDynamicNeighbors replaces the dynamic-neighbour ranges. A dynamic
+// neighbour that the new ranges accept with the same configuration keeps
+// its session; the others are closed (Cease, peer de-configured) and may
+// connect again under the new ranges.
+func (r *Reflector) SetDynamicNeighbors(ds []DynamicNeighbor) error {
+	ds, err := normalizeDynamic(ds)
+	if err != nil {
+		return fmt.Errorf("reflector dynamic neighbours: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cfg.DynamicNeighbors
+	r.cfg.DynamicNeighbors = ds
+	if r.ctx == nil {
+		return nil // Run sets the keys
+	}
+	var errs []error
+	// Keys of ranges that went or changed go first: a range may come back
+	// with another key.
+	for _, o := range old {
+		if o.Password != "" && !slices.ContainsFunc(ds, func(d DynamicNeighbor) bool {
+			return d.Prefix == o.Prefix && d.Password == o.Password
+		}) {
+			errs = append(errs, r.setRangeMD5Locked(o.Prefix, ""))
+		}
+	}
+	for _, d := range ds {
+		if d.Password != "" {
+			errs = append(errs, r.setRangeMD5Locked(d.Prefix, d.Password))
+		}
+	}
+	var stale []*peer
+	for addr, p := range r.peers {
+		if !p.dynamic {
+			continue
+		}
+		if n, ok := r.cfg.dynamicFor(addr); ok && n == p.cfg {
+			continue
+		}
+		delete(r.peers, addr)
+		stale = append(stale, p)
+	}
+	stopAll(stale)
+	if len(stale) > 0 {
+		r.changed()
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Reflector) setRangeMD5Locked(p netip.Prefix, key string) error {
+	var errs []error
+	for _, l := range r.listeners {
+		errs = append(errs, setListenerMD5Prefix(l, p, key))
+	}
+	return errors.Join(errs...)
+}
+
+// stopAll stops peer managers together and waits for them all.
+func stopAll(ps []*peer) {
+	for _, p := range ps {
+		select {
+		case p.events <- func() bool { return true }:
+		case <-p.done:
+		}
+	}
+	for _, p := range ps {
+		<-p.done
+	}
 }
 
 func (r *Reflector) setMD5Locked(addr netip.Addr, key string) error {

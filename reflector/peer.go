@@ -41,6 +41,9 @@ type peerEnv struct {
 	connectRetry time.Duration
 	log          *slog.Logger
 	met          *engineMetrics
+	// changed tells the reflector's owner that a neighbour's state
+	// changed (see Reflector.Changes); it never blocks.
+	changed func()
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
@@ -83,6 +86,11 @@ func (p *peer) run(parent context.Context) {
 		pr.retry.Stop()
 		pr.grTimer.Stop()
 		pr.wg.Wait()
+		if pr.stale && parent.Err() == nil {
+			// De-configured while its routes were kept for a restart
+			// that will not come here any more.
+			p.env.rib.do(parent, func(rl *ribLoop) { rl.flushStale(p.cfg.Address) })
+		}
 	}()
 	if !p.cfg.Passive {
 		pr.retry.Reset(0)
@@ -92,7 +100,9 @@ func (p *peer) run(parent context.Context) {
 		case <-ctx.Done():
 			return
 		case conn := <-p.incoming:
-			p.start(ctx, pr, conn, false)
+			if !p.start(ctx, pr, conn, false) && p.dynamic && p.idle() {
+				return
+			}
 		case conn := <-pr.dialResult:
 			p.setDialing(false)
 			if conn != nil {
@@ -143,9 +153,7 @@ func (p *peer) dial(ctx context.Context, pr *peerRun) {
 	if p.cfg.LocalAddress.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: p.cfg.LocalAddress.AsSlice()}
 	}
-	if p.cfg.Password != "" {
-		d.Control = md5Control(p.cfg.Address, p.cfg.Password)
-	}
+	d.Control = dialControl(p.cfg, ttlFor(p.cfg, p.env.local.asn))
 	addr := net.JoinHostPort(p.cfg.Address.String(), strconv.Itoa(int(p.cfg.Port)))
 	pr.wg.Add(1)
 	go func() {
@@ -165,11 +173,18 @@ func (p *peer) dial(ctx context.Context, pr *peerRun) {
 	}()
 }
 
-// start runs a session on conn in a goroutine the manager owns.
-func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing bool) {
+// start runs a session on conn in a goroutine the manager owns. It
+// returns false when it refused the connection instead.
+func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing bool) bool {
 	dir := "in"
 	if outgoing {
 		dir = "out"
+	} else if err := ttlFor(p.cfg, p.env.local.asn).applyConn(conn, p.cfg.Address.Is4()); err != nil {
+		// Dialled connections got theirs before connecting.
+		p.log.Warn("incoming connection refused: TTL options", logKeyErr, err)
+		p.setErr(err)
+		conn.Close()
+		return false
 	}
 	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir))
 	p.mu.Lock()
@@ -186,6 +201,7 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 		case <-ctx.Done():
 		}
 	}()
+	return true
 }
 
 // gracefulEnd reports whether a session that had negotiated graceful
@@ -213,6 +229,7 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 	}
 	p.mu.Unlock()
 	if s.started != (time.Time{}) {
+		p.env.changed()
 		pr.grTimer.Stop()
 		pr.stale = graceful
 		if graceful {

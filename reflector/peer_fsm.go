@@ -65,6 +65,7 @@ func (p *peer) up(ctx context.Context, s *session) {
 	p.since = s.started
 	p.lastErr = ""
 	p.mu.Unlock()
+	p.env.changed()
 	p.env.met.transitions.WithLabelValues("established").Inc()
 	p.log.Info("session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
 		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,

@@ -64,7 +64,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) error {
 	info := sessionInfo{
 		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
 		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, localAddr: s.localAddr(),
-		maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s,
+		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s,
 	}
 	var m *member
 	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {

@@ -18,6 +18,7 @@ type Reflector struct {
 	local localIdentity
 	env   *peerEnv
 	met   *engineMetrics
+	fib   *fibWriter // nil unless Config.ProgramFIB
 
 	mu        sync.Mutex // guards the fields below
 	cfg       Config
@@ -26,6 +27,8 @@ type Reflector struct {
 	listeners []*net.TCPListener
 	wg        sync.WaitGroup // peer managers
 	ready     chan struct{}
+
+	changes chan struct{} // size 1: see Changes
 }
 
 // New validates cfg and returns a reflector; Run starts it.
@@ -40,12 +43,35 @@ func New(cfg Config) (*Reflector, error) {
 		clusterID: ip4ToUint(cfg.ClusterID.AsSlice()),
 	}
 	met := newEngineMetrics()
-	r := &Reflector{log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{}), met: met}
+	r := &Reflector{
+		log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{}), met: met,
+		changes: make(chan struct{}, 1),
+	}
 	r.env = &peerEnv{
 		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
-		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met,
+		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met, changed: r.changed,
+	}
+	if cfg.ProgramFIB {
+		r.fib = newFIBWriter(cfg.FIB, cfg.Logger)
+		r.env.rib.fib = r.fib.feed
 	}
 	return r, nil
+}
+
+// Changes signals that a neighbour's session came up or went down, or
+// that neighbours were added or removed (configured ones, and dynamic
+// ones as they connect and go). Signals coalesce: one pending signal
+// stands for any number of changes, so a reader that then calls Neighbors
+// sees them all. State moves that are not up or down (Active, Connect,
+// OpenSent: a retrying neighbour makes them every few seconds) do not
+// signal.
+func (r *Reflector) Changes() <-chan struct{} { return r.changes }
+
+func (r *Reflector) changed() {
+	select {
+	case r.changes <- struct{}{}:
+	default:
+	}
 }
 
 // Ready is closed once Run has bound its listeners and started its peers.
@@ -72,13 +98,36 @@ var ErrGracefulRestart = errors.New("graceful restart")
 // Run serves until ctx ends, then closes every session with a Cease (see
 // ErrGracefulRestart for the exception) and returns once every goroutine
 // it started has stopped.
-func (r *Reflector) Run(ctx context.Context) error {
+//
+// With Config.ProgramFIB, Run installs the best paths into the kernel
+// while it runs and removes them when it returns, unless it stops for a
+// graceful restart: then they stay for the next run to take over.
+func (r *Reflector) Run(ctx context.Context) (err error) {
+	if r.fib != nil {
+		if err := r.fib.open(); err != nil {
+			return err
+		}
+	}
 	ls, err := r.listen()
 	if err != nil {
+		if r.fib != nil {
+			r.fib.close()
+		}
 		return err
 	}
 	ribCtx, stopRIB := context.WithCancel(context.WithoutCancel(ctx))
 	rib := r.env.rib
+	var fibWG sync.WaitGroup
+	if r.fib != nil {
+		fibCtx, stopFIB := context.WithCancel(context.WithoutCancel(ctx))
+		fibWG.Go(func() { r.fib.run(fibCtx) })
+		defer func() {
+			// After the RIB loop: nothing feeds the writer any more.
+			stopFIB()
+			fibWG.Wait()
+			err = errors.Join(err, r.fib.finish(errors.Is(context.Cause(ctx), ErrGracefulRestart)))
+		}()
+	}
 	if r.cfg.Restarting {
 		var expect []netip.Addr
 		for _, n := range r.cfg.Neighbors {
@@ -137,10 +186,20 @@ func (r *Reflector) listen() ([]*net.TCPListener, error) {
 		ls = append(ls, l.(*net.TCPListener))
 	}
 	var errs []error
+	for _, l := range ls {
+		errs = append(errs, listenerTTL(l))
+	}
 	for _, n := range r.cfg.Neighbors {
 		if n.Password != "" {
 			for _, l := range ls {
 				errs = append(errs, setListenerMD5(l, n.Address, n.Password))
+			}
+		}
+	}
+	for _, d := range r.cfg.DynamicNeighbors {
+		if d.Password != "" {
+			for _, l := range ls {
+				errs = append(errs, setListenerMD5Prefix(l, d.Prefix, d.Password))
 			}
 		}
 	}
@@ -157,6 +216,9 @@ func (r *Reflector) listen() ([]*net.TCPListener, error) {
 func (r *Reflector) startPeerLocked(n NeighborConfig, dynamic bool) *peer {
 	p := newPeer(n, dynamic, r.env)
 	r.peers[n.Address] = p
+	if dynamic {
+		r.changed()
+	}
 	r.wg.Go(func() {
 		p.run(r.ctx)
 		if dynamic {
@@ -173,6 +235,7 @@ func (r *Reflector) removeDynamic(p *peer) {
 		delete(r.peers, p.cfg.Address)
 	}
 	r.mu.Unlock()
+	r.changed()
 }
 
 // Neighbors reports every neighbour's status, ordered by address.

@@ -20,6 +20,9 @@ import (
 func (rl *ribLoop) startDeferral(expect []netip.Addr) {
 	rl.deferring = true
 	rl.restarting.Store(true)
+	if rl.fib != nil {
+		rl.fib.hold() // the kernel keeps the routes of our last run meanwhile
+	}
 	rl.expectEOR = map[netip.Addr]bool{}
 	for _, a := range expect {
 		rl.expectEOR[a] = true
@@ -51,6 +54,9 @@ func (rl *ribLoop) endDeferral(reason string) {
 	rl.flush() // discards this round: nobody was sent anything yet
 	rl.deferring = false
 	rl.restarting.Store(false)
+	if rl.fib != nil {
+		rl.fib.release()
+	}
 	n := 0
 	for _, m := range rl.deferred {
 		if m.rp.member != m {

@@ -32,6 +32,7 @@ type ribLoop struct {
 	groups map[groupKey]*updateGroup
 	nextID uint32
 	met    *engineMetrics
+	fib    *fibFeed // nil unless Config.ProgramFIB
 
 	// Restarting-speaker state (RFC 4724 4.1, see restart.go).
 	restarting atomic.Bool // set while deferring: OPENs carry the R bit
@@ -130,6 +131,9 @@ func (rl *ribLoop) flush() {
 			continue
 		}
 		cur := t.current()
+		if rl.fib != nil && !rl.stopping { // stopping: Run's end decides what the kernel keeps
+			rl.fib.note(t, cur)
+		}
 		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
 			for _, g := range rl.groups {
 				if g.key.fams.has(t.fam) {
@@ -158,6 +162,7 @@ type sessionInfo struct {
 	fams        families
 	addPath     families // families we send path identifiers in
 	localAddr   netip.Addr
+	keepNextHop bool // eBGP: send next hops unchanged
 	maxPrefixes int
 	stats       *peerStats
 	conn        memberConn
@@ -182,7 +187,7 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	m := &member{rp: rp, conn: si.conn, fams: si.fams}
 	rp.member = m
 	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath}
-	if rp.ebgp {
+	if rp.ebgp && !si.keepNextHop {
 		key.localAddr = si.localAddr
 	}
 	rl.join(m, key)

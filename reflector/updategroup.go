@@ -18,7 +18,9 @@ type groupKey struct {
 	role    roleClass
 	fams    families
 	addPath families
-	// localAddr is the next hop we set (eBGP only).
+	// localAddr is the next hop we set (eBGP only). It is the zero Addr
+	// for iBGP and for eBGP neighbours that keep the original next hop,
+	// so that those share one group and their routes go out unchanged.
 	localAddr netip.Addr
 }
 

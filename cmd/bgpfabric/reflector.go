@@ -39,6 +39,8 @@ type reflectorOptions struct {
 	secretsDir     string
 	statusInterval time.Duration
 	memoryLimit    string
+	programFIB     bool
+	fibProtocol    uint8
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -50,7 +52,10 @@ func newReflectorCmd(g *globalOptions) *cobra.Command {
 from a file (--config: a dedicated reflector without the datastore) or from the
 datastore (this node's Node must have spec.bgp.routeReflectorClusterID; its
 neighbours are computed from BGPPeers like every node's, and follow every
-change without resetting unaffected sessions). It never programs the kernel.
+change without resetting unaffected sessions). It programs the kernel's routing
+table only when told to (--program-fib, or programFIB in the file): then its
+best paths are installed with protocol --fib-protocol (81, the node agent's
+router's, by default) and removed when it stops.
 
 Signals: SIGTERM or SIGINT re-advertises every route with the RFC 8326
 GRACEFUL_SHUTDOWN community, waits --shutdown-wait, then closes every session
@@ -75,8 +80,28 @@ docs/reflector.md.`,
 	f.StringVar(&o.restartMarker, "restart-marker", "", "file that SIGUSR2 writes and a start within 2 minutes takes as --restarting")
 	f.StringVar(&o.secretsDir, "secrets-dir", "", "directory of BGPPeer passwords: DIR/<secret name>/<key>")
 	f.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "how often BGPStatus is rewritten (datastore mode)")
+	f.BoolVar(&o.programFIB, "program-fib", false, "install the best paths into the kernel's main table (ECMP over equal paths); removed on a clean stop")
+	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	return cmd
+}
+
+// checkFIB validates the kernel FIB flags.
+func (o *reflectorOptions) checkFIB() error {
+	if o.fibProtocol != 0 && o.fibProtocol <= 4 {
+		return fmt.Errorf("--fib-protocol: %d is the kernel's or an operator's (want 5-255)", o.fibProtocol)
+	}
+	return nil
+}
+
+// applyFIB applies the kernel FIB flags to the engine's configuration, in
+// either mode: --program-fib turns it on (a file's programFIB: true stays
+// on), --fib-protocol overrides the file's protocol.
+func (o *reflectorOptions) applyFIB(c *reflector.Config) {
+	c.ProgramFIB = c.ProgramFIB || o.programFIB
+	if o.fibProtocol != 0 {
+		c.FIB.Protocol = o.fibProtocol
+	}
 }
 
 func hostname() string {
@@ -118,9 +143,13 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	var eng engine
 	var run func() error
 	var ready func() bool
+	if err := o.checkFIB(); err != nil {
+		return err
+	}
 	engineCfg := func(c *reflector.Config) {
 		c.Logger = log
 		c.Restarting = restarting
+		o.applyFIB(c)
 	}
 	if o.configFile != "" {
 		cfg, err := reflector.LoadConfigFile(o.configFile)

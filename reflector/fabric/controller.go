@@ -25,9 +25,15 @@ type Config struct {
 	ListenAddrs []string
 	// Secrets reads BGPPeer passwords; nil fails sessions that need one.
 	Secrets SecretReader
-	// StatusInterval is how often BGPStatus is rewritten (it is also
-	// written after every change); zero means 10 s.
+	// StatusInterval is how often BGPStatus is rewritten, for its prefix
+	// counters; zero means 10 s. It is also written after every change of
+	// the neighbours and every session going up or down, StatusDebounce
+	// after the first of a burst of them.
 	StatusInterval time.Duration
+	// StatusDebounce is how long a session change waits for more before
+	// BGPStatus is written, so that a fleet of clients coming up at once
+	// makes a few writes, not one each; zero means 200 ms.
+	StatusDebounce time.Duration
 	// StatusTTL is the status lease's TTL; zero means the datastore's
 	// default.
 	StatusTTL time.Duration
@@ -61,6 +67,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 10 * time.Second
+	}
+	if cfg.StatusDebounce <= 0 {
+		cfg.StatusDebounce = 200 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -143,6 +152,8 @@ type desired struct {
 	id        Identity
 	sessions  []peering.Session
 	neighbors []reflector.NeighborConfig
+	ranges    []peering.PeerRange
+	dynamic   []reflector.DynamicNeighbor
 }
 
 func (c *Controller) compute() (desired, error) {
@@ -166,6 +177,10 @@ func (c *Controller) compute() (desired, error) {
 		c.log.Error("neighbours left out", "err", err)
 	}
 	d.neighbors = ns
+	d.ranges = res.PeerRanges
+	if d.dynamic, err = DynamicNeighbors(res.PeerRanges, c.cfg.Secrets); err != nil {
+		c.log.Error("dynamic neighbours left out", "err", err)
+	}
 	return d, nil
 }
 
@@ -215,6 +230,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	if c.cfg.Engine != nil {
 		c.cfg.Engine(&rcfg)
 	}
+	// Dynamic neighbours the Engine set stay, before the datastore's.
+	engineDynamic := slices.Clone(rcfg.DynamicNeighbors)
+	dynamic := func(d desired) []reflector.DynamicNeighbor {
+		return append(slices.Clone(engineDynamic), d.dynamic...)
+	}
+	rcfg.DynamicNeighbors = dynamic(cur)
 	r, err := reflector.New(rcfg)
 	if err != nil {
 		return fmt.Errorf("Node %s: %w", c.cfg.Node, err)
@@ -233,7 +254,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	close(c.ready)
 	c.log.Info("reflector running", "node", c.cfg.Node, "routerID", cur.id.RouterID, "as", cur.id.AS,
-		"clusterID", cur.id.ClusterID, "listen", cur.id.ListenAddrs, "neighbors", len(cur.neighbors))
+		"clusterID", cur.id.ClusterID, "listen", cur.id.ListenAddrs, "neighbors", len(cur.neighbors),
+		"peerRanges", len(cur.ranges))
 
 	status, err := c.cfg.Client.NewStatusWriter(ctx, datastore.StatusWriterConfig{TTL: c.cfg.StatusTTL, Logger: c.log})
 	if err != nil {
@@ -241,13 +263,28 @@ func (c *Controller) Run(ctx context.Context) error {
 	} else {
 		defer status.Close()
 	}
+	// BGPStatus is written on the ticker (prefix counters move without
+	// events), after neighbour changes, and StatusDebounce after the first
+	// of a burst of session changes (Reflector.Changes).
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	debouncing := false
 	writeStatus := func() {
+		if debouncing {
+			debounce.Stop()
+			debouncing = false
+		}
+		select { // what is pending now is in this write
+		case <-r.Changes():
+		default:
+		}
 		if status == nil {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		st := Status(c.cfg.Node, cur.id, cur.sessions, r.Neighbors(), time.Now())
+		st := Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now())
 		if _, err := status.Put(wctx, st); err != nil && ctx.Err() == nil {
 			c.log.Warn("writing BGPStatus", "err", err)
 		}
@@ -267,6 +304,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			return err
 		case <-tick.C:
 			writeStatus()
+		case <-r.Changes():
+			if !debouncing {
+				debounce.Reset(c.cfg.StatusDebounce)
+				debouncing = true
+			}
+		case <-debounce.C:
+			debouncing = false
+			writeStatus()
 		case <-c.dirty:
 			next, err := c.compute()
 			if err != nil {
@@ -278,12 +323,21 @@ func (c *Controller) Run(ctx context.Context) error {
 				return errors.Join(ErrIdentityChanged, stop(nil))
 			}
 			d := peering.Diff(cur.sessions, next.sessions)
-			if d.Empty() {
+			rangesChanged := !slices.Equal(cur.ranges, next.ranges) || !slices.Equal(cur.dynamic, next.dynamic)
+			if d.Empty() && !rangesChanged {
 				continue
 			}
-			c.log.Info("neighbours changed", "add", len(d.Add), "remove", len(d.Remove), "update", len(d.Update))
-			if err := r.SetNeighbors(next.neighbors); err != nil {
-				c.log.Error("applying neighbours", "err", err)
+			if !d.Empty() {
+				c.log.Info("neighbours changed", "add", len(d.Add), "remove", len(d.Remove), "update", len(d.Update))
+				if err := r.SetNeighbors(next.neighbors); err != nil {
+					c.log.Error("applying neighbours", "err", err)
+				}
+			}
+			if rangesChanged {
+				c.log.Info("peer ranges changed", "peerRanges", len(next.ranges))
+				if err := r.SetDynamicNeighbors(dynamic(next)); err != nil {
+					c.log.Error("applying peer ranges", "err", err)
+				}
 			}
 			cur = next
 			writeStatus()

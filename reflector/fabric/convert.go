@@ -49,8 +49,9 @@ type SecretReader func(peering.SecretRef) (string, error)
 
 // Neighbors converts a reflector's sessions to neighbour configurations.
 // A session whose password cannot be read is left out (the error says
-// which); settings the engine does not implement are reported as
-// warnings, and the session is configured without them.
+// which); settings the engine does not implement would be reported as
+// warnings, and the session configured without them (there are none
+// left: ttlSecurity, ebgpMultihop and keepOriginalNextHop are honoured).
 func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector.NeighborConfig, warnings []string, err error) {
 	var errs []error
 	for _, s := range sessions {
@@ -65,38 +66,93 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 			KeepaliveTime:   s.KeepaliveTime,
 			MaxPrefixes:     int(s.MaxPrefixes),
 			GracefulRestart: s.GracefulRestart.Enabled,
+			TTLSecurity:     s.TTLSecurity,
+			EBGPMultihop:    s.EBGPMultihop,
+			KeepNextHop:     s.KeepOriginalNextHop,
 		}
 		if s.HoldTime == 0 {
 			n.HoldTime = reflector.NoHoldTime
 		}
-		if !s.Password.IsZero() {
-			if secrets == nil {
-				errs = append(errs, fmt.Errorf("session %s: password secret %s/%s: no secret reader", s.AddrPort(), s.Password.Name, s.Password.Key))
-				continue
-			}
-			pw, err := secrets(s.Password)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("session %s: password secret %s/%s: %w", s.AddrPort(), s.Password.Name, s.Password.Key, err))
-				continue
-			}
-			n.Password = pw
+		pw, err := password(s.Password, secrets, "session "+s.AddrPort().String())
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if s.TTLSecurity != 0 || s.EBGPMultihop != 0 {
-			warnings = append(warnings, fmt.Sprintf("session %s: ttlSecurity and ebgpMultihop are not supported by the reflector; ignored", s.AddrPort()))
-		}
-		if s.KeepOriginalNextHop {
-			warnings = append(warnings, fmt.Sprintf("session %s: keepOriginalNextHop is not supported by the reflector (eBGP is next-hop-self); ignored", s.AddrPort()))
-		}
+		n.Password = pw
 		ns = append(ns, n)
 	}
 	return ns, warnings, errors.Join(errs...)
 }
 
-// Status renders the reflector's neighbours as the node's BGPStatus.
-func Status(node string, id Identity, sessions []peering.Session, ns []reflector.NeighborStatus, now time.Time) *api.BGPStatus {
+// password reads a session's or range's password, if it has one.
+func password(ref peering.SecretRef, secrets SecretReader, what string) (string, error) {
+	if ref.IsZero() {
+		return "", nil
+	}
+	if secrets == nil {
+		return "", fmt.Errorf("%s: password secret %s/%s: no secret reader", what, ref.Name, ref.Key)
+	}
+	pw, err := secrets(ref)
+	if err != nil {
+		return "", fmt.Errorf("%s: password secret %s/%s: %w", what, ref.Name, ref.Key, err)
+	}
+	return pw, nil
+}
+
+// DynamicNeighbors converts a reflector's peer ranges (BGPPeers with
+// peerPrefix) to dynamic neighbours. A range whose password cannot be
+// read is left out, as a session's is: better no session than one
+// without its authentication.
+func DynamicNeighbors(ranges []peering.PeerRange, secrets SecretReader) ([]reflector.DynamicNeighbor, error) {
+	var errs []error
+	var out []reflector.DynamicNeighbor
+	for _, r := range ranges {
+		d := reflector.DynamicNeighbor{
+			Prefix:          r.Prefix,
+			ASN:             r.PeerAS,
+			Client:          r.RouteReflectorClient,
+			HoldTime:        r.HoldTime,
+			KeepaliveTime:   r.KeepaliveTime,
+			MaxPrefixes:     int(r.MaxPrefixes),
+			GracefulRestart: r.GracefulRestart.Enabled,
+			TTLSecurity:     r.TTLSecurity,
+			EBGPMultihop:    r.EBGPMultihop,
+			KeepNextHop:     r.KeepOriginalNextHop,
+		}
+		if r.HoldTime == 0 {
+			d.HoldTime = reflector.NoHoldTime
+		}
+		pw, err := password(r.Password, secrets, "peerPrefix "+r.Prefix.String())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.Password = pw
+		out = append(out, d)
+	}
+	return out, errors.Join(errs...)
+}
+
+// Status renders the reflector's neighbours as the node's BGPStatus. A
+// dynamic neighbour takes its type from the range it connected from.
+func Status(node string, id Identity, sessions []peering.Session, ranges []peering.PeerRange, ns []reflector.NeighborStatus, now time.Time) *api.BGPStatus {
 	types := map[string]api.BGPPeerType{}
 	for _, s := range sessions {
 		types[s.PeerAddress.String()] = s.Type
+	}
+	rangeType := func(addr string) (api.BGPPeerType, bool) {
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return "", false
+		}
+		best := -1
+		var typ api.BGPPeerType
+		for _, r := range ranges {
+			if r.Prefix.Contains(a) && r.Prefix.Bits() > best {
+				best, typ = r.Prefix.Bits(), r.Type
+			}
+		}
+		return typ, best >= 0
 	}
 	st := &api.BGPStatus{
 		TypeMeta:   api.TypeMeta{Kind: api.KindBGPStatus},
@@ -109,8 +165,11 @@ func Status(node string, id Identity, sessions []peering.Session, ns []reflector
 	}
 	for _, n := range ns {
 		typ, ok := types[n.Address]
+		if !ok && n.Dynamic {
+			typ, ok = rangeType(n.Address)
+		}
 		if !ok {
-			typ = api.PeerTypeReflectorClient // a dynamic neighbour
+			typ = api.PeerTypeReflectorClient // a dynamic neighbour of the Engine's
 			if !n.Client {
 				typ = api.PeerTypeNode
 			}

@@ -1,0 +1,156 @@
+package peering
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// PeerRange is a range of dynamic neighbours that a node should accept: any
+// router that connects from an address inside Prefix (a BGPPeer's
+// peerPrefix). The node never connects to them, it only waits. Only route
+// reflectors have ranges: the node agent's router does not implement
+// dynamic neighbours, so a peerPrefix BGPPeer that selects another node
+// gives it a Warning instead.
+//
+// A session with an address that the node also has as a Session (a node
+// of the fabric, a peerIP) is that Session: the explicit one wins.
+type PeerRange struct {
+	Prefix netip.Prefix
+	// PeerAS is the BGPPeer's asNumber, else the node's own AS (iBGP).
+	PeerAS  uint32
+	LocalAS uint32
+	EBGP    bool
+	// Type is reflectorClient for iBGP ranges (the routers that connect
+	// are the reflector's clients), else the BGPPeer's kind (global or
+	// node).
+	Type api.BGPPeerType
+	// Source is the name of the BGPPeer.
+	Source string
+	// RouteReflectorClient and ClusterID are set on iBGP ranges: the
+	// routers that connect are clients of this reflector's cluster.
+	RouteReflectorClient bool
+	ClusterID            netip.Addr
+	// The settings are a Session's, from the BGPPeer and the global
+	// BGPConfiguration (KeepOriginalNextHop for eBGP only).
+	HoldTime            time.Duration
+	KeepaliveTime       time.Duration
+	GracefulRestart     GracefulRestart
+	Password            SecretRef
+	KeepOriginalNextHop bool
+	MaxPrefixes         uint32
+	TTLSecurity         uint8
+	EBGPMultihop        uint8
+}
+
+// String renders the range on one line, as Session.String does, e.g.
+// "10.1.0.0/16 reflectorClient iBGP as 64512 bgppeer racks rr-client
+// cluster 10.0.0.1".
+func (r PeerRange) String() string {
+	var b strings.Builder
+	kind := "iBGP"
+	if r.EBGP {
+		kind = "eBGP"
+	}
+	fmt.Fprintf(&b, "%s %s %s", r.Prefix, r.Type, kind)
+	if r.EBGP {
+		fmt.Fprintf(&b, " as %d->%d", r.LocalAS, r.PeerAS)
+	} else {
+		fmt.Fprintf(&b, " as %d", r.PeerAS)
+	}
+	fmt.Fprintf(&b, " bgppeer %s", r.Source)
+	if r.RouteReflectorClient {
+		fmt.Fprintf(&b, " rr-client cluster %s", r.ClusterID)
+	}
+	if !r.Password.IsZero() {
+		fmt.Fprintf(&b, " password %s/%s", r.Password.Name, r.Password.Key)
+	}
+	if r.KeepOriginalNextHop {
+		b.WriteString(" next-hop-keep")
+	}
+	if r.MaxPrefixes != 0 {
+		fmt.Fprintf(&b, " max-prefixes %d", r.MaxPrefixes)
+	}
+	if r.TTLSecurity != 0 {
+		fmt.Fprintf(&b, " ttl-security %d", r.TTLSecurity)
+	}
+	if r.EBGPMultihop != 0 {
+		fmt.Fprintf(&b, " multihop %d", r.EBGPMultihop)
+	}
+	return b.String()
+}
+
+// peerRange adds the range that peerPrefix BGPPeer p gives this node.
+func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
+	n := b.n
+	f := familyOf(p.prefix.Addr())
+	switch {
+	case !n.isReflector():
+		b.warn(api.KindBGPPeer, p.name, "Node %s is not a route reflector: peerPrefix %s is ignored (only reflectors accept dynamic neighbours)", n.name, p.prefix)
+		return
+	case !n.addr(f).IsValid():
+		b.warn(api.KindBGPPeer, p.name, "Node %s has no %s address to accept peers from %s on", n.name, f, p.prefix)
+		return
+	}
+	c := &b.m.cfg
+	r := PeerRange{
+		Prefix:        p.prefix,
+		PeerAS:        n.as,
+		LocalAS:       n.as,
+		Type:          typ,
+		Source:        p.name,
+		HoldTime:      p.s.hold,
+		KeepaliveTime: p.s.keepalive,
+		// Graceful restart is global, as for every session.
+		GracefulRestart:     c.gr,
+		Password:            p.s.password,
+		KeepOriginalNextHop: p.s.keepNextHop,
+		MaxPrefixes:         p.s.maxPrefixes,
+		TTLSecurity:         p.s.ttlSecurity,
+		EBGPMultihop:        p.s.ebgpMultihop,
+	}
+	if p.as != nil {
+		r.PeerAS = *p.as
+	}
+	r.EBGP = r.PeerAS != r.LocalAS
+	if !r.EBGP {
+		r.KeepOriginalNextHop = false
+		r.RouteReflectorClient, r.ClusterID = true, n.clusterID
+		r.Type = api.PeerTypeReflectorClient
+	}
+	b.ranges = append(b.ranges, r)
+}
+
+// peerRanges returns the first range offered for each prefix, sorted by
+// prefix (IPv4 first, then by address and length). A later one from
+// another BGPPeer with other settings is reported as shadowed.
+func (b *builder) peerRanges() []PeerRange {
+	if len(b.ranges) == 0 {
+		return nil
+	}
+	var out []PeerRange
+	for _, r := range b.ranges {
+		i := slices.IndexFunc(out, func(o PeerRange) bool { return o.Prefix == r.Prefix })
+		if i < 0 {
+			out = append(out, r)
+			continue
+		}
+		w := out[i]
+		cw, cr := w, r
+		cw.Type, cw.Source, cr.Type, cr.Source = "", "", "", ""
+		if cw != cr {
+			b.warn(api.KindBGPPeer, r.Source, "Node %s: the peers from %s come from BGPPeer %s instead, whose settings differ", b.n.name, r.Prefix, w.Source)
+		}
+	}
+	slices.SortFunc(out, func(x, y PeerRange) int {
+		if c := x.Prefix.Addr().Compare(y.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return x.Prefix.Bits() - y.Prefix.Bits()
+	})
+	return out
+}
