@@ -163,6 +163,7 @@ func (r *Router) Run(ctx context.Context) error {
 // loop is the router's state, owned by one goroutine (run), which the
 // other goroutines feed through channels.
 type loop struct {
+	warned  map[string]bool // peering warnings logged and still current
 	r       *Router
 	lg      *slog.Logger
 	rt      *routetable.RouteTable
@@ -500,9 +501,17 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.lg.Error("cannot compute this node's sessions: keeping the running ones", logKeyError, err)
 		return
 	}
+	// Each warning once, while it lasts: reconciling runs on every
+	// datastore change.
+	warned := make(map[string]bool, len(res.Warnings))
 	for _, w := range res.Warnings {
-		l.lg.Warn("peering", logKeyWarning, w.String())
+		ws := w.String()
+		if !l.warned[ws] {
+			l.lg.Warn("peering", logKeyWarning, ws)
+		}
+		warned[ws] = true
 	}
+	l.warned = warned
 	l.applyConfig(def)
 	if l.started && res.Local != l.local && l.global(res.Local).differs(l.global(l.local)) {
 		l.lg.Info("node's BGP identity changed: restarting the speaker")

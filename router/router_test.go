@@ -3,8 +3,10 @@ package router
 import (
 	"context"
 	"os"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,3 +281,39 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 var _ = time.Second
+
+// lockedBuffer collects log output from the router's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestPeeringWarningsOnce: a peering warning (here a peerPrefix BGPPeer
+// that selects compute nodes, which ignore it) is logged once, not on
+// every recomputation the datastore's changes cause.
+func TestPeeringWarningsOnce(t *testing.T) {
+	var logs lockedBuffer
+	h := start(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	ranges := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "ranges"}, Spec: api.BGPPeerSpec{PeerPrefix: "10.1.0.0/16"}}
+	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), meshConfig("90s"), ranges)
+	waitUntil(t, "one peer", func() bool { return len(h.sp.PeerConfigs()) == 1 })
+	h.res.put(t, node("n3", "10.0.0.3/24"))
+	waitUntil(t, "two peers", func() bool { return len(h.sp.PeerConfigs()) == 2 })
+	h.res.put(t, node("n4", "10.0.0.4/24"))
+	waitUntil(t, "three peers", func() bool { return len(h.sp.PeerConfigs()) == 3 })
+	if n := strings.Count(logs.String(), "msg=peering "); n != 1 {
+		t.Errorf("peering warning logged %d times over three recomputations; want once:\n%s", n, logs.String())
+	}
+}

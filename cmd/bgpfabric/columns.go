@@ -51,8 +51,11 @@ var kindColumns = map[string][]column{
 		}},
 		{"PEER", func(r api.Resource) string {
 			s := r.(*api.BGPPeer).Spec
-			if s.PeerIP != "" {
+			switch {
+			case s.PeerIP != "":
 				return s.PeerIP
+			case s.PeerPrefix != "":
+				return "any from " + s.PeerPrefix
 			}
 			return s.PeerSelector
 		}},
