@@ -122,6 +122,10 @@ func (r *Router) Run(ctx context.Context) error {
 	spawn := func(fn func()) {
 		bg = append(bg, fn)
 	}
+	if r.cfg.Status != nil {
+		l.statusOut = newStatusOut(r.cfg.Status, r.lg)
+		spawn(func() { l.statusOut.run(runCtx) })
+	}
 	spawn(func() { l.runResources(runCtx) })
 	spawn(func() { l.runFIB(runCtx) })
 	watchLinks := r.cfg.WatchLinks
@@ -163,11 +167,12 @@ func (r *Router) Run(ctx context.Context) error {
 // loop is the router's state, owned by one goroutine (run), which the
 // other goroutines feed through channels.
 type loop struct {
-	warned  map[string]bool // peering warnings logged and still current
-	r       *Router
-	lg      *slog.Logger
-	rt      *routetable.RouteTable
-	metrics *metrics
+	warned    map[string]bool // peering warnings logged and still current
+	statusOut *statusOut      // nil without Config.Status
+	r         *Router
+	lg        *slog.Logger
+	rt        *routetable.RouteTable
+	metrics   *metrics
 
 	resCh chan func()
 	fibCh chan FIBBatch

@@ -2,8 +2,8 @@ package router
 
 import (
 	"context"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -316,4 +316,42 @@ func TestPeeringWarningsOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "msg=peering "); n != 1 {
 		t.Errorf("peering warning logged %d times over three recomputations; want once:\n%s", n, logs.String())
 	}
+}
+
+// slowStatus is a datastore that does not answer status writes until
+// released: each Put waits for its context (or the release).
+type slowStatus struct {
+	fakeStatus
+	release chan struct{}
+}
+
+func (s *slowStatus) Put(ctx context.Context, r *api.BGPStatus) error {
+	select {
+	case <-s.release:
+		return s.fakeStatus.Put(ctx, r)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestSlowStatusDoesNotHoldImports: while the datastore does not answer
+// status writes, learned routes still reach the kernel at once; the status
+// is written when the datastore answers again.
+func TestSlowStatusDoesNotHoldImports(t *testing.T) {
+	st := &slowStatus{release: make(chan struct{})}
+	h := start(t, func(c *Config) { c.Status = st })
+	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), meshConfig("90s"))
+	waitUntil(t, "speaker started", func() bool { _, ok := h.sp.Started(); return ok })
+	for i, p := range []string{"10.65.2.0/26", "10.65.3.0/26"} {
+		// Each change makes the status dirty; the writer is stuck in Put.
+		h.sp.SetPeerState(PeerEvent{Address: addr("10.0.0.2"), State: []api.BGPState{api.BGPEstablished, api.BGPActive}[i]})
+		start := time.Now()
+		h.sp.Learn(Destination{Prefix: pfx(p), Paths: []Path{{NextHop: addr("10.0.0.2"), Peer: addr("10.0.0.2")}}})
+		waitUntil(t, p+" installed", func() bool { return len(renderKernel(h.dp, 81)) == i+1 })
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s installed after %s while status writes hung", p, took)
+		}
+	}
+	close(st.release)
+	waitUntil(t, "status written once the datastore answers", func() bool { return st.get() != nil })
 }
