@@ -66,21 +66,7 @@ func (r PeerRange) String() string {
 	if r.RouteReflectorClient {
 		fmt.Fprintf(&b, " rr-client cluster %s", r.ClusterID)
 	}
-	if !r.Password.IsZero() {
-		fmt.Fprintf(&b, " password %s/%s", r.Password.Name, r.Password.Key)
-	}
-	if r.KeepOriginalNextHop {
-		b.WriteString(" next-hop-keep")
-	}
-	if r.MaxPrefixes != 0 {
-		fmt.Fprintf(&b, " max-prefixes %d", r.MaxPrefixes)
-	}
-	if r.TTLSecurity != 0 {
-		fmt.Fprintf(&b, " ttl-security %d", r.TTLSecurity)
-	}
-	if r.EBGPMultihop != 0 {
-		fmt.Fprintf(&b, " multihop %d", r.EBGPMultihop)
-	}
+	writeOptions(&b, r.Password, r.KeepOriginalNextHop, r.MaxPrefixes, r.TTLSecurity, r.EBGPMultihop)
 	return b.String()
 }
 

@@ -121,22 +121,28 @@ func (s Session) String() string {
 	if s.Passive {
 		b.WriteString(" passive")
 	}
-	if !s.Password.IsZero() {
-		fmt.Fprintf(&b, " password %s/%s", s.Password.Name, s.Password.Key)
+	writeOptions(&b, s.Password, s.KeepOriginalNextHop, s.MaxPrefixes, s.TTLSecurity, s.EBGPMultihop)
+	return b.String()
+}
+
+// writeOptions renders the per-peer options that sessions and ranges
+// share, each only when set.
+func writeOptions(b *strings.Builder, pw SecretRef, keepNextHop bool, maxPrefixes uint32, ttlSecurity, multihop uint8) {
+	if !pw.IsZero() {
+		fmt.Fprintf(b, " password %s/%s", pw.Name, pw.Key)
 	}
-	if s.KeepOriginalNextHop {
+	if keepNextHop {
 		b.WriteString(" next-hop-keep")
 	}
-	if s.MaxPrefixes != 0 {
-		fmt.Fprintf(&b, " max-prefixes %d", s.MaxPrefixes)
+	if maxPrefixes != 0 {
+		fmt.Fprintf(b, " max-prefixes %d", maxPrefixes)
 	}
-	if s.TTLSecurity != 0 {
-		fmt.Fprintf(&b, " ttl-security %d", s.TTLSecurity)
+	if ttlSecurity != 0 {
+		fmt.Fprintf(b, " ttl-security %d", ttlSecurity)
 	}
-	if s.EBGPMultihop != 0 {
-		fmt.Fprintf(&b, " multihop %d", s.EBGPMultihop)
+	if multihop != 0 {
+		fmt.Fprintf(b, " multihop %d", multihop)
 	}
-	return b.String()
 }
 
 // Local is the node's own speaker settings, which every one of its
