@@ -806,6 +806,10 @@ func (l *loop) takeBest() {
 // onBest records best-path changes.
 func (l *loop) onBest(ds []Destination) {
 	for _, d := range ds {
+		if d.EndOfRIB.IsValid() {
+			l.onPeer(PeerEvent{Address: d.EndOfRIB, EndOfRIB: true})
+			continue
+		}
 		if len(d.Paths) == 0 {
 			delete(l.best, d.Prefix)
 		} else {

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,6 +252,17 @@ func TestImportInstallsAndYields(t *testing.T) {
 // the routes stay across a restart and are replaced once the peers have
 // sent End-of-RIB.
 func TestGracefulRestartKeepsRoutes(t *testing.T) {
+	// End-of-RIB as a peer event, or in order with the best paths (as the
+	// GoBGP speaker reports it).
+	for name, eor := range map[string]func(*FakeSpeaker, netip.Addr){
+		"peer event":       func(f *FakeSpeaker, a netip.Addr) { f.SetPeerState(PeerEvent{Address: a, EndOfRIB: true}) },
+		"best-path stream": func(f *FakeSpeaker, a netip.Addr) { f.Learn(Destination{EndOfRIB: a}) },
+	} {
+		t.Run(name, func(t *testing.T) { testGracefulRestartKeepsRoutes(t, eor) })
+	}
+}
+
+func testGracefulRestartKeepsRoutes(t *testing.T, eor func(*FakeSpeaker, netip.Addr)) {
 	dp := routetable.NewFake()
 	stale := routetable.KernelRoute{Table: 254, Protocol: 81, Type: routetable.TypeUnicast, Dst: pfx("10.65.7.0/26"), Gateway: addr("10.0.0.2")}
 	dp.WriteRoutes(context.Background(), []routetable.RouteOp{{Kind: routetable.OpAdd, Route: stale}})
@@ -268,7 +280,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	if got := renderKernel(dp, 81); !cmp.Equal(got, []string{"10.65.7.0/26 via 10.0.0.2 proto 81"}) {
 		t.Errorf("before End-of-RIB: %v", got)
 	}
-	h.sp.SetPeerState(PeerEvent{Address: addr("10.0.0.2"), EndOfRIB: true})
+	eor(h.sp, addr("10.0.0.2"))
 	waitUntil(t, "stale route replaced", func() bool {
 		return cmp.Equal(renderKernel(dp, 81), []string{"10.65.2.0/26 via 10.0.0.2 proto 81"})
 	})

@@ -42,7 +42,10 @@ type Speaker interface {
 	Withdraw(ctx context.Context, prefixes []netip.Prefix) error
 
 	// WatchBestPaths calls fn with every destination whose best paths
-	// change, first with all current ones, until ctx ends.
+	// change, first with all current ones, until ctx ends. A peer's
+	// End-of-RIB comes in the same stream, as a Destination with EndOfRIB
+	// set, after the changes its routes caused: a router that ends a
+	// graceful restart on End-of-RIB then has every route the peer resent.
 	WatchBestPaths(ctx context.Context, fn func([]Destination)) error
 	// WatchPeers calls fn with every change of a peer's session state and
 	// every error a session reports, until ctx ends.
@@ -132,6 +135,9 @@ type Destination struct {
 	// the equal-cost best ones (the multipath set, best first); none
 	// means the prefix is gone. From RIB they are all of them, best first.
 	Paths []Path
+	// EndOfRIB, when valid, makes this no destination but the End-of-RIB
+	// of that peer (WatchBestPaths only; Prefix and Paths are unset).
+	EndOfRIB netip.Addr
 }
 
 // Path is one path to a destination.
@@ -165,7 +171,9 @@ type PeerEvent struct {
 	// sent or received, a malformed UPDATE treated as withdraw, the
 	// prefix limit reached).
 	Err string
-	// EndOfRIB is set when the peer sent End-of-RIB for a family.
+	// EndOfRIB is set when the peer sent End-of-RIB for a family. A
+	// speaker that can keep it in order with the peer's routes reports it
+	// through WatchBestPaths instead (the GoBGP one does).
 	EndOfRIB bool
 }
 

@@ -199,3 +199,46 @@ func TestHoldExpiryEndsGracefulRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestEndOfRIBAfterRoutes: a peer's End-of-RIB reaches WatchBestPaths
+// after every route it sent before it, so that a restarting router never
+// ends its restart without them.
+func TestEndOfRIBAfterRoutes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	port := freePort(t)
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
+	ln, err := net.Listen("tcp4", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerAddr := netip.MustParseAddr("127.0.0.2")
+	err = a.AddPeer(ctx, router.PeerConfig{
+		Address: peerAddr, Port: uint16(ln.Addr().(*net.TCPAddr).Port), PeerAS: 64512, LocalAS: 64512,
+		LocalAddress: netip.MustParseAddr("127.0.0.1"), HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, IPv4: true,
+		GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := serveGRPeer(t, ln, 64512, "10.0.0.2")
+	const n = 500
+	attrs := []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
+		bgp.NewPathAttributeAsPath(nil),
+		bgp.NewPathAttributeNextHop("127.0.0.2"),
+		bgp.NewPathAttributeLocalPref(100),
+	}
+	for i := range n {
+		nlri := bgp.NewIPAddrPrefix(32, netip.AddrFrom4([4]byte{10, 66, byte(i >> 8), byte(i)}).String())
+		p.send(bgp.NewBGPUpdateMessage(nil, attrs, []*bgp.IPAddrPrefix{nlri}))
+	}
+	p.send(bgp.NewEndOfRib(bgp.RF_IPv4_UC))
+	ca.wait(t, "End-of-RIB", func() bool { return len(ca.eor[peerAddr]) > 0 })
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if got := ca.eor[peerAddr][0]; got != n {
+		t.Errorf("End-of-RIB came with %d of the peer's %d routes in the table", got, n)
+	}
+}

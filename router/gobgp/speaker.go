@@ -473,12 +473,26 @@ func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 // events of 32 KB for as many received prefixes at 4096), and it could
 // split one destination's multipath set over two calls of fn.
 func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destination)) error {
+	//
+	// End-of-RIB markers come through the same watcher: GoBGP notifies its
+	// watchers from its one server goroutine, best paths as it applies an
+	// UPDATE and End-of-RIB when it reads one, so one watcher keeps them in
+	// wire order, where two (this and WatchPeers) would race: a restarting
+	// router once saw a peer's End-of-RIB before that peer's routes and
+	// removed them from the kernel for a moment.
 	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 		{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+		{Type: api.WatchEventRequest_Table_Filter_EOR},
 	}}}
 	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
 		t := r.GetTable()
 		if t == nil || len(t.Paths) == 0 {
+			return
+		}
+		if p := t.Paths[0]; p.Nlri == nil && p.NeighborIp != "" { // GoBGP's End-of-RIB path: no NLRI
+			if a, err := netip.ParseAddr(p.NeighborIp); err == nil {
+				fn([]router.Destination{{EndOfRIB: a}})
+			}
 			return
 		}
 		fn(groupPaths(t.Paths, s.lg))
@@ -491,12 +505,7 @@ func (s *Speaker) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) err
 	s.fnMu.Lock()
 	s.peerFns = append(s.peerFns, call)
 	s.fnMu.Unlock()
-	req := &api.WatchEventRequest{
-		Peer: &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_EOR},
-		}},
-	}
+	req := &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}
 	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
 		if pe := r.GetPeer(); pe != nil && pe.Peer != nil && pe.Peer.State != nil {
 			if pe.Type != api.WatchEventResponse_PeerEvent_STATE {
@@ -507,14 +516,6 @@ func (s *Speaker) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) err
 				return
 			}
 			call(router.PeerEvent{Address: a, State: sessionState(pe.Peer.State.SessionState)})
-			return
-		}
-		if t := r.GetTable(); t != nil {
-			for _, p := range t.Paths {
-				if a, err := netip.ParseAddr(p.NeighborIp); err == nil {
-					call(router.PeerEvent{Address: a, EndOfRIB: true})
-				}
-			}
 		}
 	})
 }

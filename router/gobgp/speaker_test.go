@@ -30,12 +30,13 @@ type collector struct {
 	mu    sync.Mutex
 	best  map[netip.Prefix][]router.Path
 	state map[netip.Addr]api.BGPState
+	eor   map[netip.Addr][]int // per End-of-RIB, the routes known then
 	errs  []string
 	ch    chan struct{}
 }
 
 func newCollector() *collector {
-	return &collector{best: map[netip.Prefix][]router.Path{}, state: map[netip.Addr]api.BGPState{}, ch: make(chan struct{}, 1)}
+	return &collector{best: map[netip.Prefix][]router.Path{}, state: map[netip.Addr]api.BGPState{}, eor: map[netip.Addr][]int{}, ch: make(chan struct{}, 1)}
 }
 
 func (c *collector) poke() {
@@ -48,6 +49,11 @@ func (c *collector) poke() {
 func (c *collector) onBest(ds []router.Destination) {
 	c.mu.Lock()
 	for _, d := range ds {
+		if d.EndOfRIB.IsValid() {
+			// What the table held when the End-of-RIB came.
+			c.eor[d.EndOfRIB] = append(c.eor[d.EndOfRIB], len(c.best))
+			continue
+		}
 		if len(d.Paths) == 0 {
 			delete(c.best, d.Prefix)
 		} else {
