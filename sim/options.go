@@ -70,7 +70,9 @@ const DefaultCNIParallel = 32
 
 // Default agent commands.
 var (
-	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}"}
+	// The router's control socket goes into the run's directory, where
+	// another run's node of the same name cannot replace it.
+	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}", "--control-dir", "{rundir}"}
 	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}", "--status-interval", "1s"}
 )
 

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
 // Report is the outcome of a run: what `sim run` prints, writes with
@@ -62,9 +60,6 @@ func (f *Fabric) NewReport(ctx context.Context) *Report {
 		Peers: map[string][]PeerState{},
 	}
 	for _, n := range f.Plan.Nodes {
-		if n.Agent == topology.AgentRouter {
-			continue
-		}
 		ps, err := f.PeerStates(ctx, n.Name)
 		if err != nil {
 			ps = nil

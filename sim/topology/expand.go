@@ -5,9 +5,12 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/api/selector"
+	"github.com/bgpfabric/bgpfabric/peering"
 )
 
 // ExpandOptions are what one run adds to a topology.
@@ -62,7 +65,7 @@ func Expand(t *Topology, o ExpandOptions) (*Plan, error) {
 	if e.p.Model == "" {
 		e.p.Model = ModelMesh
 	}
-	for _, step := range []func(){e.ranges, e.segments, e.nodes, e.links, e.asNumbers, e.neighbors, e.workloads, e.resources, e.faults, e.checks} {
+	for _, step := range []func(){e.ranges, e.segments, e.nodes, e.links, e.asNumbers, e.neighbors, e.workloads, e.resources, e.reflectorNeighbors, e.faults, e.checks} {
 		step()
 		if len(e.c.errs) > 0 {
 			return nil, e.c.result()
@@ -185,6 +188,9 @@ func (e *expander) nodes() {
 				n.Agent = AgentNode
 			case RoleReflector:
 				n.Agent = AgentReflector
+				if g.Router != "" {
+					n.Agent, n.Router = AgentRouter, g.Router
+				}
 			default:
 				n.Agent, n.Router = AgentRouter, g.Router
 				if n.Router == "" {
@@ -285,8 +291,8 @@ func (e *expander) links() {
 		case a == b:
 			e.c.add(p, "a link needs two different nodes")
 			continue
-		case a.Agent != AgentRouter || b.Agent != AgentRouter:
-			e.c.add(p, "point-to-point links join tor and external routers; bgpfabric nodes peer over their segment")
+		case a.InFabric() || b.InFabric():
+			e.c.add(p, "point-to-point links join tor and external routers; compute and reflector nodes peer over their segment")
 			continue
 		}
 		key := [2]string{min(a.Name, b.Name), max(a.Name, b.Name)}
@@ -397,7 +403,7 @@ func (e *expander) asNumbers() {
 				e.c.add(gp.key("role"), "reflector nodes belong to the reflectors model (this is %s)", e.p.Model)
 			}
 		}
-		if n.Agent != AgentRouter && !slices.Contains(agentSegs, n.Segment) {
+		if n.InFabric() && !slices.Contains(agentSegs, n.Segment) {
 			agentSegs = append(agentSegs, n.Segment)
 		}
 		if g.ASNumber != 0 {
@@ -445,21 +451,26 @@ func (e *expander) asNumbers() {
 	}
 }
 
-// neighbors gives each external router its sessions: with the bgpfabric
-// nodes of its segment, and with the routers at the other end of its links.
+// neighbors gives each tor and external router its sessions: with the
+// compute and reflector nodes of its segment, and with the routers at the
+// other end of its links. (Reflectors run by routers get theirs from
+// reflectorNeighbors, once the resources exist.)
 func (e *expander) neighbors() {
 	for _, r := range e.p.Nodes {
-		if r.Agent != AgentRouter {
+		if r.InFabric() {
 			continue
 		}
 		if r.Segment != "" {
 			for _, name := range e.p.Segment(r.Segment).Members {
 				n := e.p.Node(name)
-				if n.Agent == AgentRouter {
+				if !n.InFabric() {
 					continue
 				}
 				ibgp := n.ASNumber == r.ASNumber
-				nb := Neighbor{Node: n.Name, ASNumber: n.ASNumber, RRClient: ibgp && r.Role == RoleToR, NextHopSelf: ibgp}
+				nb := Neighbor{Node: n.Name, ASNumber: n.ASNumber, Type: api.PeerTypeNode, RRClient: ibgp && r.Role == RoleToR, NextHopSelf: ibgp}
+				if nb.RRClient {
+					nb.Type = api.PeerTypeReflectorClient
+				}
 				r.Neighbors = append(r.Neighbors, withAddr(nb, n.IPv4))
 				if n.IPv6.IsValid() && r.IPv6.IsValid() {
 					r.Neighbors = append(r.Neighbors, withAddr(nb, n.IPv6))
@@ -477,7 +488,7 @@ func (e *expander) neighbors() {
 				continue
 			}
 			pn := e.p.Node(peer.Node)
-			nb := Neighbor{Node: pn.Name, ASNumber: pn.ASNumber, NextHopSelf: pn.ASNumber == r.ASNumber}
+			nb := Neighbor{Node: pn.Name, ASNumber: pn.ASNumber, Type: api.PeerTypeNode, NextHopSelf: pn.ASNumber == r.ASNumber}
 			r.Neighbors = append(r.Neighbors, withAddr(nb, peer.IPv4))
 			if peer.IPv6.IsValid() {
 				r.Neighbors = append(r.Neighbors, withAddr(nb, peer.IPv6))
@@ -487,6 +498,66 @@ func (e *expander) neighbors() {
 }
 
 func withAddr(n Neighbor, a netip.Prefix) Neighbor { n.Address = a.Addr(); return n }
+
+// reflectorNeighbors gives each reflector that a router runs the sessions
+// that bgpfabric's reflector would have in its place, computed by package
+// peering from the plan's resources as every agent computes its own: the
+// compute nodes as route-reflector clients, the other reflectors as
+// non-client iBGP peers (through the generated BGPPeers, or whatever the
+// topology's own resources say). Next hops stay as they are (iBGP
+// reflection), and the cluster ID is the node's routeReflectorClusterID.
+func (e *expander) reflectorNeighbors() {
+	var in peering.Input
+	for _, r := range e.p.Resources {
+		switch r := r.(type) {
+		case *api.Node:
+			in.Nodes = append(in.Nodes, r)
+		case *api.BGPConfiguration:
+			in.BGPConfigurations = append(in.BGPConfigurations, r)
+		case *api.BGPPeer:
+			in.BGPPeers = append(in.BGPPeers, r)
+		}
+	}
+	var m *peering.Model
+	for _, n := range e.p.Nodes {
+		if n.Role != RoleReflector || n.Agent != AgentRouter {
+			continue
+		}
+		gp := path{"nodes", e.groupOf[n.Name], "router"}
+		if m == nil {
+			var err error
+			if m, err = peering.New(in); err != nil {
+				e.c.add(gp, "computing %s's sessions: %v", n.Name, err)
+				return
+			}
+		}
+		res, err := m.Compute(n.Name)
+		switch {
+		case err != nil:
+			e.c.add(gp, "computing %s's sessions: %v", n.Name, err)
+			continue
+		case !res.Local.IsReflector():
+			e.c.add(gp, "node %s runs %s as a reflector, but its Node has no spec.bgp.routeReflectorClusterID", n.Name, n.Router)
+			continue
+		case len(res.Sessions) == 0:
+			var ws []string
+			for _, w := range res.Warnings {
+				ws = append(ws, w.String())
+			}
+			e.c.add(gp, "reflector %s has no sessions: %s", n.Name, strings.Join(ws, "; "))
+			continue
+		}
+		n.ClusterID = res.Local.ClusterID
+		for _, s := range res.Sessions {
+			nb := Neighbor{Address: s.PeerAddress, ASNumber: s.PeerAS, Node: s.PeerNode, Type: s.Type,
+				RRClient: s.RouteReflectorClient, Passive: s.Passive}
+			if nb.Node == "" {
+				nb.Node = s.PeerAddress.String()
+			}
+			n.Neighbors = append(n.Neighbors, nb)
+		}
+	}
+}
 
 func (e *expander) workloads() {
 	tcpPorts := map[int]bool{}

@@ -45,7 +45,7 @@ type Plan struct {
 const (
 	AgentNode      = "node"      // bgpfabric node: felix and router
 	AgentReflector = "reflector" // bgpfabric reflector
-	AgentRouter    = "router"    // an external router (bird, frr, gobgpd)
+	AgentRouter    = "router"    // a router from Debian (bird, frr, gobgpd)
 )
 
 // NodePlan is one node.
@@ -53,9 +53,10 @@ type NodePlan struct {
 	Name  string
 	Group string
 	Role  string
-	// Agent is AgentNode, AgentReflector or AgentRouter.
+	// Agent is AgentNode, AgentReflector or AgentRouter: a tor or
+	// external router, or a reflector run by a router from Debian.
 	Agent string
-	// Router is the external router software when Agent is AgentRouter.
+	// Router is the router software when Agent is AgentRouter.
 	Router string
 	// Netns is the node's network namespace.
 	Netns    string
@@ -70,12 +71,18 @@ type NodePlan struct {
 	// ClusterID is a reflector's cluster ID.
 	ClusterID  netip.Addr
 	Interfaces []*Interface
-	// Neighbors are an external router's BGP sessions.
+	// Neighbors are the BGP sessions of a node that AgentRouter runs.
 	Neighbors []Neighbor
 }
 
 // RouterID is the node's BGP identifier.
 func (n *NodePlan) RouterID() netip.Addr { return n.IPv4.Addr() }
+
+// InFabric reports whether the node has a Node resource and takes part in
+// the fabric's own peering: compute nodes and reflectors, whether the
+// reflector is bgpfabric's or a router's from Debian. Tor and external
+// routers are outside it: nodes reach them through BGPPeers with a peerIP.
+func (n *NodePlan) InFabric() bool { return n.Agent != AgentRouter || n.Role == RoleReflector }
 
 // Interface is one interface of a node.
 type Interface struct {
@@ -89,17 +96,25 @@ type Interface struct {
 	IPv4, IPv6 netip.Prefix
 }
 
-// Neighbor is one BGP session of an external router.
+// Neighbor is one BGP session of a node that AgentRouter runs.
 type Neighbor struct {
 	Address  netip.Addr
 	ASNumber uint32
-	// Node is the neighbour's name.
+	// Node is the neighbour's name, or its address when it is not a node
+	// of the plan.
 	Node string
-	// RRClient: the neighbour is this router's route-reflector client.
+	// Type is why the session exists, in the terms of BGPStatus.
+	Type api.BGPPeerType
+	// RRClient: the neighbour is this router's route-reflector client
+	// (the cluster ID is the node's ClusterID, or its router ID).
 	RRClient bool
 	// NextHopSelf: routes sent to the neighbour carry this router as next
 	// hop (iBGP to nodes of a rack whose routes come from other racks).
 	NextHopSelf bool
+	// Passive: wait for the neighbour to connect. A reflector's sessions
+	// with nodes are passive on the side with the lower address, as
+	// peering decides for every pair of fabric nodes.
+	Passive bool
 }
 
 // SegmentPlan is one L2 segment.

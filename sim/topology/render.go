@@ -48,6 +48,9 @@ func (p *Plan) Render(w io.Writer) error {
 			if nb.NextHopSelf {
 				b.WriteString(" next-hop-self")
 			}
+			if nb.Passive {
+				b.WriteString(" passive")
+			}
 			b.WriteByte('\n')
 		}
 	}

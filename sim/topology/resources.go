@@ -35,7 +35,7 @@ func (e *expander) resources() {
 	}
 	add(path{"bgp"}, e.bgpConfiguration())
 	for _, n := range e.p.Nodes {
-		if n.Agent == AgentRouter {
+		if !n.InFabric() {
 			continue
 		}
 		add(path{"nodes", e.groupOf[n.Name], "labels"}, e.nodeResource(n))
@@ -175,7 +175,9 @@ func (e *expander) nodeResource(n *NodePlan) *api.Node {
 }
 
 // bgpPeers are the model's sessions beyond the mesh: nodes with
-// reflectors, and nodes with the routers on their segment.
+// reflectors (whatever runs them: a reflector's Node carries the label the
+// selectors pick), and nodes with the tor and external routers on their
+// segment.
 func (e *expander) bgpPeers() []api.Resource {
 	var out []api.Resource
 	if e.p.Model == ModelReflectors {
@@ -186,7 +188,7 @@ func (e *expander) bgpPeers() []api.Resource {
 				NodeSelector: "has(" + LabelRouteReflector + ")", PeerSelector: "has(" + LabelRouteReflector + ")"}})
 	}
 	for _, r := range e.p.Nodes {
-		if r.Agent != AgentRouter || r.Segment == "" {
+		if r.InFabric() || r.Segment == "" {
 			continue
 		}
 		for _, a := range []netip.Prefix{r.IPv4, r.IPv6} {

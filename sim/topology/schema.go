@@ -90,7 +90,7 @@ const (
 	RoleExternal  = "external"
 )
 
-// External router types (Debian packages).
+// Routers from Debian packages, for tor, external and reflector nodes.
 const (
 	RouterBIRD   = "bird"
 	RouterFRR    = "frr"
@@ -108,7 +108,8 @@ type NodeGroup struct {
 	// Role is compute (default), reflector, tor or external.
 	Role string `yaml:"role"`
 	// Router is the software of a tor or external node: frr (default),
-	// bird or gobgpd.
+	// bird or gobgpd; of a reflector node: bgpfabric's own reflector when
+	// empty, or bird, frr or gobgpd.
 	Router string `yaml:"router"`
 	// Segment is the L2 segment the nodes sit on; default the first.
 	Segment string `yaml:"segment"`

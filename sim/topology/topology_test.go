@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func TestShippedTopologies(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no topologies found: %v", err)
 	}
-	want := []string{"as-per-rack", "mesh-10", "mesh-3", "policy-demo", "rr-1x10", "rr-2x4", "rr-2x50", "rr-2x98"}
+	want := []string{"as-per-rack", "mesh-10", "mesh-3", "policy-demo", "rr-1x10", "rr-2x4", "rr-2x50", "rr-2x98", "rr-gobgpd", "rr-interop"}
 	var got []string
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
@@ -150,6 +151,14 @@ func TestParseErrors(t *testing.T) {
 		{"resource status kind", good + "resources:\n  - kind: BGPStatus\n    metadata: {name: p}\n", []string{"t.yaml:6:5: resources[0]: BGPStatus is a status record"}},
 		{"resource twice", good + "resources:\n  - {kind: IPPool, metadata: {name: p}, spec: {cidr: 10.9.0.0/16}}\n  - {kind: IPPool, metadata: {name: p}, spec: {cidr: 10.8.0.0/16}}\n",
 			[]string{"t.yaml:7:5: resources[1]: IPPool p is given twice"}},
+		{"router on compute", good + "    router: bird\n", []string{"t.yaml:5:13: nodes[0].router: only tor, external and reflector nodes run another router; compute nodes run bgpfabric node"}},
+		{"reflector router unknown", good + "  - name: rr\n    role: reflector\n    router: quagga\n", []string{`t.yaml:7:13: nodes[1].router: must be bird, frr or gobgpd, or left out for bgpfabric's reflector (got "quagga")`}},
+		{"reflector router and listen port", good + "  - name: rr\n    role: reflector\n    router: frr\nbgp: {model: reflectors, listenPort: 1179}\n",
+			[]string{"t.yaml:7:13: nodes[1].router: a reflector run by frr listens on port 179, but bgp.listenPort is 1179"}},
+		{"router reflector outside the reflectors model", good + "  - name: rr\n    role: reflector\n    router: bird\n", []string{"t.yaml:6:11: nodes[1].role: reflector nodes belong to the reflectors model (this is mesh)"}},
+		{"link to a router reflector", good + "  - name: rr\n    role: reflector\n    router: bird\n  - name: ext\n    role: external\n    asNumber: 65100\nbgp: {model: reflectors}\nlinks:\n  - between: [rr, ext]\n",
+			[]string{"t.yaml:13:14: links[0].between: point-to-point links join tor and external routers; compute and reflector nodes peer over their segment"}},
+		{"router reflector with workloads", good + "  - name: rr\n    role: reflector\n    router: gobgpd\n    workloads: [{name: w}]\nbgp: {model: reflectors}\n", []string{"t.yaml:8:16: nodes[1].workloads: only compute nodes have workloads"}},
 		{"several errors in line order", "name: F\nnodes:\n  - name: n\n    count: -1\n", []string{"t.yaml:1:7: name: must be a lower-case DNS label", "t.yaml:4:12: nodes[0].count"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,6 +257,134 @@ resources:
 			t.Errorf("inline BGPConfiguration did not replace the generated one: %+v", cfg.Spec)
 		}
 	})
+}
+
+// TestRouterReflectors expands rr-interop, whose reflectors are BIRD and
+// FRR: they keep their Node resources (so the generated BGPPeers peer the
+// compute nodes with them as with bgpfabric's reflector) and get, as
+// neighbours, the sessions peering gives bgpfabric's reflector in their
+// place.
+func TestRouterReflectors(t *testing.T) {
+	topo, err := Load("../../topologies/rr-interop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Expand(topo, ExpandOptions{RunID: "abc123", Slot: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]*api.Node{}
+	var peers []string
+	for _, r := range p.Resources {
+		switch r := r.(type) {
+		case *api.Node:
+			nodes[r.Name] = r
+		case *api.BGPPeer:
+			peers = append(peers, r.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"sim-nodes-to-reflectors", "sim-reflector-mesh"}, peers); diff != "" {
+		t.Errorf("BGPPeers (-want +got; no sim-<router> peer for a reflector):\n%s", diff)
+	}
+	for _, tc := range []struct{ name, router, peer string }{{"rr-bird", RouterBIRD, "rr-frr"}, {"rr-frr", RouterFRR, "rr-bird"}} {
+		n := p.Node(tc.name)
+		if n.Role != RoleReflector || n.Agent != AgentRouter || n.Router != tc.router || !n.InFabric() {
+			t.Errorf("%s: role %s agent %s router %s", tc.name, n.Role, n.Agent, n.Router)
+		}
+		if n.ClusterID != netip.MustParseAddr(DefaultClusterID) {
+			t.Errorf("%s: cluster ID %s", tc.name, n.ClusterID)
+		}
+		nr := nodes[tc.name]
+		if nr == nil || nr.Labels[LabelRouteReflector] != "true" || nr.Spec.BGP.RouteReflectorClusterID != DefaultClusterID || nr.Spec.BGP.IPv6Address == "" {
+			t.Errorf("%s: Node resource %+v", tc.name, nr)
+		}
+		var got []string
+		for _, nb := range n.Neighbors {
+			got = append(got, fmt.Sprintf("%s %s %s client=%v nhs=%v", nb.Node, nb.Address, nb.Type, nb.RRClient, nb.NextHopSelf))
+		}
+		var want []string
+		for _, fam := range []func(*NodePlan) netip.Prefix{func(n *NodePlan) netip.Prefix { return n.IPv4 }, func(n *NodePlan) netip.Prefix { return n.IPv6 }} {
+			for _, other := range []string{"rr-bird", "rr-frr", "node-1", "node-2", "node-3", "node-4"} {
+				switch other {
+				case tc.name:
+				case tc.peer:
+					want = append(want, fmt.Sprintf("%s %s node client=false nhs=false", other, fam(p.Node(other)).Addr()))
+				default:
+					want = append(want, fmt.Sprintf("%s %s reflectorClient client=true nhs=false", other, fam(p.Node(other)).Addr()))
+				}
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s's neighbours (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	// The compute nodes peer with both, in both families, as with any
+	// reflector.
+	var in peering.Input
+	for _, r := range p.Resources {
+		switch r := r.(type) {
+		case *api.Node:
+			in.Nodes = append(in.Nodes, r)
+		case *api.BGPConfiguration:
+			in.BGPConfigurations = append(in.BGPConfigurations, r)
+		case *api.BGPPeer:
+			in.BGPPeers = append(in.BGPPeers, r)
+		}
+	}
+	res, err := peering.Compute(in, "node-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions []string
+	for _, s := range res.Sessions {
+		sessions = append(sessions, fmt.Sprintf("%s %s %s", s.PeerNode, s.PeerAddress, s.Type))
+	}
+	want := []string{"rr-bird 10.69.0.1 reflector", "rr-frr 10.69.0.2 reflector", "rr-bird fd00:bf:5::1 reflector", "rr-frr fd00:bf:5::2 reflector"}
+	if diff := cmp.Diff(want, sessions); diff != "" {
+		t.Errorf("node-2's sessions (-want +got):\n%s", diff)
+	}
+}
+
+// TestRouterReflectorFollowsResources: a reflector run by a router takes
+// its sessions and cluster ID from the resources, as bgpfabric's would,
+// also when the topology's own resources replace generated ones; with
+// bgpfabric's reflector beside it, that one is a non-client peer.
+func TestRouterReflectorFollowsResources(t *testing.T) {
+	topo, err := Parse("t.yaml", []byte(`name: f
+bgp: {model: reflectors, clusterID: 10.255.0.1}
+nodes:
+  - name: rr
+    role: reflector
+    router: gobgpd
+  - name: ours
+    role: reflector
+  - name: n
+    count: 2
+resources:
+  - kind: BGPPeer
+    metadata: {name: sim-nodes-to-reflectors}
+    spec: {node: n-2, peerSelector: has(route-reflector)}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Expand(topo, ExpandOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := p.Node("rr")
+	if rr.ClusterID != netip.MustParseAddr("10.255.0.1") || rr.Agent != AgentRouter || p.Node("ours").Agent != AgentReflector {
+		t.Errorf("rr: cluster %s agent %s; ours: agent %s", rr.ClusterID, rr.Agent, p.Node("ours").Agent)
+	}
+	var got []string
+	for _, nb := range rr.Neighbors {
+		got = append(got, fmt.Sprintf("%s client=%v", nb.Node, nb.RRClient))
+	}
+	// The inline BGPPeer gives only n-2 the reflectors; the generated
+	// reflector mesh stays.
+	if diff := cmp.Diff([]string{"ours client=false", "n-2 client=true"}, got); diff != "" {
+		t.Errorf("rr's neighbours (-want +got):\n%s", diff)
+	}
 }
 
 func TestPairsSampleIsReproducible(t *testing.T) {

@@ -166,9 +166,18 @@ func (t *Topology) validate() error {
 		n := c.count(p.key("count"), g.Count, MaxNodes)
 		total += n
 		switch g.Role {
-		case "", RoleCompute, RoleReflector:
+		case "", RoleCompute:
 			if g.Router != "" {
-				c.add(p.key("router"), "only tor and external nodes run another router; %s nodes run bgpfabric", roleOr(g.Role))
+				c.add(p.key("router"), "only tor, external and reflector nodes run another router; compute nodes run bgpfabric node")
+			}
+		case RoleReflector:
+			switch g.Router {
+			case "", RouterBIRD, RouterFRR, RouterGoBGPd:
+			default:
+				c.add(p.key("router"), "must be bird, frr or gobgpd, or left out for bgpfabric's reflector (got %q)", g.Router)
+			}
+			if g.Router != "" && b.ListenPort != 0 && b.ListenPort != 179 {
+				c.add(p.key("router"), "a reflector run by %s listens on port 179, but bgp.listenPort is %d", g.Router, b.ListenPort)
 			}
 		case RoleToR, RoleExternal:
 			switch g.Router {
