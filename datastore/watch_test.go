@@ -85,11 +85,15 @@ func TestWatchDeleteCarriesPreviousValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv := n.GetObjectMeta().ResourceVersion
+	created, err := parseRV(n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch := c.Watch(wctx, "", "", 0)
-	// A watch from "now" is open once an event of this write arrives; the
-	// deletion follows it.
+	// From the revision after the create: a watch from "now" might open
+	// after the update below and miss it.
+	ch := c.Watch(wctx, "", "", created+1)
 	if _, err := c.Apply(ctx, nodeAddr("n1", "10.0.0.1/24")); err != nil {
 		t.Fatal(err)
 	}
