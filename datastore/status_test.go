@@ -31,7 +31,7 @@ func TestStatusExpiresWhenWriterDies(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	e, c := newEnv(t)
-	ch := c.Watch(ctx, "Node", "", 0)
+	ch := watchFromNow(ctx, t, c)
 
 	// The writer's process "dies": its own client goes away without
 	// revoking the lease.
@@ -64,7 +64,7 @@ func TestStatusWriterCancelLetsRecordsExpire(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	_, c := newEnv(t)
-	ch := c.Watch(ctx, "Node", "", 0)
+	ch := watchFromNow(ctx, t, c)
 	wctx, cancel := context.WithCancel(ctx)
 	w, err := c.NewStatusWriter(wctx, datastore.StatusWriterConfig{TTL: time.Second})
 	if err != nil {
@@ -116,7 +116,7 @@ func TestStatusWriterRecoversLostLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := c.Watch(ctx, "Node", "", 0)
+	ch := watchFromNow(ctx, t, c)
 	// Someone revokes the lease (as etcd does when the writer was cut off
 	// for longer than the TTL): the record goes, and comes back.
 	leases, err := c.Etcd().Leases(ctx)
@@ -143,4 +143,15 @@ func TestStatusWriterRecoversLostLease(t *testing.T) {
 	if rs, _, _ := c.List(ctx, "Node", ""); len(rs) != 0 {
 		t.Errorf("after Close: %d records, want none", len(rs))
 	}
+}
+
+// watchFromNow watches Nodes from the current revision on: a watch from
+// "now" (revision 0) may open after the first write the test waits for.
+func watchFromNow(ctx context.Context, t *testing.T, c *datastore.Client) <-chan datastore.WatchEvent {
+	t.Helper()
+	_, rev, err := c.List(ctx, "Node", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Watch(ctx, "Node", "", rev+1)
 }
