@@ -39,6 +39,7 @@ type reflectorOptions struct {
 	secretsDir     string
 	statusInterval time.Duration
 	memoryLimit    string
+	gcPercent      int
 	programFIB     bool
 	fibProtocol    uint8
 }
@@ -83,6 +84,7 @@ docs/reflector.md.`,
 	f.BoolVar(&o.programFIB, "program-fib", false, "install the best paths into the kernel's main table (ECMP over equal paths); removed on a clean stop")
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
+	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
 	return cmd
 }
 
@@ -118,10 +120,19 @@ type fileEngine struct{ r *reflector.Reflector }
 
 func (f fileEngine) Reflector() *reflector.Reflector { return f.r }
 
+// defaultReflectorGCPercent is the reflector's GOGC: half Go's default.
+// At 1M paths it cut peak RSS from 143 to 123 MiB (1.44x to 1.24x BIRD's)
+// for no measurable time, and with 5,000 clients from 439 to 344 MiB for
+// 5% more convergence time (docs/reflector.md, Memory).
+const defaultReflectorGCPercent = 50
+
 func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) error {
 	log, err := g.logger()
 	if err != nil {
 		return err
+	}
+	if o.gcPercent != defaultReflectorGCPercent || os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(o.gcPercent)
 	}
 	if o.memoryLimit != "" {
 		n, err := parseByteSize(o.memoryLimit)
