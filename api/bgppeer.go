@@ -32,8 +32,8 @@ type BGPPeerSpec struct {
 	PeerSelector string `json:"peerSelector,omitempty"`
 	// PeerPrefix, instead of PeerIP or PeerSelector, is a network
 	// ("10.0.0.0/16", "fd00::/64") from which any router may connect:
-	// dynamic neighbours, which the node only waits for. Route reflectors
-	// implement it; other nodes ignore it with a warning.
+	// dynamic neighbours, which the node only waits for (on a route
+	// reflector, iBGP ones are its clients).
 	PeerPrefix string `json:"peerPrefix,omitempty"`
 	// ASNumber is the peer's AS: required with PeerIP; with PeerSelector,
 	// unset means each selected node's own AS; with PeerPrefix, unset

@@ -37,14 +37,16 @@
 //     node's own AS; the port is that node's listen port.
 //   - spec.peerPrefix: no session, but a range of dynamic neighbours
 //     (Result.PeerRanges): any router connecting from inside the prefix
-//     is accepted, with spec.asNumber, else the node's own AS (iBGP; an
-//     iBGP range's routers are the reflector's clients). Only route
-//     reflectors get ranges, and only of a family they have an address
-//     of; a peerPrefix BGPPeer that selects another node gives it a
-//     warning, since the node agent's router does not implement dynamic
+//     is accepted, with spec.asNumber, else the node's own AS (iBGP).
+//     Every selected node gets the range, if it has an address of the
+//     prefix's family (a warning otherwise): on a route reflector an
+//     iBGP range's routers are its clients (reflectorClient, its cluster
+//     ID); on any other node they are plain iBGP neighbours of the
+//     BGPPeer's type (global or node), and an eBGP range's are eBGP
 //     neighbours. One prefix from two BGPPeers follows the precedence
 //     below. A range has no reverse sessions, and an explicit session
-//     with an address inside a range stays that session.
+//     with an address inside a range stays that session. DiffRanges
+//     compares two sets of ranges by prefix.
 //
 // Reverse sessions: the nodes on the peer side of a BGPPeer (those its
 // peerSelector matches, or the node whose address peerIP is, if its AS is

@@ -12,10 +12,12 @@ import (
 
 // PeerRange is a range of dynamic neighbours that a node should accept: any
 // router that connects from an address inside Prefix (a BGPPeer's
-// peerPrefix). The node never connects to them, it only waits. Only route
-// reflectors have ranges: the node agent's router does not implement
-// dynamic neighbours, so a peerPrefix BGPPeer that selects another node
-// gives it a Warning instead.
+// peerPrefix). The node never connects to them, it only waits. Every node
+// that a peerPrefix BGPPeer selects has the range, as BIRD's `neighbor
+// range` and FRR's `bgp listen range`: a route reflector (reflector/, or
+// router/ on a node with a cluster ID) takes an iBGP range's routers as its
+// clients; any other node takes them as plain iBGP neighbours, and an eBGP
+// range's as eBGP neighbours.
 //
 // A session with an address that the node also has as a Session (a node
 // of the fabric, a peerIP) is that Session: the explicit one wins.
@@ -25,14 +27,15 @@ type PeerRange struct {
 	PeerAS  uint32
 	LocalAS uint32
 	EBGP    bool
-	// Type is reflectorClient for iBGP ranges (the routers that connect
-	// are the reflector's clients), else the BGPPeer's kind (global or
-	// node).
+	// Type is reflectorClient for iBGP ranges of a route reflector (the
+	// routers that connect are its clients), else the BGPPeer's kind
+	// (global or node).
 	Type api.BGPPeerType
 	// Source is the name of the BGPPeer.
 	Source string
-	// RouteReflectorClient and ClusterID are set on iBGP ranges: the
-	// routers that connect are clients of this reflector's cluster.
+	// RouteReflectorClient and ClusterID are set on iBGP ranges of a
+	// route reflector: the routers that connect are clients of its
+	// cluster.
 	RouteReflectorClient bool
 	ClusterID            netip.Addr
 	// The settings are a Session's, from the BGPPeer and the global
@@ -74,11 +77,7 @@ func (r PeerRange) String() string {
 func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 	n := b.n
 	f := familyOf(p.prefix.Addr())
-	switch {
-	case !n.isReflector():
-		b.warn(api.KindBGPPeer, p.name, "Node %s is not a route reflector: peerPrefix %s is ignored (only reflectors accept dynamic neighbours)", n.name, p.prefix)
-		return
-	case !n.addr(f).IsValid():
+	if !n.addr(f).IsValid() {
 		b.warn(api.KindBGPPeer, p.name, "Node %s has no %s address to accept peers from %s on", n.name, f, p.prefix)
 		return
 	}
@@ -105,8 +104,10 @@ func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 	r.EBGP = r.PeerAS != r.LocalAS
 	if !r.EBGP {
 		r.KeepOriginalNextHop = false
-		r.RouteReflectorClient, r.ClusterID = true, n.clusterID
-		r.Type = api.PeerTypeReflectorClient
+		if n.isReflector() {
+			r.RouteReflectorClient, r.ClusterID = true, n.clusterID
+			r.Type = api.PeerTypeReflectorClient
+		}
 	}
 	b.ranges = append(b.ranges, r)
 }
@@ -132,11 +133,75 @@ func (b *builder) peerRanges() []PeerRange {
 			b.warn(api.KindBGPPeer, r.Source, "Node %s: the peers from %s come from BGPPeer %s instead, whose settings differ", b.n.name, r.Prefix, w.Source)
 		}
 	}
-	slices.SortFunc(out, func(x, y PeerRange) int {
-		if c := x.Prefix.Addr().Compare(y.Prefix.Addr()); c != 0 {
-			return c
-		}
-		return x.Prefix.Bits() - y.Prefix.Bits()
-	})
+	slices.SortFunc(out, comparePeerRanges)
 	return out
+}
+
+// RangeDelta is what turns one set of peer ranges into another.
+type RangeDelta struct {
+	// Add and Remove are ranges whose prefix is only in the desired, or
+	// only in the running set.
+	Add, Remove []PeerRange
+	// Update are ranges whose prefix is in both but whose settings
+	// differ.
+	Update []RangeUpdate
+}
+
+// RangeUpdate is one range whose settings changed.
+type RangeUpdate struct {
+	Old, New PeerRange
+	// Reset says that the speaker must configure the range again, which
+	// ends the sessions it accepted (their routers connect again, with the
+	// new settings): any change but Type and Source, which only describe
+	// the range. A speaker applies a range's settings when a router
+	// connects, so even a limit like MaxPrefixes is not changed live.
+	Reset bool
+}
+
+// Empty reports whether there is nothing to do.
+func (d RangeDelta) Empty() bool { return len(d.Add) == 0 && len(d.Remove) == 0 && len(d.Update) == 0 }
+
+// DiffRanges compares the running peer ranges with the desired ones, keyed
+// by prefix (one range per prefix, as a speaker holds them). If a list has
+// two ranges with one prefix, the last counts. Each list in the delta is
+// sorted as Result.PeerRanges.
+func DiffRanges(running, desired []PeerRange) RangeDelta {
+	old := make(map[netip.Prefix]PeerRange, len(running))
+	for _, r := range running {
+		old[r.Prefix] = r
+	}
+	want := make(map[netip.Prefix]PeerRange, len(desired))
+	for _, r := range desired {
+		want[r.Prefix] = r
+	}
+	var d RangeDelta
+	for p, r := range want {
+		o, ok := old[p]
+		switch {
+		case !ok:
+			d.Add = append(d.Add, r)
+		case o != r:
+			co, cr := o, r
+			co.Type, co.Source, cr.Type, cr.Source = "", "", "", ""
+			d.Update = append(d.Update, RangeUpdate{Old: o, New: r, Reset: co != cr})
+		}
+	}
+	for p, r := range old {
+		if _, ok := want[p]; !ok {
+			d.Remove = append(d.Remove, r)
+		}
+	}
+	slices.SortFunc(d.Add, comparePeerRanges)
+	slices.SortFunc(d.Remove, comparePeerRanges)
+	slices.SortFunc(d.Update, func(a, b RangeUpdate) int { return comparePeerRanges(a.New, b.New) })
+	return d
+}
+
+// comparePeerRanges orders ranges by prefix: IPv4 first, then by address
+// and length.
+func comparePeerRanges(x, y PeerRange) int {
+	if c := x.Prefix.Addr().Compare(y.Prefix.Addr()); c != 0 {
+		return c
+	}
+	return x.Prefix.Bits() - y.Prefix.Bits()
 }

@@ -170,9 +170,9 @@ type Result struct {
 	// Sessions are sorted by peer address (IPv4 first); no two have the
 	// same address.
 	Sessions []Session
-	// PeerRanges are the dynamic-neighbour ranges of a route reflector
-	// (BGPPeers with peerPrefix), sorted by prefix; no two have the same
-	// prefix. Other nodes have none.
+	// PeerRanges are the node's dynamic-neighbour ranges (BGPPeers with
+	// peerPrefix that select it), sorted by prefix; no two have the same
+	// prefix.
 	PeerRanges []PeerRange
 	// Warnings are problems that did not stop the computation: something
 	// the user asked for that cannot be set up, or was shadowed.

@@ -32,6 +32,28 @@
 // secret whose content changes is picked up on the next reconcile (any
 // resource change or retry).
 //
+// # Dynamic neighbours
+//
+// A BGPPeer with peerPrefix that selects the node gives it a range
+// (peering.PeerRange), as BIRD's `neighbor range` and FRR's `bgp listen
+// range`: the speaker accepts any router that connects from inside the
+// prefix, and never connects to them. The router applies peering.
+// DiffRanges as it applies sessions (Speaker.AddPeerRange,
+// UpdatePeerRange, DeletePeerRange: one range's change touches no other
+// session; a change of its settings ends the sessions it accepted, whose
+// routers connect again). An iBGP range's routers are plain iBGP
+// neighbours, an eBGP range's eBGP ones; on a node with a cluster ID an
+// iBGP range's routers are route-reflector clients. A configured session
+// with an address inside a range stays that session. The routers that
+// connect are in the status (type from the range's BGPPeer: global or
+// node; reflectorClient on a reflector) from the start of their session
+// to its end, when the speaker forgets them; their routes are imported
+// and ours exported as for any peer. They do not hold up the end of a
+// graceful restart, and a router that connects after our restart gets a
+// fresh session (no R bit). A range whose password secret is missing is
+// logged and retried, like a session. router/gobgp implements ranges with
+// GoBGP peer groups and dynamic neighbours (see there).
+//
 // # Export
 //
 // The router advertises exactly what felix programmed, read from the

@@ -15,15 +15,17 @@ import (
 )
 
 // FakeSpeaker is an in-memory Speaker for unit tests, after Cilium's
-// fake_router.go: it keeps the configured peers and announced routes, logs
-// every call, lets tests inject learned paths and peer events, and can
-// fail chosen calls. It is safe for concurrent use.
+// fake_router.go: it keeps the configured peers, ranges and announced
+// routes, logs every call, lets tests inject learned paths, peer events
+// and dynamic neighbours (Accept), and can fail chosen calls. It is safe
+// for concurrent use.
 type FakeSpeaker struct {
 	mu        sync.Mutex
 	started   bool
 	global    Global
 	peers     map[netip.Addr]PeerConfig
-	states    map[netip.Addr]PeerStatus
+	ranges    map[netip.Prefix]PeerRangeConfig
+	states    map[netip.Addr]PeerStatus // configured and dynamic peers
 	announced map[netip.Prefix]LocalRoute
 	learned   map[netip.Prefix][]Path
 	calls     []string
@@ -38,6 +40,7 @@ var _ Speaker = (*FakeSpeaker)(nil)
 func NewFakeSpeaker() *FakeSpeaker {
 	return &FakeSpeaker{
 		peers:     map[netip.Addr]PeerConfig{},
+		ranges:    map[netip.Prefix]PeerRangeConfig{},
 		states:    map[netip.Addr]PeerStatus{},
 		announced: map[netip.Prefix]LocalRoute{},
 		learned:   map[netip.Prefix][]Path{},
@@ -94,6 +97,7 @@ func (f *FakeSpeaker) Stop(context.Context) error {
 	}
 	f.started = false
 	clear(f.peers)
+	clear(f.ranges)
 	clear(f.states)
 	clear(f.announced)
 	return nil
@@ -144,6 +148,82 @@ func (f *FakeSpeaker) DeletePeer(_ context.Context, a netip.Addr) error {
 	}
 	delete(f.peers, a)
 	delete(f.states, a)
+	return nil
+}
+
+// AddPeerRange implements Speaker.
+func (f *FakeSpeaker) AddPeerRange(_ context.Context, r PeerRangeConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("AddPeerRange", "%s", r.Prefix); err != nil {
+		return err
+	}
+	if _, ok := f.ranges[r.Prefix]; ok {
+		return fmt.Errorf("fake speaker: range %s exists", r.Prefix)
+	}
+	f.ranges[r.Prefix] = r
+	return nil
+}
+
+// UpdatePeerRange implements Speaker: like GoBGP's, it ends the sessions
+// the range accepted.
+func (f *FakeSpeaker) UpdatePeerRange(_ context.Context, r PeerRangeConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("UpdatePeerRange", "%s", r.Prefix); err != nil {
+		return err
+	}
+	f.endDynamicLocked(r.Prefix)
+	f.ranges[r.Prefix] = r
+	return nil
+}
+
+// DeletePeerRange implements Speaker.
+func (f *FakeSpeaker) DeletePeerRange(_ context.Context, p netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.callLocked("DeletePeerRange", "%s", p); err != nil {
+		return err
+	}
+	f.endDynamicLocked(p)
+	delete(f.ranges, p)
+	return nil
+}
+
+// endDynamicLocked forgets the dynamic neighbours inside p.
+func (f *FakeSpeaker) endDynamicLocked(p netip.Prefix) {
+	for a, st := range f.states {
+		if st.Dynamic && p.Contains(a) {
+			delete(f.states, a)
+		}
+	}
+}
+
+// Accept makes a router at a connect as a dynamic neighbour: if a
+// configured range holds it (and no configured peer has its address), its
+// session is Established and watchers are told; otherwise it is refused
+// with an error, as GoBGP closes the connection.
+func (f *FakeSpeaker) Accept(a netip.Addr, peerAS uint32) error {
+	f.mu.Lock()
+	if _, ok := f.peers[a]; ok {
+		f.mu.Unlock()
+		return fmt.Errorf("fake speaker: %s is a configured peer", a)
+	}
+	in := false
+	for p := range f.ranges {
+		in = in || p.Contains(a)
+	}
+	if !f.started || !in {
+		f.mu.Unlock()
+		return fmt.Errorf("fake speaker: no range holds %s", a)
+	}
+	f.states[a] = PeerStatus{Address: a, PeerAS: peerAS, State: api.BGPEstablished, Since: time.Now(), Dynamic: true}
+	fns := slices.Clone(f.peerFns)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(PeerEvent{Address: a, State: api.BGPActive})
+		fn(PeerEvent{Address: a, State: api.BGPEstablished})
+	}
 	return nil
 }
 
@@ -230,13 +310,17 @@ func (f *FakeSpeaker) Learn(ds ...Destination) {
 	}
 }
 
-// SetPeerState injects a peer event (state change or error).
+// SetPeerState injects a peer event (state change or error). A dynamic
+// neighbour that goes Idle is forgotten, as GoBGP does.
 func (f *FakeSpeaker) SetPeerState(e PeerEvent) {
 	f.mu.Lock()
 	if st, ok := f.states[e.Address]; ok && e.State != "" {
 		st.State = e.State
 		st.Since = time.Now()
 		f.states[e.Address] = st
+		if st.Dynamic && e.State == api.BGPIdle {
+			delete(f.states, e.Address)
+		}
 	}
 	fns := slices.Clone(f.peerFns)
 	f.mu.Unlock()
@@ -275,6 +359,15 @@ func (f *FakeSpeaker) PeerConfigs() []PeerConfig {
 	defer f.mu.Unlock()
 	out := slices.Collect(maps.Values(f.peers))
 	slices.SortFunc(out, func(a, b PeerConfig) int { return a.Address.Compare(b.Address) })
+	return out
+}
+
+// PeerRanges returns the configured ranges, by prefix.
+func (f *FakeSpeaker) PeerRanges() []PeerRangeConfig {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := slices.Collect(maps.Values(f.ranges))
+	slices.SortFunc(out, func(a, b PeerRangeConfig) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return out
 }
 

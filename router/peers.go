@@ -39,6 +39,30 @@ func peerConfig(s peering.Session, local peering.Local, password string) PeerCon
 	}
 }
 
+// rangeConfig turns a range that peering computed into the speaker's
+// configuration; password is the resolved secret.
+func rangeConfig(r peering.PeerRange, password string) PeerRangeConfig {
+	return PeerRangeConfig{
+		Prefix:               r.Prefix,
+		PeerAS:               r.PeerAS,
+		LocalAS:              r.LocalAS,
+		HoldTime:             r.HoldTime,
+		KeepaliveTime:        r.KeepaliveTime,
+		Password:             password,
+		RouteReflectorClient: r.RouteReflectorClient,
+		ClusterID:            r.ClusterID,
+		MaxPrefixes:          r.MaxPrefixes,
+		TTLSecurity:          r.TTLSecurity,
+		EBGPMultihop:         r.EBGPMultihop,
+		KeepOriginalNextHop:  r.KeepOriginalNextHop,
+		GracefulRestart: GracefulRestart{
+			Enabled:         r.GracefulRestart.Enabled,
+			RestartTime:     r.GracefulRestart.RestartTime,
+			StaleRoutesTime: r.GracefulRestart.StaleRoutesTime,
+		},
+	}
+}
+
 // global is the speaker's global configuration for a node.
 func global(l peering.Local) Global {
 	g := Global{AS: l.AS, RouterID: l.RouterID, ListenPort: int32(l.ListenPort)}

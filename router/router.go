@@ -20,6 +20,7 @@ import (
 const (
 	logKeyNode     = "node"
 	logKeyPeer     = "peer"
+	logKeyRange    = "range"
 	logKeyPrefix   = "prefix"
 	logKeyCount    = "count"
 	logKeyError    = "error"
@@ -200,6 +201,14 @@ type loop struct {
 	failed  map[netip.Addr]sessionFailure
 	peers   map[netip.Addr]*peerInfo
 	counts  map[netip.Addr]PeerStatus
+	// ranges are the dynamic-neighbour ranges configured in the speaker
+	// (rangeConfigs: with what), rangeFailed the desired ones that could
+	// not be configured, and dynamic the routers the ranges accepted
+	// whose sessions have not ended (see ranges.go).
+	ranges       map[netip.Prefix]peering.PeerRange
+	rangeConfigs map[netip.Prefix]PeerRangeConfig
+	rangeFailed  map[netip.Prefix]rangeFailure
+	dynamic      map[netip.Addr]*peerInfo
 
 	// Export.
 	fib         map[netip.Prefix]routetable.KernelRoute
@@ -239,23 +248,27 @@ type peerInfo struct {
 func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 	return &loop{
 		r: r, lg: r.lg, rt: rt,
-		resCh:       make(chan func(), 16),
-		linkCh:      make(chan struct{}, 1),
-		fibCh:       make(chan FIBBatch, 16),
-		bestQ:       newBestQueue(),
-		peerCh:      make(chan PeerEvent, 256),
-		queryCh:     make(chan func()),
-		resources:   map[datastore.ResourceID]api.Resource{},
-		running:     map[netip.Addr]peering.Session{},
-		configs:     map[netip.Addr]PeerConfig{},
-		failed:      map[netip.Addr]sessionFailure{},
-		peers:       map[netip.Addr]*peerInfo{},
-		counts:      map[netip.Addr]PeerStatus{},
-		fib:         map[netip.Prefix]routetable.KernelRoute{},
-		announced:   map[netip.Prefix]LocalRoute{},
-		best:        map[netip.Prefix]Destination{},
-		importDirty: map[netip.Prefix]struct{}{},
-		stale:       stale,
+		resCh:        make(chan func(), 16),
+		linkCh:       make(chan struct{}, 1),
+		fibCh:        make(chan FIBBatch, 16),
+		bestQ:        newBestQueue(),
+		peerCh:       make(chan PeerEvent, 256),
+		queryCh:      make(chan func()),
+		resources:    map[datastore.ResourceID]api.Resource{},
+		running:      map[netip.Addr]peering.Session{},
+		configs:      map[netip.Addr]PeerConfig{},
+		failed:       map[netip.Addr]sessionFailure{},
+		peers:        map[netip.Addr]*peerInfo{},
+		counts:       map[netip.Addr]PeerStatus{},
+		ranges:       map[netip.Prefix]peering.PeerRange{},
+		rangeConfigs: map[netip.Prefix]PeerRangeConfig{},
+		rangeFailed:  map[netip.Prefix]rangeFailure{},
+		dynamic:      map[netip.Addr]*peerInfo{},
+		fib:          map[netip.Prefix]routetable.KernelRoute{},
+		announced:    map[netip.Prefix]LocalRoute{},
+		best:         map[netip.Prefix]Destination{},
+		importDirty:  map[netip.Prefix]struct{}{},
+		stale:        stale,
 		// Until the datastore says whether graceful restart is on, keep
 		// what an earlier run installed.
 		holdImport: true,
@@ -534,6 +547,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.watch(ctx)
 	}
 	l.applySessions(ctx, res.Sessions)
+	l.applyRanges(ctx, res.PeerRanges)
 	l.statusDirty = true
 }
 
@@ -596,6 +610,9 @@ func (l *loop) stopSpeaker(ctx context.Context) {
 	clear(l.configs)
 	clear(l.peers)
 	clear(l.counts)
+	clear(l.ranges)
+	clear(l.rangeConfigs)
+	clear(l.dynamic)
 	clear(l.announced)
 }
 
@@ -657,6 +674,7 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 		delete(l.failed, s.PeerAddress)
 		l.running[s.PeerAddress], l.configs[s.PeerAddress] = s, pc
 		l.peers[s.PeerAddress] = &peerInfo{state: api.BGPIdle, since: time.Now()}
+		delete(l.dynamic, s.PeerAddress) // a configured peer is no dynamic one
 	}
 	for _, u := range d.Update {
 		pc, ok := l.peerConfig(u.New)
@@ -712,11 +730,14 @@ func (l *loop) fail(s peering.Session, err error) {
 	l.retryLater()
 }
 
-// onPeer records a peer's state change or error.
+// onPeer records a peer's state change or error, a configured peer's or
+// a dynamic neighbour's.
 func (l *loop) onPeer(e PeerEvent) {
 	p, ok := l.peers[e.Address]
 	if !ok {
-		return
+		if p, ok = l.dynamicPeer(e); !ok {
+			return
+		}
 	}
 	switch {
 	case e.State != "":
@@ -895,7 +916,8 @@ func (l *loop) reconcileImports(ctx context.Context) {
 }
 
 // allEndOfRIB reports whether every configured peer is up and has sent
-// End-of-RIB.
+// End-of-RIB. Dynamic neighbours do not count: nobody knows whether they
+// come back.
 func (l *loop) allEndOfRIB() bool {
 	if len(l.peers) == 0 {
 		return false

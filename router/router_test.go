@@ -312,13 +312,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestPeeringWarningsOnce: a peering warning (here a peerPrefix BGPPeer
-// that selects compute nodes, which ignore it) is logged once, not on
-// every recomputation the datastore's changes cause.
+// TestPeeringWarningsOnce: a peering warning (here an IPv6 peerPrefix
+// BGPPeer that selects IPv4-only nodes) is logged once, not on every
+// recomputation the datastore's changes cause.
 func TestPeeringWarningsOnce(t *testing.T) {
 	var logs lockedBuffer
 	h := start(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
-	ranges := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "ranges"}, Spec: api.BGPPeerSpec{PeerPrefix: "10.1.0.0/16"}}
+	ranges := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "ranges"}, Spec: api.BGPPeerSpec{PeerPrefix: "fd00:1::/64"}}
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), meshConfig("90s"), ranges)
 	waitUntil(t, "one peer", func() bool { return len(h.sp.PeerConfigs()) == 1 })
 	h.res.put(t, node("n3", "10.0.0.3/24"))

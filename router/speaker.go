@@ -32,6 +32,18 @@ type Speaker interface {
 	AddPeer(ctx context.Context, p PeerConfig) error
 	UpdatePeer(ctx context.Context, p PeerConfig, reset bool) error
 	DeletePeer(ctx context.Context, addr netip.Addr) error
+	// AddPeerRange makes the speaker accept sessions from any router
+	// that connects from inside the range's prefix (dynamic neighbours:
+	// BIRD's `neighbor range`, FRR's `bgp listen range`); it never
+	// connects to them. A configured peer (AddPeer) inside the range
+	// stays that peer. UpdatePeerRange replaces a range's settings, which
+	// ends the sessions it accepted (their routers connect again);
+	// DeletePeerRange stops accepting and ends them. Neither touches any
+	// other session. A range that is not configured is added by
+	// UpdatePeerRange and nothing to DeletePeerRange.
+	AddPeerRange(ctx context.Context, r PeerRangeConfig) error
+	UpdatePeerRange(ctx context.Context, r PeerRangeConfig) error
+	DeletePeerRange(ctx context.Context, prefix netip.Prefix) error
 	// SoftReset asks the peer to send its routes again (route refresh,
 	// RFC 2918) when in is true, or sends ours again when it is false.
 	SoftReset(ctx context.Context, addr netip.Addr, in bool) error
@@ -51,7 +63,8 @@ type Speaker interface {
 	// every error a session reports, until ctx ends.
 	WatchPeers(ctx context.Context, fn func(PeerEvent)) error
 
-	// Peers returns the state and counters of every configured peer.
+	// Peers returns the state and counters of every configured peer and
+	// of every dynamic neighbour that a range accepted (Dynamic set).
 	Peers(ctx context.Context) ([]PeerStatus, error)
 	// RIB returns the speaker's table: every destination with all its
 	// paths, best first.
@@ -106,6 +119,31 @@ type PeerConfig struct {
 	GracefulRestart      GracefulRestart
 	// Families to negotiate: IPv4 and/or IPv6 unicast.
 	IPv4, IPv6 bool
+}
+
+// PeerRangeConfig is a range of dynamic neighbours as the speaker
+// configures it: every session it accepts gets these settings. The
+// routers connect, so there is no port, local address or passive mode;
+// the family negotiated is the prefix's.
+type PeerRangeConfig struct {
+	Prefix  netip.Prefix
+	PeerAS  uint32
+	LocalAS uint32
+	// HoldTime and KeepaliveTime are what we propose; 0/0 means no
+	// keepalives.
+	HoldTime, KeepaliveTime time.Duration
+	// Password is the TCP MD5 (RFC 2385) key for the whole prefix, ""
+	// for none.
+	Password             string
+	RouteReflectorClient bool
+	ClusterID            netip.Addr
+	MaxPrefixes          uint32
+	TTLSecurity          uint8
+	EBGPMultihop         uint8
+	KeepOriginalNextHop  bool
+	// GracefulRestart: LocalRestarting is not used (a router that
+	// connects after our restart gets a fresh session).
+	GracefulRestart GracefulRestart
 }
 
 // GracefulRestart is RFC 4724 for one session.
@@ -189,4 +227,7 @@ type PeerStatus struct {
 	// EndOfRIBReceived is true when the peer sent End-of-RIB for every
 	// negotiated family.
 	EndOfRIBReceived bool
+	// Dynamic is set on a dynamic neighbour: a router that a range
+	// accepted, not a configured peer.
+	Dynamic bool
 }

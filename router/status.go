@@ -24,20 +24,30 @@ func (l *loop) refreshCounters(ctx context.Context) {
 	clear(l.counts)
 	for _, p := range ps {
 		l.counts[p.Address] = p
-		if pi, ok := l.peers[p.Address]; ok && p.State != "" && p.State != pi.state {
-			pi.state, pi.since = p.State, time.Now()
-		}
-		if pi, ok := l.peers[p.Address]; ok && p.State == api.BGPEstablished && !p.Since.IsZero() {
-			pi.since = p.Since
+		if pi, ok := l.peers[p.Address]; ok {
+			syncPeerInfo(pi, p)
 		}
 	}
+	l.syncDynamic(ps)
 	l.statusDirty = true
 	l.reconcile(ctx)
 }
 
+// syncPeerInfo takes a peer's state, and its uptime, from the speaker's
+// listing.
+func syncPeerInfo(pi *peerInfo, p PeerStatus) {
+	if p.State != "" && p.State != pi.state {
+		pi.state, pi.since = p.State, time.Now()
+	}
+	if p.State == api.BGPEstablished && !p.Since.IsZero() {
+		pi.since = p.Since
+	}
+}
+
 // buildStatus renders the node's BGPStatus: configured sessions with
-// their state, and sessions that could not be configured as Idle with the
-// reason.
+// their state, sessions that could not be configured as Idle with the
+// reason, and the dynamic neighbours that ranges accepted, with their
+// range's type.
 func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 	st := &api.BGPStatus{
 		ObjectMeta: api.ObjectMeta{Name: l.r.cfg.NodeName},
@@ -47,7 +57,7 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 			LastUpdate: now.UTC().Format(time.RFC3339),
 		},
 	}
-	addrs := make([]netip.Addr, 0, len(l.running)+len(l.failed))
+	addrs := make([]netip.Addr, 0, len(l.running)+len(l.failed)+len(l.dynamic))
 	for a := range l.running {
 		addrs = append(addrs, a)
 	}
@@ -56,11 +66,23 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 			addrs = append(addrs, a)
 		}
 	}
+	for a := range l.dynamic {
+		_, running := l.running[a]
+		_, failed := l.failed[a]
+		if !running && !failed {
+			addrs = append(addrs, a)
+		}
+	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range addrs {
 		s, ok := l.running[a]
+		f, failed := l.failed[a]
+		if !ok && !failed {
+			st.Status.Peers = append(st.Status.Peers, l.dynamicStatus(a, l.dynamic[a]))
+			continue
+		}
 		ps := api.BGPPeerStatus{PeerIP: a.String(), State: api.BGPIdle}
-		if f, failed := l.failed[a]; failed {
+		if failed {
 			ps.LastError = f.err
 			if !ok {
 				s = f.session

@@ -47,6 +47,13 @@ func serveGRPeer(t *testing.T, ln net.Listener, as uint32, id string) *grPeer {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the speaker did not connect")
 	}
+	return openGRPeer(t, c, as, id)
+}
+
+// openGRPeer establishes a session with graceful restart (restart time
+// 120 s) for IPv4 unicast over c, a connection with the speaker.
+func openGRPeer(t *testing.T, c net.Conn, as uint32, id string) *grPeer {
+	t.Helper()
 	p := &grPeer{t: t, conn: c, done: make(chan struct{})}
 	t.Cleanup(func() { c.Close(); <-p.done })
 	gr := bgp.NewCapGracefulRestart(false, false, 120, []*bgp.CapGracefulRestartTuple{bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true)})

@@ -20,6 +20,9 @@ type slogLogger struct {
 	lg        *slog.Logger
 	level     atomic.Uint32
 	onPeerErr func(addr netip.Addr, msg string)
+	// onRangeErr, if set, gets the problems logged about a prefix (a
+	// dynamic-neighbour range): a TCP MD5 key that could not be set.
+	onRangeErr func(prefix netip.Prefix, msg string)
 }
 
 var _ gobgplog.Logger = (*slogLogger)(nil)
@@ -57,6 +60,10 @@ func (l *slogLogger) log(level slog.Level, msg string, fields gobgplog.Fields) {
 			if e := peerError(msg, fields); e != "" {
 				l.onPeerErr(addr, e)
 			}
+		} else if p, ok := rangeKey(fields); ok && l.onRangeErr != nil {
+			if e := peerError(msg, fields); e != "" {
+				l.onRangeErr(p, e)
+			}
 		}
 	}
 }
@@ -68,6 +75,17 @@ func peerKey(fields gobgplog.Fields) (netip.Addr, bool) {
 	}
 	a, err := netip.ParseAddr(s)
 	return a, err == nil
+}
+
+// rangeKey is the prefix GoBGP logs as the key of a dynamic-neighbour
+// range.
+func rangeKey(fields gobgplog.Fields) (netip.Prefix, bool) {
+	s, ok := fields["Key"].(string)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(s)
+	return p, err == nil
 }
 
 // peerError picks the messages that explain why a session is not well.
@@ -102,7 +120,7 @@ func peerError(msg string, fields gobgplog.Fields) string {
 		msg == "Some attributes were discarded",
 		msg == "hold timer expired",
 		msg == "failed to set md5":
-		return detail("Error")
+		return detail("Error", "Err") // GoBGP logs md5 failures with Err
 	}
 	return ""
 }

@@ -10,6 +10,10 @@
 // package main (cmd/bgpfabric does) or GODEBUG=multipathtcp=0. AddPeer
 // refuses a password while MPTCP listeners are on, naming the fix.
 //
+// Dynamic neighbours (router.PeerRangeConfig) are GoBGP peer groups with a
+// dynamic-neighbour prefix, TCP MD5 included (TCP_MD5SIG_EXT on the
+// listeners for the whole prefix): see ranges.go.
+//
 // Network namespaces: GoBGP opens its sockets from its own goroutines, so
 // they are in the namespace of the process (of whatever thread the Go
 // runtime picks). Run one Speaker per process, in the node's namespace.
@@ -57,10 +61,18 @@ type Speaker struct {
 	peerFns []func(router.PeerEvent)
 
 	// peerMu guards peers, the configuration of every peer we added, and
-	// serialises changes to GoBGP's peers, so that endHoldExpired's
-	// delete and add cannot interleave with the router's own.
+	// ranges, every range (ranges.go), and serialises changes to GoBGP's
+	// peers and peer groups, so that endHoldExpired's delete and add
+	// cannot interleave with the router's own.
 	peerMu sync.Mutex
 	peers  map[netip.Addr]router.PeerConfig
+	ranges map[netip.Prefix]router.PeerRangeConfig
+
+	// rangeErrMu guards rangeErrs, the problems GoBGP logged about a
+	// range (rangeError), apart from peerMu, which is held while GoBGP
+	// logs them.
+	rangeErrMu sync.Mutex
+	rangeErrs  map[netip.Prefix]string
 }
 
 var _ router.Speaker = (*Speaker)(nil)
@@ -73,8 +85,10 @@ func New(cfg Config) *Speaker {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}}
-	s.srv = server.NewBgpServer(server.LoggerOption(newSlogLogger(lg, s.peerError)))
+	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}, ranges: map[netip.Prefix]router.PeerRangeConfig{}, rangeErrs: map[netip.Prefix]string{}}
+	gl := newSlogLogger(lg, s.peerError)
+	gl.onRangeErr = s.rangeError
+	s.srv = server.NewBgpServer(server.LoggerOption(gl))
 	go s.srv.Serve()
 	return s
 }
@@ -224,7 +238,10 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.started = false
 	s.peerMu.Lock()
-	clear(s.peers) // StopBgp deletes them all
+	// StopBgp deletes every peer but keeps the peer groups, which only a
+	// running server can delete: remove the ranges first.
+	s.removeRangesLocked(ctx)
+	clear(s.peers)
 	s.peerMu.Unlock()
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("stopping BGP: %w", err)
@@ -314,14 +331,22 @@ const holdTimerExpired = "hold timer expired"
 // keeps them here. GoBGP offers no call to end a peer's restart, so the
 // peer is deleted, which drops its paths, and added again with the same
 // configuration.
+//
+// A dynamic neighbour (a router a range accepted) is only deleted: GoBGP
+// creates it again when the router connects, and would have deleted it
+// itself had the session ended without graceful restart.
 func (s *Speaker) endHoldExpired(addr netip.Addr) {
 	s.peerMu.Lock()
 	defer s.peerMu.Unlock()
+	ctx := context.Background()
 	p, ok := s.peers[addr]
-	if !ok || !p.GracefulRestart.Enabled {
+	if !ok {
+		s.endDynamicHoldExpiredLocked(ctx, addr)
+		return
+	}
+	if !p.GracefulRestart.Enabled {
 		return // without graceful restart GoBGP drops the routes itself
 	}
-	ctx := context.Background()
 	s.lg.Info("hold timer expired: removing the peer's routes instead of keeping them for graceful restart", "peer", addr)
 	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		s.lg.Warn("removing a peer whose hold timer expired", "peer", addr, "err", err)
@@ -330,6 +355,27 @@ func (s *Speaker) endHoldExpired(addr netip.Addr) {
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
 		s.lg.Error("adding back a peer whose hold timer expired", "peer", addr, "err", err)
 		delete(s.peers, addr)
+	}
+}
+
+// endDynamicHoldExpiredLocked deletes the dynamic neighbour at addr, if
+// GoBGP keeps it after its hold timer expired (graceful restart).
+func (s *Speaker) endDynamicHoldExpiredLocked(ctx context.Context, addr netip.Addr) {
+	if len(s.ranges) == 0 {
+		return
+	}
+	gr := false
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+		if c := p.GetConf(); c != nil && c.NeighborAddress == "" && c.PeerGroup != "" {
+			gr = p.GetGracefulRestart().GetEnabled()
+		}
+	})
+	if err != nil || !gr {
+		return // gone, not dynamic, or without graceful restart: GoBGP drops it
+	}
+	s.lg.Info("hold timer expired: removing the dynamic neighbour and its routes instead of keeping them for graceful restart", "peer", addr)
+	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+		s.lg.Warn("removing a dynamic neighbour whose hold timer expired", "peer", addr, "err", err)
 	}
 }
 
@@ -343,6 +389,19 @@ func (s *Speaker) AddPeer(ctx context.Context, p router.PeerConfig) error {
 func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
 	if p.Password != "" && MPTCPListeners() {
 		return fmt.Errorf("peer %s: TCP MD5 needs plain TCP listeners, but Go makes MPTCP ones: build with //go:debug multipathtcp=0 or run with GODEBUG=multipathtcp=0", p.Address)
+	}
+	// A router that a range accepted at this address gives way to the
+	// configured peer (GoBGP would refuse to add it).
+	if len(s.ranges) > 0 {
+		dyn, err := s.dynamicPeer(ctx, p.Address)
+		if err != nil {
+			return fmt.Errorf("adding peer %s: %w", p.Address, err)
+		}
+		if dyn {
+			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()}); err != nil {
+				return fmt.Errorf("adding peer %s: ending its dynamic session: %w", p.Address, err)
+			}
+		}
 	}
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
@@ -543,11 +602,18 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 		if p.State == nil || p.Conf == nil {
 			return
 		}
-		a, err := netip.ParseAddr(p.Conf.NeighborAddress)
+		// A dynamic neighbour has no configured address, only the one it
+		// connected from.
+		dynamic := p.Conf.NeighborAddress == "" && p.Conf.PeerGroup != ""
+		na := p.Conf.NeighborAddress
+		if dynamic {
+			na = p.State.NeighborAddress
+		}
+		a, err := netip.ParseAddr(na)
 		if err != nil {
 			return
 		}
-		ps := router.PeerStatus{Address: a, PeerAS: p.Conf.PeerAsn, State: sessionState(p.State.SessionState), EndOfRIBReceived: true}
+		ps := router.PeerStatus{Address: a, PeerAS: p.Conf.PeerAsn, State: sessionState(p.State.SessionState), EndOfRIBReceived: true, Dynamic: dynamic}
 		if t := p.GetTimers().GetState(); t != nil {
 			switch {
 			case ps.State == bfapi.BGPEstablished && t.Uptime != nil:

@@ -30,13 +30,14 @@ type collector struct {
 	mu    sync.Mutex
 	best  map[netip.Prefix][]router.Path
 	state map[netip.Addr]api.BGPState
-	eor   map[netip.Addr][]int // per End-of-RIB, the routes known then
+	hist  map[netip.Addr][]api.BGPState // every state, in order
+	eor   map[netip.Addr][]int          // per End-of-RIB, the routes known then
 	errs  []string
 	ch    chan struct{}
 }
 
 func newCollector() *collector {
-	return &collector{best: map[netip.Prefix][]router.Path{}, state: map[netip.Addr]api.BGPState{}, eor: map[netip.Addr][]int{}, ch: make(chan struct{}, 1)}
+	return &collector{best: map[netip.Prefix][]router.Path{}, state: map[netip.Addr]api.BGPState{}, hist: map[netip.Addr][]api.BGPState{}, eor: map[netip.Addr][]int{}, ch: make(chan struct{}, 1)}
 }
 
 func (c *collector) poke() {
@@ -68,6 +69,7 @@ func (c *collector) onPeer(e router.PeerEvent) {
 	c.mu.Lock()
 	if e.State != "" {
 		c.state[e.Address] = e.State
+		c.hist[e.Address] = append(c.hist[e.Address], e.State)
 	}
 	if e.Err != "" {
 		c.errs = append(c.errs, e.Err)
