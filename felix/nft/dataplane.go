@@ -106,7 +106,7 @@ type Element struct {
 	// Key is the key as the kernel stores it.
 	Key []byte
 	// Text is the element as nft prints it (the key, and for a map the
-	// verdict), e.g. `10.0.0.1` or `"wl-a" : jump fw-wl-a`.
+	// verdict), e.g. `10.0.0.1` or `"wl-a" : jump ep-out-4f14082f916dd51a`.
 	Text string
 	// Jump is the chain a map element jumps to.
 	Jump string

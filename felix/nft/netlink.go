@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"syscall"
@@ -59,8 +60,9 @@ func (n *Netlink) Commit(ctx context.Context, ops []Op) error {
 	// and reads them one by one (two syscalls each); for a transaction of
 	// tens of thousands of rules that is most of the time. So we let it
 	// marshal the batch into a test connection (send), put the batch on
-	// the wire ourselves without the acknowledgement flags, and hand the
-	// library the acknowledgements it expects.
+	// the wire ourselves in one send without the acknowledgement and echo
+	// flags (marshalBatch), and hand the library the acknowledgements it
+	// expects.
 	s := &sender{n: n, ctx: ctx}
 	conn, err := nftables.New(nftables.WithTestDial(s.send))
 	if err != nil {
@@ -170,13 +172,7 @@ func (s *sender) sendBatch(req []netlink.Message) error {
 	if err := s.n.bigBuffers(c); err != nil {
 		return err
 	}
-	msgs := make([]netlink.Message, len(req))
-	for i, m := range req {
-		m.Header.Flags &^= netlink.Acknowledge
-		m.Header.Sequence = 0 // renumbered by SendMessages
-		msgs[i] = m
-	}
-	if _, err := c.SendMessages(msgs); err != nil {
+	if err := sendRaw(c, marshalBatch(req)); err != nil {
 		return fmt.Errorf("sending batch: %w", err)
 	}
 	gen, err := c.Send(netlink.Message{
@@ -213,6 +209,54 @@ func (s *sender) sendBatch(req []netlink.Message) error {
 			}
 		}
 	}
+}
+
+// marshalBatch encodes a batch into one buffer, without the
+// acknowledgement and echo flags: the library asks the kernel to echo
+// every rule back (to learn its handle, which we do not use), which for
+// a large transaction is megabytes of answers read one by one.
+// (netlink.Conn.SendMessages would marshal each message apart and grow
+// its buffer by appending: for a batch of megabytes, slower than the
+// kernel's work on it.) The kernel does not look at our sequence numbers
+// in a batch but to quote them in error answers.
+func marshalBatch(msgs []netlink.Message) []byte {
+	n := 0
+	for _, m := range msgs {
+		n += nlmsgAlign(nlmsgHeaderLen + len(m.Data))
+	}
+	buf := make([]byte, 0, n)
+	for i, m := range msgs {
+		l := nlmsgHeaderLen + len(m.Data)
+		buf = binary.NativeEndian.AppendUint32(buf, uint32(l))
+		buf = binary.NativeEndian.AppendUint16(buf, uint16(m.Header.Type))
+		buf = binary.NativeEndian.AppendUint16(buf, uint16(m.Header.Flags&^(netlink.Acknowledge|netlink.Echo)))
+		buf = binary.NativeEndian.AppendUint32(buf, uint32(i+1)) // sequence
+		buf = binary.NativeEndian.AppendUint32(buf, 0)           // port ID: the kernel fills it in
+		buf = append(buf, m.Data...)
+		buf = append(buf, make([]byte, nlmsgAlign(l)-l)...)
+	}
+	return buf
+}
+
+const nlmsgHeaderLen = 16 // sizeof(struct nlmsghdr)
+
+func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
+
+// sendRaw sends buf, one or more netlink messages, in one sendto.
+func sendRaw(c *netlink.Conn, buf []byte) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		serr = syscall.Sendto(int(fd), buf, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK})
+		return serr != syscall.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 func addElements(conn *nftables.Conn, s *nftables.Set, es []Element) error {

@@ -15,10 +15,10 @@ const (
 	chainForward = "forward"
 	chainInput   = "input"
 	chainOutput  = "output"
-	mapWlFrom    = "wl-from"  // iifname → jump fw-<iface>: workload egress
-	mapWlTo      = "wl-to"    // oifname → jump tw-<iface>: workload ingress
-	mapHepFrom   = "hep-from" // iifname → jump fh-<iface>: host ingress
-	mapHepTo     = "hep-to"   // oifname → jump th-<iface>: host egress
+	mapWlFrom    = "wl-from"  // iifname → jump ep-out-<hash>: workload egress
+	mapWlTo      = "wl-to"    // oifname → jump ep-in-<hash>: workload ingress
+	mapHepFrom   = "hep-from" // iifname → jump ep-in-<hash>: host ingress
+	mapHepTo     = "hep-to"   // oifname → jump ep-out-<hash>: host egress
 )
 
 // maxName keeps chain and set names well under the kernel's 256 bytes.
@@ -49,23 +49,6 @@ func profileChain(name string, ingress bool) string {
 	return shortName("pro-" + name)
 }
 
-// endpointChains names the chains of an endpoint's ingress and egress
-// programs after its interface, as Calico does. For a workload, tw- (to
-// workload) is ingress and fw- (from workload) egress; for a host
-// endpoint, fh- (from host endpoint: packets that arrive on the interface)
-// is ingress and th- (to host endpoint: packets that leave through it)
-// egress. The host endpoint of all interfaces ("*") has fh:all and th:all
-// (no interface name has a ':').
-func endpointChains(kind policy.EndpointKind, iface string) (ingress, egress string) {
-	if kind == policy.WorkloadEndpoint {
-		return "tw-" + iface, "fw-" + iface
-	}
-	if iface == allInterfaces {
-		return "fh:all", "th:all"
-	}
-	return "fh-" + iface, "th-" + iface
-}
-
 // endpointMaps names the verdict maps that dispatch to an endpoint's
 // ingress and egress chains: by oifname and iifname for workloads (their
 // ingress is traffic the host sends out of the veth), by iifname and
@@ -88,8 +71,9 @@ type renderer struct {
 
 func (r *renderer) both() uint32 { return r.cfg.MarkAccept | r.cfg.MarkPass }
 
-// baseChains renders forward, input and output.
-func (r *renderer) baseChains(fs *policy.Failsafes, allHEP bool) map[string][]*Rule {
+// baseChains renders forward, input and output. allHEP is the program of
+// the host endpoint of all interfaces, if there is one.
+func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string][]*Rule {
 	est := expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED
 	conntrack := func() []*Rule {
 		return []*Rule{
@@ -155,19 +139,20 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP bool) map[string][]*R
 		}
 		rs = append(rs, new(builder).vmap(in, hep).rule(),
 			new(builder).markIs(A, true).verdict(expr.VerdictAccept))
-		if allHEP {
-			ing, eg := endpointChains(policy.HostEndpoint, allInterfaces)
+		if allHEP != nil {
+			prog := allHEP.in
 			if !in {
-				ing = eg
+				prog = allHEP.out
 			}
-			rs = append(rs, new(builder).jump(ing))
+			rs = append(rs, new(builder).jump(prog))
 		}
 		return rs
 	}
 	return map[string][]*Rule{chainForward: fwd, chainInput: host(true), chainOutput: host(false)}
 }
 
-// endpointRules renders one direction of an endpoint: its policies in
+// endpointRules renders one direction of an endpoint (its program chain,
+// which endpoints with the same program share): its policies in
 // order, a drop if policies applied and none passed, then the profiles,
 // then a drop. A policy that passes sets the pass mark, which skips the
 // remaining policies.
@@ -176,8 +161,8 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP bool) map[string][]*R
 // on every path (forward: after the source's egress; output: host to
 // workload; input: host endpoint ingress). An egress Allow cannot, since
 // the destination's ingress must still be checked in the forward hook: it
-// sets the accept mark and returns, and the endpoint chain returns to the
-// base chain at once. Endpoint chains return only with the accept mark
+// sets the accept mark and returns, and the program chain returns to the
+// base chain at once. Program chains return only with the accept mark
 // set (they end in a drop otherwise), which the base chains rely on.
 func (r *renderer) endpointRules(prog *policy.Program, ingress bool, hasPolicy func(policy.PolicyKey) bool, hasProfile func(string) bool) []*Rule {
 	A, P := r.cfg.MarkAccept, r.cfg.MarkPass

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 
@@ -14,7 +15,7 @@ import (
 // Config configures a Table.
 type Config struct {
 	// MarkAccept and MarkPass are the packet mark bits by which policy
-	// chains tell endpoint chains that a packet was allowed or passed
+	// chains tell program chains that a packet was allowed or passed
 	// (Calico's defaults, 0x10000 and 0x20000). They must be distinct
 	// single bits that nothing else on the host uses.
 	MarkAccept, MarkPass uint32
@@ -72,6 +73,8 @@ type Table struct {
 	chains   map[string][]*Rule
 	elements map[string]map[string]Element // set name → key → element
 	setTypes map[string]SetType
+	progs    map[ifaceKey]progPair // the program chains of each interface
+	progRefs map[string]int        // program chain → interfaces that use it
 
 	needFull bool
 }
@@ -99,6 +102,8 @@ func New(dp Dataplane, cfg Config) *Table {
 		chains:    map[string][]*Rule{},
 		elements:  map[string]map[string]Element{},
 		setTypes:  map[string]SetType{},
+		progs:     map[ifaceKey]progPair{},
+		progRefs:  map[string]int{},
 		needFull:  true,
 	}
 }
@@ -230,23 +235,24 @@ const (
 func (t *Table) hasPolicy(k policy.PolicyKey) bool { return t.policies[k] != nil }
 func (t *Table) hasProfile(n string) bool          { return t.profiles[n] != nil }
 
-// desiredIface returns the chains and map elements of one interface.
-func (t *Table) desiredIface(ik ifaceKey) (chains map[string][]*Rule, elems map[string]Element) {
+// desiredIface returns the program chains of one interface (none if no
+// endpoint owns it), their rules and the interface's map elements.
+func (t *Table) desiredIface(ik ifaceKey, ps *programs) (p progPair, chains map[string][]*Rule, elems map[string]Element) {
 	chains, elems = map[string][]*Rule{}, map[string]Element{}
 	ep := t.owner(ik)
 	if ep == nil {
-		return chains, elems
+		return p, chains, elems
 	}
-	ing, eg := endpointChains(ik.kind, ik.iface)
-	chains[ing] = t.r.endpointRules(&ep.Ingress, true, t.hasPolicy, t.hasProfile)
-	chains[eg] = t.r.endpointRules(&ep.Egress, false, t.hasPolicy, t.hasProfile)
+	in, out := ps.of(&ep.Ingress, true), ps.of(&ep.Egress, false)
+	p = progPair{in.name, out.name}
+	chains[in.name], chains[out.name] = in.rules, out.rules
 	if ik.iface == allInterfaces {
-		return chains, elems
+		return p, chains, elems
 	}
 	ingMap, egMap := endpointMaps(ik.kind)
-	elems[ingMap] = ifnameElement(ik.iface, ing)
-	elems[egMap] = ifnameElement(ik.iface, eg)
-	return chains, elems
+	elems[ingMap] = ifnameElement(ik.iface, in.name)
+	elems[egMap] = ifnameElement(ik.iface, out.name)
+	return p, chains, elems
 }
 
 func (t *Table) desiredPolicy(k policy.PolicyKey) map[string][]*Rule {
@@ -265,10 +271,6 @@ func (t *Table) desiredProfile(name string) map[string][]*Rule {
 		out[profileChain(name, false)] = t.r.policyRules(p.Egress, "profile/"+name, false, true)
 	}
 	return out
-}
-
-func (t *Table) allHEP() bool {
-	return t.owner(ifaceKey{policy.HostEndpoint, allInterfaces}) != nil
 }
 
 // setsOf returns the two kernel sets of an IP set, with their elements.
@@ -308,17 +310,24 @@ func memberElement(m policy.Member, named bool) Element {
 
 // full rewrites the whole table.
 func (t *Table) full(ctx context.Context) error {
-	chains := t.r.baseChains(t.failsafes, t.allHEP())
-	maps := map[string]map[string]Element{mapWlFrom: {}, mapWlTo: {}, mapHepFrom: {}, mapHepTo: {}}
+	chains := map[string][]*Rule{}
+	vmaps := map[string]map[string]Element{mapWlFrom: {}, mapWlTo: {}, mapHepFrom: {}, mapHepTo: {}}
+	ps := t.programs()
+	progs, progRefs := map[ifaceKey]progPair{}, map[string]int{}
 	for ik := range t.claims {
-		cs, es := t.desiredIface(ik)
-		for n, rs := range cs {
-			chains[n] = rs
+		p, cs, es := t.desiredIface(ik, ps)
+		if p == (progPair{}) {
+			continue
 		}
+		progs[ik] = p
+		progRefs[p.in]++
+		progRefs[p.out]++
+		maps.Copy(chains, cs)
 		for m, e := range es {
-			maps[m][string(e.Key)] = e
+			vmaps[m][string(e.Key)] = e
 		}
 	}
+	maps.Copy(chains, t.r.baseChains(t.failsafes, allHEP(progs)))
 	for k := range t.policies {
 		for n, rs := range t.desiredPolicy(k) {
 			chains[n] = rs
@@ -332,9 +341,9 @@ func (t *Table) full(ctx context.Context) error {
 	ops := []Op{{Kind: OpReplaceTable}}
 	elements := map[string]map[string]Element{}
 	setTypes := map[string]SetType{}
-	for _, m := range sortedKeys(maps) { // elements come after the chains
+	for _, m := range sortedKeys(vmaps) { // elements come after the chains
 		ops = append(ops, Op{Kind: OpAddSet, Set: &Set{m, MapIfname}})
-		elements[m], setTypes[m] = maps[m], MapIfname
+		elements[m], setTypes[m] = vmaps[m], MapIfname
 	}
 	for _, id := range sortedKeys(t.sets) {
 		kss := t.setsOf(id)
@@ -354,8 +363,8 @@ func (t *Table) full(ctx context.Context) error {
 			ops = append(ops, Op{Kind: OpAddRule, Chain: c, Rule: r})
 		}
 	}
-	for _, m := range sortedKeys(maps) {
-		if es := sortedElements(maps[m]); len(es) > 0 {
+	for _, m := range sortedKeys(vmaps) {
+		if es := sortedElements(vmaps[m]); len(es) > 0 {
 			ops = append(ops, Op{Kind: OpAddElements, Set: &Set{m, MapIfname}, Elements: es})
 		}
 	}
@@ -364,6 +373,7 @@ func (t *Table) full(ctx context.Context) error {
 		return fmt.Errorf("replacing nftables table: %w", err)
 	}
 	t.chains, t.elements, t.setTypes, t.needFull = chains, elements, setTypes, false
+	t.progs, t.progRefs = progs, progRefs
 	return nil
 }
 
@@ -390,10 +400,24 @@ func (t *Table) incremental(ctx context.Context, d *dirty) error {
 		}
 	}
 	mapWant := map[string]map[string]*Element{} // map → key → element (nil: delete)
+	// Interfaces: which program chains they jump to, and so how many
+	// interfaces use each program chain.
+	ps := t.programs()
+	newProgs := map[ifaceKey]progPair{} // zero: the interface has none
+	progDelta := map[string]int{}
+	progRules := map[string][]*Rule{}
 	for ik := range d.ifaces {
-		cs, es := t.desiredIface(ik)
-		ing, eg := endpointChains(ik.kind, ik.iface)
-		consider(cs, ing, eg)
+		p, cs, es := t.desiredIface(ik, ps)
+		if old, ok := t.progs[ik]; ok {
+			progDelta[old.in]--
+			progDelta[old.out]--
+		}
+		if p != (progPair{}) {
+			progDelta[p.in]++
+			progDelta[p.out]++
+			maps.Copy(progRules, cs)
+		}
+		newProgs[ik] = p
 		if ik.iface == allInterfaces {
 			continue
 		}
@@ -416,8 +440,24 @@ func (t *Table) incremental(ctx context.Context, d *dirty) error {
 	for name := range d.profiles {
 		consider(t.desiredProfile(name), profileChain(name, true), profileChain(name, false))
 	}
+	for n, delta := range progDelta {
+		_, have := t.chains[n]
+		switch refs := t.progRefs[n] + delta; {
+		case refs > 0 && !have:
+			want[n] = progRules[n]
+		case refs <= 0 && have:
+			gone[n] = true
+		}
+	}
 	if d.base {
-		consider(t.r.baseChains(t.failsafes, t.allHEP()))
+		all := allHEP(t.progs)
+		if p, ok := newProgs[ifaceKey{policy.HostEndpoint, allInterfaces}]; ok {
+			all = nil
+			if p != (progPair{}) {
+				all = &p
+			}
+		}
+		consider(t.r.baseChains(t.failsafes, all))
 	}
 	for n := range gone {
 		if _, ok := want[n]; ok {
@@ -567,6 +607,20 @@ func (t *Table) incremental(ctx context.Context, d *dirty) error {
 	}
 	for _, n := range deleted {
 		delete(t.chains, n)
+	}
+	for ik, p := range newProgs {
+		if p == (progPair{}) {
+			delete(t.progs, ik)
+		} else {
+			t.progs[ik] = p
+		}
+	}
+	for n, delta := range progDelta {
+		if refs := t.progRefs[n] + delta; refs > 0 {
+			t.progRefs[n] = refs
+		} else {
+			delete(t.progRefs, n)
+		}
 	}
 	return nil
 }
