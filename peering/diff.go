@@ -38,35 +38,47 @@ func (d Delta) Empty() bool { return len(d.Add) == 0 && len(d.Remove) == 0 && le
 // one address, the last counts. Each list in the Delta is sorted by peer
 // address.
 func Diff(running, desired []Session) Delta {
-	old := make(map[netip.Addr]Session, len(running))
-	for _, s := range running {
-		old[s.PeerAddress] = s
-	}
-	want := make(map[netip.Addr]Session, len(desired))
-	for _, s := range desired {
-		want[s.PeerAddress] = s
-	}
 	var d Delta
-	for a, s := range want {
-		o, ok := old[a]
-		switch {
-		case !ok:
-			d.Add = append(d.Add, s)
-		case o != s:
+	byAddr := func(a, b Session) int { return a.PeerAddress.Compare(b.PeerAddress) }
+	d.Add, d.Remove = diffKeyed(running, desired, func(s Session) netip.Addr { return s.PeerAddress }, byAddr,
+		func(o, s Session) {
 			changed, reset := changes(o, s)
 			d.Update = append(d.Update, Update{Old: o, New: s, Reset: reset, Changed: changed})
-		}
-	}
-	for a, s := range old {
-		if _, ok := want[a]; !ok {
-			d.Remove = append(d.Remove, s)
-		}
-	}
-	byAddr := func(a, b Session) int { return a.PeerAddress.Compare(b.PeerAddress) }
-	slices.SortFunc(d.Add, byAddr)
-	slices.SortFunc(d.Remove, byAddr)
+		})
 	slices.SortFunc(d.Update, func(a, b Update) int { return byAddr(a.New, b.New) })
 	return d
+}
+
+// diffKeyed compares running and desired items by key (if a list has two
+// items with one key, the last counts): it returns the added and the
+// removed ones, sorted by cmp, and calls changed for each key whose item
+// differs.
+func diffKeyed[T comparable, K comparable](running, desired []T, key func(T) K, cmp func(a, b T) int, changed func(old, new T)) (add, remove []T) {
+	old := make(map[K]T, len(running))
+	for _, x := range running {
+		old[key(x)] = x
+	}
+	want := make(map[K]T, len(desired))
+	for _, x := range desired {
+		want[key(x)] = x
+	}
+	for k, x := range want {
+		o, ok := old[k]
+		switch {
+		case !ok:
+			add = append(add, x)
+		case o != x:
+			changed(o, x)
+		}
+	}
+	for k, x := range old {
+		if _, ok := want[k]; !ok {
+			remove = append(remove, x)
+		}
+	}
+	slices.SortFunc(add, cmp)
+	slices.SortFunc(remove, cmp)
+	return add, remove
 }
 
 // field is one Session field for Diff: its name, whether a change needs a

@@ -166,33 +166,13 @@ func (d RangeDelta) Empty() bool { return len(d.Add) == 0 && len(d.Remove) == 0 
 // two ranges with one prefix, the last counts. Each list in the delta is
 // sorted as Result.PeerRanges.
 func DiffRanges(running, desired []PeerRange) RangeDelta {
-	old := make(map[netip.Prefix]PeerRange, len(running))
-	for _, r := range running {
-		old[r.Prefix] = r
-	}
-	want := make(map[netip.Prefix]PeerRange, len(desired))
-	for _, r := range desired {
-		want[r.Prefix] = r
-	}
 	var d RangeDelta
-	for p, r := range want {
-		o, ok := old[p]
-		switch {
-		case !ok:
-			d.Add = append(d.Add, r)
-		case o != r:
+	d.Add, d.Remove = diffKeyed(running, desired, func(r PeerRange) netip.Prefix { return r.Prefix }, comparePeerRanges,
+		func(o, r PeerRange) {
 			co, cr := o, r
 			co.Type, co.Source, cr.Type, cr.Source = "", "", "", ""
 			d.Update = append(d.Update, RangeUpdate{Old: o, New: r, Reset: co != cr})
-		}
-	}
-	for p, r := range old {
-		if _, ok := want[p]; !ok {
-			d.Remove = append(d.Remove, r)
-		}
-	}
-	slices.SortFunc(d.Add, comparePeerRanges)
-	slices.SortFunc(d.Remove, comparePeerRanges)
+		})
 	slices.SortFunc(d.Update, func(a, b RangeUpdate) int { return comparePeerRanges(a.New, b.New) })
 	return d
 }
