@@ -133,6 +133,29 @@ func (p *grPeer) keepalives(stop chan struct{}) {
 	}
 }
 
+// speakerAndGRPeer starts a speaker on 127.0.0.1 that dials a grPeer on
+// 127.0.0.2 with graceful restart and the given timers, and returns both
+// once the session is up.
+func speakerAndGRPeer(t *testing.T, ctx context.Context, hold, keepalive time.Duration) (*Speaker, *collector, *grPeer, netip.Addr) {
+	t.Helper()
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", freePort(t))
+	ln, err := net.Listen("tcp4", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	peerAddr := netip.MustParseAddr("127.0.0.2")
+	err = a.AddPeer(ctx, router.PeerConfig{
+		Address: peerAddr, Port: uint16(ln.Addr().(*net.TCPAddr).Port), PeerAS: 64512, LocalAS: 64512,
+		LocalAddress: netip.MustParseAddr("127.0.0.1"), HoldTime: hold, KeepaliveTime: keepalive, IPv4: true,
+		GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, ca, serveGRPeer(t, ln, 64512, "10.0.0.2"), peerAddr
+}
+
 // TestHoldExpiryEndsGracefulRestart: with graceful restart negotiated, a
 // peer that closes its connection keeps its routes as stale (a restart),
 // but a peer that falls silent until the hold timer expires loses them
@@ -153,23 +176,7 @@ func TestHoldExpiryEndsGracefulRestart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			port := freePort(t)
-			a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
-			ln, err := net.Listen("tcp4", "127.0.0.2:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			peerAddr := netip.MustParseAddr("127.0.0.2")
-			err = a.AddPeer(ctx, router.PeerConfig{
-				Address: peerAddr, Port: uint16(ln.Addr().(*net.TCPAddr).Port), PeerAS: 64512, LocalAS: 64512,
-				LocalAddress: netip.MustParseAddr("127.0.0.1"), HoldTime: 3 * time.Second, KeepaliveTime: time.Second, IPv4: true,
-				GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := serveGRPeer(t, ln, 64512, "10.0.0.2")
+			a, ca, p, peerAddr := speakerAndGRPeer(t, ctx, 3*time.Second, time.Second)
 			stop := make(chan struct{})
 			go p.keepalives(stop)
 			block := netip.MustParsePrefix("10.65.9.0/26")
@@ -213,23 +220,7 @@ func TestHoldExpiryEndsGracefulRestart(t *testing.T) {
 func TestEndOfRIBAfterRoutes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	port := freePort(t)
-	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
-	ln, err := net.Listen("tcp4", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peerAddr := netip.MustParseAddr("127.0.0.2")
-	err = a.AddPeer(ctx, router.PeerConfig{
-		Address: peerAddr, Port: uint16(ln.Addr().(*net.TCPAddr).Port), PeerAS: 64512, LocalAS: 64512,
-		LocalAddress: netip.MustParseAddr("127.0.0.1"), HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, IPv4: true,
-		GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := serveGRPeer(t, ln, 64512, "10.0.0.2")
+	_, ca, p, peerAddr := speakerAndGRPeer(t, ctx, 90*time.Second, 30*time.Second)
 	const n = 500
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP),
