@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // The kernel's neighbour tables (ARP, NDISC) are global: the entries of
@@ -165,12 +167,22 @@ func (n neighLimits) release(runID string) error {
 	return os.Remove(n.file)
 }
 
+// lock holds an exclusive flock on the record's directory, so that no
+// lock file is left behind.
 func (n neighLimits) lock() (func(), error) {
 	dir := filepath.Dir(n.file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return lockFile(n.file + ".lock")
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
 func (n neighLimits) read() (neighRecord, error) {
