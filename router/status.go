@@ -2,10 +2,8 @@ package router
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -131,73 +129,6 @@ func (l *loop) writeStatus(ctx context.Context) {
 		}
 	}
 	if l.statusOut != nil {
-		l.statusOut.put(st)
-	}
-}
-
-// statusOut writes status records from a goroutine of its own, so that a
-// slow datastore never holds up the loop (the kernel and the sessions):
-// at 100 nodes on two CPUs, etcd took over 5 s per write and the loop,
-// which wrote inline, installed nothing meanwhile. The latest record
-// wins; a failed write is retried until a newer record replaces it.
-type statusOut struct {
-	sink   StatusSink
-	lg     *slog.Logger
-	mu     sync.Mutex
-	next   *api.BGPStatus
-	signal chan struct{}
-}
-
-func newStatusOut(sink StatusSink, lg *slog.Logger) *statusOut {
-	return &statusOut{sink: sink, lg: lg, signal: make(chan struct{}, 1)}
-}
-
-func (o *statusOut) put(st *api.BGPStatus) {
-	o.mu.Lock()
-	o.next = st
-	o.mu.Unlock()
-	select {
-	case o.signal <- struct{}{}:
-	default:
-	}
-}
-
-// statusWriteTimeout bounds one write; statusRetry is the pause after a
-// failed one.
-const (
-	statusWriteTimeout = 5 * time.Second
-	statusRetry        = time.Second
-)
-
-func (o *statusOut) run(ctx context.Context) {
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-o.signal:
-		case <-retry:
-		}
-		retry = nil
-		o.mu.Lock()
-		st := o.next
-		o.next = nil
-		o.mu.Unlock()
-		if st == nil {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
-		err := o.sink.Put(wctx, st)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			continue
-		}
-		o.lg.Warn("writing BGP status", logKeyError, err)
-		o.mu.Lock()
-		if o.next == nil {
-			o.next = st
-		}
-		o.mu.Unlock()
-		retry = time.After(statusRetry)
+		l.statusOut.Put(st)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/internal/latest"
 	"github.com/bgpfabric/bgpfabric/peering"
 	"github.com/bgpfabric/bgpfabric/reflector"
 )
@@ -258,10 +259,21 @@ func (c *Controller) Run(ctx context.Context) error {
 		"peerRanges", len(cur.ranges))
 
 	status, err := c.cfg.Client.NewStatusWriter(ctx, datastore.StatusWriterConfig{TTL: c.cfg.StatusTTL, Logger: c.log})
+	var out *latest.Writer[*api.BGPStatus]
 	if err != nil {
 		c.log.Error("status writer; no BGPStatus will be written", "err", err)
 	} else {
 		defer status.Close()
+		// Written from a goroutine of its own, so that a slow datastore
+		// does not hold up the reaction to its changes.
+		out = latest.New(func(ctx context.Context, st *api.BGPStatus) error {
+			_, err := status.Put(ctx, st)
+			return err
+		}, c.log, "BGPStatus")
+		octx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { out.Run(octx); close(done) }()
+		defer func() { cancel(); <-done }() // before status.Close
 	}
 	// BGPStatus is written on the ticker (prefix counters move without
 	// events), after neighbour changes, and StatusDebounce after the first
@@ -279,14 +291,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-r.Changes():
 		default:
 		}
-		if status == nil {
-			return
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		st := Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now())
-		if _, err := status.Put(wctx, st); err != nil && ctx.Err() == nil {
-			c.log.Warn("writing BGPStatus", "err", err)
+		if out != nil {
+			out.Put(Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now()))
 		}
 	}
 	writeStatus()
