@@ -119,9 +119,28 @@ through the CNI plugin. Everything carries the run's ID and is removed by
 	return cmd
 }
 
+// reportFiles are the report files that run and check write on request.
+type reportFiles struct{ json, junit string }
+
+func (o *reportFiles) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.json, "json", "", "write the report as JSON to this file")
+	cmd.Flags().StringVar(&o.junit, "junit", "", "write the checks as JUnit XML to this file")
+}
+
+func (o *reportFiles) write(rep *sim.Report) error {
+	var errs []error
+	if o.json != "" {
+		errs = append(errs, rep.WriteJSON(o.json))
+	}
+	if o.junit != "" {
+		errs = append(errs, rep.WriteJUnit(o.junit))
+	}
+	return errors.Join(errs...)
+}
+
 func newSimRunCmd(g *globalOptions) *cobra.Command {
 	s := &simOptions{}
-	var jsonFile, junitFile string
+	var out reportFiles
 	cmd := &cobra.Command{
 		Use:   "run -f FILE [--json FILE] [--junit FILE]",
 		Short: "Boot, wait for convergence, check, inject the faults, tear down; exit 0 only if every check passed",
@@ -140,12 +159,7 @@ func newSimRunCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			rep.WriteText(g.stdout)
-			if jsonFile != "" {
-				err = errors.Join(err, rep.WriteJSON(jsonFile))
-			}
-			if junitFile != "" {
-				err = errors.Join(err, rep.WriteJUnit(junitFile))
-			}
+			err = errors.Join(err, out.write(rep))
 			if err != nil {
 				return err
 			}
@@ -156,8 +170,7 @@ func newSimRunCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	s.add(cmd, true)
-	cmd.Flags().StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
-	cmd.Flags().StringVar(&junitFile, "junit", "", "write the checks as JUnit XML to this file")
+	out.flags(cmd)
 	return cmd
 }
 
@@ -247,7 +260,7 @@ func (s *simOptions) attach(ctx context.Context, g *globalOptions) (*sim.Fabric,
 
 func newSimCheckCmd(g *globalOptions) *cobra.Command {
 	s := &simOptions{}
-	var jsonFile, junitFile string
+	var out reportFiles
 	cmd := &cobra.Command{
 		Use:   "check [-f FILE | --run ID]",
 		Short: "Run the topology's checks against a run that is up",
@@ -262,12 +275,7 @@ func newSimCheckCmd(g *globalOptions) *cobra.Command {
 			rep.Converged, rep.Attached = true, true
 			rep.AddChecks(f.Check(cmd.Context()))
 			rep.WriteText(g.stdout)
-			if jsonFile != "" {
-				err = errors.Join(err, rep.WriteJSON(jsonFile))
-			}
-			if junitFile != "" {
-				err = errors.Join(err, rep.WriteJUnit(junitFile))
-			}
+			err = errors.Join(err, out.write(rep))
 			if err == nil && !rep.OK() {
 				err = fmt.Errorf("%d checks failed", rep.ChecksFailed)
 			}
@@ -275,8 +283,7 @@ func newSimCheckCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	s.add(cmd, false)
-	cmd.Flags().StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
-	cmd.Flags().StringVar(&junitFile, "junit", "", "write the checks as JUnit XML to this file")
+	out.flags(cmd)
 	return cmd
 }
 
