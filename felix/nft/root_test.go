@@ -247,29 +247,7 @@ func TestRealPackets(t *testing.T) {
 		if err := ft.Apply(context.Background(), fullUpdate(rs)); err != nil {
 			t.Fatal(err)
 		}
-		tblK := &nftables.Table{Family: nftables.TableFamilyINet, Name: "bgpfabric"}
-		kchains, err := kc.ListChainsOfTableFamily(nftables.TableFamilyINet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int{}
-		for _, c := range kchains {
-			if c.Table.Name != "bgpfabric" {
-				continue
-			}
-			rules, err := kc.GetRules(tblK, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got[c.Name] = len(rules)
-		}
-		want := map[string]int{}
-		for name, c := range fake.chains {
-			want[name] = len(c.rules)
-		}
-		if !mapsEq(want, got) {
-			t.Errorf("chains and rule counts: kernel %v, fake %v", got, want)
-		}
+		checkChainsEqualFake(t, kc, fake)
 	})
 }
 
@@ -373,7 +351,9 @@ func TestProgramSharingKernel(t *testing.T) {
 	}
 }
 
-func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
+// checkChainsEqualFake checks that the kernel's table has the fake's
+// chains with as many rules each, and returns the table.
+func checkChainsEqualFake(t *testing.T, kc *nftables.Conn, fake *Fake) *nftables.Table {
 	t.Helper()
 	tbl := &nftables.Table{Family: nftables.TableFamilyINet, Name: "bgpfabric"}
 	kchains, err := kc.ListChainsOfTableFamily(nftables.TableFamilyINet)
@@ -398,6 +378,12 @@ func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
 	if !mapsEq(want, got) {
 		t.Errorf("chains and rule counts: kernel %v, fake %v", got, want)
 	}
+	return tbl
+}
+
+func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
+	t.Helper()
+	tbl := checkChainsEqualFake(t, kc, fake)
 	for _, m := range []string{mapWlFrom, mapWlTo, mapHepFrom, mapHepTo} {
 		s, err := kc.GetSetByName(tbl, m)
 		if err != nil {
