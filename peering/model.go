@@ -18,6 +18,19 @@ type Input struct {
 	BGPPeers          []*api.BGPPeer
 }
 
+// Add puts r in the input if it is a Node, a BGPConfiguration or a
+// BGPPeer, and ignores it otherwise.
+func (in *Input) Add(r api.Resource) {
+	switch r := r.(type) {
+	case *api.Node:
+		in.Nodes = append(in.Nodes, r)
+	case *api.BGPConfiguration:
+		in.BGPConfigurations = append(in.BGPConfigurations, r)
+	case *api.BGPPeer:
+		in.BGPPeers = append(in.BGPPeers, r)
+	}
+}
+
 // family indexes a node's addresses.
 type family int
 

@@ -494,16 +494,9 @@ func (l *loop) input() (peering.Input, *api.BGPConfiguration) {
 	var in peering.Input
 	var def *api.BGPConfiguration
 	for _, r := range l.resources {
-		switch r := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, r)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, r)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, r)
-			if r.Name == api.DefaultBGPConfigurationName {
-				def = r
-			}
+		in.Add(r)
+		if c, ok := r.(*api.BGPConfiguration); ok && c.Name == api.DefaultBGPConfigurationName {
+			def = c
 		}
 	}
 	return in, def

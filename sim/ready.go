@@ -120,14 +120,7 @@ func (c *statusCache) wake() {
 func expectedSessions(p *topology.Plan) map[string][]netip.Addr {
 	var in peering.Input
 	for _, r := range p.Resources {
-		switch r := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, r)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, r)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, r)
-		}
+		in.Add(r)
 	}
 	out := map[string][]netip.Addr{}
 	for _, n := range p.Nodes {

@@ -136,14 +136,7 @@ func (c *Controller) input() (peering.Input, bool) {
 	defer c.mu.Unlock()
 	var in peering.Input
 	for _, r := range c.resources {
-		switch v := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, v)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, v)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, v)
-		}
+		in.Add(r)
 	}
 	return in, c.synced
 }

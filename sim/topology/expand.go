@@ -509,14 +509,7 @@ func withAddr(n Neighbor, a netip.Prefix) Neighbor { n.Address = a.Addr(); retur
 func (e *expander) reflectorNeighbors() {
 	var in peering.Input
 	for _, r := range e.p.Resources {
-		switch r := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, r)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, r)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, r)
-		}
+		in.Add(r)
 	}
 	var m *peering.Model
 	for _, n := range e.p.Nodes {

@@ -85,14 +85,7 @@ func checkSessions(t *testing.T, p *Plan) {
 	t.Helper()
 	var in peering.Input
 	for _, r := range p.Resources {
-		switch r := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, r)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, r)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, r)
-		}
+		in.Add(r)
 	}
 	for _, n := range p.Nodes {
 		if n.Agent == AgentRouter {
@@ -322,14 +315,7 @@ func TestRouterReflectors(t *testing.T) {
 	// reflector.
 	var in peering.Input
 	for _, r := range p.Resources {
-		switch r := r.(type) {
-		case *api.Node:
-			in.Nodes = append(in.Nodes, r)
-		case *api.BGPConfiguration:
-			in.BGPConfigurations = append(in.BGPConfigurations, r)
-		case *api.BGPPeer:
-			in.BGPPeers = append(in.BGPPeers, r)
-		}
+		in.Add(r)
 	}
 	res, err := peering.Compute(in, "node-2")
 	if err != nil {
