@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -66,20 +65,9 @@ func TestSetDynamicNeighbors(t *testing.T) {
 // TestDynamicNeighborMD5: a range's password is a prefix key on the
 // listener: clients from the range need it.
 func TestDynamicNeighborMD5(t *testing.T) {
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	probe, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = setListenerMD5Prefix(probe.(*net.TCPListener), netip.MustParsePrefix("127.0.0.0/29"), "probe")
-	probe.Close()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("TCP MD5 prefix keys unavailable: %v", err)
-		}
-		t.Skipf("TCP MD5 prefix keys unavailable: %v", err)
-	}
+	requireListenerMD5(t, func(l *net.TCPListener) error {
+		return setListenerMD5Prefix(l, netip.MustParsePrefix("127.0.0.0/29"), "probe")
+	})
 	cfg := testConfig()
 	cfg.DynamicNeighbors = []DynamicNeighbor{{Prefix: netip.MustParsePrefix("127.0.0.0/29"), ASN: testASN, Client: true, Password: "r4nge"}}
 	r, addr := startReflector(t, cfg)

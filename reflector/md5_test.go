@@ -9,16 +9,18 @@ import (
 	"time"
 )
 
-// TestMD5 needs no root: TCP_MD5SIG works unprivileged on loopback. It
-// skips when the kernel refuses the option (and fails instead under CI=true).
-func TestMD5(t *testing.T) {
+// requireListenerMD5 tries set, a TCP MD5 key, on a listener as the
+// reflector makes them; it skips when the kernel refuses (and fails
+// instead under CI=true).
+func requireListenerMD5(t *testing.T, set func(*net.TCPListener) error) {
+	t.Helper()
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false) // as the reflector listens
 	probe, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = setListenerMD5(probe.(*net.TCPListener), netip.MustParseAddr("127.0.0.2"), "probe")
+	err = set(probe.(*net.TCPListener))
 	probe.Close()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -26,6 +28,14 @@ func TestMD5(t *testing.T) {
 		}
 		t.Skipf("TCP MD5 unavailable: %v", err)
 	}
+}
+
+// TestMD5 needs no root: TCP_MD5SIG works unprivileged on loopback. It
+// skips when the kernel refuses the option (and fails instead under CI=true).
+func TestMD5(t *testing.T) {
+	requireListenerMD5(t, func(l *net.TCPListener) error {
+		return setListenerMD5(l, netip.MustParseAddr("127.0.0.2"), "probe")
+	})
 	cfg := testConfig()
 	cfg.Neighbors = []NeighborConfig{{Address: netip.MustParseAddr("127.0.0.2"), ASN: testASN, Client: true, Passive: true, Password: "s3cret"}}
 	_, addr := startReflector(t, cfg)
