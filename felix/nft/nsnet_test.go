@@ -6,7 +6,6 @@ package nft
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/sim/probe"
 	"github.com/vishvananda/netlink"
 )
 
@@ -123,50 +123,17 @@ func dial(ns *nstest.NS, addr string, timeout time.Duration) error {
 	})
 }
 
-// ping sends one ICMP echo request from ns to dst and waits for the reply.
+// ping waits for an ICMP echo reply from dst to ns (sim/probe's ping,
+// which asks again every second) for at most timeout.
 func ping(ns *nstest.NS, dst netip.Addr, timeout time.Duration) error {
-	var pc net.PacketConn
-	if err := ns.Do(func() error {
-		var err error
-		pc, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	}); err != nil {
-		return err
-	}
-	defer pc.Close()
-	id := uint16(os.Getpid())
-	msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 'b', 'g', 'p', 'f'}
-	binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
-	if _, err := pc.WriteTo(msg, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	deadline, _ := ctx.Deadline()
-	pc.SetReadDeadline(deadline)
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		// Raw ICMP sockets get the ICMP message without the IP header.
-		if n >= 8 && buf[0] == 0 && from.String() == dst.String() && binary.BigEndian.Uint16(buf[4:]) == id {
-			return nil
-		}
+	r := probe.Ping(ctx, ns.Handle, dst)
+	switch {
+	case r.OK:
+		return nil
+	case r.Err != nil:
+		return r.Err
 	}
-}
-
-func icmpChecksum(b []byte) uint16 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
+	return fmt.Errorf("no echo reply from %s within %s", dst, timeout)
 }
