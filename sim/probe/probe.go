@@ -146,9 +146,8 @@ func TCP(ctx context.Context, ns netns.NsHandle, dst netip.Addr, port int) Resul
 	return Result{OK: true, RTT: time.Since(start)}
 }
 
-// Listen opens a TCP listener on port inside ns, on every address, that
-// accepts and closes connections until ctx ends.
-func Listen(ctx context.Context, ns netns.NsHandle, port int) error {
+// listenIn opens a TCP listener on port, every address, inside ns.
+func listenIn(ns netns.NsHandle, port int) (net.Listener, error) {
 	var ln net.Listener
 	err := netbuild.Do(ns, func() error {
 		var err error
@@ -156,7 +155,17 @@ func Listen(ctx context.Context, ns netns.NsHandle, port int) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("listening on port %d: %w", port, err)
+		return nil, fmt.Errorf("listening on port %d: %w", port, err)
+	}
+	return ln, nil
+}
+
+// Listen opens a TCP listener on port inside ns, on every address, that
+// accepts and closes connections until ctx ends.
+func Listen(ctx context.Context, ns netns.NsHandle, port int) error {
+	ln, err := listenIn(ns, port)
+	if err != nil {
+		return err
 	}
 	context.AfterFunc(ctx, func() { ln.Close() })
 	go func() {

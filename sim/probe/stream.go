@@ -20,14 +20,9 @@ import (
 // ListenEcho opens a TCP listener on port inside ns that echoes what every
 // connection sends, until ctx ends.
 func ListenEcho(ctx context.Context, ns netns.NsHandle, port int) error {
-	var ln net.Listener
-	err := netbuild.Do(ns, func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":"+strconv.Itoa(port))
-		return err
-	})
+	ln, err := listenIn(ns, port)
 	if err != nil {
-		return fmt.Errorf("listening on port %d: %w", port, err)
+		return err
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
