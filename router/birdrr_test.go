@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
-	"github.com/bgpfabric/bgpfabric/router"
 )
 
 // birdReflectorConf is a BIRD 2 configuration of a plain route reflector
@@ -87,14 +86,7 @@ func TestNodesAsClientsOfBIRDReflector(t *testing.T) {
 		f.start(n)
 	}
 
-	for _, n := range nodes {
-		for _, o := range nodes {
-			if o == n {
-				continue
-			}
-			waitRoute(t, n.ns, blocks[o], fmt.Sprintf("via %s proto %d", o.addr.Addr(), router.ProtoRouter), 30*time.Second)
-		}
-	}
+	waitBlocksViaOwners(t, nodes, blocks)
 	for _, n := range nodes {
 		f.waitStatus(n.name, "only the BIRD session, established", 10*time.Second, func(m map[string]api.BGPState) bool {
 			return len(m) == 1 && m[birdAddr] == api.BGPEstablished

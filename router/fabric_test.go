@@ -272,6 +272,19 @@ func routeState(ns *nstest.NS, dst netip.Prefix) string {
 
 // waitRoute waits, on route events of ns, until the route to dst renders
 // as want.
+// waitBlocksViaOwners waits until every node routes every other node's
+// block through that node, as learned over BGP.
+func waitBlocksViaOwners(t testing.TB, nodes []*fabricNode, blocks map[*fabricNode]netip.Prefix) {
+	t.Helper()
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if o != n {
+				waitRoute(t, n.ns, blocks[o], fmt.Sprintf("via %s proto %d", o.addr.Addr(), router.ProtoRouter), 30*time.Second)
+			}
+		}
+	}
+}
+
 func waitRoute(t testing.TB, ns *nstest.NS, dst netip.Prefix, want string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()

@@ -97,14 +97,7 @@ func TestReflectorWithFourNodes(t *testing.T) {
 		f.start(n)
 	}
 
-	for _, n := range nodes {
-		for _, o := range nodes {
-			if o == n {
-				continue
-			}
-			waitRoute(t, n.ns, blocks[o], fmt.Sprintf("via %s proto %d", o.addr.Addr(), router.ProtoRouter), 30*time.Second)
-		}
-	}
+	waitBlocksViaOwners(t, nodes, blocks)
 	for _, n := range nodes {
 		f.waitStatus(n.name, "only the reflector session, established", 10*time.Second, func(m map[string]api.BGPState) bool {
 			return len(m) == 1 && m[rrAddr] == api.BGPEstablished
