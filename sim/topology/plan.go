@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -37,8 +38,10 @@ type Plan struct {
 	Faults []FaultPlan
 	Checks CheckPlan
 
-	// byName indexes Nodes; Node builds it when it is missing or stale.
-	byName map[string]*NodePlan
+	// byNameMu guards byName, which indexes Nodes: Node builds it when it
+	// is missing or stale, and the sim calls Node from many goroutines.
+	byNameMu sync.Mutex
+	byName   map[string]*NodePlan
 }
 
 // Agent kinds: what a node runs.
@@ -234,7 +237,10 @@ func (p *Plan) anyPair(f FlowPlan) bool {
 }
 
 // Node returns the node named name, or nil.
+// It is safe for concurrent use, as long as nobody changes Nodes meanwhile.
 func (p *Plan) Node(name string) *NodePlan {
+	p.byNameMu.Lock()
+	defer p.byNameMu.Unlock()
 	if len(p.byName) != len(p.Nodes) {
 		p.byName = make(map[string]*NodePlan, len(p.Nodes))
 		for _, n := range p.Nodes {
