@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 )
 
 // Interop tests against real BIRD 2 and FRR bgpd (Debian packages bird2
@@ -29,18 +31,9 @@ func daemonBinary(t *testing.T, path string) string {
 	if testing.Short() {
 		t.Skip("interop: -short")
 	}
-	p, err := exec.LookPath(path)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (scripts/deps.sh installs bird2 and frr): %v", path, err)
-		}
-		t.Skipf("%s is not installed (scripts/deps.sh installs bird2 and frr)", path)
-	}
-	if os.Geteuid() != 0 && strings.Contains(path, "frr") {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FRR bgpd needs root")
-		}
-		t.Skip("FRR bgpd needs root")
+	p := nstest.RequireCommand(t, path)
+	if strings.Contains(path, "frr") {
+		nstest.RequireRoot(t) // FRR's bgpd needs root
 	}
 	return p
 }

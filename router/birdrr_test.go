@@ -3,7 +3,6 @@ package router_test
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 )
 
 // birdReflectorConf is a BIRD 2 configuration of a plain route reflector
@@ -49,12 +49,7 @@ template bgp rrclient {
 // on its node leaves the others and BIRD.
 func TestNodesAsClientsOfBIRDReflector(t *testing.T) {
 	f := newFabric(t)
-	if _, err := exec.LookPath("birdc"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("birdc is not installed (scripts/deps.sh installs it)")
-		}
-		t.Skip("birdc is not installed (scripts/deps.sh installs it)")
-	}
+	nstest.RequireCommand(t, "birdc")
 	const birdAddr = "10.99.0.100"
 	cfg := fastTimers()
 	off := false

@@ -22,12 +22,7 @@ import (
 // in dir/name.log, and kills it when the test ends.
 func startDaemon(t *testing.T, f *fabric, ns *nstest.NS, name string, argv ...string) {
 	t.Helper()
-	if _, err := exec.LookPath(argv[0]); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (scripts/deps.sh installs it)", argv[0])
-		}
-		t.Skipf("%s is not installed (scripts/deps.sh installs it)", argv[0])
-	}
+	nstest.RequireCommand(t, argv[0])
 	logPath := filepath.Join(f.dir, name+".log")
 	out, err := os.Create(logPath)
 	if err != nil {

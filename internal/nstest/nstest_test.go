@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -154,3 +155,37 @@ func TestSweepRemovesDeadOwners(t *testing.T) {
 		t.Errorf("name %s does not carry this process's PID", live.Name)
 	}
 }
+
+// TestRequireCommand finds an installed program and stops the test for a
+// missing one: a skip, or a failure under CI=true.
+func TestRequireCommand(t *testing.T) {
+	if p := RequireCommand(t, "sh"); p == "" {
+		t.Error("RequireCommand(sh) returned no path")
+	}
+	for _, ci := range []string{"", "true"} {
+		t.Setenv("CI", ci)
+		var skipped, failed bool
+		done := make(chan struct{})
+		rec := &recorder{skip: func() { skipped = true }, fail: func() { failed = true }}
+		go func() {
+			defer close(done)
+			RequireCommand(rec, "bgpfabric-no-such-program")
+			rec.Error("RequireCommand returned for a missing program")
+		}()
+		<-done
+		if want := ci == "true"; failed != want || skipped == want {
+			t.Errorf("CI=%q: failed %v, skipped %v; want failed %v", ci, failed, skipped, want)
+		}
+	}
+}
+
+// recorder is a testing.TB whose Skip and Fatal end its goroutine.
+type recorder struct {
+	testing.TB
+	skip, fail func()
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Error(...any)          { r.fail() }
+func (r *recorder) Skipf(string, ...any)  { r.skip(); runtime.Goexit() }
+func (r *recorder) Fatalf(string, ...any) { r.fail(); runtime.Goexit() }
