@@ -17,11 +17,19 @@ build:
 deps:
 	./scripts/deps.sh
 
+# RACE_PKGS run under the race detector in make test: each package runs
+# once, these with -race and the others without (see docs/architecture.md,
+# "Tests", for what each costs).
+RACE_PKGS := ./api/... ./peering ./datastore ./felix/calc ./felix/policy ./internal/latest ./ipam ./reflector ./sim ./sim/topology
+
 # test runs every test: unit tests and, as root, the namespace and kernel
-# tests. With CI=true a test that would skip for lack of root fails instead.
+# tests, through internal/testgate, which prints go test's usual output,
+# lists every skipped test and fails on any failure, build failure or
+# crashed test binary. With CI=true (.ci/run sets it) any skipped test
+# fails the run too.
 test: deps
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 35m $(PKGS)
+	$(GO) run ./internal/testgate -pkgs '$(PKGS)' -race '$(RACE_PKGS)' -- -count=1 -timeout 35m
 
 # test-short runs the unit tests that need neither root nor namespaces.
 test-short:
