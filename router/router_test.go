@@ -266,7 +266,8 @@ func testGracefulRestartKeepsRoutes(t *testing.T, eor func(*FakeSpeaker, netip.A
 	dp := routetable.NewFake()
 	stale := routetable.KernelRoute{Table: 254, Protocol: 81, Type: routetable.TypeUnicast, Dst: pfx("10.65.7.0/26"), Gateway: addr("10.0.0.2")}
 	dp.WriteRoutes(context.Background(), []routetable.RouteOp{{Kind: routetable.OpAdd, Route: stale}})
-	h := start(t, func(c *Config) { c.Dataplane = dp })
+	sock := filepath.Join(t.TempDir(), "router.sock")
+	h := start(t, func(c *Config) { c.Dataplane, c.ControlSocket = dp, sock })
 	h.dp = dp
 	cfg := &api.BGPConfiguration{ObjectMeta: api.ObjectMeta{Name: "default"}}
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), cfg)
@@ -276,7 +277,32 @@ func testGracefulRestartKeepsRoutes(t *testing.T, eor func(*FakeSpeaker, netip.A
 	}
 	h.sp.Learn(Destination{Prefix: pfx("10.65.2.0/26"), Paths: []Path{{NextHop: addr("10.0.0.2"), Peer: addr("10.0.0.2")}}})
 	h.sp.SetPeerState(PeerEvent{Address: addr("10.0.0.2"), State: api.BGPEstablished})
-	// Held: the stale route stays, nothing is installed yet.
+	// Held: once the router has taken the learned route (its report says
+	// "held") and the session (its status says established), and has
+	// reconciled after both, the stale route stays and nothing is
+	// installed. A report is answered by the router's loop between two
+	// reconciles, so the last one is a barrier.
+	report := func() *RoutesReport {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rep, err := FetchRoutes(ctx, sock)
+		if err != nil {
+			t.Fatalf("routes report: %v", err)
+		}
+		return rep
+	}
+	held := func() bool {
+		rep := report()
+		return len(rep.Kernel) == 1 && rep.Kernel[0].Prefix == pfx("10.65.2.0/26") && rep.Kernel[0].State == "held"
+	}
+	waitUntil(t, "the learned route held and the session established", func() bool {
+		st := h.status.get()
+		return st != nil && len(st.Status.Peers) == 1 && st.Status.Peers[0].State == api.BGPEstablished && held()
+	})
+	if !held() {
+		t.Errorf("learned route no longer held before End-of-RIB: %+v", report().Kernel)
+	}
 	if got := renderKernel(dp, 81); !cmp.Equal(got, []string{"10.65.7.0/26 via 10.0.0.2 proto 81"}) {
 		t.Errorf("before End-of-RIB: %v", got)
 	}
