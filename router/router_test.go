@@ -128,8 +128,10 @@ func TestPeerDiffApplied(t *testing.T) {
 	}
 }
 
-// TestFailedPeerRetried checks that a speaker error leaves the session to
-// be tried again, and that the status says why meanwhile.
+// TestPasswordsAndStatus: a session whose secret is missing is reported
+// in the status and configured, with its password, once the secret
+// appears; peer states and errors reach the status. (Speaker errors are
+// retried: TestFailedPeerRetried.)
 func TestPasswordsAndStatus(t *testing.T) {
 	dir := t.TempDir()
 	h := start(t, func(c *Config) { c.Secrets = Secrets{Dir: dir, Getenv: func(string) string { return "" }} })
