@@ -149,7 +149,13 @@ func TestReflectorGracefulRestart(t *testing.T) {
 	cfg.Restarting = true
 	r2, _, stop2 := runReflectorCause(t, cfg)
 	defer stop2(nil)
+	// Read the clients' tables only once their sessions are back: GoBGP
+	// v3.37.0 rewrites a peer's info (shared with its paths) in OpenSent
+	// without a lock ListPath takes, a data race the race detector reports.
 	waitFor(t, ctx, "fresh routes after the restart", func() bool {
+		if a.established(ctx) != 1 || b.established(ctx) != 1 {
+			return false
+		}
 		pa, pb := a.paths(ctx, "10.40.1.0/24"), b.paths(ctx, "10.40.0.0/24")
 		return len(pa) == 1 && !pa[0].Stale && len(pb) == 1 && !pb[0].Stale
 	})
