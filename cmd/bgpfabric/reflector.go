@@ -45,6 +45,12 @@ type reflectorOptions struct {
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
+	cmd, _ := reflectorCommand(g)
+	return cmd
+}
+
+// reflectorCommand is newReflectorCmd and the options its flags set.
+func reflectorCommand(g *globalOptions) (*cobra.Command, *reflectorOptions) {
 	o := &reflectorOptions{}
 	cmd := &cobra.Command{
 		Use:   "reflector [--config FILE | --node NAME]",
@@ -85,7 +91,7 @@ docs/reflector.md.`,
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
-	return cmd
+	return cmd, o
 }
 
 // checkFIB validates the kernel FIB flags.
@@ -103,6 +109,16 @@ func (o *reflectorOptions) applyFIB(c *reflector.Config) {
 	c.ProgramFIB = c.ProgramFIB || o.programFIB
 	if o.fibProtocol != 0 {
 		c.FIB.Protocol = o.fibProtocol
+	}
+}
+
+// engineConfig is what the command sets on the engine's configuration, in
+// either mode (from the file, or from the datastore's controller).
+func (o *reflectorOptions) engineConfig(log *slog.Logger, restarting bool) func(*reflector.Config) {
+	return func(c *reflector.Config) {
+		c.Logger = log
+		c.Restarting = restarting
+		o.applyFIB(c)
 	}
 }
 
@@ -157,11 +173,7 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	if err := o.checkFIB(); err != nil {
 		return err
 	}
-	engineCfg := func(c *reflector.Config) {
-		c.Logger = log
-		c.Restarting = restarting
-		o.applyFIB(c)
-	}
+	engineCfg := o.engineConfig(log, restarting)
 	if o.configFile != "" {
 		cfg, err := reflector.LoadConfigFile(o.configFile)
 		if err != nil {

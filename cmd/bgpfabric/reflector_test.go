@@ -1,38 +1,76 @@
 package main
 
 import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bgpfabric/bgpfabric/reflector"
 )
 
-// TestReflectorFIBFlags: --program-fib is off by default and turns the
-// kernel FIB on in either mode; --fib-protocol overrides and is checked.
+// TestReflectorFIBFlags: the command's own flags, parsed as on the command
+// line, set what the engine is configured with (configuration files loaded
+// as the command loads them): --program-fib is off by default and turns
+// the kernel FIB on, --fib-protocol overrides the file's protocol, a
+// file's programFIB stays on without the flag, and a reserved protocol is
+// refused by the command before it starts anything.
 func TestReflectorFIBFlags(t *testing.T) {
-	cmd := newReflectorCmd(&globalOptions{})
-	if f := cmd.Flags().Lookup("program-fib"); f == nil || f.DefValue != "false" {
-		t.Fatalf("--program-fib: %+v, want a flag defaulting to false", f)
+	dir := t.TempDir()
+	file := func(name, extra string) string {
+		p := filepath.Join(dir, name)
+		conf := "routerID: 10.0.0.1\nasNumber: 64512\nlisten: [\"127.0.0.1:0\"]\n" + extra
+		if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	if err := cmd.Flags().Parse([]string{"--program-fib", "--fib-protocol", "90"}); err != nil {
-		t.Fatal(err)
+	plain := file("plain.yaml", "")
+	withFIB := file("fib.yaml", "programFIB: true\nfib: {protocol: 77}\n")
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		file         string
+		wantFIB      bool
+		wantProtocol uint8
+	}{
+		{"defaults", nil, plain, false, 0},
+		{"--program-fib", []string{"--program-fib"}, plain, true, 0},
+		{"--program-fib --fib-protocol 90", []string{"--program-fib", "--fib-protocol", "90"}, plain, true, 90},
+		{"file's programFIB", nil, withFIB, true, 77},
+		{"file's programFIB, --fib-protocol 90", []string{"--fib-protocol", "90"}, withFIB, true, 90},
+	} {
+		cmd, o := reflectorCommand(&globalOptions{})
+		if err := cmd.Flags().Parse(append([]string{"--config", tc.file}, tc.args...)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := o.checkFIB(); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		c, err := reflector.LoadConfigFile(o.configFile)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		o.engineConfig(nil, false)(&c)
+		if c.ProgramFIB != tc.wantFIB || c.FIB.Protocol != tc.wantProtocol {
+			t.Errorf("%s: engine configured with ProgramFIB %v, FIB protocol %d; want %v, %d",
+				tc.name, c.ProgramFIB, c.FIB.Protocol, tc.wantFIB, tc.wantProtocol)
+		}
 	}
-	var c reflector.Config
-	(&reflectorOptions{}).applyFIB(&c)
-	if c.ProgramFIB || c.FIB.Protocol != 0 {
-		t.Errorf("no flags: %+v %+v", c.ProgramFIB, c.FIB)
-	}
-	o := &reflectorOptions{programFIB: true, fibProtocol: 90}
-	o.applyFIB(&c)
-	if !c.ProgramFIB || c.FIB.Protocol != 90 {
-		t.Errorf("--program-fib --fib-protocol 90: %+v %+v", c.ProgramFIB, c.FIB)
-	}
-	c = reflector.Config{ProgramFIB: true} // from the file
-	(&reflectorOptions{}).applyFIB(&c)
-	if !c.ProgramFIB {
-		t.Error("the file's programFIB was turned off")
-	}
-	if err := (&reflectorOptions{fibProtocol: 3}).checkFIB(); err == nil {
-		t.Error("--fib-protocol 3 accepted")
+
+	// The whole command refuses a protocol below 5 (the kernel's and
+	// static routes'), naming the flag.
+	// (--gc-percent 100: Go's default, so that the test binary's collector
+	// stays as it was.)
+	cmd := newRootCmd(strings.NewReader(""), io.Discard, io.Discard)
+	cmd.SetArgs([]string{"reflector", "--config", plain, "--http-addr", "", "--gc-percent", "100", "--fib-protocol", "3"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cmd.ExecuteContext(ctx); err == nil || !strings.Contains(err.Error(), "--fib-protocol") {
+		t.Errorf("reflector --fib-protocol 3: %v, want an error naming --fib-protocol", err)
 	}
 }
 
