@@ -128,7 +128,7 @@ func (r *Router) Run(ctx context.Context) error {
 		// From a goroutine of its own: at 100 nodes on two CPUs, etcd
 		// took over 5 s per write, and the loop, which wrote inline,
 		// installed nothing meanwhile.
-		l.statusOut = latest.New(r.cfg.Status.Put, r.lg, "BGP status")
+		l.statusOut = newStatusOut(r.cfg.Status, r.lg)
 		spawn(func() { l.statusOut.Run(runCtx) })
 	}
 	spawn(func() { l.runResources(runCtx) })
