@@ -13,4 +13,5 @@ const (
 	logKeyDataDir   = "dataDir"
 	logKeyListen    = "listen"
 	logKeyStatus    = "status"
+	logKeyRetryIn   = "retryIn"
 )

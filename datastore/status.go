@@ -14,10 +14,18 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/backoff"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // DefaultStatusTTL is how long a status record outlives its writer.
 const DefaultStatusTTL = 30 * time.Second
+
+// Backoff of the status lease's grants after a failure or a loss.
+const (
+	statusRetryMin = time.Second
+	statusRetryMax = 30 * time.Second
+)
 
 // statusRePutBatch bounds the puts of one transaction when records move to
 // a new lease: etcd's default --max-txn-ops is 128.
@@ -34,20 +42,29 @@ type StatusWriterConfig struct {
 }
 
 // StatusWriter writes status records (FelixStatus, BGPStatus...) attached
-// to an etcd lease that a goroutine owned by the writer keeps alive. When
-// the writer's process dies, or its ctx ends, the lease stops being renewed
-// and etcd deletes the records by itself after the TTL, so a dead node's
-// status disappears. Close revokes the lease, deleting them at once. If the
-// lease is lost (etcd was away longer than the TTL), the writer grants a
-// new one and puts every record again.
+// to one etcd lease, which etcd's keep-alive stream keeps alive: a node's
+// agent makes one writer and shares it between its parts, so the node
+// holds one lease however many records it writes. When the writer's
+// process dies, or its ctx ends, the lease is no longer renewed and etcd
+// deletes the records by itself after the TTL, so a dead node's status
+// disappears. Close revokes the lease, deleting them at once.
+//
+// The lease is granted in the background, with jittered backoff while
+// etcd refuses: a Put waits for it (within its ctx). If the lease is lost
+// (etcd did not answer keep-alives for longer than the TTL), the writer
+// grants a new one, with the same backoff, and puts every record again.
+// A Put of a record equal to what the writer last wrote is not sent.
+// Failures are logged at most once per kind and minute.
 type StatusWriter struct {
 	c   *Client
 	ttl int64 // seconds
 	lg  *slog.Logger
+	lim *ratelog.Limiter
 
 	mu      sync.Mutex // guards lease and records, held across their writes
 	lease   clientv3.LeaseID
 	records map[string]string // key → value of every record written
+	ready   chan struct{}     // closed when the first lease is granted
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -55,10 +72,11 @@ type StatusWriter struct {
 	closeErr  error
 }
 
-// NewStatusWriter grants a lease and starts keeping it alive. The writer
-// lives until Close, or until ctx ends: then it stops renewing without
-// revoking, and its records expire after the TTL like those of a crashed
-// process.
+// NewStatusWriter returns a writer and starts granting its lease and
+// keeping it alive, in the background: it does not wait for etcd. The
+// writer lives until Close, or until ctx ends: then it stops renewing
+// without revoking, and its records expire after the TTL like those of a
+// crashed process.
 func (c *Client) NewStatusWriter(ctx context.Context, cfg StatusWriterConfig) (*StatusWriter, error) {
 	ttl := cfg.TTL
 	if ttl == 0 {
@@ -72,15 +90,14 @@ func (c *Client) NewStatusWriter(ctx context.Context, cfg StatusWriterConfig) (*
 	if lg == nil {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	lease, err := c.cli.Grant(ctx, secs)
-	if err != nil {
-		return nil, fmt.Errorf("granting status lease of %ds: %w", secs, err)
+	if c.closed() {
+		return nil, errors.New("status writer: the datastore client is closed")
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	w := &StatusWriter{
-		c: c, ttl: secs, lg: lg,
-		lease:   lease.ID,
+		c: c, ttl: secs, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
 		records: map[string]string{},
+		ready:   make(chan struct{}),
 		cancel:  cancel,
 		done:    make(chan struct{}),
 	}
@@ -88,27 +105,35 @@ func (c *Client) NewStatusWriter(ctx context.Context, cfg StatusWriterConfig) (*
 	return w, nil
 }
 
-// Put writes (or replaces) a status record under the writer's lease. The
-// record is defaulted and validated first; it keeps the UID and creation
-// time of its first Put.
+// Put writes (or replaces) a status record under the writer's lease,
+// unless it equals what the writer last wrote for it. The record is
+// defaulted and validated first; it keeps the UID and creation time of
+// its first Put. Put waits for the writer's lease until ctx ends.
 func (w *StatusWriter) Put(ctx context.Context, r api.Resource) (api.Resource, error) {
 	obj, key, err := prepare(r)
 	if err != nil {
 		return nil, fmt.Errorf("writing status: %w", err)
 	}
 	id := IDOf(obj)
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("writing status %s: waiting for the status lease: %w", id, context.Cause(ctx))
+	case <-w.done:
+		return nil, fmt.Errorf("writing status %s: the status writer has stopped", id)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := obj.GetObjectMeta()
-	var prev []byte
-	if v, ok := w.records[key]; ok {
-		prev = []byte(v)
-	}
-	keepIdentity(obj, prev)
+	prev, had := w.records[key]
+	keepIdentity(obj, []byte(prev))
 	m.ResourceVersion = ""
 	val, err := encode(obj)
 	if err != nil {
 		return nil, fmt.Errorf("writing status %s: %w", id, err)
+	}
+	if had && prev == string(val) {
+		return obj, nil // etcd has it, under the current lease
 	}
 	resp, err := w.c.cli.Put(ctx, key, string(val), clientv3.WithLease(w.lease))
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -153,6 +178,9 @@ func (w *StatusWriter) Close() error {
 		defer cancel()
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if w.lease == 0 {
+			return // never granted
+		}
 		if _, err := w.c.cli.Revoke(ctx, w.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			w.closeErr = fmt.Errorf("revoking status lease %x: %w", int64(w.lease), err)
 		}
@@ -160,14 +188,36 @@ func (w *StatusWriter) Close() error {
 	return w.closeErr
 }
 
-// run keeps the lease alive until ctx ends or the client closes, and
-// replaces it when it is lost.
+// run grants the lease, keeps it alive until ctx ends or the client
+// closes, and replaces it when it is lost, backing off (with jitter) while
+// etcd refuses grants or keeps dropping the lease at once.
 func (w *StatusWriter) run(ctx context.Context) {
 	defer close(w.done)
+	bo := backoff.New(statusRetryMin, statusRetryMax)
+	var lost clientv3.LeaseID // the lease to replace; 0 at first
+	stopping := func() bool { return ctx.Err() != nil || w.c.closed() }
 	for {
+		for {
+			w.mu.Lock()
+			err := w.regrantLocked(ctx, lost)
+			w.mu.Unlock()
+			if err == nil {
+				break
+			}
+			if stopping() {
+				return
+			}
+			wait := bo.Next()
+			w.lim.Warn("granting status lease failed; will retry", logKeyError, err, logKeyRetryIn, wait)
+			if !backoff.Sleep(ctx, wait) {
+				return
+			}
+		}
+		w.lim.Reset("granting status lease failed; will retry")
 		w.mu.Lock()
 		lease := w.lease
 		w.mu.Unlock()
+		began := time.Now()
 		ka, err := w.c.cli.KeepAlive(ctx, lease)
 		if err == nil {
 			for range ka {
@@ -175,43 +225,31 @@ func (w *StatusWriter) run(ctx context.Context) {
 				// is lost, ctx ends or the client closes.
 			}
 		}
-		if ctx.Err() != nil || w.c.closed() {
+		if stopping() {
 			return
 		}
-		w.lg.Warn("status lease lost; granting a new one", logKeyLease, fmt.Sprintf("%x", int64(lease)), logKeyError, err)
-		wait := rewatchMinBackoff
-		for {
-			w.mu.Lock()
-			err := w.regrantLocked(ctx, lease)
-			w.mu.Unlock()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil || w.c.closed() {
+		w.lim.Warn("status lease lost; granting a new one", logKeyLease, fmt.Sprintf("%x", int64(lease)), logKeyError, err)
+		lost = lease
+		if time.Since(began) < time.Duration(w.ttl)*time.Second {
+			// Lost before a TTL went by: do not grant at once again.
+			if !bo.Wait(ctx) {
 				return
 			}
-			w.lg.Warn("re-granting status lease failed", logKeyError, err)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			wait = min(2*wait, rewatchMaxBackoff)
+		} else {
+			bo.Reset()
 		}
 	}
 }
 
-// regrantLocked replaces the lease old (unless that was done already) and
-// puts every record again under the new one.
+// regrantLocked replaces the lease old (unless that was done already; old
+// 0 grants the first lease) and puts every record again under the new one.
 func (w *StatusWriter) regrantLocked(ctx context.Context, old clientv3.LeaseID) error {
 	if w.lease != old {
 		return nil
 	}
 	lease, err := w.c.cli.Grant(ctx, w.ttl)
 	if err != nil {
-		return fmt.Errorf("granting status lease: %w", err)
+		return fmt.Errorf("granting status lease of %ds: %w", w.ttl, err)
 	}
 	ops := make([]clientv3.Op, 0, len(w.records))
 	for k, v := range w.records {
@@ -226,6 +264,10 @@ func (w *StatusWriter) regrantLocked(ctx context.Context, old clientv3.LeaseID) 
 		ops = ops[n:]
 	}
 	w.lease = lease.ID
+	if old == 0 {
+		close(w.ready)
+		return nil
+	}
 	w.lg.Info("status records moved to a new lease", logKeyLease, fmt.Sprintf("%x", int64(lease.ID)), logKeyCount, len(w.records))
 	return nil
 }

@@ -1,18 +1,23 @@
 package datastore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/backoff"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // DefaultStallTimeout is how long a syncer's watch may stay silent before
@@ -113,15 +118,16 @@ type Syncer struct {
 	c            *Client
 	handler      SyncHandler
 	lg           *slog.Logger
+	lim          *ratelog.Limiter // for the failures of retry loops
 	stallTimeout time.Duration
 	onBad        func(*DecodeError)
 
-	// listPrefixes are listed for a snapshot; watchRoot is watched (the
-	// kind's prefix, or the root when several kinds are synced, so that
-	// they share one revision order), filtered to kinds.
+	// listPrefixes are listed for a snapshot; ranges are watched,
+	// filtered to kinds (see watchRanges).
 	listPrefixes []string
-	watchRoot    string
+	ranges       []keyRange
 	kinds        map[string]bool // nil: all
+	plurals      map[string]bool // of kinds; nil: all
 
 	running atomic.Bool
 
@@ -129,7 +135,11 @@ type Syncer struct {
 	status    SyncStatus
 	delivered map[ResourceID]struct{} // what the handler holds now
 	rev       int64                   // the last revision delivered
+	revs      []int64                 // the same, per range
 }
+
+// keyRange is a watched key range [start, end).
+type keyRange struct{ start, end string }
 
 // NewSyncer checks the configuration and returns a syncer; Run starts it.
 func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
@@ -141,7 +151,7 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Syncer{
-		c: c, handler: cfg.Handler, lg: lg,
+		c: c, handler: cfg.Handler, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
 		stallTimeout: cfg.StallTimeout,
 		onBad:        cfg.OnBadValue,
 		delivered:    map[ResourceID]struct{}{},
@@ -151,9 +161,10 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 	}
 	switch len(cfg.Kinds) {
 	case 0:
-		s.listPrefixes, s.watchRoot = []string{api.KeyRoot}, api.KeyRoot
+		s.listPrefixes = []string{api.KeyRoot}
+		s.ranges = []keyRange{{api.KeyRoot, clientv3.GetPrefixRangeEnd(api.KeyRoot)}}
 	default:
-		s.kinds = map[string]bool{}
+		s.kinds, s.plurals = map[string]bool{}, map[string]bool{}
 		for _, k := range cfg.Kinds {
 			ki, err := api.LookupKind(k)
 			if err != nil {
@@ -162,18 +173,67 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 			if s.kinds[ki.Kind] {
 				continue
 			}
-			s.kinds[ki.Kind] = true
+			s.kinds[ki.Kind], s.plurals[ki.Plural] = true, true
 			s.listPrefixes = append(s.listPrefixes, api.ListPrefix(ki, ""))
 		}
 		// Disjoint prefixes ending in "/": listed in this order, the
 		// snapshot is sorted by key.
 		slices.Sort(s.listPrefixes)
-		s.watchRoot = api.KeyRoot
-		if len(s.listPrefixes) == 1 {
-			s.watchRoot = s.listPrefixes[0]
-		}
+		s.ranges = watchRanges(s.kinds)
 	}
 	return s, nil
+}
+
+// watchRanges returns the key ranges a syncer of kinds watches: the
+// fewest ranges that cover the kinds' keys without covering the keys of
+// a status kind that is not synced. Status records (BGPStatus,
+// FelixStatus) are written by every agent; were they in the range of
+// every agent's watch, each write would go to every agent, which decodes
+// it to throw it away: at 300 nodes that fan-out, not the writes, is
+// what kept etcd behind. Other kinds that fall inside a range are
+// skipped undecoded. Changes are delivered in revision order within a
+// range; the ranges' changes interleave in the order they arrive (each
+// consumer rebuilds its state from the whole set, so it only needs each
+// resource's changes in order, which a range gives).
+func watchRanges(kinds map[string]bool) []keyRange {
+	all := api.Kinds()
+	slices.SortFunc(all, func(a, b *api.KindInfo) int { return strings.Compare(api.ListPrefix(a, ""), api.ListPrefix(b, "")) })
+	var out []keyRange
+	var cur *keyRange
+	for _, ki := range all {
+		p := api.ListPrefix(ki, "")
+		switch {
+		case kinds[ki.Kind] && cur == nil:
+			cur = &keyRange{p, clientv3.GetPrefixRangeEnd(p)}
+		case kinds[ki.Kind]:
+			cur.end = clientv3.GetPrefixRangeEnd(p)
+		case ki.Status && cur != nil:
+			out = append(out, *cur)
+			cur = nil
+		}
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+// keep reports whether a watched key is of a synced kind, or not of any
+// kind (delivered as a value that does not decode, as before).
+func (s *Syncer) keep(key []byte) bool {
+	if s.plurals == nil {
+		return true
+	}
+	rest, ok := bytes.CutPrefix(key, []byte(api.KeyRoot))
+	if !ok {
+		return true
+	}
+	plural, _, _ := bytes.Cut(rest, []byte("/"))
+	if s.plurals[string(plural)] {
+		return true
+	}
+	_, err := api.LookupKind(string(plural))
+	return err != nil
 }
 
 // Run syncs until ctx ends, then returns nil. It returns an error only if
@@ -215,7 +275,7 @@ func (s *Syncer) stopErr(ctx context.Context, err error) error {
 // list reads a snapshot of every synced prefix at one revision, retrying
 // until it succeeds or ctx ends.
 func (s *Syncer) list(ctx context.Context) (listResult, error) {
-	wait := rewatchMinBackoff
+	bo := backoff.New(rewatchMinBackoff, rewatchMaxBackoff)
 	for {
 		res, err := s.listOnce(ctx)
 		if err == nil {
@@ -224,18 +284,14 @@ func (s *Syncer) list(ctx context.Context) (listResult, error) {
 		if ctx.Err() != nil || s.c.closed() {
 			return listResult{}, err
 		}
-		s.lg.Warn("syncer cannot list; retrying", logKeyError, err)
+		wait := bo.Next()
+		s.lim.Warn("syncer cannot list; retrying", logKeyError, err, logKeyRetryIn, wait)
 		if s.status == InSync {
 			s.setStatus(Disconnected)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return listResult{}, ctx.Err()
 		}
-		wait = min(2*wait, rewatchMaxBackoff)
 	}
 }
 
@@ -274,6 +330,10 @@ func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
 	}
 	s.delivered = now
 	s.rev = res.revision
+	s.revs = make([]int64, len(s.ranges))
+	for i := range s.revs {
+		s.revs[i] = res.revision
+	}
 	s.lg.Debug("syncer snapshot", logKeyRevision, res.revision, logKeyCount, len(res.resources))
 	s.handler.OnSnapshot(Snapshot{Resources: res.resources, Revision: res.revision, Resync: resync, Deleted: deleted})
 }
@@ -282,19 +342,25 @@ func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
 // ends (compaction, client closed).
 func (s *Syncer) watch(ctx context.Context, from int64) error {
 	wctx, cancel := context.WithCancel(ctx)
-	batches := make(chan watchBatch, 64)
+	batches := make(chan rangeBatch, 64)
+	var wg sync.WaitGroup
+	for i, r := range s.ranges {
+		wg.Go(func() {
+			s.c.watchRange(wctx, r.start, r.end, from, s.keep, func(b watchBatch) bool {
+				select {
+				case batches <- rangeBatch{i, b}:
+					return true
+				case <-wctx.Done():
+					return false
+				}
+			})
+		})
+	}
 	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		defer close(batches)
-		s.c.watchPrefix(wctx, s.watchRoot, from, func(b watchBatch) bool {
-			select {
-			case batches <- b:
-				return true
-			case <-wctx.Done():
-				return false
-			}
-		})
+		wg.Wait()
+		close(batches)
+		close(done)
 	}()
 	defer func() {
 		cancel()
@@ -307,16 +373,16 @@ func (s *Syncer) watch(ctx context.Context, from int64) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case b, ok := <-batches:
+		case rb, ok := <-batches:
 			if !ok {
 				return errors.New("watch ended: client closed")
 			}
-			if b.err != nil {
-				return b.err
+			if rb.err != nil {
+				return rb.err
 			}
 			stall.Reset(s.stallTimeout)
 			s.setStatus(InSync)
-			s.deliverBatch(b)
+			s.deliverBatch(rb.idx, rb.watchBatch)
 		case <-stall.C:
 			s.checkStalled(ctx)
 			stall.Reset(s.stallTimeout)
@@ -324,16 +390,23 @@ func (s *Syncer) watch(ctx context.Context, from int64) error {
 	}
 }
 
-// deliverBatch filters one watch response to the synced kinds and hands
-// it to the handler.
-func (s *Syncer) deliverBatch(b watchBatch) {
-	if b.progress > s.rev {
-		s.rev = b.progress
+// rangeBatch is a watch response of range idx.
+type rangeBatch struct {
+	idx int
+	watchBatch
+}
+
+// deliverBatch filters one watch response of range idx to the synced
+// kinds and hands it to the handler.
+func (s *Syncer) deliverBatch(idx int, b watchBatch) {
+	rev := &s.revs[idx]
+	if b.progress > *rev {
+		*rev = b.progress
 	}
 	var events []Event
-	last := s.rev
+	last := *rev
 	for _, it := range b.items {
-		if it.Revision <= s.rev {
+		if it.Revision <= *rev {
 			// Cannot happen while etcd keeps its promises; never repeat.
 			s.lg.Warn("syncer dropped an event it had delivered", logKeyRevision, it.Revision, logKeyKey, it.ID.String())
 			continue
@@ -361,7 +434,8 @@ func (s *Syncer) deliverBatch(b watchBatch) {
 		}
 		events = append(events, it.Event)
 	}
-	s.rev = last
+	*rev = last
+	s.rev = max(s.rev, last)
 	if len(events) > 0 {
 		s.handler.OnUpdates(events)
 	}
@@ -376,7 +450,7 @@ func (s *Syncer) checkStalled(ctx context.Context) {
 	defer cancel()
 	if _, err := s.c.cli.Get(pctx, api.KeyRoot, clientv3.WithCountOnly()); err != nil {
 		if ctx.Err() == nil {
-			s.lg.Warn("syncer: etcd does not answer", logKeyEndpoints, s.c.endpoints, logKeyError, err)
+			s.lim.Warn("syncer: etcd does not answer", logKeyEndpoints, s.c.endpoints, logKeyError, err)
 			s.setStatus(Disconnected)
 		}
 		return

@@ -10,6 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/backoff"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // EventType says what happened to a resource.
@@ -148,11 +150,20 @@ const (
 // cancels one (lost leader, for example), it is opened again after the
 // last revision delivered, so nothing is lost or repeated.
 func (c *Client) watchPrefix(ctx context.Context, prefix string, from int64, emit func(watchBatch) bool) {
+	c.watchRange(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), from, nil, emit)
+}
+
+// watchRange is watchPrefix for the keys in [prefix, end), of which only
+// those keep accepts (nil: all) are decoded and delivered; the others
+// only advance the revision (a batch of nothing but skipped changes is
+// delivered as progress).
+func (c *Client) watchRange(ctx context.Context, prefix, end string, from int64, keep func(key []byte) bool, emit func(watchBatch) bool) {
 	next := from // the first revision not yet delivered; 0 until known
-	wait := rewatchMinBackoff
+	bo := backoff.New(rewatchMinBackoff, rewatchMaxBackoff)
+	lim := ratelog.New(c.lg, ratelog.DefaultInterval)
 	for ctx.Err() == nil && !c.closed() {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithPrevKV(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()}
 		if next > 0 {
 			opts = append(opts, clientv3.WithRev(next))
 		}
@@ -164,11 +175,11 @@ func (c *Client) watchPrefix(ctx context.Context, prefix string, from int64, emi
 			}
 			if err := resp.Err(); err != nil {
 				if ctx.Err() == nil {
-					c.lg.Warn("etcd cancelled watch; watching again", logKeyPrefix, prefix, logKeyRevision, next, logKeyError, err)
+					lim.Warn("etcd cancelled watch; watching again", logKeyPrefix, prefix, logKeyRevision, next, logKeyError, err)
 				}
 				break
 			}
-			wait = rewatchMinBackoff
+			bo.Reset()
 			if resp.Created {
 				if next == 0 {
 					next = resp.Header.Revision + 1
@@ -185,9 +196,12 @@ func (c *Client) watchPrefix(ctx context.Context, prefix string, from int64, emi
 				}
 				continue
 			}
-			b := convertEvents(resp.Events)
+			b := convertEvents(resp.Events, keep)
 			if n := len(resp.Events); n > 0 {
 				next = resp.Events[n-1].Kv.ModRevision + 1
+				if len(b.items) == 0 {
+					b.progress = next - 1
+				}
 			}
 			if !emit(b) {
 				cancel()
@@ -198,21 +212,20 @@ func (c *Client) watchPrefix(ctx context.Context, prefix string, from int64, emi
 		if ctx.Err() != nil || c.closed() {
 			return
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Wait(ctx) {
 			return
 		}
-		wait = min(2*wait, rewatchMaxBackoff)
 	}
 }
 
 // convertEvents decodes the events of one watch response.
-func convertEvents(evs []*clientv3.Event) watchBatch {
+// Events whose key keep refuses (keep nil: none) are skipped undecoded.
+func convertEvents(evs []*clientv3.Event, keep func(key []byte) bool) watchBatch {
 	b := watchBatch{items: make([]WatchEvent, 0, len(evs))}
 	for _, e := range evs {
+		if keep != nil && !keep(e.Kv.Key) {
+			continue
+		}
 		key := string(e.Kv.Key)
 		rev := e.Kv.ModRevision
 		id, err := idFromKey(key)

@@ -42,8 +42,13 @@ type Config struct {
 	// ResyncInterval is how often the kernel is re-read and repaired;
 	// zero means DefaultResyncInterval.
 	ResyncInterval time.Duration
+	// Status, if set, is the node's status writer (one lease per node,
+	// shared with the router), which the caller closes after Run; nil
+	// means the agent opens one of its own and closes it when Run ends.
+	Status *datastore.StatusWriter
 	// StatusTTL is how long the FelixStatus record outlives a crashed
-	// agent; zero means datastore.DefaultStatusTTL.
+	// agent when the agent opens its own status writer; zero means
+	// datastore.DefaultStatusTTL.
 	StatusTTL time.Duration
 	// StatusInterval is the shortest time between status writes; zero
 	// means DefaultStatusInterval.

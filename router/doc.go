@@ -110,9 +110,13 @@
 // # Status and tools
 //
 // The node's BGPStatus (per peer: address, AS, type, state, since,
-// prefixes received/accepted/advertised, last error) is written on every
-// state change and every StatusInterval for the counters, under a lease
-// (DatastoreStatus). `bgpfabric status` prints it. The BGP table and the
+// prefixes received/accepted/advertised, last error) is written when a
+// session or its state changes (at most once a second, latest wins); the
+// prefix counts, refreshed every StatusInterval, reach it only on a slow
+// jittered period (about a minute) and are on /metrics at any time; an
+// unchanged status is never written again. It goes under the node's lease
+// (SharedStatus; DatastoreStatus for a router alone). `bgpfabric status`
+// prints it. The BGP table and the
 // installed routes are served on a unix control socket (ControlSocket;
 // RoutesReport), which `bgpfabric routes` reads. With Config.Metrics the
 // router registers Prometheus gauges and counters for sessions and

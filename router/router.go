@@ -13,7 +13,9 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
+	"github.com/bgpfabric/bgpfabric/internal/backoff"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
@@ -128,7 +130,7 @@ func (r *Router) Run(ctx context.Context) error {
 		// From a goroutine of its own: at 100 nodes on two CPUs, etcd
 		// took over 5 s per write, and the loop, which wrote inline,
 		// installed nothing meanwhile.
-		l.statusOut = latest.New(r.cfg.Status.Put, r.lg, "BGP status")
+		l.statusOut = newStatusOut(r.cfg.Status, r.lg)
 		spawn(func() { l.statusOut.Run(runCtx) })
 	}
 	spawn(func() { l.runResources(runCtx) })
@@ -287,13 +289,16 @@ func send[T any](ctx context.Context, ch chan<- T, v T) {
 	}
 }
 
-// runResources runs the resource source, retrying when it fails.
+// runResources runs the resource source, retrying with jittered backoff
+// when it fails (logged once a minute).
 func (l *loop) runResources(ctx context.Context) {
 	h := &syncHandler{ctx: ctx, ch: l.resCh, l: l}
+	bo := backoff.New(retryDelay/2, 30*time.Second)
+	lim := ratelog.New(l.lg, ratelog.DefaultInterval)
 	for ctx.Err() == nil {
 		if err := l.r.cfg.Resources.Run(ctx, h); err != nil && ctx.Err() == nil {
-			l.lg.Warn("resource sync failed; retrying", logKeyError, err)
-			sleep(ctx, retryDelay)
+			lim.Warn("resource sync failed; retrying", logKeyError, err)
+			bo.Wait(ctx)
 		}
 	}
 }

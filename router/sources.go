@@ -35,6 +35,14 @@ func DatastoreStatus(ctx context.Context, c *datastore.Client) (StatusSink, erro
 	return statusWriter{w}, nil
 }
 
+// SharedStatus writes BGPStatus through w, the node's status writer,
+// under the node's one lease; Close leaves w open (its owner closes it).
+func SharedStatus(w *datastore.StatusWriter) StatusSink { return sharedStatus{statusWriter{w}} }
+
+type sharedStatus struct{ statusWriter }
+
+func (sharedStatus) Close() error { return nil }
+
 type statusWriter struct{ w *datastore.StatusWriter }
 
 func (s statusWriter) Put(ctx context.Context, r *api.BGPStatus) error {

@@ -2,12 +2,26 @@ package router
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/latest"
+	"github.com/bgpfabric/bgpfabric/internal/statusdiff"
 )
+
+// newStatusOut returns the writer of the node's BGPStatus: a session or
+// state change is written within a second (coalesced, latest wins), a
+// change of prefix counts only on a slow jittered period (the counts are
+// on /metrics at any time), an unchanged status never; failures are
+// retried with jittered backoff and logged once a minute.
+func newStatusOut(sink StatusSink, lg *slog.Logger) *latest.Writer[*api.BGPStatus] {
+	w := latest.New(sink.Put, lg, "BGP status")
+	w.Compare = statusdiff.BGP
+	return w
+}
 
 // refreshCounters reads the peers' counters from the speaker.
 func (l *loop) refreshCounters(ctx context.Context) {

@@ -37,6 +37,10 @@ type nodeEnv struct {
 	// or netns.None() for the process's own.
 	Netns netns.NsHandle
 	Log   *slog.Logger
+	// Status is the node's status writer: one lease for the records of
+	// every component (FelixStatus, BGPStatus), closed by the command
+	// after every component has stopped.
+	Status *datastore.StatusWriter
 	// Observe serves /livez, /readyz and /metrics for every component:
 	// components register their metrics with Observe.Registry() and their
 	// health checks with AddLiveness/AddReadiness.
@@ -63,9 +67,8 @@ func addNodeComponent(c nodeComponent) { nodeComponents = append(nodeComponents,
 var felixComponent = nodeComponent{
 	name: "felix",
 	setup: func(fs *pflag.FlagSet) func(*nodeEnv) (func(context.Context) error, error) {
-		var resync, statusTTL time.Duration
+		var resync time.Duration
 		fs.DurationVar(&resync, "resync-interval", felix.DefaultResyncInterval, "how often felix re-reads the kernel and repairs differences")
-		fs.DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long felix's status outlives a crashed node")
 		acl := addACLFlags(fs)
 		return func(env *nodeEnv) (func(context.Context) error, error) {
 			newACL, err := acl(env.NodeName)
@@ -78,7 +81,7 @@ var felixComponent = nodeComponent{
 				Netns:          env.Netns,
 				Logger:         env.Log.With("component", "felix"),
 				ResyncInterval: resync,
-				StatusTTL:      statusTTL,
+				Status:         env.Status,
 				NewACL:         newACL,
 			}
 			if cfg.Metrics, err = felix.NewMetrics(env.Observe.Registry()); err != nil {
@@ -97,6 +100,7 @@ var felixComponent = nodeComponent{
 
 func newNodeCmd(g *globalOptions) *cobra.Command {
 	var nodeName, nsName, httpAddr string
+	var statusTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "node [--node-name NAME] [--netns NETNS]",
 		Short: "Run the node agent (felix and the BGP router) until SIGTERM",
@@ -126,6 +130,7 @@ its status records are deleted.`,
 	}
 	cmd.Flags().StringVar(&nodeName, "node-name", envOr("BGPFABRIC_NODE_NAME", nodeHostname()), "this node's name; env BGPFABRIC_NODE_NAME (default: the host name)")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:9099", `address for /livez, /readyz and /metrics ("" disables)`)
+	cmd.Flags().DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long the node's status records outlive a crashed node")
 	cmd.Flags().StringVar(&nsName, "netns", "", "network namespace to program: a name in /run/netns or a path (default: the process's own)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if nodeName == "" {
@@ -149,7 +154,18 @@ its status records are deleted.`,
 			return err
 		}
 		defer c.Close()
-		env := &nodeEnv{NodeName: nodeName, Client: c, Netns: ns, Log: log, Observe: observe.New()}
+		// One lease for the node, granted in the background: a busy etcd
+		// delays the status records, not the node.
+		status, err := c.NewStatusWriter(ctx, datastore.StatusWriterConfig{TTL: statusTTL, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := status.Close(); err != nil {
+				log.Warn("closing the status writer", "error", err)
+			}
+		}()
+		env := &nodeEnv{NodeName: nodeName, Client: c, Netns: ns, Log: log, Status: status, Observe: observe.New()}
 		specs := nodeComponents
 		runs := make([]func(context.Context) error, len(builds))
 		for i, b := range builds {

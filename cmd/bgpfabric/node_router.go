@@ -53,8 +53,8 @@ var routerComponent = nodeComponent{
 				Metrics:        env.Observe.Registry(),
 				Logger:         lg,
 			}
-			// The router is made when it runs (its status needs a lease);
-			// until then it is not ready.
+			// The router is made when it runs; until then it is not
+			// ready.
 			var running atomic.Pointer[router.Router]
 			env.Observe.AddReadiness("router", func() error {
 				if r := running.Load(); r != nil {
@@ -63,14 +63,9 @@ var routerComponent = nodeComponent{
 				return errors.New("router: not started")
 			})
 			return func(ctx context.Context) error {
-				st, err := router.DatastoreStatus(ctx, env.Client)
-				if err != nil {
-					return err
-				}
-				cfg.Status = st
+				cfg.Status = router.SharedStatus(env.Status)
 				r, err := router.New(cfg)
 				if err != nil {
-					st.Close()
 					return err
 				}
 				running.Store(r)

@@ -86,7 +86,7 @@ docs/reflector.md.`,
 	f.BoolVar(&o.restarting, "restarting", false, "start as a restarting speaker (RFC 4724)")
 	f.StringVar(&o.restartMarker, "restart-marker", "", "file that SIGUSR2 writes and a start within 2 minutes takes as --restarting")
 	f.StringVar(&o.secretsDir, "secrets-dir", "", "directory of BGPPeer passwords: DIR/<secret name>/<key>")
-	f.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "how often BGPStatus is rewritten (datastore mode)")
+	f.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "how often BGPStatus is rebuilt; written only on change, prefix counts about once a minute (datastore mode)")
 	f.BoolVar(&o.programFIB, "program-fib", false, "install the best paths into the kernel's main table (ECMP over equal paths); removed on a clean stop")
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)

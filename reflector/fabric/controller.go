@@ -12,6 +12,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
+	"github.com/bgpfabric/bgpfabric/internal/statusdiff"
 	"github.com/bgpfabric/bgpfabric/peering"
 	"github.com/bgpfabric/bgpfabric/reflector"
 )
@@ -26,10 +27,12 @@ type Config struct {
 	ListenAddrs []string
 	// Secrets reads BGPPeer passwords; nil fails sessions that need one.
 	Secrets SecretReader
-	// StatusInterval is how often BGPStatus is rewritten, for its prefix
-	// counters; zero means 10 s. It is also written after every change of
+	// StatusInterval is how often BGPStatus is rebuilt, for its prefix
+	// counters; zero means 10 s. It is also rebuilt after every change of
 	// the neighbours and every session going up or down, StatusDebounce
-	// after the first of a burst of them.
+	// after the first of a burst of them. A rebuilt status is written only
+	// if sessions or states changed (at most once a second), or, when only
+	// prefix counts did, on a slow jittered period (about a minute).
 	StatusInterval time.Duration
 	// StatusDebounce is how long a session change waits for more before
 	// BGPStatus is written, so that a fleet of clients coming up at once
@@ -263,6 +266,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			_, err := status.Put(ctx, st)
 			return err
 		}, c.log, "BGPStatus")
+		// Written when a session or its state changes; prefix counts on
+		// latest's slow period; an unchanged status never (see
+		// internal/statusdiff).
+		out.Compare = statusdiff.BGP
 		octx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { out.Run(octx); close(done) }()
