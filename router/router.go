@@ -30,6 +30,8 @@ const (
 	logKeyChanged  = "changed"
 	logKeyWarning  = "warning"
 	logKeyDuration = "duration"
+	logKeyPanic    = "panic"
+	logKeyBlamed   = "blamed"
 )
 
 // retryDelay is how long the router waits before trying a failed speaker
@@ -235,11 +237,18 @@ type loop struct {
 
 	statusDirty bool
 	retryAt     time.Time
+
+	// sup is what the loop knows about the speaker's deaths
+	// (supervise.go).
+	sup supervisor
 }
 
 type sessionFailure struct {
 	session peering.Session
 	err     string
+	// quarantine is set on a session held down (supervise.go) until.
+	quarantine bool
+	until      time.Time
 }
 
 type peerInfo struct {
@@ -273,6 +282,7 @@ func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 		best:         map[netip.Prefix]Destination{},
 		importDirty:  map[netip.Prefix]struct{}{},
 		stale:        stale,
+		sup:          newSupervisor(),
 		// Until the datastore says whether graceful restart is on, keep
 		// what an earlier run installed.
 		holdImport: true,
@@ -414,6 +424,8 @@ func (l *loop) run(ctx context.Context) {
 			l.onPeer(e)
 		case <-l.linkCh:
 			l.onLinkChange()
+		case s := <-l.sup.lossCh:
+			l.onLoss(s)
 		}
 		for i := 0; i < 1024 && l.handleOne(); i++ {
 		}
@@ -460,6 +472,9 @@ func (l *loop) nextWake() time.Time {
 	if l.holdImport && !l.holdUntil.IsZero() && (t.IsZero() || l.holdUntil.Before(t)) {
 		t = l.holdUntil
 	}
+	if s := l.nextSupervisionWake(time.Now()); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
+	}
 	return t
 }
 
@@ -475,7 +490,9 @@ func (l *loop) reconcile(ctx context.Context) {
 		l.retryAt = time.Time{}
 		l.resDirty, l.exportDirty, l.importAll = true, true, true
 	}
-	if l.resDirty && l.inSync {
+	now := time.Now()
+	l.supervisionTick(now)
+	if l.resDirty && l.inSync && !l.speakerDown(now) {
 		l.resDirty = false
 		l.reconcilePeers(ctx)
 	}
@@ -540,6 +557,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 			return
 		}
 		l.started = true
+		l.onStarted(time.Now())
 		l.exportDirty, l.importAll = true, true
 		l.watch(ctx)
 	}
@@ -619,6 +637,7 @@ func (l *loop) watch(ctx context.Context) {
 		return
 	}
 	l.watching = true
+	l.watchLoss(ctx)
 	sp := l.r.cfg.Speaker
 	if err := sp.WatchPeers(ctx, func(e PeerEvent) { send(ctx, l.peerCh, e) }); err != nil {
 		l.lg.Error("watching peers", logKeyError, err)
@@ -631,12 +650,6 @@ func (l *loop) watch(ctx context.Context) {
 // applySessions applies the difference between the running and the
 // desired sessions.
 func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
-	running := make([]peering.Session, 0, len(l.running))
-	for _, s := range l.running {
-		running = append(running, s)
-	}
-	d := peering.Diff(running, desired)
-	sp := l.r.cfg.Speaker
 	want := map[netip.Addr]bool{}
 	for _, s := range desired {
 		want[s.PeerAddress] = true
@@ -646,6 +659,13 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 			delete(l.failed, a)
 		}
 	}
+	desired = l.holdQuarantined(desired)
+	running := make([]peering.Session, 0, len(l.running))
+	for _, s := range l.running {
+		running = append(running, s)
+	}
+	d := peering.Diff(running, desired)
+	sp := l.r.cfg.Speaker
 	for _, s := range d.Remove {
 		if err := sp.DeletePeer(ctx, s.PeerAddress); err != nil {
 			l.lg.Warn("removing session", logKeySession, s.String(), logKeyError, err)

@@ -82,6 +82,9 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 		ps := api.BGPPeerStatus{PeerIP: a.String(), State: api.BGPIdle}
 		if failed {
 			ps.LastError = f.err
+			if f.quarantine {
+				ps.QuarantinedUntil = f.until.UTC().Format(time.RFC3339)
+			}
 			if !ok {
 				s = f.session
 			}
