@@ -30,8 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Prefixes received from the peer and accepted."}, peer),
 		advertis: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bgpfabric_router_peer_prefixes_advertised",
 			Help: "Prefixes advertised to the peer."}, peer),
+		// By kind, not by peer: a label value per peer address would
+		// grow with every dynamic neighbour a range accepts.
 		peerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bgpfabric_router_peer_errors_total",
-			Help: "Session problems reported by the speaker (notifications, malformed updates, prefix limits)."}, []string{"peer"}),
+			Help: "Session problems reported by the speaker (notifications, malformed updates, prefix limits), by kind."}, []string{"kind"}),
 		exported: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_routes_exported",
 			Help: "Routes this node advertises (its blocks and borrowed addresses)."}),
 		installed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_routes_installed",

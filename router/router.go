@@ -14,6 +14,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
+	"github.com/bgpfabric/bgpfabric/internal/logcap"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
@@ -167,6 +168,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for range bg {
 		<-finished
 	}
+	l.errLog.Close()
 	r.setHealth(health{})
 	return l.shutdown()
 }
@@ -241,6 +243,8 @@ type loop struct {
 	// sup is what the loop knows about the speaker's deaths
 	// (supervise.go).
 	sup supervisor
+	// errLog bounds the peer error lines (errlog.go).
+	errLog *logcap.Limiter
 }
 
 type sessionFailure struct {
@@ -283,6 +287,7 @@ func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 		importDirty:  map[netip.Prefix]struct{}{},
 		stale:        stale,
 		sup:          newSupervisor(),
+		errLog:       newErrLog(r.lg),
 		// Until the datastore says whether graceful restart is on, keep
 		// what an earlier run installed.
 		holdImport: true,
@@ -766,11 +771,17 @@ func (l *loop) onPeer(e PeerEvent) {
 			}
 		}
 	case e.Err != "":
-		l.lg.Warn("peer error", logKeyPeer, e.Address, logKeyError, e.Err)
 		p.lastError = e.Err
 		if l.metrics != nil {
-			l.metrics.peerErrors.WithLabelValues(e.Address.String()).Inc()
+			l.metrics.peerErrors.WithLabelValues(errorKind(e.Err)).Inc()
 		}
+		// A peer may send malformed UPDATEs at line rate: a few lines
+		// and status writes per interval, then a summary (errlog.go);
+		// the last error goes out with the next status.
+		if !l.errLog.Allow(e.Address.String()) {
+			return
+		}
+		l.lg.Warn("peer error", logKeyPeer, e.Address, logKeyError, e.Err)
 	case e.EndOfRIB:
 		p.eor = true
 	}
