@@ -48,6 +48,12 @@ bench: deps
 bench-rr: deps build
 	$(GO) run ./reflector/bench -bgpfabric $(BIN) $(BENCH_RR_FLAGS)
 
+# fuzz runs each fuzz target for FUZZTIME (see docs/robustness.md).
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzSpeakerUpdate -fuzztime $(FUZZTIME) ./router/speakerproc
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

@@ -32,6 +32,10 @@ type BGPPeerStatus struct {
 	PrefixesAdvertised uint64 `json:"prefixesAdvertised"`
 	// LastError is why the session last went down.
 	LastError string `json:"lastError,omitempty"`
+	// QuarantinedUntil is set (RFC 3339) while the peer is held down
+	// because its sessions kept crashing the node's BGP speaker
+	// (docs/robustness.md).
+	QuarantinedUntil string `json:"quarantinedUntil,omitempty"`
 }
 
 // BGPPeerType is why a session exists. Whether it is eBGP shows in its

@@ -80,6 +80,10 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Supervision is what the router does when a Speaker that can die
+	// (a LossWatcher: router/speakerproc) dies: restart backoff and
+	// quarantine (supervise.go, docs/robustness.md).
+	Supervision Supervision
 }
 
 // ResourceSource delivers the resources the router depends on to a
@@ -126,5 +130,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FIB == nil {
 		c.FIB = NetlinkFIB{Netns: c.Netns}
 	}
+	c.Supervision = c.Supervision.withDefaults()
 	return c, errors.Join(errs...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speakerproc"
 )
 
 // The namespace tests run each node's router in a child process (this
@@ -36,6 +37,7 @@ import (
 const childEnv = "BGPFABRIC_ROUTER_TEST_CHILD"
 
 func TestMain(m *testing.M) {
+	speakerproc.MaybeChild() // a node's speaker process (BF_SPEAKER_PROC)
 	switch os.Getenv(childEnv) {
 	case "":
 	case "reflector":
@@ -62,11 +64,20 @@ func runChild() int {
 		lg.Error("status", "error", err)
 		return 1
 	}
+	var sp router.Speaker = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	var sup router.Supervision
+	if os.Getenv("BF_SPEAKER_PROC") != "" {
+		// As `bgpfabric node` runs it: the speaker in a child process
+		// (this binary again, see TestMain).
+		sp = speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("-test.run=^$"), Logger: lg})
+		sup.Quarantine.HoldDown, _ = time.ParseDuration(os.Getenv("BF_QUARANTINE_HOLD"))
+	}
 	r, err := router.New(router.Config{
 		NodeName:      os.Getenv("BF_NODE"),
 		Resources:     router.DatastoreResources(c),
 		Status:        st,
-		Speaker:       gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")}),
+		Speaker:       sp,
+		Supervision:   sup,
 		Secrets:       router.Secrets{Dir: os.Getenv("BF_SECRETS")},
 		ControlSocket: os.Getenv("BF_SOCKET"),
 		Logger:        lg,

@@ -14,6 +14,8 @@ type metrics struct {
 	exported, installed          prometheus.Gauge
 	conflicts                    prometheus.Gauge
 	routeErrors                  prometheus.Counter
+	speakerRestarts              prometheus.Counter
+	quarantined                  prometheus.Gauge
 	all                          []prometheus.Collector
 }
 
@@ -28,8 +30,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Prefixes received from the peer and accepted."}, peer),
 		advertis: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bgpfabric_router_peer_prefixes_advertised",
 			Help: "Prefixes advertised to the peer."}, peer),
+		// By kind, not by peer: a label value per peer address would
+		// grow with every dynamic neighbour a range accepts.
 		peerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bgpfabric_router_peer_errors_total",
-			Help: "Session problems reported by the speaker (notifications, malformed updates, prefix limits)."}, []string{"peer"}),
+			Help: "Session problems reported by the speaker (notifications, malformed updates, prefix limits), by kind."}, []string{"kind"}),
 		exported: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_routes_exported",
 			Help: "Routes this node advertises (its blocks and borrowed addresses)."}),
 		installed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_routes_installed",
@@ -39,7 +43,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		routeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bgpfabric_router_route_apply_errors_total",
 			Help: "Kernel route programming rounds that reported errors."}),
 	}
-	m.all = []prometheus.Collector{m.peerUp, m.received, m.accepted, m.advertis, m.peerErrors, m.exported, m.installed, m.conflicts, m.routeErrors}
+	m.speakerRestarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "bgpfabric_router_speaker_restarts_total",
+		Help: "Times the BGP speaker process died and was started again."})
+	m.quarantined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_peers_quarantined",
+		Help: "Peers held down because their sessions kept crashing the BGP speaker."})
+	m.all = []prometheus.Collector{m.peerUp, m.received, m.accepted, m.advertis, m.peerErrors, m.exported, m.installed, m.conflicts, m.routeErrors,
+		m.speakerRestarts, m.quarantined}
 	var errs []error
 	for i, c := range m.all {
 		if err := reg.Register(c); err != nil {

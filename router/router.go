@@ -16,6 +16,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/internal/backoff"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
 	"github.com/bgpfabric/bgpfabric/internal/ratelog"
+	"github.com/bgpfabric/bgpfabric/internal/logcap"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
@@ -32,6 +33,8 @@ const (
 	logKeyChanged  = "changed"
 	logKeyWarning  = "warning"
 	logKeyDuration = "duration"
+	logKeyPanic    = "panic"
+	logKeyBlamed   = "blamed"
 )
 
 // retryDelay is how long the router waits before trying a failed speaker
@@ -167,6 +170,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for range bg {
 		<-finished
 	}
+	l.errLog.Close()
 	r.setHealth(health{})
 	return l.shutdown()
 }
@@ -237,11 +241,20 @@ type loop struct {
 
 	statusDirty bool
 	retryAt     time.Time
+
+	// sup is what the loop knows about the speaker's deaths
+	// (supervise.go).
+	sup supervisor
+	// errLog bounds the peer error lines (errlog.go).
+	errLog *logcap.Limiter
 }
 
 type sessionFailure struct {
 	session peering.Session
 	err     string
+	// quarantine is set on a session held down (supervise.go) until.
+	quarantine bool
+	until      time.Time
 }
 
 type peerInfo struct {
@@ -275,6 +288,8 @@ func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
 		best:         map[netip.Prefix]Destination{},
 		importDirty:  map[netip.Prefix]struct{}{},
 		stale:        stale,
+		sup:          newSupervisor(),
+		errLog:       newErrLog(r.lg),
 		// Until the datastore says whether graceful restart is on, keep
 		// what an earlier run installed.
 		holdImport: true,
@@ -419,6 +434,8 @@ func (l *loop) run(ctx context.Context) {
 			l.onPeer(e)
 		case <-l.linkCh:
 			l.onLinkChange()
+		case s := <-l.sup.lossCh:
+			l.onLoss(s)
 		}
 		for i := 0; i < 1024 && l.handleOne(); i++ {
 		}
@@ -465,6 +482,9 @@ func (l *loop) nextWake() time.Time {
 	if l.holdImport && !l.holdUntil.IsZero() && (t.IsZero() || l.holdUntil.Before(t)) {
 		t = l.holdUntil
 	}
+	if s := l.nextSupervisionWake(time.Now()); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
+	}
 	return t
 }
 
@@ -480,7 +500,9 @@ func (l *loop) reconcile(ctx context.Context) {
 		l.retryAt = time.Time{}
 		l.resDirty, l.exportDirty, l.importAll = true, true, true
 	}
-	if l.resDirty && l.inSync {
+	now := time.Now()
+	l.supervisionTick(now)
+	if l.resDirty && l.inSync && !l.speakerDown(now) {
 		l.resDirty = false
 		l.reconcilePeers(ctx)
 	}
@@ -545,6 +567,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 			return
 		}
 		l.started = true
+		l.onStarted(time.Now())
 		l.exportDirty, l.importAll = true, true
 		l.watch(ctx)
 	}
@@ -624,6 +647,7 @@ func (l *loop) watch(ctx context.Context) {
 		return
 	}
 	l.watching = true
+	l.watchLoss(ctx)
 	sp := l.r.cfg.Speaker
 	if err := sp.WatchPeers(ctx, func(e PeerEvent) { send(ctx, l.peerCh, e) }); err != nil {
 		l.lg.Error("watching peers", logKeyError, err)
@@ -636,12 +660,6 @@ func (l *loop) watch(ctx context.Context) {
 // applySessions applies the difference between the running and the
 // desired sessions.
 func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
-	running := make([]peering.Session, 0, len(l.running))
-	for _, s := range l.running {
-		running = append(running, s)
-	}
-	d := peering.Diff(running, desired)
-	sp := l.r.cfg.Speaker
 	want := map[netip.Addr]bool{}
 	for _, s := range desired {
 		want[s.PeerAddress] = true
@@ -651,6 +669,13 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 			delete(l.failed, a)
 		}
 	}
+	desired = l.holdQuarantined(desired)
+	running := make([]peering.Session, 0, len(l.running))
+	for _, s := range l.running {
+		running = append(running, s)
+	}
+	d := peering.Diff(running, desired)
+	sp := l.r.cfg.Speaker
 	for _, s := range d.Remove {
 		if err := sp.DeletePeer(ctx, s.PeerAddress); err != nil {
 			l.lg.Warn("removing session", logKeySession, s.String(), logKeyError, err)
@@ -751,11 +776,17 @@ func (l *loop) onPeer(e PeerEvent) {
 			}
 		}
 	case e.Err != "":
-		l.lg.Warn("peer error", logKeyPeer, e.Address, logKeyError, e.Err)
 		p.lastError = e.Err
 		if l.metrics != nil {
-			l.metrics.peerErrors.WithLabelValues(e.Address.String()).Inc()
+			l.metrics.peerErrors.WithLabelValues(errorKind(e.Err)).Inc()
 		}
+		// A peer may send malformed UPDATEs at line rate: a few lines
+		// and status writes per interval, then a summary (errlog.go);
+		// the last error goes out with the next status.
+		if !l.errLog.Allow(e.Address.String()) {
+			return
+		}
+		l.lg.Warn("peer error", logKeyPeer, e.Address, logKeyError, e.Err)
 	case e.EndOfRIB:
 		p.eor = true
 	}

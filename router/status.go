@@ -96,6 +96,9 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 		ps := api.BGPPeerStatus{PeerIP: a.String(), State: api.BGPIdle}
 		if failed {
 			ps.LastError = f.err
+			if f.quarantine {
+				ps.QuarantinedUntil = f.until.UTC().Format(time.RFC3339)
+			}
 			if !ok {
 				s = f.session
 			}
@@ -118,6 +121,11 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 	return st
 }
 
+// maxPeerSeries bounds the per-peer metric series: configured sessions
+// come from the datastore, but a range may accept any number of dynamic
+// neighbours, whose addresses would otherwise become label values.
+const maxPeerSeries = 1024
+
 // writeStatus writes the status record and updates the metrics.
 func (l *loop) writeStatus(ctx context.Context) {
 	if !l.local.RouterID.IsValid() || l.local.AS == 0 {
@@ -130,7 +138,10 @@ func (l *loop) writeStatus(ctx context.Context) {
 		m.received.Reset()
 		m.accepted.Reset()
 		m.advertis.Reset()
-		for _, p := range st.Status.Peers {
+		for i, p := range st.Status.Peers {
+			if i == maxPeerSeries {
+				break // dynamic neighbours beyond it: their count is in the status
+			}
 			lv := []string{p.PeerIP, string(p.Type)}
 			up := 0.0
 			if p.State == api.BGPEstablished {

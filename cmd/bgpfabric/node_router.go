@@ -3,14 +3,35 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speakerproc"
 )
+
+// newNodeSpeakerCmd is the hidden `bgpfabric node speaker`: the node's BGP
+// speaker as the node's child process (router/speakerproc). It serves the
+// parent on file descriptor 3 and dies with it; nobody runs it by hand.
+func newNodeSpeakerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "speaker",
+		Short:  "The node's BGP speaker process (started by bgpfabric node)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if os.Getenv(speakerproc.EnvChild) == "" {
+				return errors.New("node speaker: run by bgpfabric node only (no channel)")
+			}
+			return speakerproc.RunChild()
+		},
+	}
+}
 
 func init() { addNodeComponent(routerComponent) }
 
@@ -20,7 +41,7 @@ func init() { addNodeComponent(routerComponent) }
 var routerComponent = nodeComponent{
 	name: "router",
 	setup: func(fs *pflag.FlagSet) func(*nodeEnv) (func(context.Context) error, error) {
-		var enabled bool
+		var enabled, speakerProcess bool
 		var secretsDir, policyFile, controlDir string
 		var statusInterval time.Duration
 		fs.BoolVar(&enabled, "bgp", true, "run the BGP router (advertise this node's routes, install the peers')")
@@ -28,6 +49,8 @@ var routerComponent = nodeComponent{
 			"directory of BGP passwords: file <secret name>/<key> (else env BGPFABRIC_SECRET_<NAME>_<KEY>); env BGPFABRIC_SECRETS_DIR")
 		fs.StringVar(&policyFile, "route-policy", "", "YAML file of BGP import/export filters (see router.Policy)")
 		fs.StringVar(&controlDir, "control-dir", router.DefaultControlDir, "directory of the router's control socket router.<node>.sock, which the routes command reads")
+		fs.BoolVar(&speakerProcess, "bgp-speaker-process", true,
+			"run the BGP speaker (GoBGP) in a supervised child process, so that a peer's message that crashes it costs only the speaker, which restarts with graceful restart (docs/robustness.md); false runs it in the node's process")
 		fs.DurationVar(&statusInterval, "bgp-status-interval", router.DefaultStatusInterval, "how often peer counters are refreshed in the status")
 		return func(env *nodeEnv) (func(context.Context) error, error) {
 			if !enabled {
@@ -41,10 +64,16 @@ var routerComponent = nodeComponent{
 				}
 			}
 			lg := env.Log.With("component", "router")
+			var sp router.Speaker
+			if speakerProcess {
+				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("node", "speaker"), Logger: lg})
+			} else {
+				sp = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+			}
 			cfg := router.Config{
 				NodeName:       env.NodeName,
 				Resources:      router.DatastoreResources(env.Client),
-				Speaker:        gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")}),
+				Speaker:        sp,
 				Netns:          env.Netns,
 				Secrets:        router.Secrets{Dir: secretsDir},
 				Policy:         pol,

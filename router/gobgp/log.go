@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+
+	"github.com/bgpfabric/bgpfabric/internal/logcap"
 )
 
 // slogLogger adapts GoBGP's pkg/log.Logger to slog. Besides logging, it
@@ -23,12 +25,21 @@ type slogLogger struct {
 	// onRangeErr, if set, gets the problems logged about a prefix (a
 	// dynamic-neighbour range): a TCP MD5 key that could not be set.
 	onRangeErr func(prefix netip.Prefix, msg string)
+	// limit bounds the lines about one peer and message (GoBGP logs a
+	// warning per malformed UPDATE: 20,000 lines in 2 s from one peer):
+	// a few per interval, then one summary with the count.
+	limit *logcap.Limiter
 }
 
 var _ gobgplog.Logger = (*slogLogger)(nil)
 
 func newSlogLogger(lg *slog.Logger, onPeerErr func(netip.Addr, string)) *slogLogger {
 	l := &slogLogger{lg: lg, onPeerErr: onPeerErr}
+	l.limit = logcap.New(logcap.Config{Summary: func(key string, n int) {
+		peer, msg, _ := strings.Cut(key, "|")
+		lg.Warn("log lines suppressed (rate limit per peer and message)", "key", peer, "msg_suppressed", msg,
+			"count", n, "interval", logcap.DefaultInterval)
+	}})
 	lvl := gobgplog.InfoLevel
 	if lg.Enabled(context.Background(), slog.LevelDebug) {
 		lvl = gobgplog.DebugLevel
@@ -52,7 +63,7 @@ func attrs(fields gobgplog.Fields) []any {
 }
 
 func (l *slogLogger) log(level slog.Level, msg string, fields gobgplog.Fields) {
-	if l.lg.Enabled(context.Background(), level) {
+	if l.lg.Enabled(context.Background(), level) && l.allow(level, msg, fields) {
 		l.lg.Log(context.Background(), level, msg, attrs(fields)...)
 	}
 	if l.onPeerErr != nil && level >= slog.LevelInfo && fields["Topic"] == "Peer" {
@@ -66,6 +77,18 @@ func (l *slogLogger) log(level slog.Level, msg string, fields gobgplog.Fields) {
 			}
 		}
 	}
+}
+
+// allow applies the per-peer limit to the lines about a peer (Key).
+func (l *slogLogger) allow(level slog.Level, msg string, fields gobgplog.Fields) bool {
+	if level < slog.LevelInfo || l.limit == nil {
+		return true
+	}
+	k, ok := fields["Key"].(string)
+	if !ok {
+		return true
+	}
+	return l.limit.Allow(k + "|" + msg)
 }
 
 func peerKey(fields gobgplog.Fields) (netip.Addr, bool) {

@@ -1,0 +1,196 @@
+package speakerproc
+
+import (
+	"bufio"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/gobgp"
+)
+
+// Environment of the child: EnvChild marks a process started as the
+// speaker child (test binaries look for it in TestMain, see MaybeChild),
+// EnvParent holds the parent's PID, so that a child whose parent died
+// before the death signal was armed exits at once.
+const (
+	EnvChild  = "BGPFABRIC_SPEAKER_CHILD"
+	EnvParent = "BGPFABRIC_SPEAKER_PARENT"
+	// childFD is the child's end of the socketpair (ExtraFiles[0]).
+	childFD = 3
+)
+
+// RunChild is the child's main: it serves the parent on file descriptor
+// 3 with a router/gobgp Speaker until the parent goes away, logging as
+// JSON lines on stderr (which the parent reads). It returns when the
+// parent closed the channel or died; it never returns while the parent
+// lives unless the channel broke.
+func RunChild() error {
+	// Die with the parent. The parent set Pdeathsig already; arming it
+	// again here costs nothing, and the check after it closes the race
+	// where the parent died before the child existed.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("speaker child: arming the parent-death signal: %w", err)
+	}
+	if want, err := strconv.Atoi(os.Getenv(EnvParent)); err == nil && os.Getppid() != want {
+		return errors.New("speaker child: the parent is gone")
+	}
+	lg := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: childLevel()}))
+	f := os.NewFile(childFD, "speaker-channel")
+	if f == nil {
+		return errors.New("speaker child: no channel on file descriptor 3")
+	}
+	conn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("speaker child: channel: %w", err)
+	}
+	defer conn.Close()
+	sp := gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	return Serve(context.Background(), conn, sp, lg)
+}
+
+// EnvLevel passes the parent's log level to the child ("debug" or empty).
+const EnvLevel = "BGPFABRIC_SPEAKER_LOG_LEVEL"
+
+func childLevel() slog.Level {
+	if os.Getenv(EnvLevel) == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// MaybeChild runs the child and exits when the process was started as a
+// speaker child; otherwise it returns. Test binaries call it first in
+// TestMain so that a Client can run them as the child (Config.Command).
+func MaybeChild() {
+	if os.Getenv(EnvChild) == "" {
+		return
+	}
+	if err := RunChild(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Serve serves the parent's requests on rw with sp until rw ends (the
+// parent closed it or died). It does not stop sp on the way out: when
+// the parent dies, the process ends and the kernel closes the sessions'
+// connections without a Cease, so that peers with graceful restart keep
+// our routes. Exported for tests that serve an in-process speaker.
+func Serve(ctx context.Context, rw io.ReadWriter, sp router.Speaker, lg *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &writer{bw: bufio.NewWriterSize(rw, 64<<10)}
+	w.enc = gob.NewEncoder(w.bw)
+	dec := gob.NewDecoder(bufio.NewReaderSize(rw, 64<<10))
+	watching := false
+	for {
+		var req request
+		if err := dec.Decode(&req); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("speaker child: reading a request: %w", err)
+		}
+		reply := message{ID: req.ID}
+		var err error
+		switch req.Op {
+		case opStart:
+			if req.Global == nil {
+				err = errors.New("start without global settings")
+				break
+			}
+			if err = sp.Start(ctx, *req.Global); err == nil && !watching {
+				watching = true
+				err = errors.Join(
+					sp.WatchPeers(ctx, func(e router.PeerEvent) { w.send(message{Peer: &e}) }),
+					sp.WatchBestPaths(ctx, func(ds []router.Destination) { w.send(message{Best: ds}) }))
+			}
+		case opStop:
+			err = sp.Stop(ctx)
+		case opAddPeer:
+			err = withPeer(req, func(p router.PeerConfig) error { return sp.AddPeer(ctx, p) })
+		case opUpdatePeer:
+			err = withPeer(req, func(p router.PeerConfig) error { return sp.UpdatePeer(ctx, p, req.Reset) })
+		case opDeletePeer:
+			err = sp.DeletePeer(ctx, req.Addr)
+		case opAddPeerRange:
+			err = withRange(req, func(r router.PeerRangeConfig) error { return sp.AddPeerRange(ctx, r) })
+		case opUpdatePeerRange:
+			err = withRange(req, func(r router.PeerRangeConfig) error { return sp.UpdatePeerRange(ctx, r) })
+		case opDeletePeerRange:
+			err = sp.DeletePeerRange(ctx, req.Prefix)
+		case opSoftReset:
+			err = sp.SoftReset(ctx, req.Addr, req.In)
+		case opAnnounce:
+			err = sp.Announce(ctx, req.Routes)
+		case opWithdraw:
+			err = sp.Withdraw(ctx, req.Prefixes)
+		case opPeers:
+			reply.Peers, err = sp.Peers(ctx)
+		case opRIB:
+			reply.RIB, err = sp.RIB(ctx)
+		default:
+			err = fmt.Errorf("unknown operation %d", req.Op)
+		}
+		if err != nil {
+			reply.Err = err.Error()
+		}
+		if err := w.send(reply); err != nil {
+			lg.Debug("speaker child: writing to the parent", "error", err)
+			return nil
+		}
+	}
+}
+
+func withPeer(req request, fn func(router.PeerConfig) error) error {
+	if req.Peer == nil {
+		return errors.New("request without a peer")
+	}
+	return fn(*req.Peer)
+}
+
+func withRange(req request, fn func(router.PeerRangeConfig) error) error {
+	if req.Range == nil {
+		return errors.New("request without a range")
+	}
+	return fn(*req.Range)
+}
+
+// writer serialises the child's messages: replies from the request loop
+// and events from the speaker's watch goroutines.
+type writer struct {
+	mu  sync.Mutex
+	bw  *bufio.Writer
+	enc *gob.Encoder
+	err error
+}
+
+func (w *writer) send(m message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.enc.Encode(&m); err != nil {
+		w.err = err
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+	}
+	return w.err
+}

@@ -1,0 +1,74 @@
+package speakerproc
+
+import (
+	"net/netip"
+
+	"github.com/bgpfabric/bgpfabric/router"
+)
+
+// The protocol between the node (parent) and its speaker (child) runs on
+// one unix stream socket (a socketpair; the child's end is its file
+// descriptor 3) as two gob streams: requests from the parent, and from
+// the child replies (ID of the request) interleaved with events (ID 0).
+// The child serves requests one at a time, in order, so the parent's
+// calls apply in the order it made them; events are written as the
+// speaker produces them.
+
+// op is a request's operation: one per router.Speaker method.
+type op uint8
+
+const (
+	opStart op = iota + 1
+	opStop
+	opAddPeer
+	opUpdatePeer
+	opDeletePeer
+	opAddPeerRange
+	opUpdatePeerRange
+	opDeletePeerRange
+	opSoftReset
+	opAnnounce
+	opWithdraw
+	opPeers
+	opRIB
+)
+
+var opNames = [...]string{
+	opStart: "Start", opStop: "Stop", opAddPeer: "AddPeer", opUpdatePeer: "UpdatePeer",
+	opDeletePeer: "DeletePeer", opAddPeerRange: "AddPeerRange", opUpdatePeerRange: "UpdatePeerRange",
+	opDeletePeerRange: "DeletePeerRange", opSoftReset: "SoftReset", opAnnounce: "Announce",
+	opWithdraw: "Withdraw", opPeers: "Peers", opRIB: "RIB",
+}
+
+func (o op) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return "op?"
+}
+
+// request is one call of a router.Speaker method; only the fields of its
+// op are set (gob sends no zero fields).
+type request struct {
+	ID       uint64
+	Op       op
+	Global   *router.Global
+	Peer     *router.PeerConfig
+	Range    *router.PeerRangeConfig
+	Reset    bool
+	In       bool
+	Addr     netip.Addr
+	Prefix   netip.Prefix
+	Routes   []router.LocalRoute
+	Prefixes []netip.Prefix
+}
+
+// message is a reply (ID set) or an event (ID 0: Best or Peer set).
+type message struct {
+	ID    uint64
+	Err   string
+	Peers []router.PeerStatus
+	RIB   []router.Destination
+	Best  []router.Destination
+	Peer  *router.PeerEvent
+}
