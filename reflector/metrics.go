@@ -15,6 +15,7 @@ type engineMetrics struct {
 	groupFlush      prometheus.Histogram
 	attrDiscard     prometheus.Counter
 	treatAsWithdraw prometheus.Counter
+	codecPanics     prometheus.Counter
 	transitions     *prometheus.CounterVec // event: established, down
 	notifications   *prometheus.CounterVec // direction, code
 }
@@ -41,6 +42,10 @@ func newEngineMetrics() *engineMetrics {
 		treatAsWithdraw: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "rfc7606_treat_as_withdraw_total",
 			Help: "Malformed UPDATEs treated as withdrawals (RFC 7606).",
+		}),
+		codecPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "codec_panics_total",
+			Help: "Received messages that made GoBGP's codec panic; each reset its session with an UPDATE Message Error.",
 		}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "session_transitions_total",
@@ -101,6 +106,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.groupFlush.Collect(ch)
 	m.attrDiscard.Collect(ch)
 	m.treatAsWithdraw.Collect(ch)
+	m.codecPanics.Collect(ch)
 	m.transitions.Collect(ch)
 	m.notifications.Collect(ch)
 	states := map[State]int{}

@@ -58,7 +58,7 @@ func connErr(err error) error {
 }
 
 // established runs the Established state until the session ends.
-func (s *session) established(ctx context.Context, br *bufio.Reader) error {
+func (s *session) established(ctx context.Context, br *bufio.Reader) (err error) {
 	s.setState(StateEstablished)
 	s.started = timeNow()
 	info := sessionInfo{
@@ -70,11 +70,18 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) error {
 	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {
 		return newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN, "shutdown")
 	}
+	// The peer-down path runs however the session ends: an error, the
+	// peer closing, or a panic that run's last-resort recover catches.
+	defer func() {
+		graceful := s.neg.gr && gracefulEnd(s, err)
+		if r := recover(); r != nil {
+			graceful = false
+			defer panic(r)
+		}
+		s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
+	}()
 	s.owner.up(ctx, s)
-	err := s.readLoop(ctx, br, m)
-	graceful := s.neg.gr && gracefulEnd(s, err)
-	s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
-	return err
+	return s.readLoop(ctx, br, m)
 }
 
 // readLoop reads, parses and batches messages for the RIB loop.
@@ -94,6 +101,9 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		hdr, body, err := readMessage(br)
 		if err != nil {
 			return s.readErr(err)
+		}
+		if testHookMessage != nil {
+			testHookMessage(hdr, body)
 		}
 		switch hdr.Type {
 		case bgp.BGP_MSG_UPDATE:
@@ -133,6 +143,10 @@ func addrFromIP(ip []byte) netip.Addr {
 	a, _ := netip.AddrFromSlice(ip)
 	return a.Unmap()
 }
+
+// testHookMessage, when set by a test, sees every message an established
+// session reads (it may panic, to test the session's last resort).
+var testHookMessage func(hdr *bgp.BGPHeader, body []byte)
 
 // timeNow is time.Now; sessions record their start with it.
 var timeNow = time.Now
