@@ -2,6 +2,7 @@ package reflector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"strings"
@@ -136,4 +137,98 @@ func TestPanicInSessionRunsPeerDown(t *testing.T) {
 	bad.send(t, ipv4Update("192.0.2.2", pfx("10.21.9.0/24")))
 	expectNotification(t, bad, bgp.BGP_ERROR_CEASE, 0)
 	collectInto(t, mon, false, v, func(m map[string]route) bool { _, ok := m["10.21.0.0/24"]; return !ok })
+}
+
+// TestUnrecognisedAttributes: RFC 4271 5. An unrecognised optional
+// transitive attribute is passed on with the Partial bit set; an
+// unrecognised optional non-transitive one (an unknown type, and AIGP,
+// which the codec decodes but the reflector does not implement) is not
+// passed on. Recognised ones pass unchanged, to iBGP and eBGP peers.
+func TestUnrecognisedAttributes(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3")
+	cfg.Neighbors = append(cfg.Neighbors, NeighborConfig{Address: netip.MustParseAddr("127.0.0.4"), ASN: 65100, Passive: true})
+	_, addr := startReflector(t, cfg)
+	src := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	ibgp := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
+	ebgp := connect(t, addr, "127.0.0.4", speakerOpts{asn: 65100, id: "10.0.0.4", hold: 90})
+	for _, s := range []*rawSpeaker{src, ibgp, ebgp} {
+		collect(t, s, false, hasEORs)
+	}
+	transitive := bgp.BGPAttrFlag(bgp.BGP_ATTR_FLAG_OPTIONAL | bgp.BGP_ATTR_FLAG_TRANSITIVE)
+	src.send(t, ipv4Update("192.0.2.2", pfx("10.40.0.0/24"),
+		bgp.NewPathAttributeCommunities([]uint32{65000<<16 | 1}),
+		bgp.NewPathAttributeUnknown(transitive, 99, []byte{1, 2, 3}),
+		bgp.NewPathAttributeUnknown(bgp.BGP_ATTR_FLAG_OPTIONAL, 98, []byte{4, 5}),
+		bgp.NewPathAttributeAigp([]bgp.AigpTLVInterface{bgp.NewAigpTLVIgpMetric(7)}),
+	))
+	for _, s := range []*rawSpeaker{ibgp, ebgp} {
+		s.conn.SetReadDeadline(deadline())
+		u, err := s.nextUpdate(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[bgp.BGPAttrType]bgp.BGPAttrFlag{}
+		for _, a := range u.PathAttributes {
+			got[a.GetType()] = a.GetFlags() &^ bgp.BGP_ATTR_FLAG_EXTENDED_LENGTH
+		}
+		if f, ok := got[99]; !ok || f != transitive|bgp.BGP_ATTR_FLAG_PARTIAL {
+			t.Errorf("unrecognised optional transitive attribute: flags %v (present %v), want %v", f, ok, transitive|bgp.BGP_ATTR_FLAG_PARTIAL)
+		}
+		for _, typ := range []bgp.BGPAttrType{98, bgp.BGP_ATTR_TYPE_AIGP} {
+			if _, ok := got[typ]; ok {
+				t.Errorf("unrecognised optional non-transitive attribute %v passed on", typ)
+			}
+		}
+		if f := got[bgp.BGP_ATTR_TYPE_COMMUNITIES]; f != transitive {
+			t.Errorf("COMMUNITIES flags %v, want %v (unchanged)", f, transitive)
+		}
+	}
+}
+
+// TestMessageLengthErrors: a KEEPALIVE with a body is a Message Header
+// Error, Bad Message Length, with the length as data (RFC 4271 6.1); a
+// ROUTE-REFRESH whose body is not 4 bytes is a ROUTE-REFRESH Message Error,
+// Invalid Message Length, with the message as data (RFC 7313 5).
+func TestMessageLengthErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		msg           []byte
+		code, subcode uint8
+		data          []byte
+	}{
+		{"keepalive with body", append(appendHeader(nil, bgp.BGP_MSG_KEEPALIVE), 0), bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, nil},
+		{"short route-refresh", append(appendHeader(nil, bgp.BGP_MSG_ROUTE_REFRESH), 0, 1, 0), bgp.BGP_ERROR_ROUTE_REFRESH_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_INVALID_MESSAGE_LENGTH, nil},
+		{"long route-refresh", append(appendHeader(nil, bgp.BGP_MSG_ROUTE_REFRESH), 0, 1, 0, 1, 9), bgp.BGP_ERROR_ROUTE_REFRESH_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_INVALID_MESSAGE_LENGTH, nil},
+		{"short update", append(appendHeader(nil, bgp.BGP_MSG_UPDATE), 0, 0), bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startReflector(t, testConfig("127.0.0.2"))
+			s := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+			collect(t, s, false, hasEORs)
+			msg := tc.msg
+			binary.BigEndian.PutUint16(msg[16:], uint16(len(msg)))
+			if _, err := s.conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			want := tc.data
+			if tc.code == bgp.BGP_ERROR_MESSAGE_HEADER_ERROR {
+				want = msg[16:18]
+			} else {
+				want = msg
+			}
+			s.conn.SetReadDeadline(deadline())
+			for {
+				m, err := s.next()
+				if err != nil {
+					t.Fatalf("waiting for the NOTIFICATION: %v", err)
+				}
+				if n, ok := m.Body.(*bgp.BGPNotification); ok {
+					if n.ErrorCode != tc.code || n.ErrorSubcode != tc.subcode || !bytes.Equal(n.Data, want) {
+						t.Fatalf("notification %d/%d data %x, want %d/%d data %x", n.ErrorCode, n.ErrorSubcode, n.Data, tc.code, tc.subcode, want)
+					}
+					return
+				}
+			}
+		})
+	}
 }

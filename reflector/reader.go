@@ -39,6 +39,11 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 		e.data = []byte{hdr.Type}
 		return nil, nil, e
 	}
+	if !lengthFits(hdr) {
+		e := newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, "bad length for the message type")
+		e.data = append([]byte(nil), head[16:18]...)
+		return nil, nil, e
+	}
 	copy(hdr.Marker[:], head[:16])
 	body := make([]byte, int(hdr.Len)-headerLen)
 	if _, err := br.Discard(headerLen); err != nil {
@@ -48,6 +53,24 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 		return nil, nil, connErr(err)
 	}
 	return hdr, body, nil
+}
+
+// lengthFits applies RFC 4271 6.1's per-type length rules: the minimum
+// of OPEN, UPDATE and NOTIFICATION, and a KEEPALIVE of the header alone.
+// ROUTE-REFRESH lengths are checked in Established (RFC 7313 5 gives them
+// their own error code).
+func lengthFits(hdr *bgp.BGPHeader) bool {
+	switch hdr.Type {
+	case bgp.BGP_MSG_OPEN:
+		return hdr.Len >= headerLen+10
+	case bgp.BGP_MSG_UPDATE:
+		return hdr.Len >= headerLen+4
+	case bgp.BGP_MSG_NOTIFICATION:
+		return hdr.Len >= headerLen+2
+	case bgp.BGP_MSG_KEEPALIVE:
+		return hdr.Len == headerLen
+	}
+	return true
 }
 
 func connErr(err error) error {
@@ -120,15 +143,37 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		case bgp.BGP_MSG_NOTIFICATION:
 			return parseNotification(body)
 		case bgp.BGP_MSG_ROUTE_REFRESH:
-			if len(body) >= 4 {
-				if f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3])); ok && s.neg.fams.has(f) {
-					s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
-				}
+			if err := s.routeRefresh(ctx, hdr, body, m); err != nil {
+				return err
 			}
 		default:
 			return newNotify(bgp.BGP_ERROR_FSM_ERROR, 0, "unexpected message in Established")
 		}
 	}
+}
+
+// routeRefresh handles a ROUTE-REFRESH (RFC 2918): its length must be 4
+// bytes (RFC 7313 5: ROUTE-REFRESH Message Error, Invalid Message Length,
+// with the message as data); subtypes other than a plain request (we do
+// not negotiate enhanced route refresh) and families the session does
+// not carry are ignored.
+func (s *session) routeRefresh(ctx context.Context, hdr *bgp.BGPHeader, body []byte, m *member) error {
+	if len(body) != 4 {
+		e := newNotify(bgp.BGP_ERROR_ROUTE_REFRESH_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_INVALID_MESSAGE_LENGTH, "ROUTE-REFRESH of a bad length")
+		e.data = appendHeader(nil, bgp.BGP_MSG_ROUTE_REFRESH)
+		binary.BigEndian.PutUint16(e.data[16:], hdr.Len)
+		e.data = append(e.data, body...)
+		return e
+	}
+	if body[2] != 0 {
+		return nil
+	}
+	f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3]))
+	if !ok || !s.neg.fams.has(f) {
+		return nil
+	}
+	s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
+	return nil
 }
 
 // refresh answers a ROUTE-REFRESH with the table (RFC 2918).
