@@ -2,10 +2,15 @@ package reflector
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,5 +235,80 @@ func TestMessageLengthErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failingListener fails every Accept with EMFILE until ok is closed, then
+// returns one connection and waits to be closed.
+type failingListener struct {
+	calls atomic.Int64
+	ok    chan struct{}
+	conn  net.Conn
+	done  chan struct{}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.calls.Add(1)
+	select {
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-l.ok:
+		if c := l.conn; c != nil {
+			l.conn = nil
+			return c, nil
+		}
+		<-l.done
+		return nil, net.ErrClosed
+	default:
+	}
+	return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+}
+
+// countingHandler counts log records.
+type countingHandler struct{ n atomic.Int64 }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h *countingHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler             { return h }
+
+// TestAcceptBackoff: a listener out of descriptors is retried with a
+// growing delay, not in a spin, and logged once; accepting resumes when it
+// recovers. The bound counts Accept calls while a window passes: with the
+// 5 ms..1 s backoff about 10 fit in 1.5 s (fewer on a loaded machine),
+// a spinning loop makes hundreds of thousands.
+func TestAcceptBackoff(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	l := &failingListener{ok: make(chan struct{}), conn: c1, done: make(chan struct{})}
+	h := &countingHandler{}
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan net.Conn, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		acceptLoop(ctx, l, slog.New(h), func(c net.Conn) { got <- c })
+	}()
+	defer func() { cancel(); close(l.done); <-finished }()
+	window := time.NewTimer(1500 * time.Millisecond)
+	<-window.C
+	if n := l.calls.Load(); n > 20 {
+		t.Errorf("%d Accept calls in 1.5 s of EMFILE, want at most 20 (backoff)", n)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Errorf("%d log lines for a run of accept failures, want 1", n)
+	}
+	close(l.ok)
+	select {
+	case c := <-got:
+		if c != c1 {
+			t.Errorf("handled %v, want the accepted connection", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection handled after the listener recovered")
+	}
+	if n := h.n.Load(); n != 2 {
+		t.Errorf("%d log lines after recovery, want 2 (failing, works again)", n)
 	}
 }

@@ -23,4 +23,6 @@ const (
 	logKeyPrefix       = "prefix"
 	logKeyFIB          = "fib"
 	logKeyConflicts    = "conflicts"
+	logKeyCount        = "count"
+	logKeyInterval     = "interval"
 )

@@ -148,18 +148,8 @@ func (p *peer) stop() {
 }
 
 // accept hands every inbound connection to its neighbour's manager.
-func (r *Reflector) accept(ctx context.Context, l *net.TCPListener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			r.log.Warn("accept", logKeyErr, err)
-			continue
-		}
-		r.dispatch(ctx, c)
-	}
+func (r *Reflector) accept(ctx context.Context, l acceptor) {
+	acceptLoop(ctx, l, r.log, func(c net.Conn) { r.dispatch(ctx, c) })
 }
 
 func (r *Reflector) dispatch(ctx context.Context, c net.Conn) {
