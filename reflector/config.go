@@ -43,6 +43,10 @@ type Config struct {
 	FIB FIBConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+
+	// idleHold is the first hold-down of a neighbour after a session that
+	// ended by its fault; zero means defaultIdleHold. Tests shorten it.
+	idleHold time.Duration
 }
 
 // NeighborConfig is one configured neighbour.
@@ -117,6 +121,7 @@ const (
 	defaultSelectionDeferral = 60 * time.Second
 	grRestartTime            = 120 // seconds we advertise
 	staleRoutesTime          = 360 * time.Second
+	defaultIdleHold          = 30 * time.Second
 	asTrans                  = 23456
 )
 
@@ -139,6 +144,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.SelectionDeferral <= 0 {
 		c.SelectionDeferral = defaultSelectionDeferral
+	}
+	if c.idleHold <= 0 {
+		c.idleHold = defaultIdleHold
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // crasherUpdate is an UPDATE whose only attribute is an MP_REACH_NLRI of
@@ -310,5 +311,108 @@ func TestAcceptBackoff(t *testing.T) {
 	}
 	if n := h.n.Load(); n != 2 {
 		t.Errorf("%d log lines after recovery, want 2 (failing, works again)", n)
+	}
+}
+
+// read reads the next message.
+func (s *rawSpeaker) read(t *testing.T) *bgp.BGPMessage {
+	t.Helper()
+	s.conn.SetReadDeadline(deadline())
+	m, err := s.next()
+	if err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	return m
+}
+
+func wantNotification(t *testing.T, m *bgp.BGPMessage, code, subcode uint8) {
+	t.Helper()
+	n, ok := m.Body.(*bgp.BGPNotification)
+	if !ok {
+		t.Fatalf("got %T, want NOTIFICATION %d/%d", m.Body, code, subcode)
+	}
+	if n.ErrorCode != code || n.ErrorSubcode != subcode {
+		t.Fatalf("notification %d/%d, want %d/%d", n.ErrorCode, n.ErrorSubcode, code, subcode)
+	}
+}
+
+// dialFrom connects without sending anything.
+func dialFrom(t *testing.T, addr netip.AddrPort, local string) *rawSpeaker {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawSpeaker{conn: c, br: bufioReader(c)}
+}
+
+// TestHoldDownAfterFault: a neighbour whose session ended by its fault
+// (here the crasher) has its connections refused with a Cease, Connection
+// Rejected, until its hold-down ends; then it is served again.
+func TestHoldDownAfterFault(t *testing.T) {
+	cfg := testConfig("127.0.0.2")
+	cfg.idleHold = 2 * time.Second
+	r, addr := startReflector(t, cfg)
+	bad := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	collect(t, bad, false, hasEORs)
+	if _, err := bad.conn.Write(crasherUpdate); err != nil {
+		t.Fatal(err)
+	}
+	expectNotification(t, bad, bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_OPTIONAL_ATTRIBUTE_ERROR)
+	// The hold-down starts when the manager has seen the session end.
+	waitChange(t, r, func() bool { return testutil.ToFloat64(r.met.holdDowns) == 1 })
+	held := time.NewTimer(cfg.idleHold)
+	for range 3 {
+		c := dialFrom(t, addr, "127.0.0.2")
+		wantNotification(t, c.read(t), bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED)
+	}
+	if got := testutil.ToFloat64(r.met.rejected.WithLabelValues(rejectIdleHold)); got != 3 {
+		t.Errorf("connections_rejected_total{reason=idle-hold} = %v, want 3", got)
+	}
+	<-held.C // the hold-down, started before the timer, has ended
+	s := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	collect(t, s, false, hasEORs)
+}
+
+// TestOnePendingConnection: of several connections from one neighbour
+// that send no OPEN, only the newest is kept; the older ones get a Cease,
+// Connection Rejected.
+func TestOnePendingConnection(t *testing.T) {
+	_, addr := startReflector(t, testConfig("127.0.0.2"))
+	var conns []*rawSpeaker
+	for range 4 {
+		c := dialFrom(t, addr, "127.0.0.2")
+		if m := c.read(t); m.Header.Type != bgp.BGP_MSG_OPEN {
+			t.Fatalf("got %T, want the reflector's OPEN", m.Body)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns[:3] {
+		wantNotification(t, c.read(t), bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED)
+	}
+	last := conns[3]
+	if _, err := last.conn.Write(speakerOpen(opts("10.0.0.2"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := last.conn.Write(keepaliveMsg); err != nil {
+		t.Fatal(err)
+	}
+	if m := last.read(t); m.Header.Type != bgp.BGP_MSG_KEEPALIVE {
+		t.Fatalf("got %T, want KEEPALIVE", m.Body)
+	}
+}
+
+// waitChange waits, on the reflector's Changes signal, until cond holds.
+func waitChange(t *testing.T, r *Reflector, cond func() bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-r.Changes():
+		case <-timeout:
+			t.Fatal("timed out waiting for a neighbour's change")
+		}
 	}
 }

@@ -25,4 +25,6 @@ const (
 	logKeyConflicts    = "conflicts"
 	logKeyCount        = "count"
 	logKeyInterval     = "interval"
+	logKeySuppressed   = "suppressed"
+	logKeyHoldDown     = "holdDown"
 )

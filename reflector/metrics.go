@@ -16,6 +16,8 @@ type engineMetrics struct {
 	attrDiscard     prometheus.Counter
 	treatAsWithdraw prometheus.Counter
 	codecPanics     prometheus.Counter
+	holdDowns       prometheus.Counter
+	rejected        *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
 	transitions     *prometheus.CounterVec // event: established, down
 	notifications   *prometheus.CounterVec // direction, code
 }
@@ -47,6 +49,14 @@ func newEngineMetrics() *engineMetrics {
 			Namespace: metricsNS, Name: "codec_panics_total",
 			Help: "Received messages that made GoBGP's codec panic; each reset its session with an UPDATE Message Error.",
 		}),
+		holdDowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "peer_hold_downs_total",
+			Help: "Neighbours held down (their connections refused) after a session ended by their fault.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "connections_rejected_total",
+			Help: "Incoming connections refused or replaced, by reason (idle-hold, replaced, unknown-neighbour).",
+		}, []string{"reason"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "session_transitions_total",
 			Help: "Sessions that became established or went down.",
@@ -107,6 +117,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.attrDiscard.Collect(ch)
 	m.treatAsWithdraw.Collect(ch)
 	m.codecPanics.Collect(ch)
+	m.holdDowns.Collect(ch)
+	m.rejected.Collect(ch)
 	m.transitions.Collect(ch)
 	m.notifications.Collect(ch)
 	states := map[State]int{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -163,7 +164,8 @@ func (r *Reflector) dispatch(ctx context.Context, c net.Conn) {
 	}
 	r.mu.Unlock()
 	if p == nil {
-		r.log.Info("connection from unknown neighbour refused", logKeyAddr, addr.String())
+		r.met.rejected.WithLabelValues(rejectUnknown).Inc()
+		r.unknownLim.log(r.log, slog.LevelInfo, "connection from unknown neighbour refused", logKeyAddr, addr.String())
 		c.Close()
 		return
 	}

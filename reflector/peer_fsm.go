@@ -2,6 +2,7 @@ package reflector
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -67,7 +68,7 @@ func (p *peer) up(ctx context.Context, s *session) {
 	p.mu.Unlock()
 	p.env.changed()
 	p.env.met.transitions.WithLabelValues("established").Inc()
-	p.log.Info("session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
+	p.lim.log(p.log, slog.LevelInfo, "session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
 		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,
 		logKeyHold, s.neg.hold, logKeyGraceful, s.neg.gr, logKeyAddPath, s.neg.addPath != 0)
 	select {

@@ -15,8 +15,11 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
-// openHoldTime is the hold timer while waiting for the peer's OPEN.
-const openHoldTime = 4 * time.Minute
+// openHoldTime is the hold timer while waiting for the peer's OPEN. RFC
+// 4271 suggests 4 minutes; every BGP speaker sends its OPEN as soon as
+// the connection is up, and a connection that sends nothing holds a
+// descriptor and a session for its neighbour, so it is short.
+const openHoldTime = 30 * time.Second
 
 // localIdentity is what a session needs to know about the reflector.
 type localIdentity struct {
@@ -50,6 +53,9 @@ type session struct {
 	keepalive chan time.Duration
 	closeErr  atomic.Pointer[notifyError] // what we sent, if we closed it
 	grDrop    atomic.Bool                 // closed for a restarting peer's new session
+	gotOpen   atomic.Bool                 // the peer's OPEN has arrived
+	panicked  atomic.Bool                 // the reader ended in a panic
+	lim       *logLimiter                 // the neighbour's, for lines caused by peer input
 
 	neg        negotiated // set before OpenConfirm, then read-only
 	ebgp       bool
@@ -69,6 +75,15 @@ func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing
 }
 
 func (s *session) State() State { return State(s.state.Load()) }
+
+// warn logs a line caused by peer input, rate-limited per neighbour.
+func (s *session) warn(msg string, args ...any) {
+	if s.lim == nil {
+		s.log.Warn(msg, args...)
+		return
+	}
+	s.lim.log(s.log, slog.LevelWarn, msg, args...)
+}
 
 func (s *session) setState(st State) {
 	s.state.Store(int32(st))
@@ -129,6 +144,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	}()
 	defer func() {
 		if r := recover(); r != nil { // last resort: a codec bug must not kill the process
+			s.panicked.Store(true)
 			s.log.Error("session reader panic", logKeyErr, r)
 			s.abort(newNotify(bgp.BGP_ERROR_CEASE, 0, "internal error"))
 			err = errors.New("internal error while reading")
@@ -162,7 +178,8 @@ func (s *session) openExchange(ctx context.Context, br *bufio.Reader) error {
 	if hdr.Type != bgp.BGP_MSG_OPEN {
 		return s.unexpected(hdr, body)
 	}
-	m, err := bgp.ParseBGPBody(hdr, body)
+	s.gotOpen.Store(true)
+	m, err := parseBody(hdr, body)
 	if err != nil {
 		return notifyFromMessageError(err, bgp.BGP_ERROR_OPEN_MESSAGE_ERROR, 0)
 	}

@@ -56,13 +56,13 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 		return 0, notifyFromMessageError(cause, bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST)
 	case bgp.ERROR_HANDLING_TREAT_AS_WITHDRAW:
 		s.rib.met.treatAsWithdraw.Inc()
-		s.log.Warn("malformed UPDATE treated as withdraw", logKeyErr, cause)
+		s.warn("malformed UPDATE treated as withdraw", logKeyErr, cause)
 		return s.withdrawAll(u, body, batch)
 	case bgp.ERROR_HANDLING_ATTRIBUTE_DISCARD:
 		// The codec has left the attribute out of u.PathAttributes; the
 		// routes are kept without it (RFC 7606 2).
 		s.rib.met.attrDiscard.Inc()
-		s.log.Warn("malformed attribute discarded", logKeyErr, cause)
+		s.warn("malformed attribute discarded", logKeyErr, cause)
 	}
 	if eor, rf := u.IsEndOfRib(); eor {
 		if f, ok := familyOf(rf); ok {
