@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -414,5 +415,78 @@ func waitChange(t *testing.T, r *Reflector, cond func() bool) {
 		case <-timeout:
 			t.Fatal("timed out waiting for a neighbour's change")
 		}
+	}
+}
+
+// recordingHandler keeps the messages of the records it handles.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMalformedUpdateLogsLimited: a peer sending thousands of malformed
+// (treat-as-withdraw) UPDATEs makes one log line per interval, not one per
+// UPDATE; a received NOTIFICATION's code outside the defined ones is
+// counted under "other".
+func TestMalformedUpdateLogsLimited(t *testing.T) {
+	h := &recordingHandler{}
+	cfg := testConfig("127.0.0.2", "127.0.0.3")
+	cfg.Logger = slog.New(h)
+	r, addr := startReflector(t, cfg)
+	bad := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	mon := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
+	for _, s := range []*rawSpeaker{bad, mon} {
+		collect(t, s, false, hasEORs)
+	}
+	m := ipv4Update("192.0.2.2", pfx("10.50.0.0/24"))
+	m.Body.(*bgp.BGPUpdate).PathAttributes[0] = bgp.NewPathAttributeOrigin(7)
+	b, err := m.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	if _, err := bad.conn.Write(bytes.Repeat(b, n)); err != nil {
+		t.Fatal(err)
+	}
+	// A valid UPDATE after them: once mon has it, all were handled.
+	bad.send(t, ipv4Update("192.0.2.2", pfx("10.51.0.0/24")))
+	collect(t, mon, false, hasKeys("10.51.0.0/24"))
+	if got := testutil.ToFloat64(r.met.treatAsWithdraw); got != n {
+		t.Errorf("treat-as-withdraw counted %v, want %d", got, n)
+	}
+	if got := h.count("malformed UPDATE treated as withdraw"); got != 1 {
+		t.Errorf("%d log lines for %d malformed UPDATEs, want 1 in the interval", got, n)
+	}
+	// A NOTIFICATION with an invented code.
+	if _, err := bad.conn.Write(encodeNotification(newNotify(200, 1, ""))); err != nil {
+		t.Fatal(err)
+	}
+	waitChange(t, r, func() bool {
+		return testutil.ToFloat64(r.met.notifications.WithLabelValues("received", "other")) == 1
+	})
+	if got := testutil.CollectAndCount(r.met.notifications); got != 1 {
+		t.Errorf("%d notification label sets, want 1", got)
 	}
 }

@@ -350,7 +350,7 @@ func (p *peer) reject(conn net.Conn, reason string) {
 func (p *peer) logEnd(s *session, err error, graceful bool) {
 	r := reasonOf(err)
 	if r.direction != "" {
-		p.env.met.notifications.WithLabelValues(r.direction, strconv.Itoa(int(r.code))).Inc()
+		p.env.met.notifications.WithLabelValues(r.direction, codeLabel(r.code)).Inc()
 	}
 	lvl := slog.LevelDebug
 	msg := "connection closed before Established"
@@ -365,6 +365,16 @@ func (p *peer) logEnd(s *session, err error, graceful bool) {
 			logKeyUptime, time.Since(s.started).Round(time.Millisecond), logKeyGraceful, graceful)
 	}
 	p.lim.log(p.log, lvl, msg, args...)
+}
+
+// codeLabel is a NOTIFICATION code as a metric label: the codes RFC 4271,
+// RFC 7313 and RFC 9687 define, and "other" for anything a peer invents,
+// so that the label set stays fixed.
+func codeLabel(code uint8) string {
+	if code >= bgp.BGP_ERROR_MESSAGE_HEADER_ERROR && code <= 8 {
+		return strconv.Itoa(int(code))
+	}
+	return "other"
 }
 
 func (p *peer) setErr(err error) {
