@@ -47,6 +47,9 @@ type Config struct {
 	// idleHold is the first hold-down of a neighbour after a session that
 	// ended by its fault; zero means defaultIdleHold. Tests shorten it.
 	idleHold time.Duration
+	// outQueueLimit is each session's output queue limit (writer.go);
+	// zero means defaultOutQueueLimit. Tests lower it.
+	outQueueLimit int
 }
 
 // NeighborConfig is one configured neighbour.
@@ -144,6 +147,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.SelectionDeferral <= 0 {
 		c.SelectionDeferral = defaultSelectionDeferral
+	}
+	if c.outQueueLimit <= 0 {
+		c.outQueueLimit = defaultOutQueueLimit
 	}
 	if c.idleHold <= 0 {
 		c.idleHold = defaultIdleHold

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -488,5 +489,185 @@ func TestMalformedUpdateLogsLimited(t *testing.T) {
 	})
 	if got := testutil.CollectAndCount(r.met.notifications); got != 1 {
 		t.Errorf("%d notification label sets, want 1", got)
+	}
+}
+
+// smallRecvBuf makes a dialled socket's receive buffer small, so that a
+// client that does not read stops the reflector's writes early.
+func smallRecvBuf(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+	})
+	return errors.Join(err, serr)
+}
+
+// TestSlowReaderCutOff: a client that reads nothing is closed once its
+// queued live UPDATEs pass the queue's limit, and its queue never holds
+// much more than that; the other clients get every route meanwhile.
+func TestSlowReaderCutOff(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	// A round of 1,000 routes reflects about 60 KiB; mon is paced by
+	// rounds, so only the client that reads nothing passes the limit.
+	cfg.outQueueLimit = 512 << 10
+	r, addr := startReflector(t, cfg)
+	src := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	mon := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}, Control: smallRecvBuf}
+	conn, err := d.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	slow, err := handshake(conn, opts("10.0.0.4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*rawSpeaker{src, mon, slow} {
+		collect(t, s, false, hasEORs)
+	}
+	// From now on slow reads nothing. Rounds of 1,000 routes, each with
+	// its own MED (one UPDATE each, about 60 bytes reflected), until slow
+	// is cut off; mon must have every route of every round.
+	view := map[string]route{}
+	var peak int64
+	rounds := 0
+	for ; testutil.ToFloat64(r.met.slowReaderCloses) == 0; rounds++ {
+		if rounds == 300 {
+			t.Fatalf("slow reader not cut off after %d routes", rounds*1000)
+		}
+		var last string
+		for i := range 1000 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(11 + rounds/200), byte(rounds % 200), byte(i / 4), byte(i%4) * 64}), 26)
+			src.send(t, ipv4Update("192.0.2.2", []netip.Prefix{p}, bgp.NewPathAttributeMultiExitDisc(uint32(rounds*1000+i))))
+			last = p.String()
+		}
+		readUntil(t, mon, view, last)
+		for _, n := range r.Neighbors() {
+			if n.Address == "127.0.0.4" {
+				peak = max(peak, n.OutQueuePeak)
+			}
+		}
+	}
+	if len(view) < rounds*1000 {
+		t.Errorf("mon has %d routes, want %d", len(view), rounds*1000)
+	}
+	// The queue's limit plus one flush's UPDATEs (one push: a round).
+	if bound := int64(cfg.outQueueLimit + 128<<10); peak > bound {
+		t.Errorf("slow reader's queue peaked at %d bytes, want at most %d", peak, bound)
+	}
+	waitChange(t, r, func() bool {
+		for _, n := range r.Neighbors() {
+			if n.Address == "127.0.0.4" {
+				return n.State < StateOpenSent && strings.Contains(n.LastError, "output queue overflow")
+			}
+		}
+		return false
+	})
+	t.Logf("slow reader cut off after %d routes; its queue peaked at %d bytes", rounds*1000, peak)
+}
+
+// TestRouteRefreshCoalesced: a client that sends 1,000 ROUTE-REFRESHes and
+// reads nothing gets at most one table dump waiting in its queue at a
+// time: the queue's peak stays within two dumps.
+func TestRouteRefreshCoalesced(t *testing.T) {
+	r, addr := startReflector(t, testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4"))
+	src := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	mon := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
+	rr := connect(t, addr, "127.0.0.4", opts("10.0.0.4"))
+	for _, s := range []*rawSpeaker{src, mon} {
+		collect(t, s, false, hasEORs)
+	}
+	collect(t, rr, false, hasEORs)
+	all := manyPrefixes("10.0.0.0", 20000)
+	for i := 0; i < len(all); i += 500 {
+		src.send(t, ipv4Update("192.0.2.2", all[i:i+500]))
+	}
+	// rr reads the 20,000 routes once, measuring them: that is one dump.
+	rr.conn.SetReadDeadline(deadline())
+	dump := 0
+	view := map[string]route{}
+	for len(view) < len(all) {
+		b, err := rr.rawMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump += len(b)
+		m, err := bgp.ParseBGPMessage(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, ok := m.Body.(*bgp.BGPUpdate); ok {
+			applyUpdate(view, u)
+		}
+	}
+	refresh, err := bgp.NewBGPRouteRefreshMessage(bgp.AFI_IP, 0, bgp.SAFI_UNICAST).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rr.conn.Write(bytes.Repeat(refresh, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	// A route from rr after its requests: once mon has it, every request
+	// has been handled (the reader takes them in order, the RIB loop too).
+	rr.send(t, ipv4Update("192.0.2.4", pfx("10.99.0.0/24")))
+	collect(t, mon, false, hasKeys("10.99.0.0/24"))
+	var peak int64
+	for _, n := range r.Neighbors() {
+		if n.Address == "127.0.0.4" {
+			peak = n.OutQueuePeak
+		}
+	}
+	coalesced := testutil.ToFloat64(r.met.refreshCoalesced)
+	t.Logf("dump %d bytes; queue peak %d bytes; %v of 1000 requests coalesced", dump, peak, coalesced)
+	if peak > int64(2*dump) {
+		t.Errorf("queue peaked at %d bytes for 1000 ROUTE-REFRESHes, want at most two dumps (%d)", peak, 2*dump)
+	}
+	if coalesced == 0 {
+		t.Error("no ROUTE-REFRESH coalesced")
+	}
+}
+
+// TestSendHoldTime: a session without a hold time still has a write
+// deadline, and the writer gives up on a peer that takes nothing.
+func TestSendHoldTime(t *testing.T) {
+	if d := sendHoldTime(0); d <= 0 {
+		t.Errorf("send hold time with hold time 0 is %v, want a deadline", d)
+	}
+	if d := sendHoldTime(9 * time.Second); d != 9*time.Second {
+		t.Errorf("send hold time with hold time 9s is %v, want 9s", d)
+	}
+	c1, c2 := net.Pipe() // c2 is never read: writes block
+	defer c2.Close()
+	q := newOutQueue(0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		writeLoop(c1, q, make(chan time.Duration), 100*time.Millisecond)
+	}()
+	q.push(make([]byte, 100))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		q.close(nil)
+		<-done
+		t.Fatal("writer still blocked on a peer that reads nothing")
+	}
+}
+
+// readUntil applies UPDATEs from s to view until it holds key; unlike
+// collectInto it does not print the view when it fails.
+func readUntil(t *testing.T, s *rawSpeaker, view map[string]route, key string) {
+	t.Helper()
+	s.conn.SetReadDeadline(deadline())
+	for {
+		if _, ok := view[key]; ok {
+			return
+		}
+		u, err := s.nextUpdate(false)
+		if err != nil {
+			t.Fatalf("reading with %d routes, waiting for %s: %v", len(view), key, err)
+		}
+		applyUpdate(view, u)
 	}
 }

@@ -11,15 +11,17 @@ import (
 // (sessions, prefixes, RIB size) are read when scraped. They are never
 // registered globally: Collector hands them to whoever serves them.
 type engineMetrics struct {
-	bestPath        prometheus.Histogram
-	groupFlush      prometheus.Histogram
-	attrDiscard     prometheus.Counter
-	treatAsWithdraw prometheus.Counter
-	codecPanics     prometheus.Counter
-	holdDowns       prometheus.Counter
-	rejected        *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
-	transitions     *prometheus.CounterVec // event: established, down
-	notifications   *prometheus.CounterVec // direction, code
+	bestPath         prometheus.Histogram
+	groupFlush       prometheus.Histogram
+	attrDiscard      prometheus.Counter
+	treatAsWithdraw  prometheus.Counter
+	codecPanics      prometheus.Counter
+	holdDowns        prometheus.Counter
+	slowReaderCloses prometheus.Counter
+	refreshCoalesced prometheus.Counter
+	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
+	transitions      *prometheus.CounterVec // event: established, down
+	notifications    *prometheus.CounterVec // direction, code
 }
 
 const metricsNS = "bgpfabric_reflector"
@@ -48,6 +50,14 @@ func newEngineMetrics() *engineMetrics {
 		codecPanics: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "codec_panics_total",
 			Help: "Received messages that made GoBGP's codec panic; each reset its session with an UPDATE Message Error.",
+		}),
+		slowReaderCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "slow_reader_closes_total",
+			Help: "Sessions closed (Cease, Out of Resources) because their output queue passed its limit.",
+		}),
+		refreshCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "route_refresh_coalesced_total",
+			Help: "ROUTE-REFRESH requests answered by a table dump already waiting in the session's queue.",
 		}),
 		holdDowns: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "peer_hold_downs_total",
@@ -88,6 +98,10 @@ var (
 		"UPDATE messages received from the neighbour.", []string{"peer"}, nil)
 	descUpdatesOut = prometheus.NewDesc(metricsNS+"_peer_updates_sent_total",
 		"UPDATE messages queued to the neighbour.", []string{"peer"}, nil)
+	descOutQueue = prometheus.NewDesc(metricsNS+"_peer_output_queue_bytes",
+		"Bytes in the neighbour's session output queue (see the slow-reader policy).", []string{"peer"}, nil)
+	descOutQueuePeak = prometheus.NewDesc(metricsNS+"_peer_output_queue_peak_bytes",
+		"The most bytes the neighbour's current session output queue has held.", []string{"peer"}, nil)
 	descPeerUp = prometheus.NewDesc(metricsNS+"_peer_uptime_seconds",
 		"Time since the neighbour's session was established; 0 when it is not.", []string{"peer"}, nil)
 	descRIBPrefixes = prometheus.NewDesc(metricsNS+"_rib_prefixes",
@@ -118,6 +132,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.treatAsWithdraw.Collect(ch)
 	m.codecPanics.Collect(ch)
 	m.holdDowns.Collect(ch)
+	m.slowReaderCloses.Collect(ch)
+	m.refreshCoalesced.Collect(ch)
 	m.rejected.Collect(ch)
 	m.transitions.Collect(ch)
 	m.notifications.Collect(ch)
@@ -131,6 +147,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPrefixesOut, prometheus.GaugeValue, float64(n.PrefixesOut), n.Address)
 		ch <- prometheus.MustNewConstMetric(descUpdatesIn, prometheus.CounterValue, float64(n.UpdatesIn), n.Address)
 		ch <- prometheus.MustNewConstMetric(descUpdatesOut, prometheus.CounterValue, float64(n.UpdatesOut), n.Address)
+		ch <- prometheus.MustNewConstMetric(descOutQueue, prometheus.GaugeValue, float64(n.OutQueueBytes), n.Address)
+		ch <- prometheus.MustNewConstMetric(descOutQueuePeak, prometheus.GaugeValue, float64(n.OutQueuePeak), n.Address)
 		ch <- prometheus.MustNewConstMetric(descPeerUp, prometheus.GaugeValue, n.Uptime.Seconds(), n.Address)
 	}
 	for st, n := range states {

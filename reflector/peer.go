@@ -47,6 +47,8 @@ type peerEnv struct {
 	// idleHold is the first hold-down after a session ended by the
 	// peer's fault (see peerFault); it doubles up to idleHoldMax.
 	idleHold time.Duration
+	// outQueueLimit bounds each session's queued live UPDATEs (writer.go).
+	outQueueLimit int
 	// changed tells the reflector's owner that a neighbour's state
 	// changed (see Reflector.Changes); it never blocks.
 	changed func()
@@ -221,7 +223,7 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 		conn.Close()
 		return false
 	}
-	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir))
+	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir), p.env.outQueueLimit)
 	s.lim = &p.lim
 	p.mu.Lock()
 	p.sessions = append(p.sessions, s)

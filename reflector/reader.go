@@ -172,6 +172,10 @@ func (s *session) routeRefresh(ctx context.Context, hdr *bgp.BGPHeader, body []b
 	if !ok || !s.neg.fams.has(f) {
 		return nil
 	}
+	if !s.q.requestRefresh(f) {
+		s.rib.met.refreshCoalesced.Inc()
+		return nil
+	}
 	s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
 	return nil
 }

@@ -52,7 +52,7 @@ func New(cfg Config) (*Reflector, error) {
 	r.env = &peerEnv{
 		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
 		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met, changed: r.changed,
-		idleHold: cfg.idleHold,
+		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
 	}
 	if cfg.ProgramFIB {
 		r.fib = newFIBWriter(cfg.FIB, cfg.Logger)

@@ -64,10 +64,10 @@ type session struct {
 }
 
 func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing bool,
-	owner sessionOwner, rib *ribLoop, stats *peerStats, log *slog.Logger) *session {
+	owner sessionOwner, rib *ribLoop, stats *peerStats, log *slog.Logger, outLimit int) *session {
 	s := &session{
 		cfg: cfg, local: local, conn: conn, outgoing: outgoing, owner: owner, rib: rib,
-		stats: stats, log: log, q: newOutQueue(), keepalive: make(chan time.Duration, 1),
+		stats: stats, log: log, q: newOutQueue(outLimit), keepalive: make(chan time.Duration, 1),
 		ebgp: cfg.ASN != local.asn,
 	}
 	s.state.Store(int32(StateOpenSent))
@@ -93,7 +93,21 @@ func (s *session) setState(st State) {
 // send queues UPDATE bytes (memberConn).
 func (s *session) send(chunks ...[]byte) {
 	if s.q.push(chunks...) {
-		s.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OUT_OF_RESOURCES, "output queue overflow")
+		s.overflow()
+	}
+}
+
+// sendDump queues a table dump of family f (memberConn).
+func (s *session) sendDump(f family, b []byte) {
+	if s.q.pushDump(f, b) {
+		s.overflow()
+	}
+}
+
+// overflow closes a session whose peer reads too slowly (see writer.go).
+func (s *session) overflow() {
+	if s.abort(newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OUT_OF_RESOURCES, "output queue overflow: the peer reads too slowly")) {
+		s.rib.met.slowReaderCloses.Inc()
 	}
 }
 
@@ -103,12 +117,16 @@ func (s *session) closeWith(code, subcode uint8, reason string) {
 	s.abort(newNotify(code, subcode, reason))
 }
 
-func (s *session) abort(e *notifyError) {
+// abort closes the session with NOTIFICATION e; it reports whether this
+// call was the first to close it.
+func (s *session) abort(e *notifyError) bool {
 	if s.q.close(encodeNotification(e)) {
 		s.closeErr.Store(e)
 		// Unblock a writer stuck on a peer that does not read.
 		s.conn.SetWriteDeadline(time.Now().Add(notifyGrace))
+		return true
 	}
+	return false
 }
 
 // run drives the session until it ends and returns why it ended.
@@ -117,7 +135,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		writeLoop(s.conn, s.q, s.keepalive, s.cfg.HoldTime)
+		writeLoop(s.conn, s.q, s.keepalive, sendHoldTime(s.cfg.HoldTime))
 	}()
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(context.Cause(ctx), ErrGracefulRestart) && s.neg.gr && s.State() == StateEstablished {
