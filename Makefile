@@ -40,6 +40,12 @@ bench: deps
 bench-rr: deps build
 	$(GO) run ./reflector/bench -bgpfabric $(BIN) $(BENCH_RR_FLAGS)
 
+# fuzz runs every fuzz target for FUZZTIME each; findings land in the
+# packages' testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionRIB$$' -fuzztime $(FUZZTIME) ./reflector
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
