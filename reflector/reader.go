@@ -56,17 +56,16 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 }
 
 // lengthFits applies RFC 4271 6.1's per-type length rules: the minimum
-// of OPEN, UPDATE and NOTIFICATION, and a KEEPALIVE of the header alone.
-// ROUTE-REFRESH lengths are checked in Established (RFC 7313 5 gives them
-// their own error code).
+// of OPEN and UPDATE, and a KEEPALIVE of the header alone. ROUTE-REFRESH
+// lengths are checked in Established (RFC 7313 5 gives them their own
+// error code); a short NOTIFICATION ends the session all the same, and
+// RFC 4271 6.4 forbids answering it with one.
 func lengthFits(hdr *bgp.BGPHeader) bool {
 	switch hdr.Type {
 	case bgp.BGP_MSG_OPEN:
 		return hdr.Len >= headerLen+10
 	case bgp.BGP_MSG_UPDATE:
 		return hdr.Len >= headerLen+4
-	case bgp.BGP_MSG_NOTIFICATION:
-		return hdr.Len >= headerLen+2
 	case bgp.BGP_MSG_KEEPALIVE:
 		return hdr.Len == headerLen
 	}
