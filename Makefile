@@ -48,11 +48,13 @@ bench: deps
 bench-rr: deps build
 	$(GO) run ./reflector/bench -bgpfabric $(BIN) $(BENCH_RR_FLAGS)
 
-# fuzz runs each fuzz target for FUZZTIME (see docs/robustness.md).
+# fuzz runs each fuzz target for FUZZTIME (see docs/robustness.md);
+# findings land in the packages' testdata/fuzz.
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzSpeakerUpdate -fuzztime $(FUZZTIME) ./router/speakerproc
+	$(GO) test -run '^$$' -fuzz '^FuzzSpeakerUpdate$$' -fuzztime $(FUZZTIME) ./router/speakerproc
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionRIB$$' -fuzztime $(FUZZTIME) ./reflector
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

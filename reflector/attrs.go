@@ -79,6 +79,11 @@ func newAttrs(in attrsInput) *attrs {
 			for _, ip := range v.Value {
 				a.clusterList = append(a.clusterList, ip4ToUint(ip))
 			}
+		default:
+			var ok bool
+			if p, ok = passOn(p); !ok {
+				continue
+			}
 		}
 		list = append(list, p)
 	}
@@ -99,6 +104,52 @@ func newAttrs(in attrsInput) *attrs {
 	buf = append(buf, a.nextHopLL.AsSlice()...)
 	a.key = string(buf)
 	return a
+}
+
+// recognised are the attribute types the reflector implements or passes on
+// knowingly: RFC 4271's, RFC 4456's, MP_(UN)REACH_NLRI, the communities
+// (RFC 1997, 4360, 8092) and the AS4 attributes (RFC 6793).
+var recognised = func() (r [256]bool) {
+	for _, t := range []bgp.BGPAttrType{
+		bgp.BGP_ATTR_TYPE_ORIGIN, bgp.BGP_ATTR_TYPE_AS_PATH, bgp.BGP_ATTR_TYPE_NEXT_HOP,
+		bgp.BGP_ATTR_TYPE_MULTI_EXIT_DISC, bgp.BGP_ATTR_TYPE_LOCAL_PREF, bgp.BGP_ATTR_TYPE_ATOMIC_AGGREGATE,
+		bgp.BGP_ATTR_TYPE_AGGREGATOR, bgp.BGP_ATTR_TYPE_COMMUNITIES, bgp.BGP_ATTR_TYPE_ORIGINATOR_ID,
+		bgp.BGP_ATTR_TYPE_CLUSTER_LIST, bgp.BGP_ATTR_TYPE_MP_REACH_NLRI, bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI,
+		bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES, bgp.BGP_ATTR_TYPE_AS4_PATH, bgp.BGP_ATTR_TYPE_AS4_AGGREGATOR,
+		bgp.BGP_ATTR_TYPE_LARGE_COMMUNITY,
+	} {
+		r[t] = true
+	}
+	return r
+}()
+
+// passOn applies RFC 4271 5 to an attribute: a recognised one passes as
+// it is; an unrecognised optional transitive one passes with the Partial
+// bit set; an unrecognised optional non-transitive one does not pass (nor
+// does a well-known one, which the codec's validation refuses earlier).
+func passOn(p bgp.PathAttributeInterface) (bgp.PathAttributeInterface, bool) {
+	t, flags := p.GetType(), p.GetFlags()
+	if recognised[t] {
+		return p, true
+	}
+	if flags&bgp.BGP_ATTR_FLAG_OPTIONAL == 0 || flags&bgp.BGP_ATTR_FLAG_TRANSITIVE == 0 {
+		return nil, false
+	}
+	if flags&bgp.BGP_ATTR_FLAG_PARTIAL != 0 {
+		return p, true
+	}
+	b, err := p.Serialize()
+	if err != nil || len(b) < 3 {
+		return nil, false
+	}
+	hl := 3
+	if bgp.BGPAttrFlag(b[0])&bgp.BGP_ATTR_FLAG_EXTENDED_LENGTH != 0 {
+		hl = 4
+	}
+	if len(b) < hl {
+		return nil, false
+	}
+	return bgp.NewPathAttributeUnknown(flags|bgp.BGP_ATTR_FLAG_PARTIAL, t, b[hl:]), true
 }
 
 // asPathInfo returns the RFC 4271 path length (a set counts one,

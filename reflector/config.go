@@ -43,6 +43,13 @@ type Config struct {
 	FIB FIBConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+
+	// idleHold is the first hold-down of a neighbour after a session that
+	// ended by its fault; zero means defaultIdleHold. Tests shorten it.
+	idleHold time.Duration
+	// outQueueLimit is each session's output queue limit (writer.go);
+	// zero means defaultOutQueueLimit. Tests lower it.
+	outQueueLimit int
 }
 
 // NeighborConfig is one configured neighbour.
@@ -117,6 +124,7 @@ const (
 	defaultSelectionDeferral = 60 * time.Second
 	grRestartTime            = 120 // seconds we advertise
 	staleRoutesTime          = 360 * time.Second
+	defaultIdleHold          = 30 * time.Second
 	asTrans                  = 23456
 )
 
@@ -139,6 +147,12 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.SelectionDeferral <= 0 {
 		c.SelectionDeferral = defaultSelectionDeferral
+	}
+	if c.outQueueLimit <= 0 {
+		c.outQueueLimit = defaultOutQueueLimit
+	}
+	if c.idleHold <= 0 {
+		c.idleHold = defaultIdleHold
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

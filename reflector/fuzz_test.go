@@ -3,6 +3,7 @@ package reflector
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -16,6 +17,7 @@ import (
 // this path, so a panic here is a real bug.
 func FuzzSessionReader(f *testing.F) {
 	f.Add(keepaliveMsg)
+	f.Add(crasherUpdate)
 	f.Add(appendEndOfRIB(nil, famV6))
 	if b, err := ipv4Update("192.0.2.1", pfx("10.0.0.0/24", "10.0.1.0/25")).Serialize(); err == nil {
 		f.Add(b)
@@ -61,3 +63,136 @@ func FuzzSessionReader(f *testing.F) {
 }
 
 func (l localIdentity) asnAddr() netip.Addr { return netip.MustParseAddr("192.0.2.254") }
+
+// fuzzSeeds are FuzzSessionRIB's seeds (testdata/fuzz/FuzzSessionRIB
+// holds them too): the crasher and attribute-rich valid UPDATEs.
+func fuzzSeeds(f *testing.F) {
+	f.Add(crasherUpdate)
+	rich, v6, wd, rr, all := genSeedMsgs(f)
+	for _, b := range [][]byte{rich, v6, wd, rr} {
+		f.Add(b)
+	}
+	f.Add(append(all, crasherUpdate...))
+}
+
+// genSeedMsgs encodes an attribute-rich IPv4 UPDATE, an IPv6 one, a
+// withdrawal, a ROUTE-REFRESH, and all four in a row.
+func genSeedMsgs(tb testing.TB) (rich, v6, wd, rr, all []byte) {
+	transitive := bgp.BGPAttrFlag(bgp.BGP_ATTR_FLAG_OPTIONAL | bgp.BGP_ATTR_FLAG_TRANSITIVE)
+	msgs := []*bgp.BGPMessage{
+		ipv4Update("192.0.2.1", pfx("10.0.0.0/24", "10.0.1.0/25"),
+			bgp.NewPathAttributeMultiExitDisc(50),
+			bgp.NewPathAttributeAtomicAggregate(),
+			bgp.NewPathAttributeAggregator(uint32(65001), "192.0.2.9"),
+			bgp.NewPathAttributeCommunities([]uint32{65000<<16 | 1, 0xffffff01}),
+			bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
+				bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 65000, 7, true)}),
+			bgp.NewPathAttributeLargeCommunities([]*bgp.LargeCommunity{bgp.NewLargeCommunity(65000, 1, 2)}),
+			bgp.NewPathAttributeOriginatorId("10.9.9.9"),
+			bgp.NewPathAttributeClusterList([]string{"10.8.8.8"}),
+			bgp.NewPathAttributeUnknown(transitive, 99, []byte{1, 2, 3}),
+			bgp.NewPathAttributeUnknown(bgp.BGP_ATTR_FLAG_OPTIONAL, 98, []byte{4}),
+		),
+		bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{
+			bgp.NewPathAttributeOrigin(1),
+			bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{65001, 65002})}),
+			bgp.NewPathAttributeMpReachNLRI("2001:db8::1", []bgp.AddrPrefixInterface{bgp.NewIPv6AddrPrefix(48, "2001:db8:1::")}),
+		}, nil),
+		ipv4Withdraw(pfx("10.0.0.0/24")),
+		bgp.NewBGPRouteRefreshMessage(bgp.AFI_IP, 0, bgp.SAFI_UNICAST),
+	}
+	var out [4][]byte
+	for i, m := range msgs {
+		b, err := m.Serialize()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[i] = b
+		all = append(all, b...)
+	}
+	return out[0], out[1], out[2], out[3], all
+}
+
+// FuzzSessionRIB drives messages through an established iBGP client's and
+// an eBGP peer's reader (framing, the codec and its guards, RFC 7606
+// handling, conversion), the RIB (update, best path, route refresh,
+// peer-down) and the update groups, as the session and the RIB loop do,
+// messages alternating between the two sources. It checks that nothing
+// panics, that every UPDATE the reflector sends (to an iBGP client, an
+// eBGP peer and the sources themselves) decodes, and that once both
+// sources are down the RIB holds no path and no attribute set.
+func FuzzSessionRIB(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rl := newRIBLoop(slog.New(slog.DiscardHandler), testASN, 1, newEngineMetrics())
+		both := families(0).with(famV4).with(famV6)
+		up := func(addr string, id uint32, asn uint32, client bool) (*member, *recConn) {
+			c := &recConn{}
+			m := rl.peerUp(sessionInfo{addr: netip.MustParseAddr(addr), routerID: id, asn: asn, ebgp: asn != testASN,
+				client: client, fams: both, localAddr: netip.MustParseAddr("192.0.2.254"), stats: &peerStats{}, conn: c})
+			return m, c
+		}
+		ibgpM, ibgpC := up("127.0.0.2", 2, testASN, true)
+		ebgpM, ebgpC := up("127.0.0.3", 3, 65100, false)
+		_, monI := up("127.0.0.4", 4, testASN, true)
+		_, monE := up("127.0.0.5", 5, 65200, false)
+		sessions := []*session{
+			{local: localIdentity{asn: testASN, routerID: 1, clusterID: 1}, log: slog.New(slog.DiscardHandler), rib: rl,
+				neg: negotiated{fams: both}},
+			{local: localIdentity{asn: testASN, routerID: 1, clusterID: 1}, log: slog.New(slog.DiscardHandler), rib: rl,
+				neg: negotiated{fams: both}, ebgp: true},
+		}
+		members := []*member{ibgpM, ebgpM}
+		br := bufio.NewReader(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			hdr, body, err := readMessage(br)
+			if err != nil {
+				break
+			}
+			s, m := sessions[i%2], members[i%2]
+			switch hdr.Type {
+			case bgp.BGP_MSG_UPDATE:
+				var b ribBatch
+				if _, err := s.parseUpdate(hdr, body, s.neg.rfMap(), &b); err != nil {
+					rl.peerDown(m, false) // the session resets
+					continue
+				}
+				rl.update(m, &b)
+			case bgp.BGP_MSG_ROUTE_REFRESH:
+				if len(body) == 4 {
+					if f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3])); ok {
+						rl.refresh(m, f)
+					}
+				}
+			}
+			rl.flush()
+		}
+		for _, c := range []*recConn{ibgpC, ebgpC, monI, monE} {
+			checkDecodes(t, c.b)
+		}
+		rl.peerDown(ibgpM, false)
+		rl.peerDown(ebgpM, false)
+		if st := rl.stats(); st.Paths != 0 || st.AttrSets != 0 || st.Prefixes != [2]int{} {
+			t.Fatalf("RIB after both sources went down: %+v", st)
+		}
+	})
+}
+
+// checkDecodes fails unless b is a sequence of messages the codec decodes
+// (add-path is never negotiated here).
+func checkDecodes(t *testing.T, b []byte) {
+	t.Helper()
+	for len(b) > 0 {
+		if len(b) < headerLen {
+			t.Fatalf("trailing %d bytes", len(b))
+		}
+		n := int(binary.BigEndian.Uint16(b[16:18]))
+		if n < headerLen || n > len(b) || n > maxMsgLen {
+			t.Fatalf("bad message length %d", n)
+		}
+		if _, err := bgp.ParseBGPMessage(b[:n]); err != nil {
+			t.Fatalf("the reflector sent an UPDATE the codec refuses: %v\n%x", err, b[:n])
+		}
+		b = b[n:]
+	}
+}

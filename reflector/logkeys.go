@@ -23,4 +23,8 @@ const (
 	logKeyPrefix       = "prefix"
 	logKeyFIB          = "fib"
 	logKeyConflicts    = "conflicts"
+	logKeyCount        = "count"
+	logKeyInterval     = "interval"
+	logKeySuppressed   = "suppressed"
+	logKeyHoldDown     = "holdDown"
 )

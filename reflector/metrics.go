@@ -11,12 +11,17 @@ import (
 // (sessions, prefixes, RIB size) are read when scraped. They are never
 // registered globally: Collector hands them to whoever serves them.
 type engineMetrics struct {
-	bestPath        prometheus.Histogram
-	groupFlush      prometheus.Histogram
-	attrDiscard     prometheus.Counter
-	treatAsWithdraw prometheus.Counter
-	transitions     *prometheus.CounterVec // event: established, down
-	notifications   *prometheus.CounterVec // direction, code
+	bestPath         prometheus.Histogram
+	groupFlush       prometheus.Histogram
+	attrDiscard      prometheus.Counter
+	treatAsWithdraw  prometheus.Counter
+	codecPanics      prometheus.Counter
+	holdDowns        prometheus.Counter
+	slowReaderCloses prometheus.Counter
+	refreshCoalesced prometheus.Counter
+	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
+	transitions      *prometheus.CounterVec // event: established, down
+	notifications    *prometheus.CounterVec // direction, code
 }
 
 const metricsNS = "bgpfabric_reflector"
@@ -42,6 +47,26 @@ func newEngineMetrics() *engineMetrics {
 			Namespace: metricsNS, Name: "rfc7606_treat_as_withdraw_total",
 			Help: "Malformed UPDATEs treated as withdrawals (RFC 7606).",
 		}),
+		codecPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "codec_panics_total",
+			Help: "Received messages that made GoBGP's codec panic; each reset its session with an UPDATE Message Error.",
+		}),
+		slowReaderCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "slow_reader_closes_total",
+			Help: "Sessions closed (Cease, Out of Resources) because their output queue passed its limit.",
+		}),
+		refreshCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "route_refresh_coalesced_total",
+			Help: "ROUTE-REFRESH requests answered by a table dump already waiting in the session's queue.",
+		}),
+		holdDowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "peer_hold_downs_total",
+			Help: "Neighbours held down (their connections refused) after a session ended by their fault.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNS, Name: "connections_rejected_total",
+			Help: "Incoming connections refused or replaced, by reason (idle-hold, replaced, unknown-neighbour).",
+		}, []string{"reason"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNS, Name: "session_transitions_total",
 			Help: "Sessions that became established or went down.",
@@ -73,6 +98,10 @@ var (
 		"UPDATE messages received from the neighbour.", []string{"peer"}, nil)
 	descUpdatesOut = prometheus.NewDesc(metricsNS+"_peer_updates_sent_total",
 		"UPDATE messages queued to the neighbour.", []string{"peer"}, nil)
+	descOutQueue = prometheus.NewDesc(metricsNS+"_peer_output_queue_bytes",
+		"Bytes in the neighbour's session output queue (see the slow-reader policy).", []string{"peer"}, nil)
+	descOutQueuePeak = prometheus.NewDesc(metricsNS+"_peer_output_queue_peak_bytes",
+		"The most bytes the neighbour's current session output queue has held.", []string{"peer"}, nil)
 	descPeerUp = prometheus.NewDesc(metricsNS+"_peer_uptime_seconds",
 		"Time since the neighbour's session was established; 0 when it is not.", []string{"peer"}, nil)
 	descRIBPrefixes = prometheus.NewDesc(metricsNS+"_rib_prefixes",
@@ -101,6 +130,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.groupFlush.Collect(ch)
 	m.attrDiscard.Collect(ch)
 	m.treatAsWithdraw.Collect(ch)
+	m.codecPanics.Collect(ch)
+	m.holdDowns.Collect(ch)
+	m.slowReaderCloses.Collect(ch)
+	m.refreshCoalesced.Collect(ch)
+	m.rejected.Collect(ch)
 	m.transitions.Collect(ch)
 	m.notifications.Collect(ch)
 	states := map[State]int{}
@@ -113,6 +147,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPrefixesOut, prometheus.GaugeValue, float64(n.PrefixesOut), n.Address)
 		ch <- prometheus.MustNewConstMetric(descUpdatesIn, prometheus.CounterValue, float64(n.UpdatesIn), n.Address)
 		ch <- prometheus.MustNewConstMetric(descUpdatesOut, prometheus.CounterValue, float64(n.UpdatesOut), n.Address)
+		ch <- prometheus.MustNewConstMetric(descOutQueue, prometheus.GaugeValue, float64(n.OutQueueBytes), n.Address)
+		ch <- prometheus.MustNewConstMetric(descOutQueuePeak, prometheus.GaugeValue, float64(n.OutQueuePeak), n.Address)
 		ch <- prometheus.MustNewConstMetric(descPeerUp, prometheus.GaugeValue, n.Uptime.Seconds(), n.Address)
 	}
 	for st, n := range states {

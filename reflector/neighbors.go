@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -148,18 +149,8 @@ func (p *peer) stop() {
 }
 
 // accept hands every inbound connection to its neighbour's manager.
-func (r *Reflector) accept(ctx context.Context, l *net.TCPListener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			r.log.Warn("accept", logKeyErr, err)
-			continue
-		}
-		r.dispatch(ctx, c)
-	}
+func (r *Reflector) accept(ctx context.Context, l acceptor) {
+	acceptLoop(ctx, l, r.log, func(c net.Conn) { r.dispatch(ctx, c) })
 }
 
 func (r *Reflector) dispatch(ctx context.Context, c net.Conn) {
@@ -173,7 +164,8 @@ func (r *Reflector) dispatch(ctx context.Context, c net.Conn) {
 	}
 	r.mu.Unlock()
 	if p == nil {
-		r.log.Info("connection from unknown neighbour refused", logKeyAddr, addr.String())
+		r.met.rejected.WithLabelValues(rejectUnknown).Inc()
+		r.unknownLim.log(r.log, slog.LevelInfo, "connection from unknown neighbour refused", logKeyAddr, addr.String())
 		c.Close()
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
 // peer manages one neighbour: it dials (unless passive), takes the
@@ -25,6 +27,7 @@ type peer struct {
 	events   chan func() bool
 	done     chan struct{}
 	pr       *peerRun // the manager goroutine's private state
+	lim      logLimiter
 
 	mu          sync.Mutex // guards the status fields below
 	sessions    []*session
@@ -41,6 +44,11 @@ type peerEnv struct {
 	connectRetry time.Duration
 	log          *slog.Logger
 	met          *engineMetrics
+	// idleHold is the first hold-down after a session ended by the
+	// peer's fault (see peerFault); it doubles up to idleHoldMax.
+	idleHold time.Duration
+	// outQueueLimit bounds each session's queued live UPDATEs (writer.go).
+	outQueueLimit int
 	// changed tells the reflector's owner that a neighbour's state
 	// changed (see Reflector.Changes); it never blocks.
 	changed func()
@@ -71,6 +79,10 @@ type peerRun struct {
 	grTimer    *time.Timer
 	stale      bool // the RIB may hold stale routes of this peer
 	dialResult chan net.Conn
+	// Hold-down after the peer's faults: no connections until holdUntil;
+	// the next hold-down lasts holdNext.
+	holdUntil time.Time
+	holdNext  time.Duration
 }
 
 // errDeconfigured ends a peer removed from the configuration.
@@ -79,13 +91,14 @@ var errDeconfigured = errors.New("neighbour de-configured")
 func (p *peer) run(parent context.Context) {
 	defer close(p.done)
 	ctx, cancel := context.WithCancelCause(parent)
-	pr := &peerRun{retry: stoppedTimer(), grTimer: stoppedTimer(), dialResult: make(chan net.Conn, 1)}
+	pr := &peerRun{retry: stoppedTimer(), grTimer: stoppedTimer(), dialResult: make(chan net.Conn, 1), holdNext: p.env.idleHold}
 	p.pr = pr
 	defer func() {
 		cancel(errDeconfigured) // no effect when parent already ended
 		pr.retry.Stop()
 		pr.grTimer.Stop()
 		pr.wg.Wait()
+		p.lim.flush(p.log)
 		if pr.stale && parent.Err() == nil {
 			// De-configured while its routes were kept for a restart
 			// that will not come here any more.
@@ -100,7 +113,7 @@ func (p *peer) run(parent context.Context) {
 		case <-ctx.Done():
 			return
 		case conn := <-p.incoming:
-			if !p.start(ctx, pr, conn, false) && p.dynamic && p.idle() {
+			if !p.start(ctx, pr, conn, false) && p.dynamic && p.idle() && !time.Now().Before(pr.holdUntil) {
 				return
 			}
 		case conn := <-pr.dialResult:
@@ -115,7 +128,13 @@ func (p *peer) run(parent context.Context) {
 				return
 			}
 		case <-pr.retry.C:
-			if p.idle() {
+			switch {
+			case !p.idle():
+			case p.dynamic: // its hold-down ended
+				return
+			case time.Now().Before(pr.holdUntil):
+				pr.retry.Reset(time.Until(pr.holdUntil))
+			default:
 				p.dial(ctx, pr)
 			}
 		case <-pr.grTimer.C:
@@ -177,6 +196,24 @@ func (p *peer) dial(ctx context.Context, pr *peerRun) {
 // returns false when it refused the connection instead.
 func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing bool) bool {
 	dir := "in"
+	if !outgoing && time.Now().Before(pr.holdUntil) {
+		p.reject(conn, rejectIdleHold)
+		return false
+	}
+	if !outgoing {
+		// At most one incoming connection per neighbour waits for its
+		// OPEN: a newer one replaces it (the peer gave up on it, or it is
+		// not the peer). Connections past their OPEN meet RFC 4271 6.8
+		// collision detection instead.
+		p.mu.Lock()
+		for _, o := range p.sessions {
+			if !o.outgoing && !o.gotOpen.Load() {
+				p.env.met.rejected.WithLabelValues(rejectReplaced).Inc()
+				o.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED, "replaced by a newer connection")
+			}
+		}
+		p.mu.Unlock()
+	}
 	if outgoing {
 		dir = "out"
 	} else if err := ttlFor(p.cfg, p.env.local.asn).applyConn(conn, p.cfg.Address.Is4()); err != nil {
@@ -186,7 +223,8 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 		conn.Close()
 		return false
 	}
-	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir))
+	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir), p.env.outQueueLimit)
+	s.lim = &p.lim
 	p.mu.Lock()
 	p.sessions = append(p.sessions, s)
 	p.mu.Unlock()
@@ -228,7 +266,9 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 		p.since = time.Now()
 	}
 	p.mu.Unlock()
+	held := false
 	if s.started != (time.Time{}) {
+		held = p.holdDown(pr, s, err)
 		p.env.changed()
 		pr.grTimer.Stop()
 		pr.stale = graceful
@@ -239,10 +279,72 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 	if !p.idle() {
 		return false
 	}
-	if !p.cfg.Passive {
-		pr.retry.Reset(jitter(p.env.connectRetry))
+	switch {
+	case !p.cfg.Passive:
+		pr.retry.Reset(max(jitter(p.env.connectRetry), time.Until(pr.holdUntil)))
+	case p.dynamic && held:
+		pr.retry.Reset(time.Until(pr.holdUntil)) // the manager keeps the hold-down, then ends
+		return false
 	}
-	return p.dynamic && !graceful
+	return p.dynamic && !graceful && time.Now().After(pr.holdUntil)
+}
+
+// Reasons for refusing a connection (metric label values, a fixed set).
+const (
+	rejectIdleHold = "idle-hold"
+	rejectReplaced = "replaced"
+	rejectUnknown  = "unknown-neighbour"
+)
+
+// idleHoldMax bounds the doubling hold-down after repeated faults.
+const idleHoldMax = 5 * time.Minute
+
+// holdDown starts a hold-down when an established session ended by the
+// peer's fault; a session that ended otherwise resets the next hold-down
+// to its minimum. It reports whether the neighbour is now held down.
+func (p *peer) holdDown(pr *peerRun, s *session, err error) bool {
+	if !peerFault(s, err) {
+		pr.holdNext = p.env.idleHold
+		return false
+	}
+	d := pr.holdNext
+	pr.holdUntil = time.Now().Add(d)
+	pr.holdNext = min(2*d, max(idleHoldMax, p.env.idleHold))
+	p.env.met.holdDowns.Inc()
+	p.log.Warn("neighbour held down after an error: its connections are refused until it ends", logKeyHoldDown, d)
+	return true
+}
+
+// peerFault reports whether a session ended because of what the peer
+// sent: a message we could not accept (header, UPDATE, FSM or ROUTE-REFRESH
+// error), too many prefixes, or input that made the reader panic.
+func peerFault(s *session, err error) bool {
+	if s.panicked.Load() {
+		return true
+	}
+	var ne *notifyError
+	if !errors.As(err, &ne) {
+		return false
+	}
+	switch ne.code {
+	case bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_FSM_ERROR,
+		bgp.BGP_ERROR_ROUTE_REFRESH_MESSAGE_ERROR:
+		return true
+	case bgp.BGP_ERROR_CEASE:
+		return ne.subcode == bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED
+	}
+	return false
+}
+
+// reject refuses an incoming connection with a Cease, Connection Rejected
+// (RFC 4486), and closes it. The connection is new and its send buffer
+// empty, so the write does not block; the deadline bounds it anyway.
+func (p *peer) reject(conn net.Conn, reason string) {
+	p.env.met.rejected.WithLabelValues(reason).Inc()
+	p.lim.log(p.log, slog.LevelInfo, "connection refused", logKeyReason, reason)
+	conn.SetWriteDeadline(time.Now().Add(notifyGrace))
+	conn.Write(encodeNotification(newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED, reason)))
+	conn.Close()
 }
 
 // logEnd logs a session's end: at Info with the NOTIFICATION's code and
@@ -250,7 +352,7 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 func (p *peer) logEnd(s *session, err error, graceful bool) {
 	r := reasonOf(err)
 	if r.direction != "" {
-		p.env.met.notifications.WithLabelValues(r.direction, strconv.Itoa(int(r.code))).Inc()
+		p.env.met.notifications.WithLabelValues(r.direction, codeLabel(r.code)).Inc()
 	}
 	lvl := slog.LevelDebug
 	msg := "connection closed before Established"
@@ -264,7 +366,17 @@ func (p *peer) logEnd(s *session, err error, graceful bool) {
 		args = append(args, logKeyState, StateEstablished.String()+"->"+StateIdle.String(),
 			logKeyUptime, time.Since(s.started).Round(time.Millisecond), logKeyGraceful, graceful)
 	}
-	p.log.Log(context.Background(), lvl, msg, args...)
+	p.lim.log(p.log, lvl, msg, args...)
+}
+
+// codeLabel is a NOTIFICATION code as a metric label: the codes RFC 4271,
+// RFC 7313 and RFC 9687 define, and "other" for anything a peer invents,
+// so that the label set stays fixed.
+func codeLabel(code uint8) string {
+	if code >= bgp.BGP_ERROR_MESSAGE_HEADER_ERROR && code <= 8 {
+		return strconv.Itoa(int(code))
+	}
+	return "other"
 }
 
 func (p *peer) setErr(err error) {

@@ -2,6 +2,7 @@ package reflector
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -67,7 +68,7 @@ func (p *peer) up(ctx context.Context, s *session) {
 	p.mu.Unlock()
 	p.env.changed()
 	p.env.met.transitions.WithLabelValues("established").Inc()
-	p.log.Info("session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
+	p.lim.log(p.log, slog.LevelInfo, "session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
 		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,
 		logKeyHold, s.neg.hold, logKeyGraceful, s.neg.gr, logKeyAddPath, s.neg.addPath != 0)
 	select {
@@ -99,6 +100,10 @@ type NeighborStatus struct {
 	PrefixesOut int64
 	UpdatesIn   int64
 	UpdatesOut  int64
+	// OutQueueBytes is what the session's output queue holds now, and
+	// OutQueuePeak the most it held since the session began (writer.go).
+	OutQueueBytes int64
+	OutQueuePeak  int64
 	// Since is when the neighbour's state last changed between up and
 	// down (or when it was configured).
 	Since     time.Time
@@ -112,14 +117,17 @@ func (p *peer) status(now time.Time) NeighborStatus {
 	if !p.cfg.Passive && p.dialing {
 		st = StateConnect
 	}
+	var queued, peak int
 	for _, s := range p.sessions {
 		st = max(st, s.State())
+		q, pk := s.q.sizes()
+		queued, peak = max(queued, q), max(peak, pk)
 	}
 	ns := NeighborStatus{
 		Address: p.cfg.Address.String(), ASN: p.cfg.ASN, Client: p.cfg.Client, Dynamic: p.dynamic,
 		State: st, PrefixesIn: p.stats.prefixesIn.Load(), PrefixesOut: p.stats.prefixesOut.Load(),
 		UpdatesIn: p.stats.updatesIn.Load(), UpdatesOut: p.stats.updatesOut.Load(),
-		Since: p.since, LastError: p.lastErr,
+		Since: p.since, LastError: p.lastErr, OutQueueBytes: int64(queued), OutQueuePeak: int64(peak),
 	}
 	if st == StateEstablished && !p.establishAt.IsZero() {
 		ns.Uptime = now.Sub(p.establishAt)

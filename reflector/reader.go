@@ -39,6 +39,11 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 		e.data = []byte{hdr.Type}
 		return nil, nil, e
 	}
+	if !lengthFits(hdr) {
+		e := newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, "bad length for the message type")
+		e.data = append([]byte(nil), head[16:18]...)
+		return nil, nil, e
+	}
 	copy(hdr.Marker[:], head[:16])
 	body := make([]byte, int(hdr.Len)-headerLen)
 	if _, err := br.Discard(headerLen); err != nil {
@@ -50,6 +55,23 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 	return hdr, body, nil
 }
 
+// lengthFits applies RFC 4271 6.1's per-type length rules: the minimum
+// of OPEN and UPDATE, and a KEEPALIVE of the header alone. ROUTE-REFRESH
+// lengths are checked in Established (RFC 7313 5 gives them their own
+// error code); a short NOTIFICATION ends the session all the same, and
+// RFC 4271 6.4 forbids answering it with one.
+func lengthFits(hdr *bgp.BGPHeader) bool {
+	switch hdr.Type {
+	case bgp.BGP_MSG_OPEN:
+		return hdr.Len >= headerLen+10
+	case bgp.BGP_MSG_UPDATE:
+		return hdr.Len >= headerLen+4
+	case bgp.BGP_MSG_KEEPALIVE:
+		return hdr.Len == headerLen
+	}
+	return true
+}
+
 func connErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.Join(errConnLost, err)
@@ -58,7 +80,7 @@ func connErr(err error) error {
 }
 
 // established runs the Established state until the session ends.
-func (s *session) established(ctx context.Context, br *bufio.Reader) error {
+func (s *session) established(ctx context.Context, br *bufio.Reader) (err error) {
 	s.setState(StateEstablished)
 	s.started = timeNow()
 	info := sessionInfo{
@@ -70,11 +92,18 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) error {
 	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {
 		return newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN, "shutdown")
 	}
+	// The peer-down path runs however the session ends: an error, the
+	// peer closing, or a panic that run's last-resort recover catches.
+	defer func() {
+		graceful := s.neg.gr && gracefulEnd(s, err)
+		if r := recover(); r != nil {
+			graceful = false
+			defer panic(r)
+		}
+		s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
+	}()
 	s.owner.up(ctx, s)
-	err := s.readLoop(ctx, br, m)
-	graceful := s.neg.gr && gracefulEnd(s, err)
-	s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
-	return err
+	return s.readLoop(ctx, br, m)
 }
 
 // readLoop reads, parses and batches messages for the RIB loop.
@@ -95,6 +124,9 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		if err != nil {
 			return s.readErr(err)
 		}
+		if testHookMessage != nil {
+			testHookMessage(hdr, body)
+		}
 		switch hdr.Type {
 		case bgp.BGP_MSG_UPDATE:
 			s.stats.updatesIn.Add(1)
@@ -110,15 +142,41 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		case bgp.BGP_MSG_NOTIFICATION:
 			return parseNotification(body)
 		case bgp.BGP_MSG_ROUTE_REFRESH:
-			if len(body) >= 4 {
-				if f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3])); ok && s.neg.fams.has(f) {
-					s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
-				}
+			if err := s.routeRefresh(ctx, hdr, body, m); err != nil {
+				return err
 			}
 		default:
 			return newNotify(bgp.BGP_ERROR_FSM_ERROR, 0, "unexpected message in Established")
 		}
 	}
+}
+
+// routeRefresh handles a ROUTE-REFRESH (RFC 2918): its length must be 4
+// bytes (RFC 7313 5: ROUTE-REFRESH Message Error, Invalid Message Length,
+// with the message as data); subtypes other than a plain request (we do
+// not negotiate enhanced route refresh) and families the session does
+// not carry are ignored.
+func (s *session) routeRefresh(ctx context.Context, hdr *bgp.BGPHeader, body []byte, m *member) error {
+	if len(body) != 4 {
+		e := newNotify(bgp.BGP_ERROR_ROUTE_REFRESH_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_INVALID_MESSAGE_LENGTH, "ROUTE-REFRESH of a bad length")
+		e.data = appendHeader(nil, bgp.BGP_MSG_ROUTE_REFRESH)
+		binary.BigEndian.PutUint16(e.data[16:], hdr.Len)
+		e.data = append(e.data, body...)
+		return e
+	}
+	if body[2] != 0 {
+		return nil
+	}
+	f, ok := familyOf(bgp.AfiSafiToRouteFamily(binary.BigEndian.Uint16(body), body[3]))
+	if !ok || !s.neg.fams.has(f) {
+		return nil
+	}
+	if !s.q.requestRefresh(f) {
+		s.rib.met.refreshCoalesced.Inc()
+		return nil
+	}
+	s.rib.do(ctx, func(rl *ribLoop) { rl.refresh(m, f) })
+	return nil
 }
 
 // refresh answers a ROUTE-REFRESH with the table (RFC 2918).
@@ -133,6 +191,10 @@ func addrFromIP(ip []byte) netip.Addr {
 	a, _ := netip.AddrFromSlice(ip)
 	return a.Unmap()
 }
+
+// testHookMessage, when set by a test, sees every message an established
+// session reads (it may panic, to test the session's last resort).
+var testHookMessage func(hdr *bgp.BGPHeader, body []byte)
 
 // timeNow is time.Now; sessions record their start with it.
 var timeNow = time.Now

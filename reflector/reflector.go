@@ -29,6 +29,8 @@ type Reflector struct {
 	ready     chan struct{}
 
 	changes chan struct{} // size 1: see Changes
+
+	unknownLim logLimiter // connections from unknown addresses
 }
 
 // New validates cfg and returns a reflector; Run starts it.
@@ -50,6 +52,7 @@ func New(cfg Config) (*Reflector, error) {
 	r.env = &peerEnv{
 		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
 		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met, changed: r.changed,
+		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
 	}
 	if cfg.ProgramFIB {
 		r.fib = newFIBWriter(cfg.FIB, cfg.Logger)

@@ -135,6 +135,8 @@ func (c *recConn) send(chunks ...[]byte) {
 }
 func (c *recConn) closeWith(uint8, uint8, string) {}
 
+func (c *recConn) sendDump(_ family, b []byte) { c.send(b) }
+
 // prefixes decodes the recorded UPDATEs into announced prefixes.
 func (c *recConn) prefixes(t *testing.T) map[string]bool {
 	t.Helper()

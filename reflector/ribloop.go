@@ -286,6 +286,10 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 			}
 		}
 		rl.attrs.dropUnused(a)
+		if rp.maxPrefix > 0 && rp.prefixes > rp.maxPrefix {
+			rl.overLimit(m)
+			return
+		}
 	}
 	if b.eor != 0 {
 		rl.sweep(rp, true, b.eor)
@@ -295,10 +299,18 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 		}
 	}
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
-	if rp.maxPrefix > 0 && rp.prefixes > rp.maxPrefix {
-		m.conn.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
-			"maximum number of prefixes reached")
-	}
+}
+
+// overLimit ends member m, whose peer went over its maximum number of
+// prefixes. It runs before the loop flushes, inside the op that applied
+// the batch, so that none of the batch's routes is ever sent: the peer
+// leaves the RIB at once (its routes are swept, and a prefix whose paths
+// end as they were before the round sends nothing), and the session's
+// own peer-down later finds the member gone.
+func (rl *ribLoop) overLimit(m *member) {
+	rl.peerDown(m, false)
+	m.conn.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
+		"maximum number of prefixes reached")
 }
 
 // RIBStats summarises the RIB.

@@ -15,8 +15,11 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
-// openHoldTime is the hold timer while waiting for the peer's OPEN.
-const openHoldTime = 4 * time.Minute
+// openHoldTime is the hold timer while waiting for the peer's OPEN. RFC
+// 4271 suggests 4 minutes; every BGP speaker sends its OPEN as soon as
+// the connection is up, and a connection that sends nothing holds a
+// descriptor and a session for its neighbour, so it is short.
+const openHoldTime = 30 * time.Second
 
 // localIdentity is what a session needs to know about the reflector.
 type localIdentity struct {
@@ -50,6 +53,9 @@ type session struct {
 	keepalive chan time.Duration
 	closeErr  atomic.Pointer[notifyError] // what we sent, if we closed it
 	grDrop    atomic.Bool                 // closed for a restarting peer's new session
+	gotOpen   atomic.Bool                 // the peer's OPEN has arrived
+	panicked  atomic.Bool                 // the reader ended in a panic
+	lim       *logLimiter                 // the neighbour's, for lines caused by peer input
 
 	neg        negotiated // set before OpenConfirm, then read-only
 	ebgp       bool
@@ -58,10 +64,10 @@ type session struct {
 }
 
 func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing bool,
-	owner sessionOwner, rib *ribLoop, stats *peerStats, log *slog.Logger) *session {
+	owner sessionOwner, rib *ribLoop, stats *peerStats, log *slog.Logger, outLimit int) *session {
 	s := &session{
 		cfg: cfg, local: local, conn: conn, outgoing: outgoing, owner: owner, rib: rib,
-		stats: stats, log: log, q: newOutQueue(), keepalive: make(chan time.Duration, 1),
+		stats: stats, log: log, q: newOutQueue(outLimit), keepalive: make(chan time.Duration, 1),
 		ebgp: cfg.ASN != local.asn,
 	}
 	s.state.Store(int32(StateOpenSent))
@@ -69,6 +75,15 @@ func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing
 }
 
 func (s *session) State() State { return State(s.state.Load()) }
+
+// warn logs a line caused by peer input, rate-limited per neighbour.
+func (s *session) warn(msg string, args ...any) {
+	if s.lim == nil {
+		s.log.Warn(msg, args...)
+		return
+	}
+	s.lim.log(s.log, slog.LevelWarn, msg, args...)
+}
 
 func (s *session) setState(st State) {
 	s.state.Store(int32(st))
@@ -78,7 +93,21 @@ func (s *session) setState(st State) {
 // send queues UPDATE bytes (memberConn).
 func (s *session) send(chunks ...[]byte) {
 	if s.q.push(chunks...) {
-		s.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OUT_OF_RESOURCES, "output queue overflow")
+		s.overflow()
+	}
+}
+
+// sendDump queues a table dump of family f (memberConn).
+func (s *session) sendDump(f family, b []byte) {
+	if s.q.pushDump(f, b) {
+		s.overflow()
+	}
+}
+
+// overflow closes a session whose peer reads too slowly (see writer.go).
+func (s *session) overflow() {
+	if s.abort(newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OUT_OF_RESOURCES, "output queue overflow: the peer reads too slowly")) {
+		s.rib.met.slowReaderCloses.Inc()
 	}
 }
 
@@ -88,12 +117,16 @@ func (s *session) closeWith(code, subcode uint8, reason string) {
 	s.abort(newNotify(code, subcode, reason))
 }
 
-func (s *session) abort(e *notifyError) {
+// abort closes the session with NOTIFICATION e; it reports whether this
+// call was the first to close it.
+func (s *session) abort(e *notifyError) bool {
 	if s.q.close(encodeNotification(e)) {
 		s.closeErr.Store(e)
 		// Unblock a writer stuck on a peer that does not read.
 		s.conn.SetWriteDeadline(time.Now().Add(notifyGrace))
+		return true
 	}
+	return false
 }
 
 // run drives the session until it ends and returns why it ended.
@@ -102,7 +135,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		writeLoop(s.conn, s.q, s.keepalive, s.cfg.HoldTime)
+		writeLoop(s.conn, s.q, s.keepalive, sendHoldTime(s.cfg.HoldTime))
 	}()
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(context.Cause(ctx), ErrGracefulRestart) && s.neg.gr && s.State() == StateEstablished {
@@ -129,6 +162,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	}()
 	defer func() {
 		if r := recover(); r != nil { // last resort: a codec bug must not kill the process
+			s.panicked.Store(true)
 			s.log.Error("session reader panic", logKeyErr, r)
 			s.abort(newNotify(bgp.BGP_ERROR_CEASE, 0, "internal error"))
 			err = errors.New("internal error while reading")
@@ -162,7 +196,8 @@ func (s *session) openExchange(ctx context.Context, br *bufio.Reader) error {
 	if hdr.Type != bgp.BGP_MSG_OPEN {
 		return s.unexpected(hdr, body)
 	}
-	m, err := bgp.ParseBGPBody(hdr, body)
+	s.gotOpen.Store(true)
+	m, err := parseBody(hdr, body)
 	if err != nil {
 		return notifyFromMessageError(err, bgp.BGP_ERROR_OPEN_MESSAGE_ERROR, 0)
 	}

@@ -13,10 +13,18 @@ import (
 // handling, and appends its changes to batch. It returns how many prefixes
 // it added, or the error that must reset the session.
 func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.RouteFamily]bgp.BGPAddPathMode, batch *ribBatch) (int, error) {
-	m, err := bgp.ParseBGPBody(hdr, body)
+	if e := checkMPAttrs(body); e != nil {
+		return 0, e
+	}
+	m, err := parseBody(hdr, body)
 	handling, cause := bgp.ERROR_HANDLING_NONE, err
 	if err != nil {
 		var me *bgp.MessageError
+		var cp errCodecPanic
+		if errors.As(err, &cp) {
+			s.rib.met.codecPanics.Inc()
+			return 0, newNotify(bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, "undecodable UPDATE: "+err.Error())
+		}
 		if !errors.As(err, &me) {
 			return 0, newNotify(bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, err.Error())
 		}
@@ -30,8 +38,11 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 		return 0, newNotify(bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, "undecodable UPDATE")
 	}
 	if handling < bgp.ERROR_HANDLING_TREAT_AS_WITHDRAW {
-		if ok, verr := bgp.ValidateUpdateMsg(u, rfs, s.ebgp, false, true); !ok {
+		if ok, verr := validateUpdate(u, rfs, s.ebgp); !ok {
 			var me *bgp.MessageError
+			if errors.As(verr, new(errCodecPanic)) {
+				s.rib.met.codecPanics.Inc()
+			}
 			if !errors.As(verr, &me) {
 				me = &bgp.MessageError{ErrorHandling: bgp.ERROR_HANDLING_SESSION_RESET, Message: verr.Error()}
 			}
@@ -45,13 +56,13 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 		return 0, notifyFromMessageError(cause, bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST)
 	case bgp.ERROR_HANDLING_TREAT_AS_WITHDRAW:
 		s.rib.met.treatAsWithdraw.Inc()
-		s.log.Warn("malformed UPDATE treated as withdraw", logKeyErr, cause)
+		s.warn("malformed UPDATE treated as withdraw", logKeyErr, cause)
 		return s.withdrawAll(u, body, batch)
 	case bgp.ERROR_HANDLING_ATTRIBUTE_DISCARD:
 		// The codec has left the attribute out of u.PathAttributes; the
 		// routes are kept without it (RFC 7606 2).
 		s.rib.met.attrDiscard.Inc()
-		s.log.Warn("malformed attribute discarded", logKeyErr, cause)
+		s.warn("malformed attribute discarded", logKeyErr, cause)
 	}
 	if eor, rf := u.IsEndOfRib(); eor {
 		if f, ok := familyOf(rf); ok {

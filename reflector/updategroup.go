@@ -9,6 +9,8 @@ import (
 // never blocks and a way to close it with a NOTIFICATION.
 type memberConn interface {
 	send(chunks ...[]byte)
+	// sendDump queues a table dump of one family (see writer.go).
+	sendDump(f family, b []byte)
 	closeWith(code, subcode uint8, reason string)
 }
 
@@ -89,5 +91,5 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	}
 	m.rp.stats.prefixesOut.Add(int64(ann))
 	m.rp.stats.updatesOut.Add(int64(countMessages(b)))
-	m.conn.send(b)
+	m.conn.sendDump(f, b)
 }
