@@ -18,6 +18,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix"
+	"github.com/bgpfabric/bgpfabric/felix/nft"
 	"github.com/bgpfabric/bgpfabric/internal/observe"
 )
 
@@ -67,6 +68,7 @@ var felixComponent = nodeComponent{
 		fs.DurationVar(&resync, "resync-interval", felix.DefaultResyncInterval, "how often felix re-reads the kernel and repairs differences")
 		fs.DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long felix's status outlives a crashed node")
 		acl := addACLFlags(fs)
+		nat := fs.Bool("nat-outgoing", true, "masquerade the traffic of IPPools with natOutgoing (nftables table inet "+nft.DefaultNATTable+"); false: never")
 		return func(env *nodeEnv) (func(context.Context) error, error) {
 			newACL, err := acl(env.NodeName)
 			if err != nil {
@@ -80,6 +82,15 @@ var felixComponent = nodeComponent{
 				ResyncInterval: resync,
 				StatusTTL:      statusTTL,
 				NewACL:         newACL,
+			}
+			if *nat {
+				cfg.NewNAT = func(ns netns.NsHandle) (felix.NAT, error) {
+					fd := 0
+					if ns.IsOpen() {
+						fd = int(ns)
+					}
+					return nft.NewNAT(nft.NATConfig{NetNS: fd}), nil
+				}
 			}
 			if cfg.Metrics, err = felix.NewMetrics(env.Observe.Registry()); err != nil {
 				return nil, err
