@@ -168,6 +168,8 @@ its status records are deleted.`,
 				return fmt.Errorf("%s: %w", nodeComponents[i].name, err)
 			}
 		}
+		specs = append(slices.Clip(specs), nodeComponent{name: "log-severity"})
+		runs = append(runs, func(ctx context.Context) error { return followLogSeverity(ctx, g, c, nodeName, log) })
 		if httpAddr != "" {
 			l, err := net.Listen("tcp", httpAddr)
 			if err != nil {
