@@ -38,7 +38,10 @@ type BGPConfigurationSpec struct {
 	// Communities are attached to every route the fabric exports: standard
 	// ("65000:100", RFC 1997) or large ("65000:1:2", RFC 8092).
 	Communities []string `json:"communities,omitempty"`
-	// LogSeverity is Debug, Info (default), Warning or Error.
+	// LogSeverity is the log level of the node agents and reflectors:
+	// Debug, Info (default), Warning, Error or Fatal (Calico's; taken as
+	// Error). A node's "node.<name>" configuration overrides the global
+	// one; it applies live.
 	LogSeverity string `json:"logSeverity,omitempty"`
 }
 
@@ -161,9 +164,9 @@ func (c *BGPConfiguration) Validate() error {
 		}
 	}
 	switch s.LogSeverity {
-	case "", "Debug", "Info", "Warning", "Error":
+	case "", "Debug", "Info", "Warning", "Error", "Fatal":
 	default:
-		fe.add("spec.logSeverity", s.LogSeverity, "must be Debug, Info, Warning or Error")
+		fe.add("spec.logSeverity", s.LogSeverity, "must be Debug, Info, Warning, Error or Fatal")
 	}
 	return fe.result(KindBGPConfiguration, c)
 }

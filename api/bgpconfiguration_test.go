@@ -86,6 +86,8 @@ func TestBGPConfigurationValidate(t *testing.T) {
 			s.Communities = []string{"65535:65535", "4294967295:0:4294967295", "65536:1", "1", "1:2:3:4", "a:b", "1:-1"}
 		}), []string{"spec.communities[2]", "spec.communities[3]", "spec.communities[4]", "spec.communities[5]", "spec.communities[6]"}},
 		{"log severity", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "info" }), []string{"spec.logSeverity"}},
+		{"log severity fatal", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "Fatal" }), nil},
+		{"log severity trace", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "Trace" }), []string{"spec.logSeverity"}},
 	})
 }
 

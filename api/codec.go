@@ -10,9 +10,14 @@ import (
 // Decode parses one JSON document into a resource of the kind its "kind"
 // field names. Unknown fields are an error naming the field, so that a typo
 // in a document is not silently dropped; field names must match exactly,
-// also in case (encoding/json alone would take "peerIp" for "peerIP"). The result is neither defaulted nor
-// validated.
+// also in case (encoding/json alone would take "peerIp" for "peerIP"). A
+// field given twice in one object is an error (a *DuplicateFieldError),
+// as is a document larger than MaxDocumentSize. The result is neither
+// defaulted nor validated.
 func Decode(data []byte) (Resource, error) {
+	if err := checkDocument(data); err != nil {
+		return nil, fmt.Errorf("decoding resource: %w", err)
+	}
 	var tm TypeMeta
 	if err := json.Unmarshal(data, &tm); err != nil {
 		return nil, fmt.Errorf("decoding resource: %w", err)

@@ -88,7 +88,7 @@ func examples() []Resource {
 		&IPPool{TypeMeta: tm(KindIPPool), ObjectMeta: meta("pool-v6"), Spec: IPPoolSpec{
 			CIDR:         "fd00:10::/64",
 			BlockSize:    122,
-			VXLANMode:    VXLANCrossSubnet,
+			VXLANMode:    VXLANNever,
 			NATOutgoing:  true,
 			Disabled:     true,
 			NodeSelector: "!has(no-pods)",
@@ -135,8 +135,6 @@ func examples() []Resource {
 				Ingress:  []Rule{exampleRule()},
 			},
 			NamespaceSelector: "all()",
-			PreDNAT:           true,
-			ApplyOnForward:    true,
 		}},
 		&FelixStatus{TypeMeta: tm(KindFelixStatus), ObjectMeta: meta("node-1"), Status: FelixStatusReport{
 			Ready:      true,

@@ -1,7 +1,5 @@
 package api
 
-import "slices"
-
 // GlobalNetworkPolicy is a cluster-wide policy: it applies to the workload
 // and host endpoints of every namespace that its selectors match.
 type GlobalNetworkPolicy struct {
@@ -16,14 +14,14 @@ type GlobalNetworkPolicySpec struct {
 	// NamespaceSelector restricts the policy to endpoints in the
 	// namespaces it matches.
 	NamespaceSelector string `json:"namespaceSelector,omitempty"`
-	// DoNotTrack applies the policy before connection tracking, to host
-	// endpoints only; it needs ApplyOnForward.
-	DoNotTrack bool `json:"doNotTrack,omitempty"`
-	// PreDNAT applies the policy, ingress only, to host endpoints before
-	// DNAT; it needs ApplyOnForward.
-	PreDNAT bool `json:"preDNAT,omitempty"`
-	// ApplyOnForward applies the policy to host endpoints also for traffic
-	// the host forwards.
+	// DoNotTrack, PreDNAT and ApplyOnForward are Calico's host-endpoint
+	// policy modes (before connection tracking; before DNAT; also for
+	// forwarded traffic). bgpfabric does not implement them: Validate
+	// refuses a policy that sets any of them, and felix enforces one that
+	// reaches it anyway (written to the datastore without validation) as
+	// deny-all for the endpoints it selects (see felix/policy).
+	DoNotTrack     bool `json:"doNotTrack,omitempty"`
+	PreDNAT        bool `json:"preDNAT,omitempty"`
 	ApplyOnForward bool `json:"applyOnForward,omitempty"`
 }
 
@@ -56,14 +54,25 @@ func (p *GlobalNetworkPolicy) Validate() error {
 	if s.NamespaceSelector != "" {
 		validateSelector(&fe, "spec.namespaceSelector", s.NamespaceSelector)
 	}
-	if s.DoNotTrack && s.PreDNAT {
-		fe.add("spec.preDNAT", nil, "must not be set with spec.doNotTrack")
-	}
-	if (s.DoNotTrack || s.PreDNAT) && !s.ApplyOnForward {
-		fe.add("spec.applyOnForward", nil, "must be true with spec.doNotTrack or spec.preDNAT")
-	}
-	if s.PreDNAT && (len(s.Egress) > 0 || slices.Contains(s.Types, PolicyTypeEgress)) {
-		fe.add("spec.egress", nil, "a preDNAT policy applies to ingress only: no egress rules or Egress type")
+	for _, f := range UnsupportedGlobalPolicyFields(s) {
+		fe.add(f, true, "is not implemented: bgpfabric enforces policy on the endpoints' own traffic only (leave it unset)")
 	}
 	return fe.result(KindGlobalNetworkPolicy, p)
+}
+
+// UnsupportedGlobalPolicyFields returns the field paths of the policy modes
+// that s sets and bgpfabric does not implement (doNotTrack, preDNAT,
+// applyOnForward), in that order; none for a policy it can enforce.
+func UnsupportedGlobalPolicyFields(s *GlobalNetworkPolicySpec) []string {
+	var out []string
+	if s.DoNotTrack {
+		out = append(out, "spec.doNotTrack")
+	}
+	if s.PreDNAT {
+		out = append(out, "spec.preDNAT")
+	}
+	if s.ApplyOnForward {
+		out = append(out, "spec.applyOnForward")
+	}
+	return out
 }

@@ -20,9 +20,13 @@ type IPPoolSpec struct {
 	// IPv4 (default 26), 116..128 for IPv6 (default 122), and no shorter
 	// than the pool's own prefix.
 	BlockSize int `json:"blockSize,omitempty"`
-	// VXLANMode says when traffic between workloads is encapsulated.
+	// VXLANMode says when traffic between workloads is encapsulated. Only
+	// Never (the default) is accepted: bgpfabric routes workload traffic
+	// natively and has no overlay, so Always and CrossSubnet are refused.
 	VXLANMode VXLANMode `json:"vxlanMode,omitempty"`
-	// NATOutgoing masquerades traffic from the pool to outside the fabric.
+	// NATOutgoing masquerades traffic from the pool's addresses to
+	// destinations outside every pool to the node's address (felix's
+	// nftables nat chain), as in Calico.
 	NATOutgoing bool `json:"natOutgoing,omitempty"`
 	// Disabled stops IPAM from allocating from the pool.
 	Disabled bool `json:"disabled,omitempty"`
@@ -37,8 +41,8 @@ type VXLANMode string
 // VXLAN modes.
 const (
 	VXLANNever       VXLANMode = "Never"       // routed, never encapsulated (default)
-	VXLANAlways      VXLANMode = "Always"      // always encapsulated
-	VXLANCrossSubnet VXLANMode = "CrossSubnet" // encapsulated only to nodes in other subnets
+	VXLANAlways      VXLANMode = "Always"      // Calico's: always encapsulated (refused)
+	VXLANCrossSubnet VXLANMode = "CrossSubnet" // Calico's: encapsulated to other subnets (refused)
 )
 
 // Default block sizes and the ranges they may take.
@@ -106,9 +110,11 @@ func (p *IPPool) Validate() error {
 		validateBlockSize(&fe, "spec.blockSize", pfx, s.BlockSize)
 	}
 	switch s.VXLANMode {
-	case "", VXLANNever, VXLANAlways, VXLANCrossSubnet:
+	case "", VXLANNever:
+	case VXLANAlways, VXLANCrossSubnet:
+		fe.add("spec.vxlanMode", string(s.VXLANMode), "is not implemented: bgpfabric has no VXLAN overlay, pools are routed natively (must be Never)")
 	default:
-		fe.add("spec.vxlanMode", string(s.VXLANMode), "must be Never, Always or CrossSubnet")
+		fe.add("spec.vxlanMode", string(s.VXLANMode), "must be Never")
 	}
 	if s.NodeSelector != "" {
 		validateSelector(&fe, "spec.nodeSelector", s.NodeSelector)

@@ -49,6 +49,11 @@ func TestIPPoolValidate(t *testing.T) {
 		{"v6 block 115", spec(func(s *IPPoolSpec) { s.CIDR, s.BlockSize = "fd00::/64", 115 }), []string{"spec.blockSize"}},
 		{"v6 block v4 size", spec(func(s *IPPoolSpec) { s.CIDR, s.BlockSize = "fd00::/64", 26 }), []string{"spec.blockSize"}},
 		{"vxlan", spec(func(s *IPPoolSpec) { s.VXLANMode = "always" }), []string{"spec.vxlanMode"}},
+		{"vxlan never", spec(func(s *IPPoolSpec) { s.VXLANMode = VXLANNever }), nil},
+		// No overlay exists: the encapsulating modes are refused.
+		{"vxlan always", spec(func(s *IPPoolSpec) { s.VXLANMode = VXLANAlways }), []string{"spec.vxlanMode"}},
+		{"vxlan cross-subnet", spec(func(s *IPPoolSpec) { s.VXLANMode = VXLANCrossSubnet }), []string{"spec.vxlanMode"}},
+		{"nat outgoing", spec(func(s *IPPoolSpec) { s.NATOutgoing = true }), nil},
 		{"node selector", spec(func(s *IPPoolSpec) { s.NodeSelector = "zone in {'a'" }), []string{"spec.nodeSelector"}},
 	})
 }

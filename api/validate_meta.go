@@ -47,6 +47,9 @@ func validateMeta(fe *fieldErrors, kind string, r Resource) {
 		fe.add("metadata.namespace", m.Namespace, "must be a lower-case DNS-1123 label")
 	}
 	validateLabels(fe, "metadata.labels", m.Labels)
+	if n := annotationsSize(m.Annotations); n > MaxAnnotationsSize {
+		fe.add("metadata.annotations", nil, "total size of keys and values is %d bytes: at most %d (256 KiB, as in Kubernetes)", n, MaxAnnotationsSize)
+	}
 	for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
 		if msg := checkLabelKey(k); msg != "" {
 			fe.add("metadata.annotations", k, "key %s", msg)

@@ -253,6 +253,9 @@ func (l *loop) onBatch(b batch) {
 	}
 	if b.snapshot != nil {
 		l.calc.OnSnapshot(b.snapshot.Resources)
+		if l.dp.nat != nil {
+			l.dp.nat.onSnapshot(b.snapshot.Resources)
+		}
 		if l.dp.acl != nil {
 			l.dp.acl.OnSnapshot(b.snapshot.Resources)
 		}
@@ -265,12 +268,18 @@ func (l *loop) onBatch(b batch) {
 		k := calc.Key{Kind: ev.ID.Kind, Namespace: ev.ID.Namespace, Name: ev.ID.Name}
 		if ev.Type == datastore.Deleted || ev.Resource == nil {
 			l.calc.OnRemove(k)
+			if l.dp.nat != nil {
+				l.dp.nat.onRemove(k)
+			}
 			if l.dp.acl != nil {
 				l.dp.acl.OnRemove(k)
 			}
 			continue
 		}
 		l.calc.OnUpdate(ev.Resource)
+		if l.dp.nat != nil {
+			l.dp.nat.onUpdate(ev.Resource)
+		}
 		if l.dp.acl != nil {
 			if err := l.dp.acl.OnUpdate(ev.Resource); err != nil {
 				l.log.Warn("resource cannot be enforced", logKeyResource, k.String(), logKeyError, err)

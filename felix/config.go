@@ -65,6 +65,10 @@ type Config struct {
 	// ACL that implements io.Closer is closed when Run returns.
 	NewACL func(ns netns.NsHandle, log *slog.Logger) (ACL, error)
 
+	// NewNAT builds the outgoing NAT (IPPool natOutgoing) for the
+	// namespace the agent programs, e.g. nft.NewNAT in it; nil means none.
+	NewNAT func(ns netns.NsHandle) (NAT, error)
+
 	// Dataplane overrides, for tests and for embedding: nil means the
 	// real kernel in Netns.
 	//

@@ -19,7 +19,8 @@ import (
 type dataplane struct {
 	routes *routetable.RouteTable
 	ifaces *ifaces.Manager
-	acl    ACL // nil: none
+	acl    ACL       // nil: none
+	nat    *natPools // nil: none
 	// metrics records apply timings; nil records nothing.
 	metrics *Metrics
 	// closers release the kernel handles, in order.
@@ -69,6 +70,13 @@ func openDataplane(cfg Config) (_ *dataplane, err error) {
 		if c, ok := dp.acl.(io.Closer); ok {
 			dp.closers = append(dp.closers, c)
 		}
+	}
+	if cfg.NewNAT != nil {
+		nat, err := cfg.NewNAT(cfg.Netns)
+		if err != nil {
+			return nil, fmt.Errorf("opening the NAT dataplane: %w", err)
+		}
+		dp.nat = newNATPools(nat)
 	}
 	return dp, nil
 }
@@ -123,6 +131,9 @@ func (dp *dataplane) resync() {
 	if dp.acl != nil {
 		dp.acl.Resync()
 	}
+	if dp.nat != nil {
+		dp.nat.nat.Resync()
+	}
 }
 
 // apply converges the kernel: ACLs first (a new workload is reachable
@@ -136,6 +147,14 @@ func (dp *dataplane) apply(ctx context.Context) error {
 		dp.metrics.observeApply(partACL, start, err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ACLs: %w", err))
+		}
+	}
+	if dp.nat != nil {
+		start := time.Now()
+		err := dp.nat.apply(ctx)
+		dp.metrics.observeApply(partNAT, start, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("NAT: %w", err))
 		}
 	}
 	start := time.Now()

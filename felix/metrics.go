@@ -23,6 +23,7 @@ type Metrics struct {
 // Dataplane parts, the "part" label of the apply metrics.
 const (
 	partACL        = "acl"
+	partNAT        = "nat"
 	partInterfaces = "interfaces"
 	partRoutes     = "routes"
 )
@@ -33,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		applySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bgpfabric_felix_apply_seconds",
-			Help:    "Time to converge one part of the dataplane (acl, interfaces, routes) in one apply.",
+			Help:    "Time to converge one part of the dataplane (acl, nat, interfaces, routes) in one apply.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, part),
 		applyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{

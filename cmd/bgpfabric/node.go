@@ -18,6 +18,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix"
+	"github.com/bgpfabric/bgpfabric/felix/nft"
 	"github.com/bgpfabric/bgpfabric/internal/observe"
 )
 
@@ -70,6 +71,7 @@ var felixComponent = nodeComponent{
 		var resync time.Duration
 		fs.DurationVar(&resync, "resync-interval", felix.DefaultResyncInterval, "how often felix re-reads the kernel and repairs differences")
 		acl := addACLFlags(fs)
+		nat := fs.Bool("nat-outgoing", true, "masquerade the traffic of IPPools with natOutgoing (nftables table inet "+nft.DefaultNATTable+"); false: never")
 		return func(env *nodeEnv) (func(context.Context) error, error) {
 			newACL, err := acl(env.NodeName)
 			if err != nil {
@@ -83,6 +85,15 @@ var felixComponent = nodeComponent{
 				ResyncInterval: resync,
 				Status:         env.Status,
 				NewACL:         newACL,
+			}
+			if *nat {
+				cfg.NewNAT = func(ns netns.NsHandle) (felix.NAT, error) {
+					fd := 0
+					if ns.IsOpen() {
+						fd = int(ns)
+					}
+					return nft.NewNAT(nft.NATConfig{NetNS: fd}), nil
+				}
 			}
 			if cfg.Metrics, err = felix.NewMetrics(env.Observe.Registry()); err != nil {
 				return nil, err
@@ -174,6 +185,8 @@ its status records are deleted.`,
 				return fmt.Errorf("%s: %w", nodeComponents[i].name, err)
 			}
 		}
+		specs = append(slices.Clip(specs), nodeComponent{name: "log-severity"})
+		runs = append(runs, func(ctx context.Context) error { return followLogSeverity(ctx, g, c, nodeName, log) })
 		if httpAddr != "" {
 			l, err := net.Listen("tcp", httpAddr)
 			if err != nil {

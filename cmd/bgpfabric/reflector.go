@@ -203,6 +203,17 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 			return err
 		}
 		defer client.Close()
+		// The log level follows BGPConfiguration logSeverity (loglevel.go);
+		// stopped and waited for before the client closes.
+		sevCtx, stopSev := context.WithCancel(runCtx)
+		sevDone := make(chan struct{})
+		go func() {
+			defer close(sevDone)
+			if err := followLogSeverity(sevCtx, g, client, o.node, log); err != nil && sevCtx.Err() == nil {
+				log.Warn("following BGPConfiguration logSeverity stopped", "err", err)
+			}
+		}()
+		defer func() { stopSev(); <-sevDone }()
 		ctrl, err := rrfabric.New(rrfabric.Config{
 			Client: client, Node: o.node, ListenAddrs: o.listen, Secrets: secretsFromDir(o.secretsDir),
 			StatusInterval: o.statusInterval, Engine: engineCfg, Logger: log,

@@ -26,6 +26,14 @@ type globalOptions struct {
 	etcdCA      string
 	dialTimeout time.Duration
 	logLevel    string
+	// level is the level of every logger of the process (logger), set
+	// from --log-level once and then, in node and reflector, from the
+	// BGPConfigurations' logSeverity unless logLevelPinned (--log-level
+	// given): see loglevel.go. onLevelChange is for tests.
+	level          slog.LevelVar
+	levelSet       bool
+	logLevelPinned bool
+	onLevelChange  func(slog.Level)
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -38,6 +46,9 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short:         "A BGP-first routing appliance for datacenter fabrics",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			g.logLevelPinned = cmd.Flags().Changed("log-level")
+		},
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -49,7 +60,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.etcdKey, "etcd-key", os.Getenv("BGPFABRIC_ETCD_KEY"), "TLS client key for etcd; env BGPFABRIC_ETCD_KEY")
 	pf.StringVar(&g.etcdCA, "etcd-ca", os.Getenv("BGPFABRIC_ETCD_CA"), "CA certificate that signed etcd's server certificate; env BGPFABRIC_ETCD_CA")
 	pf.DurationVar(&g.dialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the datastore")
-	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error; node and reflector follow BGPConfiguration logSeverity unless it is given")
 
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(g))
@@ -71,13 +82,18 @@ func envOr(key, def string) string {
 	return def
 }
 
-// logger returns the process logger at the level --log-level names.
+// logger returns a process logger, at the level --log-level names until
+// something (followLogSeverity) changes it.
 func (g *globalOptions) logger() (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl})), nil
+	if !g.levelSet {
+		g.level.Set(lvl)
+		g.levelSet = true
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: &g.level})), nil
 }
 
 // client connects to the datastore the flags name.

@@ -67,6 +67,7 @@ type policyState struct {
 	rules   *Rules
 	refs    []setRef
 	active  bool
+	failed  bool // enforced as deny-all: see failClosed
 }
 
 type setState struct {

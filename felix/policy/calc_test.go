@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -297,18 +299,124 @@ func TestHostEndpointsAndFailsafes(t *testing.T) {
 	}
 }
 
-func TestUnsupportedGlobalPolicy(t *testing.T) {
-	c := New(Config{Node: thisNode})
-	c.OnWorkloadEndpointUpdate(wep("prod", "web", thisNode, "wl-web", "10.0.0.1", nil))
-	mustNil(t, c.OnGlobalNetworkPolicyUpdate(gnp("p", nil, "all()", []api.Rule{{Action: api.Allow}}, nil)))
-	p := gnp("p", nil, "all()", []api.Rule{{Action: api.Allow}}, nil)
-	p.Spec.PreDNAT, p.Spec.ApplyOnForward = true, true
-	err := c.OnGlobalNetworkPolicyUpdate(p)
-	if !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("err = %v, want ErrUnsupported", err)
+// A policy that cannot be enforced as written is never dropped (that
+// would let through what it was written to deny): it is enforced as
+// deny-all for the endpoints it selects, ahead of every other policy, until
+// a version that can be enforced replaces it.
+func TestUnsupportedGlobalPolicyFailsClosed(t *testing.T) {
+	deny := []Rule{{Action: Deny}}
+	for _, tc := range []struct {
+		name string
+		set  func(*api.GlobalNetworkPolicySpec)
+	}{
+		{"doNotTrack", func(s *api.GlobalNetworkPolicySpec) { s.DoNotTrack = true }},
+		{"preDNAT", func(s *api.GlobalNetworkPolicySpec) { s.PreDNAT, s.ApplyOnForward = true, true }},
+		{"applyOnForward", func(s *api.GlobalNetworkPolicySpec) { s.ApplyOnForward = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := New(Config{Node: thisNode})
+			acc := NewRuleset()
+			web := EndpointKey{Kind: WorkloadEndpoint, Namespace: "prod", Name: "web"}
+			db := EndpointKey{Kind: WorkloadEndpoint, Namespace: "prod", Name: "db"}
+			c.OnWorkloadEndpointUpdate(wep("prod", "web", thisNode, "wl-web", "10.0.0.1", map[string]string{"app": "web"}))
+			c.OnWorkloadEndpointUpdate(wep("prod", "db", thisNode, "wl-db", "10.0.0.2", map[string]string{"app": "db"}))
+			mustNil(t, c.OnGlobalNetworkPolicyUpdate(gnp("allow", ptr(1.0), "all()", []api.Rule{{Action: api.Allow}}, []api.Rule{{Action: api.Allow}})))
+			mustNil(t, c.OnGlobalNetworkPolicyUpdate(gnp("p", ptr(100.0), "app == 'web'", []api.Rule{{Action: api.Allow}}, nil)))
+			checkConsistent(t, c, acc)
+
+			p := gnp("p", ptr(100.0), "app == 'web'", []api.Rule{{Action: api.Allow}}, nil)
+			tc.set(&p.Spec)
+			err := c.OnGlobalNetworkPolicyUpdate(p)
+			if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "spec."+tc.name) {
+				t.Fatalf("err = %v, want ErrUnsupported naming spec.%s", err, tc.name)
+			}
+			checkConsistent(t, c, acc)
+			gp := PolicyKey{Name: "p"}
+			if diff := cmp.Diff(&Rules{Ingress: deny}, acc.Policies[gp], cmpOpts); diff != "" {
+				t.Errorf("rules of the unsupported policy (-want +got):\n%s", diff)
+			}
+			// First, ahead of the allow-all policy of order 1; ingress only,
+			// as its types; only on the endpoint it selects.
+			if got, want := acc.Endpoints[web].Ingress.Policies, []PolicyKey{gp, {Name: "allow"}}; !cmp.Equal(got, want) {
+				t.Errorf("web ingress policies = %v, want %v", got, want)
+			}
+			if got, want := acc.Endpoints[web].Egress.Policies, []PolicyKey{{Name: "allow"}}; !cmp.Equal(got, want) {
+				t.Errorf("web egress policies = %v, want %v", got, want)
+			}
+			if got, want := acc.Endpoints[db].Ingress.Policies, []PolicyKey{{Name: "allow"}}; !cmp.Equal(got, want) {
+				t.Errorf("db ingress policies = %v, want %v", got, want)
+			}
+			if got := c.FailedClosed(); !cmp.Equal(got, []PolicyKey{gp}) {
+				t.Errorf("FailedClosed = %v", got)
+			}
+
+			// A version that can be enforced takes over again.
+			mustNil(t, c.OnGlobalNetworkPolicyUpdate(gnp("p", ptr(100.0), "app == 'web'", []api.Rule{{Action: api.Allow}}, nil)))
+			checkConsistent(t, c, acc)
+			if got := acc.Policies[gp].Ingress; len(got) != 1 || got[0].Action != Allow {
+				t.Errorf("rules after the fix = %v, want one allow", got)
+			}
+			if got, want := acc.Endpoints[web].Ingress.Policies, []PolicyKey{{Name: "allow"}, gp}; !cmp.Equal(got, want) {
+				t.Errorf("web ingress policies after the fix = %v, want %v", got, want)
+			}
+			if got := c.FailedClosed(); len(got) != 0 {
+				t.Errorf("FailedClosed after the fix = %v", got)
+			}
+		})
 	}
-	if rs := c.Snapshot(); len(rs.Policies) != 0 {
-		t.Errorf("refused policy still applied: %v", rs.Policies)
+}
+
+// Policies that do not compile (written around the api validation) fail
+// closed too: a bad rule denies for the policy's endpoints; a bad selector
+// keeps the last good version, or without one denies every local endpoint
+// of the policy's scope.
+func TestUncompilablePolicyFailsClosed(t *testing.T) {
+	c := New(Config{Node: thisNode})
+	acc := NewRuleset()
+	web := EndpointKey{Kind: WorkloadEndpoint, Namespace: "prod", Name: "web"}
+	other := EndpointKey{Kind: WorkloadEndpoint, Namespace: "dev", Name: "web"}
+	c.OnWorkloadEndpointUpdate(wep("prod", "web", thisNode, "wl-web", "10.0.0.1", map[string]string{"app": "web"}))
+	c.OnWorkloadEndpointUpdate(wep("dev", "web", thisNode, "wl-dev", "10.0.0.3", map[string]string{"app": "web"}))
+	badRule := []api.Rule{{Action: api.Allow, Source: api.EntityRule{Selector: "app =="}}}
+	if err := c.OnNetworkPolicyUpdate(np("prod", "bad-rule", nil, "app == 'web'", badRule, nil)); err == nil {
+		t.Fatal("bad rule selector: no error")
+	}
+	checkConsistent(t, c, acc)
+	key := PolicyKey{Namespace: "prod", Name: "bad-rule"}
+	if got := acc.Policies[key]; got == nil || len(got.Ingress) != 1 || got.Ingress[0].Action != Deny {
+		t.Errorf("bad rule: rules = %+v, want deny-all", got)
+	}
+	if got := acc.Endpoints[web].Ingress.Policies; !cmp.Equal(got, []PolicyKey{key}) {
+		t.Errorf("bad rule: web ingress policies = %v", got)
+	}
+
+	// Bad selector over a good version: the good version stays.
+	mustNil(t, c.OnNetworkPolicyUpdate(np("prod", "sel", nil, "app == 'web'", []api.Rule{{Action: api.Allow}}, nil)))
+	if err := c.OnNetworkPolicyUpdate(np("prod", "sel", nil, "app ==", []api.Rule{{Action: api.Allow}}, nil)); err == nil {
+		t.Fatal("bad selector: no error")
+	}
+	checkConsistent(t, c, acc)
+	if got := acc.Policies[PolicyKey{Namespace: "prod", Name: "sel"}]; got == nil || got.Ingress[0].Action != Allow {
+		t.Errorf("bad selector over a good version: rules = %+v, want the good version's allow", got)
+	}
+
+	// Bad selector, no good version: deny for its whole namespace only.
+	if err := c.OnNetworkPolicyUpdate(np("prod", "new", nil, "app ==", []api.Rule{{Action: api.Allow}}, nil)); err == nil {
+		t.Fatal("bad new selector: no error")
+	}
+	checkConsistent(t, c, acc)
+	nk := PolicyKey{Namespace: "prod", Name: "new"}
+	if got := acc.Policies[nk]; got == nil || got.Ingress[0].Action != Deny {
+		t.Errorf("bad new selector: rules = %+v, want deny-all", got)
+	}
+	if got := acc.Endpoints[web].Ingress.Policies; !slices.Contains(got, nk) {
+		t.Errorf("bad new selector: web ingress policies = %v, want %v in them", got, nk)
+	}
+	if got := acc.Endpoints[other].Ingress.Policies; slices.Contains(got, nk) {
+		t.Errorf("bad new selector: policy of namespace prod applies in dev: %v", got)
+	}
+	if got, want := c.FailedClosed(), []PolicyKey{key, nk}; !cmp.Equal(got, want) {
+		t.Errorf("FailedClosed = %v, want %v", got, want)
 	}
 }
 

@@ -58,8 +58,13 @@
 // denies everything in both directions. Host endpoints additionally get the
 // failsafe ports (Config), which are open ahead of any policy.
 //
-// Not implemented, and reported as errors by OnGlobalNetworkPolicyUpdate:
-// doNotTrack, preDNAT and applyOnForward. Named ports in rules resolve as
+// Not implemented: doNotTrack, preDNAT and applyOnForward (the api
+// validation refuses them). A policy that cannot be enforced as written —
+// one that sets them anyway, or whose rules or selectors do not compile —
+// is never dropped, which would let through what it was written to deny:
+// it fails closed (policies.go, failClosed), enforced as deny-all for the
+// endpoints it selects ahead of every other policy, and the update returns
+// an error that says so (FailedClosed lists them). Named ports in rules resolve as
 // in Calico: a named port set (Match.NamedPortSets, IPSet.NamedPort) holds
 // (address, protocol, port) of every endpoint that the end's selector (or
 // all()) matches and that declares the port for the rule's protocol; no

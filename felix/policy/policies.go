@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/api/selector"
@@ -29,31 +30,45 @@ func (c *Calculator) OnNetworkPolicyUpdate(p *api.NetworkPolicy) error {
 }
 
 // OnGlobalNetworkPolicyUpdate adds or changes a global policy. doNotTrack,
-// preDNAT and applyOnForward are not implemented: a policy that sets them
-// is refused (and any previous version removed) with an error wrapping
-// ErrUnsupported.
+// preDNAT and applyOnForward are not implemented (api validation refuses
+// them): a policy that sets them anyway fails closed (see failClosed) and
+// the error, wrapping ErrUnsupported, says so.
 func (c *Calculator) OnGlobalNetworkPolicyUpdate(p *api.GlobalNetworkPolicy) error {
 	key := PolicyKey{Name: p.Name}
 	s := &p.Spec
-	for _, f := range []struct {
-		name string
-		set  bool
-	}{{"doNotTrack", s.DoNotTrack}, {"preDNAT", s.PreDNAT}, {"applyOnForward", s.ApplyOnForward}} {
-		if f.set {
-			c.OnPolicyRemove(key)
-			return fmt.Errorf("GlobalNetworkPolicy %s: spec.%s: %w", p.Name, f.name, ErrUnsupported)
-		}
-	}
 	var scope selector.Expr
+	var scopeErr error
 	if s.NamespaceSelector != "" {
 		ns, err := parseSel(s.NamespaceSelector)
 		if err != nil {
-			c.OnPolicyRemove(key)
-			return fmt.Errorf("GlobalNetworkPolicy %s: spec.namespaceSelector: %w", p.Name, err)
+			// Unscoped is broader: the fail-closed policy denies at least
+			// what the scoped one would have.
+			scopeErr = fmt.Errorf("GlobalNetworkPolicy %s: spec.namespaceSelector: %w", p.Name, err)
+		} else {
+			scope = selector.And{Exprs: []selector.Expr{selector.Has{Key: LabelNamespace}, inNamespaces(ns.Expr())}}
 		}
-		scope = selector.And{Exprs: []selector.Expr{selector.Has{Key: LabelNamespace}, inNamespaces(ns.Expr())}}
+	}
+	if f := api.UnsupportedGlobalPolicyFields(s); len(f) > 0 {
+		return c.failClosed(key, &s.PolicySpec, scope,
+			fmt.Errorf("GlobalNetworkPolicy %s: %s: %w", p.Name, strings.Join(f, ", "), ErrUnsupported))
+	}
+	if scopeErr != nil {
+		return c.failClosed(key, &s.PolicySpec, scope, scopeErr)
 	}
 	return c.updatePolicy(key, &s.PolicySpec, scope)
+}
+
+// FailedClosed returns the policies that are enforced as deny-all because
+// they cannot be enforced as written (see failClosed), sorted.
+func (c *Calculator) FailedClosed() []PolicyKey {
+	var out []PolicyKey
+	for k, ps := range c.policies {
+		if ps.failed {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b PolicyKey) int { return cmp.Compare(a.String(), b.String()) })
+	return out
 }
 
 // OnPolicyRemove removes a policy of either kind.
@@ -69,10 +84,74 @@ func (c *Calculator) OnPolicyRemove(key PolicyKey) {
 func (c *Calculator) updatePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) error {
 	ps, err := compilePolicy(key, spec, scope)
 	if err != nil {
-		c.OnPolicyRemove(key)
-		c.cfg.Logger.Warn("policy refused", logKeyPolicy, key.String(), logKeyError, err)
-		return err
+		return c.failClosed(key, spec, scope, err)
 	}
+	return c.setPolicy(key, ps)
+}
+
+// failClosed handles a policy that cannot be enforced as written (a
+// feature not implemented, a selector or rule that does not compile:
+// anything the api validation would have refused, so it was written to
+// the datastore some other way). Dropping it would fail open: traffic it
+// was written to deny would flow. So, as long as its selector compiles,
+// it is enforced as deny-all instead: for the endpoints it selects, in the
+// directions of its types, ahead of every other policy (the failsafe
+// ports of host endpoints stay open, as they are ahead of any policy).
+// When its selector does not compile either, the endpoints it is meant for
+// are unknown: the last good version of the policy stays in force, and
+// without one it denies all the local endpoints in its scope. The returned
+// error says what was done; cause is why. (The caller logs it: the ACL
+// logs every resource that cannot be enforced.)
+func (c *Calculator) failClosed(key PolicyKey, spec *api.PolicySpec, scope selector.Expr, cause error) error {
+	first := math.Inf(-1) // before any order a policy can have (api validation allows finite ones only)
+	ps := &policyState{key: key, order: &first, failed: true}
+	sel, err := parseSel(spec.Selector)
+	switch {
+	case err == nil:
+		ps.sel = and(scope, sel.Expr())
+	case c.policies[key] != nil:
+		return fmt.Errorf("%w; its selector does not compile: keeping its last good version in force", cause)
+	default:
+		ps.sel = and(scope)
+	}
+	ps.ingress, ps.egress = policyTypes(spec)
+	if !ps.ingress && !ps.egress { // types that do not parse: both
+		ps.ingress, ps.egress = true, true
+	}
+	ps.rules = &Rules{}
+	if ps.ingress {
+		ps.rules.Ingress = []Rule{{Action: Deny}}
+	}
+	if ps.egress {
+		ps.rules.Egress = []Rule{{Action: Deny}}
+	}
+	err = fmt.Errorf("%w: enforced as deny-all for the endpoints it selects (fail closed)", cause)
+	if serr := c.setPolicy(key, ps); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
+}
+
+// policyTypes returns the directions of a policy: its types, or Calico's
+// default when they are unset.
+func policyTypes(spec *api.PolicySpec) (ingress, egress bool) {
+	types := spec.Types
+	if len(types) == 0 { // not defaulted: Calico's default
+		switch {
+		case len(spec.Ingress) == 0 && len(spec.Egress) > 0:
+			types = []api.PolicyType{api.PolicyTypeEgress}
+		case len(spec.Egress) > 0:
+			types = []api.PolicyType{api.PolicyTypeIngress, api.PolicyTypeEgress}
+		default:
+			types = []api.PolicyType{api.PolicyTypeIngress}
+		}
+	}
+	return slices.Contains(types, api.PolicyTypeIngress), slices.Contains(types, api.PolicyTypeEgress)
+}
+
+// setPolicy puts a compiled policy in force in place of its previous
+// version.
+func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) error {
 	old := c.policies[key]
 	if old != nil {
 		ps.active = old.active
@@ -113,19 +192,7 @@ func compilePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) (*p
 		return nil, fmt.Errorf("%s %s: spec.selector: %w", kind, key, err)
 	}
 	ps.sel = and(scope, sel.Expr())
-	types := spec.Types
-	if len(types) == 0 { // not defaulted: Calico's default
-		switch {
-		case len(spec.Ingress) == 0 && len(spec.Egress) > 0:
-			types = []api.PolicyType{api.PolicyTypeEgress}
-		case len(spec.Egress) > 0:
-			types = []api.PolicyType{api.PolicyTypeIngress, api.PolicyTypeEgress}
-		default:
-			types = []api.PolicyType{api.PolicyTypeIngress}
-		}
-	}
-	ps.ingress = slices.Contains(types, api.PolicyTypeIngress)
-	ps.egress = slices.Contains(types, api.PolicyTypeEgress)
+	ps.ingress, ps.egress = policyTypes(spec)
 	comp := &compiler{ns: key.Namespace}
 	rules := &Rules{}
 	if rules.Ingress, err = comp.rules(spec.Ingress); err != nil {

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -56,6 +57,10 @@ func Parse(file string, data []byte) ([]Document, error) {
 	var errs []error
 	for _, r := range raw {
 		res, err := decode(r.json)
+		var dup *api.DuplicateFieldError
+		if errors.As(err, &dup) { // of a JSON document: lines from the file's start
+			err = &api.DuplicateFieldError{Path: dup.Path, Line: dup.Line + r.src.Line - 1, FirstLine: dup.FirstLine + r.src.Line - 1}
+		}
 		if err != nil {
 			errs = append(errs, &Error{Source: r.src, Err: err})
 			continue
@@ -109,15 +114,7 @@ type rawDoc struct {
 func split(file string, data []byte) ([]rawDoc, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var items []json.RawMessage
-		if err := json.Unmarshal(trimmed, &items); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		out := make([]rawDoc, len(items))
-		for i, it := range items {
-			out[i] = rawDoc{src: Source{File: file, Index: i + 1, Line: 1}, json: it}
-		}
-		return out, nil
+		return splitJSONArray(file, data)
 	}
 	var out []rawDoc
 	var cur bytes.Buffer
@@ -130,6 +127,12 @@ func split(file string, data []byte) ([]rawDoc, error) {
 		}
 		index++
 		src := Source{File: file, Index: index, Line: start}
+		if len(body) > api.MaxDocumentSize {
+			return &Error{Source: src, Err: fmt.Errorf("document is %d bytes: at most %d (1.5 MiB, etcd's request limit) are allowed", len(body), api.MaxDocumentSize)}
+		}
+		if err := checkYAMLKeys(body, start); err != nil {
+			return &Error{Source: src, Err: err}
+		}
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return &Error{Source: src, Err: fmt.Errorf("invalid YAML: %w", shiftLine(err, start))}
@@ -163,6 +166,33 @@ func split(file string, data []byte) ([]rawDoc, error) {
 	}
 	if err := flush(); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// splitJSONArray cuts a JSON array into its documents, each with the
+// line it starts on.
+func splitJSONArray(file string, data []byte) ([]rawDoc, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // [
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var out []rawDoc
+	for dec.More() {
+		var it json.RawMessage
+		if err := dec.Decode(&it); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		// The item ends at InputOffset; it starts len(it) before.
+		start := int(dec.InputOffset()) - len(it)
+		line := 1 + bytes.Count(data[:max(start, 0)], []byte("\n"))
+		out = append(out, rawDoc{src: Source{File: file, Index: len(out) + 1, Line: line}, json: it})
+	}
+	if _, err := dec.Token(); err != nil { // ]
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: text after the JSON array", file)
 	}
 	return out, nil
 }

@@ -138,7 +138,11 @@ func (s *Speaker) addRange(ctx context.Context, r router.PeerRangeConfig) error 
 	if err := s.removeLeftoverGroup(ctx, r.Prefix); err != nil {
 		return err
 	}
+	if err := s.setKeepNextHop(ctx, r.Prefix, false, r.KeepOriginalNextHop); err != nil { // nexthop.go
+		return err
+	}
 	if err := s.srv.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: peerGroupAPI(r)}); err != nil {
+		_ = s.setKeepNextHop(ctx, r.Prefix, r.KeepOriginalNextHop, false)
 		return fmt.Errorf("adding peer range %s: %w", r.Prefix, err)
 	}
 	s.takeRangeError(r.Prefix)
@@ -190,6 +194,9 @@ func (s *Speaker) deleteRange(ctx context.Context, p netip.Prefix) error {
 	}
 	if err != nil {
 		return fmt.Errorf("deleting peer range %s: %w", p, err)
+	}
+	if err := s.setKeepNextHop(ctx, p, s.ranges[p].KeepOriginalNextHop, false); err != nil {
+		return err
 	}
 	delete(s.ranges, p)
 	return nil

@@ -189,8 +189,9 @@ func (s *Speaker) Start(ctx context.Context, g router.Global) error {
 
 const exportPolicyName = "bgpfabric-export"
 
-// setExportPolicy installs the global export policy: a statement per
-// route type that must not leave, default accept.
+// setExportPolicy installs the global export policy: the
+// keepOriginalNextHop statement (nexthop.go), then a statement per route
+// type that must not leave, default accept.
 func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) error {
 	var reject []api.Conditions_RouteType
 	switch p {
@@ -199,10 +200,7 @@ func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) er
 	case router.ExportNoExternal:
 		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_EXTERNAL}
 	}
-	if len(reject) == 0 {
-		return nil
-	}
-	pol := &api.Policy{Name: exportPolicyName}
+	pol := &api.Policy{Name: exportPolicyName, Statements: []*api.Statement{keepNextHopPolicyStatement()}}
 	for i, rt := range reject {
 		pol.Statements = append(pol.Statements, &api.Statement{
 			Name:       exportPolicyName + "-" + strconv.Itoa(i),
@@ -214,6 +212,9 @@ func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) er
 	_ = s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_EXPORT}, All: true})
 	_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: exportPolicyName}, PreserveStatements: false, All: true})
+	if err := s.resetKeepNextHopSet(ctx); err != nil { // nexthop.go
+		return err
+	}
 	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
 		return fmt.Errorf("adding export policy: %w", err)
 	}
@@ -403,7 +404,13 @@ func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
 			}
 		}
 	}
+	// Before the session can start, so that its first routes have the
+	// right next hop.
+	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), false, p.KeepOriginalNextHop); err != nil {
+		return err
+	}
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
+		_ = s.setKeepNextHop(ctx, hostPrefix(p.Address), p.KeepOriginalNextHop, false)
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
 	}
 	s.peers[p.Address] = p
@@ -424,6 +431,9 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset boo
 	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerAPI(p)}); err != nil {
 		return fmt.Errorf("updating peer %s: %w", p.Address, err)
 	}
+	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), s.peers[p.Address].KeepOriginalNextHop, p.KeepOriginalNextHop); err != nil {
+		return err
+	}
 	s.peers[p.Address] = p
 	// Next-hop handling changes what we send: send it again.
 	return s.SoftReset(ctx, p.Address, false)
@@ -439,6 +449,9 @@ func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
 func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		return fmt.Errorf("deleting peer %s: %w", addr, err)
+	}
+	if err := s.setKeepNextHop(ctx, hostPrefix(addr), s.peers[addr].KeepOriginalNextHop, false); err != nil {
+		return err
 	}
 	delete(s.peers, addr)
 	return nil
