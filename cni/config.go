@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ const (
 	DefaultDatastore    = "unix:///run/bgpfabric/etcd.sock"
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultIPAMLockFile = "/var/run/bgpfabric/ipam.lock"
+	DefaultDataDir      = "/var/lib/cni/bgpfabric"
 	DefaultMTU          = 1500
 	// DefaultTimeout bounds one call's work; runtimes allow a plugin
 	// minutes, and a rollback gets rollbackTimeout on top.
@@ -36,6 +38,7 @@ const (
 //	"mtu": 1500
 //	"logFile": "/var/log/bgpfabric/cni.log", "logLevel": "info"
 //	"ipamLockFile": "/var/run/bgpfabric/ipam.lock"
+//	"dataDir": "/var/lib/cni/bgpfabric" (records of this host's attachments)
 //	"timeout": "90s"                   (the whole call, rollback aside)
 type NetConf struct {
 	types.PluginConf
@@ -50,6 +53,7 @@ type NetConf struct {
 	LogFile      string        `json:"logFile,omitempty"`
 	LogLevel     string        `json:"logLevel,omitempty"`
 	IPAMLockFile string        `json:"ipamLockFile,omitempty"`
+	DataDir      string        `json:"dataDir,omitempty"`
 	Timeout      string        `json:"timeout,omitempty"`
 
 	// RuntimeConfig carries capability arguments; "labels" (a map) is
@@ -157,6 +161,11 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if conf.IPAMLockFile == "" {
 		conf.IPAMLockFile = DefaultIPAMLockFile
+	}
+	if conf.DataDir == "" {
+		conf.DataDir = DefaultDataDir
+	} else if !filepath.IsAbs(conf.DataDir) {
+		return nil, configError("dataDir", "%q must be an absolute path", conf.DataDir)
 	}
 	conf.assign4 = conf.AssignIPv4 == nil || *conf.AssignIPv4
 	conf.assign6 = len(conf.IPv6Pools) > 0

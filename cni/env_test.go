@@ -180,6 +180,7 @@ func newFabric(t testing.TB) *fabric {
 		"logFile":      filepath.Join(dir, "cni.log"),
 		"logLevel":     "debug",
 		"ipamLockFile": filepath.Join(dir, "ipam.lock"),
+		"dataDir":      filepath.Join(dir, "state"),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -214,7 +214,7 @@ func transient(err error) bool {
 // under contention. The returned function releases it.
 func (c *call) lockIPAM() func() {
 	path := c.conf.IPAMLockFile
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		c.log.Warn("no IPAM lock", logKeyError, err)
 		return func() {}
 	}
@@ -238,6 +238,9 @@ func (c *call) lockIPAM() func() {
 	}
 	return func() { f.Close() }
 }
+
+// records is the directory of this configuration's attachment records.
+func (c *call) records() records { return records{dir: c.conf.DataDir} }
 
 // retry runs fn until it succeeds, fails with an error that is not
 // transient, or ctx ends: for the rollback and cleanup steps that must
