@@ -30,7 +30,9 @@ const (
 // args) it takes:
 //
 //	"datastore": {"endpoints": ["unix:///run/bgpfabric/etcd.sock"],
-//	              "certFile": "", "keyFile": "", "caFile": "", "dialTimeout": "5s"}
+//	              "certFile": "", "keyFile": "", "caFile": "", (https:// only)
+//	              "username": "", "passwordFile": "",
+//	              "dialTimeout": "5s"}
 //	"nodeName": "node-1"              (default: the host name)
 //	"ipv4Pools": ["pool-a"], "ipv6Pools": ["pool-v6"]
 //	"assignIPv4": true, "assignIPv6": false  (IPv6 defaults to true when
@@ -80,13 +82,16 @@ type NetConf struct {
 	assign6     bool
 }
 
-// DatastoreConf says how to reach etcd.
+// DatastoreConf says how to reach etcd. The password is read from a file:
+// runtimes keep the network configuration in their caches, readable.
 type DatastoreConf struct {
-	Endpoints   []string `json:"endpoints,omitempty"`
-	CertFile    string   `json:"certFile,omitempty"`
-	KeyFile     string   `json:"keyFile,omitempty"`
-	CAFile      string   `json:"caFile,omitempty"`
-	DialTimeout string   `json:"dialTimeout,omitempty"`
+	Endpoints    []string `json:"endpoints,omitempty"`
+	CertFile     string   `json:"certFile,omitempty"`
+	KeyFile      string   `json:"keyFile,omitempty"`
+	CAFile       string   `json:"caFile,omitempty"`
+	Username     string   `json:"username,omitempty"`
+	PasswordFile string   `json:"passwordFile,omitempty"`
+	DialTimeout  string   `json:"dialTimeout,omitempty"`
 }
 
 // configError is a *types.Error with code 7 naming the field.
@@ -123,6 +128,25 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		return nil, configError("datastore.certFile", "the client certificate and datastore.keyFile must be given together")
+	}
+	for _, o := range []struct{ field, value string }{{"datastore.certFile", d.CertFile}, {"datastore.keyFile", d.KeyFile}, {"datastore.caFile", d.CAFile}} {
+		if o.value == "" {
+			continue
+		}
+		for i, e := range d.Endpoints {
+			if !strings.HasPrefix(e, "https://") {
+				return nil, configError(o.field, "TLS needs https:// endpoints, and datastore.endpoints[%d] is %q: its traffic would be plaintext", i, e)
+			}
+		}
+		break
+	}
+	switch {
+	case d.Username != "" && d.PasswordFile == "":
+		return nil, configError("datastore.passwordFile", "is required with datastore.username")
+	case d.Username == "" && d.PasswordFile != "":
+		return nil, configError("datastore.username", "is required with datastore.passwordFile")
+	case d.PasswordFile != "" && !filepath.IsAbs(d.PasswordFile):
+		return nil, configError("datastore.passwordFile", "%q must be an absolute path", d.PasswordFile)
 	}
 	conf.dialTimeout = DefaultDialTimeout
 	if d.DialTimeout != "" {
