@@ -11,11 +11,13 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/bgpfabric/bgpfabric/datastore"
 )
 
 // Defaults of the network configuration.
 const (
-	DefaultDatastore    = "unix:///run/bgpfabric/etcd.sock"
+	DefaultDatastore    = datastore.DefaultEndpoint
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultIPAMLockFile = "/var/run/bgpfabric/ipam.lock"
 	DefaultDataDir      = "/var/lib/cni/bgpfabric"
@@ -29,7 +31,7 @@ const (
 // Besides the CNI fields (cniVersion, name, type, prevResult, runtimeConfig,
 // args) it takes:
 //
-//	"datastore": {"endpoints": ["unix:///run/bgpfabric/etcd.sock"],
+//	"datastore": {"endpoints": ["unix:///run/bgpfabric/etcd/etcd.sock"],
 //	              "certFile": "", "keyFile": "", "caFile": "", (https:// only)
 //	              "username": "", "passwordFile": "",
 //	              "dialTimeout": "5s"}

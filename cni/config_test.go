@@ -20,7 +20,7 @@ func TestLoadConfErrorsNameTheField(t *testing.T) {
 		{"dial timeout", `{"name":"n","datastore":{"dialTimeout":"soon"}}`, types.ErrInvalidNetworkConfig, "datastore.dialTimeout"},
 		{"cert without key", `{"name":"n","datastore":{"certFile":"/c"}}`, types.ErrInvalidNetworkConfig, "datastore.certFile"},
 		{"cert with http", `{"name":"n","datastore":{"endpoints":["http://10.0.0.1:2379"],"certFile":"/c","keyFile":"/k"}}`, types.ErrInvalidNetworkConfig, "datastore.certFile: TLS needs https:// endpoints, and datastore.endpoints[0] is \"http://10.0.0.1:2379\""},
-		{"ca with unix", `{"name":"n","datastore":{"caFile":"/ca"}}`, types.ErrInvalidNetworkConfig, "datastore.caFile: TLS needs https:// endpoints, and datastore.endpoints[0] is \"unix:///run/bgpfabric/etcd.sock\""},
+		{"ca with unix", `{"name":"n","datastore":{"caFile":"/ca"}}`, types.ErrInvalidNetworkConfig, "datastore.caFile: TLS needs https:// endpoints, and datastore.endpoints[0] is \"unix:///run/bgpfabric/etcd/etcd.sock\""},
 		{"ca with one http", `{"name":"n","datastore":{"endpoints":["https://e1:2379","http://e2:2379"],"caFile":"/ca"}}`, types.ErrInvalidNetworkConfig, "datastore.endpoints[1]"},
 		{"username alone", `{"name":"n","datastore":{"username":"root"}}`, types.ErrInvalidNetworkConfig, "datastore.passwordFile: is required with datastore.username"},
 		{"password file alone", `{"name":"n","datastore":{"passwordFile":"/p"}}`, types.ErrInvalidNetworkConfig, "datastore.username: is required"},

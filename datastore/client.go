@@ -19,6 +19,11 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 )
 
+// DefaultEndpoint is where the embedded datastore listens and clients
+// look for it unless told otherwise: a socket in a directory of its own,
+// which the server creates 0700 (and refuses if others may enter it).
+const DefaultEndpoint = "unix:///run/bgpfabric/etcd/etcd.sock"
+
 // DefaultDialTimeout bounds how long New waits for etcd to answer.
 const DefaultDialTimeout = 5 * time.Second
 
@@ -28,7 +33,7 @@ const maxCallSendMsgSize = 64 << 20
 
 // Config says how to reach etcd.
 type Config struct {
-	// Endpoints are etcd client URLs: "unix:///run/bgpfabric/etcd.sock",
+	// Endpoints are etcd client URLs: "unix:///run/bgpfabric/etcd/etcd.sock",
 	// "http://127.0.0.1:2379", "https://etcd-1:2379".
 	Endpoints []string
 	// CertFile and KeyFile are the client certificate and key for etcd's

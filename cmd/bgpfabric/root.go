@@ -16,7 +16,7 @@ import (
 
 // DefaultDatastore is where the operator commands look for etcd when
 // neither --datastore nor BGPFABRIC_DATASTORE says otherwise.
-const DefaultDatastore = "unix:///run/bgpfabric/etcd.sock"
+const DefaultDatastore = datastore.DefaultEndpoint
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
