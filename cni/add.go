@@ -48,22 +48,21 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 		return nil, err
 	}
 	c.log = c.log.With(logKeyWorkload, w.namespace+"/"+w.name)
-	store, err := c.connect()
-	if err != nil {
-		return nil, err
-	}
-	if err := ensureProfile(c.ctx, store, w.profile); err != nil {
-		return nil, cniError("creating profile "+w.profile, err)
-	}
-
-	// Before anything is allocated: refuse the host's namespace, and
-	// answer a repeated ADD without touching the attachment.
+	// Before anything else: refuse the host's namespace; and a repeated
+	// ADD gets its answer without a change to anything.
 	exists, err := c.dp.containerHas(args.Netns, w.ifName)
 	if err != nil {
 		return nil, cniError("", err)
 	}
+	store, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
 	if exists {
 		return c.repeatedAdd(store, w, args.Netns)
+	}
+	if err := ensureProfile(c.ctx, store, w.profile); err != nil {
+		return nil, cniError("creating profile "+w.profile, err)
 	}
 
 	var undo []func(context.Context) error
