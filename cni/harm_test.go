@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,4 +235,47 @@ func routeLines(t *testing.T, ns *nstest.NS) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestDelWithoutRecord: an attachment without a record (made by a version
+// before records) has its host interface deleted on the datastore's word
+// only: not during an outage, and once the datastore answers.
+func TestDelWithoutRecord(t *testing.T) {
+	f := newFabric(t)
+	_, rt := f.container("norecord1")
+	list := f.confList(nil)
+	c := f.cni()
+	addIP(t, f, c, list, rt)
+	if got := f.records(); len(got) != 1 {
+		t.Fatalf("records after ADD: %v, want one", got)
+	}
+	if err := os.RemoveAll(f.conf["dataDir"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	hostIf := cni.HostIfName("default", "norecord1", "eth0")
+	// The runtime may send DEL without CNI_NETNS: only the host side
+	// tells.
+	noNetns := *rt
+	noNetns.NetNS = ""
+	f.etcd.stop()
+	err := f.inHost(func() error { return c.DelNetworkList(f.ctx, list, &noNetns) })
+	var te *types.Error
+	if !errors.As(err, &te) || te.Code != types.ErrTryAgainLater {
+		t.Errorf("DEL with etcd down: %v, want code 11", err)
+	}
+	if _, err := f.host.Netlink.LinkByName(hostIf); err != nil {
+		t.Fatalf("host interface %s deleted without a record or the datastore's word: %v", hostIf, err)
+	}
+	if err := f.etcd.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.inHost(func() error { return c.DelNetworkList(f.ctx, list, &noNetns) }); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	if got := links(t, f.host); len(got) != 0 {
+		t.Errorf("host links after DEL: %v", got)
+	}
+	if a := f.allocations(); len(a) != 0 {
+		t.Errorf("allocations after DEL: %v", a)
+	}
 }
