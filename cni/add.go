@@ -153,6 +153,9 @@ func (c *call) repeatedAdd(store Store, w *workload, netnsPath string) (types.Re
 	}
 	ips := wep.Spec.Addrs()
 	errs := checkEndpoint(wep, w, ips)
+	if err := c.checkAllocated(store, w.handle, ips); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.dp.check(checkSpec{attachSpec: attachSpec{hostIf: w.hostIf, ifName: w.ifName, netnsPath: netnsPath, ips: ips}, contMAC: wep.Spec.MAC}); err != nil {
 		errs = append(errs, err)
 	}
@@ -165,6 +168,33 @@ func (c *call) repeatedAdd(store Store, w *workload, netnsPath string) (types.Re
 	}
 	c.log.Info("repeated ADD of an existing attachment", logKeyIPs, ips, logKeyIface, w.hostIf)
 	return buildResult(c.conf, w, netnsPath, ips, att)
+}
+
+// checkAllocated fails unless IPAM holds exactly ips for handle: an
+// attachment whose addresses were released is not healthy (they may be
+// someone else's by now).
+func (c *call) checkAllocated(store Store, handle string, ips []netip.Addr) error {
+	ic, err := ipam.New(ipam.Config{Store: store, Logger: c.log})
+	if err != nil {
+		return err
+	}
+	all, err := ic.Allocations(c.ctx)
+	if err != nil {
+		return fmt.Errorf("listing allocations: %w", err)
+	}
+	var held []netip.Addr
+	for _, a := range all {
+		if a.Handle == handle {
+			held = append(held, a.IP)
+		}
+	}
+	want := slices.Clone(ips)
+	slices.SortFunc(held, netip.Addr.Compare)
+	slices.SortFunc(want, netip.Addr.Compare)
+	if !slices.Equal(held, want) {
+		return fmt.Errorf("IPAM holds %v for handle %s, the endpoint has %v", held, handle, want)
+	}
+	return nil
 }
 
 // deleteOwnEndpoint deletes wep's record if it is still the one written

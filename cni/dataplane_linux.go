@@ -377,20 +377,34 @@ func defaultNet(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: make(net.IP, a.BitLen()/8), Mask: net.CIDRMask(0, a.BitLen())}
 }
 
-// teardown removes the workload's veth: through the container side when
-// its namespace is still there (which takes the host side with it), else
-// the host side if ownsHost says that interface is the attachment's.
-// Whatever does not exist is skipped. A CNI_NETNS that is the host's own
-// namespace is never touched.
+// teardown removes the workload's veth. The container side (CNI_IFNAME
+// in netnsPath) is deleted, taking the host side with it, only when it is
+// the peer of the host interface hostIf: an interface of that name that
+// is not paired with ours (another plugin's, one that was there before a
+// failed ADD) stays. Otherwise the host side is deleted if ownsHost says
+// it is the attachment's. Whatever does not exist is skipped. A CNI_NETNS
+// that is the host's own namespace is never touched.
 func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func(netlink.Link) bool) error {
-	if netnsPath != "" {
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	host, err := hh.LinkByName(hostIf)
+	if err != nil || host.Type() != "veth" {
+		host = nil // gone (with its container side), or not a veth of ours
+	}
+	if netnsPath != "" && host != nil {
 		cns, ch, err := d.openContainer(netnsPath)
-		if err == nil {
+		switch {
+		case err == nil:
 			l, lerr := ch.LinkByName(ifName)
-			if lerr == nil && l.Type() == "veth" {
+			if lerr == nil && paired(host, l) {
 				lerr = ch.LinkDel(l)
 				if lerr != nil {
 					err = fmt.Errorf("deleting %s in %s: %w", ifName, netnsPath, lerr)
+				} else {
+					host = nil // gone with its peer
 				}
 			}
 			ch.Close()
@@ -398,28 +412,25 @@ func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func(net
 			if err != nil {
 				return err
 			}
-		} else if errors.Is(err, errHostNetns) {
+		case errors.Is(err, errHostNetns):
 			d.log.Warn("CNI_NETNS is the host's namespace: leaving it alone", logKeyError, err)
-		} else if !errors.Is(err, os.ErrNotExist) && !isNotExist(err) {
+		case !errors.Is(err, os.ErrNotExist) && !isNotExist(err):
 			d.log.Info("container namespace not usable; cleaning up the host side only", logKeyError, err)
 		}
 	}
-	hh, err := netlink.NewHandleAt(d.host)
-	if err != nil {
-		return fmt.Errorf("netlink handle in the host namespace: %w", err)
-	}
-	defer hh.Close()
-	l, err := hh.LinkByName(hostIf)
-	if err != nil {
-		return nil // gone, with the container side
-	}
-	if l.Type() != "veth" || !ownsHost(l) {
+	if host == nil || !ownsHost(host) {
 		return nil
 	}
-	if err := hh.LinkDel(l); err != nil {
+	if err := hh.LinkDel(host); err != nil {
 		return fmt.Errorf("deleting host interface %s: %w", hostIf, err)
 	}
 	return nil
+}
+
+// paired reports whether cont (in a container) is the veth peer of host:
+// each names the other's index as its link.
+func paired(host, cont netlink.Link) bool {
+	return cont.Type() == "veth" && host.Attrs().ParentIndex == cont.Attrs().Index && cont.Attrs().ParentIndex == host.Attrs().Index
 }
 
 func isNotExist(err error) bool {

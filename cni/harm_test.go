@@ -19,6 +19,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/cni"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/ipam"
 )
 
 // Tests that the plugin never harms a live container: a call undoes only
@@ -85,6 +86,21 @@ func TestRepeatedAddKeepsTheAttachment(t *testing.T) {
 	_, rt2 := f.container("other2")
 	if ip2 := addIP(t, f, c, list, rt2); ip2 == ip1 {
 		t.Errorf("a second container got %s, the address of the first", ip2)
+	}
+
+	// Not healthy either: the endpoint is back, but the address was
+	// released (by hand): no answer that hands it out again.
+	f.apply(ep[0])
+	ic, err := ipam.New(ipam.Config{Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.ReleaseIPs(f.ctx, []netip.Addr{ip1}); err != nil {
+		t.Fatal(err)
+	}
+	err = f.inHost(func() error { _, err := c.AddNetworkList(f.ctx, list, rt); return err })
+	if err == nil || !strings.Contains(err.Error(), "IPAM holds [] for handle "+handle) {
+		t.Fatalf("ADD over an attachment whose address was released: %v, want an error naming the allocation", err)
 	}
 }
 

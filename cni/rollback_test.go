@@ -106,6 +106,14 @@ func TestAddRollsBackWhenVethFails(t *testing.T) {
 	if n := len(f.endpoints()); n != 0 {
 		t.Errorf("%d endpoints left", n)
 	}
+	// The runtime cleans up a failed ADD with a DEL: the eth0 that was
+	// there before, not the plugin's, stays.
+	if err := f.inHost(func() error { return c.DelNetworkList(f.ctx, list, rt) }); err != nil {
+		t.Fatalf("DEL after the failed ADD: %v", err)
+	}
+	if got := links(t, cont); len(got) != 1 || got[0] != "eth0" {
+		t.Errorf("container links after DEL: %v, want the eth0 that was there before", got)
+	}
 }
 
 // failingEndpointStore fails every write of a WorkloadEndpoint.
