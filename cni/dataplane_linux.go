@@ -377,14 +377,25 @@ func defaultNet(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: make(net.IP, a.BitLen()/8), Mask: net.CIDRMask(0, a.BitLen())}
 }
 
+// ownership is what is known about whether a host interface is an
+// attachment's.
+type ownership int
+
+const (
+	ownerUnknown ownership = iota // no record, no datastore
+	ownerYes
+	ownerNo
+)
+
 // teardown removes the workload's veth. The container side (CNI_IFNAME
 // in netnsPath) is deleted, taking the host side with it, only when it is
-// the peer of the host interface hostIf: an interface of that name that
-// is not paired with ours (another plugin's, one that was there before a
-// failed ADD) stays. Otherwise the host side is deleted if ownsHost says
-// it is the attachment's. Whatever does not exist is skipped. A CNI_NETNS
-// that is the host's own namespace is never touched.
-func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func(netlink.Link) bool) error {
+// the peer of the host interface hostIf and that is not known to be
+// another attachment's: an interface of that name that is not paired with
+// ours (another plugin's, one that was there before a failed ADD) stays.
+// Otherwise the host side is deleted only if owner says it is the
+// attachment's. Whatever does not exist is skipped. A CNI_NETNS that is
+// the host's own namespace is never touched.
+func (d *dataplane) teardown(hostIf, netnsPath, ifName string, owner func(netlink.Link) ownership) error {
 	hh, err := netlink.NewHandleAt(d.host)
 	if err != nil {
 		return fmt.Errorf("netlink handle in the host namespace: %w", err)
@@ -399,7 +410,7 @@ func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func(net
 		switch {
 		case err == nil:
 			l, lerr := ch.LinkByName(ifName)
-			if lerr == nil && paired(host, l) {
+			if lerr == nil && paired(host, l) && owner(host) != ownerNo {
 				lerr = ch.LinkDel(l)
 				if lerr != nil {
 					err = fmt.Errorf("deleting %s in %s: %w", ifName, netnsPath, lerr)
@@ -418,7 +429,7 @@ func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func(net
 			d.log.Info("container namespace not usable; cleaning up the host side only", logKeyError, err)
 		}
 	}
-	if host == nil || !ownsHost(host) {
+	if host == nil || owner(host) != ownerYes {
 		return nil
 	}
 	if err := hh.LinkDel(host); err != nil {

@@ -50,15 +50,19 @@ func (c *call) del(args *skel.CmdArgs) error {
 	var errs []error
 	// Only this container's endpoint: a new container of the same pod may
 	// have replaced it.
-	ours := false
+	endpoint := ownerUnknown
 	if storeErr == nil {
-		var err error
-		ours, err = deleteEndpoint(c.ctx, store, w.namespace, w.wepName, w.containerID)
-		if err != nil {
+		ours, err := deleteEndpoint(c.ctx, store, w.namespace, w.wepName, w.containerID)
+		switch {
+		case err != nil:
 			errs = append(errs, cniError("deleting workload endpoint", err))
+		case ours:
+			endpoint = ownerYes
+		default:
+			endpoint = ownerNo
 		}
 	}
-	if err := c.dp.teardown(w.hostIf, args.Netns, w.ifName, c.ownsHost(rec, w.handle, ours)); err != nil {
+	if err := c.dp.teardown(w.hostIf, args.Netns, w.ifName, c.ownsHost(rec, w.handle, endpoint)); err != nil {
 		errs = append(errs, cniError("removing the veth", err))
 	}
 	if storeErr != nil {
@@ -82,19 +86,20 @@ func (c *call) del(args *skel.CmdArgs) error {
 // interface's index and MAC, which a new veth never shares). Without a
 // record (an attachment made before records existed), an interface that
 // another attachment's record claims is not ours, and otherwise the
-// datastore decides: endpointOurs is true when the endpoint belonged to
-// this container or did not exist. Without record and datastore, the
-// interface is left alone: a DEL during an outage must not take the veth
-// of a newer sandbox of the same pod.
-func (c *call) ownsHost(rec *record, handle string, endpointOurs bool) func(netlink.Link) bool {
-	return func(l netlink.Link) bool {
-		if rec != nil {
-			return rec.owns(l)
+// datastore decides (endpoint is ownerYes when the endpoint belonged to
+// this container or did not exist, ownerNo when it belongs to another,
+// ownerUnknown without the datastore). Without record and datastore, the
+// host interface alone is left alone: a DEL during an outage must not
+// take the veth of a newer sandbox of the same pod.
+func (c *call) ownsHost(rec *record, handle string, endpoint ownership) func(netlink.Link) ownership {
+	return func(l netlink.Link) ownership {
+		switch {
+		case rec != nil && rec.owns(l):
+			return ownerYes
+		case rec != nil, c.records().claimedByOther(l, handle):
+			return ownerNo
 		}
-		if c.records().claimedByOther(l, handle) {
-			return false
-		}
-		return endpointOurs
+		return endpoint
 	}
 }
 

@@ -81,16 +81,20 @@ func (c *call) gc(args *skel.CmdArgs) error {
 		if err != nil {
 			c.log.Warn("attachment record unusable", logKeyError, err)
 		}
-		ours := true
+		endpoint := ownerYes
 		if ns != "" && wep != "" {
-			if ours, err = deleteEndpoint(c.ctx, store, ns, wep, cid); err != nil {
+			ours, err := deleteEndpoint(c.ctx, store, ns, wep, cid)
+			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if !ours {
+				endpoint = ownerNo
 			}
 		}
 		if wl := a.Attrs[ipam.AttrWorkload]; wl != "" && ns != "" {
 			hostIf := HostIfName(ns, wl, ifName)
-			if err := c.dp.teardown(hostIf, "", ifName, c.ownsHost(rec, h, ours)); err != nil {
+			if err := c.dp.teardown(hostIf, "", ifName, c.ownsHost(rec, h, endpoint)); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -116,7 +120,7 @@ func (c *call) gc(args *skel.CmdArgs) error {
 		if _, done := stale[r.Handle]; !ok || done || network != c.conf.Name || valid[types.GCAttachment{ContainerID: cid, IfName: ifName}] {
 			continue
 		}
-		if err := c.dp.teardown(r.HostIf, "", ifName, r.owns); err != nil {
+		if err := c.dp.teardown(r.HostIf, "", ifName, c.ownsHost(r, r.Handle, ownerNo)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
