@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -15,9 +16,18 @@ import (
 )
 
 // Add attaches a container: addresses from IPAM, the veth, the
-// WorkloadEndpoint. If any step fails, the steps done so far are undone
-// (releasing the addresses retries until the datastore answers, within
-// rollbackTimeout), so that a failed ADD leaves nothing behind.
+// attachment record, the WorkloadEndpoint. If any step fails, the steps
+// done so far are undone (releasing the addresses retries until the
+// datastore answers, within rollbackTimeout), so that a failed ADD leaves
+// nothing behind. The undo touches only what this call made: the
+// addresses it allocated (not others under the same handle), the host
+// interface it created (by index and MAC), the endpoint it wrote.
+//
+// An ADD for a container that has CNI_IFNAME already allocates nothing:
+// if the interface is the healthy attachment of this container (the
+// endpoint record says so and the kernel matches it, as CHECK verifies),
+// the answer is the same result again; otherwise it fails and leaves the
+// interface alone.
 func (p *Plugin) Add(args *skel.CmdArgs) error {
 	c, err := p.begin("ADD", args)
 	if err != nil {
@@ -38,9 +48,18 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 		return nil, err
 	}
 	c.log = c.log.With(logKeyWorkload, w.namespace+"/"+w.name)
+	// Before anything else: refuse the host's namespace; and a repeated
+	// ADD gets its answer without a change to anything.
+	exists, err := c.dp.containerHas(args.Netns, w.ifName)
+	if err != nil {
+		return nil, cniError("", err)
+	}
 	store, err := c.connect()
 	if err != nil {
 		return nil, err
+	}
+	if exists {
+		return c.repeatedAdd(store, w, args.Netns)
 	}
 	if err := ensureProfile(c.ctx, store, w.profile); err != nil {
 		return nil, cniError("creating profile "+w.profile, err)
@@ -84,7 +103,7 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	c.log.Debug("allocated", logKeyIPs, ips, logKeyHandle, w.handle)
 	undo = append(undo, func(ctx context.Context) error {
 		return retry(ctx, func(ctx context.Context) error {
-			_, err := ic.ReleaseByHandle(ctx, w.handle)
+			_, err := ic.ReleaseIPsOfHandle(ctx, ips, w.handle)
 			return err
 		})
 	})
@@ -94,16 +113,19 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, fail("setting up the veth", err)
 	}
-	undo = append(undo, func(context.Context) error {
-		return c.dp.teardown(w.hostIf, args.Netns, w.ifName, func() bool { return true })
-	})
+	undo = append(undo, func(context.Context) error { return c.dp.removeHost(w.hostIf, att) })
 
 	wep := buildEndpoint(w, ips, att)
-	// A write that timed out may still have happened.
+	if err := c.records().save(newRecord(w, args.Netns, att, wep.Spec.IPNetworks)); err != nil {
+		return nil, fail("recording the attachment", err)
+	}
+	undo = append(undo, func(context.Context) error { return c.records().remove(w.handle) })
+
+	// A write that timed out may still have happened; undo deletes only
+	// the endpoint this call wrote (this container, these addresses).
 	undo = append(undo, func(ctx context.Context) error {
 		return retry(ctx, func(ctx context.Context) error {
-			_, err := deleteEndpoint(ctx, store, w.namespace, w.wepName, w.containerID)
-			return err
+			return deleteOwnEndpoint(ctx, store, wep)
 		})
 	})
 	if err := writeEndpoint(c.ctx, store, wep); err != nil {
@@ -111,6 +133,95 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	}
 	c.log.Info("added", logKeyIPs, ips, logKeyIface, w.hostIf)
 	return buildResult(c.conf, w, args.Netns, ips, att)
+}
+
+// repeatedAdd answers an ADD for a container whose CNI_IFNAME exists: the
+// same result if it is this container's healthy attachment, else an
+// error. Either way nothing is allocated, changed or removed.
+func (c *call) repeatedAdd(store Store, w *workload, netnsPath string) (types.Result, error) {
+	exists := fmt.Sprintf("interface %s already exists in %s", w.ifName, netnsPath)
+	r, err := store.Get(c.ctx, api.KindWorkloadEndpoint, w.namespace, w.wepName)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil, types.NewError(types.ErrInternal, exists+", and workload endpoint "+w.namespace+"/"+w.wepName+" does not exist: not this plugin's attachment, or a broken one (DEL the container first)", "")
+	}
+	if err != nil {
+		return nil, cniError("reading workload endpoint", err)
+	}
+	wep, ok := r.(*api.WorkloadEndpoint)
+	if !ok {
+		return nil, fmt.Errorf("%s/%s: stored value is a %T", w.namespace, w.wepName, r)
+	}
+	ips := wep.Spec.Addrs()
+	errs := checkEndpoint(wep, w, ips)
+	if err := c.checkAllocated(store, w.handle, ips); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.dp.check(checkSpec{attachSpec: attachSpec{hostIf: w.hostIf, ifName: w.ifName, netnsPath: netnsPath, ips: ips}, contMAC: wep.Spec.MAC}); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, types.NewError(types.ErrInternal, exists+" and is not a healthy attachment of this container (DEL it first): "+errors.Join(errs...).Error(), "")
+	}
+	att, err := c.dp.current(w.hostIf, netnsPath, w.ifName)
+	if err != nil {
+		return nil, cniError("reading the attachment", err)
+	}
+	c.log.Info("repeated ADD of an existing attachment", logKeyIPs, ips, logKeyIface, w.hostIf)
+	return buildResult(c.conf, w, netnsPath, ips, att)
+}
+
+// checkAllocated fails unless IPAM holds exactly ips for handle: an
+// attachment whose addresses were released is not healthy (they may be
+// someone else's by now).
+func (c *call) checkAllocated(store Store, handle string, ips []netip.Addr) error {
+	ic, err := ipam.New(ipam.Config{Store: store, Logger: c.log})
+	if err != nil {
+		return err
+	}
+	all, err := ic.Allocations(c.ctx)
+	if err != nil {
+		return fmt.Errorf("listing allocations: %w", err)
+	}
+	var held []netip.Addr
+	for _, a := range all {
+		if a.Handle == handle {
+			held = append(held, a.IP)
+		}
+	}
+	want := slices.Clone(ips)
+	slices.SortFunc(held, netip.Addr.Compare)
+	slices.SortFunc(want, netip.Addr.Compare)
+	if !slices.Equal(held, want) {
+		return fmt.Errorf("IPAM holds %v for handle %s, the endpoint has %v", held, handle, want)
+	}
+	return nil
+}
+
+// deleteOwnEndpoint deletes wep's record if it is still the one written
+// from wep: the same container and addresses (a rollback must not delete
+// the endpoint of another call for the same name).
+func deleteOwnEndpoint(ctx context.Context, s Store, wep *api.WorkloadEndpoint) error {
+	for range 5 {
+		r, err := s.Get(ctx, api.KindWorkloadEndpoint, wep.Namespace, wep.Name)
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		got, ok := r.(*api.WorkloadEndpoint)
+		if !ok || got.Spec.ContainerID != wep.Spec.ContainerID || !slices.Equal(got.Spec.IPNetworks, wep.Spec.IPNetworks) {
+			return nil
+		}
+		err = s.Delete(ctx, api.KindWorkloadEndpoint, wep.Namespace, wep.Name, got.ResourceVersion)
+		if err == nil || errors.Is(err, datastore.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, datastore.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("workload endpoint %s/%s keeps changing under us", wep.Namespace, wep.Name)
 }
 
 func boolInt(b bool) int {

@@ -148,6 +148,9 @@ func TestAddPingCheckDel(t *testing.T) {
 	if a := f.allocations(); len(a) != 0 {
 		t.Errorf("allocations after DEL: %v", a)
 	}
+	if r := f.records(); len(r) != 0 {
+		t.Errorf("attachment records after DEL: %v", r)
+	}
 }
 
 // TestDualStackOldVersion attaches with IPv4 and IPv6 through spec 0.4.0.
@@ -278,6 +281,9 @@ func TestGC(t *testing.T) {
 	}
 	if got := links(t, f.host); !slices.Equal(got, []string{cni.HostIfName("default", "keep1", "eth0")}) {
 		t.Errorf("host links after GC: %v, want only keep1's", got)
+	}
+	if r := f.records(); len(r) != 1 {
+		t.Errorf("attachment records after GC: %v, want keep1's only", r)
 	}
 }
 

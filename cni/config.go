@@ -5,18 +5,22 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/bgpfabric/bgpfabric/datastore"
 )
 
 // Defaults of the network configuration.
 const (
-	DefaultDatastore    = "unix:///run/bgpfabric/etcd.sock"
+	DefaultDatastore    = datastore.DefaultEndpoint
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultIPAMLockFile = "/var/run/bgpfabric/ipam.lock"
+	DefaultDataDir      = "/var/lib/cni/bgpfabric"
 	DefaultMTU          = 1500
 	// DefaultTimeout bounds one call's work; runtimes allow a plugin
 	// minutes, and a rollback gets rollbackTimeout on top.
@@ -27,8 +31,10 @@ const (
 // Besides the CNI fields (cniVersion, name, type, prevResult, runtimeConfig,
 // args) it takes:
 //
-//	"datastore": {"endpoints": ["unix:///run/bgpfabric/etcd.sock"],
-//	              "certFile": "", "keyFile": "", "caFile": "", "dialTimeout": "5s"}
+//	"datastore": {"endpoints": ["unix:///run/bgpfabric/etcd/etcd.sock"],
+//	              "certFile": "", "keyFile": "", "caFile": "", (https:// only)
+//	              "username": "", "passwordFile": "",
+//	              "dialTimeout": "5s"}
 //	"nodeName": "node-1"              (default: the host name)
 //	"ipv4Pools": ["pool-a"], "ipv6Pools": ["pool-v6"]
 //	"assignIPv4": true, "assignIPv6": false  (IPv6 defaults to true when
@@ -36,6 +42,7 @@ const (
 //	"mtu": 1500
 //	"logFile": "/var/log/bgpfabric/cni.log", "logLevel": "info"
 //	"ipamLockFile": "/var/run/bgpfabric/ipam.lock"
+//	"dataDir": "/var/lib/cni/bgpfabric" (records of this host's attachments)
 //	"timeout": "90s"                   (the whole call, rollback aside)
 type NetConf struct {
 	types.PluginConf
@@ -50,6 +57,7 @@ type NetConf struct {
 	LogFile      string        `json:"logFile,omitempty"`
 	LogLevel     string        `json:"logLevel,omitempty"`
 	IPAMLockFile string        `json:"ipamLockFile,omitempty"`
+	DataDir      string        `json:"dataDir,omitempty"`
 	Timeout      string        `json:"timeout,omitempty"`
 
 	// RuntimeConfig carries capability arguments; "labels" (a map) is
@@ -76,13 +84,16 @@ type NetConf struct {
 	assign6     bool
 }
 
-// DatastoreConf says how to reach etcd.
+// DatastoreConf says how to reach etcd. The password is read from a file:
+// runtimes keep the network configuration in their caches, readable.
 type DatastoreConf struct {
-	Endpoints   []string `json:"endpoints,omitempty"`
-	CertFile    string   `json:"certFile,omitempty"`
-	KeyFile     string   `json:"keyFile,omitempty"`
-	CAFile      string   `json:"caFile,omitempty"`
-	DialTimeout string   `json:"dialTimeout,omitempty"`
+	Endpoints    []string `json:"endpoints,omitempty"`
+	CertFile     string   `json:"certFile,omitempty"`
+	KeyFile      string   `json:"keyFile,omitempty"`
+	CAFile       string   `json:"caFile,omitempty"`
+	Username     string   `json:"username,omitempty"`
+	PasswordFile string   `json:"passwordFile,omitempty"`
+	DialTimeout  string   `json:"dialTimeout,omitempty"`
 }
 
 // configError is a *types.Error with code 7 naming the field.
@@ -119,6 +130,25 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if (d.CertFile == "") != (d.KeyFile == "") {
 		return nil, configError("datastore.certFile", "the client certificate and datastore.keyFile must be given together")
+	}
+	for _, o := range []struct{ field, value string }{{"datastore.certFile", d.CertFile}, {"datastore.keyFile", d.KeyFile}, {"datastore.caFile", d.CAFile}} {
+		if o.value == "" {
+			continue
+		}
+		for i, e := range d.Endpoints {
+			if !strings.HasPrefix(e, "https://") {
+				return nil, configError(o.field, "TLS needs https:// endpoints, and datastore.endpoints[%d] is %q: its traffic would be plaintext", i, e)
+			}
+		}
+		break
+	}
+	switch {
+	case d.Username != "" && d.PasswordFile == "":
+		return nil, configError("datastore.passwordFile", "is required with datastore.username")
+	case d.Username == "" && d.PasswordFile != "":
+		return nil, configError("datastore.username", "is required with datastore.passwordFile")
+	case d.PasswordFile != "" && !filepath.IsAbs(d.PasswordFile):
+		return nil, configError("datastore.passwordFile", "%q must be an absolute path", d.PasswordFile)
 	}
 	conf.dialTimeout = DefaultDialTimeout
 	if d.DialTimeout != "" {
@@ -157,6 +187,11 @@ func loadConf(data []byte) (*NetConf, error) {
 	}
 	if conf.IPAMLockFile == "" {
 		conf.IPAMLockFile = DefaultIPAMLockFile
+	}
+	if conf.DataDir == "" {
+		conf.DataDir = DefaultDataDir
+	} else if !filepath.IsAbs(conf.DataDir) {
+		return nil, configError("dataDir", "%q must be an absolute path", conf.DataDir)
 	}
 	conf.assign4 = conf.AssignIPv4 == nil || *conf.AssignIPv4
 	conf.assign6 = len(conf.IPv6Pools) > 0

@@ -46,14 +46,31 @@ type attachSpec struct {
 // attachment is what setup built.
 type attachment struct {
 	hostMAC, contMAC net.HardwareAddr
+	hostIndex        int
 }
 
+// errHostNetns marks a CNI_NETNS that is the host's own namespace.
+var errHostNetns = errors.New("is the host's own network namespace")
+
+// hostNetnsError refuses a CNI_NETNS that is the host's namespace: code 8
+// for the runtime, errHostNetns for errors.Is.
+type hostNetnsError struct{ te *types.Error }
+
+func (e *hostNetnsError) Error() string   { return e.te.Error() }
+func (e *hostNetnsError) Unwrap() []error { return []error{e.te, errHostNetns} }
+
 // openContainer opens the container's namespace and a netlink handle in
-// it. The caller closes both.
-func openContainer(path string) (netns.NsHandle, *netlink.Handle, error) {
+// it. The caller closes both. It refuses the plugin's own (host)
+// namespace and that of the machine's init process: a workload's veth,
+// addresses and default route never go there.
+func (d *dataplane) openContainer(path string) (netns.NsHandle, *netlink.Handle, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return 0, nil, types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("opening network namespace %s: %v", path, err), "")
+	}
+	if d.isHost(ns) {
+		ns.Close()
+		return 0, nil, &hostNetnsError{types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("CNI_NETNS %s %v: refusing to configure it", path, errHostNetns), "")}
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -63,10 +80,94 @@ func openContainer(path string) (netns.NsHandle, *netlink.Handle, error) {
 	return ns, h, nil
 }
 
+// isHost reports whether ns is the plugin's host namespace or the init
+// process's (same device and inode of the nsfs file).
+func (d *dataplane) isHost(ns netns.NsHandle) bool {
+	if ns.Equal(d.host) {
+		return true
+	}
+	initNS, err := netns.GetFromPath("/proc/1/ns/net")
+	if err != nil {
+		return false // not visible (another PID namespace): the host check above stands
+	}
+	defer initNS.Close()
+	return ns.Equal(initNS)
+}
+
+// containerHas reports whether the container's namespace has an
+// interface named ifName. It fails for a namespace that cannot be opened
+// or is the host's.
+func (d *dataplane) containerHas(path, ifName string) (bool, error) {
+	cns, ch, err := d.openContainer(path)
+	if err != nil {
+		return false, err
+	}
+	defer cns.Close()
+	defer ch.Close()
+	_, err = ch.LinkByName(ifName)
+	var nf netlink.LinkNotFoundError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &nf):
+		return false, nil
+	default:
+		return false, fmt.Errorf("looking for %s in %s: %w", ifName, path, err)
+	}
+}
+
+// current describes the attachment that exists: both ends' MACs and the
+// host side's index.
+func (d *dataplane) current(hostIf, path, ifName string) (attachment, error) {
+	var att attachment
+	cns, ch, err := d.openContainer(path)
+	if err != nil {
+		return att, err
+	}
+	defer cns.Close()
+	defer ch.Close()
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return att, fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	host, err := hh.LinkByName(hostIf)
+	if err != nil {
+		return att, fmt.Errorf("host interface %s: %w", hostIf, err)
+	}
+	cont, err := ch.LinkByName(ifName)
+	if err != nil {
+		return att, fmt.Errorf("interface %s in %s: %w", ifName, path, err)
+	}
+	return attachment{hostMAC: host.Attrs().HardwareAddr, contMAC: cont.Attrs().HardwareAddr, hostIndex: host.Attrs().Index}, nil
+}
+
+// removeHost deletes the host interface that setup created for att, if it
+// is still that one (index and MAC): the peer goes with it. Rollback
+// uses it, so that it removes what its own call built and nothing else.
+func (d *dataplane) removeHost(hostIf string, att attachment) error {
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	l, err := hh.LinkByIndex(att.hostIndex)
+	if err != nil {
+		return nil // gone
+	}
+	if l.Attrs().Name != hostIf || l.Attrs().HardwareAddr.String() != att.hostMAC.String() {
+		return nil // the index was reused: not ours
+	}
+	if err := hh.LinkDel(l); err != nil {
+		return fmt.Errorf("deleting host interface %s: %w", hostIf, err)
+	}
+	return nil
+}
+
 // setup creates the veth pair and configures both ends. On failure it
 // removes the pair again.
 func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
-	cns, ch, err := openContainer(s.netnsPath)
+	cns, ch, err := d.openContainer(s.netnsPath)
 	if err != nil {
 		return att, err
 	}
@@ -108,7 +209,7 @@ func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
 	if err != nil {
 		return att, fmt.Errorf("finding host interface %s: %w", s.hostIf, err)
 	}
-	att.hostMAC = host.Attrs().HardwareAddr
+	att.hostMAC, att.hostIndex = host.Attrs().HardwareAddr, host.Attrs().Index
 	if err := d.configureHost(hh, host, s); err != nil {
 		return att, err
 	}
@@ -124,6 +225,13 @@ func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
 	// They carry felix's protocol: they are the routes felix programs for
 	// this endpoint, so felix adopts them instead of seeing a foreign
 	// route in its way (and removes them if the endpoint never appears).
+	// A route to the address that someone else owns (an operator's static
+	// route, another routing daemon's) is never replaced: the ADD fails.
+	for _, ip := range s.ips {
+		if err := checkRouteOwner(hh, ip); err != nil {
+			return att, err
+		}
+	}
 	for _, ip := range s.ips {
 		r := &netlink.Route{LinkIndex: host.Attrs().Index, Dst: hostNet(ip), Scope: netlink.SCOPE_LINK, Protocol: routetable.ProtoFelix}
 		if err := hh.RouteReplace(r); err != nil {
@@ -131,6 +239,27 @@ func (d *dataplane) setup(s attachSpec) (att attachment, err error) {
 		}
 	}
 	return att, nil
+}
+
+// checkRouteOwner fails if the host namespace's main table has a route to
+// ip's host prefix that another owner than felix (and the plugin, which
+// writes felix's protocol) put there.
+func checkRouteOwner(hh *netlink.Handle, ip netip.Addr) error {
+	routes, err := hh.RouteListFiltered(family(ip), &netlink.Route{Dst: hostNet(ip), Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("listing host routes to %s: %w", ip, err)
+	}
+	for _, r := range routes {
+		if r.Protocol == routetable.ProtoFelix {
+			continue
+		}
+		dev := ""
+		if l, err := hh.LinkByIndex(r.LinkIndex); err == nil {
+			dev = " dev " + l.Attrs().Name
+		}
+		return fmt.Errorf("host route %s%s (protocol %s) is not bgpfabric's: refusing to replace it; remove it or the address from the pool", hostNet(ip), dev, r.Protocol)
+	}
+	return nil
 }
 
 // configureHost brings the host side up with proxy ARP (and proxy NDP):
@@ -248,18 +377,45 @@ func defaultNet(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: make(net.IP, a.BitLen()/8), Mask: net.CIDRMask(0, a.BitLen())}
 }
 
-// teardown removes the workload's veth: through the container side when
-// its namespace is still there (which takes the host side with it), else
-// the host side if ownsHost allows. Whatever does not exist is skipped.
-func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func() bool) error {
-	if netnsPath != "" {
-		cns, ch, err := openContainer(netnsPath)
-		if err == nil {
+// ownership is what is known about whether a host interface is an
+// attachment's.
+type ownership int
+
+const (
+	ownerUnknown ownership = iota // no record, no datastore
+	ownerYes
+	ownerNo
+)
+
+// teardown removes the workload's veth. The container side (CNI_IFNAME
+// in netnsPath) is deleted, taking the host side with it, only when it is
+// the peer of the host interface hostIf and that is not known to be
+// another attachment's: an interface of that name that is not paired with
+// ours (another plugin's, one that was there before a failed ADD) stays.
+// Otherwise the host side is deleted only if owner says it is the
+// attachment's. Whatever does not exist is skipped. A CNI_NETNS that is
+// the host's own namespace is never touched.
+func (d *dataplane) teardown(hostIf, netnsPath, ifName string, owner func(netlink.Link) ownership) error {
+	hh, err := netlink.NewHandleAt(d.host)
+	if err != nil {
+		return fmt.Errorf("netlink handle in the host namespace: %w", err)
+	}
+	defer hh.Close()
+	host, err := hh.LinkByName(hostIf)
+	if err != nil || host.Type() != "veth" {
+		host = nil // gone (with its container side), or not a veth of ours
+	}
+	if netnsPath != "" && host != nil {
+		cns, ch, err := d.openContainer(netnsPath)
+		switch {
+		case err == nil:
 			l, lerr := ch.LinkByName(ifName)
-			if lerr == nil && l.Type() == "veth" {
+			if lerr == nil && paired(host, l) && owner(host) != ownerNo {
 				lerr = ch.LinkDel(l)
 				if lerr != nil {
 					err = fmt.Errorf("deleting %s in %s: %w", ifName, netnsPath, lerr)
+				} else {
+					host = nil // gone with its peer
 				}
 			}
 			ch.Close()
@@ -267,26 +423,25 @@ func (d *dataplane) teardown(hostIf, netnsPath, ifName string, ownsHost func() b
 			if err != nil {
 				return err
 			}
-		} else if !errors.Is(err, os.ErrNotExist) && !isNotExist(err) {
+		case errors.Is(err, errHostNetns):
+			d.log.Warn("CNI_NETNS is the host's namespace: leaving it alone", logKeyError, err)
+		case !errors.Is(err, os.ErrNotExist) && !isNotExist(err):
 			d.log.Info("container namespace not usable; cleaning up the host side only", logKeyError, err)
 		}
 	}
-	hh, err := netlink.NewHandleAt(d.host)
-	if err != nil {
-		return fmt.Errorf("netlink handle in the host namespace: %w", err)
-	}
-	defer hh.Close()
-	l, err := hh.LinkByName(hostIf)
-	if err != nil {
-		return nil // gone, with the container side
-	}
-	if l.Type() != "veth" || !ownsHost() {
+	if host == nil || owner(host) != ownerYes {
 		return nil
 	}
-	if err := hh.LinkDel(l); err != nil {
+	if err := hh.LinkDel(host); err != nil {
 		return fmt.Errorf("deleting host interface %s: %w", hostIf, err)
 	}
 	return nil
+}
+
+// paired reports whether cont (in a container) is the veth peer of host:
+// each names the other's index as its link.
+func paired(host, cont netlink.Link) bool {
+	return cont.Type() == "veth" && host.Attrs().ParentIndex == cont.Attrs().Index && cont.Attrs().ParentIndex == host.Attrs().Index
 }
 
 func isNotExist(err error) bool {
@@ -304,7 +459,7 @@ type checkSpec struct {
 // the veth, up and paired, the addresses, the gateways' neighbour entries,
 // the default routes and the host routes.
 func (d *dataplane) check(s checkSpec) error {
-	cns, ch, err := openContainer(s.netnsPath)
+	cns, ch, err := d.openContainer(s.netnsPath)
 	if err != nil {
 		return err
 	}

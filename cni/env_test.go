@@ -3,6 +3,7 @@ package cni_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -180,6 +181,7 @@ func newFabric(t testing.TB) *fabric {
 		"logFile":      filepath.Join(dir, "cni.log"),
 		"logLevel":     "debug",
 		"ipamLockFile": filepath.Join(dir, "ipam.lock"),
+		"dataDir":      filepath.Join(dir, "state"),
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -275,6 +277,23 @@ func (f *fabric) endpoints() []*api.WorkloadEndpoint {
 	var out []*api.WorkloadEndpoint
 	for _, r := range rs {
 		out = append(out, r.(*api.WorkloadEndpoint))
+	}
+	return out
+}
+
+// records lists the plugin's attachment record files.
+func (f *fabric) records() []string {
+	f.t.Helper()
+	ents, err := os.ReadDir(f.conf["dataDir"].(string))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
 	}
 	return out
 }

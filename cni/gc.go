@@ -77,16 +77,24 @@ func (c *call) gc(args *skel.CmdArgs) error {
 	for h, a := range stale {
 		_, cid, ifName, _ := parseHandle(h)
 		ns, wep := a.Attrs[ipam.AttrNamespace], a.Attrs[ipam.AttrEndpoint]
-		ours := true
+		rec, err := c.records().load(h)
+		if err != nil {
+			c.log.Warn("attachment record unusable", logKeyError, err)
+		}
+		endpoint := ownerYes
 		if ns != "" && wep != "" {
-			if ours, err = deleteEndpoint(c.ctx, store, ns, wep, cid); err != nil {
+			ours, err := deleteEndpoint(c.ctx, store, ns, wep, cid)
+			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if !ours {
+				endpoint = ownerNo
 			}
 		}
 		if wl := a.Attrs[ipam.AttrWorkload]; wl != "" && ns != "" {
 			hostIf := HostIfName(ns, wl, ifName)
-			if err := c.dp.teardown(hostIf, "", ifName, func() bool { return ours }); err != nil {
+			if err := c.dp.teardown(hostIf, "", ifName, c.ownsHost(rec, h, endpoint)); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -95,7 +103,30 @@ func (c *call) gc(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 			continue
 		}
+		if err := c.records().remove(h); err != nil {
+			errs = append(errs, err)
+		}
 		c.log.Info("collected", logKeyHandle, h, logKeyIPs, rel)
+	}
+	// Records of attachments that the runtime no longer lists and that
+	// hold no address any more (released by hand, say): their host
+	// interface, if it is still theirs, and the record go.
+	recs, err := c.records().all()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, r := range recs {
+		network, cid, ifName, ok := parseHandle(r.Handle)
+		if _, done := stale[r.Handle]; !ok || done || network != c.conf.Name || valid[types.GCAttachment{ContainerID: cid, IfName: ifName}] {
+			continue
+		}
+		if err := c.dp.teardown(r.HostIf, "", ifName, c.ownsHost(r, r.Handle, ownerNo)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := c.records().remove(r.Handle); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return cniError("GC", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/vishvananda/netns"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -141,17 +142,37 @@ func (c *call) connect() (Store, error) {
 		connect = defaultConnect
 	}
 	s, closeFn, err := connect(c.ctx, c.conf)
-	if err != nil {
+	var te *types.Error
+	switch {
+	case errors.As(err, &te):
+		return nil, te
+	case authFailure(err):
+		// Retrying will not help: the credentials are wrong.
+		return nil, types.NewError(types.ErrInternal, "datastore refused the credentials: "+err.Error(), "")
+	case err != nil:
 		return nil, types.NewError(types.ErrTryAgainLater, "datastore unavailable: "+err.Error(), "")
 	}
 	c.closers = append(c.closers, closeFn)
 	return s, nil
 }
 
+// authFailure reports whether err is etcd refusing the credentials.
+func authFailure(err error) bool {
+	return errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrPermissionDenied)
+}
+
 func defaultConnect(ctx context.Context, conf *NetConf) (Store, func(), error) {
 	d := conf.Datastore
+	var password string
+	if d.PasswordFile != "" {
+		var err error
+		if password, err = datastore.ReadPasswordFile(d.PasswordFile); err != nil {
+			return nil, nil, configError("datastore.passwordFile", "%v", err)
+		}
+	}
 	cl, err := datastore.New(ctx, datastore.Config{
-		Endpoints: d.Endpoints, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile, DialTimeout: conf.dialTimeout,
+		Endpoints: d.Endpoints, CertFile: d.CertFile, KeyFile: d.KeyFile, CAFile: d.CAFile,
+		Username: d.Username, Password: password, DialTimeout: conf.dialTimeout,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -214,7 +235,7 @@ func transient(err error) bool {
 // under contention. The returned function releases it.
 func (c *call) lockIPAM() func() {
 	path := c.conf.IPAMLockFile
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		c.log.Warn("no IPAM lock", logKeyError, err)
 		return func() {}
 	}
@@ -238,6 +259,9 @@ func (c *call) lockIPAM() func() {
 	}
 	return func() { f.Close() }
 }
+
+// records is the directory of this configuration's attachment records.
+func (c *call) records() records { return records{dir: c.conf.DataDir} }
 
 // retry runs fn until it succeeds, fails with an error that is not
 // transient, or ctx ends: for the rollback and cleanup steps that must

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -16,6 +18,11 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 )
+
+// DefaultEndpoint is where the embedded datastore listens and clients
+// look for it unless told otherwise: a socket in a directory of its own,
+// which the server creates 0700 (and refuses if others may enter it).
+const DefaultEndpoint = "unix:///run/bgpfabric/etcd/etcd.sock"
 
 // DefaultDialTimeout bounds how long New waits for etcd to answer.
 const DefaultDialTimeout = 5 * time.Second
@@ -26,14 +33,21 @@ const maxCallSendMsgSize = 64 << 20
 
 // Config says how to reach etcd.
 type Config struct {
-	// Endpoints are etcd client URLs: "unix:///run/bgpfabric/etcd.sock",
+	// Endpoints are etcd client URLs: "unix:///run/bgpfabric/etcd/etcd.sock",
 	// "http://127.0.0.1:2379", "https://etcd-1:2379".
 	Endpoints []string
 	// CertFile and KeyFile are the client certificate and key for etcd's
 	// client-cert-auth; CAFile is the CA that signed the servers'
 	// certificates. All empty means no TLS (unless an https endpoint is
-	// used, which then verifies against the system roots).
+	// used, which then verifies against the system roots). They are
+	// refused with an endpoint that is not https:// (or unixs://): etcd's
+	// client would drop TLS for it without a word.
 	CertFile, KeyFile, CAFile string
+	// Username and Password authenticate to an etcd with authentication
+	// enabled; both or neither. Take the password from a file
+	// (ReadPasswordFile) or the environment, never from a command-line
+	// flag, which every user of the machine can read in the process list.
+	Username, Password string
 	// DialTimeout bounds New's first contact and each reconnect attempt.
 	// Zero means DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -66,6 +80,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, errors.New("connecting to etcd: no endpoints given")
 	}
 	eps := strings.Join(cfg.Endpoints, ",")
+	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
+		if ep, ok := PlaintextEndpoint(cfg.Endpoints); ok {
+			return nil, fmt.Errorf("connecting to etcd at %s: TLS files given, but endpoint %s is not https:// (or unixs://): its traffic would be plaintext", eps, ep)
+		}
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, fmt.Errorf("connecting to etcd at %s: a username needs a password and a password a username", eps)
+	}
 	timeout := cfg.DialTimeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
@@ -76,6 +98,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: timeout,
 		MaxCallSendMsgSize:   maxCallSendMsgSize,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
 		Logger:               zapLogger(lg),
 		DialOptions: []grpc.DialOption{
 			// Reconnect quickly after an etcd restart: gRPC's default
@@ -99,7 +123,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	cli, err := clientv3.New(ccfg)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to etcd at %s: %w", eps, err)
+		// With a username, New authenticates at once.
+		return nil, fmt.Errorf("connecting to etcd at %s: %w%s", eps, err, authHint(err, cfg.Username))
 	}
 	// clientv3 dials lazily: ask for something to know that etcd is there
 	// and has a leader.
@@ -110,10 +135,61 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, fmt.Errorf("connecting to etcd at %s: no answer within %s: %w", eps, timeout, err)
 		}
-		return nil, fmt.Errorf("connecting to etcd at %s: %w", eps, err)
+		return nil, fmt.Errorf("connecting to etcd at %s: %w%s", eps, err, authHint(err, cfg.Username))
 	}
 	lg.Debug("connected to etcd", logKeyEndpoints, eps)
 	return &Client{cli: cli, lg: lg, endpoints: eps, maxTxnOps: cfg.MaxTxnOps}, nil
+}
+
+// authHint explains an authentication failure.
+func authHint(err error, user string) string {
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return fmt.Sprintf(" (user %q: wrong username or password)", user)
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return " (etcd has authentication enabled: give a username and password)"
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return fmt.Sprintf(" (user %q may not read the bgpfabric keys)", user)
+	}
+	return ""
+}
+
+// PlaintextEndpoint returns the first of endpoints that is not
+// TLS-protected (https:// or unixs://), if any: TLS options must not be
+// given with such an endpoint, which etcd's client would serve without
+// TLS.
+func PlaintextEndpoint(endpoints []string) (string, bool) {
+	for _, e := range endpoints {
+		if !strings.HasPrefix(e, "https://") && !strings.HasPrefix(e, "unixs://") {
+			return e, true
+		}
+	}
+	return "", false
+}
+
+// maxPasswordFile bounds what ReadPasswordFile reads.
+const maxPasswordFile = 4096
+
+// ReadPasswordFile reads an etcd password from a file: its content
+// without one trailing newline. An empty file is an error.
+func ReadPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading etcd password: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
+	if err != nil {
+		return "", fmt.Errorf("reading etcd password from %s: %w", path, err)
+	}
+	if len(b) > maxPasswordFile {
+		return "", fmt.Errorf("reading etcd password from %s: longer than %d bytes", path, maxPasswordFile)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if pw == "" {
+		return "", fmt.Errorf("reading etcd password from %s: the file is empty", path)
+	}
+	return pw, nil
 }
 
 // Close ends the connection; watches and status writers of the client stop.

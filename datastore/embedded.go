@@ -32,9 +32,11 @@ type EmbeddedConfig struct {
 	// DataDir holds etcd's data; it is created if needed and reused on
 	// restart.
 	DataDir string
-	// Listen is the client URL: "unix:///run/bgpfabric/etcd.sock" or
+	// Listen is the client URL: "unix:///run/bgpfabric/etcd/etcd.sock" or
 	// "http://127.0.0.1:2379" (a loopback address; port 0 picks a free
-	// port). Empty means a unix socket named etcd.sock in DataDir.
+	// port). Empty means a unix socket named etcd.sock in DataDir. A
+	// socket is made mode 0600, in a directory that must be this user's
+	// and closed to group and others (created 0700 if missing).
 	Listen string
 	// Logger receives the server's own log lines only when it has debug
 	// enabled; etcd is silent otherwise. Nil discards.
@@ -134,6 +136,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("starting embedded etcd in %s on %s: waiting until ready: %w", dataDir, listen, ctx.Err())
 	}
 
+	if lu.socket != "" {
+		if err := restrictSocket(lu.socket); err != nil {
+			streams.closeStreams()
+			e.Close()
+			return nil, fmt.Errorf("starting embedded etcd in %s on %s: %w", dataDir, listen, err)
+		}
+	}
+
 	endpoint := lu.url.String()
 	if lu.socket == "" && len(e.Clients) > 0 {
 		// The bound address, in case the port was 0.
@@ -144,7 +154,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 }
 
 // ClientEndpoint is the endpoint to put in Config.Endpoints to reach the
-// server, e.g. "unix:///run/bgpfabric/etcd.sock" or "http://127.0.0.1:2379".
+// server, e.g. "unix:///run/bgpfabric/etcd/etcd.sock" or "http://127.0.0.1:2379".
 func (e *Embedded) ClientEndpoint() string { return e.endpoint }
 
 // Err delivers a fatal error of the running server.

@@ -59,13 +59,14 @@ func parseListen(s string) (listenURL, error) {
 	}
 }
 
-// prepareSocket makes the socket's directory and makes sure that no live
-// server owns the path: etcd removes whatever file is there before it
-// listens, and must not steal the socket of another running instance. A
-// stale file left by a crash is fine; etcd replaces it.
+// prepareSocket makes sure that the socket's directory is private (see
+// privateSocketDir) and that no live server owns the path: etcd removes
+// whatever file is there before it listens, and must not steal the socket
+// of another running instance. A stale file left by a crash is fine; etcd
+// replaces it.
 func prepareSocket(ctx context.Context, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating directory for socket %s: %w", path, err)
+	if err := privateSocketDir(filepath.Dir(path)); err != nil {
+		return err
 	}
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -89,4 +90,49 @@ func prepareSocket(ctx context.Context, path string) error {
 		return nil // stale
 	}
 	return fmt.Errorf("checking socket %s: %w", path, err)
+}
+
+// privateSocketDir creates the socket's directory with mode 0700 if it is
+// missing (its parents 0755), and otherwise checks that it is owned by
+// this process's user and gives group and others no access at all. The
+// directory is the socket's access control: etcd creates the socket with
+// the process's umask (srwxrwxrwx under umask 000), and StartEmbedded can
+// make it 0600 only after etcd listens; in a directory nobody else may
+// enter, nobody can connect in between.
+func privateSocketDir(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return fmt.Errorf("creating socket directory %s: %w", dir, err)
+		}
+		// 0700 whatever the umask: a umask only takes bits away.
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("creating socket directory %s: %w", dir, err)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("socket directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("socket directory %s: no owner information", dir)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return fmt.Errorf("socket directory %s is owned by uid %d, not by this process's uid %d: refusing to put the etcd socket there", dir, st.Uid, uid)
+	}
+	if m := fi.Mode(); m.Perm()&0o077 != 0 {
+		return fmt.Errorf("socket directory %s has mode %s: group and others must have no access, as the directory guards the etcd socket (chmod 0700 %s, or use another directory)", dir, m.Perm(), dir)
+	}
+	return nil
+}
+
+// restrictSocket makes the socket readable and writable by its owner only.
+func restrictSocket(path string) error {
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("restricting socket %s to mode 0600: %w", path, err)
+	}
+	return nil
 }

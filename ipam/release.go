@@ -51,6 +51,17 @@ func (c *Client) ReleaseIPs(ctx context.Context, ips []netip.Addr) ([]netip.Addr
 	return c.releaseIPs(ctx, ips, "")
 }
 
+// ReleaseIPsOfHandle releases those of ips that are allocated to handle
+// and returns them: what one caller allocated, and nothing that another
+// holder of the same handle (or any other) got. Addresses free already,
+// held by another handle, or in no block are skipped.
+func (c *Client) ReleaseIPsOfHandle(ctx context.Context, ips []netip.Addr, handle string) ([]netip.Addr, error) {
+	if handle == "" {
+		return nil, errors.New("releasing: handle is required")
+	}
+	return c.releaseIPs(ctx, ips, handle)
+}
+
 // releaseIPs releases those of ips that are allocated (to handle, when it
 // is not empty).
 func (c *Client) releaseIPs(ctx context.Context, ips []netip.Addr, handle string) ([]netip.Addr, error) {

@@ -36,10 +36,12 @@ func (d *dsHandle) close() error {
 	return nil
 }
 
-// socketPath is the etcd socket of a run: short enough for a unix socket
-// (at most 107 bytes).
+// socketPath is the etcd socket of a run: in the datastore's data
+// directory, which the embedded etcd creates 0700 (the socket's directory
+// must be closed to group and others; the run directory is not), and
+// short enough for a unix socket (at most 107 bytes).
 func socketPath(dir string) (string, error) {
-	p := filepath.Join(dir, "etcd.sock")
+	p := filepath.Join(dsDataDir(dir), "etcd.sock")
 	if len(p) > 107 {
 		return "", fmt.Errorf("run directory %s is too long for a unix socket path (%d > 107 bytes): use a shorter base", dir, len(p))
 	}
@@ -51,7 +53,7 @@ func (f *Fabric) startDatastore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &dsHandle{endpoint: "unix://" + sock, dataDir: filepath.Join(f.run.Dir, "etcd")}
+	d := &dsHandle{endpoint: "unix://" + sock, dataDir: dsDataDir(f.run.Dir)}
 	f.ds = d
 	if err := f.run.Update(func(s *runstate.State) { s.Datastore = d.endpoint }); err != nil {
 		return err
@@ -126,3 +128,6 @@ func (f *Fabric) StartDatastore(ctx context.Context) error {
 	}
 	return f.startDatastoreProcess()
 }
+
+// dsDataDir is the datastore's data directory in a run directory.
+func dsDataDir(runDir string) string { return filepath.Join(runDir, "etcd") }

@@ -187,6 +187,7 @@ func (f *Fabric) cniConfig(w *topology.WorkloadPlan) ([]byte, error) {
 		"datastore":    map[string]any{"endpoints": []string{f.ds.endpoint}},
 		"nodeName":     w.Node,
 		"ipamLockFile": filepath.Join(f.run.Dir, "ipam-"+w.Node+".lock"),
+		"dataDir":      filepath.Join(f.run.Dir, "cni-"+w.Node),
 		"logFile":      filepath.Join(f.run.Dir, "logs", "cni-"+w.Node+".log"),
 		"args":         map[string]any{"cni": map[string]any{"labels": labels}},
 	}

@@ -16,7 +16,7 @@ import (
 
 // DefaultDatastore is where the operator commands look for etcd when
 // neither --datastore nor BGPFABRIC_DATASTORE says otherwise.
-const DefaultDatastore = "unix:///run/bgpfabric/etcd.sock"
+const DefaultDatastore = datastore.DefaultEndpoint
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
@@ -24,6 +24,8 @@ type globalOptions struct {
 	etcdCert    string
 	etcdKey     string
 	etcdCA      string
+	etcdUser    string
+	etcdPWFile  string
 	dialTimeout time.Duration
 	logLevel    string
 	// level is the level of every logger of the process (logger), set
@@ -59,6 +61,9 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.etcdCert, "etcd-cert", os.Getenv("BGPFABRIC_ETCD_CERT"), "TLS client certificate for etcd; env BGPFABRIC_ETCD_CERT")
 	pf.StringVar(&g.etcdKey, "etcd-key", os.Getenv("BGPFABRIC_ETCD_KEY"), "TLS client key for etcd; env BGPFABRIC_ETCD_KEY")
 	pf.StringVar(&g.etcdCA, "etcd-ca", os.Getenv("BGPFABRIC_ETCD_CA"), "CA certificate that signed etcd's server certificate; env BGPFABRIC_ETCD_CA")
+	pf.StringVar(&g.etcdUser, "etcd-username", os.Getenv("BGPFABRIC_ETCD_USERNAME"), "etcd user, for an etcd with authentication enabled; env BGPFABRIC_ETCD_USERNAME")
+	pf.StringVar(&g.etcdPWFile, "etcd-password-file", os.Getenv("BGPFABRIC_ETCD_PASSWORD_FILE"),
+		"file holding the etcd user's password (or env BGPFABRIC_ETCD_PASSWORD; never a flag, which shows in ps); env BGPFABRIC_ETCD_PASSWORD_FILE")
 	pf.DurationVar(&g.dialTimeout, "dial-timeout", 5*time.Second, "how long to wait for the datastore")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error; node and reflector follow BGPConfiguration logSeverity unless it is given")
 
@@ -111,12 +116,62 @@ func (g *globalOptions) client(ctx context.Context) (*datastore.Client, error) {
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("--datastore: no endpoint given")
 	}
+	if err := g.checkTLS(eps); err != nil {
+		return nil, err
+	}
+	password, err := g.etcdPassword()
+	if err != nil {
+		return nil, err
+	}
 	return datastore.New(ctx, datastore.Config{
 		Endpoints:   eps,
 		CertFile:    g.etcdCert,
 		KeyFile:     g.etcdKey,
 		CAFile:      g.etcdCA,
+		Username:    g.etcdUser,
+		Password:    password,
 		DialTimeout: g.dialTimeout,
 		Logger:      log,
 	})
+}
+
+// checkTLS refuses TLS options with an endpoint that would carry the
+// traffic in plaintext, naming the option.
+func (g *globalOptions) checkTLS(eps []string) error {
+	for _, o := range []struct{ flag, value string }{{"--etcd-cert", g.etcdCert}, {"--etcd-key", g.etcdKey}, {"--etcd-ca", g.etcdCA}} {
+		if o.value == "" {
+			continue
+		}
+		if ep, bad := datastore.PlaintextEndpoint(eps); bad {
+			return fmt.Errorf("%s: TLS needs https:// endpoints, and --datastore has %s: its traffic would be plaintext", o.flag, ep)
+		}
+		return nil
+	}
+	return nil
+}
+
+// etcdPassword is the password from --etcd-password-file or
+// BGPFABRIC_ETCD_PASSWORD, checked against --etcd-username.
+func (g *globalOptions) etcdPassword() (string, error) {
+	env := os.Getenv("BGPFABRIC_ETCD_PASSWORD")
+	var password string
+	switch {
+	case g.etcdPWFile != "" && env != "":
+		return "", fmt.Errorf("--etcd-password-file and BGPFABRIC_ETCD_PASSWORD are both set: give the password one way")
+	case g.etcdPWFile != "":
+		pw, err := datastore.ReadPasswordFile(g.etcdPWFile)
+		if err != nil {
+			return "", fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		password = pw
+	default:
+		password = env
+	}
+	switch {
+	case g.etcdUser != "" && password == "":
+		return "", fmt.Errorf("--etcd-username %s: needs a password, from --etcd-password-file or BGPFABRIC_ETCD_PASSWORD", g.etcdUser)
+	case g.etcdUser == "" && password != "":
+		return "", fmt.Errorf("--etcd-username: required with an etcd password")
+	}
+	return password, nil
 }

@@ -61,3 +61,25 @@ func (e *Etcd) Client(t testing.TB) *datastore.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// EnableAuth turns on etcd's authentication through c, as an operator
+// does with etcdctl: the user root with password and the root role, then
+// auth enable. From then on every client needs root's credentials.
+func EnableAuth(t testing.TB, c *datastore.Client, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	cli := c.Etcd()
+	if _, err := cli.UserAdd(ctx, "root", password); err != nil {
+		t.Fatalf("adding user root: %v", err)
+	}
+	if _, err := cli.RoleAdd(ctx, "root"); err != nil {
+		t.Fatalf("adding role root: %v", err)
+	}
+	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatalf("granting role root: %v", err)
+	}
+	if _, err := cli.AuthEnable(ctx); err != nil {
+		t.Fatalf("enabling authentication: %v", err)
+	}
+}
