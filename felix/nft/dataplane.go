@@ -64,8 +64,9 @@ type Hook struct {
 	Priority int32
 }
 
-// Rule is a rendered rule: its nft text, which the fake keeps and the
-// golden files show, and its expressions, which the kernel gets.
+// Rule is a rendered rule: its expressions, which the kernel gets, and
+// what is derived from them (text.go): its nft text, which the fake keeps,
+// the golden files show and program chain names hash, and its references.
 type Rule struct {
 	Text  string
 	Exprs []expr.Any

@@ -77,8 +77,8 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 	est := expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED
 	conntrack := func() []*Rule {
 		return []*Rule{
-			new(builder).ctState(est, "established,related").verdict(expr.VerdictAccept),
-			new(builder).ctState(expr.CtStateBitINVALID, "invalid").verdict(expr.VerdictDrop),
+			new(builder).ctState(est).verdict(expr.VerdictAccept),
+			new(builder).ctState(expr.CtStateBitINVALID).verdict(expr.VerdictDrop),
 			new(builder).clearMark(r.both()).rule(),
 		}
 	}
@@ -288,10 +288,10 @@ func (r *renderer) ruleVariants(ru *policy.Rule, logName string, ingress, profil
 						r.end(b, af, true, &ru.Src, sn, sp)
 						r.end(b, af, false, &ru.Dst, dn, dp)
 						if ru.ICMP != nil {
-							b.icmp(af, ru.ICMP.Type, ru.ICMP.Code, ru.ICMP.HasCode, false)
+							b.icmp(ru.ICMP.Type, ru.ICMP.Code, ru.ICMP.HasCode, false)
 						}
 						if ru.NotICMP != nil {
-							b.icmp(af, ru.NotICMP.Type, ru.NotICMP.Code, ru.NotICMP.HasCode, true)
+							b.icmp(ru.NotICMP.Type, ru.NotICMP.Code, ru.NotICMP.HasCode, true)
 						}
 						out = append(out, r.action(b, ru.Action, logName, ingress, profile))
 					}

@@ -10,6 +10,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/felix/policy"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 )
@@ -378,7 +379,32 @@ func checkChainsEqualFake(t *testing.T, kc *nftables.Conn, fake *Fake) *nftables
 	if !mapsEq(want, got) {
 		t.Errorf("chains and rule counts: kernel %v, fake %v", got, want)
 	}
+	checkKernelTextEqualsFake(t, kc, tbl, fake)
 	return tbl
+}
+
+// checkKernelTextEqualsFake reads every rule back from the kernel
+// (decoded by google/nftables) and renders it with ruleText: each chain
+// must read exactly as the fake's, which is what the golden files show.
+func checkKernelTextEqualsFake(t *testing.T, kc *nftables.Conn, tbl *nftables.Table, fake *Fake) {
+	t.Helper()
+	for name, c := range fake.chains {
+		rules, err := kc.GetRules(tbl, &nftables.Chain{Name: name, Table: tbl})
+		if err != nil {
+			t.Errorf("rules of %s: %v", name, err)
+			continue
+		}
+		var got, want []string
+		for _, r := range rules {
+			got = append(got, ruleText(r.Exprs))
+		}
+		for _, r := range c.rules {
+			want = append(want, r.Text)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("chain %s as the kernel has it (-fake +kernel):\n%s", name, diff)
+		}
+	}
 }
 
 func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
