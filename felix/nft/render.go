@@ -242,6 +242,24 @@ func netAlts(nets []netip.Prefix, family int) []netip.Prefix {
 	return out
 }
 
+// cidrFamilies returns the families of a rule's CIDRs, or both if it has
+// none.
+func cidrFamilies(ru *policy.Rule) []int {
+	var has [7]bool
+	for _, nets := range [][]netip.Prefix{ru.Src.Nets, ru.Src.NotNets, ru.Dst.Nets, ru.Dst.NotNets} {
+		for _, n := range nets {
+			has[fam(n.Addr())] = true
+		}
+	}
+	switch {
+	case has[4] && !has[6]:
+		return []int{4}
+	case has[6] && !has[4]:
+		return []int{6}
+	}
+	return []int{4, 6}
+}
+
 func fam(a netip.Addr) int {
 	if a.Is4() {
 		return 4
@@ -256,13 +274,19 @@ func usesAddrs(m *policy.Match) bool {
 // ruleVariants renders a rule as one nft rule per address family it needs
 // and per alternative of its positive nets and ports (nft rules are
 // conjunctions).
+//
+// As in Calico, a rule's CIDRs (nets and notNets, at both ends) restrict
+// it to their family: a rule whose only CIDRs are notNets of IPv6 is an
+// IPv6 rule, which no IPv4 packet matches (rather than every one, since
+// no IPv4 address is in an IPv6 net). A rule with CIDRs of both families
+// (which Calico refuses) is rendered for both, each with its own nets.
 func (r *renderer) ruleVariants(ru *policy.Rule, logName string, ingress, profile bool) []*Rule {
 	families := []int{0}
 	switch {
 	case ru.IPVersion != 0:
 		families = []int{int(ru.IPVersion)}
 	case usesAddrs(&ru.Src) || usesAddrs(&ru.Dst):
-		families = []int{4, 6}
+		families = cidrFamilies(ru)
 	}
 	var out []*Rule
 	for _, f := range families {

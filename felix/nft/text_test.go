@@ -39,6 +39,9 @@ func TestRuleText(t *testing.T) {
 				"meta nfproto ipv4 ip saddr 10.2.0.1 ip saddr != 10.1.2.0/24 accept",
 				"meta nfproto ipv6 ip6 saddr fd00::/64 ip6 saddr != fd00::5 accept",
 			}},
+		{"notNets of one family make a rule of that family", policy.Rule{Action: policy.Allow, Src: policy.Match{
+			NotNets: []netip.Prefix{pfx("fd00:65::4/126")}, Set: "s-a"}}, true,
+			[]string{"meta nfproto ipv6 ip6 saddr != fd00:65::4/126 ip6 saddr @s-a-6 accept"}},
 		{"destination net with an odd prefix", policy.Rule{Action: policy.Allow, Dst: policy.Match{
 			Nets: []netip.Prefix{pfx("fd00:65::4/126")}}}, true,
 			[]string{"meta nfproto ipv6 ip6 daddr fd00:65::4/126 accept"}},
