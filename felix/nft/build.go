@@ -223,6 +223,15 @@ func (b *builder) icmp(typ, code uint8, hasCode, neg bool) *builder {
 		&expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: []byte{typ, code}})
 }
 
+// icmpTypes matches an ICMP type range.
+func (b *builder) icmpTypes(lo, hi uint8) *builder {
+	load := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1}
+	if lo == hi {
+		return b.add(load, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{lo}})
+	}
+	return b.add(load, &expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: []byte{lo}, ToData: []byte{hi}})
+}
+
 func (b *builder) log(prefix string) *builder {
 	return b.add(&expr.Log{Key: 1 << nftaLogPrefix, Data: []byte(prefix)})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/sim/probe"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
 )
 
 // Where the matrix's packets come from and go to.
@@ -137,6 +138,9 @@ type confCase struct {
 	probes []confProbe
 	// check runs after the probes, with the kernel connection.
 	check func(t *testing.T, kc *nftables.Conn)
+	// setup runs after the case's policies are programmed, before the
+	// probes.
+	setup func(t *testing.T, c *confNode)
 }
 
 var (
@@ -314,7 +318,38 @@ func confCases() []confCase {
 			[]api.Rule{{Action: api.Deny}}, []api.Rule{{Action: api.Deny}})},
 			probes: []confProbe{allow(tcpTo(epPeer, epHost, 179)), tcpTo(epPeer, epHost, 8080),
 				allow(tcpTo(epHost, epPeer, 179)), tcpTo(epHost, epPeer, 8080)}},
+
+		// IPv6 neighbour discovery gets through policies that do not
+		// mention it: the host resolves workload b and the peer, and they
+		// resolve the host, by NDP, under policies that allow TCP 8080
+		// only. (Last: it replaces static neighbours by learned ones.)
+		{name: "ipv6 neighbour discovery under policy", hep: true, policies: []confPolicy{
+			{name: "p", order: 10, selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress, api.PolicyTypeEgress},
+				ingress: []api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
+				egress:  []api.Rule{{Action: api.Deny}}},
+			hepPolicy("h", []api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
+				[]api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}})},
+			setup: func(t *testing.T, c *confNode) {
+				c.forgetNeighbours(t, epHost, "wl-b", confAddr(epB, 6))
+				c.forgetNeighbours(t, epHost, "eth0", confAddr(epPeer, 6))
+				c.forgetNeighbours(t, epPeer, "eth0", confAddr(epHost, 6))
+			},
+			probes: []confProbe{family(allow(tcpTo(epA, epB, 8080)), 6), family(tcpTo(epA, epB, 8081), 6),
+				family(allow(tcpTo(epPeer, epHost, 8080)), 6), family(tcpTo(epPeer, epHost, 8081), 6),
+				family(allow(tcpTo(epHost, epPeer, 8080)), 6), family(tcpTo(epHost, epPeer, 8081), 6)}},
 	}
+}
+
+// forgetNeighbours deletes the static neighbour entry for addr on
+// interface iface of namespace ep, so that the next packet needs
+// neighbour discovery.
+func (c *confNode) forgetNeighbours(t *testing.T, ep, iface string, addr netip.Addr) {
+	t.Helper()
+	h := c.ns[ep].Netlink
+	l, err := h.LinkByName(iface)
+	c.must(err, "link %s in %s", iface, ep)
+	c.must(h.NeighDel(&netlink.Neigh{LinkIndex: l.Attrs().Index, IP: addr.AsSlice(), Family: netlink.FAMILY_V6}),
+		"deleting the neighbour %s on %s in %s", addr, iface, ep)
 }
 
 // checkLogRule checks that the policy's chain in the kernel has
@@ -396,6 +431,9 @@ func TestConformance(t *testing.T) {
 	for _, cc := range cases {
 		t.Run(cc.name, func(t *testing.T) {
 			c.program(t, cc)
+			if cc.setup != nil {
+				cc.setup(t, c)
+			}
 			c.run(t, cc.probes)
 			if cc.check != nil {
 				cc.check(t, c.kc)

@@ -109,6 +109,7 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 			wl, hep = mapWlTo, mapHepTo
 		}
 		rs := conntrack()
+		rs = append(rs, ndp()...)
 		rs = append(rs, new(builder).vmap(in, wl).rule(),
 			new(builder).markIs(A, true).verdict(expr.VerdictAccept))
 		rs = append(rs, unknown(in)...)
@@ -149,6 +150,25 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 		return rs
 	}
 	return map[string][]*Rule{chainForward: fwd, chainInput: host(true), chainOutput: host(false)}
+}
+
+// ICMPv6 types that the host always sends and receives, ahead of any
+// policy: multicast listener query, report and done (130-132), router
+// solicitation (133), neighbour solicitation and advertisement (135,
+// 136), and MLDv2 report (143). Without neighbour discovery no IPv6
+// packet crosses a link, so a policy that allows, say, TCP 8080 to a
+// workload or host endpoint would cut it off from IPv6 altogether.
+// (Calico accepts the same types from workloads ahead of their policy.)
+// These messages never leave their link, so the forward chain never sees
+// them; router advertisements (134) remain subject to policy.
+var ndpTypes = []struct{ lo, hi uint8 }{{130, 133}, {135, 136}, {143, 143}}
+
+func ndp() []*Rule {
+	var out []*Rule
+	for _, r := range ndpTypes {
+		out = append(out, new(builder).nfproto(6).l4proto(58, false).icmpTypes(r.lo, r.hi).verdict(expr.VerdictAccept))
+	}
+	return out
 }
 
 // endpointRules renders one direction of an endpoint (its program chain,

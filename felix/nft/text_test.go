@@ -100,6 +100,9 @@ func TestBaseChainText(t *testing.T) {
 		"ct state established,related accept",
 		"ct state invalid drop",
 		"meta mark set meta mark & 0xfffcffff",
+		"meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type 130-133 accept",
+		"meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type 135-136 accept",
+		"meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type 143 accept",
 		"iifname vmap @wl-from",
 		"meta mark & 0x00010000 == 0x00010000 accept",
 		`iifname "wl*" meta mark & 0x00010000 == 0x00000000 drop`,
@@ -117,7 +120,7 @@ func TestBaseChainText(t *testing.T) {
 	if diff := cmp.Diff([]string{"ep-in-1"}, last.Refs); diff != "" {
 		t.Errorf("refs of the jump (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"@wl-from"}, chains[chainInput][3].Refs); diff != "" {
+	if diff := cmp.Diff([]string{"@wl-from"}, chains[chainInput][6].Refs); diff != "" {
 		t.Errorf("refs of the vmap (-want +got):\n%s", diff)
 	}
 }
