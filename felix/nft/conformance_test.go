@@ -133,8 +133,9 @@ func aEgress(name string, rules ...api.Rule) confPolicy {
 type confCase struct {
 	name     string
 	policies []confPolicy
-	// hep: the host endpoint of eth0 (role=host) exists in this case.
-	hep    bool
+	// hep is the interface of the host endpoint (role=host) that exists
+	// in this case: "eth0", "*" (all interfaces) or "" (none).
+	hep    string
 	probes []confProbe
 	// check runs after the probes, with the kernel connection.
 	check func(t *testing.T, kc *nftables.Conn)
@@ -308,13 +309,20 @@ func confCases() []confCase {
 			probes: []confProbe{allow(tcpTo(epA, epHost, 8080)), tcpTo(epA, epHost, 8081)}},
 
 		// Host endpoints and failsafes.
-		{name: "host endpoint ingress", hep: true, policies: []confPolicy{hepPolicy("h",
+		{name: "host endpoint ingress", hep: "eth0", policies: []confPolicy{hepPolicy("h",
 			[]api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}}, nil)},
 			probes: []confProbe{allow(tcpTo(epPeer, epHost, 8080)), tcpTo(epPeer, epHost, 8081)}},
-		{name: "host endpoint egress", hep: true, policies: []confPolicy{hepPolicy("h",
+		{name: "host endpoint egress", hep: "eth0", policies: []confPolicy{hepPolicy("h",
 			nil, []api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}})},
 			probes: []confProbe{allow(tcpTo(epHost, epPeer, 8080)), tcpTo(epHost, epPeer, 8081)}},
-		{name: "failsafe ports under deny-all", hep: true, policies: []confPolicy{hepPolicy("h",
+		{name: "host endpoint of all interfaces", hep: "*", policies: []confPolicy{hepPolicy("h",
+			[]api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
+			[]api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}})},
+			probes: []confProbe{allow(tcpTo(epPeer, epHost, 8080)), tcpTo(epPeer, epHost, 8081),
+				allow(tcpTo(epHost, epPeer, 8080)), tcpTo(epHost, epPeer, 8081),
+				// Forwarded traffic is not the host's (no applyOnForward).
+				allow(tcpTo(epA, epB, 8081))}},
+		{name: "failsafe ports under deny-all", hep: "eth0", policies: []confPolicy{hepPolicy("h",
 			[]api.Rule{{Action: api.Deny}}, []api.Rule{{Action: api.Deny}})},
 			probes: []confProbe{allow(tcpTo(epPeer, epHost, 179)), tcpTo(epPeer, epHost, 8080),
 				allow(tcpTo(epHost, epPeer, 179)), tcpTo(epHost, epPeer, 8080)}},
@@ -323,7 +331,7 @@ func confCases() []confCase {
 		// mention it: the host resolves workload b and the peer, and they
 		// resolve the host, by NDP, under policies that allow TCP 8080
 		// only. (Last: it replaces static neighbours by learned ones.)
-		{name: "ipv6 neighbour discovery under policy", hep: true, policies: []confPolicy{
+		{name: "ipv6 neighbour discovery under policy", hep: "eth0", policies: []confPolicy{
 			{name: "p", order: 10, selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress, api.PolicyTypeEgress},
 				ingress: []api.Rule{{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
 				egress:  []api.Rule{{Action: api.Deny}}},
@@ -515,15 +523,15 @@ func (c *confNode) program(t *testing.T, cc confCase) {
 		c.calc.OnPolicyRemove(policy.PolicyKey{Name: name})
 	}
 	c.active = nil
-	if cc.hep {
-		h := &api.HostEndpoint{ObjectMeta: api.ObjectMeta{Name: "node-1-eth0", Labels: map[string]string{"role": "host"}},
-			Spec: api.HostEndpointSpec{Node: "node-1", InterfaceName: "eth0",
+	if cc.hep != "" {
+		h := &api.HostEndpoint{ObjectMeta: api.ObjectMeta{Name: "node-1-host", Labels: map[string]string{"role": "host"}},
+			Spec: api.HostEndpointSpec{Node: "node-1", InterfaceName: cc.hep,
 				ExpectedIPs: []string{confAddr(epHost, 4).String(), confAddr(epHost, 6).String()}}}
 		h.Default()
 		c.must(h.Validate(), "host endpoint")
 		c.calc.OnHostEndpointUpdate(h)
 	} else {
-		c.calc.OnHostEndpointRemove("node-1-eth0")
+		c.calc.OnHostEndpointRemove("node-1-host")
 	}
 	for _, p := range cc.policies {
 		g := &api.GlobalNetworkPolicy{ObjectMeta: api.ObjectMeta{Name: p.name},
