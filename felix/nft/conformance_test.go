@@ -36,7 +36,8 @@ const (
 )
 
 // confAddrs are the addresses of the matrix's ends, per family. The host
-// is reached at its eth0 address.
+// is reached at its eth0 address. Workloads a and b are in namespace prod
+// (env=prod), c in dev (env=dev).
 var confAddrs = map[string][2]netip.Addr{
 	epA:    {netip.MustParseAddr("10.65.0.1"), netip.MustParseAddr("fd00:65::1")},
 	epB:    {netip.MustParseAddr("10.65.0.2"), netip.MustParseAddr("fd00:65::2")},
@@ -114,12 +115,14 @@ func family(p confProbe, f int) confProbe { p.only = f; return p }
 // confPolicy is a policy of a case: on workload b's ingress, workload a's
 // egress, or the host endpoint's ingress and egress.
 type confPolicy struct {
-	name     string
-	order    float64
-	selector string
-	types    []api.PolicyType
-	ingress  []api.Rule
-	egress   []api.Rule
+	// namespace makes a NetworkPolicy; "" a GlobalNetworkPolicy.
+	namespace string
+	name      string
+	order     float64
+	selector  string
+	types     []api.PolicyType
+	ingress   []api.Rule
+	egress    []api.Rule
 }
 
 func bIngress(name string, rules ...api.Rule) confPolicy {
@@ -271,6 +274,16 @@ func confCases() []confCase {
 			api.Rule{Action: api.Allow, Destination: api.EntityRule{NotSelector: "has(quarantine)"}})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epC, 8080)}},
 
+		// Namespaces.
+		{name: "namespaced policy scopes its selectors", policies: []confPolicy{{namespace: "prod", name: "p", order: 10,
+			selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress},
+			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{Selector: "has(app)"}}}}},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epC, epB, 8080)}},
+		{name: "namespaceSelector", policies: []confPolicy{{namespace: "prod", name: "p", order: 10,
+			selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress},
+			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: "env == 'dev'"}}}}},
+			probes: []confProbe{allow(tcpTo(epC, epB, 8080)), tcpTo(epA, epB, 8080)}},
+
 		// Actions.
 		{name: "deny before allow", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Deny, Source: api.EntityRule{Nets: []string{"10.65.0.5/32", "fd00:65::5/128"}}},
@@ -399,7 +412,7 @@ type confNode struct {
 	tbl  *Table
 	kc   *nftables.Conn
 	// active are the policies of the case being run.
-	active []string
+	active []policy.PolicyKey
 
 	mu    sync.Mutex
 	pools map[int]int // next port of each pool
@@ -463,14 +476,14 @@ func newConfNode(t *testing.T) *confNode {
 	n.sysctl(n.host, "net/ipv6/conf/all/forwarding", "1")
 	c := &confNode{node: n, ns: map[string]*nstest.NS{epHost: n.host}, pools: map[int]int{}}
 	wls := []struct {
-		ep, iface string
-		labels    map[string]string
-		ports     []api.EndpointPort
+		ep, namespace, iface string
+		labels               map[string]string
+		ports                []api.EndpointPort
 	}{
-		{epA, "wl-a", map[string]string{"app": "a"}, nil},
-		{epB, "wl-b", map[string]string{"app": "b"}, []api.EndpointPort{
+		{epA, "prod", "wl-a", map[string]string{"app": "a"}, nil},
+		{epB, "prod", "wl-b", map[string]string{"app": "b"}, []api.EndpointPort{
 			{Name: "web", Protocol: api.ProtocolTCP, Port: 8081}, {Name: "stats", Protocol: api.ProtocolUDP, Port: 8082}}},
-		{epC, "wl-c", map[string]string{"app": "c", "quarantine": "true"}, nil},
+		{epC, "dev", "wl-c", map[string]string{"app": "c", "quarantine": "true"}, nil},
 	}
 	for _, w := range wls {
 		c.ns[w.ep] = n.workload(w.iface, confAddrs[w.ep][0], confAddrs[w.ep][1])
@@ -500,10 +513,12 @@ func newConfNode(t *testing.T) *confNode {
 	open.Default()
 	n.must(open.Validate(), "profile")
 	n.must(c.calc.OnProfileUpdate(open), "profile")
+	c.calc.OnNamespaceUpdate("prod", map[string]string{"env": "prod"})
+	c.calc.OnNamespaceUpdate("dev", map[string]string{"env": "dev"})
 	for _, w := range wls {
 		a := confAddrs[w.ep]
 		we := &api.WorkloadEndpoint{
-			ObjectMeta: api.ObjectMeta{Namespace: "prod", Name: w.ep, Labels: w.labels},
+			ObjectMeta: api.ObjectMeta{Namespace: w.namespace, Name: w.ep, Labels: w.labels},
 			Spec: api.WorkloadEndpointSpec{Node: "node-1", Orchestrator: "k8s", Workload: w.ep, Endpoint: "eth0",
 				InterfaceName: w.iface, IPNetworks: []string{a[0].String() + "/32", a[1].String() + "/128"},
 				Profiles: []string{"open"}, Ports: w.ports},
@@ -519,8 +534,8 @@ func newConfNode(t *testing.T) *confNode {
 // case with those of cc, in one Apply.
 func (c *confNode) program(t *testing.T, cc confCase) {
 	t.Helper()
-	for _, name := range c.active {
-		c.calc.OnPolicyRemove(policy.PolicyKey{Name: name})
+	for _, k := range c.active {
+		c.calc.OnPolicyRemove(k)
 	}
 	c.active = nil
 	if cc.hep != "" {
@@ -534,17 +549,27 @@ func (c *confNode) program(t *testing.T, cc confCase) {
 		c.calc.OnHostEndpointRemove("node-1-host")
 	}
 	for _, p := range cc.policies {
-		g := &api.GlobalNetworkPolicy{ObjectMeta: api.ObjectMeta{Name: p.name},
-			Spec: api.GlobalNetworkPolicySpec{PolicySpec: api.PolicySpec{Order: ptr(p.order), Selector: p.selector,
-				Types: p.types, Ingress: p.ingress, Egress: p.egress}}}
-		g.Default()
-		if err := g.Validate(); err != nil {
+		spec := api.PolicySpec{Order: ptr(p.order), Selector: p.selector, Types: p.types, Ingress: p.ingress, Egress: p.egress}
+		var err error
+		if p.namespace != "" {
+			np := &api.NetworkPolicy{ObjectMeta: api.ObjectMeta{Namespace: p.namespace, Name: p.name},
+				Spec: api.NetworkPolicySpec{PolicySpec: spec}}
+			np.Default()
+			if err = np.Validate(); err == nil {
+				err = c.calc.OnNetworkPolicyUpdate(np)
+			}
+		} else {
+			g := &api.GlobalNetworkPolicy{ObjectMeta: api.ObjectMeta{Name: p.name},
+				Spec: api.GlobalNetworkPolicySpec{PolicySpec: spec}}
+			g.Default()
+			if err = g.Validate(); err == nil {
+				err = c.calc.OnGlobalNetworkPolicyUpdate(g)
+			}
+		}
+		if err != nil {
 			t.Fatalf("policy %s: %v", p.name, err)
 		}
-		if err := c.calc.OnGlobalNetworkPolicyUpdate(g); err != nil {
-			t.Fatalf("policy %s: %v", p.name, err)
-		}
-		c.active = append(c.active, p.name)
+		c.active = append(c.active, policy.PolicyKey{Namespace: p.namespace, Name: p.name})
 	}
 	if err := c.tbl.Apply(context.Background(), c.calc.TakeUpdate()); err != nil {
 		t.Fatalf("apply: %v", err)
