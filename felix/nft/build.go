@@ -247,16 +247,16 @@ func (b *builder) jump(chain string) *Rule {
 // Element encodings.
 
 func ifnameElement(name, jump string) Element {
-	return Element{Key: ifname(name), Text: fmt.Sprintf("%q : jump %s", name, jump), Jump: jump}
+	return Element{Key: ifname(name), Jump: jump}
 }
 
 func addrElement(a netip.Addr) Element {
-	return Element{Key: a.AsSlice(), Text: a.String()}
+	return Element{Key: a.AsSlice()}
 }
 
 func addrPortElement(a netip.Addr, proto uint8, port uint16) Element {
 	key := append(a.AsSlice(), proto, 0, 0, 0)
 	key = binary.BigEndian.AppendUint16(key, port)
 	key = append(key, 0, 0)
-	return Element{Key: key, Text: fmt.Sprintf("%s . %s . %d", a, protoName(proto), port)}
+	return Element{Key: key}
 }

@@ -239,8 +239,8 @@ func TestRealPackets(t *testing.T) {
 		}
 	})
 
-	// Finally, the kernel holds what the fake would: same chains, same rule
-	// counts, same set elements.
+	// Finally, the kernel holds what the fake would: the same chains with
+	// the same rules, the same set and map elements.
 	t.Run("kernel equals fake", func(t *testing.T) {
 		fake := NewFake()
 		ft := New(fake, Config{WorkloadInterfacePrefixes: []string{"wl"}})
@@ -248,7 +248,7 @@ func TestRealPackets(t *testing.T) {
 		if err := ft.Apply(context.Background(), fullUpdate(rs)); err != nil {
 			t.Fatal(err)
 		}
-		checkChainsEqualFake(t, kc, fake)
+		checkKernelEqualsFake(t, kc, fake)
 	})
 }
 
@@ -407,34 +407,37 @@ func checkKernelTextEqualsFake(t *testing.T, kc *nftables.Conn, tbl *nftables.Ta
 	}
 }
 
+// checkKernelEqualsFake checks chains and rules (checkChainsEqualFake) and
+// that every set and map of the fake has the same elements in the kernel,
+// read back and rendered by elementText.
 func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
 	t.Helper()
 	tbl := checkChainsEqualFake(t, kc, fake)
-	for _, m := range []string{mapWlFrom, mapWlTo, mapHepFrom, mapHepTo} {
-		s, err := kc.GetSetByName(tbl, m)
+	for name, fs := range fake.sets {
+		s, err := kc.GetSetByName(tbl, name)
 		if err != nil {
-			t.Fatalf("map %s: %v", m, err)
+			t.Errorf("set %s: %v", name, err)
+			continue
 		}
 		es, err := kc.GetSetElements(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
+		var got, want []string
 		for _, e := range es {
-			got[string(e.Key)] = verdictChain(t, e.Val)
-		}
-		want := map[string]string{}
-		for k, e := range fake.sets[m].elems {
-			want[k] = e.Jump
-		}
-		if len(got) != len(want) {
-			t.Errorf("map %s: kernel %v, fake %v", m, got, want)
-			continue
-		}
-		for k, j := range want {
-			if got[k] != j {
-				t.Errorf("map %s, %q: kernel jumps to %q, fake to %q", m, k, got[k], j)
+			el := Element{Key: e.Key}
+			if fs.typ == MapIfname {
+				el.Jump = verdictChain(t, e.Val)
 			}
+			got = append(got, elementText(fs.typ, el))
+		}
+		for _, e := range fs.elems {
+			want = append(want, elementText(fs.typ, e))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("elements of %s (-fake +kernel):\n%s", name, diff)
 		}
 	}
 }

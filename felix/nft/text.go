@@ -445,3 +445,28 @@ func exprRefs(es []expr.Any) []string {
 	}
 	return out
 }
+
+// elementText renders a set or map element as nft lists it, from its key
+// (and, for a map, its verdict).
+func elementText(typ SetType, e Element) string {
+	switch typ {
+	case SetIPv4, SetIPv6:
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			return a.String()
+		}
+	case SetIPv4Port, SetIPv6Port:
+		// address . protocol (padded to 4 bytes) . port (padded to 4)
+		n := 4
+		if typ == SetIPv6Port {
+			n = 16
+		}
+		if len(e.Key) == n+8 {
+			a, _ := netip.AddrFromSlice(e.Key[:n])
+			return fmt.Sprintf("%s . %s . %d", a, protoName(e.Key[n]), binary.BigEndian.Uint16(e.Key[n+4:]))
+		}
+	case MapIfname:
+		o := operand{kind: kindIfname}
+		return fmt.Sprintf("%s : jump %s", o.value(e.Key), e.Jump)
+	}
+	return fmt.Sprintf("0x%x", e.Key)
+}
