@@ -10,12 +10,11 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// builder assembles one rule: the nft text and the expressions side by
-// side, so that what the golden files show is what the kernel gets.
+// builder assembles one rule's expressions. Its text and references are
+// derived from them (ruleText, exprRefs), so that what the golden files
+// show is what the kernel gets.
 type builder struct {
-	text  []string
 	exprs []expr.Any
-	refs  []string
 }
 
 // Kernel constants (linux/netfilter.h, linux/if.h, nf_tables.h), written
@@ -32,23 +31,20 @@ const (
 	reg32a = 8 // NFT_REG32_00, the first 4-byte register, for concatenations
 )
 
-func (b *builder) add(text string, es ...expr.Any) *builder {
-	if text != "" {
-		b.text = append(b.text, text)
-	}
+func (b *builder) add(es ...expr.Any) *builder {
 	b.exprs = append(b.exprs, es...)
 	return b
 }
 
 func (b *builder) rule() *Rule {
-	return &Rule{Text: strings.Join(b.text, " "), Exprs: b.exprs, Refs: b.refs}
+	return &Rule{Text: ruleText(b.exprs), Exprs: b.exprs, Refs: exprRefs(b.exprs)}
 }
 
-func cmpOp(neg bool) (expr.CmpOp, string) {
+func cmpOp(neg bool) expr.CmpOp {
 	if neg {
-		return expr.CmpOpNeq, "!= "
+		return expr.CmpOpNeq
 	}
-	return expr.CmpOpEq, ""
+	return expr.CmpOpEq
 }
 
 // ifname pads an interface name as the kernel compares it; a name ending
@@ -63,33 +59,28 @@ func ifname(name string) []byte {
 }
 
 func (b *builder) iifname(name string) *builder {
-	return b.add(fmt.Sprintf("iifname %q", name),
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
+	return b.add(&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(name)})
 }
 
 func (b *builder) oifname(name string) *builder {
-	return b.add(fmt.Sprintf("oifname %q", name),
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg1},
+	return b.add(&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(name)})
 }
 
 // vmap dispatches by interface name through a named verdict map.
 func (b *builder) vmap(in bool, set string) *builder {
-	key, word := expr.MetaKeyOIFNAME, "oifname"
+	key := expr.MetaKeyOIFNAME
 	if in {
-		key, word = expr.MetaKeyIIFNAME, "iifname"
+		key = expr.MetaKeyIIFNAME
 	}
-	b.refs = append(b.refs, "@"+set)
-	return b.add(word+" vmap @"+set,
-		&expr.Meta{Key: key, Register: reg1},
+	return b.add(&expr.Meta{Key: key, Register: reg1},
 		&expr.Lookup{SourceRegister: reg1, SetName: set, DestRegister: 0, IsDestRegSet: true})
 }
 
 // ctState matches packets whose conntrack state is one of bits.
-func (b *builder) ctState(bits uint32, text string) *builder {
-	return b.add("ct state "+text,
-		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
+func (b *builder) ctState(bits uint32) *builder {
+	return b.add(&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(0)})
@@ -101,21 +92,16 @@ func (b *builder) markIs(bits uint32, set bool) *builder {
 	if set {
 		want = bits
 	}
-	return b.add(fmt.Sprintf("meta mark & 0x%08x == 0x%08x", bits, want),
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+	return b.add(&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(want)})
 }
 
 // setMark sets bits in the mark; clearMark clears them.
-func (b *builder) setMark(bits uint32) *builder {
-	return b.add(fmt.Sprintf("meta mark set meta mark | 0x%08x", bits), b.markOp(^bits, bits)...)
-}
+func (b *builder) setMark(bits uint32) *builder { return b.add(b.markOp(^bits, bits)...) }
 
-func (b *builder) clearMark(bits uint32) *builder {
-	return b.add(fmt.Sprintf("meta mark set meta mark & 0x%08x", ^bits), b.markOp(^bits, 0)...)
-}
+func (b *builder) clearMark(bits uint32) *builder { return b.add(b.markOp(^bits, 0)...) }
 
 func (b *builder) markOp(mask, xor uint32) []expr.Any {
 	return []expr.Any{
@@ -127,20 +113,17 @@ func (b *builder) markOp(mask, xor uint32) []expr.Any {
 }
 
 func (b *builder) nfproto(family int) *builder {
-	p, name := byte(nfprotoIPv4), "ipv4"
+	p := byte(nfprotoIPv4)
 	if family == 6 {
-		p, name = nfprotoIPv6, "ipv6"
+		p = nfprotoIPv6
 	}
-	return b.add("meta nfproto "+name,
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+	return b.add(&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{p}})
 }
 
 func (b *builder) l4proto(p uint8, neg bool) *builder {
-	op, not := cmpOp(neg)
-	return b.add(fmt.Sprintf("meta l4proto %s%s", not, protoName(p)),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: op, Register: reg1, Data: []byte{p}})
+	return b.add(&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: []byte{p}})
 }
 
 func protoName(p uint8) string {
@@ -162,34 +145,28 @@ func protoName(p uint8) string {
 }
 
 // addrPayload loads the source or destination address into reg.
-func addrPayload(family int, src bool, reg uint32) (*expr.Payload, string) {
-	off, n, word := uint32(16), uint32(4), "ip daddr"
+func addrPayload(family int, src bool, reg uint32) *expr.Payload {
+	off, n := uint32(16), uint32(4)
 	if family == 6 {
-		off, n, word = 24, 16, "ip6 daddr"
+		off, n = 24, 16
 	}
 	if src {
 		off -= n
-		word = strings.Replace(word, "daddr", "saddr", 1)
 	}
-	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}, word
+	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
 }
 
 // net matches an address against a prefix.
 func (b *builder) net(family int, src bool, p netip.Prefix, neg bool) *builder {
-	load, word := addrPayload(family, src, reg1)
-	op, not := cmpOp(neg)
-	text := fmt.Sprintf("%s %s%s", word, not, p)
-	if p.IsSingleIP() {
-		text = fmt.Sprintf("%s %s%s", word, not, p.Addr())
-	}
+	load := addrPayload(family, src, reg1)
 	es := []expr.Any{load}
 	if p.Bits() < p.Addr().BitLen() {
 		mask := netipMask(p)
 		es = append(es, &expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: load.Len,
 			Mask: mask, Xor: make([]byte, load.Len)})
 	}
-	es = append(es, &expr.Cmp{Op: op, Register: reg1, Data: p.Masked().Addr().AsSlice()})
-	return b.add(text, es...)
+	es = append(es, &expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: p.Masked().Addr().AsSlice()})
+	return b.add(es...)
 }
 
 func netipMask(p netip.Prefix) []byte {
@@ -203,25 +180,18 @@ func netipMask(p netip.Prefix) []byte {
 
 // inSet matches an address against a named address set.
 func (b *builder) inSet(family int, src bool, set string, neg bool) *builder {
-	load, word := addrPayload(family, src, reg1)
-	_, not := cmpOp(neg)
-	b.refs = append(b.refs, "@"+set)
-	return b.add(fmt.Sprintf("%s %s@%s", word, not, set),
-		load, &expr.Lookup{SourceRegister: reg1, SetName: set, Invert: neg})
+	return b.add(addrPayload(family, src, reg1), &expr.Lookup{SourceRegister: reg1, SetName: set, Invert: neg})
 }
 
 // inPortSet matches address . protocol . port against a named port set.
 func (b *builder) inPortSet(family int, src bool, set string, neg bool) *builder {
-	load, word := addrPayload(family, src, reg32a)
+	load := addrPayload(family, src, reg32a)
 	protoReg := reg32a + load.Len/4
-	portOff, portWord := uint32(2), "th dport"
+	portOff := uint32(2)
 	if src {
-		portOff, portWord = 0, "th sport"
+		portOff = 0
 	}
-	_, not := cmpOp(neg)
-	b.refs = append(b.refs, "@"+set)
-	return b.add(fmt.Sprintf("%s . meta l4proto . %s %s@%s", word, portWord, not, set),
-		load,
+	return b.add(load,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
 		&expr.Payload{DestRegister: protoReg + 1, Base: expr.PayloadBaseTransportHeader, Offset: portOff, Len: 2},
 		&expr.Lookup{SourceRegister: reg32a, SetName: set, Invert: neg})
@@ -229,68 +199,64 @@ func (b *builder) inPortSet(family int, src bool, set string, neg bool) *builder
 
 // port matches the source or destination port against a range.
 func (b *builder) port(src bool, lo, hi uint16, neg bool) *builder {
-	off, word := uint32(2), "th dport"
+	off := uint32(2)
 	if src {
-		off, word = 0, "th sport"
+		off = 0
 	}
 	load := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2}
-	op, not := cmpOp(neg)
 	if lo == hi {
-		return b.add(fmt.Sprintf("%s %s%d", word, not, lo), load,
-			&expr.Cmp{Op: op, Register: reg1, Data: binaryutil.BigEndian.PutUint16(lo)})
+		return b.add(load, &expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: binaryutil.BigEndian.PutUint16(lo)})
 	}
-	return b.add(fmt.Sprintf("%s %s%d-%d", word, not, lo, hi), load,
-		&expr.Range{Op: op, Register: reg1, FromData: binaryutil.BigEndian.PutUint16(lo), ToData: binaryutil.BigEndian.PutUint16(hi)})
+	return b.add(load, &expr.Range{Op: cmpOp(neg), Register: reg1,
+		FromData: binaryutil.BigEndian.PutUint16(lo), ToData: binaryutil.BigEndian.PutUint16(hi)})
 }
 
-// icmp matches the ICMP type and, if hasCode, code.
-func (b *builder) icmp(family int, typ, code uint8, hasCode, neg bool) *builder {
-	word := "icmp"
-	if family == 6 {
-		word = "icmpv6"
-	}
-	op, not := cmpOp(neg)
+// icmp matches the ICMP type and, if hasCode, code. (The rule has
+// matched the protocol before, so the transport header is ICMP's.)
+func (b *builder) icmp(typ, code uint8, hasCode, neg bool) *builder {
 	if !hasCode {
-		return b.add(fmt.Sprintf("%s type %s%d", word, not, typ),
-			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Cmp{Op: op, Register: reg1, Data: []byte{typ}})
+		return b.add(&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: []byte{typ}})
 	}
 	// Type and code in one comparison, so that the negation is of both.
-	return b.add(fmt.Sprintf("%s type . code %s%d . %d", word, not, typ, code),
-		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-		&expr.Cmp{Op: op, Register: reg1, Data: []byte{typ, code}})
+	return b.add(&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Cmp{Op: cmpOp(neg), Register: reg1, Data: []byte{typ, code}})
+}
+
+// icmpTypes matches an ICMP type range.
+func (b *builder) icmpTypes(lo, hi uint8) *builder {
+	load := &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1}
+	if lo == hi {
+		return b.add(load, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{lo}})
+	}
+	return b.add(load, &expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: []byte{lo}, ToData: []byte{hi}})
 }
 
 func (b *builder) log(prefix string) *builder {
-	return b.add(fmt.Sprintf("log prefix %q", prefix),
-		&expr.Log{Key: 1 << nftaLogPrefix, Data: []byte(prefix)})
+	return b.add(&expr.Log{Key: 1 << nftaLogPrefix, Data: []byte(prefix)})
 }
 
 func (b *builder) verdict(kind expr.VerdictKind) *Rule {
-	text := map[expr.VerdictKind]string{expr.VerdictAccept: "accept", expr.VerdictDrop: "drop", expr.VerdictReturn: "return"}[kind]
-	b.add(text, &expr.Verdict{Kind: kind})
-	return b.rule()
+	return b.add(&expr.Verdict{Kind: kind}).rule()
 }
 
 func (b *builder) jump(chain string) *Rule {
-	b.refs = append(b.refs, chain)
-	b.add("jump "+chain, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
-	return b.rule()
+	return b.add(&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}).rule()
 }
 
 // Element encodings.
 
 func ifnameElement(name, jump string) Element {
-	return Element{Key: ifname(name), Text: fmt.Sprintf("%q : jump %s", name, jump), Jump: jump}
+	return Element{Key: ifname(name), Jump: jump}
 }
 
 func addrElement(a netip.Addr) Element {
-	return Element{Key: a.AsSlice(), Text: a.String()}
+	return Element{Key: a.AsSlice()}
 }
 
 func addrPortElement(a netip.Addr, proto uint8, port uint16) Element {
 	key := append(a.AsSlice(), proto, 0, 0, 0)
 	key = binary.BigEndian.AppendUint16(key, port)
 	key = append(key, 0, 0)
-	return Element{Key: key, Text: fmt.Sprintf("%s . %s . %d", a, protoName(proto), port)}
+	return Element{Key: key}
 }

@@ -64,8 +64,9 @@ type Hook struct {
 	Priority int32
 }
 
-// Rule is a rendered rule: its nft text, which the fake keeps and the
-// golden files show, and its expressions, which the kernel gets.
+// Rule is a rendered rule: its expressions, which the kernel gets, and
+// what is derived from them (text.go): its nft text, which the fake keeps,
+// the golden files show and program chain names hash, and its references.
 type Rule struct {
 	Text  string
 	Exprs []expr.Any
@@ -101,13 +102,13 @@ type Set struct {
 	Type SetType
 }
 
-// Element is one element of a set or map.
+// Element is one element of a set or map. Its text, as nft lists it
+// (e.g. `10.0.0.1`, `10.0.0.2 . tcp . 8080` or `"wl-a" : jump
+// ep-out-4f14082f916dd51a`), is derived from the key and the set's type
+// (elementText).
 type Element struct {
 	// Key is the key as the kernel stores it.
 	Key []byte
-	// Text is the element as nft prints it (the key, and for a map the
-	// verdict), e.g. `10.0.0.1` or `"wl-a" : jump ep-out-4f14082f916dd51a`.
-	Text string
 	// Jump is the chain a map element jumps to.
 	Jump string
 }

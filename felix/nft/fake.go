@@ -155,7 +155,7 @@ func (w *Fake) apply(op Op) error {
 		}
 		for _, e := range op.Elements {
 			if _, ok := s.elems[string(e.Key)]; !ok {
-				return fmt.Errorf("set %s has no element %s: %w", op.Set.Name, e.Text, syscall.ENOENT)
+				return fmt.Errorf("set %s has no element %s: %w", op.Set.Name, elementText(op.Set.Type, e), syscall.ENOENT)
 			}
 			delete(s.elems, string(e.Key))
 		}
@@ -175,7 +175,7 @@ func (w *Fake) addElements(op Op) error {
 	}
 	for _, e := range op.Elements {
 		if e.Jump != "" && w.chains[e.Jump] == nil {
-			return fmt.Errorf("element %s: chain %s: %w", e.Text, e.Jump, syscall.ENOENT)
+			return fmt.Errorf("element %s: chain %s: %w", elementText(s.typ, e), e.Jump, syscall.ENOENT)
 		}
 		s.elems[string(e.Key)] = e
 	}
@@ -230,7 +230,7 @@ func (f *Fake) Render() string {
 			sort.Slice(es, func(i, j int) bool { return bytes.Compare(es[i].Key, es[j].Key) < 0 })
 			texts := make([]string, len(es))
 			for i, e := range es {
-				texts[i] = e.Text
+				texts[i] = elementText(s.typ, e)
 			}
 			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(texts, ",\n\t\t\t     "))
 		}

@@ -19,9 +19,10 @@ import (
 )
 
 // node is a host namespace with workloads attached by veth pairs, routed
-// as Calico does: the workload has a /32 and a default route via
-// 169.254.1.1 on its veth; the host routes the /32 to the veth. Neighbours
-// are static, so no ARP is needed.
+// as Calico does: the workload has a /32 (and /128) and a default route
+// via 169.254.1.1 (fe80::1) on its veth; the host routes the /32 (/128)
+// to the veth. Neighbours are static, so no ARP or neighbour discovery is
+// needed.
 type node struct {
 	t    *testing.T
 	host *nstest.NS
@@ -46,9 +47,21 @@ func (n *node) sysctl(ns *nstest.NS, key, val string) {
 	n.must(ns.Do(func() error { return os.WriteFile("/proc/sys/"+key, []byte(val), 0o644) }), "sysctl %s in %s", key, ns.Name)
 }
 
-// workload adds a workload namespace with address ip behind host
-// interface iface.
-func (n *node) workload(iface string, ip netip.Addr) *nstest.NS {
+// ifaNoDAD is IFA_F_NODAD: an IPv6 address usable at once, without
+// duplicate address detection.
+const ifaNoDAD = 0x02
+
+func addr(p netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: prefixNet(p)}
+	if p.Addr().Is6() {
+		a.Flags = ifaNoDAD
+	}
+	return a
+}
+
+// workload adds a workload namespace with addresses ips (IPv4 and IPv6)
+// behind host interface iface.
+func (n *node) workload(iface string, ips ...netip.Addr) *nstest.NS {
 	n.t.Helper()
 	wl := nstest.New(n.t)
 	nstest.Veth(n.t, n.host, iface, wl, "eth0")
@@ -56,20 +69,37 @@ func (n *node) workload(iface string, ip netip.Addr) *nstest.NS {
 	n.must(err, "link %s", iface)
 	wlLink, err := wl.Netlink.LinkByName("eth0")
 	n.must(err, "workload link")
-	n.must(wl.Netlink.AddrAdd(wlLink, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ip, 32))}), "workload address")
-	gw := net.IPv4(169, 254, 1, 1)
-	n.must(wl.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: wlLink.Attrs().Index, IP: gw,
-		HardwareAddr: hostLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "workload gateway neighbour")
-	n.must(wl.Netlink.RouteAdd(&netlink.Route{LinkIndex: wlLink.Attrs().Index, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}), "workload default route")
-	n.must(n.host.Netlink.RouteAdd(&netlink.Route{LinkIndex: hostLink.Attrs().Index, Dst: prefixNet(netip.PrefixFrom(ip, 32))}), "host route")
-	n.must(n.host.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: hostLink.Attrs().Index, IP: ip.AsSlice(),
-		HardwareAddr: wlLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "host neighbour")
+	gateways := map[bool]netip.Addr{false: netip.MustParseAddr("169.254.1.1"), true: netip.MustParseAddr("fe80::1")}
+	routed := map[bool]bool{}
+	for _, ip := range ips {
+		v6 := ip.Is6()
+		n.must(wl.Netlink.AddrAdd(wlLink, addr(netip.PrefixFrom(ip, ip.BitLen()))), "workload address %s", ip)
+		if !routed[v6] {
+			routed[v6] = true
+			gw := gateways[v6]
+			n.must(wl.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: wlLink.Attrs().Index, IP: gw.AsSlice(), Family: nlFamily(gw),
+				HardwareAddr: hostLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "workload gateway neighbour")
+			n.must(wl.Netlink.RouteAdd(&netlink.Route{LinkIndex: wlLink.Attrs().Index, Gw: gw.AsSlice(), Family: nlFamily(gw),
+				Flags: int(netlink.FLAG_ONLINK)}), "workload default route")
+		}
+		n.must(n.host.Netlink.RouteAdd(&netlink.Route{LinkIndex: hostLink.Attrs().Index, Dst: prefixNet(netip.PrefixFrom(ip, ip.BitLen()))}), "host route")
+		n.must(n.host.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: hostLink.Attrs().Index, IP: ip.AsSlice(), Family: nlFamily(ip),
+			HardwareAddr: wlLink.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "host neighbour")
+	}
 	return wl
 }
 
-// peer adds a namespace on a /24 with the host, reached through host
-// interface iface (a host endpoint).
-func (n *node) peer(iface string, hostIP, peerIP netip.Prefix) *nstest.NS {
+func nlFamily(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+// peer adds a namespace that shares subnets with the host, reached through
+// host interface iface (a host endpoint). addrs are pairs of host and peer
+// addresses with their prefix length. IPv6 neighbours are static.
+func (n *node) peer(iface string, addrs ...netip.Prefix) *nstest.NS {
 	n.t.Helper()
 	p := nstest.New(n.t)
 	nstest.Veth(n.t, n.host, iface, p, "eth0")
@@ -77,8 +107,17 @@ func (n *node) peer(iface string, hostIP, peerIP netip.Prefix) *nstest.NS {
 	n.must(err, "link")
 	pl, err := p.Netlink.LinkByName("eth0")
 	n.must(err, "link")
-	n.must(n.host.Netlink.AddrAdd(hl, &netlink.Addr{IPNet: prefixNet(hostIP)}), "host address")
-	n.must(p.Netlink.AddrAdd(pl, &netlink.Addr{IPNet: prefixNet(peerIP)}), "peer address")
+	for i := 0; i+1 < len(addrs); i += 2 {
+		hostIP, peerIP := addrs[i], addrs[i+1]
+		n.must(n.host.Netlink.AddrAdd(hl, addr(hostIP)), "host address")
+		n.must(p.Netlink.AddrAdd(pl, addr(peerIP)), "peer address")
+		if hostIP.Addr().Is6() {
+			n.must(n.host.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: hl.Attrs().Index, IP: peerIP.Addr().AsSlice(), Family: netlink.FAMILY_V6,
+				HardwareAddr: pl.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "host neighbour")
+			n.must(p.Netlink.NeighAdd(&netlink.Neigh{LinkIndex: pl.Attrs().Index, IP: hostIP.Addr().AsSlice(), Family: netlink.FAMILY_V6,
+				HardwareAddr: hl.Attrs().HardwareAddr, State: netlink.NUD_PERMANENT}), "peer neighbour")
+		}
+	}
 	return p
 }
 

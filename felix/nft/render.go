@@ -77,8 +77,8 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 	est := expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED
 	conntrack := func() []*Rule {
 		return []*Rule{
-			new(builder).ctState(est, "established,related").verdict(expr.VerdictAccept),
-			new(builder).ctState(expr.CtStateBitINVALID, "invalid").verdict(expr.VerdictDrop),
+			new(builder).ctState(est).verdict(expr.VerdictAccept),
+			new(builder).ctState(expr.CtStateBitINVALID).verdict(expr.VerdictDrop),
 			new(builder).clearMark(r.both()).rule(),
 		}
 	}
@@ -109,6 +109,7 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 			wl, hep = mapWlTo, mapHepTo
 		}
 		rs := conntrack()
+		rs = append(rs, ndp()...)
 		rs = append(rs, new(builder).vmap(in, wl).rule(),
 			new(builder).markIs(A, true).verdict(expr.VerdictAccept))
 		rs = append(rs, unknown(in)...)
@@ -149,6 +150,25 @@ func (r *renderer) baseChains(fs *policy.Failsafes, allHEP *progPair) map[string
 		return rs
 	}
 	return map[string][]*Rule{chainForward: fwd, chainInput: host(true), chainOutput: host(false)}
+}
+
+// ICMPv6 types that the host always sends and receives, ahead of any
+// policy: multicast listener query, report and done (130-132), router
+// solicitation (133), neighbour solicitation and advertisement (135,
+// 136), and MLDv2 report (143). Without neighbour discovery no IPv6
+// packet crosses a link, so a policy that allows, say, TCP 8080 to a
+// workload or host endpoint would cut it off from IPv6 altogether.
+// (Calico accepts the same types from workloads ahead of their policy.)
+// These messages never leave their link, so the forward chain never sees
+// them; router advertisements (134) remain subject to policy.
+var ndpTypes = []struct{ lo, hi uint8 }{{130, 133}, {135, 136}, {143, 143}}
+
+func ndp() []*Rule {
+	var out []*Rule
+	for _, r := range ndpTypes {
+		out = append(out, new(builder).nfproto(6).l4proto(58, false).icmpTypes(r.lo, r.hi).verdict(expr.VerdictAccept))
+	}
+	return out
 }
 
 // endpointRules renders one direction of an endpoint (its program chain,
@@ -242,6 +262,24 @@ func netAlts(nets []netip.Prefix, family int) []netip.Prefix {
 	return out
 }
 
+// cidrFamilies returns the families of a rule's CIDRs, or both if it has
+// none.
+func cidrFamilies(ru *policy.Rule) []int {
+	var has [7]bool
+	for _, nets := range [][]netip.Prefix{ru.Src.Nets, ru.Src.NotNets, ru.Dst.Nets, ru.Dst.NotNets} {
+		for _, n := range nets {
+			has[fam(n.Addr())] = true
+		}
+	}
+	switch {
+	case has[4] && !has[6]:
+		return []int{4}
+	case has[6] && !has[4]:
+		return []int{6}
+	}
+	return []int{4, 6}
+}
+
 func fam(a netip.Addr) int {
 	if a.Is4() {
 		return 4
@@ -256,13 +294,19 @@ func usesAddrs(m *policy.Match) bool {
 // ruleVariants renders a rule as one nft rule per address family it needs
 // and per alternative of its positive nets and ports (nft rules are
 // conjunctions).
+//
+// As in Calico, a rule's CIDRs (nets and notNets, at both ends) restrict
+// it to their family: a rule whose only CIDRs are notNets of IPv6 is an
+// IPv6 rule, which no IPv4 packet matches (rather than every one, since
+// no IPv4 address is in an IPv6 net). A rule with CIDRs of both families
+// (which Calico refuses) is rendered for both, each with its own nets.
 func (r *renderer) ruleVariants(ru *policy.Rule, logName string, ingress, profile bool) []*Rule {
 	families := []int{0}
 	switch {
 	case ru.IPVersion != 0:
 		families = []int{int(ru.IPVersion)}
 	case usesAddrs(&ru.Src) || usesAddrs(&ru.Dst):
-		families = []int{4, 6}
+		families = cidrFamilies(ru)
 	}
 	var out []*Rule
 	for _, f := range families {
@@ -288,10 +332,10 @@ func (r *renderer) ruleVariants(ru *policy.Rule, logName string, ingress, profil
 						r.end(b, af, true, &ru.Src, sn, sp)
 						r.end(b, af, false, &ru.Dst, dn, dp)
 						if ru.ICMP != nil {
-							b.icmp(af, ru.ICMP.Type, ru.ICMP.Code, ru.ICMP.HasCode, false)
+							b.icmp(ru.ICMP.Type, ru.ICMP.Code, ru.ICMP.HasCode, false)
 						}
 						if ru.NotICMP != nil {
-							b.icmp(af, ru.NotICMP.Type, ru.NotICMP.Code, ru.NotICMP.HasCode, true)
+							b.icmp(ru.NotICMP.Type, ru.NotICMP.Code, ru.NotICMP.HasCode, true)
 						}
 						out = append(out, r.action(b, ru.Action, logName, ingress, profile))
 					}

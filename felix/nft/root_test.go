@@ -10,6 +10,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/felix/policy"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 )
@@ -238,8 +239,8 @@ func TestRealPackets(t *testing.T) {
 		}
 	})
 
-	// Finally, the kernel holds what the fake would: same chains, same rule
-	// counts, same set elements.
+	// Finally, the kernel holds what the fake would: the same chains with
+	// the same rules, the same set and map elements.
 	t.Run("kernel equals fake", func(t *testing.T) {
 		fake := NewFake()
 		ft := New(fake, Config{WorkloadInterfacePrefixes: []string{"wl"}})
@@ -247,7 +248,7 @@ func TestRealPackets(t *testing.T) {
 		if err := ft.Apply(context.Background(), fullUpdate(rs)); err != nil {
 			t.Fatal(err)
 		}
-		checkChainsEqualFake(t, kc, fake)
+		checkKernelEqualsFake(t, kc, fake)
 	})
 }
 
@@ -378,37 +379,65 @@ func checkChainsEqualFake(t *testing.T, kc *nftables.Conn, fake *Fake) *nftables
 	if !mapsEq(want, got) {
 		t.Errorf("chains and rule counts: kernel %v, fake %v", got, want)
 	}
+	checkKernelTextEqualsFake(t, kc, tbl, fake)
 	return tbl
 }
 
+// checkKernelTextEqualsFake reads every rule back from the kernel
+// (decoded by google/nftables) and renders it with ruleText: each chain
+// must read exactly as the fake's, which is what the golden files show.
+func checkKernelTextEqualsFake(t *testing.T, kc *nftables.Conn, tbl *nftables.Table, fake *Fake) {
+	t.Helper()
+	for name, c := range fake.chains {
+		rules, err := kc.GetRules(tbl, &nftables.Chain{Name: name, Table: tbl})
+		if err != nil {
+			t.Errorf("rules of %s: %v", name, err)
+			continue
+		}
+		var got, want []string
+		for _, r := range rules {
+			got = append(got, ruleText(r.Exprs))
+		}
+		for _, r := range c.rules {
+			want = append(want, r.Text)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("chain %s as the kernel has it (-fake +kernel):\n%s", name, diff)
+		}
+	}
+}
+
+// checkKernelEqualsFake checks chains and rules (checkChainsEqualFake) and
+// that every set and map of the fake has the same elements in the kernel,
+// read back and rendered by elementText.
 func checkKernelEqualsFake(t *testing.T, kc *nftables.Conn, fake *Fake) {
 	t.Helper()
 	tbl := checkChainsEqualFake(t, kc, fake)
-	for _, m := range []string{mapWlFrom, mapWlTo, mapHepFrom, mapHepTo} {
-		s, err := kc.GetSetByName(tbl, m)
+	for name, fs := range fake.sets {
+		s, err := kc.GetSetByName(tbl, name)
 		if err != nil {
-			t.Fatalf("map %s: %v", m, err)
+			t.Errorf("set %s: %v", name, err)
+			continue
 		}
 		es, err := kc.GetSetElements(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
+		var got, want []string
 		for _, e := range es {
-			got[string(e.Key)] = verdictChain(t, e.Val)
-		}
-		want := map[string]string{}
-		for k, e := range fake.sets[m].elems {
-			want[k] = e.Jump
-		}
-		if len(got) != len(want) {
-			t.Errorf("map %s: kernel %v, fake %v", m, got, want)
-			continue
-		}
-		for k, j := range want {
-			if got[k] != j {
-				t.Errorf("map %s, %q: kernel jumps to %q, fake to %q", m, k, got[k], j)
+			el := Element{Key: e.Key}
+			if fs.typ == MapIfname {
+				el.Jump = verdictChain(t, e.Val)
 			}
+			got = append(got, elementText(fs.typ, el))
+		}
+		for _, e := range fs.elems {
+			want = append(want, elementText(fs.typ, e))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("elements of %s (-fake +kernel):\n%s", name, diff)
 		}
 	}
 }

@@ -542,7 +542,7 @@ func (t *Table) incremental(ctx context.Context, d *dirty) error {
 		for _, key := range sortedKeys(mapWant[m]) {
 			e := mapWant[m][key]
 			old, have := t.elements[m][key]
-			if have && e != nil && old.Text == e.Text {
+			if have && e != nil && old.Jump == e.Jump {
 				continue
 			}
 			if have {
