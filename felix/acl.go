@@ -17,8 +17,11 @@ type ACL interface {
 	// in rs is removed.
 	OnSnapshot(rs []api.Resource)
 	// OnUpdate adds or changes a resource. An error means the resource
-	// cannot be enforced (e.g. an unsupported policy feature); the
-	// agent logs it, and the ACL must not keep enforcing an older version.
+	// cannot be enforced as written (e.g. an unsupported policy feature);
+	// the agent logs it, and the ACL must fail closed, never open: it may
+	// neither drop the resource nor keep enforcing an older version that
+	// allows more (felix/acl enforces such a policy as deny-all for its
+	// endpoints: felix/policy, failClosed).
 	OnUpdate(r api.Resource) error
 	// OnRemove removes a resource.
 	OnRemove(k calc.Key)
