@@ -233,7 +233,10 @@ func (c *Calculator) refreshPolicy(key PolicyKey) {
 }
 
 // OnProfileUpdate adds or changes a profile. A profile whose rules cannot
-// be compiled is removed, with the error.
+// be compiled fails closed, as a policy does (failClosed): its rules are
+// replaced by a deny in each direction, so that the endpoints that use it
+// drop what reaches it instead of going on to their next profile; its
+// labels still apply. The error says so.
 func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 	name := p.Name
 	comp := &compiler{}
@@ -243,12 +246,18 @@ func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 		rules.Egress, err = comp.rules(p.Spec.Egress)
 	}
 	if err != nil {
-		c.OnProfileRemove(name)
-		err = fmt.Errorf("Profile %s: %w", name, err)
-		c.cfg.Logger.Warn("profile refused", logKeyPolicy, name, logKeyError, err)
-		return err
+		err = fmt.Errorf("Profile %s: %w: enforced as deny-all (fail closed)", name, err)
+		comp = &compiler{}
+		rules = &Rules{Ingress: []Rule{{Action: Deny}}, Egress: []Rule{{Action: Deny}}}
 	}
-	pr := &profile{labels: cloneMap(p.Spec.LabelsToApply), rules: rules, refs: comp.refs}
+	c.setProfile(name, p, rules, comp.refs)
+	return err
+}
+
+// setProfile puts a compiled profile in force in place of its previous
+// version.
+func (c *Calculator) setProfile(name string, p *api.Profile, rules *Rules, refs []setRef) {
+	pr := &profile{labels: cloneMap(p.Spec.LabelsToApply), rules: rules, refs: refs}
 	old := c.profiles[name]
 	c.profiles[name] = pr
 	if old == nil {
@@ -272,7 +281,6 @@ func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 		}
 	}
 	c.refreshProfile(name)
-	return nil
 }
 
 // OnProfileRemove removes a profile.
