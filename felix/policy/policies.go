@@ -86,7 +86,8 @@ func (c *Calculator) updatePolicy(key PolicyKey, spec *api.PolicySpec, scope sel
 	if err != nil {
 		return c.failClosed(key, spec, scope, err)
 	}
-	return c.setPolicy(key, ps)
+	c.setPolicy(key, ps)
+	return nil
 }
 
 // failClosed handles a policy that cannot be enforced as written (a
@@ -125,11 +126,8 @@ func (c *Calculator) failClosed(key PolicyKey, spec *api.PolicySpec, scope selec
 	if ps.egress {
 		ps.rules.Egress = []Rule{{Action: Deny}}
 	}
-	err = fmt.Errorf("%w: enforced as deny-all for the endpoints it selects (fail closed)", cause)
-	if serr := c.setPolicy(key, ps); serr != nil {
-		return errors.Join(err, serr)
-	}
-	return err
+	c.setPolicy(key, ps)
+	return fmt.Errorf("%w: enforced as deny-all for the endpoints it selects (fail closed)", cause)
 }
 
 // policyTypes returns the directions of a policy: its types, or Calico's
@@ -151,7 +149,7 @@ func policyTypes(spec *api.PolicySpec) (ingress, egress bool) {
 
 // setPolicy puts a compiled policy in force in place of its previous
 // version.
-func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) error {
+func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) {
 	old := c.policies[key]
 	if old != nil {
 		ps.active = old.active
@@ -171,7 +169,6 @@ func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) error {
 	c.policies[key] = ps
 	c.polIndex.SetItem(key, ps.sel) // (de)activates it as matches change
 	c.refreshPolicy(key)
-	return nil
 }
 
 func compilePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) (*policyState, error) {
