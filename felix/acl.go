@@ -17,8 +17,11 @@ type ACL interface {
 	// in rs is removed.
 	OnSnapshot(rs []api.Resource)
 	// OnUpdate adds or changes a resource. An error means the resource
-	// cannot be enforced (e.g. an unsupported policy feature); the
-	// agent logs it, and the ACL must not keep enforcing an older version.
+	// cannot be enforced as written (e.g. an unsupported policy feature);
+	// the agent logs it, and the ACL must fail closed, never drop it:
+	// felix/acl enforces such a policy as deny-all for its endpoints, or
+	// keeps its last good version when not even its selector can be read
+	// (felix/policy, failClosed).
 	OnUpdate(r api.Resource) error
 	// OnRemove removes a resource.
 	OnRemove(k calc.Key)

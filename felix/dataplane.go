@@ -137,8 +137,8 @@ func (dp *dataplane) resync() {
 }
 
 // apply converges the kernel: ACLs first (a new workload is reachable
-// only once its policy is in place), then the interface settings, then
-// the routes. A failing part does not stop the others.
+// only once its policy is in place), then outgoing NAT, the interface
+// settings and the routes. A failing part does not stop the others.
 func (dp *dataplane) apply(ctx context.Context) error {
 	var errs []error
 	if dp.acl != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -22,17 +20,9 @@ func readManifests(g *globalOptions, files []string) ([]manifest.Document, error
 	var all []manifest.Document
 	var errs []error
 	for _, f := range files {
-		var data []byte
-		var err error
-		name := f
-		if f == "-" {
-			name = "<stdin>"
-			data, err = io.ReadAll(g.stdin)
-		} else {
-			data, err = os.ReadFile(f)
-		}
+		data, name, err := manifest.ReadFile(f, g.stdin)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reading %s: %w", name, err))
+			errs = append(errs, err)
 			continue
 		}
 		docs, err := manifest.Parse(name, data)

@@ -439,3 +439,37 @@ func TestSharedAddressRefcount(t *testing.T) {
 		t.Errorf("members = %v, want one removal", u.Members)
 	}
 }
+
+// A profile whose rules do not compile fails closed: a deny in each
+// direction where it stands in the endpoint's profiles, so that traffic
+// does not go on to the next profile's allow; its labels still apply.
+func TestUncompilableProfileFailsClosed(t *testing.T) {
+	c := New(Config{Node: thisNode})
+	acc := NewRuleset()
+	web := EndpointKey{Kind: WorkloadEndpoint, Namespace: "prod", Name: "web"}
+	c.OnWorkloadEndpointUpdate(wep("prod", "web", thisNode, "wl-web", "10.0.0.1", nil, "strict", "allow"))
+	allowAll := &api.Profile{ObjectMeta: api.ObjectMeta{Name: "allow"}, Spec: api.ProfileSpec{
+		Ingress: []api.Rule{{Action: api.Allow}}, Egress: []api.Rule{{Action: api.Allow}}}}
+	mustNil(t, c.OnProfileUpdate(allowAll))
+	strict := &api.Profile{ObjectMeta: api.ObjectMeta{Name: "strict"}, Spec: api.ProfileSpec{
+		Ingress:       []api.Rule{{Action: api.Deny, Source: api.EntityRule{Selector: "app =="}}},
+		LabelsToApply: map[string]string{"tier": "strict"},
+	}}
+	if err := c.OnProfileUpdate(strict); err == nil || !strings.Contains(err.Error(), "fail closed") {
+		t.Fatalf("err = %v, want a fail-closed error", err)
+	}
+	checkConsistent(t, c, acc)
+	deny := &Rules{Ingress: []Rule{{Action: Deny}}, Egress: []Rule{{Action: Deny}}}
+	if diff := cmp.Diff(deny, acc.Profiles["strict"], cmpOpts); diff != "" {
+		t.Errorf("rules of the profile that does not compile (-want +got):\n%s", diff)
+	}
+	if got, want := acc.Endpoints[web].Ingress.Profiles, []string{"strict", "allow"}; !cmp.Equal(got, want) {
+		t.Errorf("web ingress profiles = %v, want %v", got, want)
+	}
+	// Its labels still select the endpoint.
+	mustNil(t, c.OnGlobalNetworkPolicyUpdate(gnp("by-tier", nil, "tier == 'strict'", []api.Rule{{Action: api.Pass}}, nil)))
+	checkConsistent(t, c, acc)
+	if got := acc.Endpoints[web].Ingress.Policies; !cmp.Equal(got, []PolicyKey{{Name: "by-tier"}}) {
+		t.Errorf("policies selecting the profile's label = %v", got)
+	}
+}

@@ -15,7 +15,9 @@ type Config struct {
 	// defaults (DefaultFailsafeInbound, DefaultFailsafeOutbound); an empty
 	// non-nil slice means none.
 	FailsafeInbound, FailsafeOutbound []Failsafe
-	// Logger receives warnings; nil discards them.
+	// Logger receives warnings; nil discards them. (Resources that cannot
+	// be enforced as written are reported by the errors of the On...Update
+	// calls, which the caller logs.)
 	Logger *slog.Logger
 }
 

@@ -64,7 +64,8 @@
 // is never dropped, which would let through what it was written to deny:
 // it fails closed (policies.go, failClosed), enforced as deny-all for the
 // endpoints it selects ahead of every other policy, and the update returns
-// an error that says so (FailedClosed lists them). Named ports in rules resolve as
+// an error that says so (FailedClosed lists them). A profile whose rules
+// do not compile is likewise enforced as a deny in both directions. Named ports in rules resolve as
 // in Calico: a named port set (Match.NamedPortSets, IPSet.NamedPort) holds
 // (address, protocol, port) of every endpoint that the end's selector (or
 // all()) matches and that declares the port for the rule's protocol; no

@@ -86,7 +86,8 @@ func (c *Calculator) updatePolicy(key PolicyKey, spec *api.PolicySpec, scope sel
 	if err != nil {
 		return c.failClosed(key, spec, scope, err)
 	}
-	return c.setPolicy(key, ps)
+	c.setPolicy(key, ps)
+	return nil
 }
 
 // failClosed handles a policy that cannot be enforced as written (a
@@ -125,11 +126,8 @@ func (c *Calculator) failClosed(key PolicyKey, spec *api.PolicySpec, scope selec
 	if ps.egress {
 		ps.rules.Egress = []Rule{{Action: Deny}}
 	}
-	err = fmt.Errorf("%w: enforced as deny-all for the endpoints it selects (fail closed)", cause)
-	if serr := c.setPolicy(key, ps); serr != nil {
-		return errors.Join(err, serr)
-	}
-	return err
+	c.setPolicy(key, ps)
+	return fmt.Errorf("%w: enforced as deny-all for the endpoints it selects (fail closed)", cause)
 }
 
 // policyTypes returns the directions of a policy: its types, or Calico's
@@ -151,7 +149,7 @@ func policyTypes(spec *api.PolicySpec) (ingress, egress bool) {
 
 // setPolicy puts a compiled policy in force in place of its previous
 // version.
-func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) error {
+func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) {
 	old := c.policies[key]
 	if old != nil {
 		ps.active = old.active
@@ -171,7 +169,6 @@ func (c *Calculator) setPolicy(key PolicyKey, ps *policyState) error {
 	c.policies[key] = ps
 	c.polIndex.SetItem(key, ps.sel) // (de)activates it as matches change
 	c.refreshPolicy(key)
-	return nil
 }
 
 func compilePolicy(key PolicyKey, spec *api.PolicySpec, scope selector.Expr) (*policyState, error) {
@@ -233,7 +230,10 @@ func (c *Calculator) refreshPolicy(key PolicyKey) {
 }
 
 // OnProfileUpdate adds or changes a profile. A profile whose rules cannot
-// be compiled is removed, with the error.
+// be compiled fails closed, as a policy does (failClosed): its rules are
+// replaced by a deny in each direction, so that the endpoints that use it
+// drop what reaches it instead of going on to their next profile; its
+// labels still apply. The error says so.
 func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 	name := p.Name
 	comp := &compiler{}
@@ -243,12 +243,18 @@ func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 		rules.Egress, err = comp.rules(p.Spec.Egress)
 	}
 	if err != nil {
-		c.OnProfileRemove(name)
-		err = fmt.Errorf("Profile %s: %w", name, err)
-		c.cfg.Logger.Warn("profile refused", logKeyPolicy, name, logKeyError, err)
-		return err
+		err = fmt.Errorf("Profile %s: %w: enforced as deny-all (fail closed)", name, err)
+		comp = &compiler{}
+		rules = &Rules{Ingress: []Rule{{Action: Deny}}, Egress: []Rule{{Action: Deny}}}
 	}
-	pr := &profile{labels: cloneMap(p.Spec.LabelsToApply), rules: rules, refs: comp.refs}
+	c.setProfile(name, p, rules, comp.refs)
+	return err
+}
+
+// setProfile puts a compiled profile in force in place of its previous
+// version.
+func (c *Calculator) setProfile(name string, p *api.Profile, rules *Rules, refs []setRef) {
+	pr := &profile{labels: cloneMap(p.Spec.LabelsToApply), rules: rules, refs: refs}
 	old := c.profiles[name]
 	c.profiles[name] = pr
 	if old == nil {
@@ -272,7 +278,6 @@ func (c *Calculator) OnProfileUpdate(p *api.Profile) error {
 		}
 	}
 	c.refreshProfile(name)
-	return nil
 }
 
 // OnProfileRemove removes a profile.

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -104,4 +105,35 @@ func TestParseNestingLimit(t *testing.T) {
 			t.Errorf("%s: err = %v, want a nesting error", name, err)
 		}
 	}
+}
+
+// A file (or stdin) above MaxFileSize is refused without reading more
+// than the limit.
+func TestReadFileLimit(t *testing.T) {
+	big := &countingReader{n: MaxFileSize + 10<<20}
+	if _, _, err := ReadFile("-", big); err == nil || !strings.Contains(err.Error(), "<stdin>: larger than 67108864 bytes") {
+		t.Errorf("err = %v", err)
+	}
+	if big.read > MaxFileSize+1 {
+		t.Errorf("read %d bytes, want at most %d", big.read, MaxFileSize+1)
+	}
+	data, name, err := ReadFile("-", strings.NewReader("kind: Node\n"))
+	if err != nil || name != "<stdin>" || string(data) != "kind: Node\n" {
+		t.Errorf("small stdin: %q, %q, %v", data, name, err)
+	}
+}
+
+// countingReader yields n bytes of 'x' and counts what was read.
+type countingReader struct{ n, read int }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.read >= r.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n-r.read)
+	for i := range k {
+		p[i] = 'x'
+	}
+	r.read += k
+	return k, nil
 }
