@@ -172,6 +172,12 @@ func confCases() []confCase {
 			{Action: api.Allow, Protocol: protoICMPv6, NotICMP: &api.ICMPFields{Type: ptr(128), Code: ptr(code)}},
 		}
 	}
+	notType := func(typ4, typ6 int) []api.Rule {
+		return []api.Rule{
+			{Action: api.Allow, Protocol: protoICMP, NotICMP: &api.ICMPFields{Type: ptr(typ4)}},
+			{Action: api.Allow, Protocol: protoICMPv6, NotICMP: &api.ICMPFields{Type: ptr(typ6)}},
+		}
+	}
 	hepPolicy := func(name string, ingress, egress []api.Rule) confPolicy {
 		p := confPolicy{name: name, order: 10, selector: "role == 'host'", ingress: ingress, egress: egress}
 		if ingress != nil {
@@ -207,6 +213,10 @@ func confCases() []confCase {
 			probes: []confProbe{allow(pingTo(epA, epB, 0)), pingTo(epA, epB, 1)}},
 		{name: "notICMP type and code", policies: []confPolicy{bIngress("p", notEcho(1)...)},
 			probes: []confProbe{allow(pingTo(epA, epB, 0)), pingTo(epA, epB, 1)}},
+		{name: "notICMP type", policies: []confPolicy{bIngress("p", notType(8, 128)...)},
+			probes: []confProbe{pingTo(epA, epB, 0), pingTo(epA, epB, 1)}},
+		{name: "notICMP other type", policies: []confPolicy{bIngress("p", notType(13, 130)...)},
+			probes: []confProbe{allow(pingTo(epA, epB, 0)), tcpTo(epA, epB, 8080)}},
 
 		// Nets.
 		{name: "source nets cidr", policies: []confPolicy{bIngress("p",
@@ -235,6 +245,20 @@ func confCases() []confCase {
 		{name: "destination port range", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8081:8082")}})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8081)), allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8080)}},
+		{name: "destination port list", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080", "8082")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8081)}},
+		{name: "destination port list with a named port", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080", "web")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epA, epB, 8081)), tcpTo(epA, epB, 8082)}},
+		{name: "notPorts list with a named port", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{NotPorts: ports("8080", "web")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8080), tcpTo(epA, epB, 8081)}},
+		{name: "nets and ports together", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP,
+				Source:      api.EntityRule{Nets: []string{"10.65.0.1/32", "10.65.0.5/32", "fd00:65::1/128", "fd00:65::5/128"}},
+				Destination: api.EntityRule{Ports: ports("8080", "8082")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epC, epB, 8082)), tcpTo(epA, epB, 8081), tcpTo(epC, epB, 8081)}},
 		{name: "destination notPorts", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{NotPorts: ports("8081")}})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081)}},

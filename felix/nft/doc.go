@@ -95,11 +95,14 @@
 // denied probes:
 //
 //	protocols       TCP, UDP, ICMP, ICMPv6 (ICMP is not ICMPv6), notProtocol, ipVersion
-//	ICMP            type; type and code; notICMP type and code; another type
+//	ICMP            type; type and code; another type; notICMP type, and
+//	                type and code
 //	nets            source nets (CIDR), notNets, destination nets and notNets
-//	                (egress); CIDRs of one family restrict the rule to it
-//	ports           destination port, range, notPorts, UDP port, named ports
-//	                (TCP and UDP), named notPorts, source ports and notPorts
+//	                (egress); CIDRs of one family restrict the rule to it;
+//	                nets and ports together
+//	ports           destination port, range, list, notPorts, UDP port, named
+//	                ports (TCP and UDP), a list with a named port, named
+//	                notPorts, source ports and notPorts
 //	selectors       source selector, notSelector, !has(label); destination
 //	                selector and notSelector (egress)
 //	namespaces      a NetworkPolicy's selectors stay in its namespace;
@@ -115,7 +118,7 @@
 //	IPv6 NDP        neighbour discovery between host, workload and peer
 //	                under policies that do not mention it
 //
-// The whole matrix takes about 15 s. Not covered: log messages themselves
+// The whole matrix takes about 20 s. Not covered: log messages themselves
 // (the kernel's nf_log does not log from a non-initial network namespace
 // unless a host-wide sysctl allows it), SCTP and UDPLite, profiles other
 // than an allow-all one.
