@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,8 @@ type confCase struct {
 	probes []confProbe
 	// check runs after the probes, with the kernel connection.
 	check func(t *testing.T, kc *nftables.Conn)
+	// bProfiles are workload b's profiles in this case (default: open).
+	bProfiles []string
 	// setup runs after the case's policies are programmed, before the
 	// probes.
 	setup func(t *testing.T, c *confNode)
@@ -337,6 +340,15 @@ func confCases() []confCase {
 			api.Rule{Action: api.Deny, Protocol: protoUDP}, api.Rule{Action: api.Allow})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), udpTo(epA, epB, 8080)}},
 
+		// Profiles.
+		{name: "profile rules", bProfiles: []string{"closed"},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081)}},
+		{name: "pass in a profile goes to the next profile", bProfiles: []string{"passer", "closed"},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8081)), allow(tcpTo(epC, epB, 8080)), tcpTo(epC, epB, 8081)}},
+		{name: "profiles after a policy's pass", bProfiles: []string{"closed"}, policies: []confPolicy{
+			bIngress("p", api.Rule{Action: api.Pass, Source: api.EntityRule{Selector: "app == 'a'"}}, api.Rule{Action: api.Allow})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081), allow(tcpTo(epC, epB, 8081))}},
+
 		// Between the host and workloads.
 		{name: "workload ingress from the host", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}})},
@@ -437,6 +449,8 @@ type confNode struct {
 	kc   *nftables.Conn
 	// active are the policies of the case being run.
 	active []policy.PolicyKey
+	// weps are the workload endpoints as last given to calc.
+	weps map[string]*api.WorkloadEndpoint
 
 	mu    sync.Mutex
 	pools map[int]int // next port of each pool
@@ -497,7 +511,8 @@ func TestConformance(t *testing.T) {
 func newConfNode(t *testing.T) *confNode {
 	n := newNode(t)
 	n.sysctl(n.host, "net/ipv6/conf/all/forwarding", "1")
-	c := &confNode{node: n, ns: map[string]*nstest.NS{epHost: n.host}, pools: map[int]int{}}
+	c := &confNode{node: n, ns: map[string]*nstest.NS{epHost: n.host}, pools: map[int]int{},
+		weps: map[string]*api.WorkloadEndpoint{}}
 	wls := []struct {
 		ep, namespace, iface string
 		labels               map[string]string
@@ -531,11 +546,18 @@ func newConfNode(t *testing.T) *confNode {
 	c.calc = policy.New(policy.Config{Node: "node-1"})
 	c.tbl = New(NewNetlink(NetlinkConfig{NetNS: int(n.host.Handle)}), Config{WorkloadInterfacePrefixes: []string{"wl"}})
 	c.kc = nftConn(t, n.host)
-	open := &api.Profile{ObjectMeta: api.ObjectMeta{Name: "open"},
-		Spec: api.ProfileSpec{Ingress: []api.Rule{{Action: api.Allow}}, Egress: []api.Rule{{Action: api.Allow}}}}
-	open.Default()
-	n.must(open.Validate(), "profile")
-	n.must(c.calc.OnProfileUpdate(open), "profile")
+	// Profiles: every workload has "open"; cases may give b others.
+	for name, ingress := range map[string][]api.Rule{
+		"open":   {{Action: api.Allow}},
+		"closed": {{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
+		"passer": {{Action: api.Pass, Source: api.EntityRule{Selector: "app == 'c'"}}, {Action: api.Allow}},
+	} {
+		pr := &api.Profile{ObjectMeta: api.ObjectMeta{Name: name},
+			Spec: api.ProfileSpec{Ingress: ingress, Egress: []api.Rule{{Action: api.Allow}}}}
+		pr.Default()
+		n.must(pr.Validate(), "profile %s", name)
+		n.must(c.calc.OnProfileUpdate(pr), "profile %s", name)
+	}
 	c.calc.OnNamespaceUpdate("prod", map[string]string{"env": "prod"})
 	c.calc.OnNamespaceUpdate("dev", map[string]string{"env": "dev"})
 	for _, w := range wls {
@@ -549,6 +571,7 @@ func newConfNode(t *testing.T) *confNode {
 		we.Default()
 		n.must(we.Validate(), "workload endpoint %s", w.ep)
 		c.calc.OnWorkloadEndpointUpdate(we)
+		c.weps[w.ep] = we
 	}
 	return c
 }
@@ -561,6 +584,16 @@ func (c *confNode) program(t *testing.T, cc confCase) {
 		c.calc.OnPolicyRemove(k)
 	}
 	c.active = nil
+	bProfiles := cc.bProfiles
+	if bProfiles == nil {
+		bProfiles = []string{"open"}
+	}
+	if b := c.weps[epB]; !slices.Equal(b.Spec.Profiles, bProfiles) {
+		b = b.DeepCopyResource().(*api.WorkloadEndpoint)
+		b.Spec.Profiles = bProfiles
+		c.calc.OnWorkloadEndpointUpdate(b)
+		c.weps[epB] = b
+	}
 	if cc.hep != "" {
 		h := &api.HostEndpoint{ObjectMeta: api.ObjectMeta{Name: "node-1-host", Labels: map[string]string{"role": "host"}},
 			Spec: api.HostEndpointSpec{Node: "node-1", InterfaceName: cc.hep,

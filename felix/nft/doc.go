@@ -111,6 +111,8 @@
 //	                Log goes on to the next rule (ingress, egress; the kernel
 //	                rule is checked to log with the policy's prefix and not
 //	                to end in a verdict)
+//	profiles        a profile's rules; Pass in a profile goes to the next
+//	                profile; profiles after a policy's Pass
 //	directions      workload ingress (forwarded, and from the host), workload
 //	                egress (forwarded, and to the host)
 //	host endpoints  ingress, egress, the endpoint of all interfaces ("*"),
@@ -120,8 +122,7 @@
 //
 // The whole matrix takes about 20 s. Not covered: log messages themselves
 // (the kernel's nf_log does not log from a non-initial network namespace
-// unless a host-wide sysctl allows it), SCTP and UDPLite, profiles other
-// than an allow-all one.
+// unless a host-wide sysctl allows it), SCTP and UDPLite.
 //
 // The kernel side is the Dataplane interface: Netlink (google/nftables
 // encodes the messages; the whole batch goes to the kernel in one send,
