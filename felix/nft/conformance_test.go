@@ -37,8 +37,8 @@ const (
 )
 
 // confAddrs are the addresses of the matrix's ends, per family. The host
-// is reached at its eth0 address. Workloads a and b are in namespace prod
-// (env=prod), c in dev (env=dev).
+// is reached at its eth0 address. Workloads a and b are in namespace prod,
+// c in dev.
 var confAddrs = map[string][2]netip.Addr{
 	epA:    {netip.MustParseAddr("10.65.0.1"), netip.MustParseAddr("fd00:65::1")},
 	epB:    {netip.MustParseAddr("10.65.0.2"), netip.MustParseAddr("fd00:65::2")},
@@ -308,7 +308,9 @@ func confCases() []confCase {
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epC, epB, 8080)}},
 		{name: "namespaceSelector", policies: []confPolicy{{namespace: "prod", name: "p", order: 10,
 			selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress},
-			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: "env == 'dev'"}}}}},
+			// Namespaces have only their name label (felix/acl: no
+			// Namespace kind in the datastore yet).
+			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: policy.LabelName + " == 'dev'"}}}}},
 			probes: []confProbe{allow(tcpTo(epC, epB, 8080)), tcpTo(epA, epB, 8080)}},
 
 		// Actions.
@@ -353,6 +355,9 @@ func confCases() []confCase {
 		{name: "workload ingress from the host", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}})},
 			probes: []confProbe{allow(tcpTo(epHost, epB, 8080)), tcpTo(epHost, epB, 8081)}},
+		{name: "source selector of a host endpoint", hep: "eth0", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Source: api.EntityRule{Selector: "role == 'host'"}})},
+			probes: []confProbe{allow(tcpTo(epHost, epB, 8080)), tcpTo(epA, epB, 8080)}},
 		{name: "workload egress to the host", policies: []confPolicy{aEgress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}})},
 			probes: []confProbe{allow(tcpTo(epA, epHost, 8080)), tcpTo(epA, epHost, 8081)}},
@@ -558,8 +563,6 @@ func newConfNode(t *testing.T) *confNode {
 		n.must(pr.Validate(), "profile %s", name)
 		n.must(c.calc.OnProfileUpdate(pr), "profile %s", name)
 	}
-	c.calc.OnNamespaceUpdate("prod", map[string]string{"env": "prod"})
-	c.calc.OnNamespaceUpdate("dev", map[string]string{"env": "dev"})
 	for _, w := range wls {
 		a := confAddrs[w.ep]
 		we := &api.WorkloadEndpoint{

@@ -104,7 +104,8 @@
 //	                ports (TCP and UDP), a list with a named port, named
 //	                notPorts, source ports and notPorts
 //	selectors       source selector, notSelector, !has(label); destination
-//	                selector and notSelector (egress)
+//	                selector and notSelector (egress); a selector of a host
+//	                endpoint (its expected IPs)
 //	namespaces      a NetworkPolicy's selectors stay in its namespace;
 //	                namespaceSelector
 //	actions         Deny before Allow; Pass to the profile (ingress, egress);
