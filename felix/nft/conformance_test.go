@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,8 +37,8 @@ const (
 )
 
 // confAddrs are the addresses of the matrix's ends, per family. The host
-// is reached at its eth0 address. Workloads a and b are in namespace prod
-// (env=prod), c in dev (env=dev).
+// is reached at its eth0 address. Workloads a and b are in namespace prod,
+// c in dev.
 var confAddrs = map[string][2]netip.Addr{
 	epA:    {netip.MustParseAddr("10.65.0.1"), netip.MustParseAddr("fd00:65::1")},
 	epB:    {netip.MustParseAddr("10.65.0.2"), netip.MustParseAddr("fd00:65::2")},
@@ -142,6 +143,8 @@ type confCase struct {
 	probes []confProbe
 	// check runs after the probes, with the kernel connection.
 	check func(t *testing.T, kc *nftables.Conn)
+	// bProfiles are workload b's profiles in this case (default: open).
+	bProfiles []string
 	// setup runs after the case's policies are programmed, before the
 	// probes.
 	setup func(t *testing.T, c *confNode)
@@ -170,6 +173,12 @@ func confCases() []confCase {
 		return []api.Rule{
 			{Action: api.Allow, Protocol: protoICMP, NotICMP: &api.ICMPFields{Type: ptr(8), Code: ptr(code)}},
 			{Action: api.Allow, Protocol: protoICMPv6, NotICMP: &api.ICMPFields{Type: ptr(128), Code: ptr(code)}},
+		}
+	}
+	notType := func(typ4, typ6 int) []api.Rule {
+		return []api.Rule{
+			{Action: api.Allow, Protocol: protoICMP, NotICMP: &api.ICMPFields{Type: ptr(typ4)}},
+			{Action: api.Allow, Protocol: protoICMPv6, NotICMP: &api.ICMPFields{Type: ptr(typ6)}},
 		}
 	}
 	hepPolicy := func(name string, ingress, egress []api.Rule) confPolicy {
@@ -207,6 +216,10 @@ func confCases() []confCase {
 			probes: []confProbe{allow(pingTo(epA, epB, 0)), pingTo(epA, epB, 1)}},
 		{name: "notICMP type and code", policies: []confPolicy{bIngress("p", notEcho(1)...)},
 			probes: []confProbe{allow(pingTo(epA, epB, 0)), pingTo(epA, epB, 1)}},
+		{name: "notICMP type", policies: []confPolicy{bIngress("p", notType(8, 128)...)},
+			probes: []confProbe{pingTo(epA, epB, 0), pingTo(epA, epB, 1)}},
+		{name: "notICMP other type", policies: []confPolicy{bIngress("p", notType(13, 130)...)},
+			probes: []confProbe{allow(pingTo(epA, epB, 0)), tcpTo(epA, epB, 8080)}},
 
 		// Nets.
 		{name: "source nets cidr", policies: []confPolicy{bIngress("p",
@@ -235,6 +248,20 @@ func confCases() []confCase {
 		{name: "destination port range", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8081:8082")}})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8081)), allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8080)}},
+		{name: "destination port list", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080", "8082")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8081)}},
+		{name: "destination port list with a named port", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080", "web")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epA, epB, 8081)), tcpTo(epA, epB, 8082)}},
+		{name: "notPorts list with a named port", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{NotPorts: ports("8080", "web")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8082)), tcpTo(epA, epB, 8080), tcpTo(epA, epB, 8081)}},
+		{name: "nets and ports together", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Protocol: protoTCP,
+				Source:      api.EntityRule{Nets: []string{"10.65.0.1/32", "10.65.0.5/32", "fd00:65::1/128", "fd00:65::5/128"}},
+				Destination: api.EntityRule{Ports: ports("8080", "8082")}})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), allow(tcpTo(epC, epB, 8082)), tcpTo(epA, epB, 8081), tcpTo(epC, epB, 8081)}},
 		{name: "destination notPorts", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{NotPorts: ports("8081")}})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081)}},
@@ -281,7 +308,9 @@ func confCases() []confCase {
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epC, epB, 8080)}},
 		{name: "namespaceSelector", policies: []confPolicy{{namespace: "prod", name: "p", order: 10,
 			selector: "app == 'b'", types: []api.PolicyType{api.PolicyTypeIngress},
-			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: "env == 'dev'"}}}}},
+			// Namespaces have only their name label (felix/acl: no
+			// Namespace kind in the datastore yet).
+			ingress: []api.Rule{{Action: api.Allow, Source: api.EntityRule{NamespaceSelector: policy.LabelName + " == 'dev'"}}}}},
 			probes: []confProbe{allow(tcpTo(epC, epB, 8080)), tcpTo(epA, epB, 8080)}},
 
 		// Actions.
@@ -313,10 +342,22 @@ func confCases() []confCase {
 			api.Rule{Action: api.Deny, Protocol: protoUDP}, api.Rule{Action: api.Allow})},
 			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), udpTo(epA, epB, 8080)}},
 
+		// Profiles.
+		{name: "profile rules", bProfiles: []string{"closed"},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081)}},
+		{name: "pass in a profile goes to the next profile", bProfiles: []string{"passer", "closed"},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8081)), allow(tcpTo(epC, epB, 8080)), tcpTo(epC, epB, 8081)}},
+		{name: "profiles after a policy's pass", bProfiles: []string{"closed"}, policies: []confPolicy{
+			bIngress("p", api.Rule{Action: api.Pass, Source: api.EntityRule{Selector: "app == 'a'"}}, api.Rule{Action: api.Allow})},
+			probes: []confProbe{allow(tcpTo(epA, epB, 8080)), tcpTo(epA, epB, 8081), allow(tcpTo(epC, epB, 8081))}},
+
 		// Between the host and workloads.
 		{name: "workload ingress from the host", policies: []confPolicy{bIngress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}})},
 			probes: []confProbe{allow(tcpTo(epHost, epB, 8080)), tcpTo(epHost, epB, 8081)}},
+		{name: "source selector of a host endpoint", hep: "eth0", policies: []confPolicy{bIngress("p",
+			api.Rule{Action: api.Allow, Source: api.EntityRule{Selector: "role == 'host'"}})},
+			probes: []confProbe{allow(tcpTo(epHost, epB, 8080)), tcpTo(epA, epB, 8080)}},
 		{name: "workload egress to the host", policies: []confPolicy{aEgress("p",
 			api.Rule{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}})},
 			probes: []confProbe{allow(tcpTo(epA, epHost, 8080)), tcpTo(epA, epHost, 8081)}},
@@ -413,6 +454,8 @@ type confNode struct {
 	kc   *nftables.Conn
 	// active are the policies of the case being run.
 	active []policy.PolicyKey
+	// weps are the workload endpoints as last given to calc.
+	weps map[string]*api.WorkloadEndpoint
 
 	mu    sync.Mutex
 	pools map[int]int // next port of each pool
@@ -473,7 +516,8 @@ func TestConformance(t *testing.T) {
 func newConfNode(t *testing.T) *confNode {
 	n := newNode(t)
 	n.sysctl(n.host, "net/ipv6/conf/all/forwarding", "1")
-	c := &confNode{node: n, ns: map[string]*nstest.NS{epHost: n.host}, pools: map[int]int{}}
+	c := &confNode{node: n, ns: map[string]*nstest.NS{epHost: n.host}, pools: map[int]int{},
+		weps: map[string]*api.WorkloadEndpoint{}}
 	wls := []struct {
 		ep, namespace, iface string
 		labels               map[string]string
@@ -507,13 +551,18 @@ func newConfNode(t *testing.T) *confNode {
 	c.calc = policy.New(policy.Config{Node: "node-1"})
 	c.tbl = New(NewNetlink(NetlinkConfig{NetNS: int(n.host.Handle)}), Config{WorkloadInterfacePrefixes: []string{"wl"}})
 	c.kc = nftConn(t, n.host)
-	open := &api.Profile{ObjectMeta: api.ObjectMeta{Name: "open"},
-		Spec: api.ProfileSpec{Ingress: []api.Rule{{Action: api.Allow}}, Egress: []api.Rule{{Action: api.Allow}}}}
-	open.Default()
-	n.must(open.Validate(), "profile")
-	n.must(c.calc.OnProfileUpdate(open), "profile")
-	c.calc.OnNamespaceUpdate("prod", map[string]string{"env": "prod"})
-	c.calc.OnNamespaceUpdate("dev", map[string]string{"env": "dev"})
+	// Profiles: every workload has "open"; cases may give b others.
+	for name, ingress := range map[string][]api.Rule{
+		"open":   {{Action: api.Allow}},
+		"closed": {{Action: api.Allow, Protocol: protoTCP, Destination: api.EntityRule{Ports: ports("8080")}}},
+		"passer": {{Action: api.Pass, Source: api.EntityRule{Selector: "app == 'c'"}}, {Action: api.Allow}},
+	} {
+		pr := &api.Profile{ObjectMeta: api.ObjectMeta{Name: name},
+			Spec: api.ProfileSpec{Ingress: ingress, Egress: []api.Rule{{Action: api.Allow}}}}
+		pr.Default()
+		n.must(pr.Validate(), "profile %s", name)
+		n.must(c.calc.OnProfileUpdate(pr), "profile %s", name)
+	}
 	for _, w := range wls {
 		a := confAddrs[w.ep]
 		we := &api.WorkloadEndpoint{
@@ -525,6 +574,7 @@ func newConfNode(t *testing.T) *confNode {
 		we.Default()
 		n.must(we.Validate(), "workload endpoint %s", w.ep)
 		c.calc.OnWorkloadEndpointUpdate(we)
+		c.weps[w.ep] = we
 	}
 	return c
 }
@@ -537,6 +587,16 @@ func (c *confNode) program(t *testing.T, cc confCase) {
 		c.calc.OnPolicyRemove(k)
 	}
 	c.active = nil
+	bProfiles := cc.bProfiles
+	if bProfiles == nil {
+		bProfiles = []string{"open"}
+	}
+	if b := c.weps[epB]; !slices.Equal(b.Spec.Profiles, bProfiles) {
+		b = b.DeepCopyResource().(*api.WorkloadEndpoint)
+		b.Spec.Profiles = bProfiles
+		c.calc.OnWorkloadEndpointUpdate(b)
+		c.weps[epB] = b
+	}
 	if cc.hep != "" {
 		h := &api.HostEndpoint{ObjectMeta: api.ObjectMeta{Name: "node-1-host", Labels: map[string]string{"role": "host"}},
 			Spec: api.HostEndpointSpec{Node: "node-1", InterfaceName: cc.hep,
