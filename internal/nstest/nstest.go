@@ -106,7 +106,7 @@ func create() (*NS, error) {
 	var handle netns.NsHandle
 	err := netnsutil.OnThread(func() error {
 		var err error
-		handle, err = netns.NewNamed(name) // moves this thread into it
+		handle, err = netnsutil.NewNamed(name) // moves this thread into it
 		return err
 	})
 	if err != nil {

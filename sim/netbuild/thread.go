@@ -33,7 +33,7 @@ func newNamed(name string, setup func() error) (netns.NsHandle, error) {
 	var h netns.NsHandle
 	err := onFreshThread(func() error {
 		var err error
-		if h, err = netns.NewNamed(name); err != nil {
+		if h, err = netnsutil.NewNamed(name); err != nil {
 			return fmt.Errorf("creating namespace %s: %w", name, err)
 		}
 		if setup != nil {
