@@ -102,14 +102,13 @@ func New(cfg Config) *Client {
 }
 
 // SelfCommand returns a Config.Command that runs this executable with
-// args (for the node: "node", "speaker").
+// args (for the node: "node", "speaker"). It executes /proc/self/exe, the
+// binary this process runs, so that a binary replaced or removed on disk
+// since the node started (an upgrade in progress) still starts the same
+// speaker.
 func SelfCommand(args ...string) func() *exec.Cmd {
 	return func() *exec.Cmd {
-		exe, err := os.Executable()
-		if err != nil {
-			exe = os.Args[0]
-		}
-		return exec.Command(exe, args...)
+		return exec.Command("/proc/self/exe", args...)
 	}
 }
 
