@@ -161,6 +161,16 @@ func (c *Client) Stop(ctx context.Context) error {
 	return err
 }
 
+// PID is the running child's process ID, 0 when none runs.
+func (c *Client) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.isDead() {
+		return 0
+	}
+	return c.cur.cmd.Process.Pid
+}
+
 // do sends req to the current child.
 func (c *Client) do(ctx context.Context, req request) (message, error) {
 	c.mu.Lock()

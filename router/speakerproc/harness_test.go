@@ -23,6 +23,9 @@ import (
 
 func TestMain(m *testing.M) {
 	MaybeChild() // this binary is also the speaker child of its tests
+	if os.Getenv(envTestParent) != "" {
+		os.Exit(runTestParent())
+	}
 	code := m.Run()
 	if fuzzH != nil {
 		fuzzH.close()
