@@ -200,6 +200,30 @@ func TestQuarantineAfterRepeatedCrashes(t *testing.T) {
 	}
 }
 
+// TestSpeakerLossShownInStatus: until the new speaker runs (a long
+// backoff here), the dead speaker's sessions stay in the status, Idle,
+// with the reason.
+func TestSpeakerLossShownInStatus(t *testing.T) {
+	h, d, _ := startDying(t, Supervision{RestartBackoff: time.Hour}, nil)
+	upWithRoute(d)
+	d.die(addr("10.0.0.3"))
+	waitUntil(t, "both sessions Idle, restarting", func() bool {
+		s := h.status.get()
+		if s == nil || len(s.Status.Peers) != 2 {
+			return false
+		}
+		for _, p := range s.Status.Peers {
+			if p.State != api.BGPIdle || !strings.Contains(p.LastError, "restarting") || p.Type != api.PeerTypeMesh {
+				return false
+			}
+		}
+		return true
+	})
+	if n := d.starts(); n != 1 {
+		t.Errorf("%d starts within the backoff, want 1", n)
+	}
+}
+
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
