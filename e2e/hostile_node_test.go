@@ -18,6 +18,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/probe"
 )
 
@@ -29,27 +30,23 @@ var hostileCrasher = []byte{
 	0x00, 0x24, 0x02, 0x00, 0x00, 0x00, 0x0d, 0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00, 0x80, 0x0e, 0x03, 0x00, 0x01, 0x01,
 }
 
-// hostileSession takes one connection of node-1's speaker on ln,
-// establishes the session (AS 65050) and sends the crasher; it returns
-// when the connection ends (the speaker died with it).
-func hostileSession(t *testing.T, ln net.Listener, timeout time.Duration) error {
-	t.Helper()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() { c, err := ln.Accept(); ch <- res{c, err} }()
-	var c net.Conn
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return r.err
+// hostilePeer accepts node-1's speaker's connections on ln one after
+// the other until ln is closed; on each it establishes the session (AS
+// 65050), sends the crasher and waits for the connection to end (the
+// speaker dies with it). It reports each session's end on ended (nil:
+// the crasher was sent) and closes ended when ln is closed.
+func hostilePeer(ln net.Listener, ended chan<- error) {
+	defer close(ended)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
 		}
-		c = r.c
-	case <-time.After(timeout):
-		return fmt.Errorf("node-1 did not connect to the hostile peer within %v", timeout)
+		ended <- hostileSession(c)
 	}
+}
+
+func hostileSession(c net.Conn) error {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
 	read := func() (uint8, error) {
@@ -186,61 +183,49 @@ func TestHostilePeerCannotTakeNodeDown(t *testing.T) {
 	}
 
 	start := time.Now()
-	quarantined := func() string {
-		r, err := f.Client().Get(context.Background(), api.KindBGPStatus, "", "node-1")
-		if err != nil {
-			return ""
+	ended := make(chan error, 64)
+	go hostilePeer(ln, ended)
+	defer func() {
+		ln.Close()
+		for range ended {
 		}
-		for _, p := range r.(*api.BGPStatus).Status.Peers {
+	}()
+	var until string
+	waitNodeStatus(t, f, "node-1", "the hostile peer quarantined", 3*time.Minute, func(st *api.BGPStatus) bool {
+		for _, p := range st.Status.Peers {
 			if p.PeerIP == "10.250.0.2" {
-				return p.QuarantinedUntil
+				until = p.QuarantinedUntil
 			}
 		}
-		return ""
-	}
+		return until != ""
+	})
 	crashes := 0
-	for crashes < 5 && quarantined() == "" {
-		if err := hostileSession(t, ln, 60*time.Second); err != nil {
-			if q := quarantined(); q != "" {
-				break
+	for drained := false; !drained; {
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Errorf("hostile session: %v", err)
 			}
-			t.Fatalf("after %d crashes: %v", crashes, err)
-		}
-		crashes++
-		if got := f.AgentPID("node-1"); got != pid {
-			t.Fatalf("crash %d: node-1's agent is gone (pid %d, was %d)", crashes, got, pid)
+			crashes++
+		default:
+			drained = true
 		}
 	}
-	// The quarantine may be written a moment after the last crash.
-	deadline := time.Now().Add(30 * time.Second)
-	until := quarantined()
-	for until == "" && time.Now().Before(deadline) {
-		wait(context.Background(), 200*time.Millisecond) // the status record: no event to wait on here
-		until = quarantined()
+	if crashes < 2 {
+		t.Errorf("quarantined after %d crashes, want 2 (the policy's strikes)", crashes)
 	}
-	if until == "" {
-		t.Fatalf("the hostile peer is not quarantined after %d crashes", crashes)
-	}
-	t.Logf("%d crashes of node-1's speaker; hostile peer quarantined until %s (%s after the first session)", crashes, until, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d crashes of node-1's speaker; hostile peer quarantined until %s (%s after the BGPPeer was applied)", crashes, until, time.Since(start).Round(time.Millisecond))
 	// node-1's mesh sessions come back.
 	mesh := map[string]bool{nodeAddr(f, "node-2", false).String(): true, nodeAddr(f, "node-3", false).String(): true}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		ps, _ := f.PeerStates(context.Background(), "node-1")
+	waitNodeStatus(t, f, "node-1", "node-1's mesh sessions back", time.Minute, func(st *api.BGPStatus) bool {
 		up := 0
-		for _, p := range ps {
-			if mesh[p.PeerIP] && p.State == string(api.BGPEstablished) {
+		for _, p := range st.Status.Peers {
+			if mesh[p.PeerIP] && p.State == api.BGPEstablished {
 				up++
 			}
 		}
-		if up == len(mesh) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node-1's mesh sessions are not back: %+v", ps)
-		}
-		wait(context.Background(), 200*time.Millisecond) // status records: polled
-	}
+		return up == len(mesh)
+	})
 	if got := f.AgentPID("node-1"); got != pid {
 		t.Fatalf("node-1's agent is gone (pid %d, was %d)", got, pid)
 	}
@@ -263,5 +248,27 @@ func TestHostilePeerCannotTakeNodeDown(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(f.Dir(), "logs", "node-1.log"))
 	if n := strings.Count(string(log), "BGP speaker died"); n < 2 {
 		t.Errorf("node-1's log reports %d speaker deaths, want 2 or more", n)
+	}
+}
+
+// waitNodeStatus waits, on a datastore watch, until cond holds for the
+// node's BGPStatus.
+func waitNodeStatus(t *testing.T, f *sim.Fabric, node, what string, timeout time.Duration, cond func(*api.BGPStatus) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	w := f.Client().Watch(ctx, api.KindBGPStatus, "", 0)
+	for {
+		if r, err := f.Client().Get(ctx, api.KindBGPStatus, "", node); err == nil && cond(r.(*api.BGPStatus)) {
+			return
+		}
+		select {
+		case _, ok := <-w:
+			if !ok && ctx.Err() == nil {
+				t.Fatalf("%s: waiting until %s: the watch ended", node, what)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: timed out after %v waiting until %s", node, timeout, what)
+		}
 	}
 }
