@@ -22,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envTestHang) != "" {
+		wrapChildSpeaker = func(sp router.Speaker) router.Speaker { return hangingPeers{sp} }
+	}
 	MaybeChild() // this binary is also the speaker child of its tests
 	if os.Getenv(envTestParent) != "" {
 		os.Exit(runTestParent())

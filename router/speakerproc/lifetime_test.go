@@ -90,3 +90,41 @@ func TestChildDiesWithParent(t *testing.T) {
 		return
 	}
 }
+
+// envTestHang makes the child's Peers hang (hangingPeers).
+const envTestHang = "BF_SPEAKERPROC_TEST_HANG"
+
+// hangingPeers is a speaker whose Peers never returns: a hung speaker.
+type hangingPeers struct{ router.Speaker }
+
+func (hangingPeers) Peers(context.Context) ([]router.PeerStatus, error) { select {} }
+
+// TestHungChildIsKilled: a child that does not answer a call within
+// CallTimeout is killed and reported lost, so that the router restarts
+// it, and the call fails instead of blocking its caller for ever.
+func TestHungChildIsKilled(t *testing.T) {
+	t.Setenv(envTestHang, "1") // inherited by the child
+	c := New(Config{Command: SelfCommand("-test.run=^$"), CallTimeout: time.Second})
+	losses := make(chan router.SpeakerLoss, 1)
+	if err := c.WatchLoss(t.Context(), func(l router.SpeakerLoss) { losses <- l }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(t.Context(), router.Global{AS: 64512, RouterID: speakerAddr, ListenPort: -1}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	if _, err := c.Peers(t.Context()); err == nil || !strings.Contains(err.Error(), "no reply") {
+		t.Errorf("Peers on a hung child: %v, want an error naming the missing reply", err)
+	}
+	select {
+	case l := <-losses:
+		if !strings.Contains(l.Err.Error(), "no reply to Peers") {
+			t.Errorf("loss %v, want the hang named", l.Err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no loss reported for the hung child")
+	}
+	if pid := c.PID(); pid != 0 {
+		t.Errorf("child %d still counted as running", pid)
+	}
+}
