@@ -237,3 +237,24 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return -1
 }
+
+// TestEndOfRIBBeforeSessionEvents: a restarted speaker's End-of-RIB (on
+// the best-path stream) can overtake the session's OpenSent and
+// OpenConfirm events (on the peer stream; through a speaker process it
+// often does). It still ends the graceful-restart hold.
+func TestEndOfRIBBeforeSessionEvents(t *testing.T) {
+	dp := routetable.NewFake()
+	stale := routetable.KernelRoute{Table: 254, Protocol: 81, Type: routetable.TypeUnicast, Dst: pfx("10.65.7.0/26"), Gateway: addr("10.0.0.2")}
+	dp.WriteRoutes(context.Background(), []routetable.RouteOp{{Kind: routetable.OpAdd, Route: stale}})
+	h := start(t, func(c *Config) { c.Dataplane = dp })
+	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), &api.BGPConfiguration{ObjectMeta: api.ObjectMeta{Name: "default"}})
+	waitUntil(t, "peer configured", func() bool { return len(h.sp.PeerConfigs()) == 1 })
+	h.sp.Learn(Destination{Prefix: pfx("10.65.2.0/26"), Paths: []Path{{NextHop: addr("10.0.0.2"), Peer: addr("10.0.0.2")}}},
+		Destination{EndOfRIB: addr("10.0.0.2")})
+	for _, st := range []api.BGPState{api.BGPActive, api.BGPOpenSent, api.BGPOpenConfirm, api.BGPEstablished} {
+		h.sp.SetPeerState(PeerEvent{Address: addr("10.0.0.2"), State: st})
+	}
+	waitUntil(t, "stale route replaced", func() bool {
+		return cmp.Equal(renderKernel(dp, 81), []string{"10.65.2.0/26 via 10.0.0.2 proto 81"})
+	})
+}
