@@ -24,6 +24,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speakerproc"
 )
 
 // staticResources delivers one snapshot and keeps it.
@@ -152,6 +153,19 @@ func nlSocket(tb testing.TB, ns *nstest.NS, groups uint32) int {
 // against `ip -batch` of the same routes into another namespace in the
 // same run, and the ratio.
 func BenchmarkImport100k(b *testing.B) {
+	benchImport100k(b, func() router.Speaker { return gobgp.New(gobgp.Config{}) })
+}
+
+// BenchmarkImport100kSpeakerProcess is BenchmarkImport100k with the
+// router's speaker in a child process, as `bgpfabric node` runs it
+// (router/speakerproc): every best-path change crosses the channel.
+func BenchmarkImport100kSpeakerProcess(b *testing.B) {
+	benchImport100k(b, func() router.Speaker {
+		return speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("-test.run=^$")})
+	})
+}
+
+func benchImport100k(b *testing.B, newSpeaker func() router.Speaker) {
 	const n = 100000
 	for i := 0; i < b.N; i++ {
 		ns := nstest.New(b)
@@ -205,7 +219,7 @@ func BenchmarkImport100k(b *testing.B) {
 			&api.BGPConfiguration{ObjectMeta: api.ObjectMeta{Name: "node.r"}, Spec: api.BGPConfigurationSpec{ListenPort: &lp}},
 			&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "feed"}, Spec: api.BGPPeerSpec{PeerIP: fmt.Sprintf("127.0.0.2:%d", port), ASNumber: ptrU32(64512)}},
 		}
-		r, err := router.New(router.Config{NodeName: "r", Resources: res, Speaker: gobgp.New(gobgp.Config{}), Netns: ns.Handle,
+		r, err := router.New(router.Config{NodeName: "r", Resources: res, Speaker: newSpeaker(), Netns: ns.Handle,
 			ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
 		if err != nil {
 			b.Fatal(err)

@@ -43,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		routeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bgpfabric_router_route_apply_errors_total",
 			Help: "Kernel route programming rounds that reported errors."}),
 	}
+	for _, k := range errorKinds { // every kind exported, from 0
+		m.peerErrors.WithLabelValues(k)
+	}
 	m.speakerRestarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "bgpfabric_router_speaker_restarts_total",
 		Help: "Times the BGP speaker process died and was started again."})
 	m.quarantined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_peers_quarantined",

@@ -770,10 +770,13 @@ func (l *loop) onPeer(e PeerEvent) {
 	case e.State != "":
 		if e.State != p.state {
 			l.lg.Info("peer state", logKeyPeer, e.Address, logKeyState, e.State)
-			p.state, p.since = e.State, time.Now()
-			if e.State != api.BGPEstablished {
+			// Only a session that goes down loses its End-of-RIB: the
+			// End-of-RIB comes on the best-path stream and may overtake
+			// the new session's OpenSent and OpenConfirm events.
+			if p.state == api.BGPEstablished {
 				p.eor = false
 			}
+			p.state, p.since = e.State, time.Now()
 		}
 	case e.Err != "":
 		p.lastError = e.Err

@@ -85,11 +85,16 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 			addrs = append(addrs, a)
 		}
 	}
+	addrs = l.appendLost(addrs)
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range addrs {
 		s, ok := l.running[a]
 		f, failed := l.failed[a]
 		if !ok && !failed {
+			if ps, lost := l.lostStatus(a); lost {
+				st.Status.Peers = append(st.Status.Peers, ps)
+				continue
+			}
 			st.Status.Peers = append(st.Status.Peers, l.dynamicStatus(a, l.dynamic[a]))
 			continue
 		}

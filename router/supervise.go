@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -106,6 +107,9 @@ type supervisor struct {
 	// strike window); held are the quarantined peers.
 	strikes map[netip.Addr][]time.Time
 	held    map[netip.Addr]*quarantine
+	// lost are the sessions the dead speaker had, shown in the status
+	// until a new speaker runs.
+	lost map[netip.Addr]peering.Session
 }
 
 type quarantine struct {
@@ -130,7 +134,35 @@ func (l *loop) watchLoss(ctx context.Context) {
 }
 
 // onStarted notes a successful start of the speaker.
-func (l *loop) onStarted(now time.Time) { l.sup.startedAt = now }
+func (l *loop) onStarted(now time.Time) {
+	l.sup.startedAt = now
+	l.sup.lost = nil
+}
+
+// appendLost adds to addrs the sessions of a dead speaker that nothing
+// else in the status shows.
+func (l *loop) appendLost(addrs []netip.Addr) []netip.Addr {
+	for a := range l.sup.lost {
+		_, running := l.running[a]
+		_, failed := l.failed[a]
+		_, dynamic := l.dynamic[a]
+		if !running && !failed && !dynamic {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+// lostStatus renders a session of the dead speaker: Idle, waiting for
+// the restart.
+func (l *loop) lostStatus(a netip.Addr) (api.BGPPeerStatus, bool) {
+	s, ok := l.sup.lost[a]
+	if !ok {
+		return api.BGPPeerStatus{}, false
+	}
+	return api.BGPPeerStatus{PeerIP: a.String(), ASNumber: s.PeerAS, Type: s.Type, State: api.BGPIdle,
+		LastError: "the BGP speaker died; restarting it"}, true
+}
 
 // speakerDown reports whether the speaker waits for its restart.
 func (l *loop) speakerDown(now time.Time) bool { return now.Before(l.sup.downUntil) }
@@ -172,6 +204,7 @@ func (l *loop) onLoss(loss SpeakerLoss) {
 		l.metrics.speakerRestarts.Inc()
 	}
 	installed := len(l.best)
+	l.sup.lost = maps.Clone(l.running)
 	l.started = false
 	clear(l.running)
 	clear(l.configs)

@@ -123,6 +123,13 @@ advertises what felix programmed and installs the routes its peers learned
 (--bgp=false turns it off). Both report their status in the datastore and
 share /livez, /readyz and /metrics on --http-addr.
 
+The router's BGP speaker (GoBGP) runs in a supervised child process,
+"bgpfabric node speaker", which dies with the node: a peer's message that
+crashes it costs the speaker, not felix and the kernel routes; the router
+starts a new one with graceful restart and holds down a peer that keeps
+crashing it (docs/robustness.md; --bgp-speaker-process=false runs it in
+this process).
+
 With --netns it programs that network namespace (a name under /run/netns or
 a path such as /proc/PID/ns/net) while the process stays where it is; the
 datastore is reached from the process's own namespace (a unix socket works

@@ -66,7 +66,7 @@ var routerComponent = nodeComponent{
 			lg := env.Log.With("component", "router")
 			var sp router.Speaker
 			if speakerProcess {
-				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("node", "speaker"), Logger: lg})
+				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("node", "speaker"), Logger: env.Log})
 			} else {
 				sp = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
 			}

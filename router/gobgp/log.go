@@ -81,7 +81,10 @@ func (l *slogLogger) log(level slog.Level, msg string, fields gobgplog.Fields) {
 
 // allow applies the per-peer limit to the lines about a peer (Key).
 func (l *slogLogger) allow(level slog.Level, msg string, fields gobgplog.Fields) bool {
-	if level < slog.LevelInfo || l.limit == nil {
+	// Session ups and downs are bounded by the FSM's own timers, and a
+	// "Peer Up" line is the evidence router/speakerproc blames a crash
+	// on: never suppressed.
+	if level < slog.LevelInfo || l.limit == nil || msg == "Peer Up" || msg == "Peer Down" {
 		return true
 	}
 	k, ok := fields["Key"].(string)

@@ -57,9 +57,16 @@ func RunChild() error {
 		return fmt.Errorf("speaker child: channel: %w", err)
 	}
 	defer conn.Close()
-	sp := gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	var sp router.Speaker = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	if wrapChildSpeaker != nil {
+		sp = wrapChildSpeaker(sp)
+	}
 	return Serve(context.Background(), conn, sp, lg)
 }
+
+// wrapChildSpeaker, set by tests before MaybeChild, wraps the child's
+// speaker (to make it misbehave).
+var wrapChildSpeaker func(router.Speaker) router.Speaker
 
 // EnvLevel passes the parent's log level to the child ("debug" or empty).
 const EnvLevel = "BGPFABRIC_SPEAKER_LOG_LEVEL"

@@ -59,6 +59,11 @@ type Config struct {
 	// StopTimeout bounds how long Stop waits for the child to exit
 	// before it kills it; zero means 10 s.
 	StopTimeout time.Duration
+	// CallTimeout bounds how long a call waits for the child's reply;
+	// a child that does not answer within it is hung and is killed (a
+	// loss, like a crash). Zero means 2 minutes, far above the longest
+	// call seen (announcing or listing 100,000 routes takes seconds).
+	CallTimeout time.Duration
 	// MaxQueuedErrors bounds the peer error events queued for the
 	// watchers; beyond it, errors are dropped and counted (state events
 	// are never dropped). Zero means 4096.
@@ -98,18 +103,20 @@ func New(cfg Config) *Client {
 	if cfg.MaxQueuedErrors == 0 {
 		cfg.MaxQueuedErrors = 4096
 	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 2 * time.Minute
+	}
 	return &Client{cfg: cfg, lg: cfg.Logger}
 }
 
 // SelfCommand returns a Config.Command that runs this executable with
-// args (for the node: "node", "speaker").
+// args (for the node: "node", "speaker"). It executes /proc/self/exe, the
+// binary this process runs, so that a binary replaced or removed on disk
+// since the node started (an upgrade in progress) still starts the same
+// speaker.
 func SelfCommand(args ...string) func() *exec.Cmd {
 	return func() *exec.Cmd {
-		exe, err := os.Executable()
-		if err != nil {
-			exe = os.Args[0]
-		}
-		return exec.Command(exe, args...)
+		return exec.Command("/proc/self/exe", args...)
 	}
 }
 
@@ -160,6 +167,16 @@ func (c *Client) Stop(ctx context.Context) error {
 		err = nil // it is gone, which is what Stop wanted
 	}
 	return err
+}
+
+// PID is the running child's process ID, 0 when none runs.
+func (c *Client) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.isDead() {
+		return 0
+	}
+	return c.cur.cmd.Process.Pid
 }
 
 // do sends req to the current child.
@@ -282,6 +299,7 @@ type child struct {
 	lost     chan struct{} // closed when the channel broke
 	exited   chan struct{} // closed when the process was reaped
 	waitErr  error
+	hung     atomic.Pointer[string] // why the child was killed as hung
 	logs     *logForwarder
 	events   *eventQueue
 }
@@ -404,7 +422,11 @@ func (ch *child) read() {
 		ch.events.close(nil)
 		return
 	}
-	loss := router.SpeakerLoss{At: time.Now(), Err: fmt.Errorf("%w: %v", ErrLost, exitReason(ch.waitErr, rerr)), Panic: ch.logs.panicText()}
+	reason := exitReason(ch.waitErr, rerr)
+	if h := ch.hung.Load(); h != nil {
+		reason = *h + ", killed"
+	}
+	loss := router.SpeakerLoss{At: time.Now(), Err: fmt.Errorf("%w: %v", ErrLost, reason), Panic: ch.logs.panicText()}
 	loss.LastUp, loss.LastUpAt = ch.logs.lastPeerUp()
 	ch.c.lg.Error("speaker process died", logKeyError, loss.Err, logKeyPanic, loss.Panic, logKeyLastUp, loss.LastUp)
 	ch.events.close(&loss)
@@ -439,7 +461,17 @@ func (ch *child) call(ctx context.Context, req request) (message, error) {
 		ch.forget(req.ID)
 		return message{}, fmt.Errorf("%w: sending %s: %v", ErrLost, req.Op, err)
 	}
+	timeout := time.NewTimer(ch.c.cfg.CallTimeout)
+	defer timeout.Stop()
 	select {
+	case <-timeout.C:
+		ch.forget(req.ID)
+		why := fmt.Sprintf("no reply to %s within %v", req.Op, ch.c.cfg.CallTimeout)
+		if ch.hung.CompareAndSwap(nil, &why) {
+			ch.c.lg.Error("speaker process hung; killing it", logKeyError, why)
+			_ = ch.cmd.Process.Kill()
+		}
+		return message{}, fmt.Errorf("%w: %s", ErrLost, why)
 	case m, ok := <-reply:
 		if !ok {
 			return message{}, ErrLost

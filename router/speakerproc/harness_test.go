@@ -22,7 +22,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envTestHang) != "" {
+		wrapChildSpeaker = func(sp router.Speaker) router.Speaker { return hangingPeers{sp} }
+	}
 	MaybeChild() // this binary is also the speaker child of its tests
+	if os.Getenv(envTestParent) != "" {
+		os.Exit(runTestParent())
+	}
 	code := m.Run()
 	if fuzzH != nil {
 		fuzzH.close()
@@ -187,9 +193,13 @@ func (s *session) send(m *bgp.BGPMessage) error {
 	return err
 }
 
-// expect waits for a message of type typ; errClosed when the session
-// ended first.
-var errClosed = errors.New("session closed")
+// expect waits for a message of type typ; errNotified when the speaker
+// sent a NOTIFICATION (it ends the session), errClosed when the session
+// ended without one first.
+var (
+	errClosed   = errors.New("session closed")
+	errNotified = errors.New("NOTIFICATION received")
+)
 
 func (s *session) expect(typ uint8, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
@@ -204,7 +214,7 @@ func (s *session) expect(typ uint8, timeout time.Duration) error {
 				return nil
 			}
 			if m.Header.Type == bgp.BGP_MSG_NOTIFICATION {
-				return errClosed
+				return errNotified
 			}
 		case <-t.C:
 			return fmt.Errorf("no message of type %d in %v", typ, timeout)
@@ -271,11 +281,16 @@ func (h *harness) try(s *session, body []byte) (outcome, *session, error) {
 		return handled, s, nil
 	}
 	s.conn.Close()
-	if !errors.Is(err, errClosed) {
+	if !errors.Is(err, errClosed) && !errors.Is(err, errNotified) {
 		return 0, nil, err
 	}
-	// Closed: a reset or a crash. A crash's loss comes within moments
-	// of the connection's end.
+	// A NOTIFICATION is a reset; a close without one a crash, whose loss
+	// comes within moments of the connection's end (or a reset without
+	// a NOTIFICATION, when none comes).
+	wait := 10 * time.Second
+	if errors.Is(err, errNotified) {
+		wait = 0
+	}
 	var out outcome
 	select {
 	case loss := <-h.losses:
@@ -286,7 +301,7 @@ func (h *harness) try(s *session, body []byte) (outcome, *session, error) {
 		if err := h.start(); err != nil {
 			return crashed, nil, fmt.Errorf("restarting the speaker: %w", err)
 		}
-	case <-time.After(3 * time.Second):
+	case <-time.After(wait):
 		out = reset
 		if err := h.resetPeer(); err != nil {
 			return reset, nil, fmt.Errorf("re-adding the peer: %w", err)
