@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -195,4 +196,37 @@ func checkDecodes(t *testing.T, b []byte) {
 		}
 		b = b[n:]
 	}
+}
+
+// FuzzCodecGuard checks that checkMPAttrs knows every way an UPDATE can
+// make GoBGP's codec panic: a body it lets through decodes and validates
+// without a panic (parseBody and validateUpdate would catch one, but each
+// costs the session a generic error instead of the right NOTIFICATION).
+func FuzzCodecGuard(f *testing.F) {
+	f.Add(crasherUpdate[headerLen:])
+	rich, v6, wd, _, _ := genSeedMsgs(f)
+	for _, b := range [][]byte{rich, v6, wd} {
+		f.Add(b[headerLen:])
+	}
+	rfs := (&negotiated{fams: ourFamilies}).rfMap()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > maxMsgLen-headerLen || checkMPAttrs(body) != nil {
+			return
+		}
+		hdr := &bgp.BGPHeader{Len: uint16(headerLen + len(body)), Type: bgp.BGP_MSG_UPDATE}
+		m, err := parseBody(hdr, body)
+		if errors.As(err, new(errCodecPanic)) {
+			t.Fatalf("the codec panicked on an UPDATE the guard let through: %v", err)
+		}
+		if err != nil {
+			return
+		}
+		if u, ok := m.Body.(*bgp.BGPUpdate); ok {
+			for _, ebgp := range []bool{false, true} {
+				if _, err := validateUpdate(u, rfs, ebgp); errors.As(err, new(errCodecPanic)) {
+					t.Fatalf("validation panicked on an UPDATE the guard let through: %v", err)
+				}
+			}
+		}
+	})
 }
