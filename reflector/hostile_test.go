@@ -294,7 +294,7 @@ func TestHoldDownAfterFault(t *testing.T) {
 // that send no OPEN, only the newest is kept; the older ones get a Cease,
 // Connection Rejected.
 func TestOnePendingConnection(t *testing.T) {
-	_, addr := startReflector(t, testConfig("127.0.0.2"))
+	r, addr := startReflector(t, testConfig("127.0.0.2"))
 	var conns []*rawSpeaker
 	for range 4 {
 		c := dialFrom(t, addr, "127.0.0.2")
@@ -315,6 +315,9 @@ func TestOnePendingConnection(t *testing.T) {
 	}
 	if m := last.read(t); m.Header.Type != bgp.BGP_MSG_KEEPALIVE {
 		t.Fatalf("got %T, want KEEPALIVE", m.Body)
+	}
+	if got := testutil.ToFloat64(r.met.rejected.WithLabelValues(rejectReplaced)); got != 3 {
+		t.Errorf("connections_rejected_total{reason=replaced} = %v, want 3", got)
 	}
 }
 
