@@ -127,16 +127,17 @@ func FuzzSessionRIB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rl := newRIBLoop(slog.New(slog.DiscardHandler), testASN, 1, newEngineMetrics())
 		both := families(0).with(famV4).with(famV6)
-		up := func(addr string, id uint32, asn uint32, client bool) (*member, *recConn) {
+		up := func(addr string, id uint32, asn uint32, client bool, maxPrefixes int) (*member, *recConn) {
 			c := &recConn{}
 			m := rl.peerUp(sessionInfo{addr: netip.MustParseAddr(addr), routerID: id, asn: asn, ebgp: asn != testASN,
-				client: client, fams: both, localAddr: netip.MustParseAddr("192.0.2.254"), stats: &peerStats{}, conn: c})
+				client: client, fams: both, localAddr: netip.MustParseAddr("192.0.2.254"), maxPrefixes: maxPrefixes,
+				stats: &peerStats{}, conn: c})
 			return m, c
 		}
-		ibgpM, ibgpC := up("127.0.0.2", 2, testASN, true)
-		ebgpM, ebgpC := up("127.0.0.3", 3, 65100, false)
-		_, monI := up("127.0.0.4", 4, testASN, true)
-		_, monE := up("127.0.0.5", 5, 65200, false)
+		ibgpM, ibgpC := up("127.0.0.2", 2, testASN, true, 0)
+		ebgpM, ebgpC := up("127.0.0.3", 3, 65100, false, 20) // over 20 prefixes: max-prefix ends it
+		_, monI := up("127.0.0.4", 4, testASN, true, 0)
+		_, monE := up("127.0.0.5", 5, 65200, false, 0)
 		sessions := []*session{
 			{local: localIdentity{asn: testASN, routerID: 1, clusterID: 1}, log: slog.New(slog.DiscardHandler), rib: rl,
 				neg: negotiated{fams: both}},
