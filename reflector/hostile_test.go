@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -331,5 +333,48 @@ func waitChange(t *testing.T, r *Reflector, cond func() bool) {
 		case <-timeout:
 			t.Fatal("timed out waiting for a neighbour's change")
 		}
+	}
+}
+
+// TestHoldDownDoubles: each further end by the peer's fault doubles the
+// hold-down up to idleHoldMax; an end that was not its fault resets it.
+func TestHoldDownDoubles(t *testing.T) {
+	p := &peer{env: &peerEnv{idleHold: 30 * time.Second, met: newEngineMetrics()}, log: slog.New(slog.DiscardHandler)}
+	pr := &peerRun{holdNext: p.env.idleHold}
+	fault := newNotify(bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, "")
+	var got []time.Duration
+	for range 6 {
+		before := time.Now()
+		if !p.holdDown(pr, &session{}, fault) {
+			t.Fatal("an UPDATE error did not hold the neighbour down")
+		}
+		got = append(got, pr.holdUntil.Sub(before).Round(10*time.Second))
+	}
+	want := []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("hold-downs (-want +got):\n%s", d)
+	}
+	if p.holdDown(pr, &session{}, newNotify(bgp.BGP_ERROR_HOLD_TIMER_EXPIRED, 0, "")) {
+		t.Error("a hold timer expiry held the neighbour down")
+	}
+	if pr.holdNext != p.env.idleHold {
+		t.Errorf("after a clean end the next hold-down is %v, want %v", pr.holdNext, p.env.idleHold)
+	}
+	if got := testutil.ToFloat64(p.env.met.holdDowns); got != 6 {
+		t.Errorf("peer_hold_downs_total = %v, want 6", got)
+	}
+}
+
+// TestUnknownNeighbourRefused: a connection from an address that is no
+// neighbour is closed and counted.
+func TestUnknownNeighbourRefused(t *testing.T) {
+	r, addr := startReflector(t, testConfig("127.0.0.2"))
+	c := dialFrom(t, addr, "127.0.0.9")
+	c.conn.SetReadDeadline(deadline())
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("a connection from an unknown address got data")
+	}
+	if got := testutil.ToFloat64(r.met.rejected.WithLabelValues(rejectUnknown)); got != 1 {
+		t.Errorf("connections_rejected_total{reason=unknown-neighbour} = %v, want 1", got)
 	}
 }
