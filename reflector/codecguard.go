@@ -14,12 +14,15 @@ import (
 // the right NOTIFICATION, and parseBody turns any other codec panic into
 // an UPDATE Message Error for this session alone.
 
-// checkMPAttrs walks an UPDATE body's attribute list and checks the fixed
-// parts of MP_REACH_NLRI and MP_UNREACH_NLRI. Framing errors of the list
-// itself are left to the codec, which reports them with RFC 7606 handling.
-// A short MP attribute is an UPDATE Message Error, Optional Attribute
-// Error, with the attribute as data (RFC 4760 7; RFC 7606 7.11 allows no
-// treat-as-withdraw, since its NLRI cannot be located).
+// checkMPAttrs walks an UPDATE body's attributes the way the codec does
+// and checks the fixed parts of MP_REACH_NLRI and MP_UNREACH_NLRI. The
+// codec reads each attribute from the rest of the body, not only from the
+// attribute list: an attribute whose length overruns the list is decoded
+// all the same (and the list's remaining length wraps around), so the walk
+// does that too. Framing errors are left to the codec, which reports them
+// with RFC 7606 handling. A short MP attribute is an UPDATE Message Error,
+// Optional Attribute Error, with the attribute as data (RFC 4760 7; RFC
+// 7606 7.11 allows no treat-as-withdraw, since its NLRI cannot be located).
 func checkMPAttrs(body []byte) *notifyError {
 	if len(body) < 4 {
 		return nil
@@ -28,25 +31,27 @@ func checkMPAttrs(body []byte) *notifyError {
 	if 2+wl+2 > len(body) {
 		return nil
 	}
-	al := int(binary.BigEndian.Uint16(body[2+wl:]))
-	list := body[4+wl:]
-	if al > len(list) {
+	pathlen := binary.BigEndian.Uint16(body[2+wl:])
+	data := body[4+wl:]
+	if int(pathlen) > len(data) {
 		return nil
 	}
-	list = list[:al]
-	for len(list) >= 3 {
-		flags, typ := bgp.BGPAttrFlag(list[0]), bgp.BGPAttrType(list[1])
-		hl, vl := 3, int(list[2])
-		if flags&bgp.BGP_ATTR_FLAG_EXTENDED_LENGTH != 0 {
-			if len(list) < 4 {
-				return nil
-			}
-			hl, vl = 4, int(binary.BigEndian.Uint16(list[2:]))
-		}
-		if hl+vl > len(list) {
+	for pathlen >= 3 {
+		if len(data) < 3 {
 			return nil
 		}
-		v := list[hl : hl+vl]
+		flags, typ := bgp.BGPAttrFlag(data[0]), bgp.BGPAttrType(data[1])
+		hl, vl := 3, int(data[2])
+		if flags&bgp.BGP_ATTR_FLAG_EXTENDED_LENGTH != 0 {
+			if len(data) < 4 {
+				return nil
+			}
+			hl, vl = 4, int(binary.BigEndian.Uint16(data[2:]))
+		}
+		if hl+vl > len(data) {
+			return nil
+		}
+		v := data[hl : hl+vl]
 		var msg string
 		switch typ {
 		case bgp.BGP_ATTR_TYPE_MP_REACH_NLRI:
@@ -61,10 +66,11 @@ func checkMPAttrs(body []byte) *notifyError {
 		}
 		if msg != "" {
 			e := newNotify(bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_OPTIONAL_ATTRIBUTE_ERROR, msg)
-			e.data = append([]byte(nil), list[:hl+vl]...)
+			e.data = append([]byte(nil), data[:hl+vl]...)
 			return e
 		}
-		list = list[hl+vl:]
+		pathlen -= uint16(hl + vl) // wraps as the codec's does
+		data = data[hl+vl:]
 	}
 	return nil
 }

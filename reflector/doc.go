@@ -37,6 +37,12 @@
 // (fileconfig.go); dynamic neighbours from prefix ranges (neighbors.go),
 // with TCP MD5 prefix keys (md5.go); GTSM and eBGP TTLs (ttl.go); Changes,
 // a coalescing signal of sessions going up or down, for status writers.
+// Hostile peers cost their own session and nothing else: codec guards
+// (codecguard.go), peer-down on every session end, max-prefix before
+// reflection, hold-down after a peer's fault (peer.go), bounded output
+// queues and coalesced table dumps (writer.go), accept backoff
+// (accept.go) and rate-limited logs (loglimit.go); docs/reflector.md
+// lists the bounds.
 // The datastore-driven controller is in reflector/fabric, the comparison
 // benchmark against BIRD, FRR and gobgpd in reflector/bench.
 //

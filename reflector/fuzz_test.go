@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"testing"
@@ -126,16 +127,17 @@ func FuzzSessionRIB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rl := newRIBLoop(slog.New(slog.DiscardHandler), testASN, 1, newEngineMetrics())
 		both := families(0).with(famV4).with(famV6)
-		up := func(addr string, id uint32, asn uint32, client bool) (*member, *recConn) {
+		up := func(addr string, id uint32, asn uint32, client bool, maxPrefixes int) (*member, *recConn) {
 			c := &recConn{}
 			m := rl.peerUp(sessionInfo{addr: netip.MustParseAddr(addr), routerID: id, asn: asn, ebgp: asn != testASN,
-				client: client, fams: both, localAddr: netip.MustParseAddr("192.0.2.254"), stats: &peerStats{}, conn: c})
+				client: client, fams: both, localAddr: netip.MustParseAddr("192.0.2.254"), maxPrefixes: maxPrefixes,
+				stats: &peerStats{}, conn: c})
 			return m, c
 		}
-		ibgpM, ibgpC := up("127.0.0.2", 2, testASN, true)
-		ebgpM, ebgpC := up("127.0.0.3", 3, 65100, false)
-		_, monI := up("127.0.0.4", 4, testASN, true)
-		_, monE := up("127.0.0.5", 5, 65200, false)
+		ibgpM, ibgpC := up("127.0.0.2", 2, testASN, true, 0)
+		ebgpM, ebgpC := up("127.0.0.3", 3, 65100, false, 20) // over 20 prefixes: max-prefix ends it
+		_, monI := up("127.0.0.4", 4, testASN, true, 0)
+		_, monE := up("127.0.0.5", 5, 65200, false, 0)
 		sessions := []*session{
 			{local: localIdentity{asn: testASN, routerID: 1, clusterID: 1}, log: slog.New(slog.DiscardHandler), rib: rl,
 				neg: negotiated{fams: both}},
@@ -195,4 +197,37 @@ func checkDecodes(t *testing.T, b []byte) {
 		}
 		b = b[n:]
 	}
+}
+
+// FuzzCodecGuard checks that checkMPAttrs knows every way an UPDATE can
+// make GoBGP's codec panic: a body it lets through decodes and validates
+// without a panic (parseBody and validateUpdate would catch one, but each
+// costs the session a generic error instead of the right NOTIFICATION).
+func FuzzCodecGuard(f *testing.F) {
+	f.Add(crasherUpdate[headerLen:])
+	rich, v6, wd, _, _ := genSeedMsgs(f)
+	for _, b := range [][]byte{rich, v6, wd} {
+		f.Add(b[headerLen:])
+	}
+	rfs := (&negotiated{fams: ourFamilies}).rfMap()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > maxMsgLen-headerLen || checkMPAttrs(body) != nil {
+			return
+		}
+		hdr := &bgp.BGPHeader{Len: uint16(headerLen + len(body)), Type: bgp.BGP_MSG_UPDATE}
+		m, err := parseBody(hdr, body)
+		if errors.As(err, new(errCodecPanic)) {
+			t.Fatalf("the codec panicked on an UPDATE the guard let through: %v", err)
+		}
+		if err != nil {
+			return
+		}
+		if u, ok := m.Body.(*bgp.BGPUpdate); ok {
+			for _, ebgp := range []bool{false, true} {
+				if _, err := validateUpdate(u, rfs, ebgp); errors.As(err, new(errCodecPanic)) {
+					t.Fatalf("validation panicked on an UPDATE the guard let through: %v", err)
+				}
+			}
+		}
+	})
 }

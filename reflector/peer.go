@@ -207,9 +207,9 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 		// collision detection instead.
 		p.mu.Lock()
 		for _, o := range p.sessions {
-			if !o.outgoing && !o.gotOpen.Load() {
+			if !o.outgoing && !o.gotOpen.Load() &&
+				o.abort(newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED, "replaced by a newer connection")) {
 				p.env.met.rejected.WithLabelValues(rejectReplaced).Inc()
-				o.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED, "replaced by a newer connection")
 			}
 		}
 		p.mu.Unlock()
