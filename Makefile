@@ -20,7 +20,7 @@ deps:
 # RACE_PKGS run under the race detector in make test: each package runs
 # once, these with -race and the others without (see docs/architecture.md,
 # "Tests", for what each costs).
-RACE_PKGS := ./api/... ./peering ./datastore ./felix/acl ./felix/calc ./felix/policy ./felix/routetable ./internal/latest ./reflector ./sim ./sim/topology
+RACE_PKGS := ./api/... ./peering ./datastore ./felix ./felix/acl ./felix/calc ./felix/policy ./felix/routetable ./internal/latest ./reflector ./router ./sim ./sim/topology ./cmd/bgpfabric
 
 # test runs every test: unit tests and, as root, the namespace and kernel
 # tests, through internal/testgate, which prints go test's usual output,

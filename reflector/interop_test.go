@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/internal/testport"
 )
 
 // Interop tests against real BIRD 2 and FRR bgpd (Debian packages bird2
@@ -38,15 +38,11 @@ func daemonBinary(t *testing.T, path string) string {
 	return p
 }
 
-// freePort returns a TCP port free on ip.
+// freePort returns a TCP port free on ip that no other socket can take
+// before the daemon binds it (internal/testport).
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Pick(t, ip)
 }
 
 // runDaemon starts args in dir and kills its process group at cleanup.

@@ -22,6 +22,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/internal/testport"
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
 	"github.com/bgpfabric/bgpfabric/router/speakerproc"
@@ -258,13 +259,10 @@ func benchImport100k(b *testing.B, newSpeaker func() router.Speaker) {
 
 func ptrU32(v uint32) *uint32 { return &v }
 
+// freeLoopbackPort returns a port for the benchmark's speakers that no
+// other socket can take meanwhile (internal/testport).
 func freeLoopbackPort(tb testing.TB) int32 {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port)
+	return int32(testport.Pick(tb, "127.0.0.1", "127.0.0.2"))
 }
 
 // BenchmarkPropagation: in a 3-node mesh, a block route (felix's

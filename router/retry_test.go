@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
 )
@@ -54,6 +55,19 @@ func (c *callLog) count(prefix string) int {
 	return n
 }
 
+// waitRetry is waitUntil for what takes a retry (retryDelay, 2 s) and a
+// reconcile: with room for a loaded machine.
+func waitRetry(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestFailedPeerRetried: every speaker call that fails is tried again
 // (after retryDelay) until it succeeds: starting the speaker, adding a
 // session (whose status says why meanwhile), announcing, withdrawing and
@@ -69,7 +83,7 @@ func TestFailedPeerRetried(t *testing.T) {
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), node("n3", "10.0.0.3/24"), meshConfig("90s"))
 
 	// Start fails once, then succeeds.
-	waitUntil(t, "the speaker started on the second try", func() bool { _, ok := sp.Started(); return ok })
+	waitRetry(t, "the speaker started on the second try", func() bool { _, ok := sp.Started(); return ok })
 	if n := log.count("Start "); n != 2 {
 		t.Errorf("Start called %d times, want 2 (one failure, one retry)", n)
 	}
@@ -87,7 +101,7 @@ func TestFailedPeerRetried(t *testing.T) {
 	})
 	// Once the speaker accepts it, the next retry adds it.
 	sp.accept(addr("10.0.0.3"))
-	waitUntil(t, "n3's session configured on a retry", func() bool { return peerAddrs(sp.FakeSpeaker) == "10.0.0.2/90 10.0.0.3/90" })
+	waitRetry(t, "n3's session configured on a retry", func() bool { return peerAddrs(sp.FakeSpeaker) == "10.0.0.2/90 10.0.0.3/90" })
 	waitUntil(t, "the status clears n3's error", func() bool {
 		st := h.status.get()
 		i := slices.IndexFunc(st.Status.Peers, func(p api.BGPPeerStatus) bool { return p.PeerIP == "10.0.0.3" })
@@ -97,7 +111,7 @@ func TestFailedPeerRetried(t *testing.T) {
 	// Announcing fails once.
 	sp.FailNext("Announce", errors.New("announce refused"))
 	h.fib.ch <- FIBBatch{Snapshot: true, Routes: []FIBEvent{{Route: blackhole("10.65.1.0/26")}}}
-	waitUntil(t, "the block announced on a retry", func() bool { return len(sp.Announced()) == 1 })
+	waitRetry(t, "the block announced on a retry", func() bool { return len(sp.Announced()) == 1 })
 	if n := log.count("Announce 10.65.1.0/26"); n != 2 {
 		t.Errorf("Announce called %d times, want 2", n)
 	}
@@ -106,13 +120,13 @@ func TestFailedPeerRetried(t *testing.T) {
 	// that one's retry does not do the other's work.
 	sp.FailNext("Withdraw", errors.New("withdraw refused"))
 	h.fib.ch <- FIBBatch{Routes: []FIBEvent{{Route: blackhole("10.65.1.0/26"), Deleted: true}}}
-	waitUntil(t, "the block withdrawn on a retry", func() bool { return len(sp.Announced()) == 0 })
+	waitRetry(t, "the block withdrawn on a retry", func() bool { return len(sp.Announced()) == 0 })
 	if n := log.count("Withdraw 10.65.1.0/26"); n != 2 {
 		t.Errorf("Withdraw called %d times, want 2", n)
 	}
 	sp.FailNext("DeletePeer", errors.New("delete refused"))
 	h.res.del(t, api.KindNode, "n3")
-	waitUntil(t, "n3's session removed on a retry", func() bool { return peerAddrs(sp.FakeSpeaker) == "10.0.0.2/90" })
+	waitRetry(t, "n3's session removed on a retry", func() bool { return peerAddrs(sp.FakeSpeaker) == "10.0.0.2/90" })
 	if n := log.count("DeletePeer 10.0.0.3"); n != 2 {
 		t.Errorf("DeletePeer called %d times, want 2", n)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/etcdtest"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/internal/testport"
 )
 
 func TestParseFailsafes(t *testing.T) {
@@ -136,16 +138,11 @@ func TestNodeCommand(t *testing.T) {
 	}
 }
 
-// freeLoopbackPort returns a 127.0.0.1 address whose port was free a
-// moment ago.
+// freeLoopbackPort returns a 127.0.0.1 address whose port no other socket
+// can take before the node binds it (internal/testport).
 func freeLoopbackPort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testport.Pick(t)))
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -4,7 +4,6 @@ package gobgp
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -12,18 +11,16 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/testport"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
-// freePort returns a TCP port that is free on 127.0.0.1 now.
+// freePort returns a TCP port for the speakers of a test, free on every
+// loopback address they use and one no other socket can take meanwhile
+// (internal/testport).
 func freePort(t *testing.T) int32 {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port)
+	return int32(testport.Pick(t, "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.1", "127.0.2.1"))
 }
 
 type collector struct {
