@@ -87,7 +87,7 @@ func (f *Fabric) startDatastoreProcess() error {
 		return err
 	}
 	args := []string{f.opts.Binary, "datastore", "serve", "--data-dir", f.ds.dataDir, "--listen", f.ds.endpoint}
-	p, err := startIn(f.run, dsProcName, h, name, args, filepath.Join(f.run.Dir, "logs", "datastore.log"), nil)
+	p, err := startIn(f.run, dsProcName, h, name, args, filepath.Join(f.run.Dir, "logs", "datastore.log"), nil, 0)
 	if err != nil {
 		return err
 	}
