@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
@@ -67,6 +69,7 @@ func benchFabric(b *testing.B, name string) {
 		}
 		upAndConverged := time.Since(start)
 		ds1 := readEtcdCounters(b)
+		st1 := statusWrites(b, f)
 		nodeRSS, rrRSS := agentRSS(f)
 		// At rest: what the converged fabric costs.
 		// Two windows: the first after convergence still holds each
@@ -76,12 +79,14 @@ func benchFabric(b *testing.B, name string) {
 		time.Sleep(*idleFor) // a measurement window, not a wait for state
 		settleWall := time.Since(idle0)
 		ds2 := readEtcdCounters(b)
+		st2 := statusWrites(b, f)
 		cpu0 := agentCPU(f)
 		idle1 := time.Now()
 		time.Sleep(*idleFor)
 		idleWall := time.Since(idle1)
 		cpu1 := agentCPU(f)
 		ds3 := readEtcdCounters(b)
+		st3 := statusWrites(b, f)
 		nodeCPU, rrCPU := cpuPercent(f, cpu0, cpu1, idleWall)
 		nodeRSSIdle, _ := agentRSS(f)
 		nodePrivate := agentPrivate(f)
@@ -133,6 +138,9 @@ func benchFabric(b *testing.B, name string) {
 			mean(nodeRSS)/1024, slices.Max(nodeRSS)/1024, len(nodeRSS), mean(rrRSS)/1024, maxOr0(rrRSS)/1024, len(rrRSS))
 		b.Logf("datastore while booting and converging (%.1fs): %s = %.1f writes/s (%.2f per agent)",
 			upAndConverged.Seconds(), convWrites, convWrites.writes()/upAndConverged.Seconds(), convWrites.writes()/upAndConverged.Seconds()/agents)
+		b.Logf("status records (BGPStatus, FelixStatus): %d written up to convergence (%.1f per agent), %d in the settling window, %d at rest",
+			st1, float64(st1)/agents, st2-st1, st3-st2)
+		b.ReportMetric(float64(st3-st2)/idleWall.Seconds()/agents, "status-writes/s/agent-idle")
 		b.Logf("datastore in the first %.0fs after convergence: %s = %.3f writes/s (%.4f per agent)",
 			settleWall.Seconds(), settleWrites, settleWrites.writes()/settleWall.Seconds(), settleWrites.writes()/settleWall.Seconds()/agents)
 		b.Logf("datastore at rest (the next %.0fs): %s = %.3f writes/s (%.4f per agent)",
@@ -364,4 +372,20 @@ func agentPrivate(f *sim.Fabric) []float64 {
 		out = append(out, kb)
 	}
 	return out
+}
+
+// statusWrites counts the writes of every status record since it was
+// created: the sum of the keys' versions (etcd counts each key's puts).
+func statusWrites(b *testing.B, f *sim.Fabric) int64 {
+	var n int64
+	for _, plural := range []string{"bgpstatuses/", "felixstatuses/"} {
+		resp, err := f.Client().Etcd().Get(context.Background(), api.KeyRoot+plural, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			b.Fatalf("reading status keys: %v", err)
+		}
+		for _, kv := range resp.Kvs {
+			n += kv.Version
+		}
+	}
+	return n
 }
