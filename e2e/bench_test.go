@@ -126,9 +126,8 @@ func benchFabric(b *testing.B, name string) {
 		b.ReportMetric(maxOr0(nodeCPU), "node-cpu-idle-max-%")
 		b.ReportMetric(mean(nodeRSSIdle)/1024, "node-rss-idle-MiB")
 		b.ReportMetric(mean(nodePrivate)/1024, "node-private-idle-MiB")
-		b.Logf("%s: %d nodes, %d workloads, %d namespaces", name, len(f.Plan.Nodes), len(f.Plan.Workloads), nsCount)
-		b.Logf("boot %.2fs = namespaces %.2fs + datastore %.2fs + agents started %.2fs + workloads (CNI) %.2fs",
-			tm.Boot.Seconds(), tm.Namespaces.Seconds(), tm.Datastore.Seconds(), tm.Agents.Seconds(), tm.Workloads.Seconds())
+		b.Logf("%s: %d nodes, %d workloads, %d namespaces; boot %.2fs = namespaces %.2fs + datastore %.2fs + agents started %.2fs + workloads (CNI) %.2fs",
+			name, len(f.Plan.Nodes), len(f.Plan.Workloads), nsCount, tm.Boot.Seconds(), tm.Namespaces.Seconds(), tm.Datastore.Seconds(), tm.Agents.Seconds(), tm.Workloads.Seconds())
 		b.Logf("after boot start: all nodes ready %.2fs, all sessions established %.2fs, all routes installed %.2fs; converged %.2fs after boot (up and converged %.2fs)",
 			tm.AllReady.Seconds(), tm.AllEstablished.Seconds(), tm.AllRoutes.Seconds(), conv.Seconds(), upAndConverged.Seconds())
 		b.Logf("checks: %d probes in %.2fs; teardown %.2fs", probes, checkTime, teardown.Seconds())
@@ -141,9 +140,8 @@ func benchFabric(b *testing.B, name string) {
 		b.Logf("status records (BGPStatus, FelixStatus): %d written up to convergence (%.1f per agent), %d in the settling window, %d at rest",
 			st1, float64(st1)/agents, st2-st1, st3-st2)
 		b.ReportMetric(float64(st3-st2)/idleWall.Seconds()/agents, "status-writes/s/agent-idle")
-		b.Logf("datastore in the first %.0fs after convergence: %s = %.3f writes/s (%.4f per agent)",
-			settleWall.Seconds(), settleWrites, settleWrites.writes()/settleWall.Seconds(), settleWrites.writes()/settleWall.Seconds()/agents)
-		b.Logf("datastore at rest (the next %.0fs): %s = %.3f writes/s (%.4f per agent)",
+		b.Logf("datastore in the first %.0fs after convergence: %s = %.3f writes/s (%.4f per agent); at rest (the next %.0fs): %s = %.3f writes/s (%.4f per agent)",
+			settleWall.Seconds(), settleWrites, settleWrites.writes()/settleWall.Seconds(), settleWrites.writes()/settleWall.Seconds()/agents,
 			idleWall.Seconds(), idleWrites, idleWrites.writes()/idleWall.Seconds(), idleWrites.writes()/idleWall.Seconds()/agents)
 		b.Logf("agents at rest: nodes CPU mean %.2f%%, max %.2f%% of a core, RSS mean %.1f MiB (private %.1f MiB; the rest is the binary's pages, shared by every agent); reflectors CPU mean %.2f%%, max %.2f%%",
 			mean(nodeCPU), maxOr0(nodeCPU), mean(nodeRSSIdle)/1024, mean(nodePrivate)/1024, mean(rrCPU), maxOr0(rrCPU))
