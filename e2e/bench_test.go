@@ -37,6 +37,7 @@ import (
 var (
 	cniParallel = flag.Int("sim.cni-parallel", 0, "nodes wired through CNI at once (0: sim.DefaultCNIParallel)")
 	idleFor     = flag.Duration("sim.idle", 60*time.Second, "how long the benchmarks measure the converged fabric at rest")
+	viaProxy    = flag.Bool("sim.proxy", false, "connect the agents to etcd through etcd's gRPC proxy (sim.Options.DatastoreProxy)")
 )
 
 func BenchmarkRR2x50(b *testing.B)  { benchFabric(b, "rr-2x50") }
@@ -52,7 +53,7 @@ func benchFabric(b *testing.B, name string) {
 	// The topology's faults are for `sim run`, not for the benchmark.
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		o := sim.Options{Binary: binary, Grace: 3 * time.Second, CNIParallel: *cniParallel}
+		o := sim.Options{Binary: binary, Grace: 3 * time.Second, CNIParallel: *cniParallel, DatastoreProxy: *viaProxy}
 		if *verbose {
 			o.Progress = os.Stderr
 		}

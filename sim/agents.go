@@ -122,8 +122,8 @@ func (f *Fabric) StartAgent(node string) error {
 			return err
 		}
 	} else {
-		args = f.opts.agentCommand(n, f.ds.endpoint, f.run.Dir)
-		env = []string{"BGPFABRIC_DATASTORE=" + f.ds.endpoint, "BGPFABRIC_NODE_NAME=" + n.Name}
+		args = f.opts.agentCommand(n, f.ds.agentEndpoint(), f.run.Dir)
+		env = []string{"BGPFABRIC_DATASTORE=" + f.ds.agentEndpoint(), "BGPFABRIC_NODE_NAME=" + n.Name}
 	}
 	log := filepath.Join(f.run.Dir, "logs", n.Name+".log")
 	p, err := startIn(f.run, agentProcName(node), h, n.Netns, args, log, env, f.opts.AgentNice)

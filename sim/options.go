@@ -47,6 +47,11 @@ type Options struct {
 	// datastore serve` in a namespace of its own) instead of inside this
 	// process; `sim up` needs it, since its etcd must outlive the command.
 	DatastoreProcess bool
+	// DatastoreProxy puts etcd's gRPC proxy (datastore.Proxy; `bgpfabric
+	// datastore proxy` when the datastore is a process) between the
+	// agents and etcd: the agents' identical watches reach etcd once
+	// (docs/scale.md). The sim itself and the CNI plugin talk to etcd.
+	DatastoreProxy bool
 	// Workloads: "cni" (default: through the CNI plugin, via libcni) or
 	// "none" (namespaces only, not wired).
 	Workloads string
