@@ -16,11 +16,15 @@ import (
 // watches: what the agent receives, before any filter of ours.
 type countingWatcher struct {
 	clientv3.Watcher
-	mu   sync.Mutex
-	keys map[string]int // by kind plural
+	mu    sync.Mutex
+	keys  map[string]int // by kind plural
+	calls int            // Watch calls: watches opened
 }
 
 func (w *countingWatcher) Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan {
+	w.mu.Lock()
+	w.calls++
+	w.mu.Unlock()
 	in := w.Watcher.Watch(ctx, key, opts...)
 	out := make(chan clientv3.WatchResponse)
 	go func() {

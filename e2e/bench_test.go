@@ -14,22 +14,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
-// BenchmarkRR2x50 and BenchmarkRR2x98 boot the 52- and 100-node reflector
-// fabrics with the real agents, wait for convergence, run the topology's
-// sampled all-pairs check and tear down, and report where the time went
-// and how much memory the agents hold (docs/benchmarks.md, "Simulator").
-// Run them one at a time, on an idle machine:
+// BenchmarkRR2x50, BenchmarkRR2x98 and BenchmarkRR2x298 boot the 52-,
+// 100- and 300-node reflector fabrics with the real agents, wait for
+// convergence, measure the converged fabric at rest for -sim.idle (agent
+// CPU, datastore writes), run the topology's sampled all-pairs check and
+// tear down, and report where the time went, the datastore's load (from
+// the embedded etcd's own Prometheus counters) and what the agents cost
+// (docs/benchmarks.md, "Simulator"; docs/scale.md). Run them one at a
+// time, on an idle machine:
 //
-//	go test ./e2e -run '^$' -bench 'RR2x98' -benchtime 1x -timeout 30m
-var cniParallel = flag.Int("sim.cni-parallel", 0, "nodes wired through CNI at once (0: sim.DefaultCNIParallel)")
+//	go test ./e2e -run '^$' -bench 'RR2x98$' -benchtime 1x -timeout 30m
+//	go test ./e2e -run '^$' -bench 'RR2x298' -benchtime 1x -timeout 60m
+var (
+	cniParallel = flag.Int("sim.cni-parallel", 0, "nodes wired through CNI at once (0: sim.DefaultCNIParallel)")
+	idleFor     = flag.Duration("sim.idle", 60*time.Second, "how long the benchmarks measure the converged fabric at rest")
+	viaProxy    = flag.Bool("sim.proxy", false, "connect the agents to etcd through etcd's gRPC proxy (sim.Options.DatastoreProxy)")
+)
 
-func BenchmarkRR2x50(b *testing.B) { benchFabric(b, "rr-2x50") }
-func BenchmarkRR2x98(b *testing.B) { benchFabric(b, "rr-2x98") }
+func BenchmarkRR2x50(b *testing.B)  { benchFabric(b, "rr-2x50") }
+func BenchmarkRR2x98(b *testing.B)  { benchFabric(b, "rr-2x98") }
+func BenchmarkRR2x298(b *testing.B) { benchFabric(b, "rr-2x298") }
 
 func benchFabric(b *testing.B, name string) {
 	nstest.RequireRoot(b)
@@ -40,10 +53,11 @@ func benchFabric(b *testing.B, name string) {
 	// The topology's faults are for `sim run`, not for the benchmark.
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		o := sim.Options{Binary: binary, Grace: 3 * time.Second, CNIParallel: *cniParallel}
+		o := sim.Options{Binary: binary, Grace: 3 * time.Second, CNIParallel: *cniParallel, DatastoreProxy: *viaProxy}
 		if *verbose {
 			o.Progress = os.Stderr
 		}
+		ds0 := readEtcdCounters(b)
 		start := time.Now()
 		f, err := sim.Boot(ctx, topo, o)
 		if err != nil {
@@ -55,7 +69,32 @@ func benchFabric(b *testing.B, name string) {
 			b.Fatal(err)
 		}
 		upAndConverged := time.Since(start)
+		ds1 := readEtcdCounters(b)
+		st1 := statusWrites(b, f)
 		nodeRSS, rrRSS := agentRSS(f)
+		// At rest: what the converged fabric costs.
+		// Two windows: the first after convergence still holds each
+		// agent's deferred write of its final prefix counts (latest's
+		// slow period); the second is the steady state.
+		idle0 := time.Now()
+		time.Sleep(*idleFor) // a measurement window, not a wait for state
+		settleWall := time.Since(idle0)
+		ds2 := readEtcdCounters(b)
+		st2 := statusWrites(b, f)
+		cpu0 := agentCPU(f)
+		idle1 := time.Now()
+		time.Sleep(*idleFor)
+		idleWall := time.Since(idle1)
+		cpu1 := agentCPU(f)
+		ds3 := readEtcdCounters(b)
+		st3 := statusWrites(b, f)
+		nodeCPU, rrCPU := cpuPercent(f, cpu0, cpu1, idleWall)
+		nodeRSSIdle, _ := agentRSS(f)
+		nodePrivate := agentPrivate(f)
+		agents := float64(len(f.Plan.Nodes))
+		convWrites := ds1.sub(ds0)
+		settleWrites := ds2.sub(ds1)
+		idleWrites := ds3.sub(ds2)
 		checks := f.Check(ctx)
 		var probes int
 		var checkTime float64
@@ -81,9 +120,15 @@ func benchFabric(b *testing.B, name string) {
 		b.ReportMetric(teardown.Seconds(), "teardown-s")
 		b.ReportMetric(mean(nodeRSS)/1024, "node-rss-mean-MiB")
 		b.ReportMetric(slices.Max(nodeRSS)/1024, "node-rss-max-MiB")
-		b.Logf("%s: %d nodes, %d workloads, %d namespaces", name, len(f.Plan.Nodes), len(f.Plan.Workloads), nsCount)
-		b.Logf("boot %.2fs = namespaces %.2fs + datastore %.2fs + agents started %.2fs + workloads (CNI) %.2fs",
-			tm.Boot.Seconds(), tm.Namespaces.Seconds(), tm.Datastore.Seconds(), tm.Agents.Seconds(), tm.Workloads.Seconds())
+		b.ReportMetric(convWrites.writes()/upAndConverged.Seconds(), "ds-writes/s-converging")
+		b.ReportMetric(idleWrites.writes()/idleWall.Seconds()/agents, "ds-writes/s/agent-idle")
+		b.ReportMetric(idleWrites.events/idleWall.Seconds(), "ds-watch-events/s-idle")
+		b.ReportMetric(mean(nodeCPU), "node-cpu-idle-%")
+		b.ReportMetric(maxOr0(nodeCPU), "node-cpu-idle-max-%")
+		b.ReportMetric(mean(nodeRSSIdle)/1024, "node-rss-idle-MiB")
+		b.ReportMetric(mean(nodePrivate)/1024, "node-private-idle-MiB")
+		b.Logf("%s: %d nodes, %d workloads, %d namespaces; boot %.2fs = namespaces %.2fs + datastore %.2fs + agents started %.2fs + workloads (CNI) %.2fs",
+			name, len(f.Plan.Nodes), len(f.Plan.Workloads), nsCount, tm.Boot.Seconds(), tm.Namespaces.Seconds(), tm.Datastore.Seconds(), tm.Agents.Seconds(), tm.Workloads.Seconds())
 		b.Logf("after boot start: all nodes ready %.2fs, all sessions established %.2fs, all routes installed %.2fs; converged %.2fs after boot (up and converged %.2fs)",
 			tm.AllReady.Seconds(), tm.AllEstablished.Seconds(), tm.AllRoutes.Seconds(), conv.Seconds(), upAndConverged.Seconds())
 		b.Logf("checks: %d probes in %.2fs; teardown %.2fs", probes, checkTime, teardown.Seconds())
@@ -91,6 +136,16 @@ func benchFabric(b *testing.B, name string) {
 			nsCount, baseAdd.Seconds(), baseDel.Seconds(), tm.Namespaces.Seconds()/baseAdd.Seconds())
 		b.Logf("agent RSS at convergence: nodes (felix+router) mean %.1f MiB, max %.1f MiB over %d; reflectors mean %.1f MiB, max %.1f MiB over %d",
 			mean(nodeRSS)/1024, slices.Max(nodeRSS)/1024, len(nodeRSS), mean(rrRSS)/1024, maxOr0(rrRSS)/1024, len(rrRSS))
+		b.Logf("datastore while booting and converging (%.1fs): %s = %.1f writes/s (%.2f per agent)",
+			upAndConverged.Seconds(), convWrites, convWrites.writes()/upAndConverged.Seconds(), convWrites.writes()/upAndConverged.Seconds()/agents)
+		b.Logf("status records (BGPStatus, FelixStatus): %d written up to convergence (%.1f per agent), %d in the settling window, %d at rest",
+			st1, float64(st1)/agents, st2-st1, st3-st2)
+		b.ReportMetric(float64(st3-st2)/idleWall.Seconds()/agents, "status-writes/s/agent-idle")
+		b.Logf("datastore in the first %.0fs after convergence: %s = %.3f writes/s (%.4f per agent); at rest (the next %.0fs): %s = %.3f writes/s (%.4f per agent)",
+			settleWall.Seconds(), settleWrites, settleWrites.writes()/settleWall.Seconds(), settleWrites.writes()/settleWall.Seconds()/agents,
+			idleWall.Seconds(), idleWrites, idleWrites.writes()/idleWall.Seconds(), idleWrites.writes()/idleWall.Seconds()/agents)
+		b.Logf("agents at rest: nodes CPU mean %.2f%%, max %.2f%% of a core, RSS mean %.1f MiB (private %.1f MiB; the rest is the binary's pages, shared by every agent); reflectors CPU mean %.2f%%, max %.2f%%",
+			mean(nodeCPU), maxOr0(nodeCPU), mean(nodeRSSIdle)/1024, mean(nodePrivate)/1024, mean(rrCPU), maxOr0(rrCPU))
 	}
 }
 
@@ -180,4 +235,156 @@ func maxOr0(xs []float64) float64 {
 		return 0
 	}
 	return slices.Max(xs)
+}
+
+// etcdCounters are the embedded etcd's own counters (the sim's etcd runs in
+// this process and registers them with the default Prometheus registry).
+type etcdCounters struct {
+	puts, deletes, txns float64 // etcd_mvcc_*_total: keys written
+	proposals           float64 // etcd_server_proposals_committed_total: raft entries (writes, lease grants and revokes)
+	leaseGrants         float64 // etcd_debugging_lease_granted_total
+	events              float64 // etcd_debugging_mvcc_events_total: watch events sent
+}
+
+func readEtcdCounters(b *testing.B) etcdCounters {
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		b.Fatalf("gathering etcd's metrics: %v", err)
+	}
+	var c etcdCounters
+	for _, mf := range mfs {
+		var v float64
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				v += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				v += m.GetGauge().GetValue()
+			}
+		}
+		switch mf.GetName() {
+		case "etcd_mvcc_put_total":
+			c.puts = v
+		case "etcd_mvcc_delete_total":
+			c.deletes = v
+		case "etcd_mvcc_txn_total":
+			c.txns = v
+		case "etcd_server_proposals_committed_total":
+			c.proposals = v
+		case "etcd_debugging_lease_granted_total":
+			c.leaseGrants = v
+		case "etcd_debugging_mvcc_events_total":
+			c.events = v
+		}
+	}
+	return c
+}
+
+func (c etcdCounters) sub(o etcdCounters) etcdCounters {
+	return etcdCounters{c.puts - o.puts, c.deletes - o.deletes, c.txns - o.txns, c.proposals - o.proposals, c.leaseGrants - o.leaseGrants, c.events - o.events}
+}
+
+// writes are the keys put and deleted.
+func (c etcdCounters) writes() float64 { return c.puts + c.deletes }
+
+func (c etcdCounters) String() string {
+	return fmt.Sprintf("%.0f puts, %.0f deletes, %.0f txns, %.0f raft proposals, %.0f lease grants, %.0f watch events sent",
+		c.puts, c.deletes, c.txns, c.proposals, c.leaseGrants, c.events)
+}
+
+// agentCPU reads utime+stime (clock ticks) of every agent process.
+func agentCPU(f *sim.Fabric) map[string]float64 {
+	out := map[string]float64{}
+	for _, n := range f.Plan.Nodes {
+		pid := f.AgentPID(n.Name)
+		if pid == 0 {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command, which is in parentheses.
+		_, rest, ok := strings.Cut(string(data), ") ")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(rest)
+		if len(fs) < 13 {
+			continue
+		}
+		ut, err1 := strconv.ParseFloat(fs[11], 64)
+		st, err2 := strconv.ParseFloat(fs[12], 64)
+		if err1 == nil && err2 == nil {
+			out[n.Name] = ut + st
+		}
+	}
+	return out
+}
+
+// clockTicks is the kernel's USER_HZ, which /proc/PID/stat counts in (100
+// on every Linux architecture Go supports).
+const clockTicks = 100
+
+// cpuPercent turns two agentCPU readings into percent of one core.
+func cpuPercent(f *sim.Fabric, a, b map[string]float64, wall time.Duration) (nodes, reflectors []float64) {
+	for _, n := range f.Plan.Nodes {
+		t0, ok0 := a[n.Name]
+		t1, ok1 := b[n.Name]
+		if !ok0 || !ok1 {
+			continue
+		}
+		pct := 100 * (t1 - t0) / clockTicks / wall.Seconds()
+		switch n.Agent {
+		case topology.AgentNode:
+			nodes = append(nodes, pct)
+		case topology.AgentReflector:
+			reflectors = append(reflectors, pct)
+		}
+	}
+	return nodes, reflectors
+}
+
+// agentPrivate reads the private memory (KiB: Private_Clean +
+// Private_Dirty of /proc/PID/smaps_rollup) of every node agent: its RSS
+// without the binary's pages that all agents share.
+func agentPrivate(f *sim.Fabric) []float64 {
+	var out []float64
+	for _, n := range f.Plan.Nodes {
+		pid := f.AgentPID(n.Name)
+		if pid == 0 || n.Agent != topology.AgentNode {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+		if err != nil {
+			continue
+		}
+		var kb float64
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, k := range []string{"Private_Clean:", "Private_Dirty:"} {
+				if rest, ok := strings.CutPrefix(line, k); ok {
+					v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+					kb += v
+				}
+			}
+		}
+		out = append(out, kb)
+	}
+	return out
+}
+
+// statusWrites counts the writes of every status record since it was
+// created: the sum of the keys' versions (etcd counts each key's puts).
+func statusWrites(b *testing.B, f *sim.Fabric) int64 {
+	var n int64
+	for _, plural := range []string{"bgpstatuses/", "felixstatuses/"} {
+		resp, err := f.Client().Etcd().Get(context.Background(), api.KeyRoot+plural, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			b.Fatalf("reading status keys: %v", err)
+		}
+		for _, kv := range resp.Kvs {
+			n += kv.Version
+		}
+	}
+	return n
 }

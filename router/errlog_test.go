@@ -1,10 +1,8 @@
 package router
 
 import (
-	"context"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,17 +10,6 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 )
-
-// countingStatus counts the status writes.
-type countingStatus struct {
-	fakeStatus
-	puts atomic.Int64
-}
-
-func (s *countingStatus) Put(ctx context.Context, r *api.BGPStatus) error {
-	s.puts.Add(1)
-	return s.fakeStatus.Put(ctx, r)
-}
 
 // TestMalformedUpdateFloodBounded: 20,000 errors from one peer (a
 // malformed UPDATE each) make a few log lines, a few status writes and

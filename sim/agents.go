@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
+	"slices"
+	"time"
 
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
@@ -14,28 +17,87 @@ import (
 // agentProcName names a node's agent process in the run state.
 func agentProcName(node string) string { return "agent/" + node }
 
-// startAgents starts every node's agent (or router) in its namespace, in
-// parallel.
+// startAgents starts every node's agent (or router) in its namespace,
+// admitting them by readiness: at most Options.AgentWindow agents are
+// started and not yet ready at any time; each agent that becomes ready
+// (FelixStatus ready for a node, a BGPStatus for a reflector; a router's
+// process running) lets the next one start. A fixed parallelism either
+// wastes a fast machine or, on a slow one, starts agents faster than etcd
+// serves their first sync and status writes, which slows every one of
+// them down.
 func (f *Fabric) startAgents(ctx context.Context) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	sem := make(chan struct{}, 16)
-	for _, n := range f.Plan.Nodes {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f.StartAgent(n.Name); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+	var cache *statusCache
+	if f.opts.Ready == ReadyStatus {
+		cache = newStatusCache()
+		syncer, err := datastore.NewSyncer(f.client, datastore.SyncerConfig{
+			Kinds:   []string{api.KindBGPStatus, api.KindFelixStatus},
+			Handler: cache,
 		})
+		if err != nil {
+			return err
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { syncer.Run(sctx); close(done) }()
+		defer func() { cancel(); <-done }()
 	}
-	wg.Wait()
+	type pending struct {
+		name    string
+		started time.Time
+	}
+	var (
+		inFlight []pending
+		errs     []error
+		timedOut []string
+	)
+	// ready reports whether the agent counts as ready for the admission.
+	ready := func(p pending) bool {
+		n := f.Plan.Node(p.name)
+		if cache == nil || n.Agent == topology.AgentRouter {
+			return true
+		}
+		if time.Since(p.started) > agentReadyTimeout {
+			timedOut = append(timedOut, p.name)
+			return true
+		}
+		if pr := f.procs.get(agentProcName(p.name)); pr != nil && !pr.running() {
+			return true // exited: convergence reports it
+		}
+		cache.mu.Lock()
+		defer cache.mu.Unlock()
+		if n.Agent == topology.AgentReflector {
+			return cache.bgp[p.name] != nil
+		}
+		fs := cache.felix[p.name]
+		return fs != nil && fs.Status.Ready
+	}
+	tick := time.NewTicker(time.Second) // for the readiness timeout
+	defer tick.Stop()
+	for _, n := range f.Plan.Nodes {
+		for len(inFlight) >= f.opts.AgentWindow {
+			inFlight = slices.DeleteFunc(inFlight, ready)
+			if len(inFlight) < f.opts.AgentWindow {
+				break
+			}
+			if cache == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return errors.Join(append(errs, ctx.Err())...)
+			case <-cache.poke:
+			case <-tick.C:
+			}
+		}
+		if err := f.StartAgent(n.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		inFlight = append(inFlight, pending{n.Name, time.Now()})
+	}
+	if len(timedOut) > 0 {
+		f.progress("%d agents were not ready within %s of their start (admission went on): %v", len(timedOut), agentReadyTimeout, timedOut)
+	}
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
@@ -60,11 +122,11 @@ func (f *Fabric) StartAgent(node string) error {
 			return err
 		}
 	} else {
-		args = f.opts.agentCommand(n, f.ds.endpoint, f.run.Dir)
-		env = []string{"BGPFABRIC_DATASTORE=" + f.ds.endpoint, "BGPFABRIC_NODE_NAME=" + n.Name}
+		args = f.opts.agentCommand(n, f.ds.agentEndpoint(), f.run.Dir)
+		env = []string{"BGPFABRIC_DATASTORE=" + f.ds.agentEndpoint(), "BGPFABRIC_NODE_NAME=" + n.Name}
 	}
 	log := filepath.Join(f.run.Dir, "logs", n.Name+".log")
-	p, err := startIn(f.run, agentProcName(node), h, n.Netns, args, log, env)
+	p, err := startIn(f.run, agentProcName(node), h, n.Netns, args, log, env, f.opts.AgentNice)
 	if p != nil {
 		f.procs.set(agentProcName(node), p)
 	}

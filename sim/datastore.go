@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/sim/netbuild"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
@@ -24,16 +26,37 @@ type dsHandle struct {
 	dataDir  string
 	embedded *datastore.Embedded
 	proc     *proc
+	// proxyEndpoint, if set, is where agents connect: a datastore.Proxy
+	// in this process (proxy) or a process of the run (proxyProc).
+	proxyEndpoint string
+	proxy         *datastore.Proxy
+	proxyProc     *proc
+	// netns is the datastore process's namespace (DatastoreProcess).
+	netns netns.NsHandle
+}
+
+// agentEndpoint is the datastore endpoint the agents get.
+func (d *dsHandle) agentEndpoint() string {
+	if d.proxyEndpoint != "" {
+		return d.proxyEndpoint
+	}
+	return d.endpoint
 }
 
 func (d *dsHandle) close() error {
+	var errs []error
+	if d.proxy != nil {
+		errs = append(errs, d.proxy.Close())
+	}
+	if d.proxyProc != nil {
+		errs = append(errs, d.proxyProc.rec.Stop(5*time.Second))
+	}
 	if d.embedded != nil {
-		return d.embedded.Close()
+		errs = append(errs, d.embedded.Close())
+	} else if d.proc != nil {
+		errs = append(errs, d.proc.rec.Stop(5*time.Second))
 	}
-	if d.proc != nil {
-		return d.proc.rec.Stop(5 * time.Second)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // socketPath is the etcd socket of a run: in the datastore's data
@@ -76,8 +99,46 @@ func (f *Fabric) startDatastore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the datastore %s: %w", d.endpoint, err)
 	}
+	if f.opts.DatastoreProxy {
+		return f.startProxy()
+	}
 	return nil
 }
+
+// startProxy starts etcd's gRPC proxy for the agents on proxy.sock in the
+// run's directory: in this process with an embedded etcd, else as a
+// process of the run beside the datastore's.
+func (f *Fabric) startProxy() error {
+	d := f.ds
+	sock := filepath.Join(f.run.Dir, "proxy.sock")
+	if len(sock) > 107 {
+		return fmt.Errorf("run directory %s is too long for the proxy's socket path", f.run.Dir)
+	}
+	d.proxyEndpoint = "unix://" + sock
+	if d.embedded != nil {
+		p, err := datastore.StartProxy(f.ctx, datastore.ProxyConfig{Upstream: f.client, Listen: d.proxyEndpoint, Logger: f.log})
+		if err != nil {
+			return err
+		}
+		d.proxy = p
+		return nil
+	}
+	h := d.netns
+	if !h.IsOpen() {
+		return errors.New("starting the datastore proxy: no datastore namespace")
+	}
+	args := []string{f.opts.Binary, "--datastore", d.endpoint, "datastore", "proxy", "--listen", d.proxyEndpoint}
+	p, err := startIn(f.run, dsProxyProcName, h, topology.DatastoreNetns(f.Plan.RunID), args, filepath.Join(f.run.Dir, "logs", "datastore-proxy.log"), nil, 0)
+	if err != nil {
+		return err
+	}
+	d.proxyProc = p
+	f.procs.set(dsProxyProcName, p)
+	return nil
+}
+
+// dsProxyProcName is the datastore proxy process's name in the run state.
+const dsProxyProcName = "datastore-proxy"
 
 // startDatastoreProcess runs `bgpfabric datastore serve` in a namespace of
 // its own, so that even etcd's loopback listener stays out of the sim's
@@ -89,11 +150,12 @@ func (f *Fabric) startDatastoreProcess() error {
 		return err
 	}
 	args := []string{f.opts.Binary, "datastore", "serve", "--data-dir", f.ds.dataDir, "--listen", f.ds.endpoint}
-	p, err := startIn(f.run, dsProcName, h, name, args, filepath.Join(f.run.Dir, "logs", "datastore.log"), nil)
+	p, err := startIn(f.run, dsProcName, h, name, args, filepath.Join(f.run.Dir, "logs", "datastore.log"), nil, 0)
 	if err != nil {
 		return err
 	}
 	f.ds.proc = p
+	f.ds.netns = h
 	f.procs.set(dsProcName, p)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -46,6 +47,11 @@ type Options struct {
 	// datastore serve` in a namespace of its own) instead of inside this
 	// process; `sim up` needs it, since its etcd must outlive the command.
 	DatastoreProcess bool
+	// DatastoreProxy puts etcd's gRPC proxy (datastore.Proxy; `bgpfabric
+	// datastore proxy` when the datastore is a process) between the
+	// agents and etcd: the agents' identical watches reach etcd once
+	// (docs/scale.md). The sim itself and the CNI plugin talk to etcd.
+	DatastoreProxy bool
 	// Workloads: "cni" (default: through the CNI plugin, via libcni) or
 	// "none" (namespaces only, not wired).
 	Workloads string
@@ -53,6 +59,17 @@ type Options struct {
 	// (default DefaultCNIParallel); a node's own workloads go one after
 	// the other, as a kubelet's would.
 	CNIParallel int
+	// AgentWindow is how many agents may be started and not yet ready at
+	// once: the next agent starts when an earlier one is ready (its
+	// status record says so), so the boot goes as fast as the machine
+	// takes it without burying etcd under agents that all sync at once.
+	// Zero means DefaultAgentWindow per CPU.
+	AgentWindow int
+	// AgentNice is the nice value of the agents' processes, so that the
+	// run's etcd (nice 0, in this process or its own) keeps its share of
+	// the CPUs while hundreds of agents boot. Zero means
+	// DefaultAgentNice; negative leaves them at the sim's.
+	AgentNice int
 	// Keep leaves the run up when the Fabric is closed (`sim up`).
 	Keep bool
 	// Grace is how long agents get between SIGTERM and SIGKILL.
@@ -68,12 +85,22 @@ type Options struct {
 // (docs/benchmarks.md, "Simulator").
 const DefaultCNIParallel = 32
 
+// Agent admission defaults (see Options.AgentWindow, AgentNice).
+const (
+	DefaultAgentWindow = 8
+	DefaultAgentNice   = 5
+	// agentReadyTimeout is how long an agent may take to be ready
+	// before the boot stops waiting for it (it counts as ready for the
+	// admission; convergence still waits for it).
+	agentReadyTimeout = 60 * time.Second
+)
+
 // Default agent commands.
 var (
 	// The router's control socket goes into the run's directory, where
 	// another run's node of the same name cannot replace it.
 	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}", "--control-dir", "{rundir}"}
-	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}", "--status-interval", "1s"}
+	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}"}
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -95,6 +122,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CNIParallel <= 0 {
 		o.CNIParallel = DefaultCNIParallel
+	}
+	if o.AgentWindow <= 0 {
+		o.AgentWindow = DefaultAgentWindow * runtime.GOMAXPROCS(0)
+	}
+	if o.AgentNice == 0 {
+		o.AgentNice = DefaultAgentNice
 	}
 	if o.Grace == 0 {
 		o.Grace = runstate.DefaultGrace

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +31,11 @@ type proc struct {
 // reaches its children), with output to logFile. The process is forked from
 // an OS thread inside ns, so it begins life there: no helper, no nsenter.
 // It is recorded in run before startIn returns.
-func startIn(run *runstate.Run, name string, ns netns.NsHandle, nsName string, args []string, logFile string, env []string) (*proc, error) {
+//
+// nice > 0 starts it at that nice value (every thread of it: the child
+// inherits the nice of the thread that forks it, which is set for the fork
+// and put back after).
+func startIn(run *runstate.Run, name string, ns netns.NsHandle, nsName string, args []string, logFile string, env []string, nice int) (*proc, error) {
 	if len(args) == 0 {
 		return nil, fmt.Errorf("%s: empty command", name)
 	}
@@ -48,7 +53,11 @@ func startIn(run *runstate.Run, name string, ns netns.NsHandle, nsName string, a
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = run.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: 0}
-	if err := netbuild.Do(ns, cmd.Start); err != nil {
+	start := cmd.Start
+	if nice > 0 {
+		start = func() error { return startNiced(cmd, nice) }
+	}
+	if err := netbuild.Do(ns, start); err != nil {
 		return nil, fmt.Errorf("starting %s (%s) in %s: %w", name, strings.Join(args, " "), nsName, err)
 	}
 	rec, err := runstate.Describe(name, cmd.Process.Pid)
@@ -107,4 +116,25 @@ func (t *procTable) all() []*proc {
 		out = append(out, p)
 	}
 	return out
+}
+
+// startNiced starts cmd from the calling thread (locked by netbuild.Do) at
+// nice value nice, then puts the thread's own value back. If that fails,
+// the thread is locked once more, so that the runtime discards it instead
+// of running other goroutines at the lower priority.
+func startNiced(cmd *exec.Cmd, nice int) error {
+	// getpriority(2) returns 20 - nice on Linux.
+	raw, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0)
+	if err != nil {
+		return fmt.Errorf("reading the thread's nice value: %w", err)
+	}
+	prev := 20 - raw
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
+		return fmt.Errorf("setting nice %d: %w", nice, err)
+	}
+	startErr := cmd.Start()
+	if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, prev); err != nil {
+		runtime.LockOSThread()
+	}
+	return startErr
 }

@@ -190,7 +190,11 @@ func (f *Fabric) waitConverged(ctx context.Context, down map[string]bool) (time.
 		return 0, err
 	}
 	go syncer.Run(ctx)
-	f.subscribeRoutes(ctx, cache.wake)
+	routes := &routeCache{sets: map[string]map[netip.Prefix]bool{}, watched: map[string]bool{}, gen: map[string]int{}}
+	f.subscribeRoutes(ctx, func(node string) {
+		routes.invalidate(node)
+		cache.wake()
+	}, routes.watch)
 	expected := expectedSessions(f.Plan)
 	var downAddrs []netip.Addr
 	for n := range down {
@@ -205,7 +209,8 @@ func (f *Fabric) waitConverged(ctx context.Context, down map[string]bool) (time.
 	tick := time.NewTicker(time.Second) // agent exits and the progress clock
 	defer tick.Stop()
 	for {
-		p := f.evaluate(cache, expected, down, downAddrs)
+		evaluated := time.Now()
+		p := f.evaluate(cache, routes, expected, down, downAddrs)
 		if p != last {
 			f.progress("%s", p)
 			last = p
@@ -222,7 +227,69 @@ func (f *Fabric) waitConverged(ctx context.Context, down map[string]bool) (time.
 		case <-cache.poke:
 		case <-tick.C:
 		}
+		// Coalesce: hundreds of agents converging poke this loop
+		// thousands of times a second, and the sim shares the CPUs (and,
+		// embedded, its process) with etcd.
+		if wait := evaluateSpacing - time.Since(evaluated); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
 	}
+}
+
+// evaluateSpacing is the shortest time between two evaluations of the
+// fabric's progress.
+const evaluateSpacing = 100 * time.Millisecond
+
+// routeCache holds the route sets of the nodes whose routes are watched,
+// listed again only after a change (at 300 nodes, listing every node's
+// routes on every change cost the sim a CPU).
+type routeCache struct {
+	mu      sync.Mutex
+	sets    map[string]map[netip.Prefix]bool // by node; absent: list again
+	watched map[string]bool                  // nodes whose changes invalidate
+	gen     map[string]int                   // changes seen, by node
+}
+
+func (c *routeCache) watch(node string) {
+	c.mu.Lock()
+	c.watched[node] = true
+	c.mu.Unlock()
+}
+
+func (c *routeCache) invalidate(node string) {
+	c.mu.Lock()
+	delete(c.sets, node)
+	c.gen[node]++
+	c.mu.Unlock()
+}
+
+// get returns the node's route set, listing it with list if it is not
+// cached (or not watched: then always).
+func (c *routeCache) get(node string, list func() map[netip.Prefix]bool) map[netip.Prefix]bool {
+	if c == nil {
+		return list()
+	}
+	c.mu.Lock()
+	set, ok := c.sets[node]
+	watched, gen := c.watched[node], c.gen[node]
+	c.mu.Unlock()
+	if ok {
+		return set
+	}
+	set = list()
+	c.mu.Lock()
+	// A change during the listing may be missing from it: keep the set
+	// only if there was none.
+	if watched && set != nil && c.gen[node] == gen {
+		c.sets[node] = set
+	}
+	c.mu.Unlock()
+	return set
 }
 
 func (f *Fabric) converged(start time.Time) time.Duration {
@@ -237,9 +304,10 @@ func (f *Fabric) processProgress(down map[string]bool) Progress {
 	return p
 }
 
-// subscribeRoutes pokes wake on every route change in a compute node or
-// a forwarding router.
-func (f *Fabric) subscribeRoutes(ctx context.Context, wake func()) {
+// subscribeRoutes calls changed with the node's name on every route
+// change in a compute node or a forwarding router, and watching for each
+// node whose subscription is in place.
+func (f *Fabric) subscribeRoutes(ctx context.Context, changed func(node string), watching func(node string)) {
 	for _, n := range f.Plan.Nodes {
 		if n.Agent != topology.AgentNode && !forwards(n) {
 			continue
@@ -254,15 +322,16 @@ func (f *Fabric) subscribeRoutes(ctx context.Context, wake func()) {
 			f.log.Warn("route subscription", "node", n.Name, "err", err)
 			continue
 		}
+		watching(n.Name)
 		go func() {
 			for range ch {
-				wake()
+				changed(n.Name)
 			}
 		}()
 	}
 }
 
-func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr, down map[string]bool, downAddrs []netip.Addr) Progress {
+func (f *Fabric) evaluate(c *statusCache, routes *routeCache, expected map[string][]netip.Addr, down map[string]bool, downAddrs []netip.Addr) Progress {
 	p := f.processProgress(down)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -288,7 +357,7 @@ func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr, down
 			}
 			p.Routes += len(need)
 			if len(need) > 0 {
-				have := f.routeSet(n)
+				have := routes.get(n.Name, func() map[netip.Prefix]bool { return f.routeSet(n) })
 				for _, pfx := range need {
 					if have[pfx] {
 						p.RoutesPresent++
@@ -343,7 +412,7 @@ func (f *Fabric) evaluate(c *statusCache, expected map[string][]netip.Addr, down
 		}
 		p.Routes += len(need)
 		if len(need) > 0 {
-			have := f.routeSet(n)
+			have := routes.get(n.Name, func() map[netip.Prefix]bool { return f.routeSet(n) })
 			for _, pfx := range need {
 				if have[pfx] {
 					p.RoutesPresent++

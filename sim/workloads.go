@@ -136,7 +136,7 @@ func (f *Fabric) startListeners() error {
 			args = append(args, "--port", strconv.Itoa(port))
 		}
 		name := "listener/" + w.Name
-		p, err := startIn(f.run, name, ns, w.Netns, args, filepath.Join(f.run.Dir, "logs", "listener-"+w.Name+".log"), nil)
+		p, err := startIn(f.run, name, ns, w.Netns, args, filepath.Join(f.run.Dir, "logs", "listener-"+w.Name+".log"), nil, 0)
 		if p != nil {
 			f.procs.set(name, p)
 		}

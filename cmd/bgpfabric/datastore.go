@@ -18,7 +18,7 @@ func newDatastoreCmd(g *globalOptions) *cobra.Command {
 		Use:   "datastore",
 		Short: "Serve the embedded etcd datastore, or wait for a datastore",
 	}
-	cmd.AddCommand(newDatastoreServeCmd(g), newDatastoreWaitCmd(g))
+	cmd.AddCommand(newDatastoreServeCmd(g), newDatastoreWaitCmd(g), newDatastoreProxyCmd(g))
 	return cmd
 }
 

@@ -168,7 +168,7 @@ its status records are deleted.`,
 			defer ns.Close()
 		}
 		ctx := cmd.Context()
-		c, err := g.client(ctx)
+		c, err := g.agentClient(ctx)
 		if err != nil {
 			return err
 		}

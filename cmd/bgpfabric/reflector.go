@@ -198,7 +198,7 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 		if o.node == "" {
 			return errors.New("--node: no node name (and no hostname)")
 		}
-		client, err := g.client(ctx)
+		client, err := g.agentClient(ctx)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ type simOptions struct {
 	rrCmd     string
 	ready     string
 	workloads string
+	proxy     bool
 }
 
 func (s *simOptions) add(cmd *cobra.Command, agents bool) {
@@ -43,6 +44,7 @@ func (s *simOptions) add(cmd *cobra.Command, agents bool) {
 	f.StringVar(&s.rrCmd, "reflector-cmd", "", `command of a reflector's agent (default "`+strings.Join(sim.DefaultReflectorCommand, " ")+`")`)
 	f.StringVar(&s.ready, "ready", sim.ReadyStatus, "what convergence waits for: status (agents' status records and kernel routes) or process (agents running: for stand-in agents)")
 	f.StringVar(&s.workloads, "workloads", "cni", "cni (wire workloads through the CNI plugin) or none")
+	f.BoolVar(&s.proxy, "datastore-proxy", false, "connect the agents to etcd through etcd's gRPC proxy (docs/scale.md)")
 }
 
 func (s *simOptions) options(g *globalOptions) (sim.Options, error) {
@@ -50,7 +52,7 @@ func (s *simOptions) options(g *globalOptions) (sim.Options, error) {
 	if err != nil {
 		return sim.Options{}, err
 	}
-	o := sim.Options{Base: s.base, Binary: s.binary, Ready: s.ready, Workloads: s.workloads, Logger: log, Progress: g.stdout}
+	o := sim.Options{Base: s.base, Binary: s.binary, Ready: s.ready, Workloads: s.workloads, DatastoreProxy: s.proxy, Logger: log, Progress: g.stdout}
 	if o.Binary == "" {
 		// Agents, datastore and CNI plugin are this very binary.
 		if o.Binary, err = os.Executable(); err != nil {
