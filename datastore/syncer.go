@@ -87,7 +87,10 @@ type SyncHandler interface {
 	OnSnapshot(Snapshot)
 	// OnUpdates delivers the changes of one watch response, ordered by
 	// revision, each change once. A stored value that no longer decodes is
-	// delivered as a deletion (and reported to SyncerConfig.OnBadValue).
+	// not delivered: the handler keeps the last version that did (fail
+	// closed: a policy overwritten with garbage goes on enforcing what it
+	// said; only a deletion removes it). It is reported to
+	// SyncerConfig.OnBadValue.
 	OnUpdates([]Event)
 }
 
@@ -133,7 +136,7 @@ type Syncer struct {
 
 	// State of the Run goroutine.
 	status    SyncStatus
-	delivered map[ResourceID]struct{} // what the handler holds now
+	delivered map[ResourceID]api.Resource // what the handler holds now: the last version of each that decoded
 	rev       int64                   // the last revision delivered
 	revs      []int64                 // the same, per range
 }
@@ -154,7 +157,7 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 		c: c, handler: cfg.Handler, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
 		stallTimeout: cfg.StallTimeout,
 		onBad:        cfg.OnBadValue,
-		delivered:    map[ResourceID]struct{}{},
+		delivered:    map[ResourceID]api.Resource{},
 	}
 	if s.stallTimeout <= 0 {
 		s.stallTimeout = DefaultStallTimeout
@@ -312,12 +315,21 @@ func (s *Syncer) listOnce(ctx context.Context) (listResult, error) {
 // deliverSnapshot hands a snapshot to the handler, with the deletions it
 // implies on a resync.
 func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
+	now := make(map[ResourceID]api.Resource, len(res.resources)+len(res.bad))
+	for _, r := range res.resources {
+		now[IDOf(r)] = r
+	}
 	for _, de := range res.bad {
 		s.reportBad(de)
-	}
-	now := make(map[ResourceID]struct{}, len(res.resources))
-	for _, r := range res.resources {
-		now[IDOf(r)] = struct{}{}
+		// A value that stopped decoding keeps the last version that did.
+		id, err := idFromKey(de.Key)
+		if err != nil {
+			continue
+		}
+		if last, ok := s.delivered[id]; ok {
+			now[id] = last
+			res.resources = append(res.resources, last)
+		}
 	}
 	var deleted []ResourceID
 	if resync {
@@ -417,11 +429,9 @@ func (s *Syncer) deliverBatch(idx int, b watchBatch) {
 			if errors.As(it.Err, &de) {
 				s.reportBad(de)
 			}
-			// A value that no longer decodes no longer exists for us.
-			if _, had := s.delivered[it.ID]; had {
-				delete(s.delivered, it.ID)
-				events = append(events, Event{Type: Deleted, ID: it.ID, Resource: bareResource(it.ID), Revision: it.Revision})
-			}
+			// A value that no longer decodes: the handler keeps the last
+			// version that did (fail closed), and a value that never did
+			// stays unknown.
 			continue
 		}
 		if s.kinds != nil && !s.kinds[it.ID.Kind] {
@@ -430,7 +440,7 @@ func (s *Syncer) deliverBatch(idx int, b watchBatch) {
 		if it.Type == Deleted {
 			delete(s.delivered, it.ID)
 		} else {
-			s.delivered[it.ID] = struct{}{}
+			s.delivered[it.ID] = it.Resource
 		}
 		events = append(events, it.Event)
 	}
@@ -470,7 +480,7 @@ func (s *Syncer) setStatus(st SyncStatus) {
 }
 
 func (s *Syncer) reportBad(de *DecodeError) {
-	s.lg.Warn("syncer skipped a value that does not decode", logKeyKey, de.Key, logKeyRevision, de.Revision, logKeyError, de.Err)
+	s.lim.Warn("syncer skipped a value that does not decode; the last version that did stays in force", logKeyKey, de.Key, logKeyRevision, de.Revision, logKeyError, de.Err)
 	if s.onBad != nil {
 		s.onBad(de)
 	}

@@ -65,7 +65,15 @@ func TestSyncerSnapshotThenUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A value that does not decode is reported and, for the syncer, gone.
+	// A value that does not decode is reported, and the handler keeps the
+	// last version that did (fail closed): no update for it.
+	pre10 := datastore.ResourceID{Kind: "Node", Name: "pre-10"}
+	rec.mu.Lock()
+	before := rec.state[pre10]
+	rec.mu.Unlock()
+	if before == nil {
+		t.Fatal("pre-10 is not in the handler's state before it goes bad")
+	}
 	if _, err := c.Etcd().Put(ctx, api.KeyRoot+"nodes/pre-10", "garbage"); err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +81,14 @@ func TestSyncerSnapshotThenUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(ctx, t, "updates", func() bool { return rec.state[datastore.ResourceID{Kind: "Node", Name: "last"}] != nil })
-	inSyncWith(ctx, t, rec, c)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	checkOrdered(t, rec.updates, snapRev)
-	if len(rec.updates) != 30+5+1+1 {
-		t.Errorf("%d updates, want 37", len(rec.updates))
+	if len(rec.updates) != 30+5+1 {
+		t.Errorf("%d updates, want 36 (none for the value that stopped decoding)", len(rec.updates))
+	}
+	if got := rec.state[pre10]; got != before {
+		t.Errorf("pre-10 after its value stopped decoding: %v, want the last version that decoded (%v)", got, before)
 	}
 	if len(rec.bad) != 1 || rec.bad[0].Key != api.KeyRoot+"nodes/pre-10" {
 		t.Errorf("bad values reported: %v, want the one at nodes/pre-10", rec.bad)
@@ -206,6 +216,10 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// keep-4's value stops decoding: the resync keeps its last version.
+	if _, err := w.Etcd().Put(ctx, api.KeyRoot+"nodes/keep-4", `{"kind":`); err != nil {
+		t.Fatal(err)
+	}
 	var rev int64
 	for _, n := range names("new", 3) {
 		r, err := w.Create(ctx, node(n))
@@ -231,7 +245,7 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 	for _, r := range snap.Resources {
 		gotNames = append(gotNames, r.GetObjectMeta().Name)
 	}
-	wantNames := []string{"keep-0", "keep-1", "keep-2", "keep-3", "keep-4", "new-0", "new-1", "new-2"}
+	wantNames := []string{"keep-0", "keep-1", "keep-2", "keep-3", "new-0", "new-1", "new-2", "keep-4"}
 	var wantDeleted []datastore.ResourceID
 	for _, n := range names("gone", 5) {
 		wantDeleted = append(wantDeleted, datastore.ResourceID{Kind: "Node", Name: n})
@@ -250,8 +264,11 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 	}
 	rec.mu.Unlock()
 
-	// And it goes on with updates.
+	// And it goes on with updates; deleting the bad value deletes keep-4.
 	if _, err := c.Create(ctx, node("after")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Etcd().Delete(ctx, api.KeyRoot+"nodes/keep-4"); err != nil {
 		t.Fatal(err)
 	}
 	inSyncWith(ctx, t, rec, c)
