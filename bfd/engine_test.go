@@ -14,7 +14,9 @@ type simNet struct {
 	now    time.Time
 	a, b   *engine
 	linkUp bool
-	ttl    int
+	// loss drops this share of packets at random while the link is up.
+	loss float64
+	ttl  int
 	// log is every packet sent, in order.
 	log []simPacket
 	// changes is every state change, in order.
@@ -88,8 +90,9 @@ func (n *simNet) deliver(out []outPacket, to *engine, fromA bool) {
 		if err != nil {
 			n.t.Fatalf("engine sent an invalid packet %x: %v", o.payload, err)
 		}
-		n.log = append(n.log, simPacket{at: n.now, fromA: fromA, delivered: n.linkUp, p: p})
-		if !n.linkUp {
+		delivered := n.linkUp && (n.loss == 0 || n.a.rng.Float64() >= n.loss)
+		n.log = append(n.log, simPacket{at: n.now, fromA: fromA, delivered: delivered, p: p})
+		if !delivered {
 			continue
 		}
 		to.receive(o.payload, rxMeta{src: o.local, dst: o.peer, ttl: n.ttl, multihop: o.multihop}, n.now)
@@ -115,6 +118,21 @@ func (n *simNet) step() {
 	n.a.fire(n.now)
 	n.b.fire(n.now)
 	n.settle()
+	checkHeap(n.t, n.a)
+	checkHeap(n.t, n.b)
+}
+
+// checkHeap fails when the timer heap's order or indexes are broken.
+func checkHeap(t *testing.T, e *engine) {
+	t.Helper()
+	for i, s := range e.timers {
+		if s.index != i {
+			t.Fatalf("timer %d has index %d", i, s.index)
+		}
+		if i > 0 && e.timers.Less(i, (i-1)/2) {
+			t.Fatalf("timer %d due before its parent", i)
+		}
+	}
 }
 
 // runUntil steps until cond holds, failing after limit of simulated time.
@@ -449,6 +467,57 @@ func TestJitterFunction(t *testing.T) {
 			if j < 750*time.Millisecond || float64(j) > hi*float64(time.Second) {
 				t.Fatalf("mult %d: jitter %v outside [0.75 s, %v s]", mult, j, hi)
 			}
+		}
+	}
+}
+
+// TestManySessionsLossy: 50 sessions over a link that loses 30% of the
+// packets for a minute, then none: the timer heap stays in order
+// throughout (step checks it), and every session ends Up with the agreed
+// intervals.
+func TestManySessionsLossy(t *testing.T) {
+	n, _, _ := newSimNet(t, Config{}, Config{})
+	var as, bs []*session
+	for i := range 50 {
+		peer := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		cfg, err := Config{Peer: peer, Local: addrA, MinTx: 100 * time.Millisecond, MinRx: 100 * time.Millisecond}.normalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa, err := n.a.add(cfg, 0, n.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Peer, cfg.Local = addrA, peer
+		sb, err := n.b.add(cfg, 0, n.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, bs = append(as, sa), append(bs, sb)
+	}
+	n.loss = 0.3
+	n.run(time.Minute)
+	var downs uint64
+	for _, s := range as {
+		downs += s.counters.Downs
+	}
+	if downs == 0 {
+		t.Fatal("no session went down at 30% loss with multiplier 3: the lossy link is not lossy")
+	}
+	n.loss = 0
+	n.runUntil(30*time.Second, "all Up at 100 ms", func() bool {
+		for i := range as {
+			if as[i].state != StateUp || bs[i].state != StateUp || as[i].txInterval() != 100*time.Millisecond || as[i].poll {
+				return false
+			}
+		}
+		return true
+	})
+	// And they stay Up.
+	n.run(10 * time.Second)
+	for i := range as {
+		if as[i].state != StateUp || bs[i].state != StateUp {
+			t.Fatalf("session %d: %v/%v after 10 s without loss", i, as[i].state, bs[i].state)
 		}
 	}
 }

@@ -96,8 +96,17 @@ func listenRx(v6 bool, port int) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bfd: listening on %s port %d: %w", network, port, err)
 	}
-	return pc.(*net.UDPConn), nil
+	c := pc.(*net.UDPConn)
+	// One socket takes the packets of every session: a short stall of the
+	// reader must not overflow it. Best effort: the kernel caps the size
+	// at net.core.rmem_max.
+	_ = c.SetReadBuffer(rxBuffer)
+	return c, nil
 }
+
+// rxBuffer is the receive buffer asked for each receiving socket: room
+// for about 5,000 packets, 0.5 s of 1,000 sessions at 100 ms.
+const rxBuffer = 4 << 20
 
 // listenTx opens the sending socket: TTL (hop limit) 255 (RFC 5881 §5),
 // source port in 49152–65535 (RFC 5881 §4), tried at random.
