@@ -227,7 +227,7 @@ func TestSlowTxWhileDown(t *testing.T) {
 
 func TestDetectionTimeout(t *testing.T) {
 	n, sa, sb := newSimNet(t, Config{MinTx: 100 * time.Millisecond, MinRx: 100 * time.Millisecond, Multiplier: 3},
-		Config{MinTx: 100 * time.Millisecond, MinRx: 200 * time.Millisecond, Multiplier: 5})
+		Config{MinTx: 250 * time.Millisecond, MinRx: 200 * time.Millisecond, Multiplier: 5})
 	n.runUntil(5*time.Second, "both Up", bothUp(sa, sb))
 	n.runUntil(5*time.Second, "polls done", func() bool { return !sa.poll && !sb.poll })
 	n.run(time.Second)
@@ -250,8 +250,9 @@ func TestDetectionTimeout(t *testing.T) {
 			t.Fatalf("change %+v, want Down with diag 1", c.StateChange)
 		}
 		// A's detection time: B's multiplier 5 × max(A's rx 100 ms, B's
-		// tx 100 ms) = 500 ms. B's: 3 × max(200, 100) = 600 ms.
-		want := 500 * time.Millisecond
+		// tx 250 ms) = 1250 ms. B's: 3 × max(B's rx 200, A's tx 100) =
+		// 600 ms.
+		want := 1250 * time.Millisecond
 		if !c.onA {
 			want = 600 * time.Millisecond
 		}
