@@ -84,6 +84,9 @@ func (c Config) normalize() (Config, error) {
 	if !c.Peer.IsValid() || c.Peer.IsUnspecified() || c.Peer.IsMulticast() {
 		return c, fmt.Errorf("bfd config: peer: %q is not a unicast address", c.Peer)
 	}
+	if c.Peer.Zone() != "" || c.Local.Zone() != "" {
+		return c, fmt.Errorf("bfd config: peer: %s: give the interface in interface, not as a zone", c.Peer)
+	}
 	if c.Local.IsValid() && (c.Local.Is4() != c.Peer.Is4()) {
 		return c, fmt.Errorf("bfd config: local: %s is not of the family of peer %s", c.Local, c.Peer)
 	}

@@ -21,7 +21,9 @@ type engine struct {
 	// zero. Its keys come from configuration only, never from packets.
 	byPeer map[peerKey][]*session
 	byKey  map[Key]*session
-	timers timerHeap
+	// lingering holds removed sessions still sending AdminDown.
+	lingering map[Key]*session
+	timers    timerHeap
 
 	// Filled by receive, fire and remove; drained by the Server.
 	out     []outPacket
@@ -91,6 +93,8 @@ func newEngine(seed uint64) *engine {
 		byDiscr: map[uint32]*session{},
 		byPeer:  map[peerKey][]*session{},
 		byKey:   map[Key]*session{},
+
+		lingering: map[Key]*session{},
 	}
 }
 
@@ -101,6 +105,11 @@ func (e *engine) add(cfg Config, ifindex int, now time.Time) (*session, error) {
 	k := cfg.Key()
 	if _, ok := e.byKey[k]; ok {
 		return nil, fmt.Errorf("adding bfd session %s: %w", k, errExists)
+	}
+	if old := e.lingering[k]; old != nil {
+		// The new session speaks for this peer now: the old one's
+		// AdminDown would tear down what the new one brings up.
+		e.drop(old)
 	}
 	var discr uint32
 	for discr == 0 || e.byDiscr[discr] != nil {
@@ -115,21 +124,23 @@ func (e *engine) add(cfg Config, ifindex int, now time.Time) (*session, error) {
 	return s, nil
 }
 
-// remove deletes a session. Its peer gets one last packet saying
-// AdminDown (diagnostic 7), so that it does not take the removal for a
-// path failure (RFC 5882 §3.2).
+// remove deletes a session. A session whose peer listens (Init or Up)
+// first lingers for a detection time (at least a second), out of the maps
+// that find sessions by key and address (so that a new session for the
+// same peer can start at once) but still sending AdminDown (diagnostic 7)
+// at the interval in force, so that the peer does not take the removal for
+// a path failure (RFC 5882 §3.2, RFC 5880 §6.8.16). Others send one
+// AdminDown packet and go at once.
 func (e *engine) remove(k Key, now time.Time) bool {
 	s, ok := e.byKey[k]
 	if !ok {
 		return false
 	}
-	old := s.state
+	old, activeTx, detect := s.state, s.activeTx, s.detectTime()
 	if s.setState(StateAdminDown, DiagAdministrativelyDown) {
 		e.emit(s, old, now)
 	}
-	e.send(s, now)
 	delete(e.byKey, k)
-	delete(e.byDiscr, s.localDiscr)
 	pk := peerKey{k.Peer, k.Multihop}
 	list := e.byPeer[pk]
 	for i, x := range list {
@@ -143,10 +154,29 @@ func (e *engine) remove(k Key, now time.Time) bool {
 	} else {
 		e.byPeer[pk] = list
 	}
+	if (old == StateUp || old == StateInit) && s.remoteMinRx > 0 {
+		s.activeTx = activeTx
+		s.detectAt = time.Time{}
+		s.lingerUntil = now.Add(max(detect, slowTx))
+		e.lingering[k] = s
+		e.send(s, now)
+		e.reschedule(s)
+		return true
+	}
+	e.send(s, now)
+	e.drop(s)
+	return true
+}
+
+// drop forgets a removed session.
+func (e *engine) drop(s *session) {
+	delete(e.byDiscr, s.localDiscr)
+	if e.lingering[s.key] == s {
+		delete(e.lingering, s.key)
+	}
 	if s.index >= 0 {
 		heap.Remove(&e.timers, s.index)
 	}
-	return true
 }
 
 // emit records a state change of s from old.
@@ -194,7 +224,8 @@ func (e *engine) receive(b []byte, m rxMeta, now time.Time) {
 		e.counters.RxMalformed++
 		return
 	}
-	m.src, m.dst = m.src.Unmap(), m.dst.Unmap()
+	// Zones go: the interface is checked by index.
+	m.src, m.dst = m.src.Unmap().WithZone(""), m.dst.Unmap().WithZone("")
 	s := e.lookup(&p, &m)
 	if s == nil {
 		e.counters.RxUnknown++
@@ -230,6 +261,10 @@ func (e *engine) fire(now time.Time) time.Time {
 		d := s.deadline()
 		if d.IsZero() || d.After(now) {
 			return d
+		}
+		if !s.lingerUntil.IsZero() && !s.lingerUntil.After(now) {
+			e.drop(s)
+			continue
 		}
 		if !s.detectAt.IsZero() && !s.detectAt.After(now) {
 			old := s.state

@@ -294,9 +294,27 @@ func TestRemoteAdminDown(t *testing.T) {
 	}
 	// A stays Down: nothing answers, and an AdminDown peer does not bring
 	// it to Init.
+	removed := n.now
 	n.run(5 * time.Second)
 	if sa.state != StateDown {
 		t.Fatalf("A is %v", sa.state)
+	}
+	// B told A AdminDown at the fast rate for a detection time (3 × 300
+	// ms, at least 1 s), in case the first packet was lost, and then
+	// forgot the session.
+	var adminDowns int
+	var last time.Time
+	for _, p := range n.log {
+		if !p.fromA && p.p.State == StateAdminDown {
+			adminDowns++
+			last = p.at
+		}
+	}
+	if adminDowns < 3 || last.Sub(removed) > time.Second {
+		t.Fatalf("B sent %d AdminDown packets, the last %v after the removal", adminDowns, last.Sub(removed))
+	}
+	if len(n.b.byDiscr) != 0 || len(n.b.timers) != 0 || len(n.b.byKey) != 0 || len(n.b.byPeer) != 0 || len(n.b.lingering) != 0 {
+		t.Fatal("B kept the removed session")
 	}
 }
 
@@ -520,5 +538,28 @@ func TestManySessionsLossy(t *testing.T) {
 		if as[i].state != StateUp || bs[i].state != StateUp {
 			t.Fatalf("session %d: %v/%v after 10 s without loss", i, as[i].state, bs[i].state)
 		}
+	}
+}
+
+// TestReAddWhileLingering: a session removed and added again at once
+// comes back Up; the removed one's AdminDown stops and does not take the
+// new one down.
+func TestReAddWhileLingering(t *testing.T) {
+	n, sa, sb := newSimNet(t, Config{}, Config{})
+	n.runUntil(5*time.Second, "both Up", bothUp(sa, sb))
+	cfg := sb.cfg
+	n.b.remove(sb.key, n.now)
+	sb2, err := n.b.add(cfg, 0, n.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.b.byDiscr) != 1 || len(n.b.timers) != 1 || len(n.b.lingering) != 0 {
+		t.Fatal("the removed session lingers beside the new one")
+	}
+	n.runUntil(10*time.Second, "both Up again", bothUp(sa, sb2))
+	downs := sa.counters.Downs
+	n.run(5 * time.Second)
+	if sa.counters.Downs != downs || sa.state != StateUp || sb2.state != StateUp {
+		t.Fatalf("flapped after the re-add: A %v, B %v", sa.state, sb2.state)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -24,6 +25,10 @@ const (
 // summaryInterval is how often drops and send errors are logged, as one
 // line with the counts since the last, whatever their number.
 const summaryInterval = 30 * time.Second
+
+// logBudget is how many state changes are logged per summaryInterval;
+// the rest are counted in the summary.
+const logBudget = 100
 
 // maxQueued bounds a subscriber's queue of state changes; beyond it the
 // queue is collapsed to the latest change of each session.
@@ -55,6 +60,8 @@ type Server struct {
 	closed   bool
 	// Counters at the last summary.
 	logged ServerCounters
+	// State changes logged and not logged since the last summary.
+	changesLogged, changesUnlogged uint64
 
 	wake chan struct{} // size 1: the earliest deadline moved
 	stop chan struct{}
@@ -210,6 +217,7 @@ func (s *Server) Sessions() []Status {
 	for _, x := range s.eng.byKey {
 		out = append(out, x.status())
 	}
+	slices.SortFunc(out, func(a, b Status) int { return compareKeys(a.Key, b.Key) })
 	return out
 }
 
@@ -295,8 +303,11 @@ func (s *Server) flush(out []outPacket, changes []StateChange) {
 	for sub := range s.subs {
 		subs = append(subs, sub)
 	}
+	toLog := changes[:min(len(changes), int(logBudget-min(s.changesLogged, logBudget)))]
+	s.changesLogged += uint64(len(toLog))
+	s.changesUnlogged += uint64(len(changes) - len(toLog))
 	s.mu.Unlock()
-	for _, c := range changes {
+	for _, c := range toLog {
 		s.log.Info("bfd session state", logKeySession, c.Key.String(), logKeyFrom, c.Old.String(),
 			logKeyTo, c.New.String(), logKeyDiag, c.Diag.String())
 	}
@@ -367,6 +378,11 @@ func (s *Server) timerLoop() {
 // summary, in one line, if there were any.
 func (s *Server) summaryLocked() {
 	c, l := s.eng.counters, s.logged
+	unlogged := s.changesUnlogged
+	s.changesLogged, s.changesUnlogged = 0, 0
+	if unlogged > 0 {
+		s.log.Warn("bfd state changes not logged in the last interval (log budget spent)", logKeyCounts, unlogged)
+	}
 	if c == l {
 		return
 	}
@@ -378,4 +394,26 @@ func (s *Server) summaryLocked() {
 			slog.Uint64("badTTL", c.RxBadTTL-l.RxBadTTL),
 			slog.Uint64("txErrors", c.TxErrors-l.TxErrors),
 		))
+}
+
+func compareKeys(a, b Key) int {
+	if c := a.Peer.Compare(b.Peer); c != 0 {
+		return c
+	}
+	if c := a.Local.Compare(b.Local); c != 0 {
+		return c
+	}
+	if a.Interface != b.Interface {
+		if a.Interface < b.Interface {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Multihop == b.Multihop:
+		return 0
+	case b.Multihop:
+		return -1
+	}
+	return 1
 }

@@ -121,7 +121,9 @@ func TestServerLoopback(t *testing.T) {
 			}
 			wa.waitFor(t, ka, StateUp, 30*time.Second)
 			b.mu.Lock()
+			sb := b.eng.byKey[kb]
 			b.eng.remove(kb, time.Now())
+			b.eng.drop(sb)  // no lingering
 			b.eng.out = nil // silently: no AdminDown reaches A
 			b.eng.changes = nil
 			b.mu.Unlock()

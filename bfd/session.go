@@ -37,7 +37,10 @@ type session struct {
 
 	nextTx   time.Time // zero: no periodic transmission
 	detectAt time.Time // zero: detection timer not running
-	index    int       // in the engine's timer heap; -1 when out
+	// lingerUntil is set on a removed session that still tells its peer
+	// AdminDown; at that time it goes away.
+	lingerUntil time.Time
+	index       int // in the engine's timer heap; -1 when out
 
 	counters Counters
 }
@@ -133,13 +136,13 @@ func jitter(rng *rand.Rand, interval time.Duration, mult uint8) time.Duration {
 
 // deadline is the earliest time the session needs the engine.
 func (s *session) deadline() time.Time {
-	switch {
-	case s.nextTx.IsZero():
-		return s.detectAt
-	case s.detectAt.IsZero() || s.nextTx.Before(s.detectAt):
-		return s.nextTx
+	d := s.nextTx
+	for _, t := range []time.Time{s.detectAt, s.lingerUntil} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
 	}
-	return s.detectAt
+	return d
 }
 
 // packet builds the control packet to send now.
