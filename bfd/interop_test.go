@@ -208,7 +208,9 @@ func (x *interop) failAndRecover(peerState func() map[string]string, keys ...bfd
 		if c.Diag != bfd.DiagControlDetectExpired {
 			x.t.Fatalf("%s went Down with %v, want Control Detection Time Expired", k, c.Diag)
 		}
-		x.t.Logf("%s: Down %v after the cut (detection time %v)", k, c.At.Sub(cut).Round(time.Millisecond),
+		st, _ := x.srv.Session(k)
+		x.t.Logf("%s: Down %v after the last packet received, %v after the cut began (detection time %v)", k,
+			c.At.Sub(st.LastReceived).Round(time.Millisecond), c.At.Sub(cut).Round(time.Millisecond),
 			time.Duration(interopMult)*interopInterval)
 	}
 	x.waitPeer(peerState, "down")

@@ -206,7 +206,9 @@ type Status struct {
 	// DetectTime the time without packets after which the session goes
 	// Down (zero while Down).
 	TxInterval, DetectTime time.Duration
-	Counters               Counters
+	// LastReceived is when the last valid packet of the session came.
+	LastReceived time.Time
+	Counters     Counters
 }
 
 // Sessions returns a snapshot of every session, in no particular order.

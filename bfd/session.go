@@ -40,7 +40,8 @@ type session struct {
 	// lingerUntil is set on a removed session that still tells its peer
 	// AdminDown; at that time it goes away.
 	lingerUntil time.Time
-	index       int // in the engine's timer heap; -1 when out
+	lastRx      time.Time // when the last valid packet came
+	index       int       // in the engine's timer heap; -1 when out
 
 	counters Counters
 }
@@ -192,6 +193,7 @@ func (s *session) setState(st State, diag Diag) bool {
 // changed.
 func (s *session) receive(p *ControlPacket, now time.Time) (changed bool) {
 	s.counters.RxPackets++
+	s.lastRx = now
 	s.remoteDiscr = p.MyDiscriminator
 	s.remoteState = p.State
 	s.remoteDiag = p.Diag
@@ -289,6 +291,7 @@ func (s *session) status() Status {
 		RemoteDiag:                    s.remoteDiag,
 		RemoteControlPlaneIndependent: s.remoteCPI,
 		TxInterval:                    s.txInterval(),
+		LastReceived:                  s.lastRx,
 		Counters:                      s.counters,
 	}
 	if !s.detectAt.IsZero() {
