@@ -294,18 +294,24 @@ func (e *engine) send(s *session, now time.Time) {
 	s.transmitted(now, e.rng)
 }
 
+// reschedule puts s in its place in the heap after any change of its
+// timers; every change of nextTx, detectAt or lingerUntil is followed by
+// it (or by push or drop).
 func (e *engine) reschedule(s *session) {
+	s.due = s.deadline()
 	if s.index >= 0 {
 		heap.Fix(&e.timers, s.index)
 	}
 }
 
-// timerHeap orders sessions by deadline; sessions without one sort last.
+// timerHeap orders sessions by deadline (cached in due, so that the heap
+// does not recompute it at each comparison); sessions without one sort
+// last.
 type timerHeap []*session
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	a, b := h[i].deadline(), h[j].deadline()
+	a, b := h[i].due, h[j].due
 	if a.IsZero() || b.IsZero() {
 		return b.IsZero() && !a.IsZero()
 	}
@@ -317,6 +323,7 @@ func (h timerHeap) Swap(i, j int) {
 }
 func (h *timerHeap) Push(x any) {
 	s := x.(*session)
+	s.due = s.deadline()
 	s.index = len(*h)
 	*h = append(*h, s)
 }

@@ -129,6 +129,9 @@ func checkHeap(t *testing.T, e *engine) {
 		if s.index != i {
 			t.Fatalf("timer %d has index %d", i, s.index)
 		}
+		if !s.due.Equal(s.deadline()) {
+			t.Fatalf("timer %d: cached deadline %v, real %v", i, s.due, s.deadline())
+		}
 		if i > 0 && e.timers.Less(i, (i-1)/2) {
 			t.Fatalf("timer %d due before its parent", i)
 		}

@@ -42,6 +42,7 @@ type session struct {
 	lingerUntil time.Time
 	lastRx      time.Time // when the last valid packet came
 	index       int       // in the engine's timer heap; -1 when out
+	due         time.Time // deadline() when last placed in the heap
 
 	counters Counters
 }
