@@ -26,16 +26,19 @@ import (
 // The interop tests run our Server in one namespace and FRR's bfdd or
 // BIRD 2 in another, joined by a veth pair (bfa–bfb):
 //
-//	us:   bfa 10.88.0.1/24 fd88::1/64, lo 10.88.1.1/32, 10.88.1.2/32 via 10.88.0.2
-//	peer: bfb 10.88.0.2/24 fd88::2/64, lo 10.88.1.2/32, 10.88.1.1/32 via 10.88.0.1
+//	us:   bfa 10.88.0.1/24 fd88::1/64 fe80::1/64, lo 10.88.1.1/32, 10.88.1.2/32 via 10.88.0.2
+//	peer: bfb 10.88.0.2/24 fd88::2/64 fe80::2/64, lo 10.88.1.2/32, 10.88.1.1/32 via 10.88.0.1
 //
-// Single-hop sessions run between the veth addresses, multihop between
-// the loopback addresses (RFC 5883's usual case).
+// Single-hop sessions run between the veth addresses (IPv4, IPv6 global
+// and link-local), multihop between the loopback addresses (RFC 5883's
+// usual case).
 var (
 	usV4    = netip.MustParseAddr("10.88.0.1")
 	peerV4  = netip.MustParseAddr("10.88.0.2")
 	usV6    = netip.MustParseAddr("fd88::1")
 	peerV6  = netip.MustParseAddr("fd88::2")
+	usLL    = netip.MustParseAddr("fe80::1")
+	peerLL  = netip.MustParseAddr("fe80::2")
 	usLoop  = netip.MustParseAddr("10.88.1.1")
 	peerLoo = netip.MustParseAddr("10.88.1.2")
 )
@@ -71,9 +74,9 @@ func newInterop(t *testing.T) *interop {
 	t.Helper()
 	x := &interop{t: t, us: nstest.New(t), peer: nstest.New(t), changes: make(chan bfd.StateChange, 1000)}
 	nstest.Veth(t, x.us, "bfa", x.peer, "bfb")
-	x.addr(x.us, "bfa", "10.88.0.1/24", "fd88::1/64")
+	x.addr(x.us, "bfa", "10.88.0.1/24", "fd88::1/64", "fe80::1/64")
 	x.addr(x.us, "lo", "10.88.1.1/32")
-	x.addr(x.peer, "bfb", "10.88.0.2/24", "fd88::2/64")
+	x.addr(x.peer, "bfb", "10.88.0.2/24", "fd88::2/64", "fe80::2/64")
 	x.addr(x.peer, "lo", "10.88.1.2/32")
 	x.route(x.us, "10.88.1.2/32", "10.88.0.2")
 	x.route(x.peer, "10.88.1.1/32", "10.88.0.1")
@@ -303,6 +306,7 @@ func TestInteropFRR(t *testing.T) {
 	writeFile(t, conf, "bfd\n"+
 		" peer 10.88.0.1 local-address 10.88.0.2 interface bfb\n"+timers+" !\n"+
 		" peer fd88::1 local-address fd88::2 interface bfb\n"+timers+" !\n"+
+		" peer fe80::1 local-address fe80::2 interface bfb\n"+timers+" !\n"+
 		" peer 10.88.1.1 multihop local-address 10.88.1.2\n"+timers+" !\n!\n")
 	zserv := filepath.Join(x.dir, "zserv.api")
 	common := fmt.Sprintf("-z %s --vty_socket %s", zserv, x.dir)
@@ -316,6 +320,7 @@ func TestInteropFRR(t *testing.T) {
 	keys := []bfd.Key{
 		x.add(bfd.Config{Peer: peerV4, Local: usV4, Interface: "bfa"}),
 		x.add(bfd.Config{Peer: peerV6, Local: usV6, Interface: "bfa"}),
+		x.add(bfd.Config{Peer: peerLL, Local: usLL, Interface: "bfa"}),
 		x.add(bfd.Config{Peer: peerLoo, Local: usLoop, Multihop: true}),
 	}
 	peerState := func() map[string]string {
@@ -340,8 +345,8 @@ func TestInteropFRR(t *testing.T) {
 	}
 	x.waitState(bfd.StateUp, start, keys...)
 	x.waitPeer(peerState, "up")
-	if m := peerState(); len(m) != 3 {
-		t.Fatalf("FRR reports %v, want 3 sessions", m)
+	if m := peerState(); len(m) != 4 {
+		t.Fatalf("FRR reports %v, want 4 sessions", m)
 	}
 	// Both sides agree on the intervals after the poll sequences.
 	x.waitAgreed(keys...)
@@ -389,6 +394,7 @@ protocol bfd {
   multihop { %s };
   neighbor 10.88.0.1 dev "bfb" local 10.88.0.2;
   neighbor fd88::1 dev "bfb" local fd88::2;
+  neighbor fe80::1 dev "bfb" local fe80::2;
   neighbor 10.88.1.1 local 10.88.1.2 multihop yes;
 }
 `, timers, timers))
@@ -398,6 +404,7 @@ protocol bfd {
 	keys := []bfd.Key{
 		x.add(bfd.Config{Peer: peerV4, Local: usV4, Interface: "bfa"}),
 		x.add(bfd.Config{Peer: peerV6, Local: usV6, Interface: "bfa"}),
+		x.add(bfd.Config{Peer: peerLL, Local: usLL, Interface: "bfa"}),
 		// BIRD sends multihop packets with the system's default TTL (64),
 		// below our default minimum of 254.
 		x.add(bfd.Config{Peer: peerLoo, Local: usLoop, Multihop: true, MinTTL: 60}),
@@ -428,8 +435,8 @@ protocol bfd {
 	}
 	x.waitState(bfd.StateUp, start, keys...)
 	x.waitPeer(peerState, "up")
-	if m := peerState(); len(m) != 3 {
-		t.Fatalf("BIRD reports %v, want 3 sessions", m)
+	if m := peerState(); len(m) != 4 {
+		t.Fatalf("BIRD reports %v, want 4 sessions", m)
 	}
 	x.waitAgreed(keys...)
 	x.failAndRecover(peerState, keys...)
