@@ -45,7 +45,9 @@ func TestLogBounded(t *testing.T) {
 	for i := range changes {
 		changes[i] = StateChange{LocalDiscriminator: uint32(i), Old: StateUp, New: StateDown}
 	}
-	s.flush(nil, changes)
+	s.mu.Lock()
+	s.eng.changes = changes
+	s.unlockAndFlush()
 	if got := len(rec.take()); got != logBudget {
 		t.Fatalf("%d lines for 250 changes, want %d", got, logBudget)
 	}
@@ -68,11 +70,13 @@ func TestLogBounded(t *testing.T) {
 		}
 		return true
 	})
-	if unlogged != 150 || counts["unknown"] != 100000 || counts["badTTL"] != 7 {
+	if unlogged != 150 || counts[logKeyUnknown] != 100000 || counts[logKeyBadTTL] != 7 {
 		t.Fatalf("summaries: unlogged %d, counts %v", unlogged, counts)
 	}
 	// The budget is back after a summary.
-	s.flush(nil, changes[:10])
+	s.mu.Lock()
+	s.eng.changes = changes[:10]
+	s.unlockAndFlush()
 	if got := len(rec.take()); got != 10 {
 		t.Fatalf("%d lines after the summary, want 10", got)
 	}

@@ -20,6 +20,11 @@ const (
 	logKeyDiag    = "diag"
 	logKeyErr     = "err"
 	logKeyCounts  = "counts"
+	// Keys inside logKeyCounts.
+	logKeyMalformed = "malformed"
+	logKeyUnknown   = "unknown"
+	logKeyBadTTL    = "badTTL"
+	logKeyTxErrors  = "txErrors"
 )
 
 // summaryInterval is how often drops and send errors are logged, as one
@@ -62,6 +67,10 @@ type Server struct {
 	logged ServerCounters
 	// State changes logged and not logged since the last summary.
 	changesLogged, changesUnlogged uint64
+
+	// sendMu orders sending: see unlockAndFlush. oob is its scratch.
+	sendMu sync.Mutex
+	oob    []byte
 
 	wake chan struct{} // size 1: the earliest deadline moved
 	stop chan struct{}
@@ -189,9 +198,7 @@ func (s *Server) RemoveSession(k Key) error {
 		s.mu.Unlock()
 		return fmt.Errorf("removing bfd session %s: no such session", k)
 	}
-	out, changes := s.drainLocked()
-	s.mu.Unlock()
-	s.flush(out, changes)
+	s.unlockAndFlush()
 	return nil
 }
 
@@ -211,7 +218,8 @@ type Status struct {
 	Counters     Counters
 }
 
-// Sessions returns a snapshot of every session, in no particular order.
+// Sessions returns a snapshot of every session, ordered by key. Removed
+// sessions that still tell their peer AdminDown are not listed.
 func (s *Server) Sessions() []Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,41 +288,46 @@ func (s *Server) kickLocked() {
 	}
 }
 
-func (s *Server) drainLocked() ([]outPacket, []StateChange) {
+// unlockAndFlush takes what the engine queued, releases s.mu and sends
+// the packets and hands the state changes to the log and subscribers. It
+// takes s.sendMu before releasing s.mu, so that packets and changes leave
+// in the order the engine made them, whichever goroutine made them: a
+// periodic Down built before a state change must not reach the peer after
+// the Up built by the change.
+func (s *Server) unlockAndFlush() {
 	out, changes := s.eng.out, s.eng.changes
 	s.eng.out, s.eng.changes = nil, nil
-	return out, changes
-}
-
-// flush sends packets and hands state changes to the log and subscribers;
-// it runs without the lock held.
-func (s *Server) flush(out []outPacket, changes []StateChange) {
-	var oob []byte
+	var subs []*subscriber
+	var toLog []StateChange
+	if len(changes) > 0 {
+		subs = make([]*subscriber, 0, len(s.subs))
+		for sub := range s.subs {
+			subs = append(subs, sub)
+		}
+		toLog = changes[:min(len(changes), int(logBudget-min(s.changesLogged, logBudget)))]
+		s.changesLogged += uint64(len(toLog))
+		s.changesUnlogged += uint64(len(changes) - len(toLog))
+	}
+	s.sendMu.Lock()
+	s.mu.Unlock()
 	var failed uint64
 	for i := range out {
-		if err := s.tr.send(&out[i], oob[:0]); err != nil {
+		if err := s.tr.send(&out[i], s.oob[:0]); err != nil {
 			failed++
 		}
 	}
-	if len(changes) == 0 && failed == 0 {
-		return
+	for _, sub := range subs {
+		sub.push(changes)
 	}
-	s.mu.Lock()
-	s.eng.counters.TxErrors += failed
-	subs := make([]*subscriber, 0, len(s.subs))
-	for sub := range s.subs {
-		subs = append(subs, sub)
-	}
-	toLog := changes[:min(len(changes), int(logBudget-min(s.changesLogged, logBudget)))]
-	s.changesLogged += uint64(len(toLog))
-	s.changesUnlogged += uint64(len(changes) - len(toLog))
-	s.mu.Unlock()
+	s.sendMu.Unlock()
 	for _, c := range toLog {
 		s.log.Info("bfd session state", logKeySession, c.Key.String(), logKeyFrom, c.Old.String(),
 			logKeyTo, c.New.String(), logKeyDiag, c.Diag.String())
 	}
-	for _, sub := range subs {
-		sub.push(changes)
+	if failed > 0 {
+		s.mu.Lock()
+		s.eng.counters.TxErrors += failed
+		s.mu.Unlock()
 	}
 }
 
@@ -326,6 +339,11 @@ func (s *Server) read(r *rxSocket) {
 	for {
 		n, oobn, _, src, err := r.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -338,9 +356,7 @@ func (s *Server) read(r *rxSocket) {
 		s.eng.receive(buf[:n], m, now)
 		s.eng.fire(now) // answers due now: a Final, a state change
 		s.kickLocked()
-		out, changes := s.drainLocked()
-		s.mu.Unlock()
-		s.flush(out, changes)
+		s.unlockAndFlush()
 	}
 }
 
@@ -362,9 +378,7 @@ func (s *Server) timerLoop() {
 			next = wakeSummary
 		}
 		s.armedFor = next
-		out, changes := s.drainLocked()
-		s.mu.Unlock()
-		s.flush(out, changes)
+		s.unlockAndFlush()
 
 		timer.Reset(time.Until(next))
 		select {
@@ -391,10 +405,10 @@ func (s *Server) summaryLocked() {
 	s.logged = c
 	s.log.Warn("bfd packets discarded or not sent in the last interval",
 		slog.Group(logKeyCounts,
-			slog.Uint64("malformed", c.RxMalformed-l.RxMalformed),
-			slog.Uint64("unknown", c.RxUnknown-l.RxUnknown),
-			slog.Uint64("badTTL", c.RxBadTTL-l.RxBadTTL),
-			slog.Uint64("txErrors", c.TxErrors-l.TxErrors),
+			slog.Uint64(logKeyMalformed, c.RxMalformed-l.RxMalformed),
+			slog.Uint64(logKeyUnknown, c.RxUnknown-l.RxUnknown),
+			slog.Uint64(logKeyBadTTL, c.RxBadTTL-l.RxBadTTL),
+			slog.Uint64(logKeyTxErrors, c.TxErrors-l.TxErrors),
 		))
 }
 
