@@ -354,7 +354,8 @@ func TestInteropFRR(t *testing.T) {
 }
 
 // waitAgreed waits until every session runs at the configured interval
-// with the configured detection time (the poll sequences are done).
+// with the configured detection time, and the peer has answered a poll
+// sequence.
 func (x *interop) waitAgreed(keys ...bfd.Key) {
 	x.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -362,8 +363,10 @@ func (x *interop) waitAgreed(keys ...bfd.Key) {
 		ok := true
 		for _, k := range keys {
 			st, _ := x.srv.Session(k)
+			// Polls ≥ 1: the peer answered our Poll (sent on going Up, to
+			// leave the 1 s slow rate) with a Final.
 			ok = ok && st.State == bfd.StateUp && st.TxInterval == interopInterval &&
-				st.DetectTime == time.Duration(interopMult)*interopInterval
+				st.DetectTime == time.Duration(interopMult)*interopInterval && st.Counters.Polls >= 1
 		}
 		if ok {
 			return
