@@ -205,6 +205,10 @@ func (x *interop) setCut(cut bool) time.Time {
 // restores it and waits for everything to come back Up.
 func (x *interop) failAndRecover(peerState func() map[string]string, keys ...bfd.Key) {
 	x.t.Helper()
+	detect := map[bfd.Key]time.Duration{}
+	for _, k := range keys {
+		detect[k] = x.status(k).DetectTime
+	}
 	cut := x.setCut(true)
 	downs := x.waitState(bfd.StateDown, cut, keys...)
 	for k, c := range downs {
@@ -213,8 +217,7 @@ func (x *interop) failAndRecover(peerState func() map[string]string, keys ...bfd
 		}
 		st, _ := x.srv.Session(k)
 		x.t.Logf("%s: Down %v after the last packet received, %v after the cut began (detection time %v)", k,
-			c.At.Sub(st.LastReceived).Round(time.Millisecond), c.At.Sub(cut).Round(time.Millisecond),
-			time.Duration(interopMult)*interopInterval)
+			c.At.Sub(st.LastReceived).Round(time.Millisecond), c.At.Sub(cut).Round(time.Millisecond), detect[k])
 	}
 	x.waitPeer(peerState, "down")
 	back := x.setCut(false)
@@ -350,6 +353,32 @@ func TestInteropFRR(t *testing.T) {
 	}
 	// Both sides agree on the intervals after the poll sequences.
 	x.waitAgreed(keys...)
+
+	// FRR slows the IPv4 single-hop session to 600 ms: it polls, we
+	// answer with a Final, and we then send at its new required receive
+	// interval and detect with its new transmit interval.
+	finals0 := x.status(keys[0]).Counters.Finals
+	b, err := exec.Command("vtysh", "--vty_socket", x.dir, "-c", "configure terminal", "-c", "bfd",
+		"-c", "peer 10.88.0.1 local-address 10.88.0.2 interface bfb",
+		"-c", "receive-interval 600", "-c", "transmit-interval 600").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vtysh: %v: %s", err, b)
+	}
+	st := x.waitStatus(keys[0], "FRR's new intervals in force", func(st bfd.Status) bool {
+		return st.TxInterval == 600*time.Millisecond && st.DetectTime == interopMult*600*time.Millisecond
+	})
+	if st.Counters.Finals <= finals0 {
+		t.Fatalf("FRR's poll not answered: %d Finals before, %d after", finals0, st.Counters.Finals)
+	}
+	// FRR stops polling once it has our Final: after three packets (one
+	// may have left FRR before our Final came), over eight more we answer
+	// no more polls.
+	st = x.waitStatus(keys[0], "three more packets", func(s bfd.Status) bool { return s.Counters.RxPackets >= st.Counters.RxPackets+3 })
+	st2 := x.waitStatus(keys[0], "eight more packets", func(s bfd.Status) bool { return s.Counters.RxPackets >= st.Counters.RxPackets+8 })
+	if st2.Counters.Finals != st.Counters.Finals {
+		t.Fatalf("FRR keeps polling: Finals %d → %d", st.Counters.Finals, st2.Counters.Finals)
+	}
+
 	x.failAndRecover(peerState, keys...)
 }
 
@@ -443,4 +472,25 @@ protocol bfd {
 	}
 	x.waitAgreed(keys...)
 	x.failAndRecover(peerState, keys...)
+}
+
+func (x *interop) status(k bfd.Key) bfd.Status {
+	st, _ := x.srv.Session(k)
+	return st
+}
+
+// waitStatus waits until k's status satisfies cond and returns it.
+func (x *interop) waitStatus(k bfd.Key, what string, cond func(bfd.Status) bool) bfd.Status {
+	x.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := x.status(k)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("%s: %s not within 30 s: %+v", k, what, st)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a snapshot: no event for this
+	}
 }

@@ -56,8 +56,9 @@ type Counters struct {
 	RxDropped uint64
 	// Ups counts transitions into Up, Downs transitions out of Up.
 	Ups, Downs uint64
-	// Polls counts poll sequences completed by a Final.
-	Polls uint64
+	// Polls counts our poll sequences completed by the peer's Final;
+	// Finals counts the peer's polls we answered.
+	Polls, Finals uint64
 }
 
 func newSession(cfg Config, ifindex int, discr uint32, now time.Time) *session {
@@ -273,6 +274,9 @@ func (s *session) expire() bool {
 // transmitted records a packet sent at now and schedules the next one.
 func (s *session) transmitted(now time.Time, rng *rand.Rand) {
 	s.counters.TxPackets++
+	if s.sendFinal {
+		s.counters.Finals++
+	}
 	s.sendFinal = false
 	if iv := s.txInterval(); iv > 0 {
 		s.nextTx = now.Add(jitter(rng, iv, s.cfg.Multiplier))
