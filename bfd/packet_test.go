@@ -2,9 +2,12 @@ package bfd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -118,5 +121,35 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(p.Append(nil)[4:], b[4:24]) {
 			t.Fatalf("fields after the header changed: %x vs %x", p.Append(nil), b[:24])
 		}
+	})
+}
+
+// FuzzReceive feeds arbitrary packets, from the session's peer or not,
+// with any TTL, to an engine with one Up session: nothing panics, nothing
+// keyed by the packets is stored, and the session's state stays valid.
+func FuzzReceive(f *testing.F) {
+	f.Add(mustHex(f, wire), true, uint8(255), false)
+	f.Add(mustHex(f, wire), false, uint8(64), true)
+	f.Fuzz(func(t *testing.T, b []byte, fromPeer bool, ttl uint8, multihop bool) {
+		n, sa, sb := newSimNet(t, Config{}, Config{})
+		n.runUntil(5*time.Second, "both Up", bothUp(sa, sb))
+		// Aim the packet at the session when it is long enough.
+		if len(b) >= 12 && fromPeer {
+			binary.BigEndian.PutUint32(b[8:], sa.localDiscr)
+		}
+		src := addrB
+		if !fromPeer {
+			src = netip.MustParseAddr("203.0.113.7")
+		}
+		n.a.receive(b, rxMeta{src: src, dst: addrA, ttl: int(ttl), multihop: multihop}, n.now)
+		n.a.fire(n.now)
+		if len(n.a.byDiscr) != 1 || len(n.a.byPeer) != 1 || len(n.a.byKey) != 1 || len(n.a.timers) != 1 {
+			t.Fatal("engine maps changed")
+		}
+		if sa.state > StateUp {
+			t.Fatalf("state %v", sa.state)
+		}
+		// The session still runs: it comes (back) Up.
+		n.runUntil(30*time.Second, "Up again", bothUp(sa, sb))
 	})
 }
