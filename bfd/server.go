@@ -104,6 +104,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		tr:   tr,
 		eng:  newEngine(rand.Uint64()),
 		subs: map[*subscriber]struct{}{},
+		oob:  make([]byte, 0, 64), // one IP(V6)_PKTINFO message: 32 or 40 bytes
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
