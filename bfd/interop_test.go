@@ -50,17 +50,6 @@ const (
 	interopMult     = 5
 )
 
-// requireCommand skips the test when a test peer is not installed, or
-// fails it when CI is "true".
-func requireCommand(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (scripts/deps.sh installs it)", name)
-		}
-		t.Skipf("%s is not installed (scripts/deps.sh installs it)", name)
-	}
-}
 
 type interop struct {
 	t        *testing.T
@@ -289,10 +278,10 @@ func writeFile(t *testing.T, path, content string) {
 // nftables drop in FRR's namespace.
 func TestInteropFRR(t *testing.T) {
 	nstest.RequireRoot(t)
-	requireCommand(t, "nft")
-	requireCommand(t, "/usr/lib/frr/bfdd")
-	requireCommand(t, "/usr/lib/frr/zebra")
-	requireCommand(t, "vtysh")
+	nstest.RequireCommand(t, "nft")
+	nstest.RequireCommand(t, "/usr/lib/frr/bfdd")
+	nstest.RequireCommand(t, "/usr/lib/frr/zebra")
+	nstest.RequireCommand(t, "vtysh")
 	x := newInterop(t)
 	frr, err := user.Lookup("frr")
 	if err != nil {
@@ -411,9 +400,9 @@ func (x *interop) waitAgreed(keys ...bfd.Key) {
 // neighbor entries: single hop over IPv4 and IPv6, multihop over IPv4.
 func TestInteropBIRD(t *testing.T) {
 	nstest.RequireRoot(t)
-	requireCommand(t, "nft")
-	requireCommand(t, "bird")
-	requireCommand(t, "birdc")
+	nstest.RequireCommand(t, "nft")
+	nstest.RequireCommand(t, "bird")
+	nstest.RequireCommand(t, "birdc")
 	x := newInterop(t)
 	ms := interopInterval.Milliseconds()
 	timers := fmt.Sprintf("min rx interval %d ms; min tx interval %d ms; idle tx interval 1000 ms; multiplier %d;", ms, ms, interopMult)
