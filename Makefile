@@ -48,13 +48,23 @@ bench: deps
 bench-rr: deps build
 	$(GO) run ./reflector/bench -bgpfabric $(BIN) $(BENCH_RR_FLAGS)
 
-# fuzz runs each fuzz target for FUZZTIME (see docs/robustness.md);
-# findings land in the packages' testdata/fuzz.
+# fuzz runs every fuzz target for FUZZTIME each, one after the other (go
+# test fuzzes one target at a time); findings land in the packages'
+# testdata/fuzz and become regression cases of make test. What earlier
+# runs found: docs/robustness.md.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./router/speakerproc:FuzzSpeakerUpdate \
+	./reflector:FuzzSessionReader ./reflector:FuzzSessionRIB ./reflector:FuzzCodecGuard \
+	./bfd:FuzzParse ./bfd:FuzzReceive \
+	./api:FuzzDecode ./api/selector:FuzzParse ./sim/topology:FuzzParse
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzSpeakerUpdate$$' -fuzztime $(FUZZTIME) ./router/speakerproc
-	$(GO) test -run '^$$' -fuzz '^FuzzSessionRIB$$' -fuzztime $(FUZZTIME) ./reflector
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
