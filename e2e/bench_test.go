@@ -123,6 +123,7 @@ func benchFabric(b *testing.B, name string) {
 		b.ReportMetric(convWrites.writes()/upAndConverged.Seconds(), "ds-writes/s-converging")
 		b.ReportMetric(idleWrites.writes()/idleWall.Seconds()/agents, "ds-writes/s/agent-idle")
 		b.ReportMetric(idleWrites.events/idleWall.Seconds(), "ds-watch-events/s-idle")
+		b.ReportMetric(ds3.watchers, "ds-watchers")
 		b.ReportMetric(mean(nodeCPU), "node-cpu-idle-%")
 		b.ReportMetric(maxOr0(nodeCPU), "node-cpu-idle-max-%")
 		b.ReportMetric(mean(nodeRSSIdle)/1024, "node-rss-idle-MiB")
@@ -244,6 +245,7 @@ type etcdCounters struct {
 	proposals           float64 // etcd_server_proposals_committed_total: raft entries (writes, lease grants and revokes)
 	leaseGrants         float64 // etcd_debugging_lease_granted_total
 	events              float64 // etcd_debugging_mvcc_events_total: watch events sent
+	watchers            float64 // etcd_debugging_mvcc_watcher_total: watches open now (a gauge)
 }
 
 func readEtcdCounters(b *testing.B) etcdCounters {
@@ -275,21 +277,23 @@ func readEtcdCounters(b *testing.B) etcdCounters {
 			c.leaseGrants = v
 		case "etcd_debugging_mvcc_events_total":
 			c.events = v
+		case "etcd_debugging_mvcc_watcher_total":
+			c.watchers = v
 		}
 	}
 	return c
 }
 
 func (c etcdCounters) sub(o etcdCounters) etcdCounters {
-	return etcdCounters{c.puts - o.puts, c.deletes - o.deletes, c.txns - o.txns, c.proposals - o.proposals, c.leaseGrants - o.leaseGrants, c.events - o.events}
+	return etcdCounters{c.puts - o.puts, c.deletes - o.deletes, c.txns - o.txns, c.proposals - o.proposals, c.leaseGrants - o.leaseGrants, c.events - o.events, c.watchers}
 }
 
 // writes are the keys put and deleted.
 func (c etcdCounters) writes() float64 { return c.puts + c.deletes }
 
 func (c etcdCounters) String() string {
-	return fmt.Sprintf("%.0f puts, %.0f deletes, %.0f txns, %.0f raft proposals, %.0f lease grants, %.0f watch events sent",
-		c.puts, c.deletes, c.txns, c.proposals, c.leaseGrants, c.events)
+	return fmt.Sprintf("%.0f puts, %.0f deletes, %.0f txns, %.0f raft proposals, %.0f lease grants, %.0f watch events sent, %.0f watches open at the end",
+		c.puts, c.deletes, c.txns, c.proposals, c.leaseGrants, c.events, c.watchers)
 }
 
 // agentCPU reads utime+stime (clock ticks) of every agent process.
