@@ -75,6 +75,7 @@ func boot(t testing.TB, name string) *sim.Fabric {
 
 func bootTopo(t testing.TB, topo *topology.Topology) *sim.Fabric {
 	t.Helper()
+	requireFabric(t)
 	o := sim.Options{Binary: binary, Grace: 3 * time.Second}
 	if *verbose {
 		o.Progress = os.Stderr

@@ -25,7 +25,7 @@ func testStore(t *testing.T, ctx context.Context) *datastore.Client {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: filepath.Join(dir, "data"), Listen: "unix://" + filepath.Join(dir, "etcd.sock"), Logger: log})
+	e, err := datastore.StartEmbedded(ctx, datastore.EmbeddedConfig{DataDir: filepath.Join(dir, "data"), Listen: "unix://" + filepath.Join(dir, "sock", "etcd.sock"), Logger: log}) // sock: created 0700 for the socket
 	if err != nil {
 		t.Fatal(err)
 	}
