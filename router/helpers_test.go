@@ -111,7 +111,8 @@ func (s *fakeStatus) get() *api.BGPStatus {
 // router's loop runs on its own goroutine.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// A bound for failures only: generous, for a loaded CI machine.
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s", what)

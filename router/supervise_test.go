@@ -157,7 +157,9 @@ func TestSpeakerLossRestartsWithGracefulRestart(t *testing.T) {
 // is configured again.
 func TestQuarantineAfterRepeatedCrashes(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	const hold = 500 * time.Millisecond
+	// Longer than the status writer's minimum interval (1 s), so that a
+	// status written while n3 is held down can show it.
+	const hold = 2500 * time.Millisecond
 	h, d, _ := startDying(t, Supervision{RestartBackoff: 10 * time.Millisecond, Quarantine: QuarantinePolicy{HoldDown: hold}}, reg)
 	upWithRoute(d)
 	d.die(addr("10.0.0.3"))
