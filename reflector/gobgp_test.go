@@ -58,7 +58,7 @@ func TestGoBGPClients(t *testing.T) {
 	for i := range n {
 		s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
 		go s.Serve()
-		t.Cleanup(s.Stop)
+		t.Cleanup(func() { stopGoBGP(s) })
 		id := fmt.Sprintf("10.0.0.%d", 2+i)
 		if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: testASN, RouterId: id, ListenPort: -1}}); err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ func newGoClient(t *testing.T, ctx context.Context, id, local string, gr bool, r
 	t.Helper()
 	s := server.NewBgpServer(server.LoggerOption(slogAdapter{goClientLog}))
 	go s.Serve()
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() { stopGoBGP(s) })
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: testASN, RouterId: id, ListenPort: -1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,49 @@ func newGoClient(t *testing.T, ctx context.Context, id, local string, gr bool, r
 		}
 	}
 	return &goClient{s: s, local: local}
+}
+
+// stopGoBGP stops a GoBGP server once its sessions' goroutines are gone.
+// GoBGP v3.37.0's StopBgp clears the global configuration that an
+// established session's receive loop may still be reading (a data race
+// the race detector reports), so every peer is deleted first, and the end
+// of each established one awaited: GoBGP reports it only after that
+// session's goroutines have returned.
+func stopGoBGP(s *server.BgpServer) {
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	idle := make(chan string, 1024)
+	err := s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+		if p := r.GetPeer().GetPeer(); p.GetState().GetSessionState() == api.PeerState_IDLE {
+			select {
+			case idle <- p.GetConf().GetNeighborAddress():
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return
+	}
+	var all []string
+	established := map[string]bool{}
+	_ = s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		all = append(all, p.GetConf().GetNeighborAddress())
+		if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+			established[p.GetConf().GetNeighborAddress()] = true
+		}
+	})
+	for _, a := range all {
+		_ = s.DeletePeer(ctx, &api.DeletePeerRequest{Address: a})
+	}
+	for len(established) > 0 {
+		select {
+		case a := <-idle:
+			delete(established, a)
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // announce originates prefix with next hop nh.

@@ -183,7 +183,16 @@ func TestControllerPeerPrefix(t *testing.T) {
 		out.Close()
 		t.Fatal("a client from outside the range established")
 	}
+	// The client is Established once it has the reflector's KEEPALIVE; the
+	// reflector, once it has read the client's: wait for that.
 	ns := r.Neighbors()
+	for (len(ns) != 1 || ns[0].State != reflector.StateEstablished) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+		ns = r.Neighbors()
+	}
 	if len(ns) != 1 || ns[0].Address != "127.0.0.2" || !ns[0].Dynamic || !ns[0].Client || ns[0].ASN != 64512 || ns[0].State != reflector.StateEstablished {
 		t.Fatalf("neighbours %+v, want the dynamic client 127.0.0.2, Established", ns)
 	}
