@@ -150,14 +150,47 @@ func benchFabric(b *testing.B, name string) {
 	}
 }
 
-// agentRSS reads VmRSS (KiB) of every agent process.
+// agentProcs returns the processes of node's agent: the agent and every
+// process it started (a node agent's BGP speaker runs in a child of its
+// own, router/speakerproc), so that CPU and memory figures are the
+// agent's whole cost.
+func agentProcs(f *sim.Fabric, node string) []int {
+	pid := f.AgentPID(node)
+	if pid == 0 {
+		return nil
+	}
+	pids := []int{pid}
+	for i := 0; i < len(pids); i++ {
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pids[i]) + "/task")
+		for _, t := range tasks {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pids[i]) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, c := range strings.Fields(string(data)) {
+				if p, err := strconv.Atoi(c); err == nil {
+					pids = append(pids, p)
+				}
+			}
+		}
+	}
+	return pids
+}
+
+// agentRSS reads VmRSS (KiB) of every agent, summed over its processes
+// (the pages of the binary they share are counted once per process).
 func agentRSS(f *sim.Fabric) (nodes, reflectors []float64) {
 	for _, n := range f.Plan.Nodes {
-		pid := f.AgentPID(n.Name)
-		if pid == 0 {
+		pids := agentProcs(f, n.Name)
+		if len(pids) == 0 {
 			continue
 		}
-		kb, ok := vmRSS(pid)
+		var kb float64
+		ok := true
+		for _, pid := range pids {
+			v, got := vmRSS(pid)
+			kb, ok = kb+v, ok && got
+		}
 		if !ok {
 			continue
 		}
@@ -296,31 +329,30 @@ func (c etcdCounters) String() string {
 		c.puts, c.deletes, c.txns, c.proposals, c.leaseGrants, c.events, c.watchers)
 }
 
-// agentCPU reads utime+stime (clock ticks) of every agent process.
+// agentCPU reads utime+stime (clock ticks) of every agent, summed over its
+// processes.
 func agentCPU(f *sim.Fabric) map[string]float64 {
 	out := map[string]float64{}
 	for _, n := range f.Plan.Nodes {
-		pid := f.AgentPID(n.Name)
-		if pid == 0 {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command, which is in parentheses.
-		_, rest, ok := strings.Cut(string(data), ") ")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(rest)
-		if len(fs) < 13 {
-			continue
-		}
-		ut, err1 := strconv.ParseFloat(fs[11], 64)
-		st, err2 := strconv.ParseFloat(fs[12], 64)
-		if err1 == nil && err2 == nil {
-			out[n.Name] = ut + st
+		for _, pid := range agentProcs(f, n.Name) {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err != nil {
+				continue
+			}
+			// Fields after the command, which is in parentheses.
+			_, rest, ok := strings.Cut(string(data), ") ")
+			if !ok {
+				continue
+			}
+			fs := strings.Fields(rest)
+			if len(fs) < 13 {
+				continue
+			}
+			ut, err1 := strconv.ParseFloat(fs[11], 64)
+			st, err2 := strconv.ParseFloat(fs[12], 64)
+			if err1 == nil && err2 == nil {
+				out[n.Name] += ut + st
+			}
 		}
 	}
 	return out
@@ -355,20 +387,22 @@ func cpuPercent(f *sim.Fabric, a, b map[string]float64, wall time.Duration) (nod
 func agentPrivate(f *sim.Fabric) []float64 {
 	var out []float64
 	for _, n := range f.Plan.Nodes {
-		pid := f.AgentPID(n.Name)
-		if pid == 0 || n.Agent != topology.AgentNode {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-		if err != nil {
+		pids := agentProcs(f, n.Name)
+		if len(pids) == 0 || n.Agent != topology.AgentNode {
 			continue
 		}
 		var kb float64
-		for _, line := range strings.Split(string(data), "\n") {
-			for _, k := range []string{"Private_Clean:", "Private_Dirty:"} {
-				if rest, ok := strings.CutPrefix(line, k); ok {
-					v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-					kb += v
+		for _, pid := range pids {
+			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				for _, k := range []string{"Private_Clean:", "Private_Dirty:"} {
+					if rest, ok := strings.CutPrefix(line, k); ok {
+						v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+						kb += v
+					}
 				}
 			}
 		}
