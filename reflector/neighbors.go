@@ -57,6 +57,7 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 		}
 		r.startPeerLocked(n, false)
 	}
+	r.bfd.sync(ns, r.onBFD)
 	r.changed()
 	return errors.Join(errs...)
 }

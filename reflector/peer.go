@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // peer manages one neighbour: it dials (unless passive), takes the
@@ -52,6 +53,8 @@ type peerEnv struct {
 	// changed tells the reflector's owner that a neighbour's state
 	// changed (see Reflector.Changes); it never blocks.
 	changed func()
+	// bfdDowns counts BFD Downs by action (bfd.go).
+	bfdDowns *prometheus.CounterVec
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {

@@ -49,9 +49,9 @@ type SecretReader func(peering.SecretRef) (string, error)
 
 // Neighbors converts a reflector's sessions to neighbour configurations.
 // A session whose password cannot be read is left out (the error says
-// which); settings the engine does not implement would be reported as
-// warnings, and the session configured without them (there are none
-// left: ttlSecurity, ebgpMultihop and keepOriginalNextHop are honoured).
+// which); settings the engine does not implement are reported as
+// warnings, and the session configured without them (bfd.requireUp;
+// ttlSecurity, ebgpMultihop, keepOriginalNextHop and bfd are honoured).
 func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector.NeighborConfig, warnings []string, err error) {
 	var errs []error
 	for _, s := range sessions {
@@ -69,6 +69,11 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 			TTLSecurity:     s.TTLSecurity,
 			EBGPMultihop:    s.EBGPMultihop,
 			KeepNextHop:     s.KeepOriginalNextHop,
+			BFD: reflector.BFDConfig{Enabled: s.BFD.Enabled, MinTx: s.BFD.MinTx, MinRx: s.BFD.MinRx,
+				Multiplier: s.BFD.Multiplier, Multihop: s.BFD.Multihop},
+		}
+		if s.BFD.RequireUp {
+			warnings = append(warnings, fmt.Sprintf("session %s: bfd.requireUp is not implemented by the reflector: the session is set up without waiting for BFD", s.AddrPort()))
 		}
 		if s.HoldTime == 0 {
 			n.HoldTime = reflector.NoHoldTime
