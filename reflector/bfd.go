@@ -236,7 +236,12 @@ func (r *Reflector) onBFD(c bfd.StateChange) {
 	a := c.Key.Peer
 	if c.RemoteState == bfd.StateAdminDown {
 		r.bfd.downs.WithLabelValues(bfdActionAdminDown).Inc()
-		r.log.Info("BFD neighbour administratively down: session left up", logKeyPeer, a.String())
+		r.mu.Lock()
+		p := r.peers[a]
+		r.mu.Unlock()
+		if p != nil {
+			p.lim.log(p.log, slog.LevelInfo, "BFD neighbour administratively down: session left up")
+		}
 		return
 	}
 	r.mu.Lock()
@@ -262,12 +267,12 @@ func (p *peer) bfdDown(c bfd.StateChange) {
 	for _, s := range ss {
 		if s.State() == StateEstablished && s.neg.gr && c.RemoteControlPlaneIndependent {
 			p.env.bfdDowns.WithLabelValues(bfdActionKept).Inc()
-			p.log.Warn("BFD down; the neighbour's BFD is control-plane independent and graceful restart is on: session left to its hold timer")
+			p.lim.log(p.log, slog.LevelWarn, "BFD down; the neighbour's BFD is control-plane independent and graceful restart is on: session left to its hold timer")
 			continue
 		}
 		if s.abort(newNotify(bgp.BGP_ERROR_CEASE, ceaseBFDDown, reason)) {
 			p.env.bfdDowns.WithLabelValues(bfdActionCease).Inc()
-			p.log.Warn("BFD down: session closed (Cease, BFD Down)", logKeyReason, reason)
+			p.lim.log(p.log, slog.LevelWarn, "BFD down: session closed (Cease, BFD Down)", logKeyReason, reason)
 		}
 	}
 }

@@ -226,7 +226,9 @@ func (l *loop) onBFD(ctx context.Context, c bfd.StateChange) {
 	case c.RemoteState == bfd.StateAdminDown:
 		bs.remoteAdmin = true
 		bs.lastDown = "BFD peer AdminDown at " + c.At.UTC().Format(time.RFC3339) + ": BGP session left up"
-		l.lg.Info("BFD peer administratively down: BGP session left up", logKeyPeer, a)
+		if l.errLog.Allow(a.String()) { // a flapping peer: a few lines, then a summary
+			l.lg.Info("BFD peer administratively down: BGP session left up", logKeyPeer, a)
+		}
 		l.countBFDDown(bfdActionAdminDown)
 	case !running:
 		if bs.cfg.RequireUp {
@@ -235,12 +237,16 @@ func (l *loop) onBFD(ctx context.Context, c bfd.StateChange) {
 	case s.GracefulRestart.Enabled && c.RemoteControlPlaneIndependent:
 		bs.lastDown = "BFD down (" + c.Diag.String() + ") at " + c.At.UTC().Format(time.RFC3339) +
 			": peer's control plane is independent (C bit) and graceful restart is on: BGP session left to its hold timer"
-		l.lg.Warn("BFD down; the peer's BFD is control-plane independent and graceful restart is on: BGP session left to its hold timer",
-			logKeyPeer, a, logKeyBFDDiag, c.Diag.String())
+		if l.errLog.Allow(a.String()) {
+			l.lg.Warn("BFD down; the peer's BFD is control-plane independent and graceful restart is on: BGP session left to its hold timer",
+				logKeyPeer, a, logKeyBFDDiag, c.Diag.String())
+		}
 		l.countBFDDown(bfdActionKept)
 	default:
 		bs.lastDown = "BFD down (" + c.Diag.String() + ") at " + c.At.UTC().Format(time.RFC3339) + ": BGP session reset"
-		l.lg.Warn("BFD down: resetting the BGP session", logKeyPeer, a, logKeyBFDDiag, c.Diag.String())
+		if l.errLog.Allow(a.String()) {
+			l.lg.Warn("BFD down: resetting the BGP session", logKeyPeer, a, logKeyBFDDiag, c.Diag.String())
+		}
 		l.countBFDDown(bfdActionReset)
 		if err := l.r.cfg.Speaker.DeletePeer(ctx, a); err != nil {
 			l.lg.Warn("resetting the BGP session after BFD down", logKeyPeer, a, logKeyError, err)
