@@ -96,18 +96,14 @@ func newBFDLink(newServer func() (BFDServer, error), log *slog.Logger) *bfdLink 
 
 var allBFDStates = []bfd.State{bfd.StateAdminDown, bfd.StateDown, bfd.StateInit, bfd.StateUp}
 
-// Collectors are the BFD metrics.
-func (b *bfdLink) collectors() []prometheus.Collector {
-	return []prometheus.Collector{b.sessions, b.downs}
-}
-
 func (c BFDConfig) session(n NeighborConfig) bfd.Config {
 	return bfd.Config{Peer: n.Address, Local: n.LocalAddress, MinTx: c.MinTx, MinRx: c.MinRx, Multiplier: c.Multiplier, Multihop: c.Multihop}
 }
 
-// syncBFD makes the BFD sessions those of the configured neighbours;
-// onDown is called (from the server's subscriber goroutine) with every
-// change from Up to Down.
+// sync makes the BFD sessions those of the configured neighbours;
+// onChange is called (from the server's subscriber goroutine) with every
+// change of state. The caller holds the Reflector's mu, which onChange
+// takes: b.mu is never held while calling it.
 func (b *bfdLink) sync(ns []NeighborConfig, onChange func(bfd.StateChange)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -208,13 +204,19 @@ func (b *bfdLink) state(a netip.Addr) string {
 // close removes the sessions (the neighbours see AdminDown, which does
 // not end their BGP sessions) and stops the server.
 func (b *bfdLink) close() {
+	// Cancel first, without b.mu: it waits for a running callback, which
+	// takes b.mu.
+	b.mu.Lock()
+	cancel := b.cancel
+	b.cancel = nil
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.srv == nil {
 		return
-	}
-	if b.cancel != nil {
-		b.cancel()
 	}
 	for a, bn := range b.byAddr {
 		if bn.err == "" {

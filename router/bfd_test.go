@@ -278,9 +278,12 @@ func TestBFDGracefulRestartCBit(t *testing.T) {
 func TestBFDRequireUp(t *testing.T) {
 	h, fb, _ := startBFD(t)
 	tor := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{
-		PeerIP: "10.0.0.254", ASNumber: ptr(uint32(65000)), BFD: &api.BFD{Enabled: ptr(true), RequireUp: ptr(true)}}}
+		PeerIP: "10.0.0.254", ASNumber: ptr(uint32(65000)), BFD: &api.BFD{Enabled: ptr(true), RequireUp: ptr(true), Multihop: ptr(true)}}}
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), meshConfig("90s"), tor)
 	waitUntil(t, "BFD session", func() bool { return fb.has("10.0.0.254") })
+	if diff := cmp.Diff([]string{"add 10.0.0.254 from 10.0.0.1 multihop 300ms/300ms x3"}, fb.Calls()); diff != "" {
+		t.Errorf("BFD session (-want +got):\n%s", diff)
+	}
 	waitUntil(t, "held in the status", func() bool { p, _ := peerStatus(h, "10.0.0.254"); return p.LastError == bfdHoldMsg })
 	if got := peerAddrs(h.sp); got != "10.0.0.2/90" {
 		t.Fatalf("peers = %s, want only the mesh peer while BFD is not Up", got)
