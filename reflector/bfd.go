@@ -334,3 +334,10 @@ func (fe *fieldErrs) bfd(f string, b *FileBFD, local netip.Addr) BFDConfig {
 	}
 	return c
 }
+
+// sameSession reports whether two configurations of a neighbour differ
+// in BFD at most: BFD runs beside the session, which keeps going.
+func sameSession(a, b NeighborConfig) bool {
+	a.BFD, b.BFD = BFDConfig{}, BFDConfig{}
+	return a == b
+}

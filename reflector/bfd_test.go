@@ -132,8 +132,22 @@ func TestBFDDownCease(t *testing.T) {
 		t.Errorf("peerAdminDown count %v, want 1", v)
 	}
 
+	// New intervals: the BFD session changes, the BGP session stays.
+	ns := slices.Clone(cfg.Neighbors)
+	ns[0].BFD.MinTx = 200 * time.Millisecond
+	if err := r.SetNeighbors(ns); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	got := fb.sessions[bfd.Key{Peer: netip.MustParseAddr("127.0.0.2")}].MinTx
+	fb.mu.Unlock()
+	if got != 200*time.Millisecond {
+		t.Errorf("BFD session minTx %v after the change, want 200ms", got)
+	}
 	fb.emit("127.0.0.2", bfd.StateDown, bfd.StateUp, nil)
 	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, nil)
+	// The first message a reads is the Cease: no new OPEN, so the BGP
+	// session was not restarted by the BFD change.
 	expectNotification(t, a, bgp.BGP_ERROR_CEASE, ceaseBFDDown)
 	collectInto(t, b, false, seen, func(m map[string]route) bool { _, ok := m["10.80.0.0/24"]; return !ok })
 	if v := testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionCease)); v != 1 {
@@ -147,7 +161,6 @@ func TestBFDDownCease(t *testing.T) {
 	}
 
 	// Off: the BFD session goes.
-	ns := slices.Clone(cfg.Neighbors)
 	ns[0].BFD = BFDConfig{}
 	if err := r.SetNeighbors(ns); err != nil {
 		t.Fatal(err)
