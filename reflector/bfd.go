@@ -32,6 +32,9 @@ type BFDConfig struct {
 	MinTx, MinRx time.Duration // zero: 300 ms
 	Multiplier   uint8         // zero: 3
 	Multihop     bool
+	// RequireUp: no BGP session (no dial, incoming connections refused
+	// with Cease, Connection Rejected) while the BFD session is not Up.
+	RequireUp bool
 }
 
 // BFDServer is the part of *bfd.Server the reflector uses.
@@ -95,6 +98,23 @@ func newBFDLink(newServer func() (BFDServer, error), log *slog.Logger) *bfdLink 
 }
 
 var allBFDStates = []bfd.State{bfd.StateAdminDown, bfd.StateDown, bfd.StateInit, bfd.StateUp}
+
+// rejectBFDDown is the metric reason of a connection refused for
+// RequireUp.
+const rejectBFDDown = "bfd-down"
+
+// up reports whether the neighbour's BFD session is Up.
+func (b *bfdLink) up(a netip.Addr) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bn := b.byAddr[a]
+	return bn != nil && bn.err == "" && bn.state == bfd.StateUp
+}
+
+// heldForBFD reports whether the neighbour waits for BFD (RequireUp).
+func (p *peer) heldForBFD() bool {
+	return p.cfg.BFD.Enabled && p.cfg.BFD.RequireUp && p.env.bfdUp != nil && !p.env.bfdUp(p.cfg.Address)
+}
 
 func (c BFDConfig) session(n NeighborConfig) bfd.Config {
 	return bfd.Config{Peer: n.Address, Local: n.LocalAddress, MinTx: c.MinTx, MinRx: c.MinRx, Multiplier: c.Multiplier, Multihop: c.Multihop}
@@ -232,6 +252,19 @@ func (b *bfdLink) close() {
 
 // onBFD acts on a BFD session's change (subscriber goroutine).
 func (r *Reflector) onBFD(c bfd.StateChange) {
+	if c.New == bfd.StateUp {
+		r.mu.Lock()
+		p := r.peers[c.Key.Peer]
+		r.mu.Unlock()
+		if p != nil && !p.dynamic && p.cfg.BFD.RequireUp && !p.cfg.Passive {
+			// Dial now instead of at the next retry.
+			select {
+			case p.events <- func() bool { p.pr.retry.Reset(0); return false }:
+			case <-p.done:
+			}
+		}
+		return
+	}
 	if c.Old != bfd.StateUp || c.New != bfd.StateDown {
 		return
 	}
@@ -307,6 +340,8 @@ type FileBFD struct {
 	// Multiplier is 1 to 255 (default 3).
 	Multiplier int  `json:"multiplier,omitempty"`
 	Multihop   bool `json:"multihop,omitempty"`
+	// RequireUp: no BGP session while BFD is not Up.
+	RequireUp bool `json:"requireUp,omitempty"`
 }
 
 // bfd checks and converts a neighbour's bfd.
@@ -314,7 +349,7 @@ func (fe *fieldErrs) bfd(f string, b *FileBFD, local netip.Addr) BFDConfig {
 	if b == nil {
 		return BFDConfig{}
 	}
-	c := BFDConfig{Enabled: b.Enabled, Multihop: b.Multihop}
+	c := BFDConfig{Enabled: b.Enabled, Multihop: b.Multihop, RequireUp: b.RequireUp}
 	for _, x := range []struct {
 		name string
 		s    string
@@ -336,8 +371,11 @@ func (fe *fieldErrs) bfd(f string, b *FileBFD, local netip.Addr) BFDConfig {
 }
 
 // sameSession reports whether two configurations of a neighbour differ
-// in BFD at most: BFD runs beside the session, which keeps going.
+// in BFD's session settings at most: BFD runs beside the session, which
+// keeps going. Whether the session waits for BFD (RequireUp) is the
+// peer manager's, so a change of it restarts the session.
 func sameSession(a, b NeighborConfig) bool {
-	a.BFD, b.BFD = BFDConfig{}, BFDConfig{}
+	held := func(c BFDConfig) BFDConfig { return BFDConfig{RequireUp: c.Enabled && c.RequireUp} }
+	a.BFD, b.BFD = held(a.BFD), held(b.BFD)
 	return a == b
 }

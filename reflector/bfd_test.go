@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -175,11 +176,11 @@ func TestBFDDownCease(t *testing.T) {
 
 func TestBFDFileConfig(t *testing.T) {
 	base := "routerID: 10.255.0.1\nasNumber: 64512\nneighbors:\n- address: 10.0.0.2\n"
-	c, err := ParseConfigFile([]byte(base + "  bfd: {enabled: true, minTx: 100ms, minRx: 200ms, multiplier: 5}\n"))
+	c, err := ParseConfigFile([]byte(base + "  bfd: {enabled: true, minTx: 100ms, minRx: 200ms, multiplier: 5, requireUp: true}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := BFDConfig{Enabled: true, MinTx: 100 * time.Millisecond, MinRx: 200 * time.Millisecond, Multiplier: 5}
+	want := BFDConfig{Enabled: true, MinTx: 100 * time.Millisecond, MinRx: 200 * time.Millisecond, Multiplier: 5, RequireUp: true}
 	if got := c.Neighbors[0].BFD; got != want {
 		t.Errorf("bfd = %+v, want %+v", got, want)
 	}
@@ -197,4 +198,25 @@ func TestBFDFileConfig(t *testing.T) {
 	if _, err := ParseConfigFile([]byte(dyn)); err == nil || !strings.Contains(err.Error(), "bfd") {
 		t.Errorf("bfd on a dynamic neighbour: error %v, want it refused", err)
 	}
+}
+
+// TestBFDRequireUpReflector: with requireUp a neighbour's connections are
+// refused (Cease, Connection Rejected) until its BFD session is Up.
+func TestBFDRequireUpReflector(t *testing.T) {
+	fb := &fakeBFD{sessions: map[bfd.Key]bfd.Config{}}
+	cfg := testConfig("127.0.0.2")
+	cfg.Neighbors[0].BFD = BFDConfig{Enabled: true, RequireUp: true}
+	cfg.BFD = func() (BFDServer, error) { return fb, nil }
+	_, addr := startReflector(t, cfg)
+	if s, err := dialSpeaker(context.Background(), addr, "127.0.0.2", opts("10.0.0.2")); err == nil || !strings.Contains(err.Error(), "notification 6/5") {
+		if s != nil {
+			s.conn.Close()
+		}
+		t.Fatalf("connecting before BFD is Up: %v, want Cease 6/5 (connection rejected)", err)
+	}
+	fb.emit("127.0.0.2", bfd.StateDown, bfd.StateUp, nil)
+	// bfdLink has the new state before the subscriber returns: the next
+	// connection is taken.
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	collect(t, a, false, hasEORs)
 }

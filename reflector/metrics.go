@@ -19,7 +19,7 @@ type engineMetrics struct {
 	holdDowns        prometheus.Counter
 	slowReaderCloses prometheus.Counter
 	refreshCoalesced prometheus.Counter
-	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
+	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour, bfd-down
 	transitions      *prometheus.CounterVec // event: established, down
 	notifications    *prometheus.CounterVec // direction, code
 }

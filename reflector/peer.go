@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -53,8 +54,10 @@ type peerEnv struct {
 	// changed tells the reflector's owner that a neighbour's state
 	// changed (see Reflector.Changes); it never blocks.
 	changed func()
-	// bfdDowns counts BFD Downs by action (bfd.go).
+	// bfdDowns counts BFD Downs by action; bfdUp says whether a
+	// neighbour's BFD session is Up (bfd.go).
 	bfdDowns *prometheus.CounterVec
+	bfdUp    func(netip.Addr) bool
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
@@ -137,6 +140,7 @@ func (p *peer) run(parent context.Context) {
 				return
 			case time.Now().Before(pr.holdUntil):
 				pr.retry.Reset(time.Until(pr.holdUntil))
+			case p.heldForBFD(): // BFD Up restarts the timer (bfd.go)
 			default:
 				p.dial(ctx, pr)
 			}
@@ -201,6 +205,10 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 	dir := "in"
 	if !outgoing && time.Now().Before(pr.holdUntil) {
 		p.reject(conn, rejectIdleHold)
+		return false
+	}
+	if !outgoing && p.heldForBFD() {
+		p.reject(conn, rejectBFDDown)
 		return false
 	}
 	if !outgoing {

@@ -57,7 +57,7 @@ func New(cfg Config) (*Reflector, error) {
 		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
 	}
 	r.bfd = newBFDLink(cfg.BFD, cfg.Logger)
-	r.env.bfdDowns = r.bfd.downs
+	r.env.bfdDowns, r.env.bfdUp = r.bfd.downs, r.bfd.up
 	if cfg.ProgramFIB {
 		r.fib = newFIBWriter(cfg.FIB, cfg.Logger)
 		r.env.rib.fib = r.fib.feed

@@ -50,8 +50,9 @@ type SecretReader func(peering.SecretRef) (string, error)
 // Neighbors converts a reflector's sessions to neighbour configurations.
 // A session whose password cannot be read is left out (the error says
 // which); settings the engine does not implement are reported as
-// warnings, and the session configured without them (bfd.requireUp;
-// ttlSecurity, ebgpMultihop, keepOriginalNextHop and bfd are honoured).
+// warnings, and the session configured without them (there are none
+// left: ttlSecurity, ebgpMultihop, keepOriginalNextHop and bfd are
+// honoured).
 func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector.NeighborConfig, warnings []string, err error) {
 	var errs []error
 	for _, s := range sessions {
@@ -70,10 +71,7 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 			EBGPMultihop:    s.EBGPMultihop,
 			KeepNextHop:     s.KeepOriginalNextHop,
 			BFD: reflector.BFDConfig{Enabled: s.BFD.Enabled, MinTx: s.BFD.MinTx, MinRx: s.BFD.MinRx,
-				Multiplier: s.BFD.Multiplier, Multihop: s.BFD.Multihop},
-		}
-		if s.BFD.RequireUp {
-			warnings = append(warnings, fmt.Sprintf("session %s: bfd.requireUp is not implemented by the reflector: the session is set up without waiting for BFD", s.AddrPort()))
+				Multiplier: s.BFD.Multiplier, Multihop: s.BFD.Multihop, RequireUp: s.BFD.RequireUp},
 		}
 		if s.HoldTime == 0 {
 			n.HoldTime = reflector.NoHoldTime
