@@ -186,6 +186,7 @@ func Status(node string, id Identity, sessions []peering.Session, ranges []peeri
 			PrefixesAccepted:   uint64(max(n.PrefixesIn, 0)),
 			PrefixesAdvertised: uint64(max(n.PrefixesOut, 0)),
 			LastError:          n.LastError,
+			BFD:                n.BFD,
 		}
 		if !n.Since.IsZero() {
 			ps.Since = n.Since.UTC().Format(time.RFC3339)
