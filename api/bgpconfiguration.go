@@ -43,6 +43,9 @@ type BGPConfigurationSpec struct {
 	// Error). A node's "node.<name>" configuration overrides the global
 	// one; it applies live.
 	LogSeverity string `json:"logSeverity,omitempty"`
+	// BFD is the default BFD setting of every BGP session (api/bfd.go);
+	// a BGPPeer's bfd overrides it.
+	BFD *BFD `json:"bfd,omitempty"`
 }
 
 // GracefulRestart configures graceful restart.
@@ -141,6 +144,7 @@ func (c *BGPConfiguration) Validate() error {
 			{"asNumber", s.ASNumber != nil}, {"nodeToNodeMeshEnabled", s.NodeToNodeMeshEnabled != nil},
 			{"keepaliveTime", s.KeepaliveTime != ""}, {"holdTime", s.HoldTime != ""},
 			{"gracefulRestart", s.GracefulRestart != nil}, {"communities", s.Communities != nil},
+			{"bfd", s.BFD != nil},
 		} {
 			if f.set {
 				fe.add("spec."+f.name, nil, "may only be set in the global %q BGPConfiguration", DefaultBGPConfigurationName)
@@ -158,6 +162,7 @@ func (c *BGPConfiguration) Validate() error {
 		wholeSeconds(&fe, "spec.gracefulRestart.restartTime", gr.RestartTime, time.Second, 4095*time.Second)
 		wholeSeconds(&fe, "spec.gracefulRestart.staleRoutesTime", gr.StaleRoutesTime, time.Second, 24*time.Hour)
 	}
+	validateBFD(&fe, "spec.bfd", s.BFD)
 	for i, cm := range s.Communities {
 		if _, err := ParseCommunity(cm); err != nil {
 			fe.add(fmt.Sprintf("spec.communities[%d]", i), cm, "%v", err)

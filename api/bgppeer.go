@@ -60,6 +60,9 @@ type BGPPeerSpec struct {
 	// EBGPMultihop is the TTL of packets to an eBGP peer that is not
 	// directly connected (1..255).
 	EBGPMultihop *int `json:"ebgpMultihop,omitempty"`
+	// BFD overrides BGPConfiguration's bfd for this peer's sessions,
+	// field by field (api/bfd.go).
+	BFD *BFD `json:"bfd,omitempty"`
 }
 
 // BGPPassword says where a session's password comes from.
@@ -168,6 +171,10 @@ func (p *BGPPeer) Validate() error {
 	}
 	if s.TTLSecurity != nil && s.EBGPMultihop != nil {
 		fe.add("spec.ebgpMultihop", *s.EBGPMultihop, "must not be set with spec.ttlSecurity")
+	}
+	validateBFD(&fe, "spec.bfd", s.BFD)
+	if s.PeerPrefix != "" && s.BFD != nil && s.BFD.Enabled != nil && *s.BFD.Enabled {
+		fe.add("spec.bfd.enabled", true, "BFD is not available for dynamic neighbours (spec.peerPrefix)")
 	}
 	return fe.result(KindBGPPeer, p)
 }

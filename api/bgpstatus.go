@@ -36,6 +36,10 @@ type BGPPeerStatus struct {
 	// because its sessions kept crashing the node's BGP speaker
 	// (docs/robustness.md).
 	QuarantinedUntil string `json:"quarantinedUntil,omitempty"`
+	// BFD is the state of the session's BFD session (AdminDown, Down,
+	// Init, Up; "Error: ..." when it could not be set up), empty without
+	// BFD.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // BGPPeerType is why a session exists. Whether it is eBGP shows in its

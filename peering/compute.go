@@ -241,6 +241,7 @@ func (b *builder) base(f family, typ api.BGPPeerType) Session {
 		HoldTime:        c.hold,
 		KeepaliveTime:   c.keepalive,
 		GracefulRestart: c.gr,
+		BFD:             c.bfd.effective(),
 	}
 }
 
@@ -266,6 +267,7 @@ func (b *builder) finish(s Session, p *peer) Session {
 		s.MaxPrefixes = p.s.maxPrefixes
 		s.HoldTime, s.KeepaliveTime = p.s.hold, p.s.keepalive
 		s.TTLSecurity, s.EBGPMultihop = p.s.ttlSecurity, p.s.ebgpMultihop
+		s.BFD = p.s.bfd.effective()
 	}
 	s.EBGP = s.PeerAS != s.LocalAS
 	if !s.EBGP {

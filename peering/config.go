@@ -17,6 +17,9 @@ type config struct {
 	// hold and keepalive are the resolved global timers.
 	hold, keepalive time.Duration
 	gr              GracefulRestart
+	// bfd is BGPConfiguration's bfd over the defaults, enabled or not
+	// (a BGPPeer may enable it and inherit the intervals).
+	bfd BFD
 }
 
 func defaultConfig() config {
@@ -31,6 +34,7 @@ func defaultConfig() config {
 			RestartTime:     api.DefaultRestartTime,
 			StaleRoutesTime: api.DefaultStaleRoutesTime,
 		},
+		bfd: defaultBFD(),
 	}
 }
 
@@ -91,6 +95,7 @@ func globalConfig(s *api.BGPConfigurationSpec) (cfg config, fixed string) {
 	if !cfg.gr.Enabled {
 		cfg.gr = GracefulRestart{}
 	}
+	cfg.bfd = resolveBFD(cfg.bfd, s.BFD)
 	return cfg, fixed
 }
 

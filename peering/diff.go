@@ -126,6 +126,8 @@ var fields = []field{
 	{"MaxPrefixes", false, differ(func(s *Session) uint32 { return s.MaxPrefixes })},
 	{"TTLSecurity", true, differ(func(s *Session) uint8 { return s.TTLSecurity })},
 	{"EBGPMultihop", true, differ(func(s *Session) uint8 { return s.EBGPMultihop })},
+	// BFD runs beside the BGP session: the router changes it live.
+	{"BFD", false, differ(func(s *Session) BFD { return s.BFD })},
 }
 
 // changes lists the fields in which a and b differ, and whether any of

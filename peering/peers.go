@@ -47,6 +47,7 @@ type settings struct {
 	hold, keepalive time.Duration
 	ttlSecurity     uint8
 	ebgpMultihop    uint8
+	bfd             BFD
 }
 
 // parsePeers validates and indexes the BGPPeers, in name order. It must
@@ -139,6 +140,7 @@ func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
 	if s.EBGPMultihop != nil {
 		st.ebgpMultihop = uint8(*s.EBGPMultihop)
 	}
+	st.bfd = resolveBFD(m.cfg.bfd, s.BFD)
 	return p
 }
 

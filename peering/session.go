@@ -65,6 +65,8 @@ type Session struct {
 	// connected, 0 when unset.
 	TTLSecurity  uint8
 	EBGPMultihop uint8
+	// BFD is the session's BFD (bfd.go); the zero value when off.
+	BFD BFD
 }
 
 // SourceMesh is the Source of node-to-node mesh sessions.
@@ -122,6 +124,9 @@ func (s Session) String() string {
 		b.WriteString(" passive")
 	}
 	writeOptions(&b, s.Password, s.KeepOriginalNextHop, s.MaxPrefixes, s.TTLSecurity, s.EBGPMultihop)
+	if s.BFD.Enabled {
+		b.WriteString(" " + s.BFD.String())
+	}
 	return b.String()
 }
 

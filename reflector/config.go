@@ -43,6 +43,10 @@ type Config struct {
 	FIB FIBConfig
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// BFD creates the reflector's BFD server when the first neighbour
+	// that enables BFD is configured (bfd.go); the reflector owns and
+	// closes it. Nil: neighbours that ask for BFD run without (logged).
+	BFD func() (BFDServer, error)
 
 	// idleHold is the first hold-down of a neighbour after a session that
 	// ended by its fault; zero means defaultIdleHold. Tests shorten it.
@@ -92,6 +96,8 @@ type NeighborConfig struct {
 	// neighbour instead of setting it to our address (next-hop-self).
 	// iBGP never changes next hops, so it only matters for eBGP.
 	KeepNextHop bool
+	// BFD runs a BFD session beside the BGP session (bfd.go).
+	BFD BFDConfig
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.
@@ -227,6 +233,10 @@ func normalizeNeighbors(in []NeighborConfig) ([]NeighborConfig, error) {
 			continue
 		case n.TTLSecurity != 0 && n.EBGPMultihop != 0:
 			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).EBGPMultihop: not with TTLSecurity", i, n.Address))
+			continue
+		}
+		if err := n.BFD.validate(n); err != nil {
+			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).BFD: %w", i, n.Address, err))
 			continue
 		}
 		seen[n.Address] = true

@@ -74,6 +74,9 @@ type FileNeighbor struct {
 	// GracefulRestart defaults to true.
 	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
 	FileTTL         `json:",inline"`
+	// BFD runs BFD beside the session (reflector/bfd.go); not available
+	// for dynamic neighbours.
+	BFD *FileBFD `json:"bfd,omitempty"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -232,6 +235,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			KeepNextHop:     n.KeepOriginalNextHop,
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
+		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)
 		if nc.ASN == 0 {
 			nc.ASN = fc.ASNumber
 		}

@@ -19,7 +19,7 @@ type engineMetrics struct {
 	holdDowns        prometheus.Counter
 	slowReaderCloses prometheus.Counter
 	refreshCoalesced prometheus.Counter
-	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour
+	rejected         *prometheus.CounterVec // reason: idle-hold, replaced, unknown-neighbour, bfd-down
 	transitions      *prometheus.CounterVec // event: established, down
 	notifications    *prometheus.CounterVec // direction, code
 }
@@ -137,6 +137,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.rejected.Collect(ch)
 	m.transitions.Collect(ch)
 	m.notifications.Collect(ch)
+	c.r.bfd.sessions.Collect(ch)
+	c.r.bfd.downs.Collect(ch)
 	states := map[State]int{}
 	for st := StateIdle; st <= StateEstablished; st++ {
 		states[st] = 0

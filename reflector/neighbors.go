@@ -11,7 +11,7 @@ import (
 )
 
 // SetNeighbors replaces the configured neighbours. Neighbours whose
-// configuration is unchanged keep their sessions; removed ones are closed
+// configuration is unchanged, or changed in BFD only, keep their sessions; removed ones are closed
 // (Cease, peer de-configured); changed ones are restarted.
 func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 	ns, err := normalizeNeighbors(ns)
@@ -34,7 +34,7 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 	}
 	var errs []error
 	for addr, o := range old {
-		if n, ok := want[addr]; ok && n == o {
+		if n, ok := want[addr]; ok && sameSession(n, o) {
 			continue
 		}
 		if p := r.peers[addr]; p != nil && !p.dynamic {
@@ -46,7 +46,7 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 		}
 	}
 	for addr, n := range want {
-		if o, ok := old[addr]; ok && o == n {
+		if o, ok := old[addr]; ok && sameSession(o, n) {
 			continue
 		}
 		if p := r.peers[addr]; p != nil { // a dynamic peer is now configured
@@ -57,6 +57,7 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 		}
 		r.startPeerLocked(n, false)
 	}
+	r.bfd.sync(ns, r.onBFD)
 	r.changed()
 	return errors.Join(errs...)
 }

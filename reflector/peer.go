@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // peer manages one neighbour: it dials (unless passive), takes the
@@ -52,6 +54,10 @@ type peerEnv struct {
 	// changed tells the reflector's owner that a neighbour's state
 	// changed (see Reflector.Changes); it never blocks.
 	changed func()
+	// bfdDowns counts BFD Downs by action; bfdUp says whether a
+	// neighbour's BFD session is Up (bfd.go).
+	bfdDowns *prometheus.CounterVec
+	bfdUp    func(netip.Addr) bool
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
@@ -134,6 +140,7 @@ func (p *peer) run(parent context.Context) {
 				return
 			case time.Now().Before(pr.holdUntil):
 				pr.retry.Reset(time.Until(pr.holdUntil))
+			case p.heldForBFD(): // BFD Up restarts the timer (bfd.go)
 			default:
 				p.dial(ctx, pr)
 			}
@@ -198,6 +205,10 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 	dir := "in"
 	if !outgoing && time.Now().Before(pr.holdUntil) {
 		p.reject(conn, rejectIdleHold)
+		return false
+	}
+	if !outgoing && p.heldForBFD() {
+		p.reject(conn, rejectBFDDown)
 		return false
 	}
 	if !outgoing {

@@ -108,6 +108,9 @@ type NeighborStatus struct {
 	// down (or when it was configured).
 	Since     time.Time
 	LastError string
+	// BFD is the neighbour's BFD state (AdminDown, Down, Init, Up;
+	// "Error: ..." when it could not be set up), empty without BFD.
+	BFD string
 }
 
 func (p *peer) status(now time.Time) NeighborStatus {

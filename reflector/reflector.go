@@ -31,6 +31,8 @@ type Reflector struct {
 	changes chan struct{} // size 1: see Changes
 
 	unknownLim logLimiter // connections from unknown addresses
+
+	bfd *bfdLink // BFD of the configured neighbours (bfd.go)
 }
 
 // New validates cfg and returns a reflector; Run starts it.
@@ -54,6 +56,8 @@ func New(cfg Config) (*Reflector, error) {
 		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met, changed: r.changed,
 		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
 	}
+	r.bfd = newBFDLink(cfg.BFD, cfg.Logger)
+	r.env.bfdDowns, r.env.bfdUp = r.bfd.downs, r.bfd.up
 	if cfg.ProgramFIB {
 		r.fib = newFIBWriter(cfg.FIB, cfg.Logger)
 		r.env.rib.fib = r.fib.feed
@@ -155,6 +159,7 @@ func (r *Reflector) Run(ctx context.Context) (err error) {
 	for _, n := range r.cfg.Neighbors {
 		r.startPeerLocked(n, false)
 	}
+	r.bfd.sync(r.cfg.Neighbors, r.onBFD)
 	r.mu.Unlock()
 	for _, l := range ls {
 		wg.Go(func() { r.accept(peersCtx, l) })
@@ -162,6 +167,7 @@ func (r *Reflector) Run(ctx context.Context) (err error) {
 	close(r.ready)
 	<-ctx.Done()
 	rib.call(ribCtx, func(rl *ribLoop) { rl.stopping = true })
+	r.bfd.close() // before the Ceases: neighbours see AdminDown
 	stopPeers(context.Cause(ctx))
 	for _, l := range ls {
 		l.Close()
@@ -252,7 +258,9 @@ func (r *Reflector) Neighbors() []NeighborStatus {
 	now := time.Now()
 	out := make([]NeighborStatus, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, p.status(now))
+		st := p.status(now)
+		st.BFD = r.bfd.state(p.cfg.Address)
+		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b NeighborStatus) int {
 		return netip.MustParseAddr(a.Address).Compare(netip.MustParseAddr(b.Address))

@@ -84,6 +84,10 @@ type Config struct {
 	// (a LossWatcher: router/speakerproc) dies: restart backoff and
 	// quarantine (supervise.go, docs/robustness.md).
 	Supervision Supervision
+	// BFD creates the node's BFD server when the first session that
+	// enables BFD appears (bfd.go); the router owns and closes it. Nil
+	// means no BFD: sessions that ask for it run without it (logged).
+	BFD func() (BFDServer, error)
 }
 
 // ResourceSource delivers the resources the router depends on to a

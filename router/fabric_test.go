@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/bfd"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/router"
@@ -81,6 +82,14 @@ func runChild() int {
 		Secrets:       router.Secrets{Dir: os.Getenv("BF_SECRETS")},
 		ControlSocket: os.Getenv("BF_SOCKET"),
 		Logger:        lg,
+		// As `bgpfabric node`: BFD in this process, not the speaker's.
+		BFD: func() (router.BFDServer, error) {
+			srv, err := bfd.NewServer(bfd.ServerConfig{Logger: lg.With("component", "bfd")})
+			if err != nil {
+				return nil, err
+			}
+			return srv, nil
+		},
 	})
 	if err != nil {
 		lg.Error("router", "error", err)

@@ -148,6 +148,29 @@ func (f *FakeSpeaker) DeletePeer(_ context.Context, a netip.Addr) error {
 	}
 	delete(f.peers, a)
 	delete(f.states, a)
+	// As GoBGP's DeleteNeighbor: the peer's paths go at once.
+	var gone []Destination
+	for p, paths := range f.learned {
+		kept := slices.DeleteFunc(slices.Clone(paths), func(x Path) bool { return x.Peer == a })
+		if len(kept) == len(paths) {
+			continue
+		}
+		if len(kept) == 0 {
+			delete(f.learned, p)
+		} else {
+			f.learned[p] = kept
+		}
+		gone = append(gone, Destination{Prefix: p, Paths: slices.Clone(kept)})
+	}
+	if len(gone) > 0 {
+		fns := slices.Clone(f.bestFns)
+		// Watchers must not call back into the speaker: unlock first.
+		f.mu.Unlock()
+		for _, fn := range fns {
+			fn(gone)
+		}
+		f.mu.Lock()
+	}
 	return nil
 }
 

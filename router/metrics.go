@@ -16,6 +16,7 @@ type metrics struct {
 	routeErrors                  prometheus.Counter
 	speakerRestarts              prometheus.Counter
 	quarantined                  prometheus.Gauge
+	bfd                          bfdMetrics
 	all                          []prometheus.Collector
 }
 
@@ -50,8 +51,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Times the BGP speaker process died and was started again."})
 	m.quarantined = prometheus.NewGauge(prometheus.GaugeOpts{Name: "bgpfabric_router_peers_quarantined",
 		Help: "Peers held down because their sessions kept crashing the BGP speaker."})
+	m.bfd = newBFDMetrics()
 	m.all = []prometheus.Collector{m.peerUp, m.received, m.accepted, m.advertis, m.peerErrors, m.exported, m.installed, m.conflicts, m.routeErrors,
-		m.speakerRestarts, m.quarantined}
+		m.speakerRestarts, m.quarantined, m.bfd.sessions, m.bfd.downs}
 	var errs []error
 	for i, c := range m.all {
 		if err := reg.Register(c); err != nil {

@@ -35,6 +35,7 @@ const (
 	logKeyDuration = "duration"
 	logKeyPanic    = "panic"
 	logKeyBlamed   = "blamed"
+	logKeyBFDDiag  = "bfdDiag"
 )
 
 // retryDelay is how long the router waits before trying a failed speaker
@@ -247,6 +248,8 @@ type loop struct {
 	sup supervisor
 	// errLog bounds the peer error lines (errlog.go).
 	errLog *logcap.Limiter
+	// bfd is the BFD sessions of the BGP sessions (bfd.go).
+	bfd bfdState
 }
 
 type sessionFailure struct {
@@ -436,6 +439,8 @@ func (l *loop) run(ctx context.Context) {
 			l.onLinkChange()
 		case s := <-l.sup.lossCh:
 			l.onLoss(s)
+		case c := <-l.bfd.ch:
+			l.onBFD(ctx, c)
 		}
 		for i := 0; i < 1024 && l.handleOne(); i++ {
 		}
@@ -670,6 +675,7 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 		}
 	}
 	desired = l.holdQuarantined(desired)
+	desired = l.applyBFD(ctx, desired)
 	running := make([]peering.Session, 0, len(l.running))
 	for _, s := range l.running {
 		running = append(running, s)
@@ -704,6 +710,10 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 		delete(l.dynamic, s.PeerAddress) // a configured peer is no dynamic one
 	}
 	for _, u := range d.Update {
+		if bfdOnly(u) { // BFD runs beside the speaker (bfd.go)
+			l.running[u.New.PeerAddress] = u.New
+			continue
+		}
 		pc, ok := l.peerConfig(u.New)
 		if !ok {
 			continue
@@ -972,6 +982,7 @@ func (l *loop) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
+	l.closeBFD()
 	if l.started {
 		if err := l.r.cfg.Speaker.Stop(ctx); err != nil {
 			errs = append(errs, err)

@@ -123,6 +123,7 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 		}
 		st.Status.Peers = append(st.Status.Peers, ps)
 	}
+	l.bfdStatus(st.Status.Peers)
 	return st
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bgpfabric/bgpfabric/bfd"
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
 	"github.com/bgpfabric/bgpfabric/router/speakerproc"
@@ -81,6 +82,16 @@ var routerComponent = nodeComponent{
 				ControlSocket:  router.ControlSocketPath(controlDir, env.NodeName),
 				Metrics:        env.Observe.Registry(),
 				Logger:         lg,
+				// In this process, not the speaker's: BFD goes on while
+				// the speaker restarts; sockets in the process's
+				// namespace, where the BGP sessions are.
+				BFD: func() (router.BFDServer, error) {
+					srv, err := bfd.NewServer(bfd.ServerConfig{Logger: lg.With("component", "bfd")})
+					if err != nil {
+						return nil, err
+					}
+					return srv, nil
+				},
 			}
 			// The router is made when it runs; until then it is not
 			// ready.

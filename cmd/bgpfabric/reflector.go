@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/bgpfabric/bgpfabric/bfd"
 	"github.com/bgpfabric/bgpfabric/internal/observe"
 	"github.com/bgpfabric/bgpfabric/peering"
 	"github.com/bgpfabric/bgpfabric/reflector"
@@ -118,6 +119,13 @@ func (o *reflectorOptions) engineConfig(log *slog.Logger, restarting bool) func(
 	return func(c *reflector.Config) {
 		c.Logger = log
 		c.Restarting = restarting
+		c.BFD = func() (reflector.BFDServer, error) {
+			srv, err := bfd.NewServer(bfd.ServerConfig{Logger: log.With("component", "bfd")})
+			if err != nil {
+				return nil, err
+			}
+			return srv, nil
+		}
 		o.applyFIB(c)
 	}
 }

@@ -107,6 +107,9 @@ func printBGPStatus(w io.Writer, st *api.BGPStatus, now time.Time) {
 			if p.LastError != "" {
 				info += " (" + p.LastError + ")"
 			}
+			if p.BFD != "" {
+				info += ", BFD " + p.BFD
+			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.PeerIP, p.ASNumber, peerTypeName(p.Type), state,
 				sinceText(p.Since, now), p.PrefixesReceived, p.PrefixesAccepted, p.PrefixesAdvertised, info)
 		}

@@ -49,9 +49,10 @@ type SecretReader func(peering.SecretRef) (string, error)
 
 // Neighbors converts a reflector's sessions to neighbour configurations.
 // A session whose password cannot be read is left out (the error says
-// which); settings the engine does not implement would be reported as
+// which); settings the engine does not implement are reported as
 // warnings, and the session configured without them (there are none
-// left: ttlSecurity, ebgpMultihop and keepOriginalNextHop are honoured).
+// left: ttlSecurity, ebgpMultihop, keepOriginalNextHop and bfd are
+// honoured).
 func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector.NeighborConfig, warnings []string, err error) {
 	var errs []error
 	for _, s := range sessions {
@@ -69,6 +70,8 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 			TTLSecurity:     s.TTLSecurity,
 			EBGPMultihop:    s.EBGPMultihop,
 			KeepNextHop:     s.KeepOriginalNextHop,
+			BFD: reflector.BFDConfig{Enabled: s.BFD.Enabled, MinTx: s.BFD.MinTx, MinRx: s.BFD.MinRx,
+				Multiplier: s.BFD.Multiplier, Multihop: s.BFD.Multihop, RequireUp: s.BFD.RequireUp},
 		}
 		if s.HoldTime == 0 {
 			n.HoldTime = reflector.NoHoldTime
@@ -183,6 +186,7 @@ func Status(node string, id Identity, sessions []peering.Session, ranges []peeri
 			PrefixesAccepted:   uint64(max(n.PrefixesIn, 0)),
 			PrefixesAdvertised: uint64(max(n.PrefixesOut, 0)),
 			LastError:          n.LastError,
+			BFD:                n.BFD,
 		}
 		if !n.Since.IsZero() {
 			ps.Since = n.Since.UTC().Format(time.RFC3339)

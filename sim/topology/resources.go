@@ -142,6 +142,12 @@ func (e *expander) bgpConfiguration() *api.BGPConfiguration {
 	}
 	c.Spec.KeepaliveTime = api.Duration(b.KeepaliveTime)
 	c.Spec.HoldTime = api.Duration(b.HoldTime)
+	if f := b.BFD; f != nil {
+		c.Spec.BFD = &api.BFD{Enabled: &f.Enabled, MinTx: api.Duration(f.MinTx), MinRx: api.Duration(f.MinRx), RequireUp: &f.RequireUp}
+		if f.Multiplier != 0 {
+			c.Spec.BFD.Multiplier = &f.Multiplier
+		}
+	}
 	return c
 }
 

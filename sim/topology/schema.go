@@ -60,6 +60,18 @@ type BGP struct {
 	ListenPort int `yaml:"listenPort"`
 	// ClusterID is the reflectors' cluster ID (default 244.0.0.1).
 	ClusterID string `yaml:"clusterID"`
+	// BFD goes into the default BGPConfiguration's bfd: every session of
+	// the fabric's nodes and reflectors (docs/bfd.md).
+	BFD *BFD `yaml:"bfd"`
+}
+
+// BFD is the fabric's BFD (api.BFD): intervals such as "300ms".
+type BFD struct {
+	Enabled    bool   `yaml:"enabled"`
+	MinTx      string `yaml:"minTx"`
+	MinRx      string `yaml:"minRx"`
+	Multiplier int    `yaml:"multiplier"`
+	RequireUp  bool   `yaml:"requireUp"`
 }
 
 // Addressing gives the management ranges.
