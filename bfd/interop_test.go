@@ -50,7 +50,6 @@ const (
 	interopMult     = 5
 )
 
-
 type interop struct {
 	t        *testing.T
 	us, peer *nstest.NS

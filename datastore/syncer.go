@@ -137,8 +137,8 @@ type Syncer struct {
 	// State of the Run goroutine.
 	status    SyncStatus
 	delivered map[ResourceID]api.Resource // what the handler holds now: the last version of each that decoded
-	rev       int64                   // the last revision delivered
-	revs      []int64                 // the same, per range
+	rev       int64                       // the last revision delivered
+	revs      []int64                     // the same, per range
 }
 
 // keyRange is a watched key range [start, end).
