@@ -1,0 +1,34 @@
+package routepolicy
+
+// Policy is one session's import and export chains.
+type Policy struct {
+	Import, Export Chain
+}
+
+// Resolve builds a session's chain from its BGPPeer's filter names, the
+// compiled filters by name, and the session's default (Accept for iBGP;
+// for eBGP BGPConfiguration's ebgpDefaultPolicy, RFC 8212 by default).
+// If a named filter does not exist, the session gets no filter at all, only
+// the default (for eBGP under RFC 8212: nothing in or out), rather than the
+// rest of its chain, which might accept what the missing filter was there
+// to reject; the missing names are returned, for the status.
+func Resolve(names []string, filters map[string]*Filter, defaultAccept bool) (Policy, []string) {
+	var missing []string
+	var chain []*Filter
+	for _, n := range names {
+		f, ok := filters[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		chain = append(chain, f)
+	}
+	if missing != nil {
+		chain = nil
+	}
+	return Policy{Import: Chain{Filters: chain, Accept: defaultAccept}, Export: Chain{Filters: chain, Accept: defaultAccept}}, missing
+}
+
+// AcceptsAll reports whether the chain accepts every route unchanged: no
+// filters and a default of Accept.
+func (c Chain) AcceptsAll() bool { return len(c.Filters) == 0 && c.Accept }
