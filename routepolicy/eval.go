@@ -22,8 +22,9 @@ type Route struct {
 // Chain is what one session applies in one direction.
 type Chain struct {
 	Filters []*Filter
-	// Accept is the default: what happens to a route no rule decides.
-	Accept bool
+	// Reject is the default: what happens to a route no rule decides
+	// (the zero Chain accepts everything).
+	Reject bool
 }
 
 // Evaluate runs the chain on a route and returns whether it is accepted
@@ -43,7 +44,7 @@ func (c Chain) Evaluate(dir Direction, r Route) (Route, bool) {
 			return rule.Apply(r), true
 		}
 	}
-	return r, c.Accept
+	return r, !c.Reject
 }
 
 // Matches reports whether every condition of the rule holds for r.

@@ -100,7 +100,7 @@ func TestOperators(t *testing.T) {
 
 func TestSource(t *testing.T) {
 	f := compile(t, "f", api.BGPFilterSpec{ExportV4: []api.BGPFilterRule{{Source: api.FilterSourceRemotePeers, Action: api.FilterReject}}})
-	c := Chain{Filters: []*Filter{f}, Accept: true}
+	c := Chain{Filters: []*Filter{f}}
 	learned, local := route("10.0.0.0/8"), route("10.0.0.0/8")
 	local.FromPeer = false
 	if _, ok := c.Evaluate(Export, learned); ok {
@@ -129,19 +129,19 @@ func TestChain(t *testing.T) {
 		prefix string
 		want   bool
 	}{
-		{"first match wins within a filter", Chain{[]*Filter{first, second}, true}, Import, "10.1.2.0/24", false},
-		{"later rule of the filter", Chain{[]*Filter{first, second}, false}, Import, "10.2.0.0/16", true},
-		{"no match passes to the next filter", Chain{[]*Filter{first, second}, false}, Import, "172.16.1.0/24", true},
-		{"order of filters matters", Chain{[]*Filter{second, first}, false}, Import, "10.1.2.0/24", true},
-		{"default reject", Chain{[]*Filter{first, second}, false}, Import, "8.8.8.8/32", false},
-		{"default accept", Chain{[]*Filter{first, second}, true}, Import, "8.8.8.8/32", true},
-		{"no filters default reject", Chain{nil, false}, Import, "10.0.0.0/8", false},
-		{"export list apart from import", Chain{[]*Filter{first}, false}, Export, "10.2.0.0/16", false},
-		{"export accept", Chain{[]*Filter{first}, false}, Export, "192.168.1.0/24", true},
-		{"v6 list", Chain{[]*Filter{first, second}, false}, Import, "fd00:1::/64", false},
-		{"v6 default route", Chain{[]*Filter{first, second}, false}, Import, "::/0", true},
-		{"v4 rules do not apply to v6", Chain{[]*Filter{first}, true}, Import, "fd00:1::/64", false},
-		{"v6 rules do not apply to v4", Chain{[]*Filter{compile(t, "x", api.BGPFilterSpec{ImportV6: []api.BGPFilterRule{{Action: R}}})}, true}, Import, "10.0.0.0/8", true},
+		{"first match wins within a filter", Chain{[]*Filter{first, second}, false}, Import, "10.1.2.0/24", false},
+		{"later rule of the filter", Chain{[]*Filter{first, second}, true}, Import, "10.2.0.0/16", true},
+		{"no match passes to the next filter", Chain{[]*Filter{first, second}, true}, Import, "172.16.1.0/24", true},
+		{"order of filters matters", Chain{[]*Filter{second, first}, true}, Import, "10.1.2.0/24", true},
+		{"default reject", Chain{[]*Filter{first, second}, true}, Import, "8.8.8.8/32", false},
+		{"default accept", Chain{[]*Filter{first, second}, false}, Import, "8.8.8.8/32", true},
+		{"no filters default reject", Chain{nil, true}, Import, "10.0.0.0/8", false},
+		{"export list apart from import", Chain{[]*Filter{first}, true}, Export, "10.2.0.0/16", false},
+		{"export accept", Chain{[]*Filter{first}, true}, Export, "192.168.1.0/24", true},
+		{"v6 list", Chain{[]*Filter{first, second}, true}, Import, "fd00:1::/64", false},
+		{"v6 default route", Chain{[]*Filter{first, second}, true}, Import, "::/0", true},
+		{"v4 rules do not apply to v6", Chain{[]*Filter{first}, false}, Import, "fd00:1::/64", false},
+		{"v6 rules do not apply to v4", Chain{[]*Filter{compile(t, "x", api.BGPFilterSpec{ImportV6: []api.BGPFilterRule{{Action: R}}})}, false}, Import, "10.0.0.0/8", true},
 	}
 	for _, tt := range tests {
 		if _, got := tt.chain.Evaluate(tt.dir, route(tt.prefix)); got != tt.want {
@@ -158,7 +158,7 @@ func TestSetActions(t *testing.T) {
 	}}})
 	in := route("10.1.0.0/16", "65000:1", "65000:9")
 	in.LocalPref, in.MED, in.ASPath = 100, 0, []uint32{65100}
-	got, ok := Chain{Filters: []*Filter{f}}.Evaluate(Export, in)
+	got, ok := Chain{Filters: []*Filter{f}, Reject: true}.Evaluate(Export, in)
 	if !ok {
 		t.Fatal("rejected")
 	}
@@ -172,7 +172,7 @@ func TestSetActions(t *testing.T) {
 	}
 	// Not matched: unchanged, default decides.
 	other := route("192.168.0.0/16")
-	if got, ok := (Chain{Filters: []*Filter{f}, Accept: true}).Evaluate(Export, other); !ok || !cmp.Equal(got, other, cmpopts.EquateComparable(netip.Prefix{})) {
+	if got, ok := (Chain{Filters: []*Filter{f}}).Evaluate(Export, other); !ok || !cmp.Equal(got, other, cmpopts.EquateComparable(netip.Prefix{})) {
 		t.Errorf("unmatched route: %+v %v", got, ok)
 	}
 }
@@ -181,11 +181,11 @@ func TestResolve(t *testing.T) {
 	f := compile(t, "a", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{{Action: api.FilterAccept}}})
 	filters := map[string]*Filter{"a": f}
 	p, missing := Resolve([]string{"a"}, filters, false)
-	if missing != nil || len(p.Import.Filters) != 1 || p.Import.Accept {
+	if missing != nil || len(p.Import.Filters) != 1 || !p.Import.Reject {
 		t.Errorf("Resolve(a) = %+v, %v", p, missing)
 	}
 	p, missing = Resolve([]string{"a", "gone"}, filters, false)
-	if !cmp.Equal(missing, []string{"gone"}) || len(p.Import.Filters) != 0 || len(p.Export.Filters) != 0 || p.Import.Accept {
+	if !cmp.Equal(missing, []string{"gone"}) || len(p.Import.Filters) != 0 || len(p.Export.Filters) != 0 || !p.Import.Reject {
 		t.Errorf("Resolve with a missing filter = %+v, %v; want only the default", p, missing)
 	}
 	if _, ok := p.Import.Evaluate(Import, route("10.0.0.0/8")); ok {

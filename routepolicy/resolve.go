@@ -1,6 +1,7 @@
 package routepolicy
 
-// Policy is one session's import and export chains.
+// Policy is one session's import and export chains; the zero Policy
+// accepts everything both ways.
 type Policy struct {
 	Import, Export Chain
 }
@@ -13,6 +14,7 @@ type Policy struct {
 // rest of its chain, which might accept what the missing filter was there
 // to reject; the missing names are returned, for the status.
 func Resolve(names []string, filters map[string]*Filter, defaultAccept bool) (Policy, []string) {
+	reject := !defaultAccept
 	var missing []string
 	var chain []*Filter
 	for _, n := range names {
@@ -26,9 +28,9 @@ func Resolve(names []string, filters map[string]*Filter, defaultAccept bool) (Po
 	if missing != nil {
 		chain = nil
 	}
-	return Policy{Import: Chain{Filters: chain, Accept: defaultAccept}, Export: Chain{Filters: chain, Accept: defaultAccept}}, missing
+	return Policy{Import: Chain{Filters: chain, Reject: reject}, Export: Chain{Filters: chain, Reject: reject}}, missing
 }
 
 // AcceptsAll reports whether the chain accepts every route unchanged: no
 // filters and a default of Accept.
-func (c Chain) AcceptsAll() bool { return len(c.Filters) == 0 && c.Accept }
+func (c Chain) AcceptsAll() bool { return len(c.Filters) == 0 && !c.Reject }
