@@ -242,6 +242,9 @@ type loop struct {
 	statusDirty bool
 	retryAt     time.Time
 
+	// pol is the route policy input (policy.go).
+	pol policyState
+
 	// sup is what the loop knows about the speaker's deaths
 	// (supervise.go).
 	sup supervisor
@@ -571,8 +574,10 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.exportDirty, l.importAll = true, true
 		l.watch(ctx)
 	}
+	l.loadPolicy(def) // policy.go
 	l.applySessions(ctx, res.Sessions)
 	l.applyRanges(ctx, res.PeerRanges)
+	l.applyPolicyChanges(ctx, res.Sessions, res.PeerRanges)
 	l.statusDirty = true
 }
 
@@ -743,6 +748,7 @@ func (l *loop) peerConfig(s peering.Session) (PeerConfig, bool) {
 		return PeerConfig{}, false
 	}
 	pc := peerConfig(s, l.local, pw)
+	pc.Policy = l.sessionPolicy(s.Source, s.EBGP)
 	pc.GracefulRestart.LocalRestarting = pc.GracefulRestart.Enabled && l.holdImport && l.stale > 0
 	return pc, true
 }
