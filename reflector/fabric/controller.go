@@ -151,6 +151,8 @@ type desired struct {
 	neighbors []reflector.NeighborConfig
 	ranges    []peering.PeerRange
 	dynamic   []reflector.DynamicNeighbor
+	// refused are the sessions left out for their filters (policy.go).
+	refused []peering.Session
 }
 
 func (c *Controller) compute() (desired, error) {
@@ -162,7 +164,17 @@ func (c *Controller) compute() (desired, error) {
 	for _, w := range res.Warnings {
 		c.log.Warn("peering", "warning", w.String())
 	}
-	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions}
+	// Fail closed on filters (policy.go).
+	var refused []peering.Session
+	var refusedRanges []peering.PeerRange
+	res.Sessions, res.PeerRanges, refused, refusedRanges = refuseFiltered(res.Sessions, res.PeerRanges, filteredPeers(in))
+	for _, s := range refused {
+		c.log.Error("session left out: filters are not supported on the reflector yet", "session", s.String())
+	}
+	for _, r := range refusedRanges {
+		c.log.Error("peer range left out: filters are not supported on the reflector yet", "range", r.String())
+	}
+	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions, refused: refused}
 	if len(c.cfg.ListenAddrs) > 0 {
 		d.id.ListenAddrs = slices.Clone(c.cfg.ListenAddrs)
 	}
@@ -292,7 +304,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		default:
 		}
 		if out != nil {
-			out.Put(Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now()))
+			out.Put(withRefused(Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now()), cur.refused))
 		}
 	}
 	writeStatus()

@@ -1,0 +1,72 @@
+package fabric
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/peering"
+)
+
+// Route policy on the reflector: not built yet, so it fails closed.
+//
+// The reflector's engine does not evaluate BGPFilters yet (docs/policy.md).
+// An accepted field must never be ignored: a session or range whose
+// BGPPeer names filters is not configured at all (no routes from or to
+// it), and the reflector's BGPStatus shows the session with an error that
+// says why (a range, which has no address to show, is logged).
+
+// FiltersUnsupported is the status error of a session left out for its
+// filters.
+const FiltersUnsupported = "BGPPeer has spec.filters, which the reflector does not support yet: session not configured (no routes in or out)"
+
+// filteredPeers returns the names of the BGPPeers with filters.
+func filteredPeers(in peering.Input) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range in.BGPPeers {
+		if len(p.Spec.Filters) > 0 {
+			out[p.Name] = true
+		}
+	}
+	return out
+}
+
+// refuseFiltered splits off the sessions and ranges of BGPPeers with
+// filters.
+func refuseFiltered(sessions []peering.Session, ranges []peering.PeerRange, filtered map[string]bool) (
+	keep []peering.Session, keepRanges []peering.PeerRange, refused []peering.Session, refusedRanges []peering.PeerRange) {
+	for _, s := range sessions {
+		if s.Source != peering.SourceMesh && filtered[s.Source] {
+			refused = append(refused, s)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	for _, r := range ranges {
+		if filtered[r.Source] {
+			refusedRanges = append(refusedRanges, r)
+		} else {
+			keepRanges = append(keepRanges, r)
+		}
+	}
+	return keep, keepRanges, refused, refusedRanges
+}
+
+// withRefused adds the refused sessions to a status, in address order.
+func withRefused(st *api.BGPStatus, refused []peering.Session) *api.BGPStatus {
+	for _, s := range refused {
+		st.Status.Peers = append(st.Status.Peers, api.BGPPeerStatus{
+			PeerIP: s.PeerAddress.String(), ASNumber: s.PeerAS, Type: s.Type, State: api.BGPIdle,
+			LastError: FiltersUnsupported,
+		})
+	}
+	slices.SortStableFunc(st.Status.Peers, func(a, b api.BGPPeerStatus) int {
+		x, errx := netip.ParseAddr(a.PeerIP)
+		y, erry := netip.ParseAddr(b.PeerIP)
+		if errx != nil || erry != nil {
+			return 0
+		}
+		return x.Compare(y)
+	})
+	return st
+}
