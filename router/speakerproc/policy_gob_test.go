@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/bgpfabric/bgpfabric/api"
-	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/routepolicy"
+	"github.com/bgpfabric/bgpfabric/router"
 )
 
 // TestPolicyCrossesTheSocket: a peer's route policy reaches the child
