@@ -199,3 +199,24 @@ func TestCompileRefusesInvalid(t *testing.T) {
 		t.Error("compiled a v6 CIDR in a v4 list")
 	}
 }
+
+func TestAppliesOn(t *testing.T) {
+	n := &api.Node{ObjectMeta: api.ObjectMeta{Name: "n1", Labels: map[string]string{"rack": "r1"}}}
+	for _, c := range []struct {
+		spec api.BGPPeerSpec
+		want bool
+	}{
+		{api.BGPPeerSpec{PeerIP: "10.0.0.1"}, true}, // global
+		{api.BGPPeerSpec{Node: "n1"}, true},
+		{api.BGPPeerSpec{Node: "n2"}, false},
+		{api.BGPPeerSpec{NodeSelector: "rack == 'r1'"}, true},
+		{api.BGPPeerSpec{NodeSelector: "rack == 'r2'", PeerSelector: "rack == 'r1'"}, false}, // n1 is only the peer side
+	} {
+		if got := AppliesOn(&api.BGPPeer{Spec: c.spec}, n); got != c.want {
+			t.Errorf("AppliesOn(%+v) = %v, want %v", c.spec, got, c.want)
+		}
+	}
+	if AppliesOn(&api.BGPPeer{}, nil) {
+		t.Error("applies on a missing node")
+	}
+}

@@ -1,5 +1,10 @@
 package routepolicy
 
+import (
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/api/selector"
+)
+
 // Policy is one session's import and export chains; the zero Policy
 // accepts everything both ways.
 type Policy struct {
@@ -34,3 +39,23 @@ func Resolve(names []string, filters map[string]*Filter, defaultAccept bool) (Po
 // AcceptsAll reports whether the chain accepts every route unchanged: no
 // filters and a default of Accept.
 func (c Chain) AcceptsAll() bool { return len(c.Filters) == 0 && !c.Reject }
+
+// AppliesOn reports whether BGPPeer p's filters apply on node n: n is the
+// BGPPeer's node side (spec.node, a node spec.nodeSelector selects, or any
+// node for a global peer). The sessions back to those nodes that a node
+// gets only because spec.peerSelector selects it (the reverse sessions,
+// e.g. a route reflector's with the compute nodes that select it) have
+// the default policy: filters are the node side's, as in Calico.
+func AppliesOn(p *api.BGPPeer, n *api.Node) bool {
+	if n == nil {
+		return false
+	}
+	switch {
+	case p.Spec.Node != "":
+		return p.Spec.Node == n.Name
+	case p.Spec.NodeSelector != "":
+		sel, err := selector.Parse(p.Spec.NodeSelector)
+		return err == nil && sel.Evaluate(n.Labels)
+	}
+	return true
+}

@@ -18,7 +18,9 @@ import (
 // range) the chain of its BGPPeer's spec.filters, with the default: accept
 // on iBGP; on eBGP the "default" BGPConfiguration's ebgpDefaultPolicy,
 // Reject unless set (RFC 8212: nothing in or out without a filter that
-// accepts it). Mesh sessions are iBGP without filters. The policy goes to
+// accepts it). Mesh sessions are iBGP without filters. Filters apply on
+// the BGPPeer's node side only (routepolicy.AppliesOn): the sessions a
+// node has because a peerSelector selects it get the default. The policy goes to
 // the speaker with the session (PeerConfig.Policy), so that it is in force
 // before the session starts; a change of a filter, of a peer's filter
 // list or of the default is applied to the running session by UpdatePeer
@@ -45,6 +47,8 @@ type policyState struct {
 // loadPolicy compiles the filters and collects the peers' filter lists.
 func (l *loop) loadPolicy(def *api.BGPConfiguration) {
 	ps := policyState{filters: map[string]*routepolicy.Filter{}, peerFilters: map[string][]string{}}
+	var self *api.Node
+	var peers []*api.BGPPeer
 	for _, r := range l.resources {
 		switch x := r.(type) {
 		case *api.BGPFilter:
@@ -59,8 +63,17 @@ func (l *loop) loadPolicy(def *api.BGPConfiguration) {
 			ps.filters[x.Name] = f
 		case *api.BGPPeer:
 			if len(x.Spec.Filters) > 0 {
-				ps.peerFilters[x.Name] = x.Spec.Filters
+				peers = append(peers, x)
 			}
+		case *api.Node:
+			if x.Name == l.r.cfg.NodeName {
+				self = x
+			}
+		}
+	}
+	for _, p := range peers {
+		if routepolicy.AppliesOn(p, self) { // not on the reverse sessions
+			ps.peerFilters[p.Name] = p.Spec.Filters
 		}
 	}
 	ps.ebgpAccept = def != nil && def.Spec.EBGPDefaultPolicy == api.FilterAccept

@@ -167,7 +167,7 @@ func (c *Controller) compute() (desired, error) {
 	// Fail closed on filters (policy.go).
 	var refused []peering.Session
 	var refusedRanges []peering.PeerRange
-	res.Sessions, res.PeerRanges, refused, refusedRanges = refuseFiltered(res.Sessions, res.PeerRanges, filteredPeers(in))
+	res.Sessions, res.PeerRanges, refused, refusedRanges = refuseFiltered(res.Sessions, res.PeerRanges, filteredPeers(in, c.cfg.Node))
 	for _, s := range refused {
 		c.log.Error("session left out: filters are not supported on the reflector yet", "session", s.String())
 	}

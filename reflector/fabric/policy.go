@@ -6,6 +6,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/peering"
+	"github.com/bgpfabric/bgpfabric/routepolicy"
 )
 
 // Route policy on the reflector: not built yet, so it fails closed.
@@ -20,11 +21,20 @@ import (
 // filters.
 const FiltersUnsupported = "BGPPeer has spec.filters, which the reflector does not support yet: session not configured (no routes in or out)"
 
-// filteredPeers returns the names of the BGPPeers with filters.
-func filteredPeers(in peering.Input) map[string]bool {
+// filteredPeers returns the names of the BGPPeers with filters that apply
+// on node (routepolicy.AppliesOn: the BGPPeer's node side; a reflector's
+// sessions with the compute nodes that select it by peerSelector are
+// reverse sessions, which have no filters).
+func filteredPeers(in peering.Input, node string) map[string]bool {
+	var self *api.Node
+	for _, n := range in.Nodes {
+		if n.Name == node {
+			self = n
+		}
+	}
 	out := map[string]bool{}
 	for _, p := range in.BGPPeers {
-		if len(p.Spec.Filters) > 0 {
+		if len(p.Spec.Filters) > 0 && routepolicy.AppliesOn(p, self) {
 			out[p.Name] = true
 		}
 	}

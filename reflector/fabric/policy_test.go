@@ -21,6 +21,7 @@ import (
 // reason.
 func TestFiltersFailClosed(t *testing.T) {
 	var in peering.Input
+	in.Add(node("rr1", "10.0.0.1/24", map[string]string{"rr": "true"}, "10.0.0.1"))
 	in.Add(&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{PeerIP: "10.0.0.254", Filters: []string{"f"}}})
 	in.Add(&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "plain"}, Spec: api.BGPPeerSpec{PeerIP: "10.0.0.253"}})
 	in.Add(&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "racks"}, Spec: api.BGPPeerSpec{PeerPrefix: "10.1.0.0/16", Filters: []string{"f"}}})
@@ -30,7 +31,7 @@ func TestFiltersFailClosed(t *testing.T) {
 		{PeerAddress: netip.MustParseAddr("10.0.0.2"), Source: peering.SourceMesh, PeerAS: 64512, Type: api.PeerTypeMesh},
 	}
 	ranges := []peering.PeerRange{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Source: "racks"}, {Prefix: netip.MustParsePrefix("10.2.0.0/16"), Source: "other"}}
-	keep, keepRanges, refused, refusedRanges := refuseFiltered(sessions, ranges, filteredPeers(in))
+	keep, keepRanges, refused, refusedRanges := refuseFiltered(sessions, ranges, filteredPeers(in, "rr1"))
 	if len(keep) != 2 || keep[0].Source != "plain" || keep[1].Source != peering.SourceMesh {
 		t.Errorf("kept sessions %v", keep)
 	}
@@ -60,8 +61,11 @@ func TestFiltersFailClosed(t *testing.T) {
 }
 
 // TestControllerRefusesFilteredPeer: through the datastore, a reflector
-// never configures the session of a BGPPeer with filters, shows it in its
-// BGPStatus with the reason, and configures it once the filters are gone.
+// never configures the session of a BGPPeer with filters that selects it
+// as its node side, shows it in its BGPStatus with the reason, and
+// configures it once the filters are gone; the sessions it has because
+// the compute nodes' BGPPeer (with filters) selects it as their peer are
+// configured.
 func TestControllerRefusesFilteredPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -85,8 +89,10 @@ func TestControllerRefusesFilteredPeer(t *testing.T) {
 	for _, r := range []api.Resource{
 		node("rr1", "10.0.0.1/24", map[string]string{"rr": "true"}, "10.0.0.1"),
 		node("n2", "10.0.0.2/24", map[string]string{"role": "compute"}, ""),
+		// Filters of the compute nodes' side: the reflector's reverse
+		// sessions do not have them, and are configured.
 		&api.BGPPeer{TypeMeta: api.TypeMeta{Kind: api.KindBGPPeer}, ObjectMeta: api.ObjectMeta{Name: "to-rr"},
-			Spec: api.BGPPeerSpec{NodeSelector: "role == 'compute'", PeerSelector: "has(rr)"}},
+			Spec: api.BGPPeerSpec{NodeSelector: "role == 'compute'", PeerSelector: "has(rr)", Filters: []string{"rack-tag"}}},
 		tor,
 	} {
 		if _, err := c.Create(ctx, r); err != nil {
