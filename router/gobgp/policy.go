@@ -13,6 +13,7 @@ import (
 
 	bfapi "github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/routepolicy"
+	"github.com/bgpfabric/bgpfabric/router"
 )
 
 // Per-session route policy (BGPFilters, RFC 8212) on GoBGP.
@@ -359,4 +360,47 @@ func splitCommunities(cs []bfapi.Community) (std, large []string) {
 		}
 	}
 	return std, large
+}
+
+// fixAccepted corrects the accepted count of the peers with an import
+// policy: GoBGP counts what passed its own checks (loops) before the
+// import policy, so a route the policy rejects would count as accepted.
+// For those peers (usually eBGP ones with few routes) the Adj-RIB-In is
+// listed with the policy applied.
+func (s *Speaker) fixAccepted(ctx context.Context, ps []router.PeerStatus) {
+	s.peerMu.Lock()
+	filtered := map[netip.Addr]bool{}
+	for who, ip := range s.policies {
+		if who.IsSingleIP() && ip.in != "" {
+			filtered[who.Addr()] = true
+		}
+	}
+	s.peerMu.Unlock()
+	if len(filtered) == 0 {
+		return
+	}
+	for i := range ps {
+		if !filtered[ps[i].Address] || ps[i].Dynamic {
+			continue
+		}
+		var n uint64
+		ok := true
+		for _, fam := range []*api.Family{family(false), family(true)} {
+			err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: ps[i].Address.String(),
+				Family: fam, EnableFiltered: true}, func(d *api.Destination) {
+				for _, p := range d.Paths {
+					if !p.Filtered && !p.IsWithdraw {
+						n++
+					}
+				}
+			})
+			if err != nil {
+				ok = false // e.g. the family not negotiated: keep GoBGP's count
+				break
+			}
+		}
+		if ok {
+			ps[i].PrefixesAccepted = n
+		}
+	}
 }

@@ -79,9 +79,11 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 	if st := received(); st.PrefixesReceived != 3 {
 		t.Fatalf("a received %d routes from t, want 3", st.PrefixesReceived)
 	}
-	// (GoBGP's accepted count is taken before the import policy: only
-	// the table tells.) And a's End-of-RIB at t, after which t must
-	// have none of a's routes.
+	if st := received(); st.PrefixesAccepted != 0 {
+		t.Errorf("RFC 8212 session: %d routes counted as accepted, want 0", st.PrefixesAccepted)
+	}
+	// And a's End-of-RIB at t, after which t must have none of a's
+	// routes.
 	ct.wait(t, "a's End-of-RIB at t", func() bool { return len(ct.eor[addrA]) > 0 })
 	ct.mu.Lock()
 	if len(ct.best) != 3 { // t's own three
@@ -108,6 +110,9 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 	must(a.UpdatePeer(ctx, toT, false))
 	ca.wait(t, "the default route and the rack route at a", func() bool { return len(ca.best[def]) == 1 && len(ca.best[rack]) == 1 })
 	ct.wait(t, "the pool route at t", func() bool { return len(ct.best[pool]) == 1 })
+	if st := received(); st.PrefixesAccepted != 2 || st.PrefixesReceived != 3 {
+		t.Errorf("with the filters: received %d, accepted %d; want 3 and 2", st.PrefixesReceived, st.PrefixesAccepted)
+	}
 	ca.mu.Lock()
 	if _, ok := ca.best[google]; ok {
 		t.Error("8.8.8.8/32 accepted, which no rule accepts")

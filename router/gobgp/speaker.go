@@ -698,6 +698,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing peers: %w", err)
 	}
+	s.fixAccepted(ctx, out) // policy.go
 	return out, nil
 }
 
