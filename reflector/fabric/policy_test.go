@@ -50,7 +50,8 @@ func TestFiltersFailClosed(t *testing.T) {
 			t.Error("the filtered session is configured")
 		}
 	}
-	st := withRefused(Status("rr1", Identity{RouterID: netip.MustParseAddr("10.0.0.1"), AS: 64512}, keep, keepRanges, nil, time.Now()), refused)
+	st := withRefused(Status("rr1", Identity{RouterID: netip.MustParseAddr("10.0.0.1"), AS: 64512}, keep, keepRanges, nil, time.Now()),
+		[]refusal{{refused[0], FiltersUnsupported}})
 	if len(st.Status.Peers) != 1 || st.Status.Peers[0].PeerIP != "10.0.0.254" || st.Status.Peers[0].State != api.BGPIdle ||
 		!strings.Contains(st.Status.Peers[0].LastError, "does not support yet") {
 		t.Errorf("status %+v", st.Status.Peers)
@@ -63,7 +64,8 @@ func TestFiltersFailClosed(t *testing.T) {
 // TestControllerRefusesFilteredPeer: through the datastore, a reflector
 // never configures the session of a BGPPeer with filters that selects it
 // as its node side, shows it in its BGPStatus with the reason, and
-// configures it once the filters are gone; the sessions it has because
+// leaves it out under RFC 8212 once the filters are gone (it is eBGP), and
+// configures it with ebgpDefaultPolicy Accept; the sessions it has because
 // the compute nodes' BGPPeer (with filters) selects it as their peer are
 // configured.
 func TestControllerRefusesFilteredPeer(t *testing.T) {
@@ -119,23 +121,27 @@ func TestControllerRefusesFilteredPeer(t *testing.T) {
 	}
 	r := ctrl.Reflector()
 	waitNeighbors(t, ctx, r, []string{"10.0.0.2"})
-	for {
-		res, err := c.Get(ctx, api.KindBGPStatus, "", "rr1")
-		if err == nil {
-			ps := res.(*api.BGPStatus).Status.Peers
-			if len(ps) == 2 {
-				if ps[1].PeerIP != "10.0.0.254" || ps[1].LastError != FiltersUnsupported {
-					t.Errorf("status of the filtered peer: %+v", ps[1])
+	// waitStatus polls the reflector's BGPStatus until the ToR's entry
+	// says why it is left out.
+	waitStatus := func(reason string) {
+		t.Helper()
+		var last []api.BGPPeerStatus
+		for {
+			res, err := c.Get(ctx, api.KindBGPStatus, "", "rr1")
+			if err == nil {
+				last = res.(*api.BGPStatus).Status.Peers
+				if len(last) == 2 && last[1].PeerIP == "10.0.0.254" && last[1].LastError == reason {
+					return
 				}
-				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("BGPStatus never said %q: %+v", reason, last)
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("BGPStatus: %v %v", res, err)
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
+	waitStatus(FiltersUnsupported)
 	if len(r.Neighbors()) != 1 {
 		t.Errorf("neighbours %v: the filtered session is configured", r.Neighbors())
 	}
@@ -146,6 +152,17 @@ func TestControllerRefusesFilteredPeer(t *testing.T) {
 	p := got.(*api.BGPPeer)
 	p.Spec.Filters = nil
 	if _, err := c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// Without filters, an eBGP session under RFC 8212 (the default):
+	// still left out, for that reason.
+	waitStatus(RFC8212Closed)
+	if len(r.Neighbors()) != 1 {
+		t.Errorf("neighbours %v: the eBGP session is configured under RFC 8212", r.Neighbors())
+	}
+	// ebgpDefaultPolicy Accept: configured.
+	if _, err := c.Create(ctx, &api.BGPConfiguration{TypeMeta: api.TypeMeta{Kind: api.KindBGPConfiguration},
+		ObjectMeta: api.ObjectMeta{Name: "default"}, Spec: api.BGPConfigurationSpec{EBGPDefaultPolicy: api.FilterAccept}}); err != nil {
 		t.Fatal(err)
 	}
 	waitNeighbors(t, ctx, r, []string{"10.0.0.2", "10.0.0.254"})
