@@ -165,3 +165,45 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 }
 
 func ptrU32(v uint32) *uint32 { return &v }
+
+// TestRangePolicyOnTheWire: a range of eBGP dynamic neighbours under a
+// policy (a filter accepting one prefix in, RFC 8212's reject otherwise):
+// a router that connects from the range gets exactly that, both ways.
+func TestRangePolicyOnTheWire(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	port := freePort(t)
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
+	b, cb := startSpeaker(t, ctx, "127.0.0.2", port, 65002)
+	addrA, addrB := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := compileFilter(t, "in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
+		{CIDR: "10.65.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterAccept}}})
+	gr := router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second}
+	must(a.AddPeerRange(ctx, router.PeerRangeConfig{Prefix: netip.MustParsePrefix("127.0.0.0/24"), PeerAS: 65002, LocalAS: 64512,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, GracefulRestart: gr,
+		Policy: routepolicy.Policy{Import: routepolicy.Chain{Filters: []*routepolicy.Filter{in}, Reject: true}, Export: routepolicy.Chain{Reject: true}}}))
+	accepted, rejected, own := netip.MustParsePrefix("10.65.2.0/26"), netip.MustParsePrefix("10.66.0.0/16"), netip.MustParsePrefix("10.65.1.0/26")
+	must(b.Announce(ctx, []router.LocalRoute{{Prefix: accepted}, {Prefix: rejected}}))
+	must(a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
+	must(b.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65002, LocalAddress: addrB,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr}))
+
+	ca.wait(t, "B's End-of-RIB at A", func() bool { return len(ca.eor[addrB]) > 0 })
+	cb.wait(t, "A's End-of-RIB at B", func() bool { return len(cb.eor[addrA]) > 0 })
+	ca.mu.Lock()
+	if len(ca.best[accepted]) != 1 || len(ca.best[rejected]) != 0 {
+		t.Errorf("A's table from the range: %v; want only %s", ca.best, accepted)
+	}
+	ca.mu.Unlock()
+	cb.mu.Lock()
+	if len(cb.best[own]) != 0 {
+		t.Errorf("A sent %s to a range whose export policy rejects everything", own)
+	}
+	cb.mu.Unlock()
+}
