@@ -207,3 +207,81 @@ func TestRangePolicyOnTheWire(t *testing.T) {
 	}
 	cb.mu.Unlock()
 }
+
+// TestGoBGPPolicyAgreesWithEvaluator: the GoBGP statements that a chain
+// becomes accept on the wire exactly the routes that package
+// routepolicy's Evaluate accepts, over every operator, length bounds,
+// standard and large communities, several filters and the default: the
+// evaluator is the reference, the wire the test of the translation.
+func TestGoBGPPolicyAgreesWithEvaluator(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	port := freePort(t)
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
+	tor, _ := startSpeaker(t, ctx, "127.0.0.2", port, 65100)
+	addrA, addrT := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f1 := compileFilter(t, "f1", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
+		{CIDR: "10.0.0.0/8", MatchOperator: api.MatchNotIn, Communities: []string{"65100:9"}, Action: api.FilterAccept},
+		{CIDR: "10.0.0.0/8", MatchOperator: api.MatchNotIn, Action: api.FilterReject},
+		{CIDR: "10.1.0.0/16", MatchOperator: api.MatchIn, PrefixLength: &api.BGPFilterPrefixLength{Min: ptrInt(24), Max: ptrInt(26)}, Action: api.FilterAccept},
+		{CIDR: "10.1.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterReject},
+		{CIDR: "10.2.0.0/16", MatchOperator: api.MatchEqual, Action: api.FilterAccept},
+	}})
+	f2 := compileFilter(t, "f2", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
+		{PrefixLength: &api.BGPFilterPrefixLength{Min: ptrInt(28)}, Action: api.FilterReject},
+		{CIDR: "10.3.0.0/16", MatchOperator: api.MatchNotEqual, Communities: []string{"65100:1", "65100:1:1"}, Action: api.FilterAccept},
+		{Communities: []string{"65100:2:2"}, Action: api.FilterAccept},
+	}})
+	chain := routepolicy.Chain{Filters: []*routepolicy.Filter{f1, f2}, Reject: true}
+	must(a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: time.Minute},
+		Policy: routepolicy.Policy{Import: chain}}))
+
+	type rt struct {
+		p     string
+		comms []string
+	}
+	routes := []rt{
+		{"192.168.0.0/16", nil}, {"192.168.1.0/24", []string{"65100:9"}}, {"0.0.0.0/0", nil},
+		{"10.1.0.0/16", nil}, {"10.1.2.0/24", nil}, {"10.1.2.64/26", nil}, {"10.1.2.0/27", nil},
+		{"10.2.0.0/16", nil}, {"10.2.1.0/24", nil},
+		{"10.3.0.0/16", []string{"65100:1"}}, {"10.3.1.0/24", []string{"65100:1"}}, {"10.3.2.0/24", []string{"65100:1:1"}},
+		{"10.3.3.0/24", []string{"65100:7"}}, {"10.4.0.0/16", []string{"65100:2:2"}}, {"10.4.1.16/28", []string{"65100:2:2"}},
+		{"10.5.0.0/16", nil},
+	}
+	var local []router.LocalRoute
+	want := map[netip.Prefix]bool{}
+	for _, r := range routes {
+		lr := router.LocalRoute{Prefix: netip.MustParsePrefix(r.p)}
+		for _, c := range r.comms {
+			lr.Communities = append(lr.Communities, community(c))
+		}
+		local = append(local, lr)
+		if _, ok := chain.Evaluate(routepolicy.Import, routepolicy.Route{Prefix: lr.Prefix, Communities: lr.Communities, FromPeer: true}); ok {
+			want[lr.Prefix] = true
+		}
+	}
+	if len(want) < 5 || len(want) > len(routes)-5 {
+		t.Fatalf("the evaluator accepts %d of %d routes: the cases do not exercise both outcomes", len(want), len(routes))
+	}
+	must(tor.Announce(ctx, local))
+	must(tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: time.Minute}}))
+	ca.wait(t, "t's End-of-RIB at a", func() bool { return len(ca.eor[addrT]) > 0 })
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	for _, r := range local {
+		got := len(ca.best[r.Prefix]) > 0 && !ca.best[r.Prefix][0].Local
+		if got != want[r.Prefix] {
+			t.Errorf("%s %v: accepted on the wire %v, by the evaluator %v", r.Prefix, r.Communities, got, want[r.Prefix])
+		}
+	}
+}
+
+func ptrInt(v int) *int { return &v }
