@@ -15,8 +15,8 @@ import (
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 	"github.com/bgpfabric/bgpfabric/internal/backoff"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
-	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 	"github.com/bgpfabric/bgpfabric/internal/logcap"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
