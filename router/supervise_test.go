@@ -157,7 +157,7 @@ func TestSpeakerLossRestartsWithGracefulRestart(t *testing.T) {
 // is configured again.
 func TestQuarantineAfterRepeatedCrashes(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	const hold = 500 * time.Millisecond
+	const hold = 3 * time.Second // longer than the status write interval (at most one a second)
 	h, d, _ := startDying(t, Supervision{RestartBackoff: 10 * time.Millisecond, Quarantine: QuarantinePolicy{HoldDown: hold}}, reg)
 	upWithRoute(d)
 	d.die(addr("10.0.0.3"))
