@@ -108,8 +108,21 @@ func (l *loop) sessionPolicy(source string, ebgp bool) routepolicy.Policy {
 	return p
 }
 
-// policyNote is what a session's status says about its policy.
-func (l *loop) policyNote(source string) string { return l.pol.missing[source] }
+// RFC8212Note is the status note of an eBGP session that exchanges
+// nothing because it has no filter (RFC 8212).
+const RFC8212Note = "RFC 8212: eBGP without a BGPFilter, nothing accepted or sent (BGPConfiguration ebgpDefaultPolicy Reject)"
+
+// policyNote is what a session's status says about its policy: a missing
+// filter, or RFC 8212's reject-all on an eBGP session without filters.
+func (l *loop) policyNote(s peering.Session) string {
+	if note := l.pol.missing[s.Source]; note != "" {
+		return note
+	}
+	if s.EBGP && !l.pol.ebgpAccept && (s.Source == peering.SourceMesh || len(l.pol.peerFilters[s.Source]) == 0) {
+		return RFC8212Note
+	}
+	return ""
+}
 
 // applyPolicyChanges updates the running sessions and ranges whose policy
 // changed while the rest of their configuration did not (a filter or the

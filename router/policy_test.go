@@ -63,6 +63,19 @@ func TestSessionPolicies(t *testing.T) {
 		}
 		return false
 	})
+	waitUntil(t, "status notes RFC 8212 on the eBGP session without filters", func() bool {
+		for _, p := range h.status.get().Status.Peers {
+			if p.PeerIP == "10.0.0.252" {
+				return p.Policy == RFC8212Note
+			}
+		}
+		return false
+	})
+	for _, p := range h.status.get().Status.Peers {
+		if (p.PeerIP == "10.0.0.2" || p.PeerIP == "10.0.0.253") && p.Policy != "" {
+			t.Errorf("iBGP session %s has a policy note %q", p.PeerIP, p.Policy)
+		}
+	}
 	h.sp.Calls()
 
 	// The filter appears: applied live.
