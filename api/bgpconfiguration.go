@@ -46,6 +46,11 @@ type BGPConfigurationSpec struct {
 	// BFD is the default BFD setting of every BGP session (api/bfd.go);
 	// a BGPPeer's bfd overrides it.
 	BFD *BFD `json:"bfd,omitempty"`
+	// EBGPDefaultPolicy is what an eBGP session of a node without a
+	// BGPFilter that decides a route does with it: Reject (default, RFC
+	// 8212: nothing accepted or sent without an explicit policy) or
+	// Accept (bgpfabric's behaviour before BGPFilter). See docs/policy.md.
+	EBGPDefaultPolicy string `json:"ebgpDefaultPolicy,omitempty"`
 }
 
 // GracefulRestart configures graceful restart.
@@ -129,6 +134,9 @@ func (c *BGPConfiguration) Default() {
 	if s.LogSeverity == "" {
 		s.LogSeverity = DefaultLogSeverity
 	}
+	if s.EBGPDefaultPolicy == "" {
+		s.EBGPDefaultPolicy = FilterReject
+	}
 }
 
 // Validate implements Resource.
@@ -145,6 +153,7 @@ func (c *BGPConfiguration) Validate() error {
 			{"keepaliveTime", s.KeepaliveTime != ""}, {"holdTime", s.HoldTime != ""},
 			{"gracefulRestart", s.GracefulRestart != nil}, {"communities", s.Communities != nil},
 			{"bfd", s.BFD != nil},
+			{"ebgpDefaultPolicy", s.EBGPDefaultPolicy != ""},
 		} {
 			if f.set {
 				fe.add("spec."+f.name, nil, "may only be set in the global %q BGPConfiguration", DefaultBGPConfigurationName)
@@ -167,6 +176,11 @@ func (c *BGPConfiguration) Validate() error {
 		if _, err := ParseCommunity(cm); err != nil {
 			fe.add(fmt.Sprintf("spec.communities[%d]", i), cm, "%v", err)
 		}
+	}
+	switch s.EBGPDefaultPolicy {
+	case "", FilterAccept, FilterReject:
+	default:
+		fe.add("spec.ebgpDefaultPolicy", s.EBGPDefaultPolicy, "must be Reject (RFC 8212) or Accept")
 	}
 	switch s.LogSeverity {
 	case "", "Debug", "Info", "Warning", "Error", "Fatal":

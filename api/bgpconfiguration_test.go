@@ -10,8 +10,9 @@ func TestBGPConfigurationDefault(t *testing.T) {
 	full := BGPConfigurationSpec{
 		ASNumber: ptr(uint32(64512)), NodeToNodeMeshEnabled: ptr(true), ListenPort: ptr(179),
 		KeepaliveTime: "30s", HoldTime: "1m30s",
-		GracefulRestart: &GracefulRestart{Enabled: ptr(true), RestartTime: "2m0s", StaleRoutesTime: "6m0s"},
-		LogSeverity:     "Info",
+		GracefulRestart:   &GracefulRestart{Enabled: ptr(true), RestartTime: "2m0s", StaleRoutesTime: "6m0s"},
+		LogSeverity:       "Info",
+		EBGPDefaultPolicy: "Reject",
 	}
 	with := func(f func(*BGPConfigurationSpec)) BGPConfigurationSpec {
 		s := full
@@ -87,6 +88,9 @@ func TestBGPConfigurationValidate(t *testing.T) {
 		}), []string{"spec.communities[2]", "spec.communities[3]", "spec.communities[4]", "spec.communities[5]", "spec.communities[6]"}},
 		{"log severity", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "info" }), []string{"spec.logSeverity"}},
 		{"log severity fatal", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "Fatal" }), nil},
+		{"ebgp default accept", spec(func(s *BGPConfigurationSpec) { s.EBGPDefaultPolicy = "Accept" }), nil},
+		{"ebgp default bad", spec(func(s *BGPConfigurationSpec) { s.EBGPDefaultPolicy = "Deny" }), []string{"spec.ebgpDefaultPolicy"}},
+		{"ebgp default per node", func(c *BGPConfiguration) { c.Name = "node.n1"; c.Spec.EBGPDefaultPolicy = "Accept" }, []string{"spec.ebgpDefaultPolicy"}},
 		{"log severity trace", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "Trace" }), []string{"spec.logSeverity"}},
 	})
 }

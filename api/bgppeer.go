@@ -63,6 +63,11 @@ type BGPPeerSpec struct {
 	// BFD overrides BGPConfiguration's bfd for this peer's sessions,
 	// field by field (api/bfd.go).
 	BFD *BFD `json:"bfd,omitempty"`
+	// Filters names the BGPFilters of the peer's sessions, applied in
+	// order (see docs/policy.md). A name with no BGPFilter yet is not an
+	// error: until it exists the session gets the default policy alone
+	// (for eBGP under RFC 8212, nothing in or out), and its status says so.
+	Filters []string `json:"filters,omitempty"`
 }
 
 // BGPPassword says where a session's password comes from.
@@ -168,6 +173,9 @@ func (p *BGPPeer) Validate() error {
 		if f.v != nil && (*f.v < 1 || *f.v > 255) {
 			fe.add("spec."+f.name, *f.v, "must be from 1 to 255")
 		}
+	}
+	for i, name := range s.Filters {
+		validateName(&fe, fmt.Sprintf("spec.filters[%d]", i), name)
 	}
 	if s.TTLSecurity != nil && s.EBGPMultihop != nil {
 		fe.add("spec.ebgpMultihop", *s.EBGPMultihop, "must not be set with spec.ttlSecurity")

@@ -51,6 +51,8 @@ func TestBGPPeerValidate(t *testing.T) {
 		{"ttl security", spec(func(s *BGPPeerSpec) { s.TTLSecurity = ptr(1) }), nil},
 		{"ttl security range", spec(func(s *BGPPeerSpec) { s.TTLSecurity = ptr(256) }), []string{"spec.ttlSecurity"}},
 		{"multihop range", spec(func(s *BGPPeerSpec) { s.EBGPMultihop = ptr(0) }), []string{"spec.ebgpMultihop"}},
+		{"filters", spec(func(s *BGPPeerSpec) { s.Filters = []string{"tor-in", "pools-out"} }), nil},
+		{"bad filter name", spec(func(s *BGPPeerSpec) { s.Filters = []string{"ok", "Not OK"} }), []string{"spec.filters[1]"}},
 		{"ttl security and multihop", spec(func(s *BGPPeerSpec) { s.TTLSecurity, s.EBGPMultihop = ptr(1), ptr(2) }), []string{"spec.ebgpMultihop"}},
 		// peerPrefix: dynamic neighbours.
 		{"peer prefix, iBGP by default", spec(func(s *BGPPeerSpec) {

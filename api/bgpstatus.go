@@ -32,6 +32,10 @@ type BGPPeerStatus struct {
 	PrefixesAdvertised uint64 `json:"prefixesAdvertised"`
 	// LastError is why the session last went down.
 	LastError string `json:"lastError,omitempty"`
+	// Policy is set when the session's route policy is not what its
+	// BGPPeer asks: e.g. a filter it names does not exist, so that the
+	// session has only the default (docs/policy.md).
+	Policy string `json:"policy,omitempty"`
 	// QuarantinedUntil is set (RFC 3339) while the peer is held down
 	// because its sessions kept crashing the node's BGP speaker
 	// (docs/robustness.md).

@@ -72,6 +72,7 @@ func examples() []Resource {
 			GracefulRestart:       &GracefulRestart{Enabled: ptr(true), RestartTime: "2m", StaleRoutesTime: "6m"},
 			Communities:           []string{"65000:100", "65000:1:2"},
 			LogSeverity:           "Debug",
+			EBGPDefaultPolicy:     FilterAccept,
 		}},
 		&BGPPeer{TypeMeta: tm(KindBGPPeer), ObjectMeta: meta("tor-rack1"), Spec: BGPPeerSpec{
 			NodeSelector:        "rack == 'r1'",
@@ -84,6 +85,19 @@ func examples() []Resource {
 			HoldTime:            "9s",
 			SourceAddress:       SourceAddressUseNodeIP,
 			EBGPMultihop:        ptr(2),
+			Filters:             []string{"tor-in", "pools-out"},
+		}},
+		&BGPFilter{TypeMeta: tm(KindBGPFilter), ObjectMeta: meta("tor-in"), Spec: BGPFilterSpec{
+			ImportV4: []BGPFilterRule{
+				{CIDR: "0.0.0.0/0", MatchOperator: MatchEqual, Action: FilterAccept, LocalPref: ptr(uint32(50))},
+				{Communities: []string{"65000:666"}, Action: FilterReject},
+			},
+			ExportV4: []BGPFilterRule{{CIDR: "10.244.0.0/16", MatchOperator: MatchIn,
+				PrefixLength: &BGPFilterPrefixLength{Min: ptr(16), Max: ptr(26)}, Source: FilterSourceRemotePeers,
+				Action: FilterAccept, AddCommunities: []string{"65000:1:2"}, MED: ptr(uint32(10)),
+				PrependASPath: &BGPFilterASPathPrepend{ASNumber: 64512, Repeat: 2}}},
+			ExportV6: []BGPFilterRule{{CIDR: "fd00:10::/64", MatchOperator: MatchNotIn, Action: FilterReject}},
+			ImportV6: []BGPFilterRule{{CIDR: "::/0", MatchOperator: MatchNotEqual, Action: FilterAccept}},
 		}},
 		&IPPool{TypeMeta: tm(KindIPPool), ObjectMeta: meta("pool-v6"), Spec: IPPoolSpec{
 			CIDR:         "fd00:10::/64",

@@ -11,6 +11,7 @@ const (
 	KindNode                = "Node"
 	KindBGPConfiguration    = "BGPConfiguration"
 	KindBGPPeer             = "BGPPeer"
+	KindBGPFilter           = "BGPFilter"
 	KindIPPool              = "IPPool"
 	KindIPAMBlock           = "IPAMBlock"
 	KindWorkloadEndpoint    = "WorkloadEndpoint"

@@ -12,6 +12,7 @@ func TestLookupKind(t *testing.T) {
 		{[]string{"Node", "node", "nodes", "no", "NODES"}, KindNode},
 		{[]string{"BGPConfiguration", "bgpconfigurations", "bgpconfig", "bgpconfigs"}, KindBGPConfiguration},
 		{[]string{"BGPPeer", "bgppeers", "bgppeer", "BgpPeer"}, KindBGPPeer},
+		{[]string{"BGPFilter", "bgpfilters", "bgpfilter"}, KindBGPFilter},
 		{[]string{"IPPool", "ippools", "ippool", "pool"}, KindIPPool},
 		{[]string{"IPAMBlock", "ipamblocks", "block"}, KindIPAMBlock},
 		{[]string{"WorkloadEndpoint", "workloadendpoints", "wep", "weps", "WEP"}, KindWorkloadEndpoint},

@@ -65,8 +65,11 @@
 // advertises only routes we originate (no transit: nothing learned from a
 // peer is passed on); on a node that is a route reflector (it has a
 // routeReflectorClusterID) iBGP routes are reflected, eBGP ones still not.
-// Policy adds export and import filters by prefix (with length bounds) and
-// community, from a YAML file.
+// Per session, BGPFilters (policy.go, package routepolicy) decide what is
+// sent and accepted, with RFC 8212's default on eBGP (docs/policy.md);
+// router/gobgp turns them into GoBGP policy and applies changes live.
+// Config.Policy adds node-wide export and import filters by prefix (with
+// length bounds) and community, from a YAML file.
 //
 // # Import
 //
@@ -75,7 +78,9 @@
 // node). Paths we originate, paths whose next hop is ours, and paths the
 // import filter rejects are not installed. A prefix that another owner's
 // route holds (felix's blackholes and workload routes, an operator's static
-// route) is left alone and reported as a conflict. ECMP: with GoBGP's
+// route) is left alone and reported as a conflict; one that another
+// owner's route holds at another metric (a DHCP default at metric 100) is
+// not installed either, lest ours at metric 0 win (foreign.go). ECMP: with GoBGP's
 // multipath on (UseMultiplePaths), the best-path watch delivers each
 // destination's multipath set, the equal-cost best paths, and their next
 // hops become one multipath kernel route (RTA_MULTIPATH); when all but

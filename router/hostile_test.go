@@ -98,6 +98,7 @@ func TestHostilePeerCrashesOnlyTheSpeaker(t *testing.T) {
 	cfg.Spec.HoldTime, cfg.Spec.KeepaliveTime = "9s", "3s"
 	on := true
 	cfg.Spec.GracefulRestart = &api.GracefulRestart{Enabled: &on, RestartTime: "60s"}
+	cfg.Spec.EBGPDefaultPolicy = api.FilterAccept // the raw peer's route, without a filter
 	f.apply(cfg, &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "raw"}, Spec: api.BGPPeerSpec{
 		Node: "n1", PeerIP: "10.99.0.50", ASNumber: ptrTo(uint32(65050))}})
 	n1 := f.addNode("n1", "10.99.0.1/24")

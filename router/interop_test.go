@@ -77,9 +77,15 @@ func TestInteropBIRDAndFRR(t *testing.T) {
 	cfg := fastTimers()
 	off := false
 	cfg.Spec.NodeToNodeMeshEnabled = &off
-	f.apply(cfg,
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor-bird"}, Spec: api.BGPPeerSpec{Node: "n1", PeerIP: "10.99.0.101", ASNumber: ptrTo(uint32(65101))}},
-		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor-frr"}, Spec: api.BGPPeerSpec{Node: "n2", PeerIP: "10.99.0.102", ASNumber: ptrTo(uint32(65102))}},
+	// eBGP under RFC 8212: the ToR sessions need a filter that accepts
+	// (docs/policy.md): the ToRs' networks in, the nodes' blocks out.
+	tor := &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPFilterSpec{
+		ImportV4: []api.BGPFilterRule{{CIDR: "10.200.0.0/14", MatchOperator: api.MatchIn, Action: api.FilterAccept}},
+		ExportV4: []api.BGPFilterRule{{CIDR: "10.65.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterAccept}},
+	}}
+	f.apply(cfg, tor,
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor-bird"}, Spec: api.BGPPeerSpec{Node: "n1", PeerIP: "10.99.0.101", ASNumber: ptrTo(uint32(65101)), Filters: []string{"tor"}}},
+		&api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor-frr"}, Spec: api.BGPPeerSpec{Node: "n2", PeerIP: "10.99.0.102", ASNumber: ptrTo(uint32(65102)), Filters: []string{"tor"}}},
 	)
 	n1 := f.addNode("n1", "10.99.0.1/24")
 	n2 := f.addNode("n2", "10.99.0.2/24")

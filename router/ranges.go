@@ -119,7 +119,9 @@ func (l *loop) rangeConfig(r peering.PeerRange) (PeerRangeConfig, bool) {
 		l.failRange(r, err)
 		return PeerRangeConfig{}, false
 	}
-	return rangeConfig(r, pw), true
+	rc := rangeConfig(r, pw)
+	rc.Policy = l.sessionPolicy(r.Source, r.EBGP)
+	return rc, true
 }
 
 // failRange records a range that could not be configured, logs why (once

@@ -191,7 +191,9 @@ func nlri(prefixes ...string) []byte {
 // Established and keeps carrying routes.
 func TestRFC7606(t *testing.T) {
 	f := newFabric(t)
-	f.apply(fastTimers(), &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "raw"}, Spec: api.BGPPeerSpec{
+	cfg := fastTimers()
+	cfg.Spec.EBGPDefaultPolicy = api.FilterAccept // the raw peer's routes, without a filter
+	f.apply(cfg, &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "raw"}, Spec: api.BGPPeerSpec{
 		Node: "n1", PeerIP: "10.99.0.50", ASNumber: ptrTo(uint32(65050))}})
 	n1 := f.addNode("n1", "10.99.0.1/24")
 	n2 := f.addNode("n2", "10.99.0.2/24")

@@ -116,6 +116,7 @@ func (r *Router) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	l := newLoop(r, rt, stale)
+	l.guard = newForeignGuard(dp, r.cfg.Protocol) // foreign.go
 	var metrics *metrics
 	if r.cfg.Metrics != nil {
 		metrics, err = newMetrics(r.cfg.Metrics)
@@ -242,6 +243,11 @@ type loop struct {
 
 	statusDirty bool
 	retryAt     time.Time
+
+	// pol is the route policy input (policy.go); guard keeps learned
+	// routes off other owners' prefixes (foreign.go).
+	pol   policyState
+	guard *foreignGuard
 
 	// sup is what the loop knows about the speaker's deaths
 	// (supervise.go).
@@ -576,8 +582,10 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.exportDirty, l.importAll = true, true
 		l.watch(ctx)
 	}
+	l.loadPolicy(def) // policy.go
 	l.applySessions(ctx, res.Sessions)
 	l.applyRanges(ctx, res.PeerRanges)
+	l.applyPolicyChanges(ctx, res.Sessions, res.PeerRanges)
 	l.statusDirty = true
 }
 
@@ -753,6 +761,7 @@ func (l *loop) peerConfig(s peering.Session) (PeerConfig, bool) {
 		return PeerConfig{}, false
 	}
 	pc := peerConfig(s, l.local, pw)
+	pc.Policy = l.sessionPolicy(s.Source, s.EBGP)
 	pc.GracefulRestart.LocalRestarting = pc.GracefulRestart.Enabled && l.holdImport && l.stale > 0
 	return pc, true
 }
@@ -900,12 +909,14 @@ func (l *loop) reconcileImports(ctx context.Context) {
 		f = l.r.cfg.Policy.Import
 	}
 	own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
+	l.guardRefresh(ctx)
 	set := func(p netip.Prefix) {
-		if r, ok := importRoute(l.best[p], f, own); ok {
+		if r, ok := importRoute(l.best[p], f, own); ok && !l.shadowsForeign(p) {
 			if err := l.rt.SetRoute(r); err != nil {
 				l.lg.Warn("learned route not installable", logKeyPrefix, p, logKeyError, err)
 			}
 		} else {
+			l.guard.forget(p)
 			l.rt.DeleteRoute(p)
 		}
 	}
@@ -913,7 +924,7 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	if l.importAll {
 		var routes []routetable.Route
 		for _, d := range l.best {
-			if r, ok := importRoute(d, f, own); ok {
+			if r, ok := importRoute(d, f, own); ok && !l.shadowsForeign(d.Prefix) {
 				routes = append(routes, r)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/routepolicy"
 )
 
 // Speaker is the BGP engine under the router, after Cilium's bgpv1
@@ -119,6 +120,11 @@ type PeerConfig struct {
 	GracefulRestart      GracefulRestart
 	// Families to negotiate: IPv4 and/or IPv6 unicast.
 	IPv4, IPv6 bool
+	// Policy is the session's import and export policy (BGPFilters and
+	// the default, see docs/policy.md). It is in force before the session
+	// starts; a change is applied live by UpdatePeer without a reset
+	// (the received routes are evaluated again, ours sent again).
+	Policy routepolicy.Policy
 }
 
 // PeerRangeConfig is a range of dynamic neighbours as the speaker
@@ -144,6 +150,9 @@ type PeerRangeConfig struct {
 	// GracefulRestart: LocalRestarting is not used (a router that
 	// connects after our restart gets a fresh session).
 	GracefulRestart GracefulRestart
+	// Policy applies to every session the range accepts, as
+	// PeerConfig's.
+	Policy routepolicy.Policy
 }
 
 // GracefulRestart is RFC 4724 for one session.

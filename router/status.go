@@ -109,6 +109,7 @@ func (l *loop) buildStatus(now time.Time) *api.BGPStatus {
 			}
 		}
 		ps.ASNumber, ps.Type = s.PeerAS, s.Type
+		ps.Policy = l.policyNote(s) // policy.go
 		if pi := l.peers[a]; pi != nil {
 			ps.State = pi.state
 			if !pi.since.IsZero() {

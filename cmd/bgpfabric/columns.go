@@ -60,6 +60,13 @@ var kindColumns = map[string][]column{
 			return s.PeerSelector
 		}},
 		{"ASN", func(r api.Resource) string { return optU32(r.(*api.BGPPeer).Spec.ASNumber) }},
+		{"FILTERS", func(r api.Resource) string { return strings.Join(r.(*api.BGPPeer).Spec.Filters, ",") }},
+	},
+	api.KindBGPFilter: {
+		{"IMPORT-V4", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ImportV4 })},
+		{"EXPORT-V4", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ExportV4 })},
+		{"IMPORT-V6", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ImportV6 })},
+		{"EXPORT-V6", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ExportV6 })},
 	},
 	api.KindIPPool: {
 		{"CIDR", func(r api.Resource) string { return r.(*api.IPPool).Spec.CIDR }},
@@ -189,4 +196,9 @@ func optBool(v *bool) string {
 		return ""
 	}
 	return strconv.FormatBool(*v)
+}
+
+// filterRules is a BGPFilter column: the number of rules of one list.
+func filterRules(list func(*api.BGPFilterSpec) []api.BGPFilterRule) func(api.Resource) string {
+	return func(r api.Resource) string { return strconv.Itoa(len(list(&r.(*api.BGPFilter).Spec))) }
 }

@@ -104,6 +104,9 @@ func printBGPStatus(w io.Writer, st *api.BGPStatus, now time.Time) {
 				state = "connecting"
 			}
 			info := string(p.State)
+			if p.Policy != "" {
+				info += " [policy: " + p.Policy + "]"
+			}
 			if p.LastError != "" {
 				info += " (" + p.LastError + ")"
 			}

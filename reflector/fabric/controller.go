@@ -151,6 +151,9 @@ type desired struct {
 	neighbors []reflector.NeighborConfig
 	ranges    []peering.PeerRange
 	dynamic   []reflector.DynamicNeighbor
+	// refused are the sessions left out for their filters or under RFC
+	// 8212 (policy.go).
+	refused []refusal
 }
 
 func (c *Controller) compute() (desired, error) {
@@ -162,7 +165,24 @@ func (c *Controller) compute() (desired, error) {
 	for _, w := range res.Warnings {
 		c.log.Warn("peering", "warning", w.String())
 	}
-	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions}
+	// Fail closed on filters and on eBGP under RFC 8212 (policy.go).
+	var refused []refusal
+	var filtered, ebgp []peering.Session
+	var filteredRanges, ebgpRanges []peering.PeerRange
+	res.Sessions, res.PeerRanges, filtered, filteredRanges = refuseFiltered(res.Sessions, res.PeerRanges, filteredPeers(in, c.cfg.Node))
+	res.Sessions, res.PeerRanges, ebgp, ebgpRanges = refuseEBGP(res.Sessions, res.PeerRanges, ebgpAccept(in))
+	for _, s := range filtered {
+		c.log.Error("session left out: filters are not supported on the reflector yet", "session", s.String())
+		refused = append(refused, refusal{s, FiltersUnsupported})
+	}
+	for _, s := range ebgp {
+		c.log.Error("eBGP session left out under RFC 8212: the reflector cannot evaluate filters yet", "session", s.String())
+		refused = append(refused, refusal{s, RFC8212Closed})
+	}
+	for _, r := range append(filteredRanges, ebgpRanges...) {
+		c.log.Error("peer range left out: filters and RFC 8212 are not supported on the reflector yet", "range", r.String())
+	}
+	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions, refused: refused}
 	if len(c.cfg.ListenAddrs) > 0 {
 		d.id.ListenAddrs = slices.Clone(c.cfg.ListenAddrs)
 	}
@@ -292,7 +312,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		default:
 		}
 		if out != nil {
-			out.Put(Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now()))
+			out.Put(withRefused(Status(c.cfg.Node, cur.id, cur.sessions, cur.ranges, r.Neighbors(), time.Now()), cur.refused))
 		}
 	}
 	writeStatus()
@@ -331,6 +351,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			d := peering.Diff(cur.sessions, next.sessions)
 			rangesChanged := !slices.Equal(cur.ranges, next.ranges) || !slices.Equal(cur.dynamic, next.dynamic)
 			if d.Empty() && !rangesChanged {
+				if !slices.Equal(cur.refused, next.refused) { // only why a session is left out
+					cur.refused = next.refused
+					writeStatus()
+				}
 				continue
 			}
 			if !d.Empty() {

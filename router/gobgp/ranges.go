@@ -141,8 +141,13 @@ func (s *Speaker) addRange(ctx context.Context, r router.PeerRangeConfig) error 
 	if err := s.setKeepNextHop(ctx, r.Prefix, false, r.KeepOriginalNextHop); err != nil { // nexthop.go
 		return err
 	}
+	if _, err := s.setSessionPolicyLocked(ctx, r.Prefix, r.Policy); err != nil { // policy.go
+		_ = s.setKeepNextHop(ctx, r.Prefix, r.KeepOriginalNextHop, false)
+		return fmt.Errorf("adding peer range %s: %w", r.Prefix, err)
+	}
 	if err := s.srv.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: peerGroupAPI(r)}); err != nil {
 		_ = s.setKeepNextHop(ctx, r.Prefix, r.KeepOriginalNextHop, false)
+		_ = s.removeSessionPolicyLocked(ctx, r.Prefix)
 		return fmt.Errorf("adding peer range %s: %w", r.Prefix, err)
 	}
 	s.takeRangeError(r.Prefix)
@@ -197,6 +202,9 @@ func (s *Speaker) deleteRange(ctx context.Context, p netip.Prefix) error {
 	}
 	if err := s.setKeepNextHop(ctx, p, s.ranges[p].KeepOriginalNextHop, false); err != nil {
 		return err
+	}
+	if err := s.removeSessionPolicyLocked(ctx, p); err != nil {
+		return fmt.Errorf("deleting peer range %s: %w", p, err)
 	}
 	delete(s.ranges, p)
 	return nil

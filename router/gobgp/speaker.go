@@ -67,6 +67,13 @@ type Speaker struct {
 	peerMu sync.Mutex
 	peers  map[netip.Addr]router.PeerConfig
 	ranges map[netip.Prefix]router.PeerRangeConfig
+	// policies are the sessions' route policies in GoBGP (policy.go),
+	// by peer address (a host prefix) or range prefix; policyGen numbers
+	// their names.
+	policies  map[netip.Prefix]*installedPolicy
+	policyGen uint64
+	// originated are the routes we announce (reexport.go).
+	originated originatedRoutes
 
 	// rangeErrMu guards rangeErrs, the problems GoBGP logged about a
 	// range (rangeError), apart from peerMu, which is held while GoBGP
@@ -85,7 +92,8 @@ func New(cfg Config) *Speaker {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}, ranges: map[netip.Prefix]router.PeerRangeConfig{}, rangeErrs: map[netip.Prefix]string{}}
+	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}, ranges: map[netip.Prefix]router.PeerRangeConfig{}, rangeErrs: map[netip.Prefix]string{},
+		policies: map[netip.Prefix]*installedPolicy{}}
 	gl := newSlogLogger(lg, s.peerError)
 	gl.onRangeErr = s.rangeError
 	s.srv = server.NewBgpServer(server.LoggerOption(gl))
@@ -243,6 +251,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	// running server can delete: remove the ranges first.
 	s.removeRangesLocked(ctx)
 	clear(s.peers)
+	s.clearPoliciesLocked(ctx) // policy.go
 	s.peerMu.Unlock()
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("stopping BGP: %w", err)
@@ -409,8 +418,14 @@ func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
 	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), false, p.KeepOriginalNextHop); err != nil {
 		return err
 	}
+	// The route policy too (policy.go): no route may pass before it.
+	if _, err := s.setSessionPolicyLocked(ctx, hostPrefix(p.Address), p.Policy); err != nil {
+		_ = s.setKeepNextHop(ctx, hostPrefix(p.Address), p.KeepOriginalNextHop, false)
+		return fmt.Errorf("adding peer %s: %w", p.Address, err)
+	}
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
 		_ = s.setKeepNextHop(ctx, hostPrefix(p.Address), p.KeepOriginalNextHop, false)
+		_ = s.removeSessionPolicyLocked(ctx, hostPrefix(p.Address))
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
 	}
 	s.peers[p.Address] = p
@@ -434,8 +449,25 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset boo
 	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), s.peers[p.Address].KeepOriginalNextHop, p.KeepOriginalNextHop); err != nil {
 		return err
 	}
+	// What the new export policy no longer sends must be withdrawn,
+	// which GoBGP's soft reset out does not do (reexport.go).
+	tightened := s.originated.newlyRejected(s.peers[p.Address].Policy.Export, p.Policy.Export)
+	s.withdrawForPolicy(ctx, tightened)
+	policyChanged, err := s.setSessionPolicyLocked(ctx, hostPrefix(p.Address), p.Policy)
+	s.reannounce(ctx, tightened)
+	if err != nil {
+		return fmt.Errorf("updating peer %s: %w", p.Address, err)
+	}
 	s.peers[p.Address] = p
-	// Next-hop handling changes what we send: send it again.
+	if policyChanged {
+		// Evaluate what the peer sent again (GoBGP keeps its
+		// Adj-RIB-In: no route refresh needed).
+		if err := s.SoftReset(ctx, p.Address, true); err != nil {
+			return err
+		}
+	}
+	// Next-hop handling and the export policy change what we send: send
+	// it again.
 	return s.SoftReset(ctx, p.Address, false)
 }
 
@@ -452,6 +484,9 @@ func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	}
 	if err := s.setKeepNextHop(ctx, hostPrefix(addr), s.peers[addr].KeepOriginalNextHop, false); err != nil {
 		return err
+	}
+	if err := s.removeSessionPolicyLocked(ctx, hostPrefix(addr)); err != nil {
+		return fmt.Errorf("deleting peer %s: %w", addr, err)
 	}
 	delete(s.peers, addr)
 	return nil
@@ -515,6 +550,9 @@ func (s *Speaker) Announce(ctx context.Context, routes []router.LocalRoute) erro
 		if err == nil {
 			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
 		}
+		if err == nil {
+			s.originated.add(r) // reexport.go
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("announcing %s: %w", r.Prefix, err))
 		}
@@ -529,6 +567,9 @@ func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 		path, err := localPath(router.LocalRoute{Prefix: p}, true)
 		if err == nil {
 			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path})
+		}
+		if err == nil {
+			s.originated.remove(p)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("withdrawing %s: %w", p, err))
@@ -657,6 +698,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing peers: %w", err)
 	}
+	s.fixAccepted(ctx, out) // policy.go
 	return out, nil
 }
 

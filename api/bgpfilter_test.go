@@ -1,0 +1,77 @@
+package api
+
+import "testing"
+
+func TestBGPFilterValidate(t *testing.T) {
+	base := func() *BGPFilter {
+		return &BGPFilter{ObjectMeta: ObjectMeta{Name: "tor-in"}, Spec: BGPFilterSpec{
+			ImportV4: []BGPFilterRule{{CIDR: "10.0.0.0/8", MatchOperator: MatchIn, Action: FilterAccept}},
+			ImportV6: []BGPFilterRule{{CIDR: "fd00::/8", MatchOperator: MatchIn, Action: FilterAccept}},
+		}}
+	}
+	v4 := func(f func(*BGPFilterRule)) func(*BGPFilter) { return func(b *BGPFilter) { f(&b.Spec.ImportV4[0]) } }
+	v6 := func(f func(*BGPFilterRule)) func(*BGPFilter) { return func(b *BGPFilter) { f(&b.Spec.ImportV6[0]) } }
+	runValidation(t, base, []validationCase[*BGPFilter]{
+		{"valid", func(*BGPFilter) {}, nil},
+		{"each operator", func(b *BGPFilter) {
+			for _, op := range []string{MatchIn, MatchNotIn, MatchEqual, MatchNotEqual} {
+				b.Spec.ExportV4 = append(b.Spec.ExportV4, BGPFilterRule{CIDR: "10.1.0.0/16", MatchOperator: op, Action: FilterReject})
+			}
+		}, nil},
+		{"no conditions", v4(func(r *BGPFilterRule) { r.CIDR, r.MatchOperator = "", "" }), nil},
+		{"invalid cidr", v4(func(r *BGPFilterRule) { r.CIDR = "10.0.0.0/33" }), []string{"spec.importV4[0].cidr"}},
+		{"host bits", v4(func(r *BGPFilterRule) { r.CIDR = "10.0.0.1/8" }), []string{"spec.importV4[0].cidr"}},
+		{"v6 cidr in v4 list", v4(func(r *BGPFilterRule) { r.CIDR = "fd00::/8" }), []string{"spec.importV4[0].cidr"}},
+		{"v4 cidr in v6 list", v6(func(r *BGPFilterRule) { r.CIDR = "10.0.0.0/8" }), []string{"spec.importV6[0].cidr"}},
+		{"unknown operator", v4(func(r *BGPFilterRule) { r.MatchOperator = "Contains" }), []string{"spec.importV4[0].matchOperator"}},
+		{"cidr without operator", v4(func(r *BGPFilterRule) { r.MatchOperator = "" }), []string{"spec.importV4[0].matchOperator"}},
+		{"operator without cidr", v4(func(r *BGPFilterRule) { r.CIDR = "" }), []string{"spec.importV4[0].matchOperator"}},
+		{"prefix length", v4(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Min: ptr(16), Max: ptr(32)} }), nil},
+		{"prefix length v6 bounds", v6(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Max: ptr(128)} }), nil},
+		{"prefix length above v4 max", v4(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Max: ptr(33)} }),
+			[]string{"spec.importV4[0].prefixLength.max"}},
+		{"prefix length below cidr", v4(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Min: ptr(4)} }),
+			[]string{"spec.importV4[0].prefixLength.min"}},
+		{"prefix length min above max", v4(func(r *BGPFilterRule) {
+			r.PrefixLength = &BGPFilterPrefixLength{Min: ptr(24), Max: ptr(16)}
+		}), []string{"spec.importV4[0].prefixLength"}},
+		{"prefix length with Equal", v4(func(r *BGPFilterRule) {
+			r.MatchOperator, r.PrefixLength = MatchEqual, &BGPFilterPrefixLength{Min: ptr(8)}
+		}), []string{"spec.importV4[0].prefixLength"}},
+		{"bad action", v4(func(r *BGPFilterRule) { r.Action = "Allow" }), []string{"spec.importV4[0].action"}},
+		{"no action", v4(func(r *BGPFilterRule) { r.Action = "" }), []string{"spec.importV4[0].action"}},
+		{"source", v4(func(r *BGPFilterRule) { r.Source = FilterSourceRemotePeers }), nil},
+		{"bad source", v4(func(r *BGPFilterRule) { r.Source = "Local" }), []string{"spec.importV4[0].source"}},
+		{"interface not supported", v4(func(r *BGPFilterRule) { r.Interface = "eth0" }), []string{"spec.importV4[0].interface"}},
+		{"communities", v4(func(r *BGPFilterRule) { r.Communities = []string{"65000:1", "65000:1:2"} }), nil},
+		{"bad community", v4(func(r *BGPFilterRule) { r.Communities = []string{"65000:1", "70000:1"} }),
+			[]string{"spec.importV4[0].communities[1]"}},
+		{"set actions", v4(func(r *BGPFilterRule) {
+			r.AddCommunities, r.LocalPref, r.MED = []string{"65000:7"}, ptr(uint32(200)), ptr(uint32(5))
+			r.PrependASPath = &BGPFilterASPathPrepend{ASNumber: 65000}
+		}), nil},
+		{"bad add community", v4(func(r *BGPFilterRule) { r.AddCommunities = []string{"x"} }),
+			[]string{"spec.importV4[0].addCommunities[0]"}},
+		{"set actions on reject", v4(func(r *BGPFilterRule) {
+			r.Action, r.AddCommunities, r.LocalPref, r.MED = FilterReject, []string{"65000:7"}, ptr(uint32(200)), ptr(uint32(5))
+			r.PrependASPath = &BGPFilterASPathPrepend{ASNumber: 65000}
+		}), []string{"spec.importV4[0].addCommunities", "spec.importV4[0].localPref", "spec.importV4[0].med", "spec.importV4[0].prependASPath"}},
+		{"bad prepend", v4(func(r *BGPFilterRule) { r.PrependASPath = &BGPFilterASPathPrepend{Repeat: 11} }),
+			[]string{"spec.importV4[0].prependASPath.asNumber", "spec.importV4[0].prependASPath.repeat"}},
+		{"too many rules", func(b *BGPFilter) {
+			b.Spec.ExportV6 = make([]BGPFilterRule, MaxFilterRules+1)
+		}, []string{"spec.exportV6"}},
+		{"bad name", func(b *BGPFilter) { b.Name = "Tor In" }, []string{"metadata.name"}},
+	})
+}
+
+func TestBGPFilterDefaultsRepeat(t *testing.T) {
+	f := &BGPFilter{ObjectMeta: ObjectMeta{Name: "f"}, Spec: BGPFilterSpec{ExportV4: []BGPFilterRule{
+		{Action: FilterAccept, PrependASPath: &BGPFilterASPathPrepend{ASNumber: 65000}}}}}
+	if err := ValidateResource(f); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Spec.ExportV4[0].PrependASPath.Repeat; got != 1 {
+		t.Errorf("repeat defaulted to %d, want 1", got)
+	}
+}
