@@ -643,6 +643,12 @@ func (l *loop) stopSpeaker(ctx context.Context) {
 	if err := l.r.cfg.Speaker.Stop(ctx); err != nil {
 		l.lg.Warn("stopping the speaker", logKeyError, err)
 	}
+	l.forgetSpeaker()
+}
+
+// forgetSpeaker drops what the loop knew of a speaker that is stopped or
+// gone: its sessions, ranges and announcements (a new one starts empty).
+func (l *loop) forgetSpeaker() {
 	l.started = false
 	clear(l.running)
 	clear(l.configs)

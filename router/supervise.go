@@ -205,15 +205,7 @@ func (l *loop) onLoss(loss SpeakerLoss) {
 	}
 	installed := len(l.best)
 	l.sup.lost = maps.Clone(l.running)
-	l.started = false
-	clear(l.running)
-	clear(l.configs)
-	clear(l.peers)
-	clear(l.counts)
-	clear(l.ranges)
-	clear(l.rangeConfigs)
-	clear(l.dynamic)
-	clear(l.announced)
+	l.forgetSpeaker()
 	clear(l.best)
 	clear(l.importDirty)
 	l.importAll = true

@@ -112,7 +112,9 @@ func (p Proc) stop(grace time.Duration, hard bool) error {
 		}
 	}
 	signal(unix.SIGKILL)
-	if waitExit(fd, 5*time.Second) {
+	// A killed process exits once the kernel has torn it down, which takes
+	// seconds when hundreds of agents in namespaces exit at once.
+	if waitExit(fd, 30*time.Second) {
 		return nil
 	}
 	return fmt.Errorf("process %s (pid %d) did not exit after SIGKILL", p.Name, p.PID)
