@@ -24,7 +24,7 @@ deps:
 # established session's receive loop, docs/architecture.md). Each package
 # runs once, these with -race and the others without (docs/architecture.md,
 # "Tests", for what each costs).
-RACE_PKGS := ./api/... ./bfd ./cmd/... ./cni ./datastore ./felix/... ./internal/... ./peering ./reflector/... ./router ./sim/...
+RACE_PKGS := ./api/... ./bfd ./cmd/... ./cni ./datastore ./felix/... ./internal/... ./peering ./reflector/... ./routepolicy ./router ./router/speakerproc ./sim/...
 
 # test runs every test: unit tests and, as root, the namespace and kernel
 # tests, through internal/testgate, which prints go test's usual output,
