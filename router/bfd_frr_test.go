@@ -30,6 +30,7 @@ func TestBFDInteropFRR(t *testing.T) {
 	f := newFabric(t)
 	cfg := &api.BGPConfiguration{ObjectMeta: api.ObjectMeta{Name: "default"}}
 	cfg.Spec.HoldTime = "90s"
+	cfg.Spec.EBGPDefaultPolicy = api.FilterAccept // FRR's route, without a filter (RFC 8212 would refuse it)
 	off := false
 	cfg.Spec.NodeToNodeMeshEnabled = &off
 	f.apply(cfg, &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor-frr"}, Spec: api.BGPPeerSpec{
