@@ -12,6 +12,9 @@ import (
 // "true", as RequireRoot does.
 func RequireCommand(tb testing.TB, name string) string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("nstest: runs a test daemon: not run with -short")
+	}
 	path, err := exec.LookPath(name)
 	if err == nil {
 		return path

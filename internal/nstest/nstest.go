@@ -31,9 +31,14 @@ import (
 const NamePrefix = "bft-"
 
 // RequireRoot skips tb when the process is not root, or fails it when the
-// environment variable CI is "true".
+// environment variable CI is "true". With -short it always skips: -short
+// runs the unit tests that need neither root nor namespaces (make
+// test-short), also as root.
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("nstest: needs root and namespaces: not run with -short")
+	}
 	switch rootRule(os.Geteuid(), os.Getenv("CI")) {
 	case mustSkip:
 		tb.Skip("nstest: needs root (set CI=true to fail instead of skipping)")
