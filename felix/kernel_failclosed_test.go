@@ -1,15 +1,10 @@
 package felix
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/bgpfabric/bgpfabric/api"
-	"github.com/bgpfabric/bgpfabric/felix/acl"
-	"github.com/bgpfabric/bgpfabric/internal/nstest"
 )
 
 // TestKernelUnsupportedPolicyFailsClosed: a GlobalNetworkPolicy with
@@ -19,27 +14,8 @@ import (
 // through; the node enforces it as deny-all for w2 instead, with real
 // connections, until a version it can enforce replaces it.
 func TestKernelUnsupportedPolicyFailsClosed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kernel test")
-	}
-	node, w1, w2 := nstest.New(t), nstest.New(t), nstest.New(t)
-	nstest.Veth(t, node, "wl1", w1, "eth0")
-	nstest.Veth(t, node, "wl2", w2, "eth0")
-	a1 := workload(t, node, "wl1", w1, "10.65.0.1")
-	a2 := workload(t, node, "wl2", w2, "10.65.0.2")
-
-	env := startEtcd(t)
-	allow := &api.Profile{ObjectMeta: api.ObjectMeta{Name: "default"},
-		Spec: api.ProfileSpec{Ingress: []api.Rule{{Action: "Allow"}}, Egress: []api.Rule{{Action: "Allow"}}}}
-	e2 := wep("w2", nodeName, "wl2", a2.String()+"/32")
-	e2.Labels = map[string]string{"app": "web"}
-	env.create(t, allow, wep("w1", nodeName, "wl1", a1.String()+"/32"), e2, block("10.65.0.0/26", nodeName))
-	cfg := kernelConfig(t, env, node)
-	cfg.NewACL = func(ns netns.NsHandle, log *slog.Logger) (ACL, error) {
-		return acl.NewNetlink(acl.Config{NodeName: nodeName, Logger: log}, ns), nil
-	}
-	runAgent(t, cfg)
-	env.waitStatus(t, "programmed", func(s api.FelixStatusReport) bool { return inSyncWith(3)(s) && s.Rules == 2 })
+	f := startPolicyPair(t)
+	env, w1, a1, w2, a2 := f.env, f.w1, f.a1, f.w2, f.a2
 	if err := talk(w1, a1, w2, a2, 7777, 5*time.Second); err != nil {
 		t.Fatalf("under the allow-all profile: %v", err)
 	}

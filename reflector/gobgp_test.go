@@ -41,7 +41,7 @@ func (a slogAdapter) GetLevel() gobgplog.LogLevel         { return gobgplog.Info
 // ORIGINATOR_ID and CLUSTER_LIST set and NEXT_HOP unchanged.
 func TestGoBGPClients(t *testing.T) {
 	if testing.Short() {
-		t.Skip("GoBGP clients")
+		t.Skip("runs GoBGP clients: not run with -short")
 	}
 	const n = 3
 	var addrs []string

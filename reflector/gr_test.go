@@ -118,7 +118,7 @@ func TestGracefulRestartExpiry(t *testing.T) {
 // graceful restart keep its routes throughout and end with fresh ones.
 func TestReflectorGracefulRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("GoBGP clients")
+		t.Skip("runs GoBGP clients: not run with -short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
