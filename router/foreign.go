@@ -68,7 +68,12 @@ func (g *foreignGuard) refresh(ctx context.Context, full bool, candidates func(y
 	if err != nil {
 		return err
 	}
-	clear(g.known)
+	// A listing answers for every prefix in the table, so what an earlier
+	// listing covered stays known (it would not be seen any newer before
+	// the next full resync either); only a full resync starts afresh.
+	if full {
+		clear(g.known)
+	}
 	for p := range candidates {
 		g.known[p] = true
 	}
