@@ -120,12 +120,19 @@ func (s *session) closeWith(code, subcode uint8, reason string) {
 // abort closes the session with NOTIFICATION e; it reports whether this
 // call was the first to close it.
 func (s *session) abort(e *notifyError) bool {
+	// Recorded before the queue closes: once it is closed the writer may
+	// send the NOTIFICATION and close the connection, and the session may
+	// end at once; its end must find why we closed it, not the reader's
+	// "use of closed network connection".
+	if !s.closeErr.CompareAndSwap(nil, e) {
+		return false // closed already, with a NOTIFICATION of its own
+	}
 	if s.q.close(encodeNotification(e)) {
-		s.closeErr.Store(e)
 		// Unblock a writer stuck on a peer that does not read.
 		s.conn.SetWriteDeadline(time.Now().Add(notifyGrace))
 		return true
 	}
+	s.closeErr.CompareAndSwap(e, nil) // the queue was closed without one
 	return false
 }
 
