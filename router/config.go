@@ -72,6 +72,14 @@ type Config struct {
 	// the status and metrics (state changes are written at once).
 	// Zero means DefaultStatusInterval.
 	StatusInterval time.Duration
+	// StatusWriteInterval is the shortest time between two writes of
+	// the BGPStatus (state changes in between coalesce, latest wins).
+	// Zero means latest.DefaultMinInterval (1 s).
+	StatusWriteInterval time.Duration
+	// RetryDelay is how long the router waits before trying a failed
+	// speaker call again (and the first pause of its resource-sync
+	// backoff). Zero means DefaultRetryDelay.
+	RetryDelay time.Duration
 	// ControlSocket, if set, is a unix socket path on which the router
 	// serves its BGP table and installed routes (GET /routes, JSON) for
 	// `bgpfabric routes`.
@@ -127,6 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = DefaultStatusInterval
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = DefaultRetryDelay
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

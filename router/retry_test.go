@@ -55,7 +55,7 @@ func (c *callLog) count(prefix string) int {
 	return n
 }
 
-// waitRetry is waitUntil for what takes a retry (retryDelay, 2 s) and a
+// waitRetry is waitUntil for what takes a retry (testRetryDelay) and a
 // reconcile: with room for a loaded machine.
 func waitRetry(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -68,8 +68,12 @@ func waitRetry(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// testRetryDelay keeps the retry tests short; the retries' logic does
+// not depend on the delay's length.
+const testRetryDelay = 200 * time.Millisecond
+
 // TestFailedPeerRetried: every speaker call that fails is tried again
-// (after retryDelay) until it succeeds: starting the speaker, adding a
+// (after Config.RetryDelay) until it succeeds: starting the speaker, adding a
 // session (whose status says why meanwhile), announcing, withdrawing and
 // removing a session.
 func TestFailedPeerRetried(t *testing.T) {

@@ -38,9 +38,9 @@ const (
 	logKeyBFDDiag  = "bfdDiag"
 )
 
-// retryDelay is how long the router waits before trying a failed speaker
-// or kernel operation again.
-const retryDelay = 2 * time.Second
+// DefaultRetryDelay is how long the router waits before trying a failed
+// speaker or kernel operation again (Config.RetryDelay).
+const DefaultRetryDelay = 2 * time.Second
 
 // Router is the node's BGP client. See the package documentation.
 type Router struct {
@@ -135,7 +135,7 @@ func (r *Router) Run(ctx context.Context) error {
 		// From a goroutine of its own: at 100 nodes on two CPUs, etcd
 		// took over 5 s per write, and the loop, which wrote inline,
 		// installed nothing meanwhile.
-		l.statusOut = newStatusOut(r.cfg.Status, r.lg)
+		l.statusOut = newStatusOut(r.cfg.Status, r.cfg.StatusWriteInterval, r.lg)
 		spawn(func() { l.statusOut.Run(runCtx) })
 	}
 	spawn(func() { l.runResources(runCtx) })
@@ -317,7 +317,7 @@ func send[T any](ctx context.Context, ch chan<- T, v T) {
 // when it fails (logged once a minute).
 func (l *loop) runResources(ctx context.Context) {
 	h := &syncHandler{ctx: ctx, ch: l.resCh, l: l}
-	bo := backoff.New(retryDelay/2, 30*time.Second)
+	bo := backoff.New(l.r.cfg.RetryDelay/2, 30*time.Second)
 	lim := ratelog.New(l.lg, ratelog.DefaultInterval)
 	for ctx.Err() == nil {
 		if err := l.r.cfg.Resources.Run(ctx, h); err != nil && ctx.Err() == nil {
@@ -334,7 +334,7 @@ func (l *loop) runLinks(ctx context.Context, watch func(context.Context) (<-chan
 		ch, err := watch(ctx)
 		if err != nil {
 			l.lg.Warn("link subscription failed; retrying", logKeyError, err)
-			sleep(ctx, retryDelay)
+			sleep(ctx, l.r.cfg.RetryDelay)
 			continue
 		}
 		l.forwardLinks(ctx, ch)
@@ -501,7 +501,7 @@ func (l *loop) nextWake() time.Time {
 
 func (l *loop) retryLater() {
 	if l.retryAt.IsZero() {
-		l.retryAt = time.Now().Add(retryDelay)
+		l.retryAt = time.Now().Add(l.r.cfg.RetryDelay)
 	}
 }
 

@@ -34,7 +34,11 @@ func start(t *testing.T, mod func(*Config)) *harness {
 		sp: NewFakeSpeaker(), res: newFakeResources(), fib: fakeFIB{ch: make(chan FIBBatch, 16)},
 		dp: routetable.NewFake(), status: &fakeStatus{}, done: make(chan error, 1),
 	}
-	cfg := Config{NodeName: "n1", Resources: h.res, Speaker: h.sp, Dataplane: h.dp, FIB: h.fib, Status: h.status}
+	// Status writes 50 ms apart (1 s in production): the tests wait for
+	// many status changes, and the spacing is latest.Writer's, tested
+	// there. Retries after testRetryDelay (2 s in production).
+	cfg := Config{NodeName: "n1", Resources: h.res, Speaker: h.sp, Dataplane: h.dp, FIB: h.fib, Status: h.status,
+		StatusWriteInterval: 50 * time.Millisecond, RetryDelay: testRetryDelay}
 	if mod != nil {
 		mod(&cfg)
 	}

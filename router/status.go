@@ -13,13 +13,17 @@ import (
 )
 
 // newStatusOut returns the writer of the node's BGPStatus: a session or
-// state change is written within a second (coalesced, latest wins), a
+// state change is written within minGap (coalesced, latest wins; zero
+// means a second), a
 // change of prefix counts only on a slow jittered period (the counts are
 // on /metrics at any time), an unchanged status never; failures are
 // retried with jittered backoff and logged once a minute.
-func newStatusOut(sink StatusSink, lg *slog.Logger) *latest.Writer[*api.BGPStatus] {
+func newStatusOut(sink StatusSink, minGap time.Duration, lg *slog.Logger) *latest.Writer[*api.BGPStatus] {
 	w := latest.New(sink.Put, lg, "BGP status")
 	w.Compare = statusdiff.BGP
+	if minGap > 0 {
+		w.MinInterval = minGap
+	}
 	return w
 }
 
