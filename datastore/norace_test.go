@@ -1,0 +1,5 @@
+//go:build !race
+
+package datastore_test
+
+const raceEnabled = false
