@@ -197,10 +197,18 @@ func TestHoldExpiryEndsGracefulRestart(t *testing.T) {
 					t.Errorf("route withdrawn after %s, well past the 3 s hold time", took)
 				}
 				// The peer is back in the speaker's configuration, ready
-				// to reconnect.
-				ps, err := a.Peers(ctx)
-				if err != nil || len(ps) != 1 || ps[0].Address != peerAddr {
-					t.Errorf("after the hold-timer expiry, Peers = %+v, %v; want the peer configured again", ps, err)
+				// to reconnect (deleted, which dropped the routes, then
+				// added again: the route can go before the peer is back).
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					ps, err := a.Peers(ctx)
+					if err == nil && len(ps) == 1 && ps[0].Address == peerAddr {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("after the hold-timer expiry, Peers = %+v, %v; want the peer configured again", ps, err)
+					}
+					time.Sleep(10 * time.Millisecond)
 				}
 				return
 			}

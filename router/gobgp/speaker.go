@@ -252,11 +252,86 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	s.removeRangesLocked(ctx)
 	clear(s.peers)
 	s.clearPoliciesLocked(ctx) // policy.go
+	// Every peer is deleted before StopBgp, which then finds none: with
+	// peers, GoBGP v3.37.0's StopBgp sets its shutdown WaitGroup on the
+	// server's goroutine and reads and clears it on ours while the
+	// sessions' FSM messages read it there (a data race). Deleting a peer
+	// sends it the same Cease (peer de-configured) StopBgp would.
+	s.deleteAllPeers(ctx)
 	s.peerMu.Unlock()
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("stopping BGP: %w", err)
 	}
 	return nil
+}
+
+// stopWait bounds how long Stop waits for the deleted sessions' FSM
+// goroutines to end.
+const stopWait = 5 * time.Second
+
+// deleteAllPeers deletes every peer GoBGP has, configured and dynamic,
+// and waits (up to stopWait) until GoBGP has reported each established
+// one Idle, which it does only after the session's goroutines, its
+// receive loop among them, have ended: after that nothing reads the
+// global configuration StopBgp clears. Failures are logged: Stop goes on
+// to StopBgp, which deletes what is left.
+func (s *Speaker) deleteAllPeers(ctx context.Context) {
+	var addrs []string
+	established := map[string]bool{}
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		a := p.GetConf().GetNeighborAddress()
+		if a == "" {
+			a = p.GetState().GetNeighborAddress()
+		}
+		if a == "" {
+			return
+		}
+		addrs = append(addrs, a)
+		if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+			established[a] = true
+		}
+	})
+	if err != nil {
+		s.lg.Warn("listing peers to stop", "err", err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, stopWait)
+	defer cancel()
+	idle := make(chan string, len(addrs))
+	if len(established) > 0 {
+		err := s.srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+			// The Idle of a deleted peer comes with no event type
+			// (UNKNOWN); INIT events list the peers as they were.
+			pe := r.GetPeer()
+			init := pe.GetType() == api.WatchEventResponse_PeerEvent_INIT || pe.GetType() == api.WatchEventResponse_PeerEvent_END_OF_INIT
+			if !init && pe.GetPeer().GetState().GetSessionState() == api.PeerState_IDLE {
+				select {
+				case idle <- pe.GetPeer().GetState().GetNeighborAddress():
+				default: // more Idle events than peers: only ours matter
+				}
+			}
+		})
+		if err != nil {
+			s.lg.Warn("watching peers stop", "err", err)
+			clear(established)
+		}
+	}
+	for _, a := range addrs {
+		// GoBGP may have deleted a dynamic peer meanwhile (its session ended).
+		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a}); err != nil && !strings.Contains(err.Error(), "can't delete a peer configuration") {
+			s.lg.Warn("deleting a peer to stop", "peer", a, "err", err)
+			delete(established, a)
+		}
+	}
+	for len(established) > 0 {
+		select {
+		case a := <-idle:
+			delete(established, a)
+		case <-wctx.Done():
+			s.lg.Warn("sessions still ending when BGP stops", "peers", len(established))
+			return
+		}
+	}
 }
 
 // peerAPI converts a PeerConfig to GoBGP's.
