@@ -64,9 +64,10 @@ type BGPPeerSpec struct {
 	// field by field (api/bfd.go).
 	BFD *BFD `json:"bfd,omitempty"`
 	// Filters names the BGPFilters of the peer's sessions, applied in
-	// order (see docs/policy.md). A name with no BGPFilter yet is not an
-	// error: until it exists the session gets the default policy alone
-	// (for eBGP under RFC 8212, nothing in or out), and its status says so.
+	// order (see docs/policy.md). `bgpfabric apply` refuses a name with no
+	// BGPFilter; one deleted later leaves the session the default policy
+	// alone (for eBGP under RFC 8212, nothing in or out) until it is back,
+	// and its status says so.
 	Filters []string `json:"filters,omitempty"`
 }
 

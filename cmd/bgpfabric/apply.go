@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/manifest"
 )
 
@@ -58,6 +61,9 @@ datastore transaction: a file with one bad document changes nothing.`,
 				return err
 			}
 			defer c.Close()
+			if err := checkFilterRefs(cmd.Context(), c, docs); err != nil {
+				return err
+			}
 			rs := make([]api.Resource, len(docs))
 			for i, d := range docs {
 				rs[i] = d.Resource
@@ -74,6 +80,45 @@ datastore transaction: a file with one bad document changes nothing.`,
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file to apply (repeatable; - for stdin)")
 	return cmd
+}
+
+// checkFilterRefs refuses BGPPeers that name a BGPFilter that is neither
+// among the documents nor in the datastore, naming the field. (Deleting a
+// filter a peer uses stays allowed: the peer falls back to the default
+// policy, docs/policy.md.)
+func checkFilterRefs(ctx context.Context, c *datastore.Client, docs []manifest.Document) error {
+	have := map[string]bool{}
+	for _, d := range docs {
+		if f, ok := d.Resource.(*api.BGPFilter); ok {
+			have[f.Name] = true
+		}
+	}
+	var errs []error
+	for _, d := range docs {
+		p, ok := d.Resource.(*api.BGPPeer)
+		if !ok {
+			continue
+		}
+		for i, name := range p.Spec.Filters {
+			if have[name] {
+				continue
+			}
+			_, err := c.Get(ctx, api.KindBGPFilter, "", name)
+			switch {
+			case err == nil:
+				have[name] = true
+			case errors.Is(err, datastore.ErrNotFound):
+				errs = append(errs, &manifest.Error{Source: d.Source,
+					Err: fmt.Errorf("spec.filters[%d]: BGPFilter %q does not exist (apply it first, or in the same file)", i, name)})
+			default:
+				return fmt.Errorf("looking up BGPFilter %q: %w", name, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return joinLines(errs)
+	}
+	return nil
 }
 
 // displayName is how a resource is named in command output: kind/name or

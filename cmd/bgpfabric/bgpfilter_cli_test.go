@@ -48,3 +48,26 @@ func TestBGPFilterApplyGetDelete(t *testing.T) {
 		t.Errorf("get of a deleted filter: %s", errs)
 	}
 }
+
+// TestApplyRefusesMissingFilter: a BGPPeer naming a BGPFilter that is in
+// neither the file nor the datastore is refused with the field's path and
+// nothing is written; one applied earlier or in the same file is fine.
+func TestApplyRefusesMissingFilter(t *testing.T) {
+	c := cli{t: t, endpoint: etcdtest.Start(t).ClientEndpoint()}
+	peer := "kind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 10.0.0.254, asNumber: 65100, filters: [tor-in, absent]}\n"
+	errs := c.fails(peer, "apply", "-f", "-")
+	if !strings.Contains(errs, `spec.filters[0]: BGPFilter "tor-in" does not exist`) ||
+		!strings.Contains(errs, `spec.filters[1]: BGPFilter "absent" does not exist`) || !strings.Contains(errs, "document 1") {
+		t.Errorf("apply of a peer with missing filters:\n%s", errs)
+	}
+	if errs := c.fails("", "get", "bgppeer", "tor"); !strings.Contains(errs, "not found") {
+		t.Errorf("the refused peer was written: %s", errs)
+	}
+	// In the same file: fine (torFilter holds the filter and a peer).
+	c.ok(torFilter, "apply", "-f", "-")
+	// Already in the datastore: fine, for the name that exists.
+	c.ok("kind: BGPPeer\nmetadata: {name: tor2}\nspec: {peerIP: 10.0.0.253, asNumber: 65100, filters: [tor-in]}\n", "apply", "-f", "-")
+	if errs := c.fails(peer, "apply", "-f", "-"); strings.Contains(errs, "tor-in") || !strings.Contains(errs, `spec.filters[1]: BGPFilter "absent"`) {
+		t.Errorf("second apply: want only the absent filter refused:\n%s", errs)
+	}
+}
