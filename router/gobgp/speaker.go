@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -752,11 +753,21 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 			}
 		}
 		negotiated := false
+		// GoBGP counts an End-of-RIB marker per family among the
+		// advertised paths when graceful restart is in use on the session
+		// (its getBestFromLocal appends one): not a prefix.
+		grInUse := p.GetGracefulRestart().GetEnabled() && (p.GetGracefulRestart().GetPeerRestartTime() > 0 || slices.ContainsFunc(p.AfiSafis, func(as *api.AfiSafi) bool {
+			return as.GetMpGracefulRestart().GetState().GetReceived()
+		}))
 		for _, as := range p.AfiSafis {
 			if st := as.State; st != nil {
 				ps.PrefixesReceived += st.Received
 				ps.PrefixesAccepted += st.Accepted
-				ps.PrefixesAdvertised += st.Advertised
+				adv := st.Advertised
+				if grInUse && adv > 0 {
+					adv--
+				}
+				ps.PrefixesAdvertised += adv
 			}
 			if g := as.GetMpGracefulRestart().GetState(); g != nil && g.Received {
 				negotiated = true

@@ -207,3 +207,43 @@ func TestNoTransit(t *testing.T) {
 		t.Errorf("c learned b's route through a: transit")
 	}
 }
+
+// TestAdvertisedCountWithGracefulRestart: with graceful restart on the
+// session, GoBGP counts an End-of-RIB marker among the advertised paths of
+// each family; the speaker's count is the prefixes alone.
+func TestAdvertisedCountWithGracefulRestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	port := freePort(t)
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
+	b, _ := startSpeaker(t, ctx, "127.0.0.2", port)
+	gr := router.GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: time.Minute}
+	mk := func(local, peer string, passive bool) router.PeerConfig {
+		return router.PeerConfig{
+			Address: netip.MustParseAddr(peer), Port: uint16(port), PeerAS: 64512, LocalAS: 64512,
+			LocalAddress: netip.MustParseAddr(local), Passive: passive, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
+			IPv4: true, GracefulRestart: gr,
+		}
+	}
+	blocks := []netip.Prefix{netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("10.65.2.0/26")}
+	if err := b.Announce(ctx, []router.LocalRoute{{Prefix: blocks[0]}, {Prefix: blocks[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddPeer(ctx, mk("127.0.0.1", "127.0.0.2", true)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(ctx, mk("127.0.0.2", "127.0.0.1", false)); err != nil {
+		t.Fatal(err)
+	}
+	ca.wait(t, "both routes learned", func() bool { return len(ca.best[blocks[0]]) == 1 && len(ca.best[blocks[1]]) == 1 })
+	ps, err := b.Peers(ctx)
+	if err != nil || len(ps) != 1 || ps[0].State != api.BGPEstablished {
+		t.Fatalf("Peers = %+v, %v", ps, err)
+	}
+	if ps[0].PrefixesAdvertised != 2 {
+		t.Errorf("PrefixesAdvertised = %d, want 2 (the End-of-RIB marker is not a prefix)", ps[0].PrefixesAdvertised)
+	}
+	if ps, err := a.Peers(ctx); err != nil || len(ps) != 1 || ps[0].PrefixesReceived != 2 || ps[0].PrefixesAdvertised != 0 {
+		t.Errorf("receiver's Peers = %+v, %v; want 2 received, 0 advertised", ps, err)
+	}
+}
