@@ -64,6 +64,8 @@ const missingFilterLog = "BGPPeer names a missing filter"
 //     default alone (RFC 8212: nothing in or out), the status says so, and
 //     each node logs it once, also across a later policy change; created
 //     again, it applies live, still without a session reset.
+//   - An invalid filter and a BGPPeer with an invalid filter name are
+//     refused by bgpfabric apply, naming each field; nothing is written.
 func TestPolicyToR(t *testing.T) {
 	ctx := context.Background()
 	data, err := os.ReadFile(filepath.Join("..", "topologies", "policy-tor.yaml"))
@@ -222,6 +224,40 @@ spec:
 			t.Errorf("%s logged %q %d times, want once", n, missingFilterLog, got)
 		}
 	}
+
+	// Bad input is refused at apply, naming the field, and nothing of the
+	// file is written: the filter in force stays as it was.
+	out := bgpfabricFails(t, f, `apiVersion: bgpfabric.io/v1
+kind: BGPFilter
+metadata: {name: tor-in}
+spec:
+  importV4:
+  - {cidr: 0.0.0.0/0, matchOperator: Equal, action: Accept}
+  - {cidr: 10.244.0.0/33, matchOperator: In, action: Accept}
+  - {cidr: 10.244.0.0/16, matchOperator: In, prefixLength: {max: 33}, action: Accept}
+  - {action: Allow}
+---
+apiVersion: bgpfabric.io/v1
+kind: BGPPeer
+metadata: {name: sim-tor}
+spec:
+  nodeSelector: bgpfabric.io/segment == 'rack1'
+  peerIP: `+torIP+`
+  asNumber: 65001
+  filters: [tor-in, Pools Out]
+`, "apply", "-f", "-")
+	for _, field := range []string{"spec.importV4[1].cidr", "spec.importV4[2].prefixLength.max", "spec.importV4[3].action", "spec.filters[1]"} {
+		if !strings.Contains(out, field) {
+			t.Errorf("bgpfabric apply's error does not name %s:\n%s", field, out)
+		}
+	}
+	r, err := f.Client().Get(ctx, api.KindBGPFilter, "", "tor-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules := r.(*api.BGPFilter).Spec.ImportV4; len(rules) != 3 || rules[1].CIDR != "10.244.0.0/16" {
+		t.Errorf("a refused apply changed tor-in: %+v", rules)
+	}
 }
 
 // TestPolicyCommunities boots policy-communities: export filters on the
@@ -271,6 +307,65 @@ func TestPolicyCommunities(t *testing.T) {
 	}
 	if got := kernelTable(t, f, "spine", 101); !slices.Equal(got, rack1) {
 		t.Errorf("the spine's kernel table 101 holds %v, want rack 1's blocks %v", got, rack1)
+	}
+}
+
+// TestPolicyReflectorCommunities boots policy-rr-communities: per-rack
+// export filters on the nodes' BGPPeers to a bgpfabric reflector. Every
+// node's BGP table has every other node's block with exactly the owner's
+// rack community (reflected unchanged); the rack-2 nodes' import filter,
+// matching rack 2's community, gives rack 2's blocks local preference
+// 200, all others keep 100.
+func TestPolicyReflectorCommunities(t *testing.T) {
+	f := boot(t, "policy-rr-communities")
+	converge(t, f)
+	requireChecks(t, f)
+	requireExactRoutes(t, f, viaOwner(f))
+	rack := func(node string) string { return f.Plan.Node(node).Labels["rack"] }
+	community := map[string]string{"r1": "65000:101", "r2": "65000:102"}
+	blocks := blocksByNode(t, f)
+	checked := 0
+	for _, n := range computeNodes(f) {
+		rep, err := router.FetchRoutes(context.Background(), router.ControlSocketPath(f.Dir(), n))
+		if err != nil {
+			t.Fatalf("reading %s's routes: %v", n, err)
+		}
+		paths := map[netip.Prefix]router.Path{}
+		for _, d := range rep.BGP {
+			if len(d.Paths) > 0 {
+				paths[d.Prefix] = d.Paths[0]
+			}
+		}
+		for owner, bs := range blocks {
+			if owner == n {
+				continue
+			}
+			for _, b := range bs {
+				p, ok := paths[b]
+				if !ok {
+					t.Errorf("%s has no path to %s (block of %s)", n, b, owner)
+					continue
+				}
+				var comms []string
+				for _, c := range p.Communities {
+					comms = append(comms, c.String())
+				}
+				if want := []string{community[rack(owner)]}; !slices.Equal(comms, want) {
+					t.Errorf("%s: %s (block of %s, rack %s) has communities %v, want %v", n, b, owner, rack(owner), comms, want)
+				}
+				wantPref := uint32(100)
+				if rack(n) == "r2" && rack(owner) == "r2" {
+					wantPref = 200
+				}
+				if p.LocalPref != wantPref {
+					t.Errorf("%s: %s (block of %s) has local preference %d, want %d", n, b, owner, p.LocalPref, wantPref)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no path checked")
 	}
 }
 
@@ -626,6 +721,19 @@ func bgpfabric(t *testing.T, f *sim.Fabric, stdin string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("bgpfabric %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// bgpfabricFails runs a datastore command of the binary that must fail,
+// and returns its output.
+func bgpfabricFails(t *testing.T, f *sim.Fabric, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append(args, "--datastore", f.Datastore())...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Errorf("bgpfabric %s succeeded, want an error:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
 }
 
 // countLogLines counts the lines of a node's log that contain s.
