@@ -106,6 +106,22 @@ func TestPolicyToR(t *testing.T) {
 	// the ToR has sent its routes: give both a moment to arrive.
 	wait(ctx, 3*time.Second)
 	blocks := blocksByNode(t, f)
+	// The /32 the ToR sends lies in another node's block (IPAM picks a
+	// node's block by a hash of its name: see the topology's header).
+	var bogusOwner string
+	for owner, bs := range blocks {
+		for _, b := range bs {
+			if b.Contains(bogusRoute.Addr()) {
+				bogusOwner = owner
+			}
+		}
+	}
+	if bogusOwner == "" {
+		t.Fatalf("%s is in no node's block (%v): fix the ToR's routerConfig in policy-tor.yaml", bogusRoute, blocks)
+	}
+	if nbs := frrNeighbors(t, f, "tor"); len(nbs) != len(nodes) {
+		t.Fatalf("the ToR has %d neighbours, want %d: %+v", len(nbs), len(nodes), nbs)
+	}
 	for _, n := range nodes {
 		for _, r := range routesOf(t, f, n) {
 			if r.Protocol == router.ProtoRouter {
