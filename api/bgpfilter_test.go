@@ -30,6 +30,14 @@ func TestBGPFilterValidate(t *testing.T) {
 		{"prefix length v6 bounds", v6(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Max: ptr(128)} }), nil},
 		{"prefix length above v4 max", v4(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Max: ptr(33)} }),
 			[]string{"spec.importV4[0].prefixLength.max"}},
+		{"prefix length above v6 max", v6(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Max: ptr(129)} }),
+			[]string{"spec.importV6[0].prefixLength.max"}},
+		{"negative prefix length without cidr", v4(func(r *BGPFilterRule) {
+			r.CIDR, r.MatchOperator, r.PrefixLength = "", "", &BGPFilterPrefixLength{Min: ptr(-1)}
+		}), []string{"spec.importV4[0].prefixLength.min"}},
+		{"v6 prefix length in a v4 list", v4(func(r *BGPFilterRule) {
+			r.CIDR, r.MatchOperator, r.PrefixLength = "", "", &BGPFilterPrefixLength{Min: ptr(64)}
+		}), []string{"spec.importV4[0].prefixLength", "spec.importV4[0].prefixLength.min"}}, // and min above the default max 32
 		{"prefix length below cidr", v4(func(r *BGPFilterRule) { r.PrefixLength = &BGPFilterPrefixLength{Min: ptr(4)} }),
 			[]string{"spec.importV4[0].prefixLength.min"}},
 		{"prefix length min above max", v4(func(r *BGPFilterRule) {

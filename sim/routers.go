@@ -157,6 +157,7 @@ func BIRDConfig(n *topology.NodePlan, hold, keep int) string {
 		}
 		b.WriteString(" };\n}\n")
 	}
+	appendRouterConfig(&b, n, "#")
 	return b.String()
 }
 
@@ -193,6 +194,7 @@ func FRRConfig(n *topology.NodePlan, hold, keep int) string {
 		b.WriteString(" exit-address-family\n")
 	}
 	b.WriteString("!\n")
+	appendRouterConfig(&b, n, "!")
 	return b.String()
 }
 
@@ -219,5 +221,18 @@ func GoBGPConfig(n *topology.NodePlan, hold, keep int) string {
 		}
 		fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = %q\n", fam)
 	}
+	appendRouterConfig(&b, n, "#")
 	return b.String()
+}
+
+// appendRouterConfig appends the topology's routerConfig of the node, as
+// it is, after a comment line that marks where it starts.
+func appendRouterConfig(b *strings.Builder, n *topology.NodePlan, comment string) {
+	if n.RouterConfig == "" {
+		return
+	}
+	fmt.Fprintf(b, "%s routerConfig of the topology\n%s", comment, n.RouterConfig)
+	if !strings.HasSuffix(n.RouterConfig, "\n") {
+		b.WriteByte('\n')
+	}
 }

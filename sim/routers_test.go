@@ -300,3 +300,49 @@ func (f *fakeVTY) Read(p []byte) (int, error) {
 	f.reply = f.reply[n:]
 	return n, nil
 }
+
+// TestRouterConfigAppended: a group's routerConfig ends up, as written,
+// at the end of the configuration the sim generates for its routers, and
+// the routers accept the results of the shipped policy topologies (FRR's
+// ToR with routes to originate, BIRD's spine with a filtered table).
+func TestRouterConfigAppended(t *testing.T) {
+	for _, tc := range []struct{ topo, node string }{{"policy-tor", "tor"}, {"policy-communities", "spine"}} {
+		topo, err := topology.Load("../topologies/" + tc.topo + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := topology.Expand(topo, topology.ExpandOptions{RunID: "abc123"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := plan.Node(tc.node)
+		if n.RouterConfig == "" {
+			t.Fatalf("%s: node %s has no routerConfig", tc.topo, tc.node)
+		}
+		switch n.Router {
+		case topology.RouterFRR:
+			conf := FRRConfig(n, 9, 3)
+			if !strings.HasSuffix(conf, "! routerConfig of the topology\n"+n.RouterConfig) {
+				t.Errorf("frr.conf does not end in the routerConfig:\n%s", conf)
+			}
+			checkWithRouter(t, "/usr/lib/frr/bgpd", conf, func(file string) []string {
+				dir := filepath.Dir(file)
+				return []string{"/usr/lib/frr/bgpd", "-C", "-S", "-f", file, "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api")}
+			})
+		case topology.RouterBIRD:
+			conf := BIRDConfig(n, 9, 3)
+			if !strings.HasSuffix(conf, "# routerConfig of the topology\n"+n.RouterConfig) {
+				t.Errorf("bird.conf does not end in the routerConfig:\n%s", conf)
+			}
+			checkWithRouter(t, "bird", conf, func(file string) []string { return []string{"bird", "-p", "-c", file} })
+		}
+	}
+	// Without a final newline, one is added; gobgpd's too.
+	n := &topology.NodePlan{Name: "ext", ASNumber: 65001, IPv4: netip.MustParsePrefix("10.0.0.1/24"), RouterConfig: "[zebra.config]\n  enabled = false"}
+	if c := GoBGPConfig(n, 9, 3); !strings.HasSuffix(c, "# routerConfig of the topology\n[zebra.config]\n  enabled = false\n") {
+		t.Errorf("gobgpd.toml:\n%s", c)
+	}
+	if c := GoBGPConfig(&topology.NodePlan{Name: "ext", ASNumber: 65001, IPv4: n.IPv4}, 9, 3); strings.Contains(c, "routerConfig") {
+		t.Errorf("gobgpd.toml without routerConfig:\n%s", c)
+	}
+}

@@ -362,34 +362,69 @@ func splitCommunities(cs []bfapi.Community) (std, large []string) {
 	return std, large
 }
 
+// hasASLoop reports whether a path's AS path holds as (GoBGP rejects
+// such paths on receipt: its AllowOwnAs is 0 on our sessions).
+func hasASLoop(p *api.Path, as uint32) bool {
+	for _, a := range p.Pattrs {
+		if a.MessageName() != nameAsPath {
+			continue
+		}
+		var m api.AsPathAttribute
+		if err := a.UnmarshalTo(&m); err != nil {
+			return false
+		}
+		for _, seg := range m.Segments {
+			if slices.Contains(seg.Numbers, as) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // fixAccepted corrects the accepted count of the peers with an import
 // policy: GoBGP counts what passed its own checks (loops) before the
 // import policy, so a route the policy rejects would count as accepted.
 // For those peers (usually eBGP ones with few routes) the Adj-RIB-In is
-// listed with the policy applied.
+// listed with the policy applied. The listing also holds, unmarked, the
+// paths GoBGP dropped before any policy because their AS path has our AS
+// (RFC 4271 9.1.2: a ToR sends a node its own block back): those are not
+// counted either.
 func (s *Speaker) fixAccepted(ctx context.Context, ps []router.PeerStatus) {
 	s.peerMu.Lock()
-	filtered := map[netip.Addr]bool{}
+	filtered := map[netip.Addr]uint32{} // peer -> our AS on its session (0: the global one)
 	for who, ip := range s.policies {
 		if who.IsSingleIP() && ip.in != "" {
-			filtered[who.Addr()] = true
+			filtered[who.Addr()] = s.peers[who.Addr()].LocalAS
 		}
 	}
 	s.peerMu.Unlock()
 	if len(filtered) == 0 {
 		return
 	}
+	var globalAS uint32
+	for a, as := range filtered {
+		if as == 0 {
+			if globalAS == 0 {
+				s.mu.Lock()
+				globalAS = s.global.AS
+				s.mu.Unlock()
+			}
+			filtered[a] = globalAS
+		}
+	}
 	for i := range ps {
-		if !filtered[ps[i].Address] || ps[i].Dynamic {
+		localAS, ok := filtered[ps[i].Address]
+		if !ok || ps[i].Dynamic {
 			continue
 		}
 		var n uint64
-		ok := true
+		ok = true
 		for _, fam := range []*api.Family{family(false), family(true)} {
 			err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: ps[i].Address.String(),
 				Family: fam, EnableFiltered: true}, func(d *api.Destination) {
 				for _, p := range d.Paths {
-					if !p.Filtered && !p.IsWithdraw {
+					if !p.Filtered && !p.IsWithdraw && !hasASLoop(p, localAS) {
 						n++
 					}
 				}

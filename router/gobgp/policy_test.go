@@ -285,3 +285,51 @@ func TestGoBGPPolicyAgreesWithEvaluator(t *testing.T) {
 }
 
 func ptrInt(v int) *int { return &v }
+
+// TestAcceptedCountSkipsLoops: a route whose AS path holds our own AS is
+// dropped by GoBGP before any policy (RFC 4271 9.1.2) but stays in the
+// Adj-RIB-In, unmarked in its listing: the accepted count of a peer with
+// an import policy must not count it, though the policy would accept it.
+// (A ToR sends a node its own block back, prepended with the node's AS.)
+func TestAcceptedCountSkipsLoops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	port := freePort(t)
+	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
+	tor, _ := startSpeaker(t, ctx, "127.0.0.2", port, 65100)
+	addrA, addrT := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	gr := router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 360 * time.Second}
+	all := compileFilter(t, "all-in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{{Action: api.FilterAccept}}})
+	must(a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr,
+		Policy: routepolicy.Policy{Import: routepolicy.Chain{Filters: []*routepolicy.Filter{all}, Reject: true}}}))
+	looped, fine := netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("10.65.2.0/26")
+	loop := compileFilter(t, "loop-out", api.BGPFilterSpec{ExportV4: []api.BGPFilterRule{
+		{CIDR: looped.String(), MatchOperator: api.MatchEqual, Action: api.FilterAccept, PrependASPath: &api.BGPFilterASPathPrepend{ASNumber: 64512, Repeat: 1}},
+	}})
+	must(tor.Announce(ctx, []router.LocalRoute{{Prefix: looped}, {Prefix: fine}}))
+	must(tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr,
+		Policy: routepolicy.Policy{Export: routepolicy.Chain{Filters: []*routepolicy.Filter{loop}}}}))
+	ca.wait(t, "t's End-of-RIB at a", func() bool { return len(ca.eor[addrT]) > 0 })
+	ca.mu.Lock()
+	_, gotLooped := ca.best[looped]
+	_, gotFine := ca.best[fine]
+	ca.mu.Unlock()
+	if gotLooped || !gotFine {
+		t.Fatalf("a's table: looped route present %v, the other %v; want only the other", gotLooped, gotFine)
+	}
+	ps, err := a.Peers(ctx)
+	must(err)
+	for _, p := range ps {
+		if p.Address == addrT && p.PrefixesAccepted != 1 {
+			t.Errorf("accepted %d prefixes from t, want 1 (the looped one is not accepted)", p.PrefixesAccepted)
+		}
+	}
+}

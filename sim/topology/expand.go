@@ -197,6 +197,9 @@ func (e *expander) nodes() {
 					n.Router = RouterFRR
 				}
 			}
+			if n.Agent == AgentRouter {
+				n.RouterConfig = g.RouterConfig
+			}
 			seg := g.Segment
 			if seg == "" && !(role == RoleExternal && linked[name]) {
 				seg = e.p.Segments[0].Name

@@ -76,6 +76,9 @@ type NodePlan struct {
 	Interfaces []*Interface
 	// Neighbors are the BGP sessions of a node that AgentRouter runs.
 	Neighbors []Neighbor
+	// RouterConfig is appended to the generated configuration of a node
+	// that AgentRouter runs (the group's routerConfig).
+	RouterConfig string
 }
 
 // RouterID is the node's BGP identifier.

@@ -53,6 +53,9 @@ func (p *Plan) Render(w io.Writer) error {
 			}
 			b.WriteByte('\n')
 		}
+		if n.RouterConfig != "" {
+			fmt.Fprintf(&b, "  router-config %d bytes\n", len(n.RouterConfig))
+		}
 	}
 	for _, l := range p.Links {
 		fmt.Fprintf(&b, "link %s/%s %s%s -- %s/%s %s%s\n", l.A.Node, l.A.Interface, l.A.IPv4, opt(l.A.IPv6), l.B.Node, l.B.Interface, l.B.IPv4, opt(l.B.IPv6))

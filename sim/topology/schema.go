@@ -132,6 +132,12 @@ type NodeGroup struct {
 	Addresses []string `yaml:"addresses"`
 	// Labels go on the nodes' Node resources.
 	Labels map[string]string `yaml:"labels"`
+	// RouterConfig is text appended, as it is, to the configuration the
+	// sim generates for the group's router (tor, external, or a reflector
+	// run by a router): frr.conf, bird.conf or gobgpd.toml. It adds what
+	// the generated sessions do not say, such as routes to originate or
+	// BIRD filters and tables.
+	RouterConfig string `yaml:"routerConfig"`
 	// Workloads are started on every node of the group.
 	Workloads []WorkloadGroup `yaml:"workloads"`
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bgpfabric/bgpfabric/api/selector"
 )
@@ -14,6 +16,8 @@ const (
 	MaxNodes     = 1000
 	MaxWorkloads = 5000
 	maxNameLen   = 40
+	// MaxRouterConfig bounds a group's routerConfig, in bytes.
+	MaxRouterConfig = 64 << 10
 )
 
 var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -197,6 +201,7 @@ func (t *Topology) validate() error {
 		if g.Role == RoleReflector && len(g.Workloads) > 0 {
 			c.add(p.key("workloads"), "only compute nodes have workloads")
 		}
+		c.routerConfig(p.key("routerConfig"), g)
 		if g.Segment != "" && !segs[g.Segment] {
 			c.add(p.key("segment"), "no segment %q is defined", g.Segment)
 		}
@@ -321,4 +326,20 @@ func roleOr(r string) string {
 		return RoleCompute
 	}
 	return r
+}
+
+// routerConfig checks a group's routerConfig: only for nodes that a
+// router from Debian runs (tor, external, or a reflector with router),
+// bounded, and text that a configuration file can hold.
+func (c *checker) routerConfig(p path, g NodeGroup) {
+	s := g.RouterConfig
+	switch {
+	case s == "":
+	case g.Role != RoleToR && g.Role != RoleExternal && (g.Role != RoleReflector || g.Router == ""):
+		c.add(p, "only tor and external routers, and reflectors run by bird, frr or gobgpd, take a router configuration")
+	case len(s) > MaxRouterConfig:
+		c.add(p, "is %d bytes; at most %d", len(s), MaxRouterConfig)
+	case !utf8.ValidString(s) || strings.ContainsRune(s, 0):
+		c.add(p, "must be text (UTF-8, no NUL bytes)")
+	}
 }
