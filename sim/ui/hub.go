@@ -87,27 +87,39 @@ func (c *Client) Close() {
 // or ctx ends.
 func (c *Client) Next(ctx context.Context) (Event, error) {
 	for {
+		if e, ok := c.resync(); ok {
+			return e, nil
+		}
 		select {
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		case <-c.wake:
-			c.h.mu.Lock()
-			if c.behind {
-				c.behind = false
-				// Whatever is queued is older than the snapshot.
-				for len(c.ch) > 0 {
-					<-c.ch
-				}
-				snap := c.h.cur.clone()
-				snap.Seq = c.h.seq
-				c.h.mu.Unlock()
-				return Event{Seq: snap.Seq, Type: "snapshot", Snapshot: &snap}, nil
-			}
-			c.h.mu.Unlock()
 		case e := <-c.ch:
+			// Read after the client fell behind, the event is stale:
+			// the snapshot that follows holds it.
+			if e, ok := c.resync(); ok {
+				return e, nil
+			}
 			return e, nil
 		}
 	}
+}
+
+// resync returns the current snapshot if the client fell behind,
+// dropping the events it still had queued (all older than the snapshot).
+func (c *Client) resync() (Event, bool) {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if !c.behind {
+		return Event{}, false
+	}
+	c.behind = false
+	for len(c.ch) > 0 {
+		<-c.ch
+	}
+	snap := c.h.cur.clone()
+	snap.Seq = c.h.seq
+	return Event{Seq: snap.Seq, Type: "snapshot", Snapshot: &snap}, true
 }
 
 // Resyncs counts the snapshots sent to clients that fell behind.
