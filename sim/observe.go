@@ -25,10 +25,10 @@ type Observer interface {
 	Done(rep *Report)
 }
 
-// ExpectedSessions returns, for each bgpfabric node and reflector, the
-// peer addresses of the sessions it should have, as its agent computes
-// them from the plan's resources.
-func (f *Fabric) ExpectedSessions() map[string][]netip.Addr { return expectedSessions(f.Plan) }
+// ExpectedSessions returns, for each bgpfabric node and reflector of a
+// plan, the peer addresses of the sessions it should have, as its agent
+// computes them from the plan's resources.
+func ExpectedSessions(p *topology.Plan) map[string][]netip.Addr { return expectedSessions(p) }
 
 // nopObserver is Run's observer when Options has none.
 type nopObserver struct{}
