@@ -19,6 +19,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/sim"
+	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
@@ -457,8 +458,26 @@ func (w *watcher) observe() observation {
 		}
 	}
 	w.mu.Unlock()
+	var disk *runstate.State // the run's state file, read when needed
 	for _, n := range w.f.Plan.Nodes {
-		o.agentUp[n.Name] = w.f.AgentPID(n.Name) != 0
+		up := w.f.AgentPID(n.Name) != 0
+		if !up {
+			// Another command may have started it again (`sim fault`
+			// against a run of `sim up`): it is recorded in the run's
+			// state file, under the sim's name for agents.
+			if disk == nil {
+				disk = &runstate.State{}
+				if r, err := runstate.Open(w.f.Dir()); err == nil {
+					*disk = r.State()
+				}
+			}
+			for _, p := range disk.Procs {
+				if p.Name == "agent/"+n.Name && p.Alive() {
+					up = true
+				}
+			}
+		}
+		o.agentUp[n.Name] = up
 	}
 	for node, gen := range stale {
 		rs, err := w.f.Routes(node)
