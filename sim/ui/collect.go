@@ -106,12 +106,18 @@ func apply(base Snapshot, p *topology.Plan, o observation) Snapshot {
 		n := &s.Nodes[i]
 		np := p.Node(n.Name)
 		n.AgentRunning = o.agentUp[n.Name]
+		// Sessions to a node whose agent is down, and that node's
+		// blocks, are not held against this one: as for the sim's own
+		// convergence, the fabric has converged without it.
 		n.Sessions, n.SessionsUp = 0, 0
+		missing := 0
 		for _, e := range s.Edges {
 			if e.Kind == "session" && (e.A == n.Name || e.B == n.Name) {
 				n.Sessions++
 				if e.State == SessionEstablished {
 					n.SessionsUp++
+				} else if o.agentUp[e.A] && o.agentUp[e.B] {
+					missing++
 				}
 			}
 		}
@@ -120,7 +126,7 @@ func apply(base Snapshot, p *topology.Plan, o observation) Snapshot {
 		n.Expected, n.Installed = 0, 0
 		if np != nil && (np.Agent == topology.AgentNode || (np.Agent == topology.AgentRouter && np.Router != topology.RouterGoBGPd)) {
 			for host, pfxs := range o.blocks {
-				if host == n.Name {
+				if host == n.Name || !o.agentUp[host] {
 					continue
 				}
 				n.Expected += len(pfxs)
@@ -144,7 +150,7 @@ func apply(base Snapshot, p *topology.Plan, o observation) Snapshot {
 			n.State = StateDown
 		case !ready:
 			n.State = StateStarting
-		case n.SessionsUp < n.Sessions || (listed && n.Installed < n.Expected):
+		case missing > 0 || (listed && n.Installed < n.Expected):
 			n.State = StateConverging
 		default:
 			n.State = StateReady

@@ -81,14 +81,15 @@ func TestApplyStates(t *testing.T) {
 		t.Errorf("node-1: %+v", n)
 	}
 
-	// node-2's agent dies: it is down, its sessions are down, the
-	// others miss a session (and, once withdrawn, its block).
+	// node-2's agent dies: it is down, its sessions are down; the others
+	// have converged without it (as the sim's convergence says), so
+	// neither its session nor its block (withdrawn) is held against them.
 	o.agentUp["node-2"] = false
 	delete(o.routes["node-1"], o.blocks["node-2"][0])
 	s = apply(base, p, o)
 	got := states(s)
 	want := map[string]string{
-		"node-1": StateConverging, "node-2": StateDown, "node-3": StateConverging,
+		"node-1": StateReady, "node-2": StateDown, "node-3": StateReady,
 		"session-node-1--node-2": SessionDown, "session-node-2--node-3": SessionDown, "session-node-1--node-3": SessionEstablished,
 	}
 	for k, v := range want {
@@ -96,8 +97,14 @@ func TestApplyStates(t *testing.T) {
 			t.Errorf("after node-2's agent died: %s is %s, want %s", k, got[k], v)
 		}
 	}
-	if n := s.node("node-1"); n.Installed != 1 || n.Expected != 2 || n.SessionsUp != 1 {
+	if n := s.node("node-1"); n.Installed != 1 || n.Expected != 1 || n.SessionsUp != 1 || n.Sessions != 2 {
 		t.Errorf("node-1 after node-2 died: %+v", n)
+	}
+	// A route of a live node goes missing: converging.
+	delete(o.routes["node-1"], o.blocks["node-3"][0])
+	s = apply(base, p, o)
+	if got := s.node("node-1"); got.State != StateConverging || got.Installed != 0 {
+		t.Errorf("node-1 without node-3's block: %+v", got)
 	}
 
 	// Back, but node-3 reports node-1 as Active, and node-3's port is down.

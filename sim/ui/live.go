@@ -183,11 +183,14 @@ func (l *Live) FaultDone(fr sim.FaultResult) {
 	})
 }
 
-// Done takes a last look at the fabric, so that the view (and the HTML
-// report made from it) shows its final state.
+// Done stops following the fabric and takes a last look at it, so that
+// the view (and the HTML report made from it) shows the state the run
+// ended in, not its teardown, which comes next.
 func (l *Live) Done(*sim.Report) {
+	l.Close()
 	l.mu.Lock()
 	refresh := l.refresh
+	l.refresh = nil
 	l.mu.Unlock()
 	if refresh != nil {
 		refresh()
