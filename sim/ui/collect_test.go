@@ -155,3 +155,36 @@ func TestLayoutTiers(t *testing.T) {
 		t.Errorf("layout not deterministic: %s vs %s", again.Graph, s.Graph)
 	}
 }
+
+// TestLayoutWraps: a wide tier wraps into rows of at most maxPerRow,
+// below the tier above, and no two nodes share a place.
+func TestLayoutWraps(t *testing.T) {
+	p := loadPlan(t, "rr-2x50")
+	s := Layout(p)
+	at := map[[2]int]string{}
+	perRow := map[int]int{}
+	var rrY int
+	for _, n := range s.Nodes {
+		if other, dup := at[[2]int{n.X, n.Y}]; dup {
+			t.Fatalf("%s and %s share a place", n.Name, other)
+		}
+		at[[2]int{n.X, n.Y}] = n.Name
+		perRow[n.Y]++
+		if n.Role == topology.RoleReflector {
+			rrY = n.Y
+		} else if n.Y <= rrY {
+			t.Errorf("%s is not below the reflectors", n.Name)
+		}
+		if n.X < 0 || n.X > s.Width || n.Y > s.Height {
+			t.Errorf("%s at %d,%d is outside %dx%d", n.Name, n.X, n.Y, s.Width, s.Height)
+		}
+	}
+	for y, k := range perRow {
+		if k > maxPerRow {
+			t.Errorf("row at y=%d has %d nodes", y, k)
+		}
+	}
+	if len(perRow) != 1+(50+maxPerRow-1)/maxPerRow {
+		t.Errorf("rows: %v", perRow)
+	}
+}

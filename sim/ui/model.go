@@ -64,8 +64,9 @@ type Node struct {
 	// Class and Label are its element's CSS classes and status line,
 	// derived from the fields above (nodeLook): the page sets them as
 	// they come, so that the drawing is described in one place.
-	Class string `json:"class"`
-	Label string `json:"label"`
+	Class  string `json:"class"`
+	Label  string `json:"label"`
+	Label2 string `json:"label2"`
 }
 
 // Edge is a BGP session or a link between two nodes (or a node and a
@@ -147,6 +148,9 @@ const (
 	margin    = 80
 	nodeR     = 26
 	segmentDY = 120
+	rowGap    = 110
+	// maxPerRow is the most nodes of a tier drawn side by side.
+	maxPerRow = 12
 )
 
 // Layout places a plan's nodes in tiers by role — reflectors, top of rack
@@ -166,17 +170,25 @@ func Layout(p *topology.Plan) Snapshot {
 	sort.Ints(used)
 	widest := 1
 	for _, ns := range tiers {
-		widest = max(widest, len(ns))
+		widest = max(widest, min(len(ns), maxPerRow))
 	}
 	width := 2*margin + (widest-1)*nodeGap
 	s := Snapshot{Fabric: p.Name, RunID: p.RunID, Width: width}
 	y := margin
 	for _, t := range used {
 		ns := tiers[t]
-		// Centre a narrower tier under the widest.
-		x0 := margin + (widest-len(ns))*nodeGap/2
-		for i, n := range ns {
-			s.Nodes = append(s.Nodes, Node{Name: n.Name, Role: n.Role, Agent: n.Agent, State: StateStarting, X: x0 + i*nodeGap, Y: y})
+		// A wide tier wraps into rows; each row is centred under the
+		// widest.
+		for len(ns) > 0 {
+			row := ns[:min(len(ns), maxPerRow)]
+			ns = ns[len(row):]
+			x0 := margin + (widest-len(row))*nodeGap/2
+			for i, n := range row {
+				s.Nodes = append(s.Nodes, Node{Name: n.Name, Role: n.Role, Agent: n.Agent, State: StateStarting, X: x0 + i*nodeGap, Y: y})
+			}
+			if len(ns) > 0 {
+				y += rowGap
+			}
 		}
 		y += tierGap
 	}

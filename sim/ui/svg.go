@@ -10,14 +10,14 @@ import (
 // nodeLook sets a node's CSS classes and status line from its state.
 func nodeLook(n *Node) {
 	n.Class = fmt.Sprintf("node role-%s agent-%s state-%s", n.Role, n.Agent, n.State)
-	parts := []string{n.State}
+	n.Label = n.State
 	if n.Sessions > 0 {
-		parts = append(parts, fmt.Sprintf("%d/%d sessions", n.SessionsUp, n.Sessions))
+		n.Label = fmt.Sprintf("%s · %d/%d sessions", n.State, n.SessionsUp, n.Sessions)
 	}
+	n.Label2 = ""
 	if n.Expected > 0 || n.Routes > 0 {
-		parts = append(parts, fmt.Sprintf("%d routes, %d/%d blocks", n.Routes, n.Installed, n.Expected))
+		n.Label2 = fmt.Sprintf("%d routes · %d/%d blocks", n.Routes, n.Installed, n.Expected)
 	}
-	n.Label = strings.Join(parts, " · ")
 }
 
 // edgeLook sets an edge's CSS classes from its kind and state.
@@ -100,6 +100,7 @@ func writeSVG(w io.Writer, s *Snapshot, o svgOptions) {
 		}
 		fmt.Fprintf(w, `<text class="name" x="%d" y="%d">%s</text>`, n.X, n.Y+nodeR+16, esc(n.Name))
 		fmt.Fprintf(w, `<text class="label" x="%d" y="%d">%s</text>`, n.X, n.Y+nodeR+30, esc(n.Label))
+		fmt.Fprintf(w, `<text class="label2" x="%d" y="%d">%s</text>`, n.X, n.Y+nodeR+43, esc(n.Label2))
 		fmt.Fprint(w, `</g>`)
 		if o.links {
 			fmt.Fprint(w, `</a>`)

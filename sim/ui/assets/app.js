@@ -54,6 +54,8 @@
     g.setAttribute('class', n.class + (selected === n.name ? ' selected' : ''));
     const label = g.querySelector('text.label');
     if (label) label.textContent = n.label;
+    const label2 = g.querySelector('text.label2');
+    if (label2) label2.textContent = n.label2;
   }
 
   function setEdge(e) {
@@ -131,7 +133,7 @@
     }).then((d) => {
       if (selected !== name) return;
       $('detail-title').textContent = 'Node ' + name;
-      $('detail-hint').textContent = d.node.label;
+      $('detail-hint').textContent = d.node.label + (d.node.label2 ? ' · ' + d.node.label2 : '');
       const body = $('detail-body');
       body.textContent = '';
       const h = (text) => { const x = document.createElement('h3'); x.textContent = text; body.appendChild(x); };
