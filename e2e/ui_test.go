@@ -221,7 +221,7 @@ func TestWebViewInBrowser(t *testing.T) {
 	}
 	var faultRows int
 	b.run(t, "waiting for the fault's result",
-		chromedp.WaitReady(chromedp.CSS(`#faults tr td.status-passed`)),
+		chromedp.WaitReady(chromedp.CSS(`#faults tr td.status-passed, #faults tr td.status-failed`)),
 		count(`#faults tr`, &faultRows),
 	)
 	if faultRows != 1 {
