@@ -188,3 +188,28 @@ func TestLayoutWraps(t *testing.T) {
 		t.Errorf("rows: %v", perRow)
 	}
 }
+
+// TestApplyRouterSessions: a session between two routers from Debian is
+// known only from their own answers (they write no status records).
+func TestApplyRouterSessions(t *testing.T) {
+	p := loadPlan(t, "as-per-rack")
+	base := Layout(p)
+	o := healthy(p)
+	s := apply(base, p, o)
+	id := edgeID("session", "spine", "tor-r1")
+	if got := states(s)[id]; got != SessionEstablished {
+		t.Fatalf("%s with both routers' reports: %q", id, got)
+	}
+	if n := s.node("tor-r1"); n.State != StateReady {
+		t.Errorf("tor-r1: %+v", n)
+	}
+	delete(o.bgp, "spine")
+	delete(o.bgp, "tor-r1")
+	s = apply(base, p, o)
+	if got := states(s)[id]; got != SessionUnknown {
+		t.Errorf("%s without reports: %q", id, got)
+	}
+	if n := s.node("tor-r1"); n.State != StateConverging {
+		t.Errorf("tor-r1 with a session nobody reports: %+v", n)
+	}
+}

@@ -283,14 +283,18 @@ type watcher struct {
 	felix  map[string]*api.FelixStatus
 	blocks map[string]*api.IPAMBlock
 	routes map[string]map[netip.Prefix]bool // absent: list again
-	gen    map[string]int                   // route changes seen, by node
-	links  map[string]map[string]bool
+	// routers are the sessions of the routers from Debian (which write
+	// no status records), asked for at most every routerPoll.
+	routers   map[string]*api.BGPStatus
+	routersAt time.Time
+	gen       map[string]int // route changes seen, by node
+	links     map[string]map[string]bool
 }
 
 func newWatcher(f *sim.Fabric, log *slog.Logger) *watcher {
 	return &watcher{f: f, log: log, poke: make(chan struct{}, 1),
 		bgp: map[string]*api.BGPStatus{}, felix: map[string]*api.FelixStatus{}, blocks: map[string]*api.IPAMBlock{},
-		routes: map[string]map[netip.Prefix]bool{}, gen: map[string]int{}, links: map[string]map[string]bool{}}
+		routes: map[string]map[netip.Prefix]bool{}, gen: map[string]int{}, routers: map[string]*api.BGPStatus{}, links: map[string]map[string]bool{}}
 }
 
 func (w *watcher) wake() {
@@ -430,9 +434,49 @@ func (w *watcher) subscribe(ctx context.Context, wg *sync.WaitGroup, node string
 	})
 }
 
+// routerPoll is how often the view asks the routers from Debian for
+// their sessions: none of them pushes changes (see sim.PeerStates).
+const routerPoll = 2 * time.Second
+
+// pollRouters asks each router of the plan for its sessions, when the
+// last answers are older than routerPoll, and records them as the status
+// records that bgpfabric's agents write.
+func (w *watcher) pollRouters() {
+	w.mu.Lock()
+	due := time.Since(w.routersAt) >= routerPoll
+	if due {
+		w.routersAt = time.Now()
+	}
+	w.mu.Unlock()
+	if !due {
+		return
+	}
+	for _, n := range w.f.Plan.Nodes {
+		if n.Agent != topology.AgentRouter {
+			continue
+		}
+		var st *api.BGPStatus
+		if w.f.AgentPID(n.Name) != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ps, err := w.f.PeerStates(ctx, n.Name)
+			cancel()
+			if err == nil {
+				st = &api.BGPStatus{}
+				for _, p := range ps {
+					st.Status.Peers = append(st.Status.Peers, api.BGPPeerStatus{PeerIP: p.PeerIP, State: api.BGPState(p.State)})
+				}
+			}
+		}
+		w.mu.Lock()
+		setOrDelete(w.routers, n.Name, st, st == nil)
+		w.mu.Unlock()
+	}
+}
+
 // observe assembles what is known now, listing the route sets that
 // changed since they were last listed.
 func (w *watcher) observe() observation {
+	w.pollRouters()
 	o := observation{bgp: map[string]*api.BGPStatus{}, felix: map[string]*api.FelixStatus{}, blocks: map[string][]netip.Prefix{},
 		agentUp: map[string]bool{}, routes: map[string]map[netip.Prefix]bool{}, links: map[string]map[string]bool{}}
 	stale := map[string]int{} // node → its generation before listing
@@ -442,6 +486,9 @@ func (w *watcher) observe() observation {
 	}
 	for k, v := range w.felix {
 		o.felix[k] = v
+	}
+	for k, v := range w.routers {
+		o.bgp[k] = v
 	}
 	for _, b := range w.blocks {
 		if host, ok := b.Host(); ok {

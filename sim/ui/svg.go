@@ -57,8 +57,14 @@ func writeSVG(w io.Writer, s *Snapshot, o svgOptions) {
 		if strings.HasPrefix(e.B, "segment:") {
 			b = [2]int{a[0], b[1]} // straight down to the bar
 		}
-		fmt.Fprintf(w, `<line id="%s" class="%s" x1="%d" y1="%d" x2="%d" y2="%d"><title>%s</title></line>`+"\n",
-			esc(e.ID), esc(e.Class), a[0], a[1], b[0], b[1], esc(e.Title))
+		// Links between nodes of one tier bow downwards (sessions bow
+		// upwards), so that they do not run through the nodes between.
+		cx, cy := (a[0]+b[0])/2, (a[1]+b[1])/2
+		if a[1] == b[1] {
+			cy += abs(a[0]-b[0]) / 5
+		}
+		fmt.Fprintf(w, `<path id="%s" class="%s" d="M %d %d Q %d %d %d %d"><title>%s</title></path>`+"\n",
+			esc(e.ID), esc(e.Class), a[0], a[1], cx, cy, b[0], b[1], esc(e.Title))
 	}
 	fmt.Fprintln(w, `</g>`)
 	fmt.Fprintln(w, `<g class="segments">`)
