@@ -25,8 +25,9 @@ import (
 
 // Log keys.
 const (
-	keyNode = "node"
-	keyErr  = "err"
+	keyNode   = "node"
+	keyErr    = "err"
+	keyRemote = "remote"
 )
 
 // Live follows a fabric and keeps the view's snapshot current in its hub:

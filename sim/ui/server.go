@@ -172,6 +172,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
+	snapshots := 0
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), sseKeepalive)
 		e, err := c.Next(ctx)
@@ -185,6 +186,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			return
 		default:
+			if e.Type == "snapshot" {
+				if snapshots++; snapshots > 1 {
+					s.log.Debug("web view: a page fell behind and is sent the whole view again", keyRemote, r.RemoteAddr)
+				}
+			}
 			data, err := json.Marshal(e)
 			if err != nil {
 				s.log.Warn("web view: encoding an event", keyErr, err)
