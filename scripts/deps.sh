@@ -11,7 +11,10 @@ set -euo pipefail
 # bird2, frr, gobgpd: the peers of the interop tests and the reflectors
 #   that `make bench-rr` compares with (run from temporary directories;
 #   their own services are not enabled).
-PACKAGES=(iproute2 nftables iputils-ping ca-certificates bird2 frr gobgpd)
+# chromium: the headless browser that the sim web view's tests drive
+#   (e2e/ui_test.go, through the DevTools protocol; pages on loopback and
+#   files only).
+PACKAGES=(iproute2 nftables iputils-ping ca-certificates bird2 frr gobgpd chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

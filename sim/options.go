@@ -78,6 +78,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, receives one line per boot milestone.
 	Progress io.Writer
+	// Observer, if set, follows Run (see Observer).
+	Observer Observer
 }
 
 // DefaultCNIParallel: the plugin's runs wait mostly on etcd round trips

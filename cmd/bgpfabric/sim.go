@@ -14,6 +14,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
+	"github.com/bgpfabric/bgpfabric/sim/ui"
 )
 
 func init() { addCommand(newSimCmd) }
@@ -140,11 +141,41 @@ func (o *reportFiles) write(rep *sim.Report) error {
 	return errors.Join(errs...)
 }
 
+// viewFlags are the flags of the web view (docs/sim-ui.md).
+type viewFlags struct {
+	addr        string
+	allowRemote bool
+}
+
+func (v *viewFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&v.addr, "ui", "", "serve a live web view of the fabric on this address (host:port, loopback unless --ui-allow-remote; see docs/sim-ui.md)")
+	cmd.Flags().BoolVar(&v.allowRemote, "ui-allow-remote", false, "let --ui listen on an address that is not loopback (the view has no authentication)")
+}
+
+// start serves the view of live when --ui is given; stop closes it.
+func (v *viewFlags) start(g *globalOptions, live *ui.Live) (stop func(), err error) {
+	if v.addr == "" {
+		return func() {}, nil
+	}
+	log, err := g.logger()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := ui.Listen(live, ui.ServerOptions{Addr: v.addr, AllowRemote: v.allowRemote, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(g.stdout, "web view: %s\n", srv.URL())
+	return func() { srv.Close() }, nil
+}
+
 func newSimRunCmd(g *globalOptions) *cobra.Command {
 	s := &simOptions{}
 	var out reportFiles
+	var view viewFlags
+	var htmlFile string
 	cmd := &cobra.Command{
-		Use:   "run -f FILE [--json FILE] [--junit FILE]",
+		Use:   "run -f FILE [--json FILE] [--junit FILE] [--html FILE] [--ui ADDR]",
 		Short: "Boot, wait for convergence, check, inject the faults, tear down; exit 0 only if every check passed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -156,12 +187,26 @@ func newSimRunCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var live *ui.Live
+			if view.addr != "" || htmlFile != "" {
+				live = ui.NewLive(o.Logger)
+				defer live.Close()
+				o.Observer = live
+			}
+			stopView, err := view.start(g, live)
+			if err != nil {
+				return err
+			}
+			defer stopView()
 			rep, err := sim.Run(cmd.Context(), topo, o)
 			if rep == nil {
 				return err
 			}
 			rep.WriteText(g.stdout)
 			err = errors.Join(err, out.write(rep))
+			if htmlFile != "" {
+				err = errors.Join(err, ui.WriteHTMLFile(htmlFile, rep, live.Snapshot()))
+			}
 			if err != nil {
 				return err
 			}
@@ -173,12 +218,15 @@ func newSimRunCmd(g *globalOptions) *cobra.Command {
 	}
 	s.add(cmd, true)
 	out.flags(cmd)
+	view.add(cmd)
+	cmd.Flags().StringVar(&htmlFile, "html", "", "write a self-contained HTML report (graph, checks, faults, timeline, timings) to this file")
 	return cmd
 }
 
 func newSimUpCmd(g *globalOptions) *cobra.Command {
 	s := &simOptions{}
 	var noWait bool
+	var view viewFlags
 	cmd := &cobra.Command{
 		Use:   "up -f FILE",
 		Short: "Boot a fabric and leave it running (etcd as a process of the run) until `sim down`",
@@ -193,23 +241,40 @@ func newSimUpCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			o.Keep = true
+			live := ui.NewLive(o.Logger)
+			defer live.Close()
+			stopView, err := view.start(g, live)
+			if err != nil {
+				return err
+			}
+			defer stopView()
 			f, err := sim.Boot(cmd.Context(), topo, o)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
+			live.Booted(f)
 			if !noWait {
+				live.Phase("converge")
 				if _, err := f.WaitConverged(cmd.Context()); err != nil {
 					fmt.Fprintf(g.stdout, "warning: %v\n", err)
 				}
 			}
+			live.Phase("up")
 			fmt.Fprintf(g.stdout, "run %s is up: datastore %s, logs in %s/logs\n  bgpfabric sim status --run %s\n  bgpfabric sim down --run %s\n",
 				f.RunID(), f.Datastore(), f.Dir(), f.RunID(), f.RunID())
+			if view.addr != "" {
+				// The run stays up after this command; the view lives
+				// as long as it does.
+				fmt.Fprintf(g.stdout, "serving the web view until interrupted (Ctrl-C stops the view, not the run)\n")
+				<-cmd.Context().Done()
+			}
 			return nil
 		},
 	}
 	s.add(cmd, true)
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the agents are started, without waiting for convergence")
+	view.add(cmd)
 	return cmd
 }
 
