@@ -77,7 +77,11 @@ func (f *Fabric) startWorkloads(ctx context.Context) error {
 	if err := os.Symlink(f.opts.Binary, filepath.Join(binDir, cniPluginName)); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(f.run.Dir, "cni-cache"), nil)
+	// One CNIConfig per goroutine: libcni sets its executor lazily on
+	// first use, a data race when goroutines share one.
+	newCNI := func() *libcni.CNIConfig {
+		return libcni.NewCNIConfigWithCacheDir([]string{binDir}, filepath.Join(f.run.Dir, "cni-cache"), nil)
+	}
 
 	byNode := map[string][]*topology.WorkloadPlan{}
 	var nodes []string
@@ -96,6 +100,7 @@ func (f *Fabric) startWorkloads(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			cni := newCNI()
 			for _, w := range byNode[node] {
 				if err := f.addWorkload(ctx, cni, w); err != nil {
 					mu.Lock()
