@@ -13,7 +13,7 @@ import (
 
 	bfapi "github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/routepolicy"
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Per-session route policy (BGPFilters, RFC 8212) on GoBGP.
@@ -367,7 +367,7 @@ func splitCommunities(cs []bfapi.Community) (std, large []string) {
 // import policy, so a route the policy rejects would count as accepted.
 // For those peers (usually eBGP ones with few routes) the Adj-RIB-In is
 // listed with the policy applied.
-func (s *Speaker) fixAccepted(ctx context.Context, ps []router.PeerStatus) {
+func (s *Speaker) fixAccepted(ctx context.Context, ps []speaker.PeerStatus) {
 	s.peerMu.Lock()
 	filtered := map[netip.Addr]bool{}
 	for who, ip := range s.policies {
