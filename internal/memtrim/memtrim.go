@@ -5,10 +5,9 @@
 //
 // Why the executable: bgpfabric is one binary that links the embedded
 // etcd server, gRPC, GoBGP, the simulator and the CLI, and every linked
-// package's init runs in every process, whatever it is started as. In a
-// node agent and its speaker child, initialisation and convergence map
-// about 25 MiB of the binary each, of which the process uses a third at
-// rest. Those pages are clean, file-backed and shared (the kernel keeps
+// package's init runs in every process, whatever it is started as. A
+// node agent maps about 28 MiB of the binary once it has started and
+// converged, and uses about 17 of them at rest (docs/scale.md). Those pages are clean, file-backed and shared (the kernel keeps
 // one copy in its page cache for every process that maps the binary), but
 // each process's RSS counts every page it maps. Trim drops the
 // executable's read-only mappings (code, read-only data, the function
