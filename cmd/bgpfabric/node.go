@@ -206,7 +206,7 @@ its status records are deleted.`,
 			runs = append(runs, func(ctx context.Context) error { return env.Observe.ServeListener(ctx, l) })
 		}
 		specs = append(slices.Clip(specs), nodeComponent{name: "memtrim"})
-		runs = append(runs, func(ctx context.Context) error { return trimAtRest(ctx, env.Observe.Ready, log) })
+		runs = append(runs, func(ctx context.Context) error { return trimAtRest(ctx, env.Observe.Ready, trimSettle, log) })
 		log.Info("node agent running", "netns", nsName, "http", httpAddr)
 		return runComponents(ctx, specs, runs)
 	}
@@ -219,10 +219,10 @@ its status records are deleted.`,
 // exchanged and installed.
 const trimSettle = time.Minute
 
-// trimAtRest trims the node's memory once, trimSettle after the node is
+// trimAtRest trims the node's memory once, settle after the node is
 // first ready, then waits for ctx. A failed trim is logged, never fatal.
-func trimAtRest(ctx context.Context, ready func() error, log *slog.Logger) error {
-	res, err := memtrim.AfterReady(ctx, ready, 5*time.Second, trimSettle)
+func trimAtRest(ctx context.Context, ready func() error, settle time.Duration, log *slog.Logger) error {
+	res, err := memtrim.AfterReady(ctx, ready, 5*time.Second, settle)
 	switch {
 	case ctx.Err() != nil:
 		return nil
