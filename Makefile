@@ -10,8 +10,11 @@ PKGS     := ./...
 
 all: build
 
+# build makes bin/bgpfabric and, beside it, bin/bgpfabric-speaker, the
+# node's BGP speaker process (docs/architecture.md); install both together.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bgpfabric
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)-speaker ./cmd/bgpfabric-speaker
 
 # deps installs the Debian packages tests and the simulator use (when missing).
 deps:

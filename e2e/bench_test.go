@@ -90,7 +90,9 @@ func benchFabric(b *testing.B, name string) {
 		st3 := statusWrites(b, f)
 		nodeCPU, rrCPU := cpuPercent(f, cpu0, cpu1, idleWall)
 		nodeRSSIdle, _ := agentRSS(f)
-		nodePrivate := agentPrivate(f)
+		nodeMemIdle := agentMem(f)
+		nodePSS := memField(nodeMemIdle, func(m nodeMem) float64 { return m.pss })
+		nodePrivate := memField(nodeMemIdle, func(m nodeMem) float64 { return m.private })
 		agents := float64(len(f.Plan.Nodes))
 		convWrites := ds1.sub(ds0)
 		settleWrites := ds2.sub(ds1)
@@ -127,6 +129,8 @@ func benchFabric(b *testing.B, name string) {
 		b.ReportMetric(mean(nodeCPU), "node-cpu-idle-%")
 		b.ReportMetric(maxOr0(nodeCPU), "node-cpu-idle-max-%")
 		b.ReportMetric(mean(nodeRSSIdle)/1024, "node-rss-idle-MiB")
+		b.ReportMetric(maxOr0(nodeRSSIdle)/1024, "node-rss-idle-max-MiB")
+		b.ReportMetric(mean(nodePSS)/1024, "node-pss-idle-MiB")
 		b.ReportMetric(mean(nodePrivate)/1024, "node-private-idle-MiB")
 		b.Logf("%s: %d nodes, %d workloads, %d namespaces; boot %.2fs = namespaces %.2fs + datastore %.2fs + agents started %.2fs + workloads (CNI) %.2fs",
 			name, len(f.Plan.Nodes), len(f.Plan.Workloads), nsCount, tm.Boot.Seconds(), tm.Namespaces.Seconds(), tm.Datastore.Seconds(), tm.Agents.Seconds(), tm.Workloads.Seconds())
@@ -145,8 +149,8 @@ func benchFabric(b *testing.B, name string) {
 		b.Logf("datastore in the first %.0fs after convergence: %s = %.3f writes/s (%.4f per agent); at rest (the next %.0fs): %s = %.3f writes/s (%.4f per agent)",
 			settleWall.Seconds(), settleWrites, settleWrites.writes()/settleWall.Seconds(), settleWrites.writes()/settleWall.Seconds()/agents,
 			idleWall.Seconds(), idleWrites, idleWrites.writes()/idleWall.Seconds(), idleWrites.writes()/idleWall.Seconds()/agents)
-		b.Logf("agents at rest: nodes CPU mean %.2f%%, max %.2f%% of a core, RSS mean %.1f MiB (private %.1f MiB; the rest is the binary's pages, shared by every agent); reflectors CPU mean %.2f%%, max %.2f%%",
-			mean(nodeCPU), maxOr0(nodeCPU), mean(nodeRSSIdle)/1024, mean(nodePrivate)/1024, mean(rrCPU), maxOr0(rrCPU))
+		b.Logf("agents at rest: nodes (agent + speaker) CPU mean %.2f%%, max %.2f%% of a core; RSS summed over both processes mean %.1f MiB, max %.1f MiB; PSS mean %.1f MiB; private %.1f MiB (the rest of RSS is the binary's pages, shared by every agent); reflectors CPU mean %.2f%%, max %.2f%%",
+			mean(nodeCPU), maxOr0(nodeCPU), mean(nodeRSSIdle)/1024, maxOr0(nodeRSSIdle)/1024, mean(nodePSS)/1024, mean(nodePrivate)/1024, mean(rrCPU), maxOr0(rrCPU))
 	}
 }
 
@@ -381,32 +385,61 @@ func cpuPercent(f *sim.Fabric, a, b map[string]float64, wall time.Duration) (nod
 	return nodes, reflectors
 }
 
-// agentPrivate reads the private memory (KiB: Private_Clean +
-// Private_Dirty of /proc/PID/smaps_rollup) of every node agent: its RSS
-// without the binary's pages that all agents share.
-func agentPrivate(f *sim.Fabric) []float64 {
-	var out []float64
+// nodeMem is a node agent's memory (KiB), summed over its processes
+// (the agent and its speaker child) from /proc/PID/smaps_rollup: Rss
+// counts every page each process maps, so the binary's pages that both
+// map count twice; Pss divides every page by the number of processes
+// that map it (the binary's pages are shared by every agent of the
+// fabric, so Pss is close to Private); Private is Private_Clean +
+// Private_Dirty, the pages no other process maps.
+type nodeMem struct{ rss, pss, private float64 }
+
+// agentMem reads nodeMem of every node agent.
+func agentMem(f *sim.Fabric) []nodeMem {
+	var out []nodeMem
 	for _, n := range f.Plan.Nodes {
 		pids := agentProcs(f, n.Name)
 		if len(pids) == 0 || n.Agent != topology.AgentNode {
 			continue
 		}
-		var kb float64
+		var m nodeMem
+		ok := true
 		for _, pid := range pids {
 			data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
 			if err != nil {
-				continue
+				ok = false
+				break
 			}
 			for _, line := range strings.Split(string(data), "\n") {
-				for _, k := range []string{"Private_Clean:", "Private_Dirty:"} {
-					if rest, ok := strings.CutPrefix(line, k); ok {
-						v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-						kb += v
-					}
+				k, rest, found := strings.Cut(line, ":")
+				if !found {
+					continue
+				}
+				v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				if err != nil {
+					continue
+				}
+				switch k {
+				case "Rss":
+					m.rss += v
+				case "Pss":
+					m.pss += v
+				case "Private_Clean", "Private_Dirty":
+					m.private += v
 				}
 			}
 		}
-		out = append(out, kb)
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func memField(ms []nodeMem, field func(nodeMem) float64) []float64 {
+	out := make([]float64, len(ms))
+	for i, m := range ms {
+		out[i] = field(m)
 	}
 	return out
 }

@@ -44,10 +44,12 @@ func run(m *testing.M) int {
 			}
 			defer os.RemoveAll(dir)
 			binary = filepath.Join(dir, "bgpfabric")
-			cmd := exec.Command("go", "build", "-trimpath", "-o", binary, "../cmd/bgpfabric")
+			// The node's speaker binary beside it, as make build
+			// installs them (router/speakerproc.Command).
+			cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "../cmd/bgpfabric", "../cmd/bgpfabric-speaker")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building bgpfabric: %v\n%s", err, out)
+				fmt.Fprintf(os.Stderr, "building bgpfabric and bgpfabric-speaker: %v\n%s", err, out)
 				return 1
 			}
 		}

@@ -566,7 +566,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 	}
 	l.warned = warned
 	l.applyConfig(def)
-	if l.started && res.Local != l.local && l.global(res.Local).differs(l.global(l.local)) {
+	if l.started && res.Local != l.local && globalDiffers(l.global(res.Local), l.global(l.local)) {
 		l.lg.Info("node's BGP identity changed: restarting the speaker")
 		l.stopSpeaker(ctx)
 	}
@@ -595,7 +595,9 @@ func (l *loop) global(lo peering.Local) Global {
 	return g
 }
 
-func (g Global) differs(o Global) bool {
+// globalDiffers says whether the speaker must restart to take o's place
+// of g (its identity or export rule changed).
+func globalDiffers(g, o Global) bool {
 	return g.AS != o.AS || g.RouterID != o.RouterID || g.ListenPort != o.ListenPort || g.ExportPolicy != o.ExportPolicy
 }
 

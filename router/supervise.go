@@ -12,35 +12,6 @@ import (
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
-// SpeakerLoss says that the speaker died without Stop: its process ended
-// (router/speakerproc runs it in a child process, where a panic in
-// GoBGP's decoder on a peer's message ends only the child).
-type SpeakerLoss struct {
-	// At is when the loss was seen; Err why (the exit status).
-	At  time.Time
-	Err error
-	// Panic is the start of the speaker's panic, "" if it printed none.
-	Panic string
-	// LastUp is the peer whose session came up last before the death
-	// (zero: none did), and LastUpAt when. A peer's first UPDATE follows
-	// its session's coming up, so a peer that crashes the speaker with
-	// what it sends first is the last one up when the speaker dies.
-	LastUp   netip.Addr
-	LastUpAt time.Time
-}
-
-// LossWatcher is implemented by a Speaker that can die on its own. The
-// router watches it: on a loss it keeps felix's and its own kernel routes,
-// starts the speaker again after a backoff, replays its sessions and
-// routes with graceful restart, and quarantines a peer that keeps
-// crashing it (docs/robustness.md).
-type LossWatcher interface {
-	// WatchLoss calls fn on every loss until ctx ends, after every event
-	// that the dead speaker sent to the watches of WatchPeers and
-	// WatchBestPaths. After a loss, Start starts a new speaker.
-	WatchLoss(ctx context.Context, fn func(SpeakerLoss)) error
-}
-
 // Supervision is what the router does when its speaker dies (a Speaker
 // that is a LossWatcher). Zero fields take the defaults.
 type Supervision struct {

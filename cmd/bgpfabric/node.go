@@ -19,6 +19,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix"
 	"github.com/bgpfabric/bgpfabric/felix/nft"
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 	"github.com/bgpfabric/bgpfabric/internal/observe"
 )
 
@@ -124,11 +125,13 @@ advertises what felix programmed and installs the routes its peers learned
 share /livez, /readyz and /metrics on --http-addr.
 
 The router's BGP speaker (GoBGP) runs in a supervised child process,
-"bgpfabric node speaker", which dies with the node: a peer's message that
+bgpfabric-speaker from beside this binary (or "bgpfabric node speaker" when
+there is none), which dies with the node: a peer's message that
 crashes it costs the speaker, not felix and the kernel routes; the router
 starts a new one with graceful restart and holds down a peer that keeps
 crashing it (docs/robustness.md; --bgp-speaker-process=false runs it in
-this process).
+this process). A minute after the node is first ready, the node and its
+speaker give back the memory that only their start needed (docs/scale.md).
 
 With --netns it programs that network namespace (a name under /run/netns or
 a path such as /proc/PID/ns/net) while the process stays where it is; the
@@ -202,10 +205,34 @@ its status records are deleted.`,
 			specs = append(slices.Clip(specs), nodeComponent{name: "http"})
 			runs = append(runs, func(ctx context.Context) error { return env.Observe.ServeListener(ctx, l) })
 		}
+		specs = append(slices.Clip(specs), nodeComponent{name: "memtrim"})
+		runs = append(runs, func(ctx context.Context) error { return trimAtRest(ctx, env.Observe.Ready, trimSettle, log) })
 		log.Info("node agent running", "netns", nsName, "http", httpAddr)
 		return runComponents(ctx, specs, runs)
 	}
 	return cmd
+}
+
+// trimSettle is how long the node waits, once it is ready, before it
+// gives back the memory that only its start needed (internal/memtrim):
+// long enough for its BGP sessions to come up and its routes to be
+// exchanged and installed.
+const trimSettle = time.Minute
+
+// trimAtRest trims the node's memory once, settle after the node is
+// first ready, then waits for ctx. A failed trim is logged, never fatal.
+func trimAtRest(ctx context.Context, ready func() error, settle time.Duration, log *slog.Logger) error {
+	res, err := memtrim.AfterReady(ctx, ready, 5*time.Second, settle)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		log.Warn("giving back start-up memory", "error", err)
+	default:
+		log.Info("gave back start-up memory", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // runComponents runs every component until ctx ends or one of them fails,

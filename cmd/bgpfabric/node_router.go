@@ -67,7 +67,7 @@ var routerComponent = nodeComponent{
 			lg := env.Log.With("component", "router")
 			var sp router.Speaker
 			if speakerProcess {
-				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.SelfCommand("node", "speaker"), Logger: env.Log})
+				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.Command(speakerproc.SelfCommand("node", "speaker"), env.Log), Logger: env.Log})
 			} else {
 				sp = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
 			}

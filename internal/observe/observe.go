@@ -124,3 +124,21 @@ func (s *Server) ServeListener(ctx context.Context, l net.Listener) error {
 	}
 	return err
 }
+
+// Ready runs every readiness check: nil when all pass, else the
+// failures joined.
+func (s *Server) Ready() error {
+	s.mu.Lock()
+	checks := make(map[string]Check, len(s.readiness))
+	for n, c := range s.readiness {
+		checks[n] = c
+	}
+	s.mu.Unlock()
+	var errs []error
+	for n, c := range checks {
+		if err := c(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}

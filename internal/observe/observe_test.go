@@ -66,3 +66,28 @@ func TestServer(t *testing.T) {
 		t.Errorf("ServeListener: %v", err)
 	}
 }
+
+// TestReady: Ready passes when every readiness check does and names each
+// one that fails; liveness checks do not count.
+func TestReady(t *testing.T) {
+	s := New()
+	if err := s.Ready(); err != nil {
+		t.Errorf("no checks: %v", err)
+	}
+	var felixReady atomic.Bool
+	s.AddReadiness("felix", func() error {
+		if !felixReady.Load() {
+			return errors.New("not in sync")
+		}
+		return nil
+	})
+	s.AddReadiness("router", func() error { return nil })
+	s.AddLiveness("dead", func() error { return errors.New("dead") })
+	if err := s.Ready(); err == nil || err.Error() != "felix: not in sync" {
+		t.Errorf("felix not ready: %v, want %q", err, "felix: not in sync")
+	}
+	felixReady.Store(true)
+	if err := s.Ready(); err != nil {
+		t.Errorf("all ready: %v", err)
+	}
+}

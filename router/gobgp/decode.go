@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	bfapi "github.com/bgpfabric/bgpfabric/api"
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // GoBGP's library API hands out paths as protobuf messages whose NLRI and
@@ -40,8 +40,8 @@ func messageName(m protoreflect.ProtoMessage) protoreflect.FullName {
 // appearance; withdrawn paths leave their destination without paths.
 // GoBGP reports best paths one destination per event, so the common case
 // is one destination, found without an index.
-func groupPaths(paths []*api.Path, lg *slog.Logger) []router.Destination {
-	var out []router.Destination
+func groupPaths(paths []*api.Path, lg *slog.Logger) []speaker.Destination {
+	var out []speaker.Destination
 	var index map[netip.Prefix]int
 	for _, ap := range paths {
 		pfx, p, err := convertPath(ap)
@@ -63,7 +63,7 @@ func groupPaths(paths []*api.Path, lg *slog.Logger) []router.Destination {
 				if index != nil {
 					index[pfx] = i
 				}
-				out = append(out, router.Destination{Prefix: pfx})
+				out = append(out, speaker.Destination{Prefix: pfx})
 			}
 		}
 		if !ap.IsWithdraw {
@@ -74,12 +74,12 @@ func groupPaths(paths []*api.Path, lg *slog.Logger) []router.Destination {
 }
 
 // convertPath decodes a GoBGP path.
-func convertPath(ap *api.Path) (netip.Prefix, router.Path, error) {
+func convertPath(ap *api.Path) (netip.Prefix, speaker.Path, error) {
 	pfx, err := decodePrefix(ap.Nlri)
 	if err != nil {
-		return netip.Prefix{}, router.Path{}, err
+		return netip.Prefix{}, speaker.Path{}, err
 	}
-	p := router.Path{Best: ap.Best, Stale: ap.Stale, PeerAS: ap.SourceAsn}
+	p := speaker.Path{Best: ap.Best, Stale: ap.Stale, PeerAS: ap.SourceAsn}
 	if ap.Age != nil {
 		p.Age = ap.Age.AsTime()
 	}
@@ -90,7 +90,7 @@ func convertPath(ap *api.Path) (netip.Prefix, router.Path, error) {
 	}
 	for _, a := range ap.Pattrs {
 		if err := decodeAttr(a, pfx, &p); err != nil {
-			return netip.Prefix{}, router.Path{}, fmt.Errorf("decoding attributes of %s: %w", pfx, err)
+			return netip.Prefix{}, speaker.Path{}, fmt.Errorf("decoding attributes of %s: %w", pfx, err)
 		}
 	}
 	if p.Local && p.NextHop.IsUnspecified() {
@@ -124,7 +124,7 @@ func decodePrefix(a *anypb.Any) (netip.Prefix, error) {
 
 // decodeAttr reads one path attribute into p; attributes the router does
 // not use are skipped without decoding.
-func decodeAttr(a *anypb.Any, pfx netip.Prefix, p *router.Path) error {
+func decodeAttr(a *anypb.Any, pfx netip.Prefix, p *speaker.Path) error {
 	switch a.MessageName() {
 	case nameNextHop:
 		var m api.NextHopAttribute

@@ -13,7 +13,7 @@ import (
 
 	bfapi "github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/routepolicy"
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Per-session route policy (BGPFilters, RFC 8212) on GoBGP.
@@ -390,7 +390,7 @@ func hasASLoop(p *api.Path, as uint32) bool {
 // paths GoBGP dropped before any policy because their AS path has our AS
 // (RFC 4271 9.1.2: a ToR sends a node its own block back): those are not
 // counted either.
-func (s *Speaker) fixAccepted(ctx context.Context, ps []router.PeerStatus) {
+func (s *Speaker) fixAccepted(ctx context.Context, ps []speaker.PeerStatus) {
 	s.peerMu.Lock()
 	filtered := map[netip.Addr]uint32{} // peer -> our AS on its session (0: the global one)
 	for who, ip := range s.policies {

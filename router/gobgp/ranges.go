@@ -9,10 +9,10 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
-// Dynamic neighbours (router.PeerRangeConfig) are GoBGP peer groups: one
+// Dynamic neighbours (speaker.PeerRangeConfig) are GoBGP peer groups: one
 // group per range, named after its prefix and holding the range's
 // settings, and a dynamic neighbour (AddDynamicNeighbor) that sends the
 // connections from the prefix to that group. GoBGP then creates a passive
@@ -41,8 +41,8 @@ func rangeGroup(p netip.Prefix) string { return "bgpfabric-range-" + p.String() 
 
 // peerGroupAPI converts a range to GoBGP's peer group: the settings of a
 // peer (peerAPI) in a group.
-func peerGroupAPI(r router.PeerRangeConfig) *api.PeerGroup {
-	ap := peerAPI(router.PeerConfig{
+func peerGroupAPI(r speaker.PeerRangeConfig) *api.PeerGroup {
+	ap := peerAPI(speaker.PeerConfig{
 		Address:              r.Prefix.Addr(),
 		PeerAS:               r.PeerAS,
 		LocalAS:              r.LocalAS,
@@ -56,7 +56,7 @@ func peerGroupAPI(r router.PeerRangeConfig) *api.PeerGroup {
 		TTLSecurity:          r.TTLSecurity,
 		EBGPMultihop:         r.EBGPMultihop,
 		KeepOriginalNextHop:  r.KeepOriginalNextHop,
-		GracefulRestart: router.GracefulRestart{
+		GracefulRestart: speaker.GracefulRestart{
 			Enabled:         r.GracefulRestart.Enabled,
 			RestartTime:     r.GracefulRestart.RestartTime,
 			StaleRoutesTime: r.GracefulRestart.StaleRoutesTime,
@@ -81,8 +81,8 @@ func peerGroupAPI(r router.PeerRangeConfig) *api.PeerGroup {
 	}
 }
 
-// AddPeerRange implements router.Speaker.
-func (s *Speaker) AddPeerRange(ctx context.Context, r router.PeerRangeConfig) error {
+// AddPeerRange implements speaker.Speaker.
+func (s *Speaker) AddPeerRange(ctx context.Context, r speaker.PeerRangeConfig) error {
 	if err := s.checkListening(r.Prefix); err != nil {
 		return err
 	}
@@ -91,10 +91,10 @@ func (s *Speaker) AddPeerRange(ctx context.Context, r router.PeerRangeConfig) er
 	return s.addRange(ctx, r)
 }
 
-// UpdatePeerRange implements router.Speaker: the range is deleted (ending
+// UpdatePeerRange implements speaker.Speaker: the range is deleted (ending
 // the sessions it accepted) and added with the new settings, since GoBGP
 // gives a dynamic peer its group's settings when it connects.
-func (s *Speaker) UpdatePeerRange(ctx context.Context, r router.PeerRangeConfig) error {
+func (s *Speaker) UpdatePeerRange(ctx context.Context, r speaker.PeerRangeConfig) error {
 	if err := s.checkListening(r.Prefix); err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Speaker) UpdatePeerRange(ctx context.Context, r router.PeerRangeConfig)
 	return s.addRange(ctx, r)
 }
 
-// DeletePeerRange implements router.Speaker.
+// DeletePeerRange implements speaker.Speaker.
 func (s *Speaker) DeletePeerRange(ctx context.Context, p netip.Prefix) error {
 	s.peerMu.Lock()
 	defer s.peerMu.Unlock()
@@ -124,7 +124,7 @@ func (s *Speaker) checkListening(p netip.Prefix) error {
 	return nil
 }
 
-func (s *Speaker) addRange(ctx context.Context, r router.PeerRangeConfig) error {
+func (s *Speaker) addRange(ctx context.Context, r speaker.PeerRangeConfig) error {
 	if !r.Prefix.IsValid() || r.Prefix != r.Prefix.Masked() {
 		return fmt.Errorf("peer range %s: not a network prefix", r.Prefix)
 	}
@@ -242,7 +242,7 @@ func (s *Speaker) removeLeftoverGroup(ctx context.Context, p netip.Prefix) error
 	if err != nil || !found {
 		return err
 	}
-	s.ranges[p] = router.PeerRangeConfig{Prefix: p}
+	s.ranges[p] = speaker.PeerRangeConfig{Prefix: p}
 	if err := s.deleteRange(ctx, p); err != nil {
 		delete(s.ranges, p)
 		return fmt.Errorf("removing the peer group left by an earlier run: %w", err)

@@ -8,7 +8,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 
 	"github.com/bgpfabric/bgpfabric/routepolicy"
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Withdrawing what a stricter export policy no longer sends.
@@ -30,14 +30,14 @@ import (
 // originatedRoutes are the routes we announce, by prefix.
 type originatedRoutes struct {
 	mu     sync.Mutex
-	routes map[netip.Prefix]router.LocalRoute
+	routes map[netip.Prefix]speaker.LocalRoute
 }
 
-func (o *originatedRoutes) add(r router.LocalRoute) {
+func (o *originatedRoutes) add(r speaker.LocalRoute) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.routes == nil {
-		o.routes = map[netip.Prefix]router.LocalRoute{}
+		o.routes = map[netip.Prefix]speaker.LocalRoute{}
 	}
 	o.routes[r.Prefix] = r
 }
@@ -49,10 +49,10 @@ func (o *originatedRoutes) remove(p netip.Prefix) {
 }
 
 // newlyRejected returns the routes that old accepts and now rejects.
-func (o *originatedRoutes) newlyRejected(old, now routepolicy.Chain) []router.LocalRoute {
+func (o *originatedRoutes) newlyRejected(old, now routepolicy.Chain) []speaker.LocalRoute {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []router.LocalRoute
+	var out []speaker.LocalRoute
 	for _, r := range o.routes {
 		rt := routepolicy.Route{Prefix: r.Prefix, Communities: r.Communities}
 		if _, ok := old.Evaluate(routepolicy.Export, rt); !ok {
@@ -67,9 +67,9 @@ func (o *originatedRoutes) newlyRejected(old, now routepolicy.Chain) []router.Lo
 
 // withdrawForPolicy withdraws routes from the table (not from
 // originated: reannounce puts them back).
-func (s *Speaker) withdrawForPolicy(ctx context.Context, routes []router.LocalRoute) {
+func (s *Speaker) withdrawForPolicy(ctx context.Context, routes []speaker.LocalRoute) {
 	for _, r := range routes {
-		path, err := localPath(router.LocalRoute{Prefix: r.Prefix}, true)
+		path, err := localPath(speaker.LocalRoute{Prefix: r.Prefix}, true)
 		if err == nil {
 			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path})
 		}
@@ -79,7 +79,7 @@ func (s *Speaker) withdrawForPolicy(ctx context.Context, routes []router.LocalRo
 	}
 }
 
-func (s *Speaker) reannounce(ctx context.Context, routes []router.LocalRoute) {
+func (s *Speaker) reannounce(ctx context.Context, routes []speaker.LocalRoute) {
 	for _, r := range routes {
 		path, err := localPath(r, false)
 		if err == nil {

@@ -10,7 +10,7 @@
 // package main (cmd/bgpfabric does) or GODEBUG=multipathtcp=0. AddPeer
 // refuses a password while MPTCP listeners are on, naming the fix.
 //
-// Dynamic neighbours (router.PeerRangeConfig) are GoBGP peer groups with a
+// Dynamic neighbours (speaker.PeerRangeConfig) are GoBGP peer groups with a
 // dynamic-neighbour prefix, TCP MD5 included (TCP_MD5SIG_EXT on the
 // listeners for the whole prefix): see ranges.go.
 //
@@ -38,7 +38,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 
 	bfapi "github.com/bgpfabric/bgpfabric/api"
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Config configures a Speaker.
@@ -47,27 +47,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Speaker is a router.Speaker on a GoBGP BgpServer.
+// Speaker is a speaker.Speaker on a GoBGP BgpServer.
 type Speaker struct {
 	lg  *slog.Logger
 	srv *server.BgpServer
 
 	mu      sync.Mutex // guards started and global; held across Start and Stop
 	started bool
-	global  router.Global
+	global  speaker.Global
 
 	// fnMu guards peerFns apart from mu: GoBGP logs (and so calls
 	// peerError) while Stop waits for its sessions to end.
 	fnMu    sync.Mutex
-	peerFns []func(router.PeerEvent)
+	peerFns []func(speaker.PeerEvent)
 
 	// peerMu guards peers, the configuration of every peer we added, and
 	// ranges, every range (ranges.go), and serialises changes to GoBGP's
 	// peers and peer groups, so that endHoldExpired's delete and add
 	// cannot interleave with the router's own.
 	peerMu sync.Mutex
-	peers  map[netip.Addr]router.PeerConfig
-	ranges map[netip.Prefix]router.PeerRangeConfig
+	peers  map[netip.Addr]speaker.PeerConfig
+	ranges map[netip.Prefix]speaker.PeerRangeConfig
 	// policies are the sessions' route policies in GoBGP (policy.go),
 	// by peer address (a host prefix) or range prefix; policyGen numbers
 	// their names.
@@ -83,7 +83,7 @@ type Speaker struct {
 	rangeErrs  map[netip.Prefix]string
 }
 
-var _ router.Speaker = (*Speaker)(nil)
+var _ speaker.Speaker = (*Speaker)(nil)
 
 // New returns a stopped Speaker. Its GoBGP server's event loop runs for the
 // rest of the process (GoBGP cannot stop it); Start and Stop may be called
@@ -93,7 +93,7 @@ func New(cfg Config) *Speaker {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	s := &Speaker{lg: lg, peers: map[netip.Addr]router.PeerConfig{}, ranges: map[netip.Prefix]router.PeerRangeConfig{}, rangeErrs: map[netip.Prefix]string{},
+	s := &Speaker{lg: lg, peers: map[netip.Addr]speaker.PeerConfig{}, ranges: map[netip.Prefix]speaker.PeerRangeConfig{}, rangeErrs: map[netip.Prefix]string{},
 		policies: map[netip.Prefix]*installedPolicy{}}
 	gl := newSlogLogger(lg, s.peerError)
 	gl.onRangeErr = s.rangeError
@@ -119,7 +119,7 @@ func (s *Speaker) peerError(addr netip.Addr, msg string) {
 	fns := s.peerFns
 	s.fnMu.Unlock()
 	for _, fn := range fns {
-		fn(router.PeerEvent{Address: addr, Err: msg})
+		fn(speaker.PeerEvent{Address: addr, Err: msg})
 	}
 }
 
@@ -127,11 +127,11 @@ func (s *Speaker) peerError(addr netip.Addr, msg string) {
 // blocking the producer (GoBGP's goroutines).
 type eventQueue struct {
 	mu     sync.Mutex
-	q      []router.PeerEvent
+	q      []speaker.PeerEvent
 	signal chan struct{}
 }
 
-func newEventQueue(ctx context.Context, fn func(router.PeerEvent)) *eventQueue {
+func newEventQueue(ctx context.Context, fn func(speaker.PeerEvent)) *eventQueue {
 	e := &eventQueue{signal: make(chan struct{}, 1)}
 	go func() {
 		for {
@@ -155,7 +155,7 @@ func newEventQueue(ctx context.Context, fn func(router.PeerEvent)) *eventQueue {
 	return e
 }
 
-func (e *eventQueue) push(ev router.PeerEvent) {
+func (e *eventQueue) push(ev speaker.PeerEvent) {
 	e.mu.Lock()
 	e.q = append(e.q, ev)
 	e.mu.Unlock()
@@ -165,8 +165,8 @@ func (e *eventQueue) push(ev router.PeerEvent) {
 	}
 }
 
-// Start implements router.Speaker.
-func (s *Speaker) Start(ctx context.Context, g router.Global) error {
+// Start implements speaker.Speaker.
+func (s *Speaker) Start(ctx context.Context, g speaker.Global) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -201,12 +201,12 @@ const exportPolicyName = "bgpfabric-export"
 // setExportPolicy installs the global export policy: the
 // keepOriginalNextHop statement (nexthop.go), then a statement per route
 // type that must not leave, default accept.
-func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) error {
+func (s *Speaker) setExportPolicy(ctx context.Context, p speaker.ExportPolicy) error {
 	var reject []api.Conditions_RouteType
 	switch p {
-	case router.ExportLocalOnly:
+	case speaker.ExportLocalOnly:
 		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_INTERNAL, api.Conditions_ROUTE_TYPE_EXTERNAL}
-	case router.ExportNoExternal:
+	case speaker.ExportNoExternal:
 		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_EXTERNAL}
 	}
 	pol := &api.Policy{Name: exportPolicyName, Statements: []*api.Statement{keepNextHopPolicyStatement()}}
@@ -239,7 +239,7 @@ func (s *Speaker) setExportPolicy(ctx context.Context, p router.ExportPolicy) er
 	return nil
 }
 
-// Stop implements router.Speaker.
+// Stop implements speaker.Speaker.
 func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -336,7 +336,7 @@ func (s *Speaker) deleteAllPeers(ctx context.Context) {
 }
 
 // peerAPI converts a PeerConfig to GoBGP's.
-func peerAPI(p router.PeerConfig) *api.Peer {
+func peerAPI(p speaker.PeerConfig) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
@@ -465,14 +465,14 @@ func (s *Speaker) endDynamicHoldExpiredLocked(ctx context.Context, addr netip.Ad
 	}
 }
 
-// AddPeer implements router.Speaker.
-func (s *Speaker) AddPeer(ctx context.Context, p router.PeerConfig) error {
+// AddPeer implements speaker.Speaker.
+func (s *Speaker) AddPeer(ctx context.Context, p speaker.PeerConfig) error {
 	s.peerMu.Lock()
 	defer s.peerMu.Unlock()
 	return s.addPeer(ctx, p)
 }
 
-func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
+func (s *Speaker) addPeer(ctx context.Context, p speaker.PeerConfig) error {
 	if p.Password != "" && MPTCPListeners() {
 		return fmt.Errorf("peer %s: TCP MD5 needs plain TCP listeners, but Go makes MPTCP ones: build with //go:debug multipathtcp=0 or run with GODEBUG=multipathtcp=0", p.Address)
 	}
@@ -508,9 +508,9 @@ func (s *Speaker) addPeer(ctx context.Context, p router.PeerConfig) error {
 	return nil
 }
 
-// UpdatePeer implements router.Speaker. A reset is a delete and an add, so
+// UpdatePeer implements speaker.Speaker. A reset is a delete and an add, so
 // that everything negotiated in OPEN or set on the socket is new.
-func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset bool) error {
+func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bool) error {
 	s.peerMu.Lock()
 	defer s.peerMu.Unlock()
 	if reset {
@@ -547,7 +547,7 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p router.PeerConfig, reset boo
 	return s.SoftReset(ctx, p.Address, false)
 }
 
-// DeletePeer implements router.Speaker.
+// DeletePeer implements speaker.Speaker.
 func (s *Speaker) DeletePeer(ctx context.Context, addr netip.Addr) error {
 	s.peerMu.Lock()
 	defer s.peerMu.Unlock()
@@ -568,7 +568,7 @@ func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	return nil
 }
 
-// SoftReset implements router.Speaker.
+// SoftReset implements speaker.Speaker.
 func (s *Speaker) SoftReset(ctx context.Context, addr netip.Addr, in bool) error {
 	dir := api.ResetPeerRequest_OUT
 	if in {
@@ -581,7 +581,7 @@ func (s *Speaker) SoftReset(ctx context.Context, addr netip.Addr, in bool) error
 }
 
 // localPath builds the GoBGP path of one of our routes.
-func localPath(r router.LocalRoute, withdraw bool) (*api.Path, error) {
+func localPath(r speaker.LocalRoute, withdraw bool) (*api.Path, error) {
 	p := r.Prefix
 	var nlri bgp.AddrPrefixInterface
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
@@ -618,8 +618,8 @@ func localPath(r router.LocalRoute, withdraw bool) (*api.Path, error) {
 	return apiutil.NewPath(nlri, withdraw, attrs, time.Now())
 }
 
-// Announce implements router.Speaker.
-func (s *Speaker) Announce(ctx context.Context, routes []router.LocalRoute) error {
+// Announce implements speaker.Speaker.
+func (s *Speaker) Announce(ctx context.Context, routes []speaker.LocalRoute) error {
 	var errs []error
 	for _, r := range routes {
 		path, err := localPath(r, false)
@@ -636,11 +636,11 @@ func (s *Speaker) Announce(ctx context.Context, routes []router.LocalRoute) erro
 	return errors.Join(errs...)
 }
 
-// Withdraw implements router.Speaker.
+// Withdraw implements speaker.Speaker.
 func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 	var errs []error
 	for _, p := range prefixes {
-		path, err := localPath(router.LocalRoute{Prefix: p}, true)
+		path, err := localPath(speaker.LocalRoute{Prefix: p}, true)
 		if err == nil {
 			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path})
 		}
@@ -654,14 +654,14 @@ func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 	return errors.Join(errs...)
 }
 
-// WatchBestPaths implements router.Speaker. GoBGP's best-path events carry,
+// WatchBestPaths implements speaker.Speaker. GoBGP's best-path events carry,
 // with multipath on, the new multipath set of each changed destination (a
 // single withdrawn path when it has none left): one event per destination,
 // except the first (Init), which holds the whole table. No BatchSize: with
 // one, GoBGP allocates a slice of that capacity for every event (100,000
 // events of 32 KB for as many received prefixes at 4096), and it could
 // split one destination's multipath set over two calls of fn.
-func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destination)) error {
+func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]speaker.Destination)) error {
 	//
 	// End-of-RIB markers come through the same watcher: GoBGP notifies its
 	// watchers from its one server goroutine, best paths as it applies an
@@ -680,7 +680,7 @@ func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destinati
 		}
 		if p := t.Paths[0]; p.Nlri == nil && p.NeighborIp != "" { // GoBGP's End-of-RIB path: no NLRI
 			if a, err := netip.ParseAddr(p.NeighborIp); err == nil {
-				fn([]router.Destination{{EndOfRIB: a}})
+				fn([]speaker.Destination{{EndOfRIB: a}})
 			}
 			return
 		}
@@ -688,8 +688,8 @@ func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]router.Destinati
 	})
 }
 
-// WatchPeers implements router.Speaker.
-func (s *Speaker) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) error {
+// WatchPeers implements speaker.Speaker.
+func (s *Speaker) WatchPeers(ctx context.Context, fn func(speaker.PeerEvent)) error {
 	call := newEventQueue(ctx, fn).push
 	s.fnMu.Lock()
 	s.peerFns = append(s.peerFns, call)
@@ -704,7 +704,7 @@ func (s *Speaker) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) err
 			if err != nil {
 				return
 			}
-			call(router.PeerEvent{Address: a, State: sessionState(pe.Peer.State.SessionState)})
+			call(speaker.PeerEvent{Address: a, State: sessionState(pe.Peer.State.SessionState)})
 		}
 	})
 }
@@ -725,9 +725,9 @@ func sessionState(s api.PeerState_SessionState) bfapi.BGPState {
 	return bfapi.BGPIdle
 }
 
-// Peers implements router.Speaker.
-func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
-	var out []router.PeerStatus
+// Peers implements speaker.Speaker.
+func (s *Speaker) Peers(ctx context.Context) ([]speaker.PeerStatus, error) {
+	var out []speaker.PeerStatus
 	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		if p.State == nil || p.Conf == nil {
 			return
@@ -743,7 +743,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 		if err != nil {
 			return
 		}
-		ps := router.PeerStatus{Address: a, PeerAS: p.Conf.PeerAsn, State: sessionState(p.State.SessionState), EndOfRIBReceived: true, Dynamic: dynamic}
+		ps := speaker.PeerStatus{Address: a, PeerAS: p.Conf.PeerAsn, State: sessionState(p.State.SessionState), EndOfRIBReceived: true, Dynamic: dynamic}
 		if t := p.GetTimers().GetState(); t != nil {
 			switch {
 			case ps.State == bfapi.BGPEstablished && t.Uptime != nil:
@@ -788,15 +788,15 @@ func (s *Speaker) Peers(ctx context.Context) ([]router.PeerStatus, error) {
 	return out, nil
 }
 
-// RIB implements router.Speaker.
-func (s *Speaker) RIB(ctx context.Context) ([]router.Destination, error) {
-	var out []router.Destination
+// RIB implements speaker.Speaker.
+func (s *Speaker) RIB(ctx context.Context) ([]speaker.Destination, error) {
+	var out []speaker.Destination
 	for _, fam := range []*api.Family{
 		{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
 		{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
 	} {
 		err := s.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam, SortType: api.ListPathRequest_PREFIX}, func(d *api.Destination) {
-			var dst router.Destination
+			var dst speaker.Destination
 			for _, ap := range d.Paths {
 				pfx, p, err := convertPath(ap)
 				if err != nil {
@@ -804,7 +804,7 @@ func (s *Speaker) RIB(ctx context.Context) ([]router.Destination, error) {
 				}
 				dst.Prefix = pfx
 				if p.Best {
-					dst.Paths = append([]router.Path{p}, dst.Paths...)
+					dst.Paths = append([]speaker.Path{p}, dst.Paths...)
 				} else {
 					dst.Paths = append(dst.Paths, p)
 				}

@@ -13,11 +13,13 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Environment of the child: EnvChild marks a process started as the
@@ -57,16 +59,32 @@ func RunChild() error {
 		return fmt.Errorf("speaker child: channel: %w", err)
 	}
 	defer conn.Close()
-	var sp router.Speaker = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	// Give back what only the start needed once the node's sessions
+	// are up (internal/memtrim); the timer ends with the child.
+	trim := time.AfterFunc(childTrimSettle, func() {
+		if res, err := memtrim.Trim(); err != nil {
+			lg.Warn("giving back start-up memory", logKeyError, err)
+		} else {
+			lg.Info("gave back start-up memory", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
+		}
+	})
+	defer trim.Stop()
+	var sp speaker.Speaker = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
 	if wrapChildSpeaker != nil {
 		sp = wrapChildSpeaker(sp)
 	}
 	return Serve(context.Background(), conn, sp, lg)
 }
 
+// childTrimSettle is how long after its start the child gives back the
+// memory that only its start needed (internal/memtrim). The node starts
+// the child when it starts its router, so this is the node's own
+// settling time after it is ready (cmd/bgpfabric trimSettle).
+const childTrimSettle = time.Minute
+
 // wrapChildSpeaker, set by tests before MaybeChild, wraps the child's
 // speaker (to make it misbehave).
-var wrapChildSpeaker func(router.Speaker) router.Speaker
+var wrapChildSpeaker func(speaker.Speaker) speaker.Speaker
 
 // EnvLevel passes the parent's log level to the child ("debug" or empty).
 const EnvLevel = "BGPFABRIC_SPEAKER_LOG_LEVEL"
@@ -79,9 +97,14 @@ func childLevel() slog.Level {
 }
 
 // MaybeChild runs the child and exits when the process was started as a
-// speaker child; otherwise it returns. Test binaries call it first in
+// speaker child, or prints ProtocolID and exits when it was asked for it
+// (EnvQuery); otherwise it returns. Test binaries call it first in
 // TestMain so that a Client can run them as the child (Config.Command).
 func MaybeChild() {
+	if os.Getenv(EnvQuery) != "" {
+		fmt.Println(ProtocolID())
+		os.Exit(0)
+	}
 	if os.Getenv(EnvChild) == "" {
 		return
 	}
@@ -97,7 +120,7 @@ func MaybeChild() {
 // the parent dies, the process ends and the kernel closes the sessions'
 // connections without a Cease, so that peers with graceful restart keep
 // our routes. Exported for tests that serve an in-process speaker.
-func Serve(ctx context.Context, rw io.ReadWriter, sp router.Speaker, lg *slog.Logger) error {
+func Serve(ctx context.Context, rw io.ReadWriter, sp speaker.Speaker, lg *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &writer{bw: bufio.NewWriterSize(rw, 64<<10)}
@@ -123,21 +146,21 @@ func Serve(ctx context.Context, rw io.ReadWriter, sp router.Speaker, lg *slog.Lo
 			if err = sp.Start(ctx, *req.Global); err == nil && !watching {
 				watching = true
 				err = errors.Join(
-					sp.WatchPeers(ctx, func(e router.PeerEvent) { w.send(message{Peer: &e}) }),
-					sp.WatchBestPaths(ctx, func(ds []router.Destination) { w.send(message{Best: ds}) }))
+					sp.WatchPeers(ctx, func(e speaker.PeerEvent) { w.send(message{Peer: &e}) }),
+					sp.WatchBestPaths(ctx, func(ds []speaker.Destination) { w.send(message{Best: ds}) }))
 			}
 		case opStop:
 			err = sp.Stop(ctx)
 		case opAddPeer:
-			err = withPeer(req, func(p router.PeerConfig) error { return sp.AddPeer(ctx, p) })
+			err = withPeer(req, func(p speaker.PeerConfig) error { return sp.AddPeer(ctx, p) })
 		case opUpdatePeer:
-			err = withPeer(req, func(p router.PeerConfig) error { return sp.UpdatePeer(ctx, p, req.Reset) })
+			err = withPeer(req, func(p speaker.PeerConfig) error { return sp.UpdatePeer(ctx, p, req.Reset) })
 		case opDeletePeer:
 			err = sp.DeletePeer(ctx, req.Addr)
 		case opAddPeerRange:
-			err = withRange(req, func(r router.PeerRangeConfig) error { return sp.AddPeerRange(ctx, r) })
+			err = withRange(req, func(r speaker.PeerRangeConfig) error { return sp.AddPeerRange(ctx, r) })
 		case opUpdatePeerRange:
-			err = withRange(req, func(r router.PeerRangeConfig) error { return sp.UpdatePeerRange(ctx, r) })
+			err = withRange(req, func(r speaker.PeerRangeConfig) error { return sp.UpdatePeerRange(ctx, r) })
 		case opDeletePeerRange:
 			err = sp.DeletePeerRange(ctx, req.Prefix)
 		case opSoftReset:
@@ -163,14 +186,14 @@ func Serve(ctx context.Context, rw io.ReadWriter, sp router.Speaker, lg *slog.Lo
 	}
 }
 
-func withPeer(req request, fn func(router.PeerConfig) error) error {
+func withPeer(req request, fn func(speaker.PeerConfig) error) error {
 	if req.Peer == nil {
 		return errors.New("request without a peer")
 	}
 	return fn(*req.Peer)
 }
 
-func withRange(req request, fn func(router.PeerRangeConfig) error) error {
+func withRange(req request, fn func(speaker.PeerRangeConfig) error) error {
 	if req.Range == nil {
 		return errors.New("request without a range")
 	}

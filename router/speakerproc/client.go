@@ -4,10 +4,10 @@
 // goroutine of its own, where nothing in the process can recover it, and
 // such a panic must cost the speaker, not felix and the kernel routes.
 //
-// Client is the parent's side: a router.Speaker whose every method is a
+// Client is the parent's side: a speaker.Speaker whose every method is a
 // request to the child over a private socketpair (gob, see proto.go).
 // When the child dies without Stop, Client fails the calls in flight,
-// reports the loss through WatchLoss (router.LossWatcher) after every
+// reports the loss through WatchLoss (speaker.LossWatcher) after every
 // event the child sent before it died, and the next Start runs a new
 // child. Restarting, replaying the sessions and routes, graceful restart
 // and quarantining a peer that keeps crashing it are the router's job
@@ -40,7 +40,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // ErrLost is returned by calls in flight when the child dies, and by
@@ -70,16 +70,16 @@ type Config struct {
 	MaxQueuedErrors int
 }
 
-// Client is a router.Speaker in a child process.
+// Client is a speaker.Speaker in a child process.
 type Client struct {
 	cfg Config
 	lg  *slog.Logger
 
 	mu      sync.Mutex // guards cur and the watcher lists
 	cur     *child
-	peerFns []watcher[router.PeerEvent]
-	bestFns []watcher[[]router.Destination]
-	lossFns []watcher[router.SpeakerLoss]
+	peerFns []watcher[speaker.PeerEvent]
+	bestFns []watcher[[]speaker.Destination]
+	lossFns []watcher[speaker.SpeakerLoss]
 }
 
 type watcher[T any] struct {
@@ -88,8 +88,8 @@ type watcher[T any] struct {
 }
 
 var (
-	_ router.Speaker     = (*Client)(nil)
-	_ router.LossWatcher = (*Client)(nil)
+	_ speaker.Speaker     = (*Client)(nil)
+	_ speaker.LossWatcher = (*Client)(nil)
 )
 
 // New returns a Client with no child; Start runs one.
@@ -122,7 +122,7 @@ func SelfCommand(args ...string) func() *exec.Cmd {
 
 // Start runs a new child and starts its speaker. It fails if a child
 // runs (Stop it first); after a loss it runs a new one.
-func (c *Client) Start(ctx context.Context, g router.Global) error {
+func (c *Client) Start(ctx context.Context, g speaker.Global) error {
 	c.mu.Lock()
 	if c.cur != nil && !c.cur.isDead() {
 		c.mu.Unlock()
@@ -195,88 +195,88 @@ func (c *Client) simple(ctx context.Context, req request) error {
 	return err
 }
 
-// AddPeer implements router.Speaker.
-func (c *Client) AddPeer(ctx context.Context, p router.PeerConfig) error {
+// AddPeer implements speaker.Speaker.
+func (c *Client) AddPeer(ctx context.Context, p speaker.PeerConfig) error {
 	return c.simple(ctx, request{Op: opAddPeer, Peer: &p})
 }
 
-// UpdatePeer implements router.Speaker.
-func (c *Client) UpdatePeer(ctx context.Context, p router.PeerConfig, reset bool) error {
+// UpdatePeer implements speaker.Speaker.
+func (c *Client) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bool) error {
 	return c.simple(ctx, request{Op: opUpdatePeer, Peer: &p, Reset: reset})
 }
 
-// DeletePeer implements router.Speaker.
+// DeletePeer implements speaker.Speaker.
 func (c *Client) DeletePeer(ctx context.Context, addr netip.Addr) error {
 	return c.simple(ctx, request{Op: opDeletePeer, Addr: addr})
 }
 
-// AddPeerRange implements router.Speaker.
-func (c *Client) AddPeerRange(ctx context.Context, r router.PeerRangeConfig) error {
+// AddPeerRange implements speaker.Speaker.
+func (c *Client) AddPeerRange(ctx context.Context, r speaker.PeerRangeConfig) error {
 	return c.simple(ctx, request{Op: opAddPeerRange, Range: &r})
 }
 
-// UpdatePeerRange implements router.Speaker.
-func (c *Client) UpdatePeerRange(ctx context.Context, r router.PeerRangeConfig) error {
+// UpdatePeerRange implements speaker.Speaker.
+func (c *Client) UpdatePeerRange(ctx context.Context, r speaker.PeerRangeConfig) error {
 	return c.simple(ctx, request{Op: opUpdatePeerRange, Range: &r})
 }
 
-// DeletePeerRange implements router.Speaker.
+// DeletePeerRange implements speaker.Speaker.
 func (c *Client) DeletePeerRange(ctx context.Context, p netip.Prefix) error {
 	return c.simple(ctx, request{Op: opDeletePeerRange, Prefix: p})
 }
 
-// SoftReset implements router.Speaker.
+// SoftReset implements speaker.Speaker.
 func (c *Client) SoftReset(ctx context.Context, addr netip.Addr, in bool) error {
 	return c.simple(ctx, request{Op: opSoftReset, Addr: addr, In: in})
 }
 
-// Announce implements router.Speaker.
-func (c *Client) Announce(ctx context.Context, routes []router.LocalRoute) error {
+// Announce implements speaker.Speaker.
+func (c *Client) Announce(ctx context.Context, routes []speaker.LocalRoute) error {
 	return c.simple(ctx, request{Op: opAnnounce, Routes: routes})
 }
 
-// Withdraw implements router.Speaker.
+// Withdraw implements speaker.Speaker.
 func (c *Client) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 	return c.simple(ctx, request{Op: opWithdraw, Prefixes: prefixes})
 }
 
-// Peers implements router.Speaker.
-func (c *Client) Peers(ctx context.Context) ([]router.PeerStatus, error) {
+// Peers implements speaker.Speaker.
+func (c *Client) Peers(ctx context.Context) ([]speaker.PeerStatus, error) {
 	m, err := c.do(ctx, request{Op: opPeers})
 	return m.Peers, err
 }
 
-// RIB implements router.Speaker.
-func (c *Client) RIB(ctx context.Context) ([]router.Destination, error) {
+// RIB implements speaker.Speaker.
+func (c *Client) RIB(ctx context.Context) ([]speaker.Destination, error) {
 	m, err := c.do(ctx, request{Op: opRIB})
 	return m.RIB, err
 }
 
-// WatchBestPaths implements router.Speaker. The watch spans children:
+// WatchBestPaths implements speaker.Speaker. The watch spans children:
 // every child's changes reach fn, starting with what the child has when
 // fn is added (nothing, when it is added after Start and before the
 // first AddPeer, as the router does).
-func (c *Client) WatchBestPaths(ctx context.Context, fn func([]router.Destination)) error {
+func (c *Client) WatchBestPaths(ctx context.Context, fn func([]speaker.Destination)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.bestFns = append(c.bestFns, watcher[[]router.Destination]{ctx, fn})
+	c.bestFns = append(c.bestFns, watcher[[]speaker.Destination]{ctx, fn})
 	return nil
 }
 
-// WatchPeers implements router.Speaker; the watch spans children.
-func (c *Client) WatchPeers(ctx context.Context, fn func(router.PeerEvent)) error {
+// WatchPeers implements speaker.Speaker; the watch spans children.
+func (c *Client) WatchPeers(ctx context.Context, fn func(speaker.PeerEvent)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.peerFns = append(c.peerFns, watcher[router.PeerEvent]{ctx, fn})
+	c.peerFns = append(c.peerFns, watcher[speaker.PeerEvent]{ctx, fn})
 	return nil
 }
 
-// WatchLoss implements router.LossWatcher: fn gets every death of a
+// WatchLoss implements speaker.LossWatcher: fn gets every death of a
 // child that Stop did not ask for, after the events the child sent.
-func (c *Client) WatchLoss(ctx context.Context, fn func(router.SpeakerLoss)) error {
+func (c *Client) WatchLoss(ctx context.Context, fn func(speaker.SpeakerLoss)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lossFns = append(c.lossFns, watcher[router.SpeakerLoss]{ctx, fn})
+	c.lossFns = append(c.lossFns, watcher[speaker.SpeakerLoss]{ctx, fn})
 	return nil
 }
 
@@ -426,7 +426,7 @@ func (ch *child) read() {
 	if h := ch.hung.Load(); h != nil {
 		reason = *h + ", killed"
 	}
-	loss := router.SpeakerLoss{At: time.Now(), Err: fmt.Errorf("%w: %v", ErrLost, reason), Panic: ch.logs.panicText()}
+	loss := speaker.SpeakerLoss{At: time.Now(), Err: fmt.Errorf("%w: %v", ErrLost, reason), Panic: ch.logs.panicText()}
 	loss.LastUp, loss.LastUpAt = ch.logs.lastPeerUp()
 	ch.c.lg.Error("speaker process died", logKeyError, loss.Err, logKeyPanic, loss.Panic, logKeyLastUp, loss.LastUp)
 	ch.events.close(&loss)

@@ -3,7 +3,7 @@ package speakerproc
 import (
 	"sync"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // Log keys, defined once.
@@ -34,7 +34,7 @@ type eventQueue struct {
 	errs    int // peer errors in q
 	dropped int
 	closed  bool
-	loss    *router.SpeakerLoss
+	loss    *speaker.SpeakerLoss
 	signal  chan struct{}
 	done    chan struct{}
 }
@@ -67,7 +67,7 @@ func (e *eventQueue) wake() {
 
 // close queues the loss (nil when Stop ended the child) after every
 // event; run returns after delivering it.
-func (e *eventQueue) close(loss *router.SpeakerLoss) {
+func (e *eventQueue) close(loss *speaker.SpeakerLoss) {
 	e.mu.Lock()
 	e.closed, e.loss = true, loss
 	e.mu.Unlock()

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envTestHang) != "" {
 		wrapChildSpeaker = func(sp router.Speaker) router.Speaker { return hangingPeers{sp} }
 	}
+	if v := os.Getenv(envTestProtocol); v != "" {
+		ProtocolID = func() string { return v }
+	}
 	MaybeChild() // this binary is also the speaker child of its tests
 	if os.Getenv(envTestParent) != "" {
 		os.Exit(runTestParent())

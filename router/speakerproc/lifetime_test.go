@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,8 +22,16 @@ import (
 // speaker child, prints the child's PID and waits to be killed.
 const envTestParent = "BF_SPEAKERPROC_TEST_PARENT"
 
+// envTestSpeakerDir makes the test parent run the speaker binary in
+// that directory (Command), not itself.
+const envTestSpeakerDir = "BF_SPEAKERPROC_TEST_SPEAKER_DIR"
+
 func runTestParent() int {
-	c := New(Config{Command: SelfCommand("-test.run=^$")})
+	cmd := SelfCommand("-test.run=^$")
+	if dir := os.Getenv(envTestSpeakerDir); dir != "" {
+		cmd = commandIn(dir, func() *exec.Cmd { return exec.Command(fallbackMarker) }, slog.New(slog.DiscardHandler))
+	}
+	c := New(Config{Command: cmd})
 	ctx := context.Background()
 	if err := c.Start(ctx, router.Global{AS: 64512, RouterID: speakerAddr, ListenPort: -1}); err != nil {
 		fmt.Println("error", err)
@@ -35,13 +44,20 @@ func runTestParent() int {
 // TestChildDiesWithParent: when the node's process is killed (SIGKILL,
 // no chance to stop anything), its speaker child dies too: it never
 // outlives the node.
+// The speaker runs from the node's binary or from its own
+// (BinaryName, Command): both die with the node.
 func TestChildDiesWithParent(t *testing.T) {
+	t.Run("node binary", func(t *testing.T) { testChildDiesWithParent(t, "") })
+	t.Run("speaker binary", func(t *testing.T) { testChildDiesWithParent(t, speakerDir(t)) })
+}
+
+func testChildDiesWithParent(t *testing.T, speakerDir string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	parent := exec.Command(exe, "-test.run=^$")
-	parent.Env = append(os.Environ(), envTestParent+"=1")
+	parent.Env = append(os.Environ(), envTestParent+"=1", envTestSpeakerDir+"="+speakerDir)
 	out, err := parent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@ package speakerproc
 import (
 	"net/netip"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // The protocol between the node (parent) and its speaker (child) runs on
@@ -14,7 +14,7 @@ import (
 // calls apply in the order it made them; events are written as the
 // speaker produces them.
 
-// op is a request's operation: one per router.Speaker method.
+// op is a request's operation: one per speaker.Speaker method.
 type op uint8
 
 const (
@@ -47,19 +47,19 @@ func (o op) String() string {
 	return "op?"
 }
 
-// request is one call of a router.Speaker method; only the fields of its
+// request is one call of a speaker.Speaker method; only the fields of its
 // op are set (gob sends no zero fields).
 type request struct {
 	ID       uint64
 	Op       op
-	Global   *router.Global
-	Peer     *router.PeerConfig
-	Range    *router.PeerRangeConfig
+	Global   *speaker.Global
+	Peer     *speaker.PeerConfig
+	Range    *speaker.PeerRangeConfig
 	Reset    bool
 	In       bool
 	Addr     netip.Addr
 	Prefix   netip.Prefix
-	Routes   []router.LocalRoute
+	Routes   []speaker.LocalRoute
 	Prefixes []netip.Prefix
 }
 
@@ -67,8 +67,8 @@ type request struct {
 type message struct {
 	ID    uint64
 	Err   string
-	Peers []router.PeerStatus
-	RIB   []router.Destination
-	Best  []router.Destination
-	Peer  *router.PeerEvent
+	Peers []speaker.PeerStatus
+	RIB   []speaker.Destination
+	Best  []speaker.Destination
+	Peer  *speaker.PeerEvent
 }
