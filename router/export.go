@@ -97,5 +97,6 @@ func exportDiff(announced map[netip.Prefix]LocalRoute, want []LocalRoute) (annou
 }
 
 func sameLocalRoute(a, b LocalRoute) bool {
-	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && slices.Equal(a.Communities, b.Communities)
+	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && slices.Equal(a.Communities, b.Communities) &&
+		a.GracefulShutdown == b.GracefulShutdown
 }

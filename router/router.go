@@ -216,6 +216,8 @@ type loop struct {
 	adv api.Advertisements
 	// localAddrs are the node's interface addresses (services.go).
 	localAddrs []netip.Addr
+	// drain is the node's graceful shutdown (drain.go).
+	drain drainState
 	// running are the sessions configured in the speaker, with what
 	// they were configured with; failed are desired sessions that could
 	// not be configured, with the reason.
@@ -507,6 +509,9 @@ func (l *loop) nextWake() time.Time {
 	if s := l.nextSupervisionWake(time.Now()); !s.IsZero() && (t.IsZero() || s.Before(t)) {
 		t = s
 	}
+	if s := l.drainWake(); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
+	}
 	return t
 }
 
@@ -524,6 +529,7 @@ func (l *loop) reconcile(ctx context.Context) {
 	}
 	now := time.Now()
 	l.supervisionTick(now)
+	l.drainTick(now)
 	if l.resDirty && l.inSync && !l.speakerDown(now) {
 		l.resDirty = false
 		l.reconcilePeers(ctx)
@@ -577,6 +583,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 	}
 	l.warned = warned
 	l.applyConfig(def)
+	l.updateDrain(time.Now(), def) // drain.go
 	if l.started && res.Local != l.local && l.global(res.Local).differs(l.global(l.local)) {
 		l.lg.Info("node's BGP identity changed: restarting the speaker")
 		l.stopSpeaker(ctx)
@@ -594,9 +601,10 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.watch(ctx)
 	}
 	l.loadPolicy(def) // policy.go
-	l.applySessions(ctx, res.Sessions)
-	l.applyRanges(ctx, res.PeerRanges)
-	l.applyPolicyChanges(ctx, res.Sessions, res.PeerRanges)
+	sessions, ranges := l.drainSessions(res.Sessions, res.PeerRanges)
+	l.applySessions(ctx, sessions)
+	l.applyRanges(ctx, ranges)
+	l.applyPolicyChanges(ctx, sessions, ranges)
 	l.statusDirty = true
 }
 
@@ -854,7 +862,7 @@ func (l *loop) reconcileExports(ctx context.Context) {
 	if l.r.cfg.Policy != nil {
 		f = l.r.cfg.Policy.Export
 	}
-	announce, withdraw := exportDiff(l.announced, Exports(l.fib, f, &l.adv, l.services()))
+	announce, withdraw := exportDiff(l.announced, l.drainRoutes(Exports(l.fib, f, &l.adv, l.services())))
 	sp := l.r.cfg.Speaker
 	if len(announce) > 0 {
 		if err := sp.Announce(ctx, announce); err != nil {

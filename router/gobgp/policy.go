@@ -125,7 +125,7 @@ func (s *Speaker) assignPoliciesLocked(ctx context.Context) error {
 		}
 		return a.Addr().Compare(b.Addr())
 	})
-	in := []*api.Policy{}
+	in := []*api.Policy{{Name: gshutPolicyName}} // gshut.go
 	out := []*api.Policy{{Name: exportPolicyName}}
 	for _, k := range keys {
 		ip := s.policies[k]
@@ -137,10 +137,7 @@ func (s *Speaker) assignPoliciesLocked(ctx context.Context) error {
 		}
 	}
 	var errs []error
-	if len(in) == 0 {
-		_ = s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name: importAssignment, Direction: api.PolicyDirection_IMPORT}, All: true})
-	} else if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: importAssignment, Direction: api.PolicyDirection_IMPORT, Policies: in, DefaultAction: api.RouteAction_ACCEPT}}); err != nil {
 		errs = append(errs, fmt.Errorf("assigning import policies: %w", err))
 	}
