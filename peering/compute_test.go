@@ -275,6 +275,26 @@ func TestFabric(t *testing.T) {
 			},
 		},
 		{
+			name: "localASNumber on a peerSelector peer: the reverse session expects it",
+			in: Input{
+				Nodes: []*api.Node{
+					mkNode("n1", "10.0.0.1/24", ""),
+					mkNode("n2", "10.0.0.2/24", "", withLabels("role", "edge")),
+				},
+				BGPConfigurations: []*api.BGPConfiguration{meshOff()},
+				BGPPeers: []*api.BGPPeer{
+					mkPeer("to-edge", func(s *api.BGPPeerSpec) {
+						s.Node, s.PeerSelector = "n1", "role == 'edge'"
+						s.LocalASNumber = ptr(uint32(65111))
+					}),
+				},
+			},
+			want: map[string][]string{
+				"n1": {"10.0.0.2:179 node eBGP as 65111->64512 from 10.0.0.1 bgppeer to-edge node n2 passive"},
+				"n2": {"10.0.0.1:179 node eBGP as 64512->65111 from 10.0.0.2 bgppeer to-edge node n1"},
+			},
+		},
+		{
 			name: "precedence: global BGPPeer, then node BGPPeer, then mesh",
 			in: Input{
 				Nodes: []*api.Node{
