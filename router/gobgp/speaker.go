@@ -72,6 +72,8 @@ type Speaker struct {
 	// their names.
 	policies  map[netip.Prefix]*installedPolicy
 	policyGen uint64
+	// accepted caches the large peers' accepted counts (fixAccepted).
+	accepted acceptedCache
 	// originated are the routes we announce (reexport.go).
 	originated originatedRoutes
 
