@@ -122,7 +122,8 @@ func startFRRToR(t *testing.T, f *fabric, ns *nstest.NS, name, addr string, neig
 // communities and prefixAdvertisements (standard and large, by name and
 // literal); the serviceClusterIPs CIDR from both nodes; the
 // serviceLoadBalancerIPs address both nodes have on eth0 as a /32 with two
-// multipath paths (ECMP); AS path 65111. Draining n1 re-advertises its
+// multipath paths (ECMP), and a serviceExternalIPs address that only n2
+// has from n2 alone; nothing outside the ranges; AS path 65111. Draining n1 re-advertises its
 // routes with graceful-shutdown (65535:0) while its session is still up,
 // then closes it; undraining brings it back without the community.
 func TestAdvertisementsOnTheWire(t *testing.T) {
@@ -137,6 +138,7 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 	}
 	cfg.Spec.ServiceClusterIPs = []api.ServiceIPBlock{{CIDR: "10.96.0.0/16"}}
 	cfg.Spec.ServiceLoadBalancerIPs = []api.ServiceIPBlock{{CIDR: "192.0.2.0/24"}}
+	cfg.Spec.ServiceExternalIPs = []api.ServiceIPBlock{{CIDR: "203.0.113.0/24"}}
 	cfg.Spec.DrainTime = "4s"
 	f.apply(cfg, &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{
 		PeerIP: "10.99.0.100", ASNumber: ptrTo(uint32(65100)), LocalASNumber: ptrTo(uint32(65111))}})
@@ -150,7 +152,11 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, a := range []string{"192.0.2.10/32", "198.51.100.1/32"} { // in the range, and not
+		addrs := []string{"192.0.2.10/32", "198.51.100.1/32"} // in the range, and not
+		if n == n2 {
+			addrs = append(addrs, "203.0.113.5/32") // an external IP on n2 only
+		}
+		for _, a := range addrs {
 			na, _ := netlink.ParseAddr(a)
 			if err := n.ns.Netlink.AddrAdd(eth, na); err != nil {
 				t.Fatal(err)
@@ -192,6 +198,9 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 		return slices.Equal(r.peers(), both) && r.Paths[0].Multipath && r.Paths[1].Multipath
 	}
 	waitFRRRoute(t, tor, "192.0.2.10/32", "the load-balancer address from both nodes, multipath", ecmp)
+	waitFRRRoute(t, tor, "203.0.113.5/32", "the external IP from n2 only", func(r frrRoute) bool {
+		return slices.Equal(r.peers(), []string{"10.99.0.2"})
+	})
 	if r := waitFRRRoute(t, tor, "198.51.100.1/32", "", func(frrRoute) bool { return true }); len(r.Paths) != 0 {
 		t.Errorf("an address outside the service ranges was advertised: %s", r)
 	}
