@@ -35,9 +35,29 @@ type BGPConfigurationSpec struct {
 	HoldTime      Duration `json:"holdTime,omitempty"`
 	// GracefulRestart configures RFC 4724 graceful restart.
 	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
-	// Communities are attached to every route the fabric exports: standard
-	// ("65000:100", RFC 1997) or large ("65000:1:2", RFC 8092).
-	Communities []string `json:"communities,omitempty"`
+	// Communities are standard ("65000:100", RFC 1997) or large
+	// ("65000:1:2", RFC 8092) communities: an entry written as a plain
+	// string is attached to every route the fabric exports; an entry
+	// {name, value} (Calico's) only defines a name that
+	// prefixAdvertisements refer to.
+	Communities []CommunityEntry `json:"communities,omitempty"`
+	// PrefixAdvertisements attach communities to the routes a node exports
+	// whose prefix is inside a CIDR (Calico's): each community is a name
+	// from communities or a literal. A route inside several CIDRs carries
+	// the communities of all of them.
+	PrefixAdvertisements []PrefixAdvertisement `json:"prefixAdvertisements,omitempty"`
+	// ServiceClusterIPs are advertised whole by every node (Calico's).
+	ServiceClusterIPs []ServiceIPBlock `json:"serviceClusterIPs,omitempty"`
+	// ServiceExternalIPs and ServiceLoadBalancerIPs are ranges of service
+	// addresses: a node advertises, as a host route (/32, /128), every
+	// address inside them that is assigned to one of its interfaces (see
+	// docs/policy.md); nodes with the same address give their peers ECMP.
+	ServiceExternalIPs     []ServiceIPBlock `json:"serviceExternalIPs,omitempty"`
+	ServiceLoadBalancerIPs []ServiceIPBlock `json:"serviceLoadBalancerIPs,omitempty"`
+	// DrainTime is how long a node that is drained (Node spec.bgp.drain)
+	// advertises its routes with the GRACEFUL_SHUTDOWN community (RFC
+	// 8326) before it closes its sessions (default 15s, at most 3600s).
+	DrainTime Duration `json:"drainTime,omitempty"`
 	// LogSeverity is the log level of the node agents and reflectors:
 	// Debug, Info (default), Warning, Error or Fatal (Calico's; taken as
 	// Error). A node's "node.<name>" configuration overrides the global
@@ -74,6 +94,7 @@ const (
 	DefaultRestartTime     = 120 * time.Second
 	DefaultStaleRoutesTime = 360 * time.Second
 	DefaultLogSeverity     = "Info"
+	DefaultDrainTime       = 15 * time.Second
 )
 
 func init() {
@@ -137,6 +158,9 @@ func (c *BGPConfiguration) Default() {
 	if s.EBGPDefaultPolicy == "" {
 		s.EBGPDefaultPolicy = FilterReject
 	}
+	if s.DrainTime == "" {
+		s.DrainTime = DurationOf(DefaultDrainTime)
+	}
 }
 
 // Validate implements Resource.
@@ -154,6 +178,11 @@ func (c *BGPConfiguration) Validate() error {
 			{"gracefulRestart", s.GracefulRestart != nil}, {"communities", s.Communities != nil},
 			{"bfd", s.BFD != nil},
 			{"ebgpDefaultPolicy", s.EBGPDefaultPolicy != ""},
+			{"prefixAdvertisements", s.PrefixAdvertisements != nil},
+			{"serviceClusterIPs", s.ServiceClusterIPs != nil},
+			{"serviceExternalIPs", s.ServiceExternalIPs != nil},
+			{"serviceLoadBalancerIPs", s.ServiceLoadBalancerIPs != nil},
+			{"drainTime", s.DrainTime != ""},
 		} {
 			if f.set {
 				fe.add("spec."+f.name, nil, "may only be set in the global %q BGPConfiguration", DefaultBGPConfigurationName)
@@ -172,11 +201,8 @@ func (c *BGPConfiguration) Validate() error {
 		wholeSeconds(&fe, "spec.gracefulRestart.staleRoutesTime", gr.StaleRoutesTime, time.Second, 24*time.Hour)
 	}
 	validateBFD(&fe, "spec.bfd", s.BFD)
-	for i, cm := range s.Communities {
-		if _, err := ParseCommunity(cm); err != nil {
-			fe.add(fmt.Sprintf("spec.communities[%d]", i), cm, "%v", err)
-		}
-	}
+	validateAdvertisements(&fe, s)
+	wholeSeconds(&fe, "spec.drainTime", s.DrainTime, 0, time.Hour)
 	switch s.EBGPDefaultPolicy {
 	case "", FilterAccept, FilterReject:
 	default:

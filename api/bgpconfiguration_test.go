@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +15,7 @@ func TestBGPConfigurationDefault(t *testing.T) {
 		GracefulRestart:   &GracefulRestart{Enabled: ptr(true), RestartTime: "2m0s", StaleRoutesTime: "6m0s"},
 		LogSeverity:       "Info",
 		EBGPDefaultPolicy: "Reject",
+		DrainTime:         "15s",
 	}
 	with := func(f func(*BGPConfigurationSpec)) BGPConfigurationSpec {
 		s := full
@@ -65,8 +68,11 @@ func TestBGPConfigurationValidate(t *testing.T) {
 		{"per-node global fields", func(c *BGPConfiguration) {
 			c.Name = "node.n1"
 			c.Spec.ASNumber = ptr(uint32(1))
-			c.Spec.Communities = []string{"1:1"}
-		}, []string{"spec.asNumber", "spec.communities"}},
+			c.Spec.Communities = []CommunityEntry{{Value: "1:1"}}
+			c.Spec.PrefixAdvertisements = []PrefixAdvertisement{{CIDR: "10.0.0.0/8", Communities: []string{"1:1"}}}
+			c.Spec.ServiceExternalIPs = []ServiceIPBlock{{CIDR: "10.0.0.0/8"}}
+			c.Spec.DrainTime = "1s"
+		}, []string{"spec.asNumber", "spec.communities", "spec.drainTime", "spec.prefixAdvertisements", "spec.serviceExternalIPs"}},
 		{"ASN 0", spec(func(s *BGPConfigurationSpec) { s.ASNumber = ptr(uint32(0)) }), []string{"spec.asNumber"}},
 		{"port 0", spec(func(s *BGPConfigurationSpec) { s.ListenPort = ptr(0) }), []string{"spec.listenPort"}},
 		{"port 65536", spec(func(s *BGPConfigurationSpec) { s.ListenPort = ptr(65536) }), []string{"spec.listenPort"}},
@@ -84,8 +90,31 @@ func TestBGPConfigurationValidate(t *testing.T) {
 			s.GracefulRestart = &GracefulRestart{RestartTime: "4096s", StaleRoutesTime: "0s"}
 		}), []string{"spec.gracefulRestart.restartTime", "spec.gracefulRestart.staleRoutesTime"}},
 		{"communities", spec(func(s *BGPConfigurationSpec) {
-			s.Communities = []string{"65535:65535", "4294967295:0:4294967295", "65536:1", "1", "1:2:3:4", "a:b", "1:-1"}
+			for _, v := range []string{"65535:65535", "4294967295:0:4294967295", "65536:1", "1", "1:2:3:4", "a:b", "1:-1"} {
+				s.Communities = append(s.Communities, CommunityEntry{Value: v})
+			}
 		}), []string{"spec.communities[2]", "spec.communities[3]", "spec.communities[4]", "spec.communities[5]", "spec.communities[6]"}},
+		{"named communities", spec(func(s *BGPConfigurationSpec) {
+			s.Communities = []CommunityEntry{{Name: "rack-1", Value: "65000:1"}, {Name: "rack-1", Value: "65000:2"},
+				{Name: "Bad_Name", Value: "1:1"}, {Name: "big", Value: "1:2:3:4"}}
+		}), []string{"spec.communities[1].name", "spec.communities[2].name", "spec.communities[3].value"}},
+		{"prefix advertisements", spec(func(s *BGPConfigurationSpec) {
+			s.Communities = []CommunityEntry{{Name: "rack-1", Value: "65000:1"}}
+			s.PrefixAdvertisements = []PrefixAdvertisement{
+				{CIDR: "10.65.0.0/16", Communities: []string{"rack-1", "65000:2", "1:2:3"}},
+				{CIDR: "10.65.0.1/16", Communities: []string{"rack-2"}},
+				{CIDR: "fd00::/64"},
+				{CIDR: "nope", Communities: []string{"1:1"}},
+			}
+		}), []string{"spec.prefixAdvertisements[1].cidr", "spec.prefixAdvertisements[1].communities[0]",
+			"spec.prefixAdvertisements[2].communities", "spec.prefixAdvertisements[3].cidr"}},
+		{"service ranges", spec(func(s *BGPConfigurationSpec) {
+			s.ServiceClusterIPs = []ServiceIPBlock{{CIDR: "10.96.0.0/12"}, {CIDR: "10.96.0.1/12"}}
+			s.ServiceExternalIPs = []ServiceIPBlock{{CIDR: "192.0.2.0/24"}, {CIDR: ""}}
+			s.ServiceLoadBalancerIPs = []ServiceIPBlock{{CIDR: "fd00:5::/112"}, {CIDR: "300.0.0.0/8"}}
+		}), []string{"spec.serviceClusterIPs[1].cidr", "spec.serviceExternalIPs[1].cidr", "spec.serviceLoadBalancerIPs[1].cidr"}},
+		{"drain time", spec(func(s *BGPConfigurationSpec) { s.DrainTime = "2h" }), []string{"spec.drainTime"}},
+		{"drain time fraction", spec(func(s *BGPConfigurationSpec) { s.DrainTime = "1.5s" }), []string{"spec.drainTime"}},
 		{"log severity", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "info" }), []string{"spec.logSeverity"}},
 		{"log severity fatal", spec(func(s *BGPConfigurationSpec) { s.LogSeverity = "Fatal" }), nil},
 		{"ebgp default accept", spec(func(s *BGPConfigurationSpec) { s.EBGPDefaultPolicy = "Accept" }), nil},
@@ -115,6 +144,44 @@ func TestParseCommunity(t *testing.T) {
 		}
 		if got.String() != tt.in {
 			t.Errorf("String() = %q, want %q", got.String(), tt.in)
+		}
+	}
+}
+
+func TestCommunityEntryJSON(t *testing.T) {
+	in := `{"apiVersion":"bgpfabric.io/v1","kind":"BGPConfiguration","metadata":{"name":"default"},"spec":{"communities":["65000:1",{"name":"rack-1","value":"65000:2:3"}],` +
+		`"prefixAdvertisements":[{"cidr":"10.65.0.0/16","communities":["rack-1","65000:9"]},{"cidr":"10.65.1.0/24","communities":["65000:1"]}]}}`
+	var c BGPConfiguration
+	if err := json.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	want := []CommunityEntry{{Value: "65000:1"}, {Name: "rack-1", Value: "65000:2:3"}}
+	if diff := cmp.Diff(want, c.Spec.Communities); diff != "" {
+		t.Errorf("communities (-want +got):\n%s", diff)
+	}
+	out, err := json.Marshal(c.Spec.Communities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); got != `["65000:1",{"name":"rack-1","value":"65000:2:3"}]` {
+		t.Errorf("marshalled %s", got)
+	}
+	if err := json.Unmarshal([]byte(`{"name":"x","valu":"1:1"}`), new(CommunityEntry)); err == nil {
+		t.Error("unknown field accepted")
+	}
+	a := ParseAdvertisements(&c)
+	mk := func(s string) Community { cm, _ := ParseCommunity(s); return cm }
+	for _, tc := range []struct {
+		prefix string
+		want   []Community
+	}{
+		{"10.65.1.5/32", []Community{mk("65000:1"), mk("65000:2:3"), mk("65000:9")}},
+		{"10.65.2.0/26", []Community{mk("65000:1"), mk("65000:2:3"), mk("65000:9")}},
+		{"10.0.0.0/8", []Community{mk("65000:1")}},
+		{"10.66.0.1/32", []Community{mk("65000:1")}},
+	} {
+		if diff := cmp.Diff(tc.want, a.CommunitiesFor(netip.MustParsePrefix(tc.prefix))); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.prefix, diff)
 		}
 	}
 }

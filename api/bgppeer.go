@@ -44,6 +44,15 @@ type BGPPeerSpec struct {
 	// KeepOriginalNextHop leaves the next hop of routes advertised to the
 	// peer as it was, instead of setting it to this node.
 	KeepOriginalNextHop bool `json:"keepOriginalNextHop,omitempty"`
+	// NextHopMode is Calico's: Auto (default: next hop self towards eBGP
+	// peers, unchanged towards iBGP peers), Self (always this node, also
+	// on routes it reflects to iBGP peers) or Keep (always unchanged, also
+	// towards eBGP peers: keepOriginalNextHop, which it replaces).
+	NextHopMode string `json:"nextHopMode,omitempty"`
+	// LocalASNumber is the AS this node uses on the peer's sessions
+	// instead of its own (Calico's): the session is eBGP when it differs
+	// from the peer's.
+	LocalASNumber *uint32 `json:"localASNumber,omitempty"`
 	// MaxPrefixes is the most prefixes accepted from the peer before the
 	// session is closed; 0 is unlimited.
 	MaxPrefixes uint32 `json:"maxPrefixes,omitempty"`
@@ -81,6 +90,13 @@ type SecretKeySelector struct {
 	Name string `json:"name"`
 	Key  string `json:"key"`
 }
+
+// Values of BGPPeerSpec.NextHopMode.
+const (
+	NextHopModeAuto = "Auto"
+	NextHopModeSelf = "Self"
+	NextHopModeKeep = "Keep"
+)
 
 // Values of BGPPeerSpec.SourceAddress.
 const (
@@ -150,6 +166,16 @@ func (p *BGPPeer) Validate() error {
 		validateSelector(&fe, "spec.peerSelector", s.PeerSelector)
 	}
 	validateASN(&fe, "spec.asNumber", s.ASNumber)
+	validateASN(&fe, "spec.localASNumber", s.LocalASNumber)
+	switch s.NextHopMode {
+	case "", NextHopModeAuto, NextHopModeKeep:
+	case NextHopModeSelf:
+		if s.KeepOriginalNextHop {
+			fe.add("spec.nextHopMode", s.NextHopMode, "must not be Self with spec.keepOriginalNextHop")
+		}
+	default:
+		fe.add("spec.nextHopMode", s.NextHopMode, "must be Auto, Self or Keep")
+	}
 	if pw := s.Password; pw != nil {
 		switch ref := pw.SecretKeyRef; {
 		case ref == nil:

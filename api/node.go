@@ -34,6 +34,12 @@ type NodeBGPSpec struct {
 	// RouteReflectorClusterID makes the node a route reflector of that
 	// cluster (a dotted quad).
 	RouteReflectorClusterID string `json:"routeReflectorClusterID,omitempty"`
+	// Drain starts a graceful shutdown of the node's BGP (RFC 8326, set by
+	// `bgpfabric node drain`): it advertises its routes again with the
+	// GRACEFUL_SHUTDOWN community for BGPConfiguration's drainTime, so
+	// that peers move their traffic away, then closes its sessions, and
+	// keeps them closed until drain is unset (`bgpfabric node undrain`).
+	Drain bool `json:"drain,omitempty"`
 }
 
 func init() {

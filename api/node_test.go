@@ -39,6 +39,7 @@ func TestNodeValidate(t *testing.T) {
 	runValidation(t, base, []validationCase[*Node]{
 		{"valid", func(*Node) {}, nil},
 		{"no BGP", func(n *Node) { n.Spec.BGP = nil }, nil},
+		{"drained", bgp(func(b *NodeBGPSpec) { b.Drain = true }), nil},
 		{"IPv4 /32", bgp(func(b *NodeBGPSpec) { b.IPv4Address = "10.0.0.0/32" }), nil},
 		{"IPv4 /31", bgp(func(b *NodeBGPSpec) { b.IPv4Address = "10.0.0.0/31" }), nil},
 		{"IPv6 only with router ID", bgp(func(b *NodeBGPSpec) { b.IPv4Address = ""; b.RouterID = "1.2.3.4" }), nil},

@@ -156,6 +156,7 @@ func (b *builder) forward(p *peer, typ api.BGPPeerType) {
 		}
 		s := b.base(f, typ)
 		s.PeerAddress, s.PeerPort, s.PeerAS = p.ip, p.port, *p.as
+		s.LocalAS = p.localAS(n)
 		if r := p.ipNode; r != nil {
 			s.PeerNode, s.PeerClusterID = r.name, r.clusterID
 			if s.PeerPort == 0 {
@@ -185,10 +186,21 @@ func (b *builder) forward(p *peer, typ api.BGPPeerType) {
 				if p.as != nil {
 					as = *p.as
 				}
-				b.offer(b.finish(b.toNode(r, f, typ, as), p))
+				s := b.toNode(r, f, typ, as)
+				s.LocalAS = p.localAS(n)
+				b.offer(b.finish(s, p))
 			}
 		}
 	}
+}
+
+// localAS is the AS node n uses on BGPPeer p's sessions: the peer's
+// localASNumber, or n's own.
+func (p *peer) localAS(n *node) uint32 {
+	if p.s.localAS != 0 {
+		return p.s.localAS
+	}
+	return n.as
 }
 
 // reverse adds the sessions back to the nodes that have BGPPeer p's
@@ -208,7 +220,8 @@ func (b *builder) reverse(p *peer) {
 		}
 		for _, f := range fams {
 			if b.n.addr(f).IsValid() && r.addr(f).IsValid() {
-				b.offer(b.finish(b.toNode(r, f, api.PeerTypeNode, r.as), p))
+				// r uses p's localASNumber on this session.
+				b.offer(b.finish(b.toNode(r, f, api.PeerTypeNode, p.localAS(r)), p))
 			}
 		}
 	}
@@ -264,13 +277,16 @@ func (b *builder) finish(s Session, p *peer) Session {
 		}
 		s.Password = p.s.password
 		s.KeepOriginalNextHop = p.s.keepNextHop
+		s.NextHopSelf = p.s.nextHopSelf
 		s.MaxPrefixes = p.s.maxPrefixes
 		s.HoldTime, s.KeepaliveTime = p.s.hold, p.s.keepalive
 		s.TTLSecurity, s.EBGPMultihop = p.s.ttlSecurity, p.s.ebgpMultihop
 		s.BFD = p.s.bfd.effective()
 	}
 	s.EBGP = s.PeerAS != s.LocalAS
-	if !s.EBGP {
+	if s.EBGP {
+		s.NextHopSelf = false // always, as eBGP does
+	} else {
 		s.KeepOriginalNextHop = false
 		local := b.n.clusterID
 		switch {

@@ -237,6 +237,64 @@ func TestFabric(t *testing.T) {
 			},
 		},
 		{
+			name: "localASNumber and nextHopMode",
+			in: Input{
+				Nodes: []*api.Node{
+					mkNode("n1", "10.0.1.1/24", "", withAS(65001)),
+					mkNode("n2", "10.0.1.2/24", "", withAS(65001)),
+					mkNode("n3", "10.0.1.3/24", "", withAS(65001)),
+				},
+				BGPConfigurations: []*api.BGPConfiguration{meshOff()},
+				BGPPeers: []*api.BGPPeer{
+					mkPeer("tor-as", func(s *api.BGPPeerSpec) {
+						s.Node, s.PeerIP, s.ASNumber = "n1", "10.0.1.254", ptr(uint32(65101))
+						s.LocalASNumber = ptr(uint32(65111))
+						s.NextHopMode = api.NextHopModeKeep
+					}),
+					mkPeer("ibgp-self", func(s *api.BGPPeerSpec) {
+						s.Node, s.PeerIP, s.ASNumber = "n2", "10.0.1.253", ptr(uint32(65001))
+						s.NextHopMode = api.NextHopModeSelf
+					}),
+					mkPeer("ebgp-self", func(s *api.BGPPeerSpec) { // eBGP is self anyway
+						s.Node, s.PeerIP, s.ASNumber = "n2", "10.0.1.252", ptr(uint32(65102))
+						s.NextHopMode = api.NextHopModeSelf
+					}),
+					mkPeer("local-as-same", func(s *api.BGPPeerSpec) { // iBGP by localASNumber
+						s.Node, s.PeerIP, s.ASNumber = "n3", "10.0.1.251", ptr(uint32(65200))
+						s.LocalASNumber = ptr(uint32(65200))
+					}),
+				},
+			},
+			want: map[string][]string{
+				"n1": {"10.0.1.254:179 node eBGP as 65111->65101 from 10.0.1.1 bgppeer tor-as next-hop-keep"},
+				"n2": {
+					"10.0.1.252:179 node eBGP as 65001->65102 from 10.0.1.2 bgppeer ebgp-self",
+					"10.0.1.253:179 node iBGP as 65001 from 10.0.1.2 bgppeer ibgp-self next-hop-self",
+				},
+				"n3": {"10.0.1.251:179 node iBGP as 65200 from 10.0.1.3 bgppeer local-as-same"},
+			},
+		},
+		{
+			name: "localASNumber on a peerSelector peer: the reverse session expects it",
+			in: Input{
+				Nodes: []*api.Node{
+					mkNode("n1", "10.0.0.1/24", ""),
+					mkNode("n2", "10.0.0.2/24", "", withLabels("role", "edge")),
+				},
+				BGPConfigurations: []*api.BGPConfiguration{meshOff()},
+				BGPPeers: []*api.BGPPeer{
+					mkPeer("to-edge", func(s *api.BGPPeerSpec) {
+						s.Node, s.PeerSelector = "n1", "role == 'edge'"
+						s.LocalASNumber = ptr(uint32(65111))
+					}),
+				},
+			},
+			want: map[string][]string{
+				"n1": {"10.0.0.2:179 node eBGP as 65111->64512 from 10.0.0.1 bgppeer to-edge node n2 passive"},
+				"n2": {"10.0.0.1:179 node eBGP as 64512->65111 from 10.0.0.2 bgppeer to-edge node n1"},
+			},
+		},
+		{
 			name: "precedence: global BGPPeer, then node BGPPeer, then mesh",
 			in: Input{
 				Nodes: []*api.Node{

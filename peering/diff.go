@@ -123,6 +123,7 @@ var fields = []field{
 	{"GracefulRestart", true, differ(func(s *Session) GracefulRestart { return s.GracefulRestart })},
 	{"Password", true, differ(func(s *Session) SecretRef { return s.Password })},
 	{"KeepOriginalNextHop", false, differ(func(s *Session) bool { return s.KeepOriginalNextHop })},
+	{"NextHopSelf", false, differ(func(s *Session) bool { return s.NextHopSelf })},
 	{"MaxPrefixes", false, differ(func(s *Session) uint32 { return s.MaxPrefixes })},
 	{"TTLSecurity", true, differ(func(s *Session) uint8 { return s.TTLSecurity })},
 	{"EBGPMultihop", true, differ(func(s *Session) uint8 { return s.EBGPMultihop })},

@@ -140,7 +140,9 @@ func checkSymmetric(t *testing.T, fab map[string]Result) {
 			if back.PeerNode != name {
 				errs = append(errs, fmt.Sprintf("back.PeerNode %q", back.PeerNode))
 			}
-			if s.PeerAS != peer.Local.AS || back.PeerAS != r.Local.AS || s.EBGP != back.EBGP {
+			// Each end's peer AS is the other's local AS (its node's, or
+			// a BGPPeer's localASNumber).
+			if s.PeerAS != back.LocalAS || back.PeerAS != s.LocalAS || s.EBGP != back.EBGP {
 				errs = append(errs, fmt.Sprintf("AS %d/%d vs %d/%d", s.PeerAS, s.LocalAS, back.PeerAS, back.LocalAS))
 			}
 			if s.PeerPort != peer.Local.ListenPort || back.PeerPort != r.Local.ListenPort {

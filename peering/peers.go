@@ -43,6 +43,8 @@ type settings struct {
 	sourceNone      bool
 	password        SecretRef
 	keepNextHop     bool
+	nextHopSelf     bool
+	localAS         uint32 // BGPPeer localASNumber, 0 for the node's
 	maxPrefixes     uint32
 	hold, keepalive time.Duration
 	ttlSecurity     uint8
@@ -127,7 +129,11 @@ func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
 	if pw := s.Password; pw != nil && pw.SecretKeyRef != nil {
 		st.password = SecretRef{Name: pw.SecretKeyRef.Name, Key: pw.SecretKeyRef.Key}
 	}
-	st.keepNextHop = s.KeepOriginalNextHop
+	st.keepNextHop = s.KeepOriginalNextHop || s.NextHopMode == api.NextHopModeKeep
+	st.nextHopSelf = s.NextHopMode == api.NextHopModeSelf
+	if s.LocalASNumber != nil {
+		st.localAS = *s.LocalASNumber
+	}
 	st.maxPrefixes = s.MaxPrefixes
 	var fixed string
 	st.hold, st.keepalive, fixed = resolveTimers(m.cfg.hold, m.cfg.keepalive, s.HoldTime, s.KeepaliveTime)

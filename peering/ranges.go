@@ -45,9 +45,12 @@ type PeerRange struct {
 	GracefulRestart     GracefulRestart
 	Password            SecretRef
 	KeepOriginalNextHop bool
-	MaxPrefixes         uint32
-	TTLSecurity         uint8
-	EBGPMultihop        uint8
+	// NextHopSelf sets our address as the next hop of every route sent
+	// (iBGP only: BGPPeer nextHopMode Self).
+	NextHopSelf  bool
+	MaxPrefixes  uint32
+	TTLSecurity  uint8
+	EBGPMultihop uint8
 }
 
 // String renders the range on one line, as Session.String does, e.g.
@@ -70,6 +73,9 @@ func (r PeerRange) String() string {
 		fmt.Fprintf(&b, " rr-client cluster %s", r.ClusterID)
 	}
 	writeOptions(&b, r.Password, r.KeepOriginalNextHop, r.MaxPrefixes, r.TTLSecurity, r.EBGPMultihop)
+	if r.NextHopSelf {
+		b.WriteString(" next-hop-self")
+	}
 	return b.String()
 }
 
@@ -85,7 +91,7 @@ func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 	r := PeerRange{
 		Prefix:        p.prefix,
 		PeerAS:        n.as,
-		LocalAS:       n.as,
+		LocalAS:       p.localAS(n),
 		Type:          typ,
 		Source:        p.name,
 		HoldTime:      p.s.hold,
@@ -94,6 +100,7 @@ func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 		GracefulRestart:     c.gr,
 		Password:            p.s.password,
 		KeepOriginalNextHop: p.s.keepNextHop,
+		NextHopSelf:         p.s.nextHopSelf,
 		MaxPrefixes:         p.s.maxPrefixes,
 		TTLSecurity:         p.s.ttlSecurity,
 		EBGPMultihop:        p.s.ebgpMultihop,
@@ -102,7 +109,9 @@ func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 		r.PeerAS = *p.as
 	}
 	r.EBGP = r.PeerAS != r.LocalAS
-	if !r.EBGP {
+	if r.EBGP {
+		r.NextHopSelf = false
+	} else {
 		r.KeepOriginalNextHop = false
 		if n.isReflector() {
 			r.RouteReflectorClient, r.ClusterID = true, n.clusterID

@@ -57,6 +57,10 @@ type Session struct {
 	// KeepOriginalNextHop leaves next hops unchanged on routes we send; it
 	// is only ever set on eBGP sessions (iBGP never rewrites next hops).
 	KeepOriginalNextHop bool
+	// NextHopSelf sets our address as the next hop of every route we
+	// send, also of those reflected to iBGP peers (BGPPeer nextHopMode
+	// Self); it is only ever set on iBGP sessions (eBGP does it anyway).
+	NextHopSelf bool
 	// MaxPrefixes closes the session when the peer sends more; 0 is no
 	// limit.
 	MaxPrefixes uint32
@@ -124,6 +128,9 @@ func (s Session) String() string {
 		b.WriteString(" passive")
 	}
 	writeOptions(&b, s.Password, s.KeepOriginalNextHop, s.MaxPrefixes, s.TTLSecurity, s.EBGPMultihop)
+	if s.NextHopSelf {
+		b.WriteString(" next-hop-self")
+	}
 	if s.BFD.Enabled {
 		b.WriteString(" " + s.BFD.String())
 	}

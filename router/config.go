@@ -57,6 +57,11 @@ type Config struct {
 	// table is unchanged). Nil means a netlink subscription in Netns
 	// when Dataplane is nil, and no subscription otherwise.
 	WatchLinks func(ctx context.Context) (<-chan routetable.LinkUpdate, error)
+	// Addresses is the feed of the node's interface addresses, whose
+	// service addresses the router advertises (services.go). Nil means a
+	// netlink subscription in Netns when Dataplane is nil, and no
+	// addresses otherwise.
+	Addresses AddressSource
 	// Protocol marks our kernel routes (default ProtoRouter);
 	// FelixProtocol is the protocol of the routes we export (default
 	// routetable.ProtoFelix).

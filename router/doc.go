@@ -61,7 +61,11 @@
 // dump of the routes with felix's protocol 80): blackholes (affine blocks)
 // and host routes of workloads outside those blocks (borrowed addresses);
 // see Exports. Withdrawal follows felix's delete at once. Routes carry the
-// "default" BGPConfiguration's communities. The speaker's export policy
+// "default" BGPConfiguration's communities and prefixAdvertisements; its
+// service ranges add the cluster IP CIDRs and the node's own addresses in
+// the external and load-balancer ranges (services.go). A drained Node
+// sends them with GRACEFUL_SHUTDOWN, then closes its sessions (drain.go).
+// The speaker's export policy
 // advertises only routes we originate (no transit: nothing learned from a
 // peer is passed on); on a node that is a route reflector (it has a
 // routeReflectorClusterID) iBGP routes are reflected, eBGP ones still not.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 )
 
@@ -19,10 +20,11 @@ import (
 //   - every other route of felix's (routes to other nodes' blocks over
 //     VXLAN, say) is not ours to advertise.
 //
-// The result passes through the export filter, and every route carries
-// the configured communities (the filter may add more). It is sorted by
-// prefix.
-func Exports(fib map[netip.Prefix]routetable.KernelRoute, f *Filter, communities []Community) []LocalRoute {
+// The service routes (services.go) are added to these. The result passes
+// through the export filter, and every route carries the communities that
+// BGPConfiguration's communities and prefixAdvertisements give it (the
+// filter may add more). It is sorted by prefix.
+func Exports(fib map[netip.Prefix]routetable.KernelRoute, f *Filter, adv *api.Advertisements, services []netip.Prefix) []LocalRoute {
 	var blocks []netip.Prefix
 	for dst, r := range fib {
 		if r.Type != routetable.TypeUnicast && r.Type != 0 {
@@ -39,6 +41,16 @@ func Exports(fib map[netip.Prefix]routetable.KernelRoute, f *Filter, communities
 		return false
 	}
 	var out []LocalRoute
+	add := func(dst netip.Prefix) {
+		lr := LocalRoute{Prefix: dst, Communities: adv.CommunitiesFor(dst)}
+		if f != nil {
+			var ok bool
+			if lr.Communities, ok = f.Evaluate(dst, lr.Communities); !ok {
+				return
+			}
+		}
+		out = append(out, lr)
+	}
 	for dst, r := range fib {
 		switch {
 		case r.Type != routetable.TypeUnicast && r.Type != 0:
@@ -46,14 +58,12 @@ func Exports(fib map[netip.Prefix]routetable.KernelRoute, f *Filter, communities
 		default:
 			continue
 		}
-		lr := LocalRoute{Prefix: dst, Communities: slices.Clone(communities)}
-		if f != nil {
-			var ok bool
-			if lr.Communities, ok = f.Evaluate(dst, lr.Communities); !ok {
-				continue
-			}
+		add(dst)
+	}
+	for _, dst := range services {
+		if _, ok := fib[dst]; !ok {
+			add(dst)
 		}
-		out = append(out, lr)
 	}
 	slices.SortFunc(out, func(a, b LocalRoute) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return out
@@ -87,5 +97,6 @@ func exportDiff(announced map[netip.Prefix]LocalRoute, want []LocalRoute) (annou
 }
 
 func sameLocalRoute(a, b LocalRoute) bool {
-	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && slices.Equal(a.Communities, b.Communities)
+	return a.Prefix == b.Prefix && a.NextHop == b.NextHop && slices.Equal(a.Communities, b.Communities) &&
+		a.GracefulShutdown == b.GracefulShutdown
 }

@@ -41,17 +41,31 @@ export:
 	if err != nil {
 		t.Fatal(err)
 	}
+	adv := &api.Advertisements{All: []Community{c}}
+	perPrefix := &api.Advertisements{All: []Community{c}, Prefixes: []api.PrefixCommunities{
+		{Prefix: pfx("10.65.0.0/16"), Communities: []Community{{Global: 65000, Local1: 7}}},
+		{Prefix: pfx("10.65.9.0/24"), Communities: []Community{{Large: true, Global: 65000, Local1: 9, Local2: 9}, c}},
+		{Prefix: pfx("10.96.0.0/12"), Communities: []Community{{Global: 65000, Local1: 96}}},
+	}}
 	for _, tc := range []struct {
-		name string
-		f    *Filter
-		want []string
+		name     string
+		f        *Filter
+		adv      *api.Advertisements
+		services []netip.Prefix
+		want     []string
 	}{
-		{"no filter", nil, []string{"10.65.1.0/26 [64512:1]", "10.65.9.17/32 [64512:1]", "fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1]"}},
-		{"filter", pol.Export, []string{"10.65.1.0/26 [64512:1]", "fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1 64512:2:3]"}},
+		{"no filter", nil, adv, nil, []string{"10.65.1.0/26 [64512:1]", "10.65.9.17/32 [64512:1]", "fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1]"}},
+		{"filter", pol.Export, adv, nil, []string{"10.65.1.0/26 [64512:1]", "fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1 64512:2:3]"}},
+		{"prefix advertisements", nil, perPrefix, nil, []string{"10.65.1.0/26 [64512:1 65000:7]", "10.65.9.17/32 [64512:1 65000:7 65000:9:9]",
+			"fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1]"}},
+		{"services", nil, perPrefix, []netip.Prefix{pfx("10.96.0.0/12"), pfx("192.0.2.7/32"), pfx("10.65.1.5/32")},
+			[]string{"10.65.1.0/26 [64512:1 65000:7]", "10.65.9.17/32 [64512:1 65000:7 65000:9:9]", "10.96.0.0/12 [64512:1 65000:96]",
+				"192.0.2.7/32 [64512:1]", "fd00:65::/122 [64512:1]", "fd00:99::3/128 [64512:1]"}},
+		{"no advertisements", nil, &api.Advertisements{}, nil, []string{"10.65.1.0/26 []", "10.65.9.17/32 []", "fd00:65::/122 []", "fd00:99::3/128 []"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, r := range Exports(fib, tc.f, []Community{c}) {
+			for _, r := range Exports(fib, tc.f, tc.adv, tc.services) {
 				s := r.Prefix.String() + " ["
 				for i, cm := range r.Communities {
 					if i > 0 {

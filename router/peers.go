@@ -25,6 +25,7 @@ func peerConfig(s peering.Session, local peering.Local, password string) PeerCon
 		TTLSecurity:          s.TTLSecurity,
 		EBGPMultihop:         s.EBGPMultihop,
 		KeepOriginalNextHop:  s.KeepOriginalNextHop,
+		NextHopSelf:          s.NextHopSelf,
 		GracefulRestart: GracefulRestart{
 			Enabled:         s.GracefulRestart.Enabled,
 			RestartTime:     s.GracefulRestart.RestartTime,
@@ -55,6 +56,7 @@ func rangeConfig(r peering.PeerRange, password string) PeerRangeConfig {
 		TTLSecurity:          r.TTLSecurity,
 		EBGPMultihop:         r.EBGPMultihop,
 		KeepOriginalNextHop:  r.KeepOriginalNextHop,
+		NextHopSelf:          r.NextHopSelf,
 		GracefulRestart: GracefulRestart{
 			Enabled:         r.GracefulRestart.Enabled,
 			RestartTime:     r.GracefulRestart.RestartTime,

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
+	"reflect"
 	"sync"
 	"time"
 
@@ -149,6 +149,13 @@ func (r *Router) Run(ctx context.Context) error {
 	if watchLinks != nil {
 		spawn(func() { l.runLinks(runCtx, watchLinks) })
 	}
+	addrs := r.cfg.Addresses
+	if addrs == nil && r.cfg.Dataplane == nil {
+		addrs = NetlinkAddresses{Netns: r.cfg.Netns}
+	}
+	if addrs != nil {
+		spawn(func() { l.runAddresses(runCtx, addrs) })
+	}
 	if r.cfg.ControlSocket != "" {
 		srv, err := l.listenControl(r.cfg.ControlSocket)
 		if err != nil {
@@ -204,7 +211,13 @@ type loop struct {
 	started   bool
 	watching  bool
 	gr        bool // graceful restart on (BGPConfiguration)
-	comms     []Community
+	// adv is BGPConfiguration's advertisement settings (communities,
+	// prefixAdvertisements, service ranges).
+	adv api.Advertisements
+	// localAddrs are the node's interface addresses (services.go).
+	localAddrs []netip.Addr
+	// drain is the node's graceful shutdown (drain.go).
+	drain drainState
 	// running are the sessions configured in the speaker, with what
 	// they were configured with; failed are desired sessions that could
 	// not be configured, with the reason.
@@ -496,6 +509,9 @@ func (l *loop) nextWake() time.Time {
 	if s := l.nextSupervisionWake(time.Now()); !s.IsZero() && (t.IsZero() || s.Before(t)) {
 		t = s
 	}
+	if s := l.drainWake(); !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
+	}
 	return t
 }
 
@@ -513,6 +529,7 @@ func (l *loop) reconcile(ctx context.Context) {
 	}
 	now := time.Now()
 	l.supervisionTick(now)
+	l.drainTick(now)
 	if l.resDirty && l.inSync && !l.speakerDown(now) {
 		l.resDirty = false
 		l.reconcilePeers(ctx)
@@ -566,6 +583,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 	}
 	l.warned = warned
 	l.applyConfig(def)
+	l.updateDrain(time.Now(), def) // drain.go
 	if l.started && res.Local != l.local && globalDiffers(l.global(res.Local), l.global(l.local)) {
 		l.lg.Info("node's BGP identity changed: restarting the speaker")
 		l.stopSpeaker(ctx)
@@ -583,9 +601,10 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 		l.watch(ctx)
 	}
 	l.loadPolicy(def) // policy.go
-	l.applySessions(ctx, res.Sessions)
-	l.applyRanges(ctx, res.PeerRanges)
-	l.applyPolicyChanges(ctx, res.Sessions, res.PeerRanges)
+	sessions, ranges := l.drainSessions(res.Sessions, res.PeerRanges)
+	l.applySessions(ctx, sessions)
+	l.applyRanges(ctx, ranges)
+	l.applyPolicyChanges(ctx, sessions, ranges)
 	l.statusDirty = true
 }
 
@@ -605,19 +624,13 @@ func globalDiffers(g, o Global) bool {
 // restart setting, and decides the import hold on the first call.
 func (l *loop) applyConfig(def *api.BGPConfiguration) {
 	gr := true
-	var comms []Community
 	if def != nil {
 		if g := def.Spec.GracefulRestart; g != nil && g.Enabled != nil {
 			gr = *g.Enabled
 		}
-		for _, s := range def.Spec.Communities {
-			if c, err := api.ParseCommunity(s); err == nil {
-				comms = append(comms, c)
-			}
-		}
 	}
-	if !slices.Equal(comms, l.comms) {
-		l.comms = comms
+	if adv := api.ParseAdvertisements(def); !reflect.DeepEqual(adv, l.adv) {
+		l.adv = adv
 		l.exportDirty = true
 	}
 	first := l.holdImport && l.holdUntil.IsZero()
@@ -851,7 +864,7 @@ func (l *loop) reconcileExports(ctx context.Context) {
 	if l.r.cfg.Policy != nil {
 		f = l.r.cfg.Policy.Export
 	}
-	announce, withdraw := exportDiff(l.announced, Exports(l.fib, f, l.comms))
+	announce, withdraw := exportDiff(l.announced, l.drainRoutes(Exports(l.fib, f, &l.adv, l.services())))
 	sp := l.r.cfg.Speaker
 	if len(announce) > 0 {
 		if err := sp.Announce(ctx, announce); err != nil {

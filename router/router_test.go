@@ -188,7 +188,7 @@ func workload(p string, link int) routetable.KernelRoute {
 func TestExportFollowsFIB(t *testing.T) {
 	h := start(t, nil)
 	cfg := meshConfig("90s")
-	cfg.Spec.Communities = []string{"64512:100"}
+	cfg.Spec.Communities = []api.CommunityEntry{{Value: "64512:100"}}
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), cfg)
 	h.fib.ch <- FIBBatch{Snapshot: true, Routes: []FIBEvent{
 		{Route: blackhole("10.65.1.0/26")},

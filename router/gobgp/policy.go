@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/proto"
@@ -125,7 +127,7 @@ func (s *Speaker) assignPoliciesLocked(ctx context.Context) error {
 		}
 		return a.Addr().Compare(b.Addr())
 	})
-	in := []*api.Policy{}
+	in := []*api.Policy{{Name: gshutPolicyName}} // gshut.go
 	out := []*api.Policy{{Name: exportPolicyName}}
 	for _, k := range keys {
 		ip := s.policies[k]
@@ -137,10 +139,7 @@ func (s *Speaker) assignPoliciesLocked(ctx context.Context) error {
 		}
 	}
 	var errs []error
-	if len(in) == 0 {
-		_ = s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name: importAssignment, Direction: api.PolicyDirection_IMPORT}, All: true})
-	} else if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: importAssignment, Direction: api.PolicyDirection_IMPORT, Policies: in, DefaultAction: api.RouteAction_ACCEPT}}); err != nil {
 		errs = append(errs, fmt.Errorf("assigning import policies: %w", err))
 	}
@@ -389,16 +388,22 @@ func hasASLoop(p *api.Path, as uint32) bool {
 // listed with the policy applied. The listing also holds, unmarked, the
 // paths GoBGP dropped before any policy because their AS path has our AS
 // (RFC 4271 9.1.2: a ToR sends a node its own block back): those are not
-// counted either.
+// counted either. Listing costs about 1.5 CPU-s per 100,000 paths, so a
+// peer that sent more than acceptedCountBig is listed at most once per
+// acceptedCountEvery (under the same policy) and shows the last count in
+// between.
 func (s *Speaker) fixAccepted(ctx context.Context, ps []speaker.PeerStatus) {
 	s.peerMu.Lock()
 	filtered := map[netip.Addr]uint32{} // peer -> our AS on its session (0: the global one)
+	gens := map[netip.Addr]string{}     // the import policy's name
 	for who, ip := range s.policies {
 		if who.IsSingleIP() && ip.in != "" {
 			filtered[who.Addr()] = s.peers[who.Addr()].LocalAS
+			gens[who.Addr()] = ip.in
 		}
 	}
 	s.peerMu.Unlock()
+	s.accepted.retain(gens)
 	if len(filtered) == 0 {
 		return
 	}
@@ -413,9 +418,14 @@ func (s *Speaker) fixAccepted(ctx context.Context, ps []speaker.PeerStatus) {
 			filtered[a] = globalAS
 		}
 	}
+	now := time.Now()
 	for i := range ps {
 		localAS, ok := filtered[ps[i].Address]
 		if !ok || ps[i].Dynamic {
+			continue
+		}
+		if n, ok := s.accepted.get(ps[i].Address, gens[ps[i].Address], ps[i].PrefixesReceived, now); ok {
+			ps[i].PrefixesAccepted = n
 			continue
 		}
 		var n uint64
@@ -436,6 +446,63 @@ func (s *Speaker) fixAccepted(ctx context.Context, ps []speaker.PeerStatus) {
 		}
 		if ok {
 			ps[i].PrefixesAccepted = n
+			s.accepted.put(ps[i].Address, gens[ps[i].Address], ps[i].PrefixesReceived, n, now)
 		}
 	}
+}
+
+const (
+	acceptedCountBig   = 10000
+	acceptedCountEvery = 30 * time.Second
+)
+
+// acceptedCache holds the last accepted count of the peers with more than
+// acceptedCountBig paths.
+type acceptedCache struct {
+	mu sync.Mutex
+	m  map[netip.Addr]acceptedCount
+}
+
+type acceptedCount struct {
+	policy string // the import policy's GoBGP name: a new one counts again
+	n      uint64
+	at     time.Time
+}
+
+// retain forgets the peers that no longer have an import policy.
+func (c *acceptedCache) retain(peers map[netip.Addr]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for a := range c.m {
+		if _, ok := peers[a]; !ok {
+			delete(c.m, a)
+		}
+	}
+}
+
+// get returns the cached count if it may stand in for a listing.
+func (c *acceptedCache) get(a netip.Addr, policy string, received uint64, now time.Time) (uint64, bool) {
+	if received <= acceptedCountBig {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[a]
+	if !ok || e.policy != policy || now.Sub(e.at) >= acceptedCountEvery {
+		return 0, false
+	}
+	return min(e.n, received), true
+}
+
+func (c *acceptedCache) put(a netip.Addr, policy string, received, n uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if received <= acceptedCountBig {
+		delete(c.m, a)
+		return
+	}
+	if c.m == nil {
+		c.m = map[netip.Addr]acceptedCount{}
+	}
+	c.m[a] = acceptedCount{policy: policy, n: n, at: now}
 }

@@ -333,3 +333,39 @@ func TestAcceptedCountSkipsLoops(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptedCache: a large peer's accepted count is listed again only
+// after acceptedCountEvery or under a new import policy; a small peer's
+// always; a peer without a policy is forgotten.
+func TestAcceptedCache(t *testing.T) {
+	var c acceptedCache
+	a := netip.MustParseAddr("10.0.0.1")
+	t0 := time.Now()
+	if _, ok := c.get(a, "p1", 100000, t0); ok {
+		t.Fatal("empty cache answered")
+	}
+	c.put(a, "p1", 100000, 65536, t0)
+	for _, tc := range []struct {
+		name     string
+		policy   string
+		received uint64
+		at       time.Duration
+		want     uint64
+		ok       bool
+	}{
+		{"same policy, soon", "p1", 100000, time.Second, 65536, true},
+		{"fewer received than cached accepted", "p1", 20000, time.Second, 20000, true},
+		{"new policy", "p2", 100000, time.Second, 0, false},
+		{"interval over", "p1", 100000, acceptedCountEvery, 0, false},
+		{"small peer", "p1", acceptedCountBig, time.Second, 0, false},
+	} {
+		n, ok := c.get(a, tc.policy, tc.received, t0.Add(tc.at))
+		if n != tc.want || ok != tc.ok {
+			t.Errorf("%s: got %d %v, want %d %v", tc.name, n, ok, tc.want, tc.ok)
+		}
+	}
+	c.retain(map[netip.Addr]string{})
+	if _, ok := c.get(a, "p1", 100000, t0.Add(time.Second)); ok {
+		t.Error("a peer without a policy still cached")
+	}
+}

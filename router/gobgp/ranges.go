@@ -138,15 +138,15 @@ func (s *Speaker) addRange(ctx context.Context, r speaker.PeerRangeConfig) error
 	if err := s.removeLeftoverGroup(ctx, r.Prefix); err != nil {
 		return err
 	}
-	if err := s.setKeepNextHop(ctx, r.Prefix, false, r.KeepOriginalNextHop); err != nil { // nexthop.go
+	if err := s.setNextHop(ctx, r.Prefix, nextHopAuto, rangeNextHop(r)); err != nil { // nexthop.go
 		return err
 	}
 	if _, err := s.setSessionPolicyLocked(ctx, r.Prefix, r.Policy); err != nil { // policy.go
-		_ = s.setKeepNextHop(ctx, r.Prefix, r.KeepOriginalNextHop, false)
+		_ = s.setNextHop(ctx, r.Prefix, rangeNextHop(r), nextHopAuto)
 		return fmt.Errorf("adding peer range %s: %w", r.Prefix, err)
 	}
 	if err := s.srv.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: peerGroupAPI(r)}); err != nil {
-		_ = s.setKeepNextHop(ctx, r.Prefix, r.KeepOriginalNextHop, false)
+		_ = s.setNextHop(ctx, r.Prefix, rangeNextHop(r), nextHopAuto)
 		_ = s.removeSessionPolicyLocked(ctx, r.Prefix)
 		return fmt.Errorf("adding peer range %s: %w", r.Prefix, err)
 	}
@@ -200,7 +200,7 @@ func (s *Speaker) deleteRange(ctx context.Context, p netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("deleting peer range %s: %w", p, err)
 	}
-	if err := s.setKeepNextHop(ctx, p, s.ranges[p].KeepOriginalNextHop, false); err != nil {
+	if err := s.setNextHop(ctx, p, rangeNextHop(s.ranges[p]), nextHopAuto); err != nil {
 		return err
 	}
 	if err := s.removeSessionPolicyLocked(ctx, p); err != nil {

@@ -73,6 +73,8 @@ type Speaker struct {
 	// their names.
 	policies  map[netip.Prefix]*installedPolicy
 	policyGen uint64
+	// accepted caches the large peers' accepted counts (fixAccepted).
+	accepted acceptedCache
 	// originated are the routes we announce (reexport.go).
 	originated originatedRoutes
 
@@ -192,6 +194,16 @@ func (s *Speaker) Start(ctx context.Context, g speaker.Global) error {
 		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 		return err
 	}
+	s.peerMu.Lock()
+	err := s.setGShutPolicy(ctx) // gshut.go
+	if err == nil {
+		err = s.assignPoliciesLocked(ctx)
+	}
+	s.peerMu.Unlock()
+	if err != nil {
+		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		return err
+	}
 	s.started, s.global = true, g
 	return nil
 }
@@ -209,7 +221,7 @@ func (s *Speaker) setExportPolicy(ctx context.Context, p speaker.ExportPolicy) e
 	case speaker.ExportNoExternal:
 		reject = []api.Conditions_RouteType{api.Conditions_ROUTE_TYPE_EXTERNAL}
 	}
-	pol := &api.Policy{Name: exportPolicyName, Statements: []*api.Statement{keepNextHopPolicyStatement()}}
+	pol := &api.Policy{Name: exportPolicyName, Statements: nextHopPolicyStatements()}
 	for i, rt := range reject {
 		pol.Statements = append(pol.Statements, &api.Statement{
 			Name:       exportPolicyName + "-" + strconv.Itoa(i),
@@ -221,7 +233,7 @@ func (s *Speaker) setExportPolicy(ctx context.Context, p speaker.ExportPolicy) e
 	_ = s.srv.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_EXPORT}, All: true})
 	_ = s.srv.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: exportPolicyName}, PreserveStatements: false, All: true})
-	if err := s.resetKeepNextHopSet(ctx); err != nil { // nexthop.go
+	if err := s.resetNextHopSets(ctx); err != nil { // nexthop.go
 		return err
 	}
 	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
@@ -491,16 +503,16 @@ func (s *Speaker) addPeer(ctx context.Context, p speaker.PeerConfig) error {
 	}
 	// Before the session can start, so that its first routes have the
 	// right next hop.
-	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), false, p.KeepOriginalNextHop); err != nil {
+	if err := s.setNextHop(ctx, hostPrefix(p.Address), nextHopAuto, peerNextHop(p)); err != nil {
 		return err
 	}
 	// The route policy too (policy.go): no route may pass before it.
 	if _, err := s.setSessionPolicyLocked(ctx, hostPrefix(p.Address), p.Policy); err != nil {
-		_ = s.setKeepNextHop(ctx, hostPrefix(p.Address), p.KeepOriginalNextHop, false)
+		_ = s.setNextHop(ctx, hostPrefix(p.Address), peerNextHop(p), nextHopAuto)
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
 	}
 	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerAPI(p)}); err != nil {
-		_ = s.setKeepNextHop(ctx, hostPrefix(p.Address), p.KeepOriginalNextHop, false)
+		_ = s.setNextHop(ctx, hostPrefix(p.Address), peerNextHop(p), nextHopAuto)
 		_ = s.removeSessionPolicyLocked(ctx, hostPrefix(p.Address))
 		return fmt.Errorf("adding peer %s: %w", p.Address, err)
 	}
@@ -522,7 +534,7 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bo
 	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerAPI(p)}); err != nil {
 		return fmt.Errorf("updating peer %s: %w", p.Address, err)
 	}
-	if err := s.setKeepNextHop(ctx, hostPrefix(p.Address), s.peers[p.Address].KeepOriginalNextHop, p.KeepOriginalNextHop); err != nil {
+	if err := s.setNextHop(ctx, hostPrefix(p.Address), peerNextHop(s.peers[p.Address]), peerNextHop(p)); err != nil {
 		return err
 	}
 	// What the new export policy no longer sends must be withdrawn,
@@ -558,7 +570,7 @@ func (s *Speaker) deletePeer(ctx context.Context, addr netip.Addr) error {
 	if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
 		return fmt.Errorf("deleting peer %s: %w", addr, err)
 	}
-	if err := s.setKeepNextHop(ctx, hostPrefix(addr), s.peers[addr].KeepOriginalNextHop, false); err != nil {
+	if err := s.setNextHop(ctx, hostPrefix(addr), peerNextHop(s.peers[addr]), nextHopAuto); err != nil {
 		return err
 	}
 	if err := s.removeSessionPolicyLocked(ctx, hostPrefix(addr)); err != nil {
@@ -614,6 +626,11 @@ func localPath(r speaker.LocalRoute, withdraw bool) (*api.Path, error) {
 	}
 	if len(large) > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(large))
+	}
+	if r.GracefulShutdown {
+		// Kept towards iBGP peers, dropped towards eBGP ones
+		// (table.UpdatePathAttrs), as RFC 8326 asks.
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(0))
 	}
 	return apiutil.NewPath(nlri, withdraw, attrs, time.Now())
 }

@@ -124,7 +124,11 @@ type PeerConfig struct {
 	TTLSecurity          uint8
 	EBGPMultihop         uint8
 	KeepOriginalNextHop  bool
-	GracefulRestart      GracefulRestart
+	// NextHopSelf sets the session's local address as the next hop of
+	// every route sent, also those passed on to an iBGP peer
+	// (nextHopMode Self); not with KeepOriginalNextHop.
+	NextHopSelf     bool
+	GracefulRestart GracefulRestart
 	// Families to negotiate: IPv4 and/or IPv6 unicast.
 	IPv4, IPv6 bool
 	// Policy is the session's import and export policy (BGPFilters and
@@ -154,6 +158,7 @@ type PeerRangeConfig struct {
 	TTLSecurity          uint8
 	EBGPMultihop         uint8
 	KeepOriginalNextHop  bool
+	NextHopSelf          bool
 	// GracefulRestart: LocalRestarting is not used (a router that
 	// connects after our restart gets a fresh session).
 	GracefulRestart GracefulRestart
@@ -180,6 +185,10 @@ type LocalRoute struct {
 	// address (next-hop-self), which is what the router always does.
 	NextHop     netip.Addr
 	Communities []api.Community
+	// GracefulShutdown sends the route to iBGP peers with LOCAL_PREF 0
+	// (RFC 8326: a drained node, router/drain.go); the router puts the
+	// GRACEFUL_SHUTDOWN community in Communities.
+	GracefulShutdown bool
 }
 
 // Destination is one prefix in the BGP table.

@@ -41,3 +41,29 @@ func TestPolicyCrossesTheSocket(t *testing.T) {
 		t.Errorf("policy after gob:\n%+v\nwant\n%+v", got.Peer.Policy, pc.Policy)
 	}
 }
+
+// TestAdvertisementFieldsCrossTheSocket: the next-hop mode, local AS and
+// a drained route's graceful-shutdown marking reach the child.
+func TestAdvertisementFieldsCrossTheSocket(t *testing.T) {
+	pc := router.PeerConfig{Address: netip.MustParseAddr("10.0.0.1"), LocalAS: 65111, NextHopSelf: true}
+	rc := router.PeerRangeConfig{Prefix: netip.MustParsePrefix("10.0.0.0/24"), LocalAS: 65111, NextHopSelf: true}
+	routes := []router.LocalRoute{{Prefix: netip.MustParsePrefix("10.65.1.0/26"), GracefulShutdown: true,
+		Communities: []api.Community{api.GracefulShutdownCommunity, {Large: true, Global: 65000, Local1: 1, Local2: 1}}}}
+	var buf bytes.Buffer
+	enc := gob.NewEncoder(&buf)
+	for _, r := range []request{{ID: 1, Op: opAddPeer, Peer: &pc}, {ID: 2, Op: opAddPeerRange, Range: &rc}, {ID: 3, Op: opAnnounce, Routes: routes}} {
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := gob.NewDecoder(&buf)
+	var got [3]request
+	for i := range got {
+		if err := dec.Decode(&got[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(*got[0].Peer, pc) || !reflect.DeepEqual(*got[1].Range, rc) || !reflect.DeepEqual(got[2].Routes, routes) {
+		t.Errorf("after gob: %+v %+v %+v", *got[0].Peer, *got[1].Range, got[2].Routes)
+	}
+}
