@@ -338,14 +338,14 @@ func (s *Server) unlockAndFlush() {
 }
 
 // read receives packets from one socket until it is closed, a batch
-// (recvmmsg) at a time. It never sends and never waits for the sending
+// (one recvmmsg) at a time. It never sends and never waits for the sending
 // path: what a packet makes due now (a Final, a state change) is sent by
 // the timer goroutine, which it wakes.
 func (s *Server) read(r *rxSocket) {
 	defer s.wg.Done()
 	b := newRxBatch(maxBatch)
 	for {
-		n, err := r.batch.ReadBatch(b.msgs, 0)
+		n, err := r.read(b)
 		if err != nil {
 			select {
 			case <-s.stop:
@@ -359,11 +359,11 @@ func (s *Server) read(r *rxSocket) {
 		}
 		now := time.Now()
 		s.mu.Lock()
-		for i := range b.msgs[:n] {
-			m := &b.msgs[i]
-			meta := rxMeta{src: srcOf(m.Addr), multihop: r.multihop}
-			parseControl(m.OOB[:m.NN], &meta)
-			s.eng.receive(m.Buffers[0][:m.N], meta, now)
+		for i := range n {
+			payload, oob, src := b.message(i)
+			meta := rxMeta{src: src, multihop: r.multihop}
+			parseControl(oob, &meta)
+			s.eng.receive(payload, meta, now)
 		}
 		s.kickLocked()
 		s.mu.Unlock()

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,22 +36,9 @@ type udpTransport struct {
 	peerPort       [2]uint16       // [single hop, multihop]
 }
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share: recvmmsg.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-func newBatchConn(c *net.UDPConn, v6 bool) batchConn {
-	if v6 {
-		return ipv6.NewPacketConn(c)
-	}
-	return ipv4.NewPacketConn(c)
-}
-
 type rxSocket struct {
 	conn     *net.UDPConn
-	batch    batchConn
-	raw      syscall.RawConn // for the non-blocking drain
+	raw      syscall.RawConn // for recvmmsg and the drain
 	multihop bool
 }
 
@@ -82,7 +67,7 @@ func (t *udpTransport) openFamily(v6 bool, singlePort, multiPort int) error {
 			c.Close()
 			return fail(err)
 		}
-		rx = append(rx, &rxSocket{conn: c, batch: newBatchConn(c, v6), raw: raw, multihop: i == 1})
+		rx = append(rx, &rxSocket{conn: c, raw: raw, multihop: i == 1})
 	}
 	tx, err := listenTx(v6)
 	if err != nil {
@@ -406,31 +391,82 @@ func parseControl(oob []byte, m *rxMeta) {
 // rxBatch is one reader's scratch: the messages of one recvmmsg and
 // their buffers, allocated once.
 type rxBatch struct {
-	msgs []ipv4.Message
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	bufs  [][rxBufLen]byte
+	oobs  [][rxOOBLen]byte
+	names []unix.RawSockaddrInet6
 }
 
 // rxBufLen is the room for one datagram: a control packet is 24 bytes
-// (more with authentication, which we refuse); a longer datagram is
-// truncated and dropped as malformed or accepted on its first bytes as
-// RFC 5880 allows (the length field rules).
+// (more with authentication, which we refuse); the rest of a longer
+// datagram is cut off (a length field beyond what was read is refused).
 const rxBufLen = 512
 
+// rxOOBLen holds a TTL and a PKTINFO control message of either family.
+const rxOOBLen = 128
+
 func newRxBatch(n int) *rxBatch {
-	b := &rxBatch{msgs: make([]ipv4.Message, n)}
-	for i := range b.msgs {
-		b.msgs[i].Buffers = [][]byte{make([]byte, rxBufLen)}
-		b.msgs[i].OOB = make([]byte, 128)
+	b := &rxBatch{
+		hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n),
+		bufs: make([][rxBufLen]byte, n), oobs: make([][rxOOBLen]byte, n), names: make([]unix.RawSockaddrInet6, n),
+	}
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(rxBufLen)
+		h := &b.hdrs[i].hdr
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Control = &b.oobs[i][0]
 	}
 	return b
 }
 
-// srcOf is a received message's source address.
-func srcOf(a net.Addr) netip.Addr {
-	if u, ok := a.(*net.UDPAddr); ok {
-		ip, _ := netip.AddrFromSlice(u.IP)
-		return ip
+// read waits for datagrams and reads as many as are there, up to the
+// batch's size, with one recvmmsg. Like sendmmsg it is called raw: with
+// MSG_DONTWAIT it does not block, and an empty socket waits through the
+// poller. It returns the number read.
+func (r *rxSocket) read(b *rxBatch) (int, error) {
+	for i := range b.hdrs {
+		h := &b.hdrs[i].hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.SetControllen(rxOOBLen)
+		h.Flags = 0
 	}
-	return netip.Addr{}
+	var n int
+	var errno syscall.Errno
+	err := r.raw.Read(func(fd uintptr) bool {
+		res, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		n, errno = int(res), e
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	}
+	return n, nil
+}
+
+// message returns the i-th datagram of the last read: payload, control
+// messages and source address.
+func (b *rxBatch) message(i int) (payload, oob []byte, src netip.Addr) {
+	h := &b.hdrs[i]
+	n := min(int(h.n), rxBufLen)
+	oobn := min(int(h.hdr.Controllen), rxOOBLen)
+	sa := &b.names[i]
+	switch sa.Family {
+	case unix.AF_INET:
+		src = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
+	case unix.AF_INET6:
+		src = netip.AddrFrom16(sa.Addr)
+	}
+	return b.bufs[i][:n], b.oobs[i][:oobn], src
 }
 
 // drain reads, without waiting, what r's socket holds, and calls fn with
