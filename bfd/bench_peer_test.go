@@ -112,7 +112,7 @@ func BenchmarkServer(b *testing.B) {
 		n    int
 		iv   time.Duration
 		mult int
-	}{{1000, 100 * time.Millisecond, 3}} {
+	}{{1000, 100 * time.Millisecond, 3}, {1000, 300 * time.Millisecond, 3}} {
 		b.Run(fmt.Sprintf("n=%d/interval=%v/mult=%d", c.n, c.iv, c.mult), func(b *testing.B) { benchServer(b, c.n, c.iv, c.mult) })
 	}
 }
