@@ -5,9 +5,10 @@
 // A Server owns every session of a process. It opens one receiving socket
 // per address family and port (3784, 4784) and one sending socket per
 // family (source port in 49152–65535, TTL 255), reads each receiving
-// socket with one goroutine, and runs all sessions' timers from one
-// goroutine with a heap ordered by deadline: no goroutine or ticker per
-// session.
+// socket with one goroutine (recvmmsg), and runs all sessions' timers from
+// one goroutine with a heap ordered by deadline, which also sends every
+// packet (sendmmsg, periodic packets gathered on a 5 ms grid): no
+// goroutine or ticker per session, and receiving never waits for sending.
 //
 // The protocol itself lives in session.go (one session's variables and
 // transitions, RFC 5880 §6.8) and engine.go (lookup, timers, dispatch),

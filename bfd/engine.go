@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -24,6 +25,12 @@ type engine struct {
 	// lingering holds removed sessions still sending AdminDown.
 	lingering map[Key]*session
 	timers    timerHeap
+	// epoch is the time the heap's integer deadlines count from.
+	epoch time.Time
+	stack []int // expiryDue's scratch
+	// quantum, when set, puts periodic transmissions on a grid of that
+	// step from epoch (session.transmitted).
+	quantum time.Duration
 
 	// Filled by receive, fire and remove; drained by the Server.
 	out     []outPacket
@@ -42,7 +49,9 @@ type outPacket struct {
 	peer, local netip.Addr
 	ifindex     int
 	multihop    bool
-	payload     []byte
+	payload     [packetLen]byte
+	// tx is the session's, filled and used by the sending path only.
+	tx *txCache
 }
 
 // rxMeta is what the socket tells about a received packet.
@@ -87,8 +96,11 @@ type StateChange struct {
 	At                            time.Time
 }
 
-func newEngine(seed uint64) *engine {
+// newEngine returns an engine; quantum > 0 puts periodic transmissions
+// on a grid of that step.
+func newEngine(seed uint64, quantum time.Duration) *engine {
 	return &engine{
+		quantum: quantum,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		byDiscr: map[uint32]*session{},
 		byPeer:  map[peerKey][]*session{},
@@ -120,6 +132,7 @@ func (e *engine) add(cfg Config, ifindex int, now time.Time) (*session, error) {
 	e.byDiscr[discr] = s
 	pk := peerKey{k.Peer, k.Multihop}
 	e.byPeer[pk] = append(e.byPeer[pk], s)
+	s.due = e.dueOf(s.deadline())
 	heap.Push(&e.timers, s)
 	return s, nil
 }
@@ -253,6 +266,29 @@ func (e *engine) receive(b []byte, m rxMeta, now time.Time) {
 	e.reschedule(s)
 }
 
+// expiryDue reports whether a detection timer of a session is due at
+// now. It visits only the heap's entries due at now.
+func (e *engine) expiryDue(now time.Time) bool {
+	if len(e.timers) == 0 {
+		return false
+	}
+	lim := e.dueOf(now)
+	stack := append(e.stack[:0], 0)
+	defer func() { e.stack = stack[:0] }()
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(e.timers) || e.timers[i].due > lim {
+			continue
+		}
+		if d := e.timers[i].detectAt; !d.IsZero() && !d.After(now) {
+			return true
+		}
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	return false
+}
+
 // fire runs every timer due at now and returns when the next one is due
 // (zero when none is).
 func (e *engine) fire(now time.Time) time.Time {
@@ -289,19 +325,42 @@ func (e *engine) send(s *session, now time.Time) {
 		local:    s.key.Local,
 		ifindex:  s.ifindex,
 		multihop: s.key.Multihop,
-		payload:  p.Append(make([]byte, 0, packetLen)),
+		tx:       s.tx,
 	})
-	s.transmitted(now, e.rng)
+	o := &e.out[len(e.out)-1]
+	p.Append(o.payload[:0]) // fits: no allocation
+	if e.epoch.IsZero() {
+		e.epoch = now
+	}
+	s.transmitted(now, e.rng, e.epoch, e.quantum)
 }
 
 // reschedule puts s in its place in the heap after any change of its
 // timers; every change of nextTx, detectAt or lingerUntil is followed by
-// it (or by push or drop).
+// it (or by push or drop). A session whose deadline did not change is
+// left in place.
 func (e *engine) reschedule(s *session) {
-	s.due = s.deadline()
+	due := e.dueOf(s.deadline())
+	if due == s.due && s.index >= 0 {
+		return
+	}
+	s.due = due
 	if s.index >= 0 {
 		heap.Fix(&e.timers, s.index)
 	}
+}
+
+// dueOf is a deadline as the heap orders it: nanoseconds since the
+// engine's epoch (monotonic when the times are, as time.Now's are), so
+// that a comparison is one of integers; no deadline is the largest.
+func (e *engine) dueOf(d time.Time) int64 {
+	if d.IsZero() {
+		return math.MaxInt64
+	}
+	if e.epoch.IsZero() {
+		e.epoch = d
+	}
+	return int64(d.Sub(e.epoch))
 }
 
 // timerHeap orders sessions by deadline (cached in due, so that the heap
@@ -309,21 +368,14 @@ func (e *engine) reschedule(s *session) {
 // last.
 type timerHeap []*session
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	a, b := h[i].due, h[j].due
-	if a.IsZero() || b.IsZero() {
-		return b.IsZero() && !a.IsZero()
-	}
-	return a.Before(b)
-}
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
 func (h *timerHeap) Push(x any) {
 	s := x.(*session)
-	s.due = s.deadline()
 	s.index = len(*h)
 	*h = append(*h, s)
 }

@@ -42,7 +42,7 @@ var (
 
 func newSimNet(t *testing.T, cfgA, cfgB Config) (*simNet, *session, *session) {
 	t.Helper()
-	n := &simNet{t: t, now: time.Unix(1_000_000, 0), a: newEngine(1), b: newEngine(2), linkUp: true, ttl: 255}
+	n := &simNet{t: t, now: time.Unix(1_000_000, 0), a: newEngine(1, 0), b: newEngine(2, 0), linkUp: true, ttl: 255}
 	cfgA.Peer, cfgA.Local = addrB, addrA
 	cfgB.Peer, cfgB.Local = addrA, addrB
 	var err error
@@ -86,16 +86,16 @@ func (n *simNet) settle() {
 
 func (n *simNet) deliver(out []outPacket, to *engine, fromA bool) {
 	for _, o := range out {
-		p, err := Parse(o.payload)
+		p, err := Parse(o.payload[:])
 		if err != nil {
-			n.t.Fatalf("engine sent an invalid packet %x: %v", o.payload, err)
+			n.t.Fatalf("engine sent an invalid packet %x: %v", o.payload[:], err)
 		}
 		delivered := n.linkUp && (n.loss == 0 || n.a.rng.Float64() >= n.loss)
 		n.log = append(n.log, simPacket{at: n.now, fromA: fromA, delivered: delivered, p: p})
 		if !delivered {
 			continue
 		}
-		to.receive(o.payload, rxMeta{src: o.local, dst: o.peer, ttl: n.ttl, multihop: o.multihop}, n.now)
+		to.receive(o.payload[:], rxMeta{src: o.local, dst: o.peer, ttl: n.ttl, multihop: o.multihop}, n.now)
 		to.fire(n.now)
 	}
 }
@@ -129,7 +129,7 @@ func checkHeap(t *testing.T, e *engine) {
 		if s.index != i {
 			t.Fatalf("timer %d has index %d", i, s.index)
 		}
-		if !s.due.Equal(s.deadline()) {
+		if s.due != e.dueOf(s.deadline()) {
 			t.Fatalf("timer %d: cached deadline %v, real %v", i, s.due, s.deadline())
 		}
 		if i > 0 && e.timers.Less(i, (i-1)/2) {
@@ -478,7 +478,7 @@ func TestUnknownPeersBounded(t *testing.T) {
 }
 
 func TestJitterFunction(t *testing.T) {
-	n := newEngine(3)
+	n := newEngine(3, 0)
 	for _, mult := range []uint8{1, 3} {
 		hi := 1.0
 		if mult == 1 {
@@ -564,5 +564,35 @@ func TestReAddWhileLingering(t *testing.T) {
 	n.run(5 * time.Second)
 	if sa.counters.Downs != downs || sa.state != StateUp || sb2.state != StateUp {
 		t.Fatalf("flapped after the re-add: A %v, B %v", sa.state, sb2.state)
+	}
+}
+
+// TestTransmitGrid: with a quantum, every periodic transmission is
+// scheduled on the grid (a multiple of the quantum from the origin) and
+// the interval stays within the jitter's bounds (75–100 %, 75–90 % with
+// multiplier 1); intervals too short for the grid keep plain jitter.
+func TestTransmitGrid(t *testing.T) {
+	rng := newEngine(4, 0).rng
+	origin := time.Unix(1_000_000, 0)
+	const q = 5 * time.Millisecond
+	for _, c := range []struct {
+		iv   time.Duration
+		mult uint8
+		grid bool
+	}{{100 * time.Millisecond, 3, true}, {300 * time.Millisecond, 1, true}, {10 * time.Millisecond, 3, false}} {
+		s := &session{cfg: Config{Multiplier: c.mult}, remoteMinRx: c.iv, activeTx: c.iv}
+		lo, hi := jitterBounds(c.iv, c.mult)
+		now := origin.Add(1234567 * time.Nanosecond)
+		for range 10000 {
+			s.transmitted(now, rng, origin, q)
+			d := s.nextTx.Sub(now)
+			if d < lo || d > hi {
+				t.Fatalf("interval %v × %d: next packet after %v, outside [%v, %v]", c.iv, c.mult, d, lo, hi)
+			}
+			if onGrid := s.nextTx.Sub(origin)%q == 0; c.grid && !onGrid {
+				t.Fatalf("interval %v: next packet at %v, not on the %v grid", c.iv, s.nextTx.Sub(origin), q)
+			}
+			now = s.nextTx
+		}
 	}
 }

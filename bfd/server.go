@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -68,9 +69,11 @@ type Server struct {
 	// State changes logged and not logged since the last summary.
 	changesLogged, changesUnlogged uint64
 
-	// sendMu orders sending: see unlockAndFlush. oob is its scratch.
-	sendMu sync.Mutex
-	oob    []byte
+	// sendMu orders sending: see unlockAndFlush. It guards txb and
+	// outFree, the sending path's scratch.
+	sendMu  sync.Mutex
+	txb     txBatch
+	outFree []outPacket
 
 	wake chan struct{} // size 1: the earliest deadline moved
 	stop chan struct{}
@@ -102,9 +105,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		log:  cfg.Logger,
 		tr:   tr,
-		eng:  newEngine(rand.Uint64()),
+		eng:  newEngine(rand.Uint64(), tick),
 		subs: map[*subscriber]struct{}{},
-		oob:  make([]byte, 0, 64), // one IP(V6)_PKTINFO message: 32 or 40 bytes
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
@@ -280,7 +282,7 @@ func (s *Server) kickLocked() {
 	if len(s.eng.timers) == 0 {
 		return
 	}
-	d := s.eng.timers[0].deadline()
+	d := s.roundUp(s.eng.timers[0].deadline())
 	if !d.IsZero() && (s.armedFor.IsZero() || d.Before(s.armedFor)) {
 		select {
 		case s.wake <- struct{}{}:
@@ -297,7 +299,7 @@ func (s *Server) kickLocked() {
 // the Up built by the change.
 func (s *Server) unlockAndFlush() {
 	out, changes := s.eng.out, s.eng.changes
-	s.eng.out, s.eng.changes = nil, nil
+	s.eng.changes = nil
 	var subs []*subscriber
 	var toLog []StateChange
 	if len(changes) > 0 {
@@ -310,13 +312,16 @@ func (s *Server) unlockAndFlush() {
 		s.changesUnlogged += uint64(len(changes) - len(toLog))
 	}
 	s.sendMu.Lock()
+	// The engine fills the spare slice while this one is sent: no
+	// allocation per packet in the steady state.
+	s.eng.out, s.outFree = s.outFree[:0], nil
 	s.mu.Unlock()
 	var failed uint64
-	for i := range out {
-		if err := s.tr.send(&out[i], s.oob[:0]); err != nil {
-			failed++
-		}
+	if len(out) > 0 {
+		failed = s.tr.sendBatch(out, &s.txb)
 	}
+	clear(out) // drop the references to txCaches of removed sessions
+	s.outFree = out[:0]
 	for _, sub := range subs {
 		sub.push(changes)
 	}
@@ -332,13 +337,15 @@ func (s *Server) unlockAndFlush() {
 	}
 }
 
-// read receives packets from one socket until it is closed.
+// read receives packets from one socket until it is closed, a batch
+// (one recvmmsg) at a time. It never sends and never waits for the sending
+// path: what a packet makes due now (a Final, a state change) is sent by
+// the timer goroutine, which it wakes.
 func (s *Server) read(r *rxSocket) {
 	defer s.wg.Done()
-	buf := make([]byte, 1500)
-	oob := make([]byte, 256)
+	b := newRxBatch(maxBatch)
 	for {
-		n, oobn, _, src, err := r.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, err := r.read(b)
 		if err != nil {
 			select {
 			case <-s.stop:
@@ -348,33 +355,71 @@ func (s *Server) read(r *rxSocket) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // e.g. a truncated datagram; nothing to do but read on
+			continue // e.g. a transient error; nothing to do but read on
 		}
-		m := rxMeta{src: src.Addr(), multihop: r.multihop}
-		parseControl(oob[:oobn], &m)
 		now := time.Now()
 		s.mu.Lock()
-		s.eng.receive(buf[:n], m, now)
-		s.eng.fire(now) // answers due now: a Final, a state change
+		for i := range n {
+			payload, oob, src := b.message(i)
+			meta := rxMeta{src: src, multihop: r.multihop}
+			parseControl(oob, &meta)
+			s.eng.receive(payload, meta, now)
+		}
 		s.kickLocked()
-		s.unlockAndFlush()
+		s.mu.Unlock()
 	}
 }
 
-// timerLoop runs every session's timers.
+// tick is the timer goroutine's granularity: periodic transmissions are
+// scheduled on a grid of this step (within the jitter's bounds), and
+// deadlines in the same tick are served by one wakeup, their packets sent
+// by one sendmmsg; a detection timer fires at most one tick late.
+const tick = 5 * time.Millisecond
+
+// roundUp is d rounded up to the engine's grid of ticks (the one
+// periodic transmissions are scheduled on), so that one wakeup serves
+// every deadline of a tick. Caller holds s.mu.
+func (s *Server) roundUp(d time.Time) time.Time {
+	origin := s.eng.epoch
+	if d.IsZero() || origin.IsZero() {
+		return d
+	}
+	off := d.Sub(origin)
+	if r := off % tick; r > 0 {
+		off += tick - r
+	}
+	return origin.Add(off)
+}
+
+// timerLoop runs every session's timers and sends what they make due.
 func (s *Server) timerLoop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	lastSummary := time.Now()
+	drainBuf, drainOOB := make([]byte, rxBufLen), make([]byte, 128)
 	for {
 		now := time.Now()
 		s.mu.Lock()
+		if s.eng.expiryDue(now) {
+			// A detection time ran out. Before believing it, take what
+			// the sockets hold: under load the readers may be late, and
+			// a packet that arrived in time must not be taken for
+			// silence.
+			for _, r := range s.tr.rx {
+				r.drain(drainBuf, drainOOB, func(b, oob []byte, src netip.Addr) {
+					m := rxMeta{src: src, multihop: r.multihop}
+					parseControl(oob, &m)
+					s.eng.receive(b, m, now)
+				})
+			}
+		}
 		next := s.eng.fire(now)
 		if now.Sub(lastSummary) >= summaryInterval {
 			s.summaryLocked()
 			lastSummary = now
 		}
+		next = s.roundUp(next)
 		if wakeSummary := lastSummary.Add(summaryInterval); next.IsZero() || wakeSummary.Before(next) {
 			next = wakeSummary
 		}

@@ -42,7 +42,9 @@ type session struct {
 	lingerUntil time.Time
 	lastRx      time.Time // when the last valid packet came
 	index       int       // in the engine's timer heap; -1 when out
-	due         time.Time // deadline() when last placed in the heap
+	due         int64     // deadline() when last placed in the heap (engine.dueOf)
+	// tx is the sending path's cache of this session's destination.
+	tx *txCache
 
 	counters Counters
 }
@@ -71,6 +73,7 @@ func newSession(cfg Config, ifindex int, discr uint32, now time.Time) *session {
 		localDiscr:  discr,
 		remoteMinRx: time.Microsecond, // RFC 5880 §6.8.1: initialised to 1
 		index:       -1,
+		tx:          &txCache{},
 	}
 	s.desiredMinTx, s.requiredMinRx = s.wantIntervals()
 	s.activeTx, s.activeRx = s.desiredMinTx, s.requiredMinRx
@@ -140,10 +143,11 @@ func jitter(rng *rand.Rand, interval time.Duration, mult uint8) time.Duration {
 // deadline is the earliest time the session needs the engine.
 func (s *session) deadline() time.Time {
 	d := s.nextTx
-	for _, t := range []time.Time{s.detectAt, s.lingerUntil} {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
+	if t := s.detectAt; !t.IsZero() && (d.IsZero() || t.Before(d)) {
+		d = t
+	}
+	if t := s.lingerUntil; !t.IsZero() && (d.IsZero() || t.Before(d)) {
+		d = t
 	}
 	return d
 }
@@ -272,17 +276,41 @@ func (s *session) expire() bool {
 }
 
 // transmitted records a packet sent at now and schedules the next one.
-func (s *session) transmitted(now time.Time, rng *rand.Rand) {
+// With a grid (a quantum q > 0 and its origin), the next packet is
+// scheduled on a multiple of q from the origin, so that the packets of
+// many sessions fall due together and leave in one batch: the jitter is
+// then drawn q above its floor and the time rounded down to the grid, so
+// that the interval stays within the jitter's bounds (§6.8.7). Intervals
+// shorter than 4q are not put on the grid.
+func (s *session) transmitted(now time.Time, rng *rand.Rand, origin time.Time, q time.Duration) {
 	s.counters.TxPackets++
 	if s.sendFinal {
 		s.counters.Finals++
 	}
 	s.sendFinal = false
-	if iv := s.txInterval(); iv > 0 {
-		s.nextTx = now.Add(jitter(rng, iv, s.cfg.Multiplier))
-	} else {
+	iv := s.txInterval()
+	if iv <= 0 {
 		s.nextTx = time.Time{}
+		return
 	}
+	lo, hi := jitterBounds(iv, s.cfg.Multiplier)
+	if q <= 0 || hi-lo <= 2*q {
+		s.nextTx = now.Add(jitter(rng, iv, s.cfg.Multiplier))
+		return
+	}
+	// lo+q..hi, then down to the grid by less than q: within lo..hi.
+	j := lo + q + time.Duration(rng.Float64()*float64(hi-lo-q))
+	next := now.Add(j).Sub(origin)
+	s.nextTx = origin.Add(next - next%q)
+}
+
+// jitterBounds are the bounds of jitter's result.
+func jitterBounds(interval time.Duration, mult uint8) (lo, hi time.Duration) {
+	hi = interval
+	if mult == 1 {
+		hi = time.Duration(float64(interval) * 0.9)
+	}
+	return time.Duration(float64(interval) * 0.75), hi
 }
 
 func (s *session) status() Status {

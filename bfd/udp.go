@@ -26,16 +26,19 @@ const (
 // socket on the single-hop port and one on the multihop port, and one
 // sending socket bound to a port in 49152–65535 that sets the source
 // address and interface of each packet with IP_PKTINFO/IPV6_PKTINFO.
+// Packets are read and sent in batches (recvmmsg, sendmmsg).
 type udpTransport struct {
-	rx       []*rxSocket
-	tx4, tx6 *net.UDPConn
-	err4     error     // why there are no IPv4 sockets
-	err6     error     // why there are no IPv6 sockets
-	peerPort [2]uint16 // [single hop, multihop]
+	rx             []*rxSocket
+	tx4, tx6       *net.UDPConn
+	txRaw4, txRaw6 syscall.RawConn // the same sockets, for sendmmsg
+	err4           error           // why there are no IPv4 sockets
+	err6           error           // why there are no IPv6 sockets
+	peerPort       [2]uint16       // [single hop, multihop]
 }
 
 type rxSocket struct {
 	conn     *net.UDPConn
+	raw      syscall.RawConn // for recvmmsg and the drain
 	multihop bool
 }
 
@@ -59,17 +62,27 @@ func (t *udpTransport) openFamily(v6 bool, singlePort, multiPort int) error {
 		if err != nil {
 			return fail(err)
 		}
-		rx = append(rx, &rxSocket{conn: c, multihop: i == 1})
+		raw, err := c.SyscallConn()
+		if err != nil {
+			c.Close()
+			return fail(err)
+		}
+		rx = append(rx, &rxSocket{conn: c, raw: raw, multihop: i == 1})
 	}
 	tx, err := listenTx(v6)
 	if err != nil {
 		return fail(err)
 	}
+	raw, err := tx.SyscallConn()
+	if err != nil {
+		tx.Close()
+		return fail(err)
+	}
 	t.rx = append(t.rx, rx...)
 	if v6 {
-		t.tx6 = tx
+		t.tx6, t.txRaw6 = tx, raw
 	} else {
-		t.tx4 = tx
+		t.tx4, t.txRaw4 = tx, raw
 	}
 	return nil
 }
@@ -156,32 +169,165 @@ func (t *udpTransport) familyErr(addr netip.Addr) error {
 	return t.err6
 }
 
-// send sends one packet from the sending socket of its family.
-func (t *udpTransport) send(o *outPacket, oob []byte) error {
+// txCache is what the transport derives once from a session's addresses
+// for sending: owned by the sending path (the Server's sendMu).
+type txCache struct {
+	ready   bool
+	name    [unix.SizeofSockaddrInet6]byte // struct sockaddr_in or sockaddr_in6
+	namelen uint32
+	oob     []byte // IP_PKTINFO / IPV6_PKTINFO, or none
+	v6      bool
+	err     error
+}
+
+func (t *udpTransport) prepare(o *outPacket) *txCache {
+	c := o.tx
+	if c == nil {
+		c = &txCache{}
+	}
+	if c.ready {
+		return c
+	}
+	c.ready = true
 	port := t.peerPort[0]
 	if o.multihop {
 		port = t.peerPort[1]
 	}
-	dst := netip.AddrPortFrom(o.peer, port)
-	conn := t.tx4
 	if o.peer.Is4() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&c.name[0]))
+		sa.Family = unix.AF_INET
+		sa.Addr = o.peer.As4()
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(port>>8), byte(port)
+		c.namelen = unix.SizeofSockaddrInet4
 		if o.local.IsValid() || o.ifindex != 0 {
-			oob = appendPktinfo4(oob, o.local, o.ifindex)
+			c.oob = appendPktinfo4(nil, o.local, o.ifindex)
 		}
-	} else {
-		conn = t.tx6
-		if o.local.IsValid() || o.ifindex != 0 {
-			oob = appendPktinfo6(oob, o.local, o.ifindex)
+		if t.tx4 == nil {
+			c.err = fmt.Errorf("no socket for %s", o.peer)
 		}
-		if o.peer.IsLinkLocalUnicast() && o.ifindex != 0 {
-			dst = netip.AddrPortFrom(o.peer.WithZone(fmt.Sprint(o.ifindex)), port)
+		return c
+	}
+	c.v6 = true
+	sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&c.name[0]))
+	sa.Family = unix.AF_INET6
+	sa.Addr = o.peer.As16()
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p[0], p[1] = byte(port>>8), byte(port)
+	if o.peer.IsLinkLocalUnicast() && o.ifindex != 0 {
+		sa.Scope_id = uint32(o.ifindex)
+	}
+	c.namelen = unix.SizeofSockaddrInet6
+	if o.local.IsValid() || o.ifindex != 0 {
+		c.oob = appendPktinfo6(nil, o.local, o.ifindex)
+	}
+	if t.tx6 == nil {
+		c.err = fmt.Errorf("no socket for %s", o.peer)
+	}
+	return c
+}
+
+// mmsghdr is struct mmsghdr of sendmmsg(2).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// txBatch is the sending path's scratch: the messages of one sendmmsg
+// per family, reused from batch to batch.
+type txBatch struct {
+	hdrs [2][]mmsghdr // [IPv4, IPv6]
+	iovs [2][]unix.Iovec
+}
+
+// maxBatch bounds the messages of one sendmmsg or recvmmsg.
+const maxBatch = 64
+
+// sendBatch sends out, at most maxBatch packets per system call per
+// family, and returns how many packets could not be sent.
+//
+// sendmmsg is called raw (no entersyscall): on a UDP socket it does not
+// block (a full send buffer gives EAGAIN, and we wait for room through
+// the poller), it only works, for a while on loopback, where it also
+// delivers to the receiver. Through syscall.Syscall the runtime took the
+// P away during each call and woke another thread to run it, which cost
+// more than the call (measured: docs/bfd.md).
+func (t *udpTransport) sendBatch(out []outPacket, b *txBatch) (failed uint64) {
+	for f := range b.hdrs {
+		b.hdrs[f], b.iovs[f] = b.hdrs[f][:0], b.iovs[f][:0]
+	}
+	flush := func(f int) {
+		if len(b.hdrs[f]) == 0 {
+			return
+		}
+		rc := t.txRaw4
+		if f == 1 {
+			rc = t.txRaw6
+		}
+		// The iovecs are final now: point the headers at them.
+		for i := range b.hdrs[f] {
+			b.hdrs[f][i].hdr.Iov = &b.iovs[f][i]
+		}
+		failed += sendmmsg(rc, b.hdrs[f])
+		b.hdrs[f], b.iovs[f] = b.hdrs[f][:0], b.iovs[f][:0]
+	}
+	for i := range out {
+		o := &out[i]
+		c := t.prepare(o)
+		if c.err != nil {
+			failed++
+			continue
+		}
+		f := 0
+		if c.v6 {
+			f = 1
+		}
+		iov := unix.Iovec{Base: &o.payload[0]}
+		iov.SetLen(packetLen)
+		b.iovs[f] = append(b.iovs[f], iov)
+		h := mmsghdr{}
+		h.hdr.Name = &c.name[0]
+		h.hdr.Namelen = c.namelen
+		h.hdr.SetIovlen(1)
+		if len(c.oob) > 0 {
+			h.hdr.Control = &c.oob[0]
+			h.hdr.SetControllen(len(c.oob))
+		}
+		b.hdrs[f] = append(b.hdrs[f], h)
+		if len(b.hdrs[f]) == maxBatch {
+			flush(f)
 		}
 	}
-	if conn == nil {
-		return fmt.Errorf("no socket for %s", o.peer)
+	flush(0)
+	flush(1)
+	return failed
+}
+
+// sendmmsg sends every message of hs and returns how many failed.
+func sendmmsg(rc syscall.RawConn, hs []mmsghdr) (failed uint64) {
+	for len(hs) > 0 {
+		var n int
+		var errno syscall.Errno
+		err := rc.Write(func(fd uintptr) bool {
+			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[0])), uintptr(len(hs)), 0, 0, 0)
+			if e == unix.EAGAIN {
+				return false // wait for room
+			}
+			n, errno = int(r), e
+			return true
+		})
+		switch {
+		case err != nil: // closed
+			return failed + uint64(len(hs))
+		case errno != 0 || n <= 0:
+			// The first message failed: skip it, send the rest.
+			failed++
+			hs = hs[1:]
+		default:
+			hs = hs[n:]
+		}
 	}
-	_, _, err := conn.WriteMsgUDPAddrPort(o.payload, oob, dst)
-	return err
+	return failed
 }
 
 func appendCmsg(b []byte, level, typ int32, data []byte) []byte {
@@ -211,27 +357,142 @@ func appendPktinfo6(b []byte, src netip.Addr, ifindex int) []byte {
 }
 
 // parseControl reads TTL, destination and interface from a received
-// packet's control messages.
+// packet's control messages, without allocating.
 func parseControl(oob []byte, m *rxMeta) {
 	m.ttl = -1
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return
-	}
-	for _, c := range msgs {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return
+		}
+		data := oob[unix.CmsgLen(0):l]
 		switch {
-		case c.Header.Level == unix.SOL_IP && c.Header.Type == unix.IP_TTL && len(c.Data) >= 4,
-			c.Header.Level == unix.SOL_IPV6 && c.Header.Type == unix.IPV6_HOPLIMIT && len(c.Data) >= 4:
-			m.ttl = int(*(*int32)(unsafe.Pointer(&c.Data[0])))
-		case c.Header.Level == unix.SOL_IP && c.Header.Type == unix.IP_PKTINFO && len(c.Data) >= unix.SizeofInet4Pktinfo:
-			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&c.Data[0]))
+		case h.Level == unix.SOL_IP && h.Type == unix.IP_TTL && len(data) >= 4,
+			h.Level == unix.SOL_IPV6 && h.Type == unix.IPV6_HOPLIMIT && len(data) >= 4:
+			m.ttl = int(*(*int32)(unsafe.Pointer(&data[0])))
+		case h.Level == unix.SOL_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
 			m.dst = netip.AddrFrom4(pi.Addr)
 			m.ifindex = int(pi.Ifindex)
-		case c.Header.Level == unix.SOL_IPV6 && c.Header.Type == unix.IPV6_PKTINFO && len(c.Data) >= unix.SizeofInet6Pktinfo:
-			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&c.Data[0]))
+		case h.Level == unix.SOL_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
 			m.dst = netip.AddrFrom16(pi.Addr)
 			m.ifindex = int(pi.Ifindex)
 		}
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next > len(oob) {
+			return
+		}
+		oob = oob[next:]
+	}
+}
+
+// rxBatch is one reader's scratch: the messages of one recvmmsg and
+// their buffers, allocated once.
+type rxBatch struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	bufs  [][rxBufLen]byte
+	oobs  [][rxOOBLen]byte
+	names []unix.RawSockaddrInet6
+}
+
+// rxBufLen is the room for one datagram: a control packet is 24 bytes
+// (more with authentication, which we refuse); the rest of a longer
+// datagram is cut off (a length field beyond what was read is refused).
+const rxBufLen = 512
+
+// rxOOBLen holds a TTL and a PKTINFO control message of either family.
+const rxOOBLen = 128
+
+func newRxBatch(n int) *rxBatch {
+	b := &rxBatch{
+		hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n),
+		bufs: make([][rxBufLen]byte, n), oobs: make([][rxOOBLen]byte, n), names: make([]unix.RawSockaddrInet6, n),
+	}
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(rxBufLen)
+		h := &b.hdrs[i].hdr
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Control = &b.oobs[i][0]
+	}
+	return b
+}
+
+// read waits for datagrams and reads as many as are there, up to the
+// batch's size, with one recvmmsg. Like sendmmsg it is called raw: with
+// MSG_DONTWAIT it does not block, and an empty socket waits through the
+// poller. It returns the number read.
+func (r *rxSocket) read(b *rxBatch) (int, error) {
+	for i := range b.hdrs {
+		h := &b.hdrs[i].hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.SetControllen(rxOOBLen)
+		h.Flags = 0
+	}
+	var n int
+	var errno syscall.Errno
+	err := r.raw.Read(func(fd uintptr) bool {
+		res, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(len(b.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		n, errno = int(res), e
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, errno
+	}
+	return n, nil
+}
+
+// message returns the i-th datagram of the last read: payload, control
+// messages and source address.
+func (b *rxBatch) message(i int) (payload, oob []byte, src netip.Addr) {
+	h := &b.hdrs[i]
+	n := min(int(h.n), rxBufLen)
+	oobn := min(int(h.hdr.Controllen), rxOOBLen)
+	sa := &b.names[i]
+	switch sa.Family {
+	case unix.AF_INET:
+		src = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
+	case unix.AF_INET6:
+		src = netip.AddrFrom16(sa.Addr)
+	}
+	return b.bufs[i][:n], b.oobs[i][:oobn], src
+}
+
+// drain reads, without waiting, what r's socket holds, and calls fn with
+// each datagram; it returns when the socket is empty.
+func (r *rxSocket) drain(buf, oob []byte, fn func(b []byte, oob []byte, src netip.Addr)) {
+	for {
+		var n, oobn int
+		var from unix.Sockaddr
+		var rerr error
+		// Control, not Read: the reader goroutine holds the descriptor's
+		// read lock while it waits in recvmmsg. MSG_DONTWAIT: an empty
+		// socket ends the drain.
+		err := r.raw.Control(func(fd uintptr) {
+			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT)
+		})
+		if err != nil || rerr != nil {
+			return
+		}
+		var src netip.Addr
+		switch sa := from.(type) {
+		case *unix.SockaddrInet4:
+			src = netip.AddrFrom4(sa.Addr)
+		case *unix.SockaddrInet6:
+			src = netip.AddrFrom16(sa.Addr)
+		}
+		fn(buf[:n], oob[:oobn], src)
 	}
 }
 

@@ -17,12 +17,17 @@ import (
 // reflector keeps a BFD session beside each configured neighbour whose
 // NeighborConfig.BFD enables it. When one goes from Up to Down:
 //   - the neighbour said AdminDown (RFC 5882 §3.2): nothing;
-//   - the session negotiated graceful restart and the neighbour's C bit
-//     is set (RFC 5882 §4.3): nothing; the session is left to its hold
-//     timer, and then to graceful restart;
-//   - otherwise the session is closed with a Cease, subcode 10 "BFD Down"
-//     (RFC 9384), and its routes are withdrawn at once (we sent the
-//     NOTIFICATION, so graceful restart does not keep them).
+//   - an Established session is closed with a Cease, subcode 10 "BFD
+//     Down" (RFC 9384), and its routes are withdrawn at once (we sent the
+//     NOTIFICATION, so graceful restart does not keep them), whatever
+//     the neighbour's C bit: it still holds its TCP session, so no
+//     restart is under way;
+//   - without an Established session, nothing: the session ended before
+//     BFD noticed, as when the neighbour's agent restarts (TCP closes at
+//     once, BFD expires a detection time later), and graceful restart
+//     keeps its routes. We send the C bit clear, so RFC 5882 §4.3.1
+//     (abort a graceful restart on BFD Down) never applies, and §4.3.2
+//     asks not to abort it. Sessions still opening are left alone too.
 //
 // Dynamic neighbours have no BFD.
 
@@ -291,24 +296,28 @@ func (r *Reflector) onBFD(c bfd.StateChange) {
 	}
 }
 
-// bfdDown closes the neighbour's sessions with Cease "BFD Down", except
-// an established one that negotiated graceful restart with a neighbour
-// whose BFD is control-plane independent (C bit).
+// bfdDown closes the neighbour's Established sessions with Cease "BFD
+// Down"; without one, a graceful restart in progress goes on (RFC 5882
+// §4.3.2).
 func (p *peer) bfdDown(c bfd.StateChange) {
 	p.mu.Lock()
 	ss := append([]*session(nil), p.sessions...)
 	p.mu.Unlock()
 	reason := fmt.Sprintf("BFD down (%s)", c.Diag)
+	closed := false
 	for _, s := range ss {
-		if s.State() == StateEstablished && s.neg.gr && c.RemoteControlPlaneIndependent {
-			p.env.bfdDowns.WithLabelValues(bfdActionKept).Inc()
-			p.lim.log(p.log, slog.LevelWarn, "BFD down; the neighbour's BFD is control-plane independent and graceful restart is on: session left to its hold timer")
+		if s.State() != StateEstablished {
 			continue
 		}
 		if s.abort(newNotify(bgp.BGP_ERROR_CEASE, ceaseBFDDown, reason)) {
+			closed = true
 			p.env.bfdDowns.WithLabelValues(bfdActionCease).Inc()
 			p.lim.log(p.log, slog.LevelWarn, "BFD down: session closed (Cease, BFD Down)", logKeyReason, reason)
 		}
+	}
+	if !closed {
+		p.env.bfdDowns.WithLabelValues(bfdActionKept).Inc()
+		p.lim.log(p.log, slog.LevelInfo, "BFD down after the session ended: graceful restart, if any, goes on", logKeyReason, reason)
 	}
 }
 

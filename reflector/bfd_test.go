@@ -89,10 +89,11 @@ func bfdNeighborState(r *Reflector, addr string) NeighborStatus {
 }
 
 // TestBFDDownCease: a BFD session per neighbour that enables BFD; its
-// Down after Up closes the session with Cease, subcode 10 (BFD Down, RFC
-// 9384) and withdraws its routes at once, even with graceful restart;
-// with graceful restart and the neighbour's C bit set, or on the
-// neighbour's AdminDown, the session stays.
+// Down after Up closes the Established session with Cease, subcode 10
+// (BFD Down, RFC 9384) and withdraws its routes at once, even with
+// graceful restart and the neighbour's C bit set; on the neighbour's
+// AdminDown the session stays; a Down once the session has ended (a
+// restart: graceful restart in progress) does nothing (RFC 5882 §4.3.2).
 func TestBFDDownCease(t *testing.T) {
 	fb := &fakeBFD{sessions: map[bfd.Key]bfd.Config{}}
 	cfg := testConfig("127.0.0.2", "127.0.0.3")
@@ -114,23 +115,18 @@ func TestBFDDownCease(t *testing.T) {
 	if got := bfdNeighborState(r, "127.0.0.2").BFD; got != "Up" {
 		t.Errorf("BFD state = %q, want Up", got)
 	}
-	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, func(c *bfd.StateChange) { c.RemoteControlPlaneIndependent = true })
-	fb.emit("127.0.0.2", bfd.StateDown, bfd.StateUp, nil)
 	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, func(c *bfd.StateChange) {
 		c.RemoteState, c.Diag = bfd.StateAdminDown, bfd.DiagNeighborSignaledDown
 	})
 	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionKept)) != 1 {
+	for testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionAdminDown)) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatal("the C-bit Down was not counted")
+			t.Fatal("the AdminDown was not counted")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if st := bfdNeighborState(r, "127.0.0.2"); st.State != StateEstablished {
-		t.Errorf("after a C-bit Down with graceful restart and an AdminDown: state %v, want Established", st.State)
-	}
-	if v := testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionAdminDown)); v != 1 {
-		t.Errorf("peerAdminDown count %v, want 1", v)
+		t.Errorf("after an AdminDown: state %v, want Established", st.State)
 	}
 
 	// New intervals: the BFD session changes, the BGP session stays.
@@ -146,7 +142,7 @@ func TestBFDDownCease(t *testing.T) {
 		t.Errorf("BFD session minTx %v after the change, want 200ms", got)
 	}
 	fb.emit("127.0.0.2", bfd.StateDown, bfd.StateUp, nil)
-	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, nil)
+	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, func(c *bfd.StateChange) { c.RemoteControlPlaneIndependent = true })
 	// The first message a reads is the Cease: no new OPEN, so the BGP
 	// session was not restarted by the BFD change.
 	expectNotification(t, a, bgp.BGP_ERROR_CEASE, ceaseBFDDown)
@@ -164,6 +160,23 @@ func TestBFDDownCease(t *testing.T) {
 			t.Fatalf("status %+v, want BFD Down and the reason", st)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+
+	if v := testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionKept)); v != 0 {
+		t.Errorf("keptGracefulRestart count %v, want 0", v)
+	}
+	// The session is gone: a Down now (as after a neighbour's restart)
+	// has nothing to close.
+	fb.emit("127.0.0.2", bfd.StateDown, bfd.StateUp, nil)
+	fb.emit("127.0.0.2", bfd.StateUp, bfd.StateDown, nil)
+	for testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionKept)) != 1 {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("a Down without a session was not counted as keptGracefulRestart")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if v := testutil.ToFloat64(r.bfd.downs.WithLabelValues(bfdActionCease)); v != 1 {
+		t.Errorf("cease count %v after a Down without a session, want 1", v)
 	}
 
 	// Off: the BFD session goes.

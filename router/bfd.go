@@ -19,13 +19,18 @@ import (
 // while the speaker restarts). What a BFD session that goes from Up to
 // Down does to its BGP session (RFC 5882):
 //   - the peer said AdminDown (§3.2): nothing; that is no path failure;
-//   - graceful restart is on for the session and the peer's C bit is set
-//     (its BFD does not share fate with its control plane, §4.3): nothing
-//     here; the BGP session is left to its hold timer and to graceful
-//     restart, which keeps the routes as stale;
-//   - otherwise the BGP session is ended at once (Speaker.DeletePeer: the
-//     peer's routes are withdrawn now, graceful restart or not, and leave
-//     the kernel) and configured again, to come back when it can.
+//   - the BGP session is not Established: nothing. It ended before BFD
+//     noticed, as when the peer's agent restarts (its TCP connections
+//     close at once, BFD expires a detection time later), and graceful
+//     restart, if negotiated, keeps its routes as stale. We send the C
+//     bit clear (our BFD shares fate with our control plane), so the
+//     rule of §4.3.1 (abort a graceful restart on BFD Down) never
+//     applies; §4.3.2 asks not to abort it;
+//   - the BGP session is Established: it is ended at once
+//     (Speaker.DeletePeer: the peer's routes are withdrawn now and leave
+//     the kernel) and configured again, to come back when it can. The
+//     peer holds its TCP session, so no restart is under way: the path or
+//     the peer's process failed, whatever the peer's C bit.
 //
 // With requireUp the BGP session is not configured in the speaker while
 // its BFD session is not Up (except after the peer's AdminDown).
@@ -221,7 +226,8 @@ func (l *loop) onBFD(ctx context.Context, c bfd.StateChange) {
 	case c.Old != bfd.StateUp || c.New != bfd.StateDown:
 		return
 	}
-	s, running := l.running[a]
+	_, running := l.running[a]
+	established := l.peers[a] != nil && l.peers[a].state == api.BGPEstablished
 	switch {
 	case c.RemoteState == bfd.StateAdminDown:
 		bs.remoteAdmin = true
@@ -234,14 +240,17 @@ func (l *loop) onBFD(ctx context.Context, c bfd.StateChange) {
 		if bs.cfg.RequireUp {
 			l.resDirty = true
 		}
-	case s.GracefulRestart.Enabled && c.RemoteControlPlaneIndependent:
+	case !established:
 		bs.lastDown = "BFD down (" + c.Diag.String() + ") at " + c.At.UTC().Format(time.RFC3339) +
-			": peer's control plane is independent (C bit) and graceful restart is on: BGP session left to its hold timer"
+			": BGP session already down, graceful restart (if any) left to run (RFC 5882 4.3.2)"
 		if l.errLog.Allow(a.String()) {
-			l.lg.Warn("BFD down; the peer's BFD is control-plane independent and graceful restart is on: BGP session left to its hold timer",
+			l.lg.Info("BFD down after the BGP session ended: graceful restart, if any, goes on",
 				logKeyPeer, a, logKeyBFDDiag, c.Diag.String())
 		}
 		l.countBFDDown(bfdActionKept)
+		if bs.cfg.RequireUp {
+			l.resDirty = true // held again until BFD is Up
+		}
 	default:
 		bs.lastDown = "BFD down (" + c.Diag.String() + ") at " + c.At.UTC().Format(time.RFC3339) + ": BGP session reset"
 		if l.errLog.Allow(a.String()) {

@@ -193,6 +193,7 @@ func TestBFDDownResetsPeer(t *testing.T) {
 	fb.emit("10.0.0.2", bfd.StateDown, bfd.StateUp, nil)
 	fb.emit("10.0.0.3", bfd.StateDown, bfd.StateUp, nil)
 	waitUntil(t, "BFD Up in the status", func() bool { p, _ := peerStatus(h, "10.0.0.2"); return p.BFD == "Up" })
+	establish(t, h, "10.0.0.2", "10.0.0.3")
 	h.sp.Calls()
 
 	// Down before Up (Init → Down) is no failure of a working path.
@@ -228,12 +229,26 @@ func TestBFDDownResetsPeer(t *testing.T) {
 	}
 }
 
-// TestBFDGracefulRestartCBit: RFC 5882 §4.3. With graceful restart on,
-// a BFD Down from a peer whose C bit is set leaves the BGP session (and
-// its routes) alone; with the C bit clear it ends the session and its
-// routes at once, graceful restart or not. A peer's AdminDown (§3.2)
-// leaves the BGP session up.
-func TestBFDGracefulRestartCBit(t *testing.T) {
+// establish reports the peers' BGP sessions Established and waits for
+// the status to show it.
+func establish(t *testing.T, h *harness, peers ...string) {
+	t.Helper()
+	for _, p := range peers {
+		h.sp.SetPeerState(PeerEvent{Address: addr(p), State: api.BGPEstablished})
+	}
+	for _, p := range peers {
+		waitUntil(t, p+" Established", func() bool { st, _ := peerStatus(h, p); return st.State == api.BGPEstablished })
+	}
+}
+
+// TestBFDGracefulRestart: RFC 5882 §4.3. A BFD Down whose BGP session
+// has already ended (the peer restarts: its TCP closed at once, BFD
+// expired a detection time later) leaves graceful restart to run: no
+// speaker call, the routes stay (§4.3.2: our C bit is clear). A BFD Down
+// of an Established session ends it and its routes at once, graceful
+// restart on or not, whatever the peer's C bit. A peer's AdminDown
+// (§3.2) leaves the BGP session up.
+func TestBFDGracefulRestart(t *testing.T) {
 	h, fb, reg := startBFD(t)
 	h.res.snapshot(t, node("n1", "10.0.0.1/24"), node("n2", "10.0.0.2/24"), node("n3", "10.0.0.3/24"),
 		bgpConfigBFD(true, &api.BFD{Enabled: ptr(true)}))
@@ -243,18 +258,22 @@ func TestBFDGracefulRestartCBit(t *testing.T) {
 	for _, p := range []string{"10.0.0.2", "10.0.0.3"} {
 		fb.emit(p, bfd.StateDown, bfd.StateUp, nil)
 	}
+	establish(t, h, "10.0.0.2", "10.0.0.3")
 	h.sp.Calls()
-	cbit := func(c *bfd.StateChange) { c.RemoteControlPlaneIndependent = true }
-	fb.emit("10.0.0.2", bfd.StateUp, bfd.StateDown, cbit)
+	// n2 restarts: its BGP session ends (graceful restart keeps its
+	// routes), then its BFD expires.
+	h.sp.SetPeerState(PeerEvent{Address: addr("10.0.0.2"), State: api.BGPActive})
+	waitUntil(t, "n2 Active", func() bool { st, _ := peerStatus(h, "10.0.0.2"); return st.State == api.BGPActive })
+	fb.emit("10.0.0.2", bfd.StateUp, bfd.StateDown, nil)
 	adminDown := func(c *bfd.StateChange) { c.RemoteState, c.Diag = bfd.StateAdminDown, bfd.DiagNeighborSignaledDown }
 	fb.emit("10.0.0.3", bfd.StateUp, bfd.StateDown, adminDown)
 	waitUntil(t, "status", func() bool {
 		p2, _ := peerStatus(h, "10.0.0.2")
 		p3, _ := peerStatus(h, "10.0.0.3")
-		return strings.Contains(p2.LastError, "C bit") && strings.Contains(p3.LastError, "AdminDown")
+		return strings.Contains(p2.LastError, "graceful restart (if any) left to run") && strings.Contains(p3.LastError, "AdminDown")
 	})
 	if c := h.sp.Calls(); len(c) != 0 {
-		t.Errorf("speaker calls with the C bit set or on AdminDown: %v", c)
+		t.Errorf("speaker calls on a BFD Down during a restart or on AdminDown: %v", c)
 	}
 	for _, a := range []string{bfdActionKept, bfdActionAdminDown} {
 		if v := metricValue(t, reg, "bgpfabric_router_bfd_down_total", "action", a); v != 1 {
@@ -264,9 +283,10 @@ func TestBFDGracefulRestartCBit(t *testing.T) {
 	if got := renderKernel(h.dp, 81); !cmp.Equal(both, got) {
 		t.Errorf("routes = %v, want both kept", got)
 	}
-	// C bit clear: the session and its routes go now.
+	// Established, the peer's C bit set, graceful restart on: the
+	// session and its routes go now.
 	fb.emit("10.0.0.3", bfd.StateDown, bfd.StateUp, nil)
-	fb.emit("10.0.0.3", bfd.StateUp, bfd.StateDown, nil)
+	fb.emit("10.0.0.3", bfd.StateUp, bfd.StateDown, func(c *bfd.StateChange) { c.RemoteControlPlaneIndependent = true })
 	waitUntil(t, "n3's route withdrawn", func() bool { return cmp.Equal(both[:1], renderKernel(h.dp, 81)) })
 	if diff := cmp.Diff([]string{"DeletePeer 10.0.0.3", "AddPeer 10.0.0.3"}, h.sp.Calls()); diff != "" {
 		t.Errorf("speaker calls (-want +got):\n%s", diff)
@@ -296,6 +316,7 @@ func TestBFDRequireUp(t *testing.T) {
 	waitUntil(t, "tor configured", func() bool { return peerAddrs(h.sp) == "10.0.0.2/90 10.0.0.254/90" })
 	h.sp.Learn(Destination{Prefix: pfx("10.9.0.0/16"), Paths: []Path{{NextHop: addr("10.0.0.254"), Peer: addr("10.0.0.254"), PeerAS: 65000}}})
 	waitUntil(t, "route installed", func() bool { return len(renderKernel(h.dp, 81)) == 1 })
+	establish(t, h, "10.0.0.254")
 	h.sp.Calls()
 	fb.emit("10.0.0.254", bfd.StateUp, bfd.StateDown, nil)
 	waitUntil(t, "route withdrawn", func() bool { return len(renderKernel(h.dp, 81)) == 0 })
