@@ -97,6 +97,9 @@ type Interface struct {
 	// BridgePort is the other end's name in the segment's namespace.
 	BridgePort string
 	IPv4, IPv6 netip.Prefix
+	// Impair is the impairment of what the node sends through the
+	// interface, from boot on; nil for none.
+	Impair *ImpairPlan
 }
 
 // Neighbor is one BGP session of a node that AgentRouter runs.
@@ -164,9 +167,19 @@ type FaultPlan struct {
 	Name   string
 	Action string
 	Node   string
-	// Interface is the node's interface for link faults.
+	// Interface is the node's interface for link, impair and flap
+	// faults.
 	Interface string
 	Duration  time.Duration
+	// Impair is an impair fault's impairment.
+	Impair *ImpairPlan
+	// Nodes and From are a partition's sides, as node names; OneWay
+	// drops only what Nodes send to From.
+	Nodes, From []string
+	OneWay      bool
+	// Count and Interval: a flap's.
+	Count    int
+	Interval time.Duration
 }
 
 // CheckPlan holds the checks.
