@@ -17,7 +17,9 @@ import (
 // Impairments are qdiscs on an interface's egress, set through rtnetlink:
 // a netem qdisc (handle 1:) at the root for delay, jitter, loss,
 // duplication, reordering and corruption, and a tbf qdisc for the rate
-// limit, at the root when there is no netem, else as netem's child. The
+// limit, at the root when there is no netem, else as netem's child.
+// Random loss alone (no correlation, nothing else netem does) is an
+// nftables rule on the interface's egress hook instead (setLoss). The
 // netem message is built here from a thread inside the interface's
 // namespace: vishvananda/netlink's Netem type has no delay distribution
 // and counts latency in scheduler ticks, where netem takes nanoseconds.
@@ -50,9 +52,16 @@ const (
 	tbfMinBurst = 3000
 )
 
-// needsNetem reports whether an impairment has more than a rate limit.
+// lossByNft reports whether an impairment's only netem part is random,
+// uncorrelated loss: that is an nftables rule (setLoss), which kernels
+// without netem have too.
+func lossByNft(ip *topology.ImpairPlan) bool {
+	return ip.Loss > 0 && ip.LossCorrelation == 0 && ip.Delay == 0 && ip.Jitter == 0 && ip.Duplicate == 0 && ip.Reorder == 0 && ip.Corrupt == 0
+}
+
+// needsNetem reports whether an impairment needs a netem qdisc.
 func needsNetem(ip *topology.ImpairPlan) bool {
-	return ip.Delay > 0 || ip.Jitter > 0 || ip.Loss > 0 || ip.Duplicate > 0 || ip.Reorder > 0 || ip.Corrupt > 0
+	return !lossByNft(ip) && (ip.Delay > 0 || ip.Jitter > 0 || ip.Loss > 0 || ip.Duplicate > 0 || ip.Reorder > 0 || ip.Corrupt > 0)
 }
 
 // SetImpairment puts an impairment on what leaves an interface of a
@@ -75,11 +84,16 @@ func (n *Net) SetImpairment(netnsName, ifname string, ip *topology.ImpairPlan) e
 	idx := link.Attrs().Index
 	// Remove what is there: deleting the root qdisc deletes its child.
 	// The kernel's default (noqueue on a veth) comes back.
-	if err := removeRoot(nlh, link); err != nil {
+	if err := errors.Join(removeRoot(nlh, link), n.setLoss(netnsName, ifname, 0)); err != nil {
 		return fmt.Errorf("removing the impairment of %s in %s: %w", ifname, netnsName, err)
 	}
 	if ip == nil {
 		return nil
+	}
+	if lossByNft(ip) {
+		if err := n.setLoss(netnsName, ifname, ip.Loss); err != nil {
+			return fmt.Errorf("impairing %s in %s (%s): %w", ifname, netnsName, ip, err)
+		}
 	}
 	tbfParent := uint32(netlink.HANDLE_ROOT)
 	if needsNetem(ip) {
@@ -184,7 +198,7 @@ func normalTable() []byte {
 }
 
 // Qdiscs lists the sim's qdiscs on an interface (netem, tbf): none
-// when it is not impaired. For tests and status.
+// when it is not impaired (but for loss alone, see Tables). For tests.
 func (n *Net) Qdiscs(netnsName, ifname string) ([]netlink.Qdisc, error) {
 	nlh, err := n.Netlink(netnsName)
 	if err != nil {

@@ -228,3 +228,97 @@ func TestImpairRate(t *testing.T) {
 		t.Errorf("without the limit 2 MB took %s (with it %s)", unlimited, limited)
 	}
 }
+
+// TestImpairLoss: random loss alone is an nftables rule on the egress
+// hook (no netem needed): 100% loss on the ext-a - ext-b link stops every
+// ping across it, 50% loses about half of 200 packets, and removing it
+// takes the table away and lets everything through.
+func TestImpairLoss(t *testing.T) {
+	run, plan := newRunOf(t, 13, small+`    impair: {loss: 100%}
+`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nb, err := netbuild.Build(ctx, plan, run, netbuild.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nb.Close()
+	aNS, bNS := plan.Node("ext-a").Netns, plan.Node("ext-b").Netns
+	a, _ := nb.Handle(aNS)
+	b := plan.Node("ext-b").IPv4.Addr()
+	if tabs, err := nb.Tables(aNS); err != nil || len(tabs) != 1 {
+		t.Fatalf("ext-a's tables: %v %v, want its loss table", tabs, err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	r := probe.Ping(pctx, a, b)
+	pcancel()
+	if r.OK {
+		t.Error("ping over the link with 100% loss succeeded")
+	}
+	// 50% on ext-a's end only: a UDP burst of 200 datagrams loses about
+	// half (binomial: 60..140 is beyond six standard deviations).
+	// One answered ping first, with no loss: the neighbour entry, failed
+	// under 100% loss, must be resolved again, or the burst waits in its
+	// queue.
+	for _, end := range []struct{ ns, ifc string }{{aNS, "eth1"}, {bNS, "eth0"}} {
+		if err := nb.SetImpairment(end.ns, end.ifc, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	minRTT(t, a, b, 1)
+	if err := nb.SetImpairment(aNS, "eth1", &topology.ImpairPlan{Loss: 50}); err != nil {
+		t.Fatal(err)
+	}
+	bh, _ := nb.Handle(bNS)
+	var rx *net.UDPConn
+	if err := netbuild.Do(bh, func() error {
+		var err error
+		rx, err = net.ListenUDP("udp", &net.UDPAddr{Port: 7001})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	var tx net.Conn
+	if err := netbuild.Do(a, func() error {
+		var err error
+		tx, err = net.Dial("udp", b.String()+":7001")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	const sent = 200
+	for i := range sent {
+		if _, err := tx.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 19 {
+			time.Sleep(time.Millisecond) // pace the burst: the loss, not a full socket buffer, must drop
+		}
+	}
+	got := 0
+	buf := make([]byte, 16)
+	for {
+		rx.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := rx.Read(buf); err != nil {
+			break
+		}
+		got++
+	}
+	t.Logf("50%% loss: %d of %d datagrams arrived", got, sent)
+	if got < 60 || got > 140 {
+		t.Errorf("with 50%% loss %d of %d datagrams arrived", got, sent)
+	}
+	if err := nb.SetImpairment(aNS, "eth1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{aNS, bNS} {
+		if tabs, err := nb.Tables(ns); err != nil || len(tabs) != 0 {
+			t.Errorf("tables left in %s: %v %v", ns, tabs, err)
+		}
+	}
+	if got := minRTT(t, a, b, 1); got <= 0 {
+		t.Errorf("ping over the healed link: %s", got)
+	}
+}
