@@ -263,6 +263,21 @@ func (p *Plan) Node(name string) *NodePlan {
 	return p.byName[name]
 }
 
+// Interface returns the name of a node's interface on a segment, or of
+// its link to peer (give one of the two), or "".
+func (p *Plan) Interface(node, segment, peer string) string {
+	n := p.Node(node)
+	if n == nil {
+		return ""
+	}
+	for _, ifc := range n.Interfaces {
+		if (segment != "" && ifc.Segment == segment) || (peer != "" && ifc.PeerNode == peer) {
+			return ifc.Name
+		}
+	}
+	return ""
+}
+
 // Segment returns the segment named name, or nil.
 func (p *Plan) Segment(name string) *SegmentPlan {
 	for _, s := range p.Segments {
