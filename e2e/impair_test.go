@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/vishvananda/netlink"
 
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
@@ -241,4 +247,74 @@ func TestPauseAgentAndFlap(t *testing.T) {
 		t.Errorf("flap: eth0 went down %d times (want 3), up at the end: %v", downs, last)
 	}
 	t.Logf("flap: %+v", fr)
+}
+
+// TestPartitionDatastore cuts node-1 off from the datastore only: its
+// status records, no longer kept alive, expire (5 s TTL here), which
+// shows the cut; meanwhile it keeps its BGP sessions and its routes, and
+// a TCP stream from its workload across the fabric never stalls. Healed,
+// it reports again and the fabric converges.
+func TestPartitionDatastore(t *testing.T) {
+	requireFabric(t)
+	topo, err := topology.Parse("impair.yaml", []byte(impairTopo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := sim.Options{Binary: binary, Grace: 3 * time.Second, DatastoreRelay: true,
+		NodeCommand: append(append([]string(nil), sim.DefaultNodeCommand...), "--status-ttl", "5s")}
+	f := sim.BootT(t, topo, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, f)
+		}
+	})
+	converge(t, f)
+	requireChecks(t, f)
+	before, err := f.Routes("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := startStream(t, f, "node-1", "node-2")
+	ctx := context.Background()
+	heal, err := f.PartitionDatastore([]string{"node-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := f.Client().Get(ctx, api.KindFelixStatus, "", "node-1")
+		if errors.Is(err, datastore.ErrNotFound) {
+			break
+		}
+		if time.Since(cut) > 30*time.Second {
+			t.Fatalf("node-1's FelixStatus still there %s after the cut (err %v): it is not cut off", time.Since(cut), err)
+		}
+		<-tick.C
+	}
+	t.Logf("node-1's status expired %s after the cut", time.Since(cut).Round(time.Millisecond))
+	wait(ctx, holdTime) // past a hold time: nothing BGP may have noticed
+	if !established(t, f, "node-2", "node-1") || !established(t, f, "node-3", "node-1") {
+		t.Error("node-1's sessions went down when it lost only the datastore")
+	}
+	after, err := f.Routes("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, after, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); d != "" {
+		t.Errorf("node-1's routes changed while it was cut off from the datastore (-before +after):\n%s", d)
+	}
+	if err := heal(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireChecks(t, f)
+	st := stream.Stop(2 * time.Second)
+	t.Logf("stream node-1 -> node-2 across the cut: %d sent, %d echoed, longest gap %s", st.Sent, st.Echoed, st.MaxGap)
+	if st.Err != nil || st.Echoed != st.Sent || st.MaxGap > time.Second {
+		t.Errorf("the stream suffered: %+v", st)
+	}
 }

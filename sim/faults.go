@@ -56,6 +56,10 @@ func (f *Fabric) Fault(ctx context.Context, fp topology.FaultPlan) (FaultResult,
 		res.StartSeconds = start.Sub(f.bootStart).Seconds()
 	}
 	f.progress("fault %s: %s %s", fp.Name, fp.Action, res.Target)
+	if err := checkFault(fp); err != nil {
+		res.Status, res.Message = Failed, err.Error()
+		return res, nil
+	}
 	w := f.watchFault(ctx, fp)
 	defer w.close()
 	if err := f.inject(ctx, fp); err != nil {
@@ -88,6 +92,8 @@ func (f *Fabric) Fault(ctx context.Context, fp topology.FaultPlan) (FaultResult,
 // faultTarget names what a fault hits, for the timeline.
 func faultTarget(fp topology.FaultPlan) string {
 	switch {
+	case fp.Action == topology.FaultPartition && fp.Datastore:
+		return strings.Join(fp.Nodes, ",") + " | datastore"
 	case fp.Action == topology.FaultPartition:
 		return strings.Join(fp.Nodes, ",") + " | " + strings.Join(fp.From, ",")
 	case fp.Interface != "":
@@ -119,6 +125,31 @@ func faultDetail(fp topology.FaultPlan) string {
 	return s
 }
 
+// checkFault refuses a fault plan built in code (or by `sim fault`) that
+// lacks what its action needs; a topology's faults are validated by
+// topology.Parse already.
+func checkFault(fp topology.FaultPlan) error {
+	switch fp.Action {
+	case topology.FaultImpair:
+		if fp.Impair == nil || fp.Interface == "" {
+			return fmt.Errorf("fault %s: impair needs an interface and an impairment", fp.Name)
+		}
+	case topology.FaultPartition:
+		if len(fp.Nodes) == 0 || (len(fp.From) == 0) != fp.Datastore {
+			return fmt.Errorf("fault %s: partition needs two sets of nodes, or one and the datastore", fp.Name)
+		}
+	case topology.FaultPauseAgent:
+		if fp.Duration <= 0 {
+			return fmt.Errorf("fault %s: pause-agent needs a duration", fp.Name)
+		}
+	case topology.FaultFlap:
+		if fp.Interface == "" || fp.Count < 1 || fp.Interval <= 0 {
+			return fmt.Errorf("fault %s: flap needs an interface, a count and an interval", fp.Name)
+		}
+	}
+	return nil
+}
+
 func (f *Fabric) inject(ctx context.Context, fp topology.FaultPlan) error {
 	restore := func() error { return nil }
 	switch fp.Action {
@@ -146,7 +177,11 @@ func (f *Fabric) inject(ctx context.Context, fp topology.FaultPlan) error {
 		}
 		restore = func() error { return f.Impair(fp.Node, fp.Interface, f.ownImpairment(fp.Node, fp.Interface)) }
 	case topology.FaultPartition:
-		heal, err := f.Partition(fp.Name, fp.Nodes, fp.From, fp.OneWay)
+		partition := func() (func() error, error) { return f.Partition(fp.Name, fp.Nodes, fp.From, fp.OneWay) }
+		if fp.Datastore {
+			partition = func() (func() error, error) { return f.PartitionDatastore(fp.Nodes) }
+		}
+		heal, err := partition()
 		if err != nil {
 			return err
 		}

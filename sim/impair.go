@@ -78,6 +78,34 @@ func (f *Fabric) Partition(name string, nodes, from []string, oneWay bool) (heal
 	return heal, nil
 }
 
+// PartitionDatastore cuts nodes off from the datastore (not from each
+// other): their connections end and new ones go unanswered until heal.
+// It needs the datastore relay (Options.DatastoreRelay, or a topology with
+// such a fault), which a run that outlives its process does not have.
+func (f *Fabric) PartitionDatastore(nodes []string) (heal func() error, err error) {
+	if f.relay == nil {
+		return nil, fmt.Errorf("cutting nodes off from the datastore needs the datastore relay: boot with Options.DatastoreRelay (sim run does when the topology has such a fault; sim up cannot)")
+	}
+	for _, n := range nodes {
+		if f.Plan.Node(n) == nil {
+			return nil, fmt.Errorf("no node %q", n)
+		}
+	}
+	heal = func() error {
+		var errs []error
+		for _, n := range nodes {
+			errs = append(errs, f.relay.setCut(n, false))
+		}
+		return errors.Join(errs...)
+	}
+	for _, n := range nodes {
+		if err := f.relay.setCut(n, true); err != nil {
+			return nil, errors.Join(err, heal())
+		}
+	}
+	return heal, nil
+}
+
 // partitionDrops are the rules that cut a off from b.
 func (f *Fabric) partitionDrops(a, b *topology.NodePlan, oneWay bool) []netbuild.Drop {
 	var out []netbuild.Drop

@@ -680,6 +680,7 @@ func (e *expander) faults() {
 		if f.Action == FaultPartition {
 			fp.Nodes = e.nodeSet(p.key("nodes"), f.Nodes)
 			fp.From = e.nodeSet(p.key("from"), f.From)
+			fp.Datastore = f.Datastore
 			for _, n := range fp.Nodes {
 				if slices.Contains(fp.From, n) {
 					e.c.add(p.key("from"), "node %s is on both sides of the partition", n)

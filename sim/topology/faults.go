@@ -52,15 +52,22 @@ func (c *checker) fault(p path, f Fault) {
 		if len(f.Nodes) == 0 {
 			c.add(p.key("nodes"), "is required for partition: the nodes (or groups) to cut off")
 		}
-		if len(f.From) == 0 {
-			c.add(p.key("from"), "is required for partition: the nodes (or groups) to cut them off from")
+		switch {
+		case f.Datastore && len(f.From) > 0:
+			c.add(p.key("from"), "a partition cuts nodes off from other nodes (from) or from the datastore, not both")
+		case !f.Datastore && len(f.From) == 0:
+			c.add(p.key("from"), "is required for partition: the nodes (or groups) to cut them off from, or datastore: true")
 		}
 		switch f.Direction {
-		case "", DirectionBoth, DirectionOneWay:
+		case "", DirectionBoth:
+		case DirectionOneWay:
+			if f.Datastore {
+				c.add(p.key("direction"), "a datastore partition cuts both directions")
+			}
 		default:
 			c.add(p.key("direction"), "must be both or one-way (got %q)", f.Direction)
 		}
-		used = []string{"nodes", "from", "direction", "duration"}
+		used = []string{"nodes", "from", "datastore", "direction", "duration"}
 	case FaultPauseAgent:
 		needNode()
 		if dur <= 0 {
@@ -83,9 +90,9 @@ func (c *checker) fault(p path, f Fault) {
 	set := map[string]bool{
 		"node": f.Node != "", "segment": f.Segment != "", "peer": f.Peer != "", "duration": f.Duration != "",
 		"impair": f.Impair != nil, "nodes": len(f.Nodes) > 0, "from": len(f.From) > 0, "direction": f.Direction != "",
-		"count": f.Count != 0, "interval": f.Interval != "",
+		"count": f.Count != 0, "interval": f.Interval != "", "datastore": f.Datastore,
 	}
-	for _, k := range []string{"node", "segment", "peer", "duration", "impair", "nodes", "from", "direction", "count", "interval"} {
+	for _, k := range []string{"node", "segment", "peer", "duration", "impair", "nodes", "from", "datastore", "direction", "count", "interval"} {
 		if set[k] && !contains(used, k) {
 			c.add(p.key(k), "is not used by %s", f.Action)
 		}

@@ -174,9 +174,11 @@ type FaultPlan struct {
 	// Impair is an impair fault's impairment.
 	Impair *ImpairPlan
 	// Nodes and From are a partition's sides, as node names; OneWay
-	// drops only what Nodes send to From.
+	// drops only what Nodes send to From. Datastore cuts Nodes off from
+	// the datastore instead.
 	Nodes, From []string
 	OneWay      bool
+	Datastore   bool
 	// Count and Interval: a flap's.
 	Count    int
 	Interval time.Duration
@@ -247,6 +249,18 @@ func (p *Plan) anyPair(f FlowPlan) bool {
 		}
 	}
 	return len(from) > 0 && len(to) > 0 && !(len(from) == 1 && len(to) == 1 && from[0] == to[0])
+}
+
+// DatastorePartition reports whether a fault of the plan cuts nodes off
+// from the datastore (the sim then relays each agent's datastore
+// connection).
+func (p *Plan) DatastorePartition() bool {
+	for _, f := range p.Faults {
+		if f.Action == FaultPartition && f.Datastore {
+			return true
+		}
+	}
+	return false
 }
 
 // Node returns the node named name, or nil.

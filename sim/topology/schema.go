@@ -245,9 +245,11 @@ type Fault struct {
 	// interface's own (if any) for the fault's duration.
 	Impair *Impairment `yaml:"impair"`
 	// Nodes and From are the two sides of a partition: node or group
-	// names.
-	Nodes []string `yaml:"nodes"`
-	From  []string `yaml:"from"`
+	// names. Datastore, instead of From, cuts Nodes off from the
+	// datastore only (runs that `sim run` or the Go API boot).
+	Nodes     []string `yaml:"nodes"`
+	From      []string `yaml:"from"`
+	Datastore bool     `yaml:"datastore"`
 	// Direction of a partition: both (default), or one-way: only what
 	// Nodes send to From is dropped.
 	Direction string `yaml:"direction"`
