@@ -48,7 +48,7 @@ type Fabric struct {
 	// relay, if set, relays each agent's datastore connection
 	// (Options.DatastoreRelay).
 	relay *dsRelay
-	procs  procTable
+	procs procTable
 
 	// ctx lives as long as the fabric: listeners and watchers end with it.
 	ctx    context.Context
