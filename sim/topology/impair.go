@@ -67,6 +67,46 @@ func (ip *ImpairPlan) String() string {
 	return strings.Join(parts, " ")
 }
 
+// ParseImpairment validates and parses an impairment given outside a
+// topology file (`sim fault` flags): the error names the fields.
+func ParseImpairment(im *Impairment) (*ImpairPlan, error) {
+	c := &checker{t: &Topology{file: "impairment"}}
+	ip := c.impairment(path{"impair"}, im)
+	if err := c.result(); err != nil {
+		return nil, err
+	}
+	return ip, nil
+}
+
+// NodeSet resolves node and group names to node names, as a partition's
+// sides are.
+func (p *Plan) NodeSet(names []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range names {
+		var found []string
+		if p.Node(name) != nil {
+			found = []string{name}
+		} else {
+			for _, n := range p.Nodes {
+				if n.Group == name {
+					found = append(found, n.Name)
+				}
+			}
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("no node or group %q", name)
+		}
+		for _, n := range found {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
 // impairment validates an impairment at p and returns it parsed (nil for
 // nil).
 func (c *checker) impairment(p path, im *Impairment) *ImpairPlan {
