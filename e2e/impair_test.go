@@ -14,6 +14,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
@@ -316,5 +317,35 @@ func TestPartitionDatastore(t *testing.T) {
 	t.Logf("stream node-1 -> node-2 across the cut: %d sent, %d echoed, longest gap %s", st.Sent, st.Echoed, st.MaxGap)
 	if st.Err != nil || st.Echoed != st.Sent || st.MaxGap > time.Second {
 		t.Errorf("the stream suffered: %+v", st)
+	}
+}
+
+// TestSessionResetTimeline resets the gobgpd reflector's sessions to
+// node-1 (a NOTIFICATION, Cease/administrative reset, through gobgpd's
+// API): node-1's two sessions (IPv4 and IPv6) to it, and no other, show
+// as lost in the fault's timeline entry; they come back and the checks
+// pass.
+func TestSessionResetTimeline(t *testing.T) {
+	nstest.RequireCommand(t, "gobgpd")
+	f := boot(t, "rr-gobgpd")
+	converge(t, f)
+	requireChecks(t, f)
+	fr, checks := f.Fault(context.Background(), topology.FaultPlan{Name: "reset", Action: topology.FaultSessionReset, Node: "reflector", Peer: "node-1"})
+	t.Logf("fault: %+v", fr)
+	if fr.Status != sim.Passed {
+		t.Errorf("fault: %s: %s", fr.Status, fr.Message)
+	}
+	for _, c := range checks {
+		if c.Status != sim.Passed {
+			t.Errorf("after the fault, check %s: %s %v", c.Name, c.Message, c.Failures)
+		}
+	}
+	if fr.SessionsLost != 2 || fr.Target != "reflector - node-1" {
+		t.Errorf("timeline: %d sessions lost (want node-1's 2), target %q", fr.SessionsLost, fr.Target)
+	}
+	for _, n := range []string{"node-1", "node-2"} {
+		if !established(t, f, n, "reflector") {
+			t.Errorf("%s's session to the reflector is not back", n)
+		}
 	}
 }

@@ -96,6 +96,8 @@ func faultTarget(fp topology.FaultPlan) string {
 		return strings.Join(fp.Nodes, ",") + " | datastore"
 	case fp.Action == topology.FaultPartition:
 		return strings.Join(fp.Nodes, ",") + " | " + strings.Join(fp.From, ",")
+	case fp.Action == topology.FaultSessionReset:
+		return fp.Node + " - " + fp.Peer
 	case fp.Interface != "":
 		return fp.Node + " " + fp.Interface
 	}
@@ -141,6 +143,10 @@ func checkFault(fp topology.FaultPlan) error {
 	case topology.FaultPauseAgent:
 		if fp.Duration <= 0 {
 			return fmt.Errorf("fault %s: pause-agent needs a duration", fp.Name)
+		}
+	case topology.FaultSessionReset:
+		if fp.Node == "" || fp.Peer == "" {
+			return fmt.Errorf("fault %s: session-reset needs a node and a peer", fp.Name)
 		}
 	case topology.FaultFlap:
 		if fp.Interface == "" || fp.Count < 1 || fp.Interval <= 0 {
@@ -193,6 +199,8 @@ func (f *Fabric) inject(ctx context.Context, fp topology.FaultPlan) error {
 		restore = func() error { return f.ResumeAgent(fp.Node) }
 	case topology.FaultFlap:
 		return f.Flap(ctx, fp.Node, fp.Interface, fp.Count, fp.Interval)
+	case topology.FaultSessionReset:
+		return f.ResetSession(ctx, fp.Node, fp.Peer)
 	default:
 		return fmt.Errorf("unknown fault action %q", fp.Action)
 	}

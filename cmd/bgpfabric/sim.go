@@ -376,7 +376,9 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if fp.Node != "" {
+			if fp.Action == topology.FaultSessionReset {
+				fp.Peer = peer // the session's other end, not a link
+			} else if fp.Node != "" {
 				n := f.Plan.Node(fp.Node)
 				if n == nil {
 					return fmt.Errorf("no node %q", fp.Node)
@@ -427,7 +429,7 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	s.add(cmd, false)
-	cmd.Flags().StringVar(&fp.Action, "action", "", "kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent or flap")
+	cmd.Flags().StringVar(&fp.Action, "action", "", "kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent, flap or session-reset")
 	// The newer faults' fields (docs/topologies.md, "Faults and the fault
 	// timeline").
 	cmd.Flags().StringSliceVar(&nodes, "nodes", nil, "partition: the nodes (or groups) to cut off")
@@ -449,7 +451,7 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&fp.Node, "node", "", "target node")
 	cmd.Flags().StringVar(&segment, "segment", "", "link faults: the node's port on this segment")
-	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer")
+	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer; session-reset: the session's other end")
 	cmd.Flags().DurationVar(&fp.Duration, "duration", 0, "restore after this long (0: leave it)")
 	return cmd
 }

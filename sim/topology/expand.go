@@ -687,6 +687,11 @@ func (e *expander) faults() {
 				}
 			}
 		}
+		if f.Action == FaultSessionReset {
+			e.sessionReset(p, f, &fp)
+			e.p.Faults = append(e.p.Faults, fp)
+			continue
+		}
 		if f.Node != "" {
 			n := e.p.Node(f.Node)
 			if n == nil {
@@ -706,6 +711,36 @@ func (e *expander) faults() {
 		e.p.Faults = append(e.p.Faults, fp)
 	}
 }
+
+// sessionReset checks a session-reset's ends: two nodes with a BGP
+// session, one of them a gobgpd router, which the sim can tell to reset it
+// (bgpfabric's agents, BIRD and FRR have no such control in the sim).
+func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
+	n, peer := e.p.Node(f.Node), e.p.Node(f.Peer)
+	switch {
+	case n == nil:
+		e.c.add(p.key("node"), "no node %q", f.Node)
+	case peer == nil:
+		e.c.add(p.key("peer"), "no node %q", f.Peer)
+	case !n.resetsSessions() && !peer.resetsSessions():
+		e.c.add(p, "session-reset needs one end of the session to be a gobgpd router (the sim has no reset control for bgpfabric agents, BIRD or FRR yet)")
+	default:
+		r, o := n, peer
+		if !r.resetsSessions() {
+			r, o = peer, n
+		}
+		for _, nb := range r.Neighbors {
+			if nb.Node == o.Name {
+				fp.Peer = f.Peer
+				return
+			}
+		}
+		e.c.add(p.key("peer"), "%s and %s have no BGP session", f.Node, f.Peer)
+	}
+}
+
+// resetsSessions reports whether the sim can reset the node's sessions.
+func (n *NodePlan) resetsSessions() bool { return n.Agent == AgentRouter && n.Router == RouterGoBGPd }
 
 func (e *expander) checks() {
 	ch := e.t.Checks

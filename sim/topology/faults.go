@@ -7,7 +7,7 @@ import (
 
 // faultActions lists the fault actions, for error messages.
 var faultActions = []string{FaultKillAgent, FaultRestartAgent, FaultLinkDown, FaultLinkUp, FaultStopDatastore,
-	FaultImpair, FaultPartition, FaultPauseAgent, FaultFlap}
+	FaultImpair, FaultPartition, FaultPauseAgent, FaultFlap, FaultSessionReset}
 
 // maxFlaps bounds a flap's count.
 const maxFlaps = 1000
@@ -83,6 +83,12 @@ func (c *checker) fault(p path, f Fault) {
 			c.add(p.key("interval"), "is required for flap: how long the link stays down, then up, each time (at most 1h)")
 		}
 		used = []string{"node", "segment", "peer", "count", "interval"}
+	case FaultSessionReset:
+		needNode()
+		if f.Peer == "" {
+			c.add(p.key("peer"), "is required for session-reset: the other end of the BGP session")
+		}
+		used = []string{"node", "peer"}
 	default:
 		c.add(p.key("action"), "must be one of %s (got %q)", strings.Join(faultActions, ", "), f.Action)
 		return

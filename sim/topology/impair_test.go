@@ -37,7 +37,10 @@ func TestImpairAndFaultErrors(t *testing.T) {
 		{"flap without count", good + "faults:\n  - action: flap\n    node: n-1\n    segment: lan\n    interval: 1s\n", `faults[0].count: must be from 1 to 1000 (got 0)`},
 		{"flap without interval", good + "faults:\n  - action: flap\n    node: n-1\n    segment: lan\n    count: 3\n", `faults[0].interval: is required for flap`},
 		{"field the action ignores", good + "faults:\n  - action: kill-agent\n    node: n-1\n    count: 3\n", `t.yaml:8:12: faults[0].count: is not used by kill-agent`},
-		{"unknown action", good + "faults:\n  - action: meteor\n", `faults[0].action: must be one of kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent, flap (got "meteor")`},
+		{"unknown action", good + "faults:\n  - action: meteor\n", `faults[0].action: must be one of kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent, flap, session-reset (got "meteor")`},
+		{"session reset without peer", good + "faults:\n  - action: session-reset\n    node: n-1\n", `faults[0].peer: is required for session-reset`},
+		{"session reset between agents", good + "faults:\n  - action: session-reset\n    node: n-1\n    peer: n-2\n", `t.yaml:6:5: faults[0]: session-reset needs one end of the session to be a gobgpd router`},
+		{"session reset unknown peer", good + "faults:\n  - action: session-reset\n    node: n-1\n    peer: zz\n", `t.yaml:8:11: faults[0].peer: no node "zz"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tc.yaml))

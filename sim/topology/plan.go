@@ -182,6 +182,8 @@ type FaultPlan struct {
 	// Count and Interval: a flap's.
 	Count    int
 	Interval time.Duration
+	// Peer is the other end of a session-reset's session.
+	Peer string
 }
 
 // CheckPlan holds the checks.

@@ -123,6 +123,9 @@ func faultExtra(f FaultPlan) string {
 	if f.OneWay {
 		b.WriteString(" one-way")
 	}
+	if f.Peer != "" {
+		b.WriteString(" peer " + f.Peer)
+	}
 	if f.Count > 0 {
 		fmt.Fprintf(&b, " count %d interval %s", f.Count, f.Interval)
 	}

@@ -217,6 +217,7 @@ const (
 	FaultPartition     = "partition"
 	FaultPauseAgent    = "pause-agent"
 	FaultFlap          = "flap"
+	FaultSessionReset  = "session-reset"
 )
 
 // Partition directions.
@@ -229,7 +230,8 @@ const (
 type Fault struct {
 	Name string `yaml:"name"`
 	// Action is kill-agent, restart-agent, link-down, link-up,
-	// stop-datastore, impair, partition, pause-agent or flap.
+	// stop-datastore, impair, partition, pause-agent, flap or
+	// session-reset (of the BGP session between Node and Peer).
 	Action string `yaml:"action"`
 	// Node is the target of agent, link, impair and flap faults.
 	Node string `yaml:"node"`
