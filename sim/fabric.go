@@ -56,6 +56,8 @@ type Fabric struct {
 
 	mu        sync.Mutex
 	workloads map[string]*workloadState
+	// echoes are the workloads whose fault-timeline echo listener runs.
+	echoes    map[string]bool
 	timings   Timings
 	bootStart time.Time
 

@@ -133,7 +133,8 @@ func (w *faultWatch) startStream(ctx context.Context, f *Fabric, fp topology.Fau
 		return
 	}
 	to, _ := dst.addr(4)
-	if err := probe.ListenEcho(ctx, dst.ns, stallPort); err != nil {
+	if err := f.stallEcho(dst); err != nil {
+		f.log.Warn("fault timeline: no echo listener for the stream", "workload", dst.plan.Name, "err", err)
 		return
 	}
 	s, err := probe.StartStream(ctx, src.ns, to, stallPort, stallInterval)
@@ -141,6 +142,25 @@ func (w *faultWatch) startStream(ctx context.Context, f *Fabric, fp topology.Fau
 		return
 	}
 	w.stream, w.streamDesc = s, src.plan.Name+" -> "+dst.plan.Name
+}
+
+// stallEcho starts the echo listener of the timeline's streams in a
+// workload, once: it lives as long as the fabric, so that one fault's
+// listener, still closing, cannot hold the port against the next's.
+func (f *Fabric) stallEcho(w *workloadState) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.echoes == nil {
+		f.echoes = map[string]bool{}
+	}
+	if f.echoes[w.plan.Name] {
+		return nil
+	}
+	if err := probe.ListenEcho(f.ctx, w.ns, stallPort); err != nil {
+		return err
+	}
+	f.echoes[w.plan.Name] = true
+	return nil
 }
 
 func usesPort(w *topology.WorkloadPlan, port int) bool {
