@@ -112,6 +112,9 @@ func faultDetail(fp topology.FaultPlan) string {
 		s = fp.Impair.String()
 	case topology.FaultPartition:
 		s = "both directions"
+		if fp.Datastore {
+			s = "from the datastore only"
+		}
 		if fp.OneWay {
 			s = "one way: what the first set sends to the second is dropped"
 		}
