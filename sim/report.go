@@ -119,6 +119,19 @@ func (r *Report) WriteText(w io.Writer) {
 	tw.Flush()
 }
 
+// timelineText is a fault's timeline entry in one line.
+func (fr FaultResult) timelineText() string {
+	s := fmt.Sprintf("at +%.1fs: %s %s", fr.StartSeconds, fr.Action, fr.Target)
+	if fr.Detail != "" {
+		s += " (" + fr.Detail + ")"
+	}
+	s += fmt.Sprintf("; reconverged in %.2fs; %d sessions lost, %d routes withdrawn", fr.ReconvergeSeconds, fr.SessionsLost, fr.RoutesWithdrawn)
+	if fr.LongestStallSeconds != nil {
+		s += fmt.Sprintf(", longest stall %.2fs (%s)", *fr.LongestStallSeconds, fr.StallFlow)
+	}
+	return s
+}
+
 // writeTimeline prints what each fault hit and changed, in order.
 func (r *Report) writeTimeline(w io.Writer) {
 	if len(r.Faults) == 0 {
@@ -165,6 +178,8 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	// SystemOut carries a fault's timeline entry.
+	SystemOut string `xml:"system-out,omitempty"`
 }
 
 type junitMessage struct {
@@ -199,6 +214,7 @@ func (r *Report) WriteJUnit(file string) error {
 	}
 	for _, fr := range r.Faults {
 		add(fr.Name, r.Fabric+".fault", fr.Seconds, fr.Status, fr.Message, nil)
+		s.Cases[len(s.Cases)-1].SystemOut = fr.timelineText()
 	}
 	s.Time = fmt.Sprintf("%.3f", r.BootSeconds+r.ConvergeSeconds)
 	data, err := xml.MarshalIndent(s, "", "  ")

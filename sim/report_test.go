@@ -82,6 +82,15 @@ func TestReportTimeline(t *testing.T) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
 	}
+	file := filepath.Join(t.TempDir(), "j.xml")
+	if err := r.WriteJUnit(file); err != nil {
+		t.Fatal(err)
+	}
+	var s junitSuite
+	if data, _ := os.ReadFile(file); xml.Unmarshal(data, &s) != nil || len(s.Cases) != 3 ||
+		s.Cases[1].SystemOut != "at +12.3s: partition n-1 | n-2 (both directions, for 5s); reconverged in 0.00s; 2 sessions lost, 4 routes withdrawn, longest stall 6.25s (n-1-w -> n-2-w)" {
+		t.Errorf("junit fault cases: %+v", s.Cases)
+	}
 	data, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
