@@ -122,8 +122,15 @@ func (f *Fabric) StartAgent(node string) error {
 			return err
 		}
 	} else {
-		args = f.opts.agentCommand(n, f.ds.agentEndpoint(), f.run.Dir)
-		env = []string{"BGPFABRIC_DATASTORE=" + f.ds.agentEndpoint(), "BGPFABRIC_NODE_NAME=" + n.Name}
+		ep := f.ds.agentEndpoint()
+		if f.relay != nil {
+			var err error
+			if ep, err = f.relay.endpoint(f.ctx, node); err != nil {
+				return err
+			}
+		}
+		args = f.opts.agentCommand(n, ep, f.run.Dir)
+		env = []string{"BGPFABRIC_DATASTORE=" + ep, "BGPFABRIC_NODE_NAME=" + n.Name}
 	}
 	log := filepath.Join(f.run.Dir, "logs", n.Name+".log")
 	p, err := startIn(f.run, agentProcName(node), h, n.Netns, args, log, env, f.opts.AgentNice)

@@ -45,7 +45,10 @@ type Fabric struct {
 
 	ds     *dsHandle
 	client *datastore.Client
-	procs  procTable
+	// relay, if set, relays each agent's datastore connection
+	// (Options.DatastoreRelay).
+	relay *dsRelay
+	procs procTable
 
 	// ctx lives as long as the fabric: listeners and watchers end with it.
 	ctx    context.Context
@@ -53,6 +56,8 @@ type Fabric struct {
 
 	mu        sync.Mutex
 	workloads map[string]*workloadState
+	// echoes are the workloads whose fault-timeline echo listener runs.
+	echoes    map[string]bool
 	timings   Timings
 	bootStart time.Time
 
@@ -185,6 +190,11 @@ func Boot(ctx context.Context, topo *topology.Topology, o Options) (f *Fabric, e
 	if _, err = f.client.ApplyAll(ctx, plan.Resources); err != nil {
 		return f, fmt.Errorf("applying the plan's resources: %w", err)
 	}
+	if (o.DatastoreRelay || plan.DatastorePartition()) && !o.Keep {
+		if f.relay, err = newDSRelay(f.ds.agentEndpoint(), filepath.Join(run.Dir, "dsr")); err != nil {
+			return f, err
+		}
+	}
 	f.setTiming(func(t *Timings) { t.Datastore = time.Since(t0) })
 	f.progress("datastore %s up, %d resources applied in %s", f.ds.endpoint, len(plan.Resources), time.Since(t0).Round(time.Millisecond))
 
@@ -243,6 +253,9 @@ func (f *Fabric) Close() error {
 		// Agents first, while their datastore still answers: then they
 		// exit at once instead of waiting out the grace time for it.
 		errs = append(errs, f.run.StopProcs(f.opts.Grace))
+		if f.relay != nil {
+			f.relay.close()
+		}
 		f.teardownWorkloads()
 		if f.ds != nil {
 			errs = append(errs, f.ds.close())
@@ -279,6 +292,9 @@ func (f *Fabric) Abandon() {
 		}
 		if f.ds != nil && f.ds.embedded != nil {
 			f.ds.embedded.Close()
+		}
+		if f.relay != nil {
+			f.relay.close()
 		}
 		if f.net != nil {
 			f.net.Close()

@@ -35,6 +35,11 @@ type Options struct {
 	// and the CNI plugin. Default: this process's executable if it is
 	// bgpfabric, else "bgpfabric" from $PATH.
 	Binary string
+	// DatastoreRelay gives every agent its own datastore endpoint,
+	// relayed by this process, so that PartitionDatastore can cut a node
+	// off from the datastore. It is on when the topology has such a
+	// fault; a run that outlives this process (Keep) has none.
+	DatastoreRelay bool
 	// NodeCommand, ReflectorCommand start a node's and a reflector's agent.
 	// Each word may hold the placeholders {bin}, {node}, {datastore},
 	// {netns}, {role} and {rundir}. Defaults: DefaultNodeCommand and

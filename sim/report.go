@@ -90,6 +90,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(tw, "fault %s\t%s\t%s\t\t%.2fs\treconverged in %.2fs %s\n", fr.Name, fr.Action, strings.ToUpper(fr.Status), fr.Seconds, fr.ReconvergeSeconds, fr.Message)
 	}
 	tw.Flush()
+	r.writeTimeline(w)
 	fmt.Fprintf(w, "checks: %d passed, %d failed\n", r.ChecksPassed, r.ChecksFailed)
 	for _, c := range r.Checks {
 		for i, f := range c.Failures {
@@ -114,6 +115,40 @@ func (r *Report) WriteText(w io.Writer) {
 		for _, p := range r.Peers[n] {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n, p.PeerIP, p.AS, p.Type, p.State)
 		}
+	}
+	tw.Flush()
+}
+
+// timelineText is a fault's timeline entry in one line.
+func (fr FaultResult) timelineText() string {
+	s := fmt.Sprintf("at +%.1fs: %s %s", fr.StartSeconds, fr.Action, fr.Target)
+	if fr.Detail != "" {
+		s += " (" + fr.Detail + ")"
+	}
+	s += fmt.Sprintf("; reconverged in %.2fs; %d sessions lost, %d routes withdrawn", fr.ReconvergeSeconds, fr.SessionsLost, fr.RoutesWithdrawn)
+	if fr.LongestStallSeconds != nil {
+		s += fmt.Sprintf(", longest stall %.2fs (%s)", *fr.LongestStallSeconds, fr.StallFlow)
+	}
+	return s
+}
+
+// writeTimeline prints what each fault hit and changed, in order.
+func (r *Report) writeTimeline(w io.Writer) {
+	if len(r.Faults) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nAT\tFAULT\tTARGET\tWHAT\tSESSIONS LOST\tROUTES WITHDRAWN\tLONGEST STALL\n")
+	for _, fr := range r.Faults {
+		stall := "-"
+		if fr.LongestStallSeconds != nil {
+			stall = fmt.Sprintf("%.2fs (%s)", *fr.LongestStallSeconds, fr.StallFlow)
+		}
+		what := fr.Action
+		if fr.Detail != "" {
+			what += ": " + fr.Detail
+		}
+		fmt.Fprintf(tw, "+%.1fs\t%s\t%s\t%s\t%d\t%d\t%s\n", fr.StartSeconds, fr.Name, fr.Target, what, fr.SessionsLost, fr.RoutesWithdrawn, stall)
 	}
 	tw.Flush()
 }
@@ -143,6 +178,8 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitMessage `xml:"failure,omitempty"`
 	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	// SystemOut carries a fault's timeline entry.
+	SystemOut string `xml:"system-out,omitempty"`
 }
 
 type junitMessage struct {
@@ -177,6 +214,7 @@ func (r *Report) WriteJUnit(file string) error {
 	}
 	for _, fr := range r.Faults {
 		add(fr.Name, r.Fabric+".fault", fr.Seconds, fr.Status, fr.Message, nil)
+		s.Cases[len(s.Cases)-1].SystemOut = fr.timelineText()
 	}
 	s.Time = fmt.Sprintf("%.3f", r.BootSeconds+r.ConvergeSeconds)
 	data, err := xml.MarshalIndent(s, "", "  ")

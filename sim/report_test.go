@@ -64,3 +64,40 @@ func TestCommandTemplate(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestReportTimeline(t *testing.T) {
+	stall := 6.25
+	r := &Report{Fabric: "f", Converged: true, Peers: map[string][]PeerState{}, Faults: []FaultResult{
+		{Name: "cut", Action: "partition", Status: Passed, Target: "n-1 | n-2", Detail: "both directions, for 5s", StartSeconds: 12.3,
+			SessionsLost: 2, RoutesWithdrawn: 4, LongestStallSeconds: &stall, StallFlow: "n-1-w -> n-2-w"},
+		{Name: "pause", Action: "pause-agent", Status: Passed, Target: "n-3", StartSeconds: 30},
+	}}
+	var text strings.Builder
+	r.WriteText(&text)
+	for _, want := range []string{
+		"+12.3s  cut    n-1 | n-2  partition: both directions, for 5s  2              4                 6.25s (n-1-w -> n-2-w)",
+		"+30.0s  pause  n-3        pause-agent                         0              0                 -",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	file := filepath.Join(t.TempDir(), "j.xml")
+	if err := r.WriteJUnit(file); err != nil {
+		t.Fatal(err)
+	}
+	var s junitSuite
+	if data, _ := os.ReadFile(file); xml.Unmarshal(data, &s) != nil || len(s.Cases) != 3 ||
+		s.Cases[1].SystemOut != "at +12.3s: partition n-1 | n-2 (both directions, for 5s); reconverged in 0.00s; 2 sessions lost, 4 routes withdrawn, longest stall 6.25s (n-1-w -> n-2-w)" {
+		t.Errorf("junit fault cases: %+v", s.Cases)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"sessions_lost":2`, `"routes_withdrawn":4`, `"longest_stall_seconds":6.25`, `"start_seconds":12.3`, `"target":"n-1 | n-2"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("JSON lacks %s: %s", want, data)
+		}
+	}
+}

@@ -169,3 +169,51 @@ func TestBootCleansCrashedRun(t *testing.T) {
 		t.Error("crashed run's directory left")
 	}
 }
+
+// TestCrashCleanupWithFaultsInPlace: a run that crashes with an
+// impairment, a partition and a paused agent in place leaves nothing once
+// the next boot has cleaned it up: its namespaces (and with them the
+// qdiscs and nftables tables) are gone, and the paused agent too.
+func TestCrashCleanupWithFaultsInPlace(t *testing.T) {
+	nstest.RequireRoot(t)
+	topo, err := topology.Parse("t.yaml", []byte("name: crash2\nsegments:\n  - name: lan\n    impair: {rate: 10mbit}\nnodes:\n  - name: n\n    count: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := standIn(t)
+	o.DatastoreRelay = true
+	f, err := sim.Boot(context.Background(), topo, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, dir := f.RunID(), f.Dir()
+	if qs, err := f.Qdiscs("n-1", "eth0"); err != nil || len(qs) != 1 {
+		t.Fatalf("n-1's qdiscs: %v %v", qs, err)
+	}
+	if _, err := f.Partition("p", []string{"n-1"}, []string{"n-2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.PartitionDatastore([]string{"n-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PauseAgent("n-1"); err != nil {
+		t.Fatal(err)
+	}
+	procs := f.RunState().Procs
+	crashed, _ := runstate.Open(dir)
+	crashed.Update(func(s *runstate.State) { s.Owner.Start++ })
+	f.Abandon()
+
+	sim.BootT(t, topo, o)
+	if left := runstate.RunNamespaces(id); len(left) > 0 {
+		t.Errorf("crashed run's namespaces left: %v", left)
+	}
+	for _, p := range procs {
+		if p.Alive() {
+			t.Errorf("crashed run's %s still runs", p.Name)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Error("crashed run's directory left")
+	}
+}

@@ -429,6 +429,8 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 	s := &simOptions{}
 	var fp topology.FaultPlan
 	var segment, peer string
+	var nodes, from []string
+	var impair topology.Impairment
 	cmd := &cobra.Command{
 		Use:   "fault [-f FILE | --run ID] --action ACTION [--node NODE] [--segment S | --peer P] [--duration D]",
 		Short: "Inject a fault into a run that is up, then wait for convergence and check",
@@ -439,7 +441,9 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			if fp.Node != "" {
+			if fp.Action == topology.FaultSessionReset {
+				fp.Peer = peer // the session's other end, not a link
+			} else if fp.Node != "" {
 				n := f.Plan.Node(fp.Node)
 				if n == nil {
 					return fmt.Errorf("no node %q", fp.Node)
@@ -454,12 +458,23 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 				switch {
 				case (segment != "" || peer != "") && fp.Interface == "":
 					return fmt.Errorf("node %s has no interface on segment %q or link to %q (interfaces: %s)", fp.Node, segment, peer, strings.Join(names, ", "))
-				case fp.Interface == "" && (fp.Action == topology.FaultLinkDown || fp.Action == topology.FaultLinkUp):
+				case fp.Interface == "" && (fp.Action == topology.FaultLinkDown || fp.Action == topology.FaultLinkUp || fp.Action == topology.FaultImpair || fp.Action == topology.FaultFlap):
 					if len(n.Interfaces) != 1 {
 						return fmt.Errorf("node %s has %d interfaces (%s): say which with --segment or --peer", fp.Node, len(n.Interfaces), strings.Join(names, ", "))
 					}
 					fp.Interface = n.Interfaces[0].Name
 				}
+			}
+			if fp.Action == topology.FaultImpair {
+				if fp.Impair, err = topology.ParseImpairment(&impair); err != nil {
+					return err
+				}
+			}
+			if fp.Nodes, err = f.Plan.NodeSet(nodes); err != nil {
+				return err
+			}
+			if fp.From, err = f.Plan.NodeSet(from); err != nil {
+				return err
 			}
 			fp.Name = fp.Action
 			fr, checks := f.Fault(cmd.Context(), fp)
@@ -479,10 +494,29 @@ func newSimFaultCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	s.add(cmd, false)
-	cmd.Flags().StringVar(&fp.Action, "action", "", "kill-agent, restart-agent, link-down, link-up or stop-datastore")
+	cmd.Flags().StringVar(&fp.Action, "action", "", "kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent, flap or session-reset")
+	// The newer faults' fields (docs/topologies.md, "Faults and the fault
+	// timeline").
+	cmd.Flags().StringSliceVar(&nodes, "nodes", nil, "partition: the nodes (or groups) to cut off")
+	cmd.Flags().StringSliceVar(&from, "from", nil, "partition: the nodes (or groups) to cut them off from")
+	cmd.Flags().BoolVar(&fp.OneWay, "one-way", false, "partition: drop only what --nodes send to --from")
+	cmd.Flags().IntVar(&fp.Count, "count", 0, "flap: how many times the link goes down and up")
+	cmd.Flags().DurationVar(&fp.Interval, "interval", 0, "flap: how long it stays down, then up, each time")
+	for _, fl := range []struct {
+		p          *string
+		name, help string
+	}{
+		{&impair.Delay, "delay", "impair: added delay, e.g. 100ms"}, {&impair.Jitter, "jitter", "impair: jitter of the delay"},
+		{&impair.Distribution, "distribution", "impair: of the jitter: uniform or normal"},
+		{&impair.Loss, "loss", "impair: random loss, e.g. 2%"}, {&impair.LossCorrelation, "loss-correlation", "impair: loss correlation"},
+		{&impair.Duplicate, "duplicate", "impair: duplicated packets"}, {&impair.Reorder, "reorder", "impair: reordered packets (needs --delay)"},
+		{&impair.Corrupt, "corrupt", "impair: corrupted packets"}, {&impair.Rate, "rate", "impair: rate limit, e.g. 10mbit"},
+	} {
+		cmd.Flags().StringVar(fl.p, fl.name, "", fl.help)
+	}
 	cmd.Flags().StringVar(&fp.Node, "node", "", "target node")
 	cmd.Flags().StringVar(&segment, "segment", "", "link faults: the node's port on this segment")
-	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer")
+	cmd.Flags().StringVar(&peer, "peer", "", "link faults: the node's link to this peer; session-reset: the session's other end")
 	cmd.Flags().DurationVar(&fp.Duration, "duration", 0, "restore after this long (0: leave it)")
 	return cmd
 }

@@ -123,7 +123,11 @@ func Build(ctx context.Context, plan *topology.Plan, rec Recorder, o Options) (*
 	for _, l := range plan.Links {
 		jobs = append(jobs, func() error { return b.link(l) })
 	}
-	return n, parallel(ctx, o.Parallel, jobs)
+	if err := parallel(ctx, o.Parallel, jobs); err != nil {
+		return n, err
+	}
+	// Impairments last, on interfaces that all exist.
+	return n, parallel(ctx, o.Parallel, b.impair())
 }
 
 // parallel runs jobs on up to width goroutines and returns every error.

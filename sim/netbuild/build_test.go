@@ -34,10 +34,15 @@ links:
 // newRun creates a run in a temporary base and tears it down when the test
 // ends, also on failure, and checks that nothing of it is left.
 func newRun(t *testing.T, slot int) (*runstate.Run, *topology.Plan) {
+	return newRunOf(t, slot, small, nil)
+}
+
+// newRunOf is newRun of a topology, whose plan edit may change.
+func newRunOf(t *testing.T, slot int, yaml string, edit func(*topology.Plan)) (*runstate.Run, *topology.Plan) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	base := t.TempDir()
-	topo, err := topology.Parse("small.yaml", []byte(small))
+	topo, err := topology.Parse("small.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +50,9 @@ func newRun(t *testing.T, slot int) (*runstate.Run, *topology.Plan) {
 	plan, err := topology.Expand(topo, topology.ExpandOptions{RunID: id, Slot: slot})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(plan)
 	}
 	run, err := runstate.Create(base, runstate.State{RunID: id, Slot: slot, Fabric: plan.Name})
 	if err != nil {

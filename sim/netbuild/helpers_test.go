@@ -1,7 +1,13 @@
 package netbuild_test
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/vishvananda/netns"
+)
 
 type netipAddr = netip.Addr
 
 func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+type netnsHandle = netns.NsHandle

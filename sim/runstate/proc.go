@@ -75,6 +75,34 @@ func (p Proc) Stop(grace time.Duration) error {
 	return p.stop(grace, false)
 }
 
+// Pause stops (SIGSTOP) or continues (SIGCONT) the process and its
+// process group: an agent and its speaker child, frozen as a hung agent
+// would be.
+func (p Proc) Pause(stop bool) error {
+	fd, err := unix.PidfdOpen(p.PID, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", p.PID, err)
+	}
+	defer unix.Close(fd)
+	if st, err := startTime(p.PID); err != nil || st != p.Start {
+		return fmt.Errorf("process %s (pid %d) is gone", p.Name, p.PID)
+	}
+	sig := unix.SIGCONT
+	if stop {
+		sig = unix.SIGSTOP
+	}
+	if pg, err := unix.Getpgid(p.PID); err == nil && pg == p.PID {
+		if err := unix.Kill(-p.PID, sig); err != nil {
+			return fmt.Errorf("%s to process group %d (%s): %w", sig, p.PID, p.Name, err)
+		}
+		return nil
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("%s to %d (%s): %w", sig, p.PID, p.Name, err)
+	}
+	return nil
+}
+
 // Kill ends the process as a crash would: SIGKILL at once (no SIGTERM that
 // would let it say goodbye to its BGP peers), to it and its process group.
 func (p Proc) Kill() error {
@@ -107,6 +135,9 @@ func (p Proc) stop(grace time.Duration, hard bool) error {
 	}
 	if !hard {
 		signal(unix.SIGTERM)
+		// A paused process (the pause-agent fault) handles its SIGTERM
+		// only once it runs again.
+		signal(unix.SIGCONT)
 		if waitExit(fd, grace) {
 			return nil
 		}

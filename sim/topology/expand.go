@@ -206,11 +206,17 @@ func (e *expander) nodes() {
 			}
 			e.p.Nodes = append(e.p.Nodes, n)
 			if seg == "" {
+				if g.Impair != nil {
+					e.c.add(gp.key("impair"), "node %s has no segment port to impair (impair its links instead)", name)
+				}
 				continue
 			}
 			sp := e.p.Segment(seg)
 			n.Segment = seg
-			ifc := &Interface{Name: ifaceName(0), Segment: seg, BridgePort: bridgePortName(len(sp.Members))}
+			ifc := &Interface{Name: ifaceName(0), Segment: seg, BridgePort: bridgePortName(len(sp.Members)), Impair: e.segmentImpair(seg)}
+			if g.Impair != nil {
+				ifc.Impair = parseImpair(g.Impair)
+			}
 			sp.Members = append(sp.Members, name)
 			n.Interfaces = append(n.Interfaces, ifc)
 			if g.Addresses != nil {
@@ -316,6 +322,10 @@ func (e *expander) links() {
 			v6, _ = subnet(netip.PrefixFrom(lastSubnet(e.p.ManagementV6, 64), 64), 127, i)
 		}
 		lp := &LinkPlan{A: e.linkEnd(a, b, v4, v6, 1), B: e.linkEnd(b, a, v4, v6, 2)}
+		if l.Impair != nil {
+			a.Interfaces[len(a.Interfaces)-1].Impair = parseImpair(l.Impair)
+			b.Interfaces[len(b.Interfaces)-1].Impair = parseImpair(l.Impair)
+		}
 		if !v4.IsValid() {
 			return
 		}
@@ -613,15 +623,77 @@ func (e *expander) workloads() {
 	}
 }
 
+// segmentImpair is a segment's own impairment, parsed.
+func (e *expander) segmentImpair(name string) *ImpairPlan {
+	for _, s := range e.t.Segments {
+		if s.Name == name {
+			return parseImpair(s.Impair)
+		}
+	}
+	return nil
+}
+
+// parseImpair parses an impairment that validate has checked.
+func parseImpair(im *Impairment) *ImpairPlan {
+	return (&checker{t: &Topology{}}).impairment(nil, im)
+}
+
+// nodeSet resolves a partition side: node names and group names.
+func (e *expander) nodeSet(p path, names []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for j, name := range names {
+		var found []string
+		if n := e.p.Node(name); n != nil {
+			found = []string{name}
+		} else {
+			for _, n := range e.p.Nodes {
+				if n.Group == name {
+					found = append(found, n.Name)
+				}
+			}
+		}
+		if len(found) == 0 {
+			e.c.add(p.idx(j), "no node or group %q", name)
+		}
+		for _, n := range found {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 func (e *expander) faults() {
 	for i, f := range e.t.Faults {
 		p := path{"faults", i}
-		fp := FaultPlan{Name: f.Name, Action: f.Action, Node: f.Node}
+		fp := FaultPlan{Name: f.Name, Action: f.Action, Node: f.Node, Impair: parseImpair(f.Impair), Count: f.Count,
+			OneWay: f.Direction == DirectionOneWay}
 		if fp.Name == "" {
 			fp.Name = fmt.Sprintf("%s-%d", f.Action, i+1)
 		}
 		if f.Duration != "" {
 			fp.Duration, _ = time.ParseDuration(f.Duration)
+		}
+		if f.Interval != "" {
+			fp.Interval, _ = time.ParseDuration(f.Interval)
+		}
+		if f.Action == FaultPartition {
+			fp.Nodes = e.nodeSet(p.key("nodes"), f.Nodes)
+			fp.From = e.nodeSet(p.key("from"), f.From)
+			fp.Datastore = f.Datastore
+			for _, n := range fp.Nodes {
+				if slices.Contains(fp.From, n) {
+					e.c.add(p.key("from"), "node %s is on both sides of the partition", n)
+				}
+			}
+		}
+		if f.Action == FaultSessionReset {
+			e.sessionReset(p, f, &fp)
+			e.p.Faults = append(e.p.Faults, fp)
+			continue
 		}
 		if f.Node != "" {
 			n := e.p.Node(f.Node)
@@ -634,7 +706,7 @@ func (e *expander) faults() {
 					fp.Interface = ifc.Name
 				}
 			}
-			if (f.Action == FaultLinkDown || f.Action == FaultLinkUp) && fp.Interface == "" {
+			if (f.Segment != "" || f.Peer != "") && fp.Interface == "" {
 				e.c.add(p, "node %s has no link to segment %q or peer %q", f.Node, f.Segment, f.Peer)
 				continue
 			}
@@ -642,6 +714,36 @@ func (e *expander) faults() {
 		e.p.Faults = append(e.p.Faults, fp)
 	}
 }
+
+// sessionReset checks a session-reset's ends: two nodes with a BGP
+// session, one of them a gobgpd router, which the sim can tell to reset it
+// (bgpfabric's agents, BIRD and FRR have no such control in the sim).
+func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
+	n, peer := e.p.Node(f.Node), e.p.Node(f.Peer)
+	switch {
+	case n == nil:
+		e.c.add(p.key("node"), "no node %q", f.Node)
+	case peer == nil:
+		e.c.add(p.key("peer"), "no node %q", f.Peer)
+	case !n.resetsSessions() && !peer.resetsSessions():
+		e.c.add(p, "session-reset needs one end of the session to be a gobgpd router (the sim has no reset control for bgpfabric agents, BIRD or FRR yet)")
+	default:
+		r, o := n, peer
+		if !r.resetsSessions() {
+			r, o = peer, n
+		}
+		for _, nb := range r.Neighbors {
+			if nb.Node == o.Name {
+				fp.Peer = f.Peer
+				return
+			}
+		}
+		e.c.add(p.key("peer"), "%s and %s have no BGP session", f.Node, f.Peer)
+	}
+}
+
+// resetsSessions reports whether the sim can reset the node's sessions.
+func (n *NodePlan) resetsSessions() bool { return n.Agent == AgentRouter && n.Router == RouterGoBGPd }
 
 func (e *expander) checks() {
 	ch := e.t.Checks

@@ -100,6 +100,9 @@ type Interface struct {
 	// BridgePort is the other end's name in the segment's namespace.
 	BridgePort string
 	IPv4, IPv6 netip.Prefix
+	// Impair is the impairment of what the node sends through the
+	// interface, from boot on; nil for none.
+	Impair *ImpairPlan
 }
 
 // Neighbor is one BGP session of a node that AgentRouter runs.
@@ -167,9 +170,23 @@ type FaultPlan struct {
 	Name   string
 	Action string
 	Node   string
-	// Interface is the node's interface for link faults.
+	// Interface is the node's interface for link, impair and flap
+	// faults.
 	Interface string
 	Duration  time.Duration
+	// Impair is an impair fault's impairment.
+	Impair *ImpairPlan
+	// Nodes and From are a partition's sides, as node names; OneWay
+	// drops only what Nodes send to From. Datastore cuts Nodes off from
+	// the datastore instead.
+	Nodes, From []string
+	OneWay      bool
+	Datastore   bool
+	// Count and Interval: a flap's.
+	Count    int
+	Interval time.Duration
+	// Peer is the other end of a session-reset's session.
+	Peer string
 }
 
 // CheckPlan holds the checks.
@@ -239,6 +256,18 @@ func (p *Plan) anyPair(f FlowPlan) bool {
 	return len(from) > 0 && len(to) > 0 && !(len(from) == 1 && len(to) == 1 && from[0] == to[0])
 }
 
+// DatastorePartition reports whether a fault of the plan cuts nodes off
+// from the datastore (the sim then relays each agent's datastore
+// connection).
+func (p *Plan) DatastorePartition() bool {
+	for _, f := range p.Faults {
+		if f.Action == FaultPartition && f.Datastore {
+			return true
+		}
+	}
+	return false
+}
+
 // Node returns the node named name, or nil.
 // It is safe for concurrent use, as long as nobody changes Nodes meanwhile.
 func (p *Plan) Node(name string) *NodePlan {
@@ -251,6 +280,21 @@ func (p *Plan) Node(name string) *NodePlan {
 		}
 	}
 	return p.byName[name]
+}
+
+// Interface returns the name of a node's interface on a segment, or of
+// its link to peer (give one of the two), or "".
+func (p *Plan) Interface(node, segment, peer string) string {
+	n := p.Node(node)
+	if n == nil {
+		return ""
+	}
+	for _, ifc := range n.Interfaces {
+		if (segment != "" && ifc.Segment == segment) || (peer != "" && ifc.PeerNode == peer) {
+			return ifc.Name
+		}
+	}
+	return ""
 }
 
 // Segment returns the segment named name, or nil.

@@ -38,7 +38,11 @@ func (p *Plan) Render(w io.Writer) error {
 			if i.PeerNode != "" {
 				to = "link " + i.PeerNode
 			}
-			fmt.Fprintf(&b, "  if %s %s %s%s\n", i.Name, to, i.IPv4, opt(i.IPv6))
+			imp := ""
+			if i.Impair != nil {
+				imp = " impair " + i.Impair.String()
+			}
+			fmt.Fprintf(&b, "  if %s %s %s%s%s\n", i.Name, to, i.IPv4, opt(i.IPv6), imp)
 		}
 		for _, nb := range n.Neighbors {
 			fmt.Fprintf(&b, "  neighbor %s as %d (%s)", nb.Address, nb.ASNumber, nb.Node)
@@ -71,7 +75,7 @@ func (p *Plan) Render(w io.Writer) error {
 		fmt.Fprintf(&b, "resource %s\n", data)
 	}
 	for _, f := range p.Faults {
-		fmt.Fprintf(&b, "fault %s %s node %s if %s duration %s\n", f.Name, f.Action, f.Node, f.Interface, f.Duration)
+		fmt.Fprintf(&b, "fault %s %s node %s if %s duration %s%s\n", f.Name, f.Action, f.Node, f.Interface, f.Duration, faultExtra(f))
 	}
 	fmt.Fprintf(&b, "check convergence %s\n", p.Checks.Convergence)
 	for _, set := range []struct {
@@ -102,4 +106,31 @@ func labelString(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// faultExtra renders the fields of the newer fault actions, when set.
+func faultExtra(f FaultPlan) string {
+	var b strings.Builder
+	if f.Impair != nil {
+		b.WriteString(" impair " + f.Impair.String())
+	}
+	if len(f.Nodes) > 0 {
+		b.WriteString(" nodes " + strings.Join(f.Nodes, ","))
+	}
+	if len(f.From) > 0 {
+		b.WriteString(" from " + strings.Join(f.From, ","))
+	}
+	if f.Datastore {
+		b.WriteString(" from datastore")
+	}
+	if f.OneWay {
+		b.WriteString(" one-way")
+	}
+	if f.Peer != "" {
+		b.WriteString(" peer " + f.Peer)
+	}
+	if f.Count > 0 {
+		fmt.Fprintf(&b, " count %d interval %s", f.Count, f.Interval)
+	}
+	return b.String()
 }

@@ -92,6 +92,37 @@ type Segment struct {
 	// management range.
 	IPv4 string `yaml:"ipv4"`
 	IPv6 string `yaml:"ipv6"`
+	// Impair degrades what every node on the segment sends into it (each
+	// port's egress); a node group's own impair replaces it for its nodes.
+	Impair *Impairment `yaml:"impair"`
+}
+
+// Impairment degrades the packets a node sends through one interface: a
+// netem qdisc on the interface's egress, set through netlink. Percentages
+// are written "2%" or "2" (0 to 100); durations as "100ms".
+type Impairment struct {
+	// Delay is added to every packet; Jitter varies it (uniformly, or as
+	// Distribution says) by up to that much either way, and
+	// DelayCorrelation ties each packet's variation to the last one's.
+	Delay            string `yaml:"delay"`
+	Jitter           string `yaml:"jitter"`
+	DelayCorrelation string `yaml:"delayCorrelation"`
+	// Distribution of the jitter: uniform (default) or normal.
+	Distribution string `yaml:"distribution"`
+	// Loss drops packets at random; LossCorrelation makes losses come in
+	// bursts (each loss decision depends that much on the last one).
+	Loss            string `yaml:"loss"`
+	LossCorrelation string `yaml:"lossCorrelation"`
+	// Duplicate sends that share of packets twice.
+	Duplicate string `yaml:"duplicate"`
+	// Reorder sends that share of packets at once, ahead of the delayed
+	// rest (it needs a delay).
+	Reorder string `yaml:"reorder"`
+	// Corrupt flips a random bit in that share of packets.
+	Corrupt string `yaml:"corrupt"`
+	// Rate limits the interface's egress, such as "10mbit" (bit, kbit,
+	// mbit, gbit per second); packets beyond it queue and then drop.
+	Rate string `yaml:"rate"`
 }
 
 // Node roles.
@@ -140,6 +171,9 @@ type NodeGroup struct {
 	RouterConfig string `yaml:"routerConfig"`
 	// Workloads are started on every node of the group.
 	Workloads []WorkloadGroup `yaml:"workloads"`
+	// Impair degrades what the group's nodes send into their segment
+	// (their port's egress), from boot on.
+	Impair *Impairment `yaml:"impair"`
 }
 
 // WorkloadGroup is a set of workloads on each node of a group.
@@ -163,6 +197,9 @@ type Link struct {
 	// the next one of the management range.
 	IPv4 string `yaml:"ipv4"`
 	IPv6 string `yaml:"ipv6"`
+	// Impair degrades the link in both directions (each end's egress),
+	// from boot on.
+	Impair *Impairment `yaml:"impair"`
 }
 
 // Pool is a workload IP pool.
@@ -182,23 +219,52 @@ const (
 	FaultLinkDown      = "link-down"
 	FaultLinkUp        = "link-up"
 	FaultStopDatastore = "stop-datastore"
+	FaultImpair        = "impair"
+	FaultPartition     = "partition"
+	FaultPauseAgent    = "pause-agent"
+	FaultFlap          = "flap"
+	FaultSessionReset  = "session-reset"
+)
+
+// Partition directions.
+const (
+	DirectionBoth   = "both"
+	DirectionOneWay = "one-way"
 )
 
 // Fault is one failure to inject.
 type Fault struct {
 	Name string `yaml:"name"`
-	// Action is kill-agent, restart-agent, link-down, link-up or
-	// stop-datastore.
+	// Action is kill-agent, restart-agent, link-down, link-up,
+	// stop-datastore, impair, partition, pause-agent, flap or
+	// session-reset (of the BGP session between Node and Peer).
 	Action string `yaml:"action"`
-	// Node is the target of agent and link faults.
+	// Node is the target of agent, link, impair and flap faults.
 	Node string `yaml:"node"`
-	// Segment or Peer picks the link of Node for link faults: its port
-	// on a segment, or its point-to-point link to Peer.
+	// Segment or Peer picks the link of Node for link, impair and flap
+	// faults: its port on a segment, or its point-to-point link to Peer.
 	Segment string `yaml:"segment"`
 	Peer    string `yaml:"peer"`
-	// Duration: how long a link stays down or the datastore stays
-	// stopped before it is restored; 0 leaves it so.
+	// Duration: how long a link stays down, the datastore stopped, an
+	// impairment or partition in place or an agent paused before it is
+	// restored; 0 leaves it so (required for pause-agent).
 	Duration string `yaml:"duration"`
+	// Impair is the impairment of an impair fault: it replaces the
+	// interface's own (if any) for the fault's duration.
+	Impair *Impairment `yaml:"impair"`
+	// Nodes and From are the two sides of a partition: node or group
+	// names. Datastore, instead of From, cuts Nodes off from the
+	// datastore only (runs that `sim run` or the Go API boot).
+	Nodes     []string `yaml:"nodes"`
+	From      []string `yaml:"from"`
+	Datastore bool     `yaml:"datastore"`
+	// Direction of a partition: both (default), or one-way: only what
+	// Nodes send to From is dropped.
+	Direction string `yaml:"direction"`
+	// Count and Interval of a flap: the link goes down and up Count
+	// times, staying down, then up, for Interval each time.
+	Count    int    `yaml:"count"`
+	Interval string `yaml:"interval"`
 }
 
 // Checks are what the sim verifies.

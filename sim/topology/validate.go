@@ -153,6 +153,7 @@ func (t *Topology) validate() error {
 		segs[s.Name] = true
 		c.prefix(p.key("ipv4"), s.IPv4, false, 8, 30)
 		c.prefix(p.key("ipv6"), s.IPv6, true, 32, 126)
+		c.impairment(p.key("impair"), s.Impair)
 	}
 
 	if len(t.Nodes) == 0 {
@@ -213,6 +214,7 @@ func (t *Topology) validate() error {
 				c.add(p.key("addresses").idx(j), "must be a host address with prefix length, such as 10.0.0.5/24 (got %q)", a)
 			}
 		}
+		c.impairment(p.key("impair"), g.Impair)
 		wls := map[string]bool{}
 		for j, w := range g.Workloads {
 			wp := p.key("workloads").idx(j)
@@ -243,6 +245,7 @@ func (t *Topology) validate() error {
 			_ = pfx
 		}
 		c.prefix(p.key("ipv6"), l.IPv6, true, 126, 127)
+		c.impairment(p.key("impair"), l.Impair)
 	}
 	for i, pl := range t.Pools {
 		p := path{"pools", i}
@@ -253,25 +256,7 @@ func (t *Topology) validate() error {
 		c.selector(p.key("nodeSelector"), pl.NodeSelector)
 	}
 	for i, f := range t.Faults {
-		p := path{"faults", i}
-		c.name(p.key("name"), f.Name, false)
-		switch f.Action {
-		case FaultKillAgent, FaultRestartAgent:
-			if f.Node == "" {
-				c.add(p.key("node"), "is required for %s", f.Action)
-			}
-		case FaultLinkDown, FaultLinkUp:
-			if f.Node == "" {
-				c.add(p.key("node"), "is required for %s", f.Action)
-			}
-			if (f.Segment == "") == (f.Peer == "") {
-				c.add(p.key("segment"), "%s needs either segment or peer to pick the link", f.Action)
-			}
-		case FaultStopDatastore:
-		default:
-			c.add(p.key("action"), "must be kill-agent, restart-agent, link-down, link-up or stop-datastore (got %q)", f.Action)
-		}
-		c.duration(p.key("duration"), f.Duration)
+		c.fault(path{"faults", i}, f)
 	}
 	c.duration(path{"checks", "convergence"}, t.Checks.Convergence)
 	for _, fl := range []struct {
