@@ -139,7 +139,10 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 	cfg.Spec.ServiceClusterIPs = []api.ServiceIPBlock{{CIDR: "10.96.0.0/16"}}
 	cfg.Spec.ServiceLoadBalancerIPs = []api.ServiceIPBlock{{CIDR: "192.0.2.0/24"}}
 	cfg.Spec.ServiceExternalIPs = []api.ServiceIPBlock{{CIDR: "203.0.113.0/24"}}
-	cfg.Spec.DrainTime = "4s"
+	// The graceful-shutdown paths are visible at the ToR for drainTime
+	// only, and the test reads them through vtysh, which takes seconds
+	// on a loaded machine: a window of 4 s was missed there.
+	cfg.Spec.DrainTime = "15s"
 	f.apply(cfg, &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{
 		PeerIP: "10.99.0.100", ASNumber: ptrTo(uint32(65100)), LocalASNumber: ptrTo(uint32(65111))}})
 	n1 := f.addNode("n1", "10.99.0.1/24")
