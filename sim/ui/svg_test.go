@@ -190,13 +190,15 @@ func htmlElements(t *testing.T, doc []byte) []element {
 }
 
 func TestHTMLReport(t *testing.T) {
+	stall := 3.25
 	p := loadPlan(t, "rr-2x4")
 	o := healthy(p)
 	o.agentUp["reflector-1"] = false
 	s := apply(Layout(p), p, o)
 	s.Timeline = []TimelineEntry{{At: 1, Kind: "fault", Text: "fault reflector-1-down: kill-agent reflector-1"}}
 	rep := &sim.Report{Fabric: p.Name, RunID: "abc123", Nodes: len(p.Nodes), Converged: true,
-		Faults: []sim.FaultResult{{Name: "reflector-1-down", Action: "kill-agent", Status: sim.Passed, ReconvergeSeconds: 2}}}
+		Faults: []sim.FaultResult{{Name: "reflector-1-down", Action: "kill-agent", Status: sim.Passed, ReconvergeSeconds: 2,
+			Target: "reflector-1", SessionsLost: 17, RoutesWithdrawn: 23, LongestStallSeconds: &stall}}}
 	rep.AddChecks([]sim.CheckResult{{Name: "all-pairs-icmp", Kind: "connectivity", Status: sim.Passed, Probes: 56},
 		{Name: "x", Kind: "routes", Status: sim.Failed, Failures: []string{"<b>missing</b>"}}})
 	var b bytes.Buffer
@@ -234,7 +236,8 @@ func TestHTMLReport(t *testing.T) {
 	if strings.Contains(string(doc), "<b>missing</b>") {
 		t.Error("a check's failure is not escaped")
 	}
-	for _, want := range []string{"reflector-1-down", "kill-agent", "all-pairs-icmp", "FAILED"} {
+	for _, want := range []string{"reflector-1-down", "kill-agent", "all-pairs-icmp", "FAILED",
+		"<td>reflector-1</td>", "<td>17</td>", "<td>23</td>", "<td>3.25s</td>"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("the report lacks %q", want)
 		}

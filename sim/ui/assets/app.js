@@ -39,8 +39,11 @@
 
   function setFault(i, f) {
     const tr = row($('faults'), i);
-    cell(tr, f.name); cell(tr, f.action); cell(tr, f.status, 'status-' + f.status);
-    cell(tr, secs(f.seconds)); cell(tr, secs(f.reconverge_seconds)); cell(tr, f.message || '');
+    cell(tr, f.name); cell(tr, f.action); cell(tr, f.target || ''); cell(tr, f.status, 'status-' + f.status);
+    cell(tr, secs(f.seconds)); cell(tr, secs(f.reconverge_seconds));
+    cell(tr, f.sessions_lost || 0); cell(tr, f.routes_withdrawn || 0);
+    cell(tr, f.longest_stall_seconds == null ? '-' : secs(f.longest_stall_seconds));
+    cell(tr, [f.detail, f.message].filter(Boolean).join('; '));
   }
 
   function setEntry(i, t) {
