@@ -407,4 +407,8 @@ type ribPeer struct {
 	eor       families // End-of-RIB received on the current session
 	member    *member  // nil while no session is established
 	stats     *peerStats
+	// Route policy (policy.go): nil chains accept everything. adj holds
+	// the paths as received while imp is set.
+	imp, exp *xchain
+	adj      *adjRIBIn
 }
