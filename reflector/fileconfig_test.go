@@ -3,8 +3,8 @@ package reflector
 import (
 	"net/netip"
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
