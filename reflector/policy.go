@@ -424,8 +424,9 @@ func (ps *policyState) chain(dir routepolicy.Direction, c routepolicy.Chain, ids
 			}
 		}
 	}
-	// A chain whose rules cannot decide anything but Accept unchanged
-	// still costs its evaluation; that is the user's choice.
+	if !x.reject && len(x.rules[famV4]) == 0 && len(x.rules[famV6]) == 0 {
+		return nil, "" // filters without rules in this direction: accept-all, no Adj-RIB-In
+	}
 	if ps.chains == nil {
 		ps.chains = map[string]*xchain{}
 	}
