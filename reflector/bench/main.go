@@ -76,6 +76,7 @@ func main() {
 	timeout := flag.Duration("timeout", 5*time.Minute, "limit per run")
 	clients := flag.Int("clients", 0, "run the fleet case instead: this many clients (e.g. 5000), each announcing -client-prefixes, all receiving each other's")
 	clientPrefixes := flag.Int("client-prefixes", 4, "prefixes per client in the fleet case")
+	filterRules := flag.Int("filter-rules", 100, "rules per direction of the filter on every client in the bgpfabric-filtered target (add it to -targets; compared with bgpfabric)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
 	if *clients > 0 {
@@ -92,7 +93,7 @@ func main() {
 	defer stop()
 	var impls []impl
 	for _, name := range strings.Split(*targets, ",") {
-		im, err := lookupImpl(strings.TrimSpace(name), *bgpfabric)
+		im, err := lookupImpl(strings.TrimSpace(name), *bgpfabric, max(*filterRules, 2))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skipping %s: %v\n", name, err)
 			continue
@@ -114,6 +115,7 @@ func main() {
 		}
 	}
 	printTable(os.Stdout, results)
+	printFilterRatios(os.Stdout, results)
 	if ctx.Err() != nil {
 		os.Exit(130)
 	}
@@ -212,4 +214,23 @@ func shortErr(err error) string {
 		s = s[:i]
 	}
 	return strconv.Quote(s)
+}
+
+// printFilterRatios compares bgpfabric-filtered with bgpfabric, case by
+// case (the goal: time at most 1.3x).
+func printFilterRatios(w *os.File, rs []result) {
+	plain := map[string]result{}
+	for _, r := range rs {
+		if r.impl == "bgpfabric" && r.err == nil {
+			plain[r.c.String()] = r
+		}
+	}
+	for _, r := range rs {
+		p, ok := plain[r.c.String()]
+		if r.impl != "bgpfabric-filtered" || r.err != nil || !ok || p.elapsed == 0 || p.cpu == 0 || p.rssKiB == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: filtered/unfiltered: convergence %.2f×, CPU %.2f×, peak RSS %.2f×\n", r.c,
+			r.elapsed.Seconds()/p.elapsed.Seconds(), r.cpu.Seconds()/p.cpu.Seconds(), float64(r.rssKiB)/float64(p.rssKiB))
+	}
 }
