@@ -101,7 +101,49 @@ type xrule struct {
 // to the next, so the chain is the concatenation), and the default.
 type xchain struct {
 	rules  [numFamilies][]*xrule
+	segs   [numFamilies][]segment
 	reject bool
+}
+
+// segment is a run of rules of a chain. A run of In rules is indexed by
+// the first byte of the address: an In rule can only match a route whose
+// address its CIDR contains, so a route is tried against just the rules
+// whose CIDR covers its first byte, in their order, and first-match order
+// is kept (what a prefix list's trie does in BIRD). Most filters are such
+// lists: a route is then tried against a few rules, not all of them. Any
+// other rule is a segment of its own.
+type segment struct {
+	rules []*xrule
+	idx   *[256][]*xrule // nil: try rules in order
+}
+
+// minIndexed is the shortest run of In rules worth an index.
+const minIndexed = 4
+
+// segments splits rules into segments.
+func segments(rules []*xrule) []segment {
+	var out []segment
+	for i := 0; i < len(rules); {
+		j := i
+		for j < len(rules) && rules[j].op == routepolicy.OpIn {
+			j++
+		}
+		if j-i < minIndexed {
+			out = append(out, segment{rules: rules[i : i+1]})
+			i++
+			continue
+		}
+		idx := new([256][]*xrule)
+		for _, x := range rules[i:j] {
+			lo, hi := x.net.hi>>56, (x.net.hi|^x.maskHi)>>56
+			for b := lo; b <= hi; b++ {
+				idx[b] = append(idx[b], x)
+			}
+		}
+		out = append(out, segment{rules: rules[i:j], idx: idx})
+		i = j
+	}
+	return out
 }
 
 func prefixMasks(bits int, v6 bool) (hi, lo uint64) {
@@ -199,15 +241,22 @@ func (c *xchain) eval(f family, k pfxKey, a *attrs) (*xrule, bool) {
 	if c == nil {
 		return nil, true
 	}
-	for _, x := range c.rules[f] {
-		if x.matches(k, a) {
-			if !x.accept {
-				return nil, false
+	for i := range c.segs[f] {
+		s := &c.segs[f][i]
+		rules := s.rules
+		if s.idx != nil {
+			rules = s.idx[k.hi>>56]
+		}
+		for _, x := range rules {
+			if x.matches(k, a) {
+				if !x.accept {
+					return nil, false
+				}
+				if x.hasSet {
+					return x, true
+				}
+				return nil, true
 			}
-			if x.hasSet {
-				return x, true
-			}
-			return nil, true
 		}
 	}
 	return nil, !c.reject
@@ -356,18 +405,19 @@ func (ps *policyState) compileFilters(fs []*api.BGPFilter) error {
 
 func equalSpec(a, b api.BGPFilterSpec) bool { return reflect.DeepEqual(a, b) }
 
-// namesFor returns the filter names of a neighbour (a configured one, or
-// the most specific range containing it) and what they are keyed by.
-func (ps *policyState) namesFor(addr netip.Addr) (names []string, who string) {
-	if ns, ok := ps.cfg.Neighbors[addr]; ok {
-		return ns, addr.String()
+// namesFor returns the filter names of a neighbour: a configured one's
+// own, a dynamic one's the most specific range's that contains it (the
+// range it was accepted by).
+func (ps *policyState) namesFor(addr netip.Addr, dynamic bool) []string {
+	if !dynamic {
+		return ps.cfg.Neighbors[addr]
 	}
 	for _, p := range ps.ranges {
 		if p.Contains(addr) {
-			return ps.cfg.Ranges[p], p.String()
+			return ps.cfg.Ranges[p]
 		}
 	}
-	return nil, addr.String()
+	return nil
 }
 
 // RFC8212Note is a neighbour's policy note (NeighborStatus.Policy) when it
@@ -384,8 +434,8 @@ type sessionPolicy struct {
 }
 
 // resolve builds the policy of a neighbour.
-func (ps *policyState) resolve(addr netip.Addr, ebgp bool) sessionPolicy {
-	names, _ := ps.namesFor(addr)
+func (ps *policyState) resolve(addr netip.Addr, ebgp, dynamic bool) sessionPolicy {
+	names := ps.namesFor(addr, dynamic)
 	accept := !ebgp || ps.cfg.EBGPDefaultAccept
 	p, missing := routepolicy.Resolve(names, ps.filters, accept)
 	var sp sessionPolicy
@@ -423,6 +473,9 @@ func (ps *policyState) chain(dir routepolicy.Direction, c routepolicy.Chain, ids
 				x.rules[fam] = append(x.rules[fam], compileXRule(&f.RulesFor(dir, fam == famV6)[i]))
 			}
 		}
+	}
+	for fam := range numFamilies {
+		x.segs[fam] = segments(x.rules[fam])
 	}
 	if !x.reject && len(x.rules[famV4]) == 0 && len(x.rules[famV6]) == 0 {
 		return nil, "" // filters without rules in this direction: accept-all, no Adj-RIB-In

@@ -17,9 +17,9 @@ func ptrTo[T any](v T) *T { return &v }
 
 // randomRule returns a valid rule of family v6 built from a few CIDRs
 // near the routes randomPrefix makes, so that all outcomes occur.
-func randomRule(rng *rand.Rand, v6 bool) api.BGPFilterRule {
-	cidrs4 := []string{"10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "0.0.0.0/0", "10.1.2.128/25", "192.168.0.0/16"}
-	cidrs6 := []string{"fd00::/8", "fd00:1::/32", "fd00:1:2::/48", "::/0", "fd00:1:2:3::/64"}
+func randomRule(rng *rand.Rand, v6, inHeavy bool) api.BGPFilterRule {
+	cidrs4 := []string{"10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "0.0.0.0/0", "10.1.2.128/25", "192.168.0.0/16", "8.0.0.0/5", "9.0.0.0/8"}
+	cidrs6 := []string{"fd00::/8", "fd00:1::/32", "fd00:1:2::/48", "::/0", "fd00:1:2:3::/64", "fc00::/7"}
 	cidrs, maxBits := cidrs4, 32
 	if v6 {
 		cidrs, maxBits = cidrs6, 128
@@ -33,6 +33,9 @@ func randomRule(rng *rand.Rand, v6 bool) api.BGPFilterRule {
 		r.CIDR = cidrs[rng.IntN(len(cidrs))]
 		minBits = netip.MustParsePrefix(r.CIDR).Bits()
 		r.MatchOperator = []string{api.MatchIn, api.MatchNotIn, api.MatchEqual, api.MatchNotEqual}[rng.IntN(4)]
+		if inHeavy && rng.IntN(10) != 0 {
+			r.MatchOperator = api.MatchIn // long runs of In rules: the indexed segments
+		}
 	}
 	if r.MatchOperator != api.MatchEqual && r.MatchOperator != api.MatchNotEqual && rng.IntN(2) == 0 {
 		lo := minBits + rng.IntN(maxBits-minBits+1)
@@ -57,9 +60,11 @@ func randomPrefix(rng *rand.Rand, v6 bool) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom16(b), rng.IntN(129)).Masked()
 	}
 	b := [4]byte{10, byte(rng.IntN(3)), byte(rng.IntN(4)), byte(rng.IntN(256))}
-	if rng.IntN(10) == 0 {
-		b[0] = 192
-		b[1] = 168
+	switch rng.IntN(10) {
+	case 0:
+		b[0], b[1] = 192, 168
+	case 1:
+		b[0] = byte(8 + rng.IntN(8))
 	}
 	return netip.PrefixFrom(netip.AddrFrom4(b), rng.IntN(33)).Masked()
 }
@@ -70,17 +75,28 @@ func randomPrefix(rng *rand.Rand, v6 bool) netip.Prefix {
 // families, with communities.
 func TestXChainMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	indexed := 0
+	defer func() {
+		if indexed < 100 {
+			t.Errorf("only %d indexed segments: the index is not exercised", indexed)
+		}
+	}()
 	comms := []string{"65000:1", "65000:2", "65000:1:1", "65000:3"}
-	for iter := range 300 {
+	for iter := range 600 {
 		var fs []*api.BGPFilter
 		var names []string
+		inHeavy := iter%2 == 1
+		n := 6
+		if inHeavy {
+			n = 16
+		}
 		for i := range 1 + rng.IntN(3) {
 			f := &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: fmt.Sprintf("f%d", i)}}
-			for range rng.IntN(6) {
-				f.Spec.ImportV4 = append(f.Spec.ImportV4, randomRule(rng, false))
+			for range rng.IntN(n) {
+				f.Spec.ImportV4 = append(f.Spec.ImportV4, randomRule(rng, false, inHeavy))
 			}
-			for range rng.IntN(6) {
-				f.Spec.ImportV6 = append(f.Spec.ImportV6, randomRule(rng, true))
+			for range rng.IntN(n) {
+				f.Spec.ImportV6 = append(f.Spec.ImportV6, randomRule(rng, true, inHeavy))
 			}
 			fs = append(fs, f)
 			names = append(names, f.Name)
@@ -92,6 +108,13 @@ func TestXChainMatchesReference(t *testing.T) {
 		}
 		ref, _ := routepolicy.Resolve(names, ps.filters, !reject)
 		x, _ := ps.chain(routepolicy.Import, ref.Import, []string{fmt.Sprint(iter)})
+		for _, segs := range x.segsOrNil() {
+			for _, s := range segs {
+				if s.idx != nil {
+					indexed++
+				}
+			}
+		}
 		for range 50 {
 			v6 := rng.IntN(2) == 0
 			p := randomPrefix(rng, v6)
@@ -195,4 +218,12 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// segsOrNil returns the chain's segments per family (none for nil).
+func (c *xchain) segsOrNil() [][]segment {
+	if c == nil {
+		return nil
+	}
+	return [][]segment{c.segs[famV4], c.segs[famV6]}
 }

@@ -306,7 +306,7 @@ func (rl *ribLoop) logPolicyNotes() {
 
 // applyPeerPolicy resolves rp's policy and applies what changed.
 func (rl *ribLoop) applyPeerPolicy(rp *ribPeer) {
-	sp := rl.pol.resolve(rp.addr, rp.ebgp)
+	sp := rl.pol.resolve(rp.addr, rp.ebgp, rp.dynamic)
 	if rp.stats != nil {
 		rp.stats.setPolicyNote(sp.note)
 	}

@@ -432,3 +432,30 @@ func TestDeletedFilterFallback(t *testing.T) {
 		t.Errorf("E's policy note %q after the filter is back", st.Policy)
 	}
 }
+
+// TestRangePolicy: a dynamic neighbour gets its range's filters; a
+// configured neighbour whose address is inside the range keeps its own
+// (none here), as it keeps its own session settings.
+func TestRangePolicy(t *testing.T) {
+	cfg := testConfig("127.0.3.1", cliB)
+	cfg.DynamicNeighbors = []DynamicNeighbor{{Prefix: netip.MustParsePrefix("127.0.3.0/29"), ASN: testASN, Client: true}}
+	cfg.Policy = PolicyConfig{
+		Filters: []*api.BGPFilter{filter("in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
+			{CIDR: "10.66.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterReject}}})},
+		Ranges: map[netip.Prefix][]string{netip.MustParsePrefix("127.0.3.0/29"): {"in"}},
+	}
+	_, addr := startReflector(t, cfg)
+	conf := connect(t, addr, "127.0.3.1", opts("10.0.3.1"))
+	dyn := connect(t, addr, "127.0.3.2", opts("10.0.3.2"))
+	b := connect(t, addr, cliB, opts("10.0.0.3"))
+	readView(t, conf, view{}, eors)
+	readView(t, dyn, view{}, eors)
+	vb := readView(t, b, view{}, eors)
+	conf.send(t, ipv4Update("192.0.2.1", pfx("10.66.1.0/24")))
+	readView(t, b, vb, has("10.66.1.0/24"))
+	dyn.send(t, ipv4Update("192.0.2.2", pfx("10.66.2.0/24")))
+	settle(t, dyn, b, vb, "192.0.2.2", "10.99.1.0/24", "10.99.2.0/24")
+	if hasKey(vb, "10.66.2.0/24") {
+		t.Errorf("the dynamic neighbour's 10.66.2.0/24 passed its range's filter: %v", vb)
+	}
+}

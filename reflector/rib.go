@@ -411,4 +411,5 @@ type ribPeer struct {
 	// the paths as received while imp is set.
 	imp, exp *xchain
 	adj      *adjRIBIn
+	dynamic  bool // its policy is its range's
 }

@@ -169,6 +169,7 @@ type sessionInfo struct {
 	addPath     families // families we send path identifiers in
 	localAddr   netip.Addr
 	keepNextHop bool // eBGP: send next hops unchanged
+	dynamic     bool // a dynamic neighbour: its range's policy
 	maxPrefixes int
 	stats       *peerStats
 	conn        memberConn
@@ -192,7 +193,8 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	rp.maxPrefix, rp.stats = si.maxPrefixes, si.stats
 	m := &member{rp: rp, conn: si.conn, fams: si.fams}
 	rp.member = m
-	sp := rl.pol.resolve(rp.addr, rp.ebgp)
+	rp.dynamic = si.dynamic
+	sp := rl.pol.resolve(rp.addr, rp.ebgp, rp.dynamic)
 	rp.stats.setPolicyNote(sp.note)
 	switch {
 	case sp.imp == rp.imp:
