@@ -17,15 +17,18 @@ import (
 // whole table per neighbour for a one-rule change), and a reflector with
 // thousands of clients would ask them all at once. Keeping them costs
 // memory, but only for the neighbours whose import policy is not
-// accept-all (usually a few eBGP neighbours), and compactly: a key and an
-// interned-attrs handle per path, the attrs shared with the RIB. Neighbours
-// without an import policy keep nothing extra; when they get one, their
-// Adj-RIB-In is rebuilt from their paths in the RIB, which are exactly what
+// accept-all, and compactly: only the paths that the policy rejected or
+// changed (a key and an interned-attrs handle each, the attrs shared with
+// the RIB); a path it accepted unchanged is in the RIB as it was received,
+// and is taken from there. Neighbours without an import policy keep
+// nothing extra; when they get one, all their paths in the RIB are what
 // they sent.
 
-// adjRIBIn holds a neighbour's paths as received (pre-policy): per family,
-// the key to an attrs handle, with staleBit while graceful restart keeps
-// them. It holds a reference on each attrs.
+// adjRIBIn holds the paths of a neighbour, as received, that its import
+// policy rejected or changed: per family, the key to an attrs handle, with
+// staleBit while graceful restart keeps them and modBit when the RIB holds
+// the path changed (else the path was rejected). It holds a reference on
+// each attrs.
 type adjRIBIn struct {
 	v4 map[uint64]uint32
 	v6 map[pfxKey]uint32
@@ -75,30 +78,61 @@ func (in *adjRIBIn) each(f family, fn func(k pfxKey, h uint32)) {
 	}
 }
 
+// modBit marks an Adj-RIB-In path whose changed form is in the RIB.
+const modBit = 1 << 30
+
+const adjFlags = staleBit | modBit
+
 // adjPut stores a received path in rp's Adj-RIB-In, taking a reference on
-// a and releasing the one on the path it replaces.
-func (rl *ribLoop) adjPut(rp *ribPeer, f family, k pfxKey, a *attrs, stale bool) {
+// a and releasing the one on the path it replaces; modified says the RIB
+// holds it changed (else it was rejected).
+func (rl *ribLoop) adjPut(rp *ribPeer, f family, k pfxKey, a *attrs, stale, modified bool) {
 	h := a.handle
 	if stale {
 		h |= staleBit
 	}
+	if modified {
+		h |= modBit
+	} else {
+		rp.rejected++
+	}
 	old, ok := rp.adj.get(f, k)
-	if ok && old == h {
-		return
+	if ok {
+		rl.adjForget(rp, old)
 	}
 	a.refs++
 	rp.adj.set(f, k, h)
-	if ok {
-		rl.attrs.release(rl.attrs.slab[old&^staleBit])
+}
+
+// adjForget releases what an Adj-RIB-In entry held.
+func (rl *ribLoop) adjForget(rp *ribPeer, h uint32) {
+	if h&modBit == 0 {
+		rp.rejected--
 	}
+	rl.attrs.release(rl.attrs.slab[h&^adjFlags])
 }
 
 // adjDel removes a path from rp's Adj-RIB-In.
 func (rl *ribLoop) adjDel(rp *ribPeer, f family, k pfxKey) {
+	if rp.adj.len() == 0 {
+		return
+	}
 	if old, ok := rp.adj.get(f, k); ok {
 		rp.adj.del(f, k)
-		rl.attrs.release(rl.attrs.slab[old&^staleBit])
+		rl.adjForget(rp, old)
 	}
+}
+
+// importOne puts rp's received path a for k through the import policy
+// into the RIB, keeping the Adj-RIB-In entry it needs.
+func (rl *ribLoop) importOne(rp *ribPeer, t *table, k pfxKey, a *attrs, stale bool, mods *[]importMod) {
+	ia := rl.importPath(rp, t.fam, k, a, mods)
+	if ia == a {
+		rl.adjDel(rp, t.fam, k)
+	} else {
+		rl.adjPut(rp, t.fam, k, a, stale, ia != nil)
+	}
+	rl.installImported(rp, t, k, ia, stale)
 }
 
 // importPath returns what enters the RIB for rp's path a of prefix k:
@@ -149,13 +183,13 @@ func (rl *ribLoop) updateFiltered(rp *ribPeer, u routeUpdate) {
 		return
 	}
 	a := rl.attrs.get(u.a)
+	a.refs++ // held while an Adj-RIB-In entry of it may go
 	var mods []importMod
 	for _, k := range u.nlri {
-		rl.adjPut(rp, u.fam, k, a, false)
-		rl.installImported(rp, t, k, rl.importPath(rp, u.fam, k, a, &mods), false)
+		rl.importOne(rp, t, k, a, false, &mods)
 	}
 	rl.dropMods(mods)
-	rl.attrs.dropUnused(a)
+	rl.attrs.release(a)
 }
 
 // installImported makes rp's path for k in the RIB ia (nil: none),
@@ -227,7 +261,7 @@ func (rl *ribLoop) adjMarkStale(rp *ribPeer) {
 		})
 		for _, k := range keys {
 			h, _ := rp.adj.get(f, k)
-			rp.adj.set(f, k, h|staleBit)
+			rp.adj.set(f, k, h|staleBit) // the same attrs: no reference changes
 		}
 	}
 }
@@ -319,30 +353,44 @@ func (rl *ribLoop) applyPeerPolicy(rp *ribPeer) {
 	rp.exp = sp.exp
 }
 
-// reimport evaluates rp's received paths with a new import policy.
+// reimport evaluates rp's received paths with a new import policy: those
+// of the Adj-RIB-In and those in the RIB as received.
 func (rl *ribLoop) reimport(rp *ribPeer, imp *xchain) {
 	if rp.adj == nil { // no policy until now: the RIB holds what rp sent
 		rp.adj = newAdjRIBIn()
-		for _, t := range rl.tables {
-			t.each(func(k pfxKey, n uint32) {
-				ps := t.paths(n)
-				if i := indexOf(ps, rp); i >= 0 {
-					rl.adjPut(rp, t.fam, k, ps[i].a, ps[i].stale)
-				}
-			})
-		}
 	}
 	rp.imp = imp
-	for _, t := range rl.tables {
-		var mods []importMod
-		rp.adj.each(t.fam, func(k pfxKey, h uint32) {
-			a := rl.attrs.slab[h&^staleBit]
-			rl.installImported(rp, t, k, rl.importPath(rp, t.fam, k, a, &mods), h&staleBit != 0)
-		})
-		rl.dropMods(mods)
+	type received struct {
+		k     pfxKey
+		a     *attrs
+		stale bool
 	}
-	if imp == nil { // accept-all: the RIB holds it all again
-		rl.adjSweep(rp, false, ^families(0))
+	for _, t := range rl.tables {
+		var todo []received
+		t.each(func(k pfxKey, n uint32) {
+			ps := t.paths(n)
+			if i := indexOf(ps, rp); i >= 0 {
+				if _, changed := rp.adj.get(t.fam, k); !changed {
+					todo = append(todo, received{k, ps[i].a, ps[i].stale})
+				}
+			}
+		})
+		rp.adj.each(t.fam, func(k pfxKey, h uint32) {
+			todo = append(todo, received{k, rl.attrs.slab[h&^adjFlags], h&staleBit != 0})
+		})
+		for _, r := range todo {
+			r.a.refs++ // held while the RIB and the Adj-RIB-In change
+		}
+		var mods []importMod
+		for _, r := range todo {
+			rl.importOne(rp, t, r.k, r.a, r.stale, &mods)
+		}
+		rl.dropMods(mods)
+		for _, r := range todo {
+			rl.attrs.release(r.a)
+		}
+	}
+	if imp == nil { // accept-all: everything is in the RIB as received
 		rp.adj = nil
 	}
 	rl.storeCounts(rp)
@@ -412,7 +460,7 @@ func (rl *ribLoop) storeCounts(rp *ribPeer) {
 	}
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
 	if rp.adj != nil {
-		rp.stats.received.Store(int64(rp.adj.len()))
+		rp.stats.received.Store(int64(rp.received()))
 		rp.stats.filtered.Store(true)
 	} else {
 		rp.stats.filtered.Store(false)
@@ -427,3 +475,7 @@ func (s *peerStats) setPolicyNote(note string) {
 	}
 	s.policyNote.Store(&note)
 }
+
+// received is how many paths rp sent that the RIB holds or its import
+// policy rejected.
+func (rp *ribPeer) received() int { return rp.prefixes + rp.rejected }

@@ -412,4 +412,5 @@ type ribPeer struct {
 	imp, exp *xchain
 	adj      *adjRIBIn
 	dynamic  bool // its policy is its range's
+	rejected int  // Adj-RIB-In paths the import policy rejected
 }

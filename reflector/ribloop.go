@@ -299,7 +299,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 			rl.updateFiltered(rp, u)
 			// With an import policy the limit bounds what is held:
 			// every path received, accepted or not.
-			if rp.maxPrefix > 0 && rp.adj.len() > rp.maxPrefix {
+			if rp.maxPrefix > 0 && rp.received() > rp.maxPrefix {
 				rl.overLimit(m)
 				return
 			}

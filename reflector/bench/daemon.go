@@ -395,7 +395,7 @@ func listensOn(pid, port int) bool {
 // bogons and other sites' ranges (none matches the benchmark's prefixes,
 // so every route is tried against all of them), a reject of a blackhole
 // community (which reads the route's communities), and a last rule that
-// accepts the fabric's range and tags it with a community.
+// accepts the fabric's range, on export tagging it with a community.
 func benchFilter(n int) string {
 	var rules strings.Builder
 	bogons := []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
@@ -408,6 +408,7 @@ func benchFilter(n int) string {
 		fmt.Fprintf(&rules, "      - {cidr: %s, matchOperator: In, action: Reject}\n", cidr)
 	}
 	rules.WriteString("      - {communities: [\"65535:666\"], action: Reject}\n")
-	rules.WriteString("      - {cidr: 0.0.0.0/0, matchOperator: In, prefixLength: {max: 24}, action: Accept, addCommunities: [\"64512:1\"]}\n")
-	return "filters:\n  - name: bench\n    importV4:\n" + rules.String() + "    exportV4:\n" + rules.String()
+	const accept = "      - {cidr: 0.0.0.0/0, matchOperator: In, prefixLength: {max: 24}, action: Accept%s}\n"
+	return "filters:\n  - name: bench\n    importV4:\n" + rules.String() + fmt.Sprintf(accept, "") +
+		"    exportV4:\n" + rules.String() + fmt.Sprintf(accept, `, addCommunities: ["64512:1"]`)
 }
