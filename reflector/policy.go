@@ -361,6 +361,11 @@ type policyState struct {
 	nextID uint64
 	ranges []netip.Prefix // most specific first
 	chains map[string]*xchain
+	// prev are the chains of the previous configuration, while a new one
+	// is applied: a chain whose key is unchanged (same filters, same
+	// specs, same default) is kept, so that its neighbours are not
+	// evaluated again for nothing.
+	prev map[string]*xchain
 	// notes are the policy notes last logged per neighbour or range
 	// (logged once per change).
 	notes map[string]string
@@ -466,6 +471,10 @@ func (ps *policyState) chain(dir routepolicy.Direction, c routepolicy.Chain, ids
 	if x := ps.chains[key]; x != nil {
 		return x, key
 	}
+	if x := ps.prev[key]; x != nil {
+		ps.chains[key] = x
+		return x, key
+	}
 	x := &xchain{reject: c.Reject}
 	for _, f := range c.Filters {
 		for fam := range numFamilies {
@@ -503,7 +512,7 @@ func (ps *policyState) setConfig(pc PolicyConfig) error {
 		}
 		return a.Addr().Compare(b.Addr())
 	})
-	ps.chains = nil
+	ps.prev, ps.chains = ps.chains, map[string]*xchain{}
 	return nil
 }
 

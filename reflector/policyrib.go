@@ -306,6 +306,7 @@ func (rl *ribLoop) setPolicy(pc PolicyConfig) error {
 	for _, rp := range rl.peers {
 		rl.applyPeerPolicy(rp)
 	}
+	rl.pol.prev = nil
 	return nil
 }
 
