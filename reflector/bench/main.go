@@ -101,6 +101,7 @@ func main() {
 		impls = append(impls, im)
 	}
 	var results []result
+	all := map[string][]result{} // every run, by implementation and case
 	for _, c := range cs {
 		for _, im := range impls {
 			var rs []result
@@ -109,13 +110,14 @@ func main() {
 				fmt.Fprintf(os.Stderr, "%-10s %-14s %s\n", im.name(), c, describe(r))
 				rs = append(rs, r)
 			}
+			all[im.name()+" "+c.String()] = rs
 			if len(rs) > 0 {
 				results = append(results, median(rs))
 			}
 		}
 	}
 	printTable(os.Stdout, results)
-	printFilterRatios(os.Stdout, results)
+	printFilterRatios(os.Stdout, cs, all)
 	if ctx.Err() != nil {
 		os.Exit(130)
 	}
@@ -217,20 +219,41 @@ func shortErr(err error) string {
 }
 
 // printFilterRatios compares bgpfabric-filtered with bgpfabric, case by
-// case (the goal: time at most 1.3x).
-func printFilterRatios(w *os.File, rs []result) {
-	plain := map[string]result{}
-	for _, r := range rs {
-		if r.impl == "bgpfabric" && r.err == nil {
-			plain[r.c.String()] = r
+// case (the goal: time at most 1.3x), each metric's median against the
+// other's (the table's row is the run of median convergence).
+func printFilterRatios(w *os.File, cs []benchCase, all map[string][]result) {
+	med := func(rs []result, f func(result) float64) float64 {
+		var v []float64
+		for _, r := range rs {
+			if r.err == nil {
+				v = append(v, f(r))
+			}
 		}
+		if len(v) == 0 {
+			return 0
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
 	}
-	for _, r := range rs {
-		p, ok := plain[r.c.String()]
-		if r.impl != "bgpfabric-filtered" || r.err != nil || !ok || p.elapsed == 0 || p.cpu == 0 || p.rssKiB == 0 {
+	metrics := []struct {
+		name string
+		f    func(result) float64
+	}{
+		{"convergence", func(r result) float64 { return r.elapsed.Seconds() }},
+		{"CPU", func(r result) float64 { return r.cpu.Seconds() }},
+		{"peak RSS", func(r result) float64 { return float64(r.rssKiB) }},
+	}
+	for _, c := range cs {
+		p, f := all["bgpfabric "+c.String()], all["bgpfabric-filtered "+c.String()]
+		if len(p) == 0 || len(f) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s: filtered/unfiltered: convergence %.2f×, CPU %.2f×, peak RSS %.2f×\n", r.c,
-			r.elapsed.Seconds()/p.elapsed.Seconds(), r.cpu.Seconds()/p.cpu.Seconds(), float64(r.rssKiB)/float64(p.rssKiB))
+		fmt.Fprintf(w, "\n%s: filtered/unfiltered, medians of each:", c)
+		for _, m := range metrics {
+			if d := med(p, m.f); d > 0 {
+				fmt.Fprintf(w, " %s %.2f×", m.name, med(f, m.f)/d)
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
