@@ -103,10 +103,6 @@ type NeighborConfig struct {
 	KeepNextHop bool
 	// BFD runs a BFD session beside the BGP session (bfd.go).
 	BFD BFDConfig
-
-	// dynamic is set on the configuration of a dynamic neighbour
-	// (dynamicFor): its route policy is its range's.
-	dynamic bool
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.
@@ -280,7 +276,6 @@ func (c *Config) dynamicFor(addr netip.Addr) (NeighborConfig, bool) {
 				HoldTime: d.HoldTime, KeepaliveTime: d.KeepaliveTime, MaxPrefixes: d.MaxPrefixes,
 				AddPath: d.AddPath, GracefulRestart: d.GracefulRestart, Password: d.Password,
 				TTLSecurity: d.TTLSecurity, EBGPMultihop: d.EBGPMultihop, KeepNextHop: d.KeepNextHop,
-				dynamic: true,
 			}.withDefaults(), true
 		}
 	}
