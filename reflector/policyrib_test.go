@@ -49,7 +49,7 @@ func renderAttrs(u *bgp.BGPUpdate) string {
 	return fmt.Sprintf("lp=%s med=%s comm=[%s] large=[%s] path=%s", lp, med, strings.TrimSpace(comm), strings.TrimSpace(large), path)
 }
 
-// readView applies UPDATEs to v until cond holds (IPv4 only).
+// readView applies UPDATEs to v until cond holds.
 func readView(t *testing.T, s *rawSpeaker, v view, cond func(view) bool) view {
 	t.Helper()
 	s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -69,6 +69,18 @@ func readView(t *testing.T, s *rawSpeaker, v view, cond func(view) bool) view {
 		r := renderAttrs(u)
 		for _, n := range u.NLRI {
 			v[n.String()] = r
+		}
+		for _, a := range u.PathAttributes {
+			switch m := a.(type) {
+			case *bgp.PathAttributeMpReachNLRI:
+				for _, n := range m.Value {
+					v[n.String()] = r
+				}
+			case *bgp.PathAttributeMpUnreachNLRI:
+				for _, n := range m.Value {
+					delete(v, n.String())
+				}
+			}
 		}
 	}
 	return v
@@ -457,5 +469,39 @@ func TestRangePolicy(t *testing.T) {
 	settle(t, dyn, b, vb, "192.0.2.2", "10.99.1.0/24", "10.99.2.0/24")
 	if hasKey(vb, "10.66.2.0/24") {
 		t.Errorf("the dynamic neighbour's 10.66.2.0/24 passed its range's filter: %v", vb)
+	}
+}
+
+// TestImportPolicyIPv6: the IPv6 lists apply to IPv6 routes (and the IPv4
+// ones do not).
+func TestImportPolicyIPv6(t *testing.T) {
+	cfg := testConfig(cliA, cliB)
+	cfg.Policy = PolicyConfig{
+		Filters: []*api.BGPFilter{filter("in6", api.BGPFilterSpec{
+			ImportV4: []api.BGPFilterRule{{Action: api.FilterReject}},
+			ImportV6: []api.BGPFilterRule{
+				{CIDR: "fd00:9::/32", MatchOperator: api.MatchIn, Action: api.FilterReject},
+				{CIDR: "::/0", MatchOperator: api.MatchEqual, Action: api.FilterAccept, LocalPref: ptrTo(uint32(300))},
+			}})},
+		Neighbors: map[netip.Addr][]string{netip.MustParseAddr(cliA): {"in6"}},
+	}
+	_, addr := startReflector(t, cfg)
+	a := connect(t, addr, cliA, opts("10.0.0.2"))
+	b := connect(t, addr, cliB, opts("10.0.0.3"))
+	readView(t, a, view{}, eors)
+	vb := readView(t, b, view{}, eors)
+	a.send(t, ipv6Update("fd00::2", "fd00:9:1::/48"), ipv6Update("fd00::2", "::/0"), ipv6Update("fd00::2", "fd00:1::/48"),
+		ipv4Update("192.0.2.2", pfx("10.1.0.0/24")), ipv6Update("fd00::2", "fd00:2::/48"))
+	readView(t, b, vb, has("fd00:2::/48"))
+	a.send(t, ipv6Update("fd00::2", "fd00:3::/48")) // after the first batch's flush
+	readView(t, b, vb, has("fd00:3::/48"))
+	if hasKey(vb, "fd00:9:1::/48") || hasKey(vb, "10.1.0.0/24") {
+		t.Errorf("rejected routes reflected: %v", vb)
+	}
+	if got := vb["::/0"]; got != "lp=300 med=- comm=[] large=[] path=" {
+		t.Errorf("::/0: %q, want LOCAL_PREF 300", got)
+	}
+	if got := vb["fd00:1::/48"]; got != "lp=100 med=- comm=[] large=[] path=" {
+		t.Errorf("fd00:1::/48: %q", got)
 	}
 }
