@@ -505,3 +505,60 @@ func TestImportPolicyIPv6(t *testing.T) {
 		t.Errorf("fd00:1::/48: %q", got)
 	}
 }
+
+// TestExportPolicyAddPath: with add-path, the export policy decides path
+// by path (here by community: A's path is rejected, B's sent); a live
+// change sends the difference under each path's identifier.
+func TestExportPolicyAddPath(t *testing.T) {
+	cfg := testConfig(cliA, cliB, cliC)
+	cfg.Neighbors[2].AddPath = true
+	noBlackhole := filter("out", api.BGPFilterSpec{ExportV4: []api.BGPFilterRule{{Communities: []string{"65000:666"}, Action: api.FilterReject}}})
+	cfg.Policy = PolicyConfig{Filters: []*api.BGPFilter{noBlackhole}, Neighbors: map[netip.Addr][]string{netip.MustParseAddr(cliC): {"out"}}}
+	r, addr := startReflector(t, cfg)
+	a := connect(t, addr, cliA, opts("10.0.0.2"))
+	b := connect(t, addr, cliB, opts("10.0.0.3"))
+	c := connect(t, addr, cliC, speakerOpts{asn: testASN, id: "10.0.0.4", hold: 90, addPath: true})
+	collect(t, a, false, hasEORs)
+	collect(t, b, false, hasEORs)
+	view := collect(t, c, true, hasEORs)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.8.0.0/24"), stdComm(65000, 666), bgp.NewPathAttributeLocalPref(50))) // not the best: the second path
+	b.send(t, ipv4Update("192.0.2.3", pfx("10.8.0.0/24")))
+	nextHops := func(m map[string]route) map[string]bool {
+		out := map[string]bool{}
+		for k, rt := range m {
+			if strings.HasPrefix(k, "10.8.0.0/24") {
+				out[rt.NextHop] = true
+			}
+		}
+		return out
+	}
+	collectInto(t, c, true, view, func(m map[string]route) bool { return nextHops(m)["192.0.2.3"] })
+	// A probe from B after both: A's path, had it been sent, is before it.
+	b.send(t, ipv4Update("192.0.2.3", pfx("10.99.1.0/24")))
+	collectInto(t, c, true, view, hasKeys("10.99.1.0/24#"+fmt.Sprint(view[firstKey(view, "10.8.0.0/24")].PathID)))
+	if got := nextHops(view); got["192.0.2.2"] || !got["192.0.2.3"] {
+		t.Fatalf("add-path client's paths of 10.8.0.0/24 by next hop %v: want B's (192.0.2.3) only", got)
+	}
+	since := neighborStatus(t, r, cliC).Since
+	if err := r.SetPolicy(PolicyConfig{}); err != nil { // the filter no longer applies to C
+		t.Fatal(err)
+	}
+	collectInto(t, c, true, view, func(m map[string]route) bool { h := nextHops(m); return h["192.0.2.2"] && h["192.0.2.3"] })
+	if st := neighborStatus(t, r, cliC); !st.Since.Equal(since) || st.State != StateEstablished {
+		t.Errorf("C reset: %v since %v", st.State, st.Since)
+	}
+	if err := r.SetPolicy(cfg.Policy); err != nil { // and again: A's path withdrawn
+		t.Fatal(err)
+	}
+	collectInto(t, c, true, view, func(m map[string]route) bool { h := nextHops(m); return !h["192.0.2.2"] && h["192.0.2.3"] })
+}
+
+// firstKey returns the key of view that starts with prefix ("" if none).
+func firstKey(view map[string]route, prefix string) string {
+	for k := range view {
+		if strings.HasPrefix(k, prefix) {
+			return k
+		}
+	}
+	return ""
+}
