@@ -303,8 +303,26 @@ func (rl *ribLoop) setPolicy(pc PolicyConfig) error {
 		a.out = slices.DeleteFunc(a.out, func(o *outAttrs) bool { return o.rule != nil })
 	}
 	rl.logPolicyNotes()
+	// Imports first, sent through the groups as they are; then the moves
+	// between groups, each of which compares what a member was sent with
+	// what its new group sends, on tables with nothing pending.
+	resolved := make(map[*ribPeer]sessionPolicy, len(rl.peers))
 	for _, rp := range rl.peers {
-		rl.applyPeerPolicy(rp)
+		sp := rl.pol.resolve(rp.addr, rp.ebgp, rp.dynamic)
+		resolved[rp] = sp
+		if rp.stats != nil {
+			rp.stats.setPolicyNote(sp.note)
+		}
+		if sp.imp != rp.imp {
+			rl.reimport(rp, sp.imp)
+		}
+	}
+	rl.flush()
+	for rp, sp := range resolved {
+		if m := rp.member; m != nil && m.group != nil && m.group.key.pol != sp.expKey {
+			rl.moveMember(m, sp.expKey, sp.exp)
+		}
+		rp.exp = sp.exp
 	}
 	rl.pol.prev = nil
 	return nil
@@ -337,21 +355,6 @@ func (rl *ribLoop) logPolicyNotes() {
 		check(p.String(), ns)
 	}
 	rl.pol.notes = notes
-}
-
-// applyPeerPolicy resolves rp's policy and applies what changed.
-func (rl *ribLoop) applyPeerPolicy(rp *ribPeer) {
-	sp := rl.pol.resolve(rp.addr, rp.ebgp, rp.dynamic)
-	if rp.stats != nil {
-		rp.stats.setPolicyNote(sp.note)
-	}
-	if sp.imp != rp.imp {
-		rl.reimport(rp, sp.imp)
-	}
-	if m := rp.member; m != nil && m.group != nil && m.group.key.pol != sp.expKey {
-		rl.moveMember(m, sp.expKey, sp.exp)
-	}
-	rp.exp = sp.exp
 }
 
 // reimport evaluates rp's received paths with a new import policy: those
