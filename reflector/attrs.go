@@ -40,6 +40,11 @@ type attrsInput struct {
 	list               []bgp.PathAttributeInterface
 	nextHop, nextHopLL netip.Addr
 	fromEBGP           bool
+	// setLocalPref overrides LOCAL_PREF with localPref (an import
+	// policy's): in the list from iBGP; from eBGP, where the list has
+	// none, as the effective value, which then counts in the key.
+	localPref    uint32
+	setLocalPref bool
 }
 
 // newAttrs builds the attrs of one UPDATE. Attributes that are per-peer or
@@ -87,6 +92,16 @@ func newAttrs(in attrsInput) *attrs {
 		}
 		list = append(list, p)
 	}
+	if in.setLocalPref {
+		a.localPref = in.localPref
+		if !in.fromEBGP {
+			list = slices.DeleteFunc(list, func(p bgp.PathAttributeInterface) bool {
+				_, ok := p.(*bgp.PathAttributeLocalPref)
+				return ok
+			})
+			list = append(list, bgp.NewPathAttributeLocalPref(in.localPref))
+		}
+	}
 	slices.SortStableFunc(list, func(x, y bgp.PathAttributeInterface) int {
 		return int(x.GetType()) - int(y.GetType())
 	})
@@ -102,6 +117,10 @@ func newAttrs(in attrsInput) *attrs {
 	buf = append(buf, a.nextHop.AsSlice()...)
 	buf = append(buf, 0xff)
 	buf = append(buf, a.nextHopLL.AsSlice()...)
+	if in.setLocalPref && in.fromEBGP {
+		buf = append(buf, 0xfe)
+		buf = binary.BigEndian.AppendUint32(buf, in.localPref)
+	}
 	a.key = string(buf)
 	return a
 }

@@ -46,7 +46,7 @@ func injectorBlob(i, p int, nh netip.Addr) []byte {
 		bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeAsPath(nil), bgp.NewPathAttributeLocalPref(100),
 	}, nextHop: nh})
 	src := &ribPeer{routerID: 1}
-	oa := (&exporter{}).export(&path{src: src, a: a}, roleEBGP, netip.Addr{})
+	oa := (&exporter{}).export(&path{src: src, a: a}, roleEBGP, netip.Addr{}, nil)
 	oa.bytes = oa.bytes[:0]
 	for _, pa := range []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeAsPath(nil),
 		bgp.NewPathAttributeNextHop(nh.String()), bgp.NewPathAttributeLocalPref(100)} {

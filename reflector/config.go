@@ -24,6 +24,11 @@ type Config struct {
 	Neighbors []NeighborConfig
 	// DynamicNeighbors accept sessions from any address inside a prefix.
 	DynamicNeighbors []DynamicNeighbor
+	// Policy is the route policy (policy.go): BGPFilters, the filters of
+	// each neighbour and range, and the eBGP default (the zero value is
+	// RFC 8212: eBGP neighbours exchange nothing). Reflector.SetPolicy
+	// changes it live.
+	Policy PolicyConfig
 	// ConnectRetry is the delay between connection attempts to an active
 	// neighbour, jittered down by up to a quarter (RFC 4271 10); zero means
 	// 5 s.

@@ -61,7 +61,7 @@
 // Add-path is negotiated for sending only (we never receive path
 // identifiers), so each peer contributes at most one path per prefix.
 // Peers must support 4-octet AS numbers (RFC 6793); a peer without the
-// capability is refused with an OPEN error. There is no inbound or outbound
-// policy beyond the RFC 4456 reflection rules, eBGP next-hop-self (or
-// keeping the next hop, per neighbour).
+// capability is refused with an OPEN error. Route policy is BGPFilter's
+// (policy.go, policyrib.go): import per neighbour through an Adj-RIB-In,
+// export per update group, RFC 8212 on eBGP, changed live.
 package reflector

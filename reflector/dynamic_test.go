@@ -16,7 +16,9 @@ import (
 // is closed (Cease, de-configured), and one whose range is unchanged keeps
 // its session.
 func TestSetDynamicNeighbors(t *testing.T) {
-	r, addr := startReflector(t, testConfig())
+	cfg := testConfig()
+	cfg.Policy.EBGPDefaultAccept = true // eBGP without filters (RFC 8212 would send nothing)
+	r, addr := startReflector(t, cfg)
 	if _, err := dialSpeaker(context.Background(), addr, "127.0.0.2", opts("10.0.0.2")); err == nil {
 		t.Fatal("a client established with no range configured")
 	}

@@ -39,6 +39,7 @@ func exportable(src *ribPeer, to roleClass) bool {
 // outAttrs is an attrs as exported to one class of group, encoded once.
 type outAttrs struct {
 	to        roleClass
+	rule      *xrule     // the export rule whose changes it carries, or nil
 	origID    uint32     // ORIGINATOR_ID we add when reflecting
 	localAddr netip.Addr // next hop we set for eBGP
 	// bytes are the encoded path attributes, with NEXT_HOP for an IPv4 next
@@ -55,9 +56,10 @@ type exporter struct {
 }
 
 // export returns the attributes of path p as sent to a group of role to
-// whose local address (for next-hop-self) is localAddr. Results are cached
-// on the attrs, which the RIB frees when no path uses them.
-func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr) *outAttrs {
+// whose local address (for next-hop-self) is localAddr, changed by the
+// export rule that accepted it (nil: none). Results are cached on the
+// attrs, which the RIB frees when no path uses them.
+func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr, rule *xrule) *outAttrs {
 	a := p.a
 	var origID uint32
 	switch {
@@ -70,15 +72,22 @@ func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr) *outAttrs
 		localAddr = netip.Addr{}
 	}
 	for _, o := range a.out {
-		if o.to == to && o.origID == origID && o.localAddr == localAddr {
+		if o.to == to && o.origID == origID && o.localAddr == localAddr && o.rule == rule {
 			return o
 		}
 	}
-	o := &outAttrs{to: to, origID: origID, localAddr: localAddr, nextHop: a.nextHop, nextHopLL: a.nextHopLL}
+	o := &outAttrs{to: to, origID: origID, localAddr: localAddr, nextHop: a.nextHop, nextHopLL: a.nextHopLL, rule: rule}
+	cache := a
+	if rule != nil {
+		a = rule.modify(a, p.src.ebgp, to == roleEBGP)
+	}
 	var list []bgp.PathAttributeInterface
 	switch {
 	case to == roleEBGP:
 		list = e.toEBGP(a)
+		if rule != nil && rule.setMED { // a MED the policy sets goes to eBGP too
+			list = append(list, bgp.NewPathAttributeMultiExitDisc(rule.med))
+		}
 		if localAddr.IsValid() && localAddr.Is4() == a.nextHop.Is4() {
 			o.nextHop, o.nextHopLL = localAddr, netip.Addr{}
 		}
@@ -101,7 +110,7 @@ func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr) *outAttrs
 			o.bytes = append(o.bytes, b...)
 		}
 	}
-	a.out = append(a.out, o)
+	cache.out = append(cache.out, o)
 	return o
 }
 

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/bgpfabric/bgpfabric/api"
 )
 
 // FileConfig is the reflector's configuration file (YAML or JSON), for a
@@ -28,6 +31,20 @@ type FileConfig struct {
 	// (also for `bgpfabric reflector --program-fib`).
 	ProgramFIB bool     `json:"programFIB,omitempty"`
 	FIB        *FileFIB `json:"fib,omitempty"`
+	// Filters are route policies (BGPFilter specs, docs/policy.md) that
+	// neighbours and ranges name in their filters.
+	Filters []FileFilter `json:"filters,omitempty"`
+	// EBGPDefaultPolicy is what eBGP sessions do with routes no filter
+	// decides: Reject (the default, RFC 8212: nothing in or out without
+	// a filter) or Accept.
+	EBGPDefaultPolicy string `json:"ebgpDefaultPolicy,omitempty"`
+}
+
+// FileFilter is a named BGPFilter spec: exportV4, importV4, exportV6,
+// importV6.
+type FileFilter struct {
+	Name              string `json:"name"`
+	api.BGPFilterSpec `json:",inline"`
 }
 
 // FileFIB configures the kernel routes of programFIB.
@@ -77,6 +94,8 @@ type FileNeighbor struct {
 	// BFD runs BFD beside the session (reflector/bfd.go); not available
 	// for dynamic neighbours.
 	BFD *FileBFD `json:"bfd,omitempty"`
+	// Filters names the filters of the session, in order.
+	Filters []string `json:"filters,omitempty"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -93,6 +112,8 @@ type FileDynamicNeighbor struct {
 	Password     string `json:"password,omitempty"`
 	PasswordFile string `json:"passwordFile,omitempty"`
 	FileTTL      `json:",inline"`
+	// Filters names the filters of the range's sessions, in order.
+	Filters []string `json:"filters,omitempty"`
 }
 
 // LoadConfigFile reads, validates and converts a configuration file.
@@ -218,6 +239,7 @@ func (fc *FileConfig) Config() (Config, error) {
 	if len(c.ListenAddrs) == 0 {
 		c.ListenAddrs = []string{"0.0.0.0:179"}
 	}
+	c.Policy = fe.policy(fc)
 	for i, n := range fc.Neighbors {
 		f := fmt.Sprintf("neighbors[%d]", i)
 		nc := NeighborConfig{
@@ -247,6 +269,9 @@ func (fc *FileConfig) Config() (Config, error) {
 		if n.MaxPrefixes < 0 {
 			fe.add(f+".maxPrefixes", "must not be negative")
 		}
+		if fe.filterNames(f+".filters", n.Filters, c.Policy) && nc.Address.IsValid() {
+			c.Policy.Neighbors[nc.Address] = n.Filters
+		}
 		c.Neighbors = append(c.Neighbors, nc)
 	}
 	for i, d := range fc.DynamicNeighbors {
@@ -266,6 +291,13 @@ func (fc *FileConfig) Config() (Config, error) {
 			dn.ASN = fc.ASNumber
 		}
 		dn.Client = dn.ASN == fc.ASNumber && orTrue(d.Client)
+		if fe.filterNames(f+".filters", d.Filters, c.Policy) && err == nil {
+			p = p.Masked()
+			if _, dup := c.Policy.Ranges[p]; dup {
+				fe.add(f+".filters", "prefix %v has filters in an earlier range too", p)
+			}
+			c.Policy.Ranges[p] = d.Filters
+		}
 		c.DynamicNeighbors = append(c.DynamicNeighbors, dn)
 	}
 	if fc.FIB != nil { // used with programFIB, or --program-fib
@@ -279,4 +311,50 @@ func (fc *FileConfig) Config() (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// policy converts the file's filters and default; neighbours' names are
+// added by the caller.
+func (fe *fieldErrs) policy(fc *FileConfig) PolicyConfig {
+	pc := PolicyConfig{Neighbors: map[netip.Addr][]string{}, Ranges: map[netip.Prefix][]string{}}
+	switch fc.EBGPDefaultPolicy {
+	case "", api.FilterReject:
+	case api.FilterAccept:
+		pc.EBGPDefaultAccept = true
+	default:
+		fe.add("ebgpDefaultPolicy", "%q must be Reject or Accept", fc.EBGPDefaultPolicy)
+	}
+	seen := map[string]bool{}
+	for i, ff := range fc.Filters {
+		f := fmt.Sprintf("filters[%d]", i)
+		bf := &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: ff.Name}, Spec: ff.BGPFilterSpec}
+		bf.Default()
+		if err := api.ValidateResource(bf); err != nil {
+			fe.add(f, "%v", err)
+			continue
+		}
+		if err := CheckFilter(bf); err != nil {
+			fe.add(f, "%v", err)
+			continue
+		}
+		if seen[ff.Name] {
+			fe.add(f+".name", "%q is defined twice", ff.Name)
+			continue
+		}
+		seen[ff.Name] = true
+		pc.Filters = append(pc.Filters, bf)
+	}
+	return pc
+}
+
+// filterNames checks that every name is a defined filter.
+func (fe *fieldErrs) filterNames(field string, names []string, pc PolicyConfig) bool {
+	ok := true
+	for i, n := range names {
+		if !slices.ContainsFunc(pc.Filters, func(f *api.BGPFilter) bool { return f.Name == n }) {
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "filter %q is not defined in filters", n)
+			ok = false
+		}
+	}
+	return ok && len(names) > 0
 }

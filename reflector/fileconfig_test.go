@@ -1,8 +1,10 @@
 package reflector
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,5 +75,104 @@ neighbors:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to name %s", err, want)
 		}
+	}
+}
+
+// TestParseConfigFilePolicy: filters, the filters of neighbours and
+// ranges, and ebgpDefaultPolicy become the engine's PolicyConfig; a
+// missing name, an invalid rule, interface and an unknown default are
+// refused with their field paths.
+func TestParseConfigFilePolicy(t *testing.T) {
+	cfg, err := ParseConfigFile([]byte(`
+routerID: 10.255.0.1
+asNumber: 65000
+ebgpDefaultPolicy: Accept
+filters:
+  - name: tor-in
+    importV4:
+      - {cidr: 0.0.0.0/0, matchOperator: Equal, action: Accept, localPref: 50}
+      - {action: Reject}
+  - name: tag
+    exportV4:
+      - {action: Accept, addCommunities: ["65000:1"], prependASPath: {asNumber: 65000}}
+neighbors:
+  - address: 192.0.2.1
+    asNumber: 65100
+    filters: [tor-in, tag]
+  - address: 10.0.0.2
+dynamicNeighbors:
+  - prefix: 10.1.0.0/16
+    filters: [tag]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Policy
+	if !p.EBGPDefaultAccept || len(p.Filters) != 2 || p.Filters[1].Spec.ExportV4[0].PrependASPath.Repeat != 1 {
+		t.Errorf("policy: %+v", p)
+	}
+	if got := p.Neighbors[netip.MustParseAddr("192.0.2.1")]; !slices.Equal(got, []string{"tor-in", "tag"}) {
+		t.Errorf("neighbour filters %v", got)
+	}
+	if _, ok := p.Neighbors[netip.MustParseAddr("10.0.0.2")]; ok {
+		t.Error("a neighbour without filters has an entry")
+	}
+	if got := p.Ranges[netip.MustParsePrefix("10.1.0.0/16")]; !slices.Equal(got, []string{"tag"}) {
+		t.Errorf("range filters %v", got)
+	}
+	if def, err := ParseConfigFile([]byte("routerID: 10.255.0.1\nasNumber: 65000\n")); err != nil || def.Policy.EBGPDefaultAccept {
+		t.Errorf("default ebgpDefaultPolicy: accept=%v, %v; want Reject (RFC 8212)", def.Policy.EBGPDefaultAccept, err)
+	}
+	_, err = ParseConfigFile([]byte(`
+routerID: 10.255.0.1
+asNumber: 65000
+ebgpDefaultPolicy: Maybe
+filters:
+  - name: bad
+    importV4: [{cidr: 10.0.0.0/33, matchOperator: In, action: Accept}]
+  - name: ifc
+    exportV4: [{interface: eth0, action: Accept}]
+neighbors:
+  - address: 192.0.2.1
+    filters: [nope]
+dynamicNeighbors:
+  - prefix: 10.1.0.0/16
+    filters: [gone]
+`))
+	for _, want := range []string{"ebgpDefaultPolicy", "filters[0]", "spec.importV4[0].cidr", "filters[1]", "spec.exportV4[0].interface",
+		"neighbors[0].filters[0]", `"nope"`, "dynamicNeighbors[0].filters[0]"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+// TestConfigFilePolicyOnWire: a reflector configured from a file applies
+// the file's filters (the same engine path as the datastore's).
+func TestConfigFilePolicyOnWire(t *testing.T) {
+	cfg, err := ParseConfigFile([]byte(`
+routerID: 10.255.0.1
+asNumber: 65000
+clusterID: 10.255.255.1
+listen: ["127.0.0.1:0"]
+filters:
+  - name: in
+    importV4: [{cidr: 10.66.0.0/16, matchOperator: In, action: Reject}]
+neighbors:
+  - {address: 127.0.0.2, passive: true, filters: [in]}
+  - {address: 127.0.0.3, passive: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startReflector(t, cfg)
+	a := connect(t, addr, cliA, opts("10.0.0.2"))
+	b := connect(t, addr, cliB, opts("10.0.0.3"))
+	readView(t, a, view{}, eors)
+	vb := readView(t, b, view{}, eors)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.66.1.0/24", "10.67.1.0/24")))
+	settle(t, a, b, vb, "192.0.2.2", "10.99.1.0/24", "10.99.2.0/24")
+	if hasKey(vb, "10.66.1.0/24") || !hasKey(vb, "10.67.1.0/24") {
+		t.Errorf("B's routes %v: want 10.67.1.0/24 and not 10.66.1.0/24", vb)
 	}
 }

@@ -47,8 +47,8 @@ func FuzzSessionReader(f *testing.F) {
 				for _, u := range b.updates {
 					if u.a != nil {
 						e := exporter{asn: testASN, clusterID: 1}
-						e.export(&path{src: &ribPeer{routerID: 2}, a: u.a}, roleClient, s.local.asnAddr())
-						e.export(&path{src: &ribPeer{routerID: 2}, a: u.a}, roleEBGP, s.local.asnAddr())
+						e.export(&path{src: &ribPeer{routerID: 2}, a: u.a}, roleClient, s.local.asnAddr(), nil)
+						e.export(&path{src: &ribPeer{routerID: 2}, a: u.a}, roleEBGP, s.local.asnAddr(), nil)
 					}
 				}
 			case bgp.BGP_MSG_OPEN:
@@ -126,6 +126,9 @@ func FuzzSessionRIB(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rl := newRIBLoop(slog.New(slog.DiscardHandler), testASN, 1, newEngineMetrics())
+		if err := rl.setPolicy(PolicyConfig{EBGPDefaultAccept: true}); err != nil {
+			t.Fatal(err)
+		}
 		both := families(0).with(famV4).with(famV6)
 		up := func(addr string, id uint32, asn uint32, client bool, maxPrefixes int) (*member, *recConn) {
 			c := &recConn{}

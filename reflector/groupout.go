@@ -47,25 +47,34 @@ func (rl *ribLoop) flushGroup(g *updateGroup, t *table, cur [][]path) {
 	o := &groupOut{g: g}
 	if g.key.addPath.has(t.fam) {
 		for i, c := range t.changed {
-			rl.diffAll(o, c.k, c.old, cur[i])
+			rl.diffAll(o, t.fam, c.k, c.old, cur[i])
 		}
 	} else {
 		for i, c := range t.changed {
-			rl.diffBest(o, c.k, c.old, cur[i])
+			rl.diffBest(o, t.fam, c.k, c.old, cur[i])
 		}
 	}
 	rl.sendGroup(o, t.fam)
 }
 
 // diffBest handles a group without add-path: only the best path counts.
-func (rl *ribLoop) diffBest(o *groupOut, k pfxKey, old, cur []path) {
+// An export policy decides on the best path alone: when it rejects the
+// best, the prefix is not sent (no fallback to the next path), as BIRD
+// and GoBGP do.
+func (rl *ribLoop) diffBest(o *groupOut, f family, k pfxKey, old, cur []path) {
 	role := o.g.key.role
 	var ob, nb *path
-	if len(old) > 0 && exportable(old[0].src, role) {
-		ob = &old[0]
+	var rule *xrule
+	if len(old) > 0 {
+		if ok, _ := o.g.pass(f, k, &old[0]); ok {
+			ob = &old[0]
+		}
 	}
-	if len(cur) > 0 && exportable(cur[0].src, role) {
-		nb = &cur[0]
+	if len(cur) > 0 {
+		var ok bool
+		if ok, rule = o.g.pass(f, k, &cur[0]); ok {
+			nb = &cur[0]
+		}
 	}
 	it := nlriItem{k: k}
 	switch {
@@ -73,7 +82,7 @@ func (rl *ribLoop) diffBest(o *groupOut, k pfxKey, old, cur []path) {
 		if ob != nil && ob.src == nb.src && ob.a == nb.a {
 			return
 		}
-		o.part(nb.src).announce(rl.exp.export(nb, role, o.g.key.localAddr), it)
+		o.part(nb.src).announce(rl.exp.export(nb, role, o.g.key.localAddr, rule), it)
 		// The new best's source had received the old best: take it back.
 		if ob != nil && ob.src != nb.src && nb.src.member != nil && nb.src.member.group == o.g {
 			o.specialFor(nb.src.member).withdraw(it)
@@ -85,23 +94,29 @@ func (rl *ribLoop) diffBest(o *groupOut, k pfxKey, old, cur []path) {
 
 // diffAll handles an add-path group: every exportable path is sent, each
 // under its source's path identifier.
-func (rl *ribLoop) diffAll(o *groupOut, k pfxKey, old, cur []path) {
+func (rl *ribLoop) diffAll(o *groupOut, f family, k pfxKey, old, cur []path) {
 	role := o.g.key.role
 	for i := range old {
 		op := &old[i]
-		if exportable(op.src, role) && indexOf(cur, op.src) < 0 {
+		if ok, _ := o.g.pass(f, k, op); !ok {
+			continue
+		}
+		if j := indexOf(cur, op.src); j < 0 {
 			o.part(op.src).withdraw(nlriItem{k, op.src.pathID})
+		} else if cur[j].a != op.a {
+			if ok, _ := o.g.pass(f, k, &cur[j]); !ok { // now rejected by the export policy
+				o.part(op.src).withdraw(nlriItem{k, op.src.pathID})
+			}
 		}
 	}
 	for i := range cur {
 		cp := &cur[i]
-		if !exportable(cp.src, role) {
-			continue
-		}
 		if j := indexOf(old, cp.src); j >= 0 && old[j].a == cp.a {
 			continue
 		}
-		o.part(cp.src).announce(rl.exp.export(cp, role, o.g.key.localAddr), nlriItem{k, cp.src.pathID})
+		if ok, rule := o.g.pass(f, k, cp); ok {
+			o.part(cp.src).announce(rl.exp.export(cp, role, o.g.key.localAddr, rule), nlriItem{k, cp.src.pathID})
+		}
 	}
 }
 

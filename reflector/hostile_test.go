@@ -143,6 +143,7 @@ func TestPanicInSessionRunsPeerDown(t *testing.T) {
 func TestUnrecognisedAttributes(t *testing.T) {
 	cfg := testConfig("127.0.0.2", "127.0.0.3")
 	cfg.Neighbors = append(cfg.Neighbors, NeighborConfig{Address: netip.MustParseAddr("127.0.0.4"), ASN: 65100, Passive: true})
+	cfg.Policy.EBGPDefaultAccept = true // eBGP without filters (RFC 8212 would send nothing)
 	_, addr := startReflector(t, cfg)
 	src := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
 	ibgp := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))

@@ -27,4 +27,5 @@ const (
 	logKeyInterval     = "interval"
 	logKeySuppressed   = "suppressed"
 	logKeyHoldDown     = "holdDown"
+	logKeyFilters      = "filters"
 )

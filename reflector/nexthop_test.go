@@ -20,6 +20,7 @@ func TestKeepOriginalNextHop(t *testing.T) {
 		NeighborConfig{Address: netip.MustParseAddr("127.0.0.5"), ASN: 65100, Passive: true},
 		NeighborConfig{Address: netip.MustParseAddr("127.0.0.6"), ASN: 65200, Passive: true, KeepNextHop: true},
 	)
+	cfg.Policy.EBGPDefaultAccept = true // eBGP without filters (RFC 8212 would send nothing)
 	r, addr := startReflector(t, cfg)
 	client := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
 	self := connect(t, addr, "127.0.0.5", speakerOpts{asn: 65100, id: "10.0.0.5", hold: 90})

@@ -235,6 +235,7 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 		return false
 	}
 	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir), p.env.outQueueLimit)
+	s.dynamic = p.dynamic
 	s.lim = &p.lim
 	p.mu.Lock()
 	p.sessions = append(p.sessions, s)

@@ -90,16 +90,20 @@ func (p *peer) upInManager(*session) {
 
 // NeighborStatus is a neighbour's state as Neighbors reports it.
 type NeighborStatus struct {
-	Address     string
-	ASN         uint32
-	Client      bool
-	Dynamic     bool
-	State       State
-	Uptime      time.Duration // zero unless Established
-	PrefixesIn  int64
-	PrefixesOut int64
-	UpdatesIn   int64
-	UpdatesOut  int64
+	Address string
+	ASN     uint32
+	Client  bool
+	Dynamic bool
+	State   State
+	Uptime  time.Duration // zero unless Established
+	// PrefixesIn are the neighbour's paths in the RIB (accepted by its
+	// import policy); PrefixesReceived all it sent, before the policy
+	// (equal to PrefixesIn without an import policy).
+	PrefixesIn       int64
+	PrefixesReceived int64
+	PrefixesOut      int64
+	UpdatesIn        int64
+	UpdatesOut       int64
 	// OutQueueBytes is what the session's output queue holds now, and
 	// OutQueuePeak the most it held since the session began (writer.go).
 	OutQueueBytes int64
@@ -111,6 +115,10 @@ type NeighborStatus struct {
 	// BFD is the neighbour's BFD state (AdminDown, Down, Init, Up;
 	// "Error: ..." when it could not be set up), empty without BFD.
 	BFD string
+	// Policy is set when the neighbour's route policy is not what its
+	// configuration asks for or exchanges nothing: a missing BGPFilter,
+	// or RFC 8212 on an eBGP neighbour without filters.
+	Policy string
 }
 
 func (p *peer) status(now time.Time) NeighborStatus {
@@ -131,6 +139,13 @@ func (p *peer) status(now time.Time) NeighborStatus {
 		State: st, PrefixesIn: p.stats.prefixesIn.Load(), PrefixesOut: p.stats.prefixesOut.Load(),
 		UpdatesIn: p.stats.updatesIn.Load(), UpdatesOut: p.stats.updatesOut.Load(),
 		Since: p.since, LastError: p.lastErr, OutQueueBytes: int64(queued), OutQueuePeak: int64(peak),
+	}
+	ns.PrefixesReceived = ns.PrefixesIn
+	if p.stats.filtered.Load() {
+		ns.PrefixesReceived = p.stats.received.Load()
+	}
+	if n := p.stats.policyNote.Load(); n != nil {
+		ns.Policy = *n
 	}
 	if st == StateEstablished && !p.establishAt.IsZero() {
 		ns.Uptime = now.Sub(p.establishAt)

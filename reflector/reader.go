@@ -86,7 +86,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 	info := sessionInfo{
 		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
 		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, localAddr: s.localAddr(),
-		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s,
+		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s, dynamic: s.dynamic,
 	}
 	var m *member
 	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {

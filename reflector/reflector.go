@@ -27,6 +27,9 @@ type Reflector struct {
 	listeners []*net.TCPListener
 	wg        sync.WaitGroup // peer managers
 	ready     chan struct{}
+	// ribStarted is set when Run starts the RIB loop: SetPolicy then
+	// goes through it.
+	ribStarted bool
 
 	changes chan struct{} // size 1: see Changes
 
@@ -55,6 +58,9 @@ func New(cfg Config) (*Reflector, error) {
 		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
 		connectRetry: cfg.ConnectRetry, log: cfg.Logger, met: met, changed: r.changed,
 		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
+	}
+	if err := r.env.rib.setPolicy(cfg.Policy); err != nil {
+		return nil, fmt.Errorf("reflector config: %w", err)
 	}
 	r.bfd = newBFDLink(cfg.BFD, cfg.Logger)
 	r.env.bfdDowns, r.env.bfdUp = r.bfd.downs, r.bfd.up
@@ -149,6 +155,9 @@ func (r *Reflector) Run(ctx context.Context) (err error) {
 		defer t.Stop()
 	}
 	var wg sync.WaitGroup
+	r.mu.Lock()
+	r.ribStarted = true
+	r.mu.Unlock()
 	wg.Go(func() { rib.run(ribCtx) })
 	r.mu.Lock()
 	// Peers run on their own context, cancelled (with ctx's cause) only

@@ -407,4 +407,10 @@ type ribPeer struct {
 	eor       families // End-of-RIB received on the current session
 	member    *member  // nil while no session is established
 	stats     *peerStats
+	// Route policy (policy.go): nil chains accept everything. adj holds
+	// the paths as received while imp is set.
+	imp, exp *xchain
+	adj      *adjRIBIn
+	dynamic  bool // its policy is its range's
+	rejected int  // Adj-RIB-In paths the import policy rejected
 }

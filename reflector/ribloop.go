@@ -33,6 +33,7 @@ type ribLoop struct {
 	nextID uint32
 	met    *engineMetrics
 	fib    *fibFeed // nil unless Config.ProgramFIB
+	pol    policyState
 
 	// Restarting-speaker state (RFC 4724 4.1, see restart.go).
 	restarting atomic.Bool // set while deferring: OPENs carry the R bit
@@ -150,6 +151,11 @@ func (rl *ribLoop) flush() {
 type peerStats struct {
 	prefixesIn, prefixesOut atomic.Int64
 	updatesIn, updatesOut   atomic.Int64 // UPDATE messages
+	// received counts the paths held before the import policy, when
+	// filtered (the neighbour has an import policy and an Adj-RIB-In).
+	received   atomic.Int64
+	filtered   atomic.Bool
+	policyNote atomic.Pointer[string]
 }
 
 // sessionInfo describes a session that reached Established.
@@ -163,6 +169,7 @@ type sessionInfo struct {
 	addPath     families // families we send path identifiers in
 	localAddr   netip.Addr
 	keepNextHop bool // eBGP: send next hops unchanged
+	dynamic     bool // a dynamic neighbour: its range's policy
 	maxPrefixes int
 	stats       *peerStats
 	conn        memberConn
@@ -186,11 +193,26 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	rp.maxPrefix, rp.stats = si.maxPrefixes, si.stats
 	m := &member{rp: rp, conn: si.conn, fams: si.fams}
 	rp.member = m
-	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath}
+	rp.dynamic = si.dynamic
+	sp := rl.pol.resolve(rp.addr, rp.ebgp, rp.dynamic)
+	rp.stats.setPolicyNote(sp.note)
+	switch {
+	case sp.imp == rp.imp:
+	case rp.prefixes == 0 && rp.adj == nil: // new: nothing to evaluate again
+		rp.imp = sp.imp
+		if sp.imp != nil {
+			rp.adj = newAdjRIBIn()
+		}
+	default:
+		rl.reimport(rp, sp.imp)
+	}
+	rp.exp = sp.exp
+	rl.storeCounts(rp)
+	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath, pol: sp.expKey}
 	if rp.ebgp && !si.keepNextHop {
 		key.localAddr = si.localAddr
 	}
-	rl.join(m, key)
+	rl.join(m, key, sp.exp)
 	rp.stats.prefixesOut.Store(0)
 	rp.eor = 0
 	if rl.deferring {
@@ -222,6 +244,7 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 		for _, t := range rl.tables {
 			t.markStale(rp)
 		}
+		rl.adjMarkStale(rp)
 		return
 	}
 	rl.sweep(rp, false, ^families(0))
@@ -235,11 +258,13 @@ func (rl *ribLoop) sweep(rp *ribPeer, onlyStale bool, fams families) {
 			rp.prefixes -= t.sweep(rp, onlyStale, rl.attrs, &rl.cmp)
 		}
 	}
-	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	rl.adjSweep(rp, onlyStale, fams)
 	if rp.member == nil && rp.prefixes == 0 {
+		rl.adjSweep(rp, false, ^families(0)) // rejected paths kept as stale
 		delete(rl.peers, rp.addr)
 		rl.ix.dropPeer(rp)
 	}
+	rl.storeCounts(rp)
 }
 
 // flushStale removes a neighbour's stale paths (restart or stale timer).
@@ -269,6 +294,20 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 		return // the session is gone
 	}
 	defer rl.met.observeBestPath(time.Now())
+	if rp.imp != nil {
+		for _, u := range b.updates {
+			rl.updateFiltered(rp, u)
+			// With an import policy the limit bounds what is held:
+			// every path received, accepted or not.
+			if rp.maxPrefix > 0 && rp.received() > rp.maxPrefix {
+				rl.overLimit(m)
+				return
+			}
+		}
+		rl.endOfRIB(rp, b.eor)
+		rl.storeCounts(rp)
+		return
+	}
 	for _, u := range b.updates {
 		t := rl.tables[u.fam]
 		if u.a == nil {
@@ -291,14 +330,19 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 			return
 		}
 	}
-	if b.eor != 0 {
-		rl.sweep(rp, true, b.eor)
-		rp.eor |= b.eor
+	rl.endOfRIB(rp, b.eor)
+	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+}
+
+// endOfRIB handles End-of-RIB of families eor: the stale paths go.
+func (rl *ribLoop) endOfRIB(rp *ribPeer, eor families) {
+	if eor != 0 {
+		rl.sweep(rp, true, eor)
+		rp.eor |= eor
 		if rl.deferring {
 			rl.checkDeferral()
 		}
 	}
-	rp.stats.prefixesIn.Store(int64(rp.prefixes))
 }
 
 // overLimit ends member m, whose peer went over its maximum number of

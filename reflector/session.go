@@ -61,6 +61,8 @@ type session struct {
 	ebgp       bool
 	started    time.Time
 	deadlineAt time.Time
+	// dynamic: a dynamic neighbour's session (its range's route policy).
+	dynamic bool
 }
 
 func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing bool,

@@ -75,6 +75,7 @@ func TestEBGP(t *testing.T) {
 	const peerAS = 65100
 	cfg := testConfig("127.0.0.2")
 	cfg.Neighbors = append(cfg.Neighbors, NeighborConfig{Address: netip.MustParseAddr("127.0.0.5"), ASN: peerAS, Passive: true})
+	cfg.Policy.EBGPDefaultAccept = true // eBGP without filters (RFC 8212 would send nothing)
 	_, addr := startReflector(t, cfg)
 	client := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
 	ext := connect(t, addr, "127.0.0.5", speakerOpts{asn: peerAS, id: "10.0.0.5", hold: 90})

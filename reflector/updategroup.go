@@ -24,12 +24,29 @@ type groupKey struct {
 	// for iBGP and for eBGP neighbours that keep the original next hop,
 	// so that those share one group and their routes go out unchanged.
 	localAddr netip.Addr
+	// pol identifies the export policy (policy.go); "" is none.
+	pol string
 }
 
 // updateGroup is a set of established sessions sharing one groupKey.
 type updateGroup struct {
 	key     groupKey
+	exp     *xchain // the export policy; nil accepts everything
 	members []*member
+}
+
+// pass reports whether the group sends path p of prefix k (family f):
+// the RFC 4456 rules and the export policy; and the export rule whose
+// changes apply (nil: none).
+func (g *updateGroup) pass(f family, k pfxKey, p *path) (bool, *xrule) {
+	if !exportable(p.src, g.key.role) {
+		return false, nil
+	}
+	if g.exp == nil {
+		return true, nil
+	}
+	rule, ok := g.exp.eval(f, k, p.a)
+	return ok, rule
 }
 
 // member is an established session inside the RIB loop.
@@ -40,11 +57,12 @@ type member struct {
 	fams  families
 }
 
-// join puts m into the group for key, creating it when needed.
-func (rl *ribLoop) join(m *member, key groupKey) {
+// join puts m into the group for key, creating it when needed; exp is
+// the export policy that key.pol names.
+func (rl *ribLoop) join(m *member, key groupKey, exp *xchain) {
 	g := rl.groups[key]
 	if g == nil {
-		g = &updateGroup{key: key}
+		g = &updateGroup{key: key, exp: exp}
 		rl.groups[key] = g
 	}
 	g.members = append(g.members, m)
@@ -69,15 +87,18 @@ func (rl *ribLoop) leave(m *member) {
 // stream right after with nothing lost or repeated.
 func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	t := rl.tables[f]
-	key := m.group.key
+	g := m.group
+	key := g.key
 	addPath := key.addPath.has(f)
 	var p partition
 	t.each(func(k pfxKey, n uint32) {
 		paths := t.paths(n)
 		for i := range paths {
 			pa := &paths[i]
-			if pa.src != m.rp && exportable(pa.src, key.role) {
-				p.announce(rl.exp.export(pa, key.role, key.localAddr), nlriItem{k, pa.src.pathID})
+			if pa.src != m.rp {
+				if ok, rule := g.pass(f, k, pa); ok {
+					p.announce(rl.exp.export(pa, key.role, key.localAddr, rule), nlriItem{k, pa.src.pathID})
+				}
 			}
 			if !addPath {
 				break

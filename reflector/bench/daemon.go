@@ -32,7 +32,7 @@ type impl interface {
 	command(dir string, port int, c benchCase) ([]string, error)
 }
 
-func lookupImpl(name, bgpfabric string) (impl, error) {
+func lookupImpl(name, bgpfabric string, filterRules int) (impl, error) {
 	switch name {
 	case "bgpfabric":
 		p, err := exec.LookPath(bgpfabric)
@@ -40,7 +40,14 @@ func lookupImpl(name, bgpfabric string) (impl, error) {
 			return nil, err
 		}
 		abs, _ := filepath.Abs(p)
-		return bgpfabricImpl{abs}, nil
+		return bgpfabricImpl{bin: abs}, nil
+	case "bgpfabric-filtered":
+		p, err := exec.LookPath(bgpfabric)
+		if err != nil {
+			return nil, err
+		}
+		abs, _ := filepath.Abs(p)
+		return bgpfabricImpl{bin: abs, filterRules: filterRules}, nil
 	case "bird":
 		p, err := exec.LookPath("bird")
 		if err != nil {
@@ -78,9 +85,21 @@ func peerAddrs(c benchCase) (inj, mon []string) {
 	return inj, mon
 }
 
-type bgpfabricImpl struct{ bin string }
+// bgpfabricImpl is bgpfabric's reflector; with filterRules, every client
+// (the one dynamic-neighbour range) has a filter of that many rules in
+// each direction (benchFilter).
+type bgpfabricImpl struct {
+	bin         string
+	filterRules int
+}
 
-func (bgpfabricImpl) name() string { return "bgpfabric" }
+func (b bgpfabricImpl) name() string {
+	if b.filterRules > 0 {
+		return "bgpfabric-filtered"
+	}
+	return "bgpfabric"
+}
+
 func (b bgpfabricImpl) command(dir string, port int, c benchCase) ([]string, error) {
 	cfg := fmt.Sprintf(`routerID: %s
 asNumber: %d
@@ -91,6 +110,9 @@ dynamicNeighbors:
     holdTime: 180s
     gracefulRestart: false
 `, routerID, benchAS, clusterID, rrAddr, port)
+	if b.filterRules > 0 {
+		cfg += "    filters: [bench]\n" + benchFilter(b.filterRules)
+	}
 	f := filepath.Join(dir, "reflector.yaml")
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -366,4 +388,27 @@ func listensOn(pid, port int) bool {
 		}
 	}
 	return false
+}
+
+// benchFilter is a filter of n rules per direction (importV4 and
+// exportV4) as an operator writes one for a client: n-2 rules that reject
+// bogons and other sites' ranges (none matches the benchmark's prefixes,
+// so every route is tried against all of them), a reject of a blackhole
+// community (which reads the route's communities), and a last rule that
+// accepts the fabric's range, on export tagging it with a community.
+func benchFilter(n int) string {
+	var rules strings.Builder
+	bogons := []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"}
+	for i := range n - 2 {
+		cidr := fmt.Sprintf("100.%d.0.0/16", i%256) // other sites: 100.0-255 (not the bench's 11.0.0.0 and up)
+		if i < len(bogons) {
+			cidr = bogons[i]
+		}
+		fmt.Fprintf(&rules, "      - {cidr: %s, matchOperator: In, action: Reject}\n", cidr)
+	}
+	rules.WriteString("      - {communities: [\"65535:666\"], action: Reject}\n")
+	const accept = "      - {cidr: 0.0.0.0/0, matchOperator: In, prefixLength: {max: 24}, action: Accept%s}\n"
+	return "filters:\n  - name: bench\n    importV4:\n" + rules.String() + fmt.Sprintf(accept, "") +
+		"    exportV4:\n" + rules.String() + fmt.Sprintf(accept, `, addCommunities: ["64512:1"]`)
 }

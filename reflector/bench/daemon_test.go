@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
+	"github.com/bgpfabric/bgpfabric/reflector"
 )
 
 // TestBIRDConfigIsPlainReflector: the BIRD the benchmark compares against
@@ -75,5 +76,31 @@ func TestFleetAddrs(t *testing.T) {
 			t.Fatalf("bad or repeated fleet address %s", a)
 		}
 		seen[a] = true
+	}
+}
+
+// TestFilteredConfig: the bgpfabric-filtered target's configuration
+// loads, with a filter of the asked number of rules in each direction on
+// the clients' range; the plain target's has none.
+func TestFilteredConfig(t *testing.T) {
+	for _, rules := range []int{0, 100} {
+		dir := t.TempDir()
+		if _, err := (bgpfabricImpl{bin: "bgpfabric", filterRules: rules}).command(dir, 20179, benchCase{n: 2, p: 10, k: 3}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := reflector.LoadConfigFile(filepath.Join(dir, "reflector.yaml"))
+		if err != nil {
+			t.Fatalf("%d rules: %v", rules, err)
+		}
+		if rules == 0 {
+			if len(cfg.Policy.Filters) != 0 || len(cfg.Policy.Ranges) != 0 {
+				t.Errorf("plain target has a policy: %+v", cfg.Policy)
+			}
+			continue
+		}
+		if len(cfg.Policy.Filters) != 1 || len(cfg.Policy.Filters[0].Spec.ImportV4) != rules || len(cfg.Policy.Filters[0].Spec.ExportV4) != rules ||
+			len(cfg.Policy.Ranges) != 1 {
+			t.Errorf("filtered target's policy: %+v", cfg.Policy)
+		}
 	}
 }

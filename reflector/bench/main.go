@@ -76,6 +76,7 @@ func main() {
 	timeout := flag.Duration("timeout", 5*time.Minute, "limit per run")
 	clients := flag.Int("clients", 0, "run the fleet case instead: this many clients (e.g. 5000), each announcing -client-prefixes, all receiving each other's")
 	clientPrefixes := flag.Int("client-prefixes", 4, "prefixes per client in the fleet case")
+	filterRules := flag.Int("filter-rules", 100, "rules per direction of the filter on every client in the bgpfabric-filtered target (add it to -targets; compared with bgpfabric)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
 	if *clients > 0 {
@@ -92,7 +93,7 @@ func main() {
 	defer stop()
 	var impls []impl
 	for _, name := range strings.Split(*targets, ",") {
-		im, err := lookupImpl(strings.TrimSpace(name), *bgpfabric)
+		im, err := lookupImpl(strings.TrimSpace(name), *bgpfabric, max(*filterRules, 2))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skipping %s: %v\n", name, err)
 			continue
@@ -100,6 +101,7 @@ func main() {
 		impls = append(impls, im)
 	}
 	var results []result
+	all := map[string][]result{} // every run, by implementation and case
 	for _, c := range cs {
 		for _, im := range impls {
 			var rs []result
@@ -108,12 +110,14 @@ func main() {
 				fmt.Fprintf(os.Stderr, "%-10s %-14s %s\n", im.name(), c, describe(r))
 				rs = append(rs, r)
 			}
+			all[im.name()+" "+c.String()] = rs
 			if len(rs) > 0 {
 				results = append(results, median(rs))
 			}
 		}
 	}
 	printTable(os.Stdout, results)
+	printFilterRatios(os.Stdout, cs, all)
 	if ctx.Err() != nil {
 		os.Exit(130)
 	}
@@ -212,4 +216,44 @@ func shortErr(err error) string {
 		s = s[:i]
 	}
 	return strconv.Quote(s)
+}
+
+// printFilterRatios compares bgpfabric-filtered with bgpfabric, case by
+// case (the goal: time at most 1.3x), each metric's median against the
+// other's (the table's row is the run of median convergence).
+func printFilterRatios(w *os.File, cs []benchCase, all map[string][]result) {
+	med := func(rs []result, f func(result) float64) float64 {
+		var v []float64
+		for _, r := range rs {
+			if r.err == nil {
+				v = append(v, f(r))
+			}
+		}
+		if len(v) == 0 {
+			return 0
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	metrics := []struct {
+		name string
+		f    func(result) float64
+	}{
+		{"convergence", func(r result) float64 { return r.elapsed.Seconds() }},
+		{"CPU", func(r result) float64 { return r.cpu.Seconds() }},
+		{"peak RSS", func(r result) float64 { return float64(r.rssKiB) }},
+	}
+	for _, c := range cs {
+		p, f := all["bgpfabric "+c.String()], all["bgpfabric-filtered "+c.String()]
+		if len(p) == 0 || len(f) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: filtered/unfiltered, medians of each:", c)
+		for _, m := range metrics {
+			if d := med(p, m.f); d > 0 {
+				fmt.Fprintf(w, " %s %.2f×", m.name, med(f, m.f)/d)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -133,15 +134,19 @@ func (c *Controller) markDirty() {
 	}
 }
 
-// input snapshots the synced resources as peering's input.
-func (c *Controller) input() (peering.Input, bool) {
+// input snapshots the synced resources as peering's input, with the
+// BGPFilters.
+func (c *Controller) input() (policyInput, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var in peering.Input
+	var pi policyInput
 	for _, r := range c.resources {
-		in.Add(r)
+		pi.in.Add(r)
+		if f, ok := r.(*api.BGPFilter); ok {
+			pi.filters = append(pi.filters, f)
+		}
 	}
-	return in, c.synced
+	return pi, c.synced
 }
 
 // desired is one computation's outcome.
@@ -151,38 +156,28 @@ type desired struct {
 	neighbors []reflector.NeighborConfig
 	ranges    []peering.PeerRange
 	dynamic   []reflector.DynamicNeighbor
-	// refused are the sessions left out for their filters or under RFC
-	// 8212 (policy.go).
+	// policy is the route policy (policy.go).
+	policy reflector.PolicyConfig
+	// refused are the sessions left out for filters the reflector cannot
+	// honour (policy.go).
 	refused []refusal
 }
 
 func (c *Controller) compute() (desired, error) {
-	in, _ := c.input()
-	res, err := peering.ReflectorSessions(in, c.cfg.Node)
+	pi, _ := c.input()
+	res, err := peering.ReflectorSessions(pi.in, c.cfg.Node)
 	if err != nil {
 		return desired{}, err
 	}
 	for _, w := range res.Warnings {
 		c.log.Warn("peering", "warning", w.String())
 	}
-	// Fail closed on filters and on eBGP under RFC 8212 (policy.go).
-	var refused []refusal
-	var filtered, ebgp []peering.Session
-	var filteredRanges, ebgpRanges []peering.PeerRange
-	res.Sessions, res.PeerRanges, filtered, filteredRanges = refuseFiltered(res.Sessions, res.PeerRanges, filteredPeers(in, c.cfg.Node))
-	res.Sessions, res.PeerRanges, ebgp, ebgpRanges = refuseEBGP(res.Sessions, res.PeerRanges, ebgpAccept(in))
-	for _, s := range filtered {
-		c.log.Error("session left out: filters are not supported on the reflector yet", "session", s.String())
-		refused = append(refused, refusal{s, FiltersUnsupported})
+	pol := policyFor(pi, c.cfg.Node, res.Sessions, res.PeerRanges)
+	res.Sessions, res.PeerRanges = pol.sessions, pol.ranges
+	for _, r := range append(slices.Clone(pol.refused), pol.refusedRanges...) {
+		c.log.Error("left out for its filters", "reason", r.reason)
 	}
-	for _, s := range ebgp {
-		c.log.Error("eBGP session left out under RFC 8212: the reflector cannot evaluate filters yet", "session", s.String())
-		refused = append(refused, refusal{s, RFC8212Closed})
-	}
-	for _, r := range append(filteredRanges, ebgpRanges...) {
-		c.log.Error("peer range left out: filters and RFC 8212 are not supported on the reflector yet", "range", r.String())
-	}
-	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions, refused: refused}
+	d := desired{id: IdentityOf(res.Local), sessions: res.Sessions, refused: pol.refused, policy: pol.policy}
 	if len(c.cfg.ListenAddrs) > 0 {
 		d.id.ListenAddrs = slices.Clone(c.cfg.ListenAddrs)
 	}
@@ -206,7 +201,7 @@ func (c *Controller) compute() (desired, error) {
 // the node's identity changes (ErrIdentityChanged).
 func (c *Controller) Run(ctx context.Context) error {
 	syncer, err := datastore.NewSyncer(c.cfg.Client, datastore.SyncerConfig{
-		Kinds:   []string{api.KindNode, api.KindBGPPeer, api.KindBGPConfiguration},
+		Kinds:   []string{api.KindNode, api.KindBGPPeer, api.KindBGPConfiguration, api.KindBGPFilter},
 		Handler: c, Logger: c.log,
 	})
 	if err != nil {
@@ -242,7 +237,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	rcfg := reflector.Config{
 		RouterID: cur.id.RouterID, ASN: cur.id.AS, ClusterID: cur.id.ClusterID,
-		ListenAddrs: cur.id.ListenAddrs, Neighbors: cur.neighbors, Logger: c.log,
+		ListenAddrs: cur.id.ListenAddrs, Neighbors: cur.neighbors, Logger: c.log, Policy: cur.policy,
 	}
 	if c.cfg.Engine != nil {
 		c.cfg.Engine(&rcfg)
@@ -350,6 +345,16 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			d := peering.Diff(cur.sessions, next.sessions)
 			rangesChanged := !slices.Equal(cur.ranges, next.ranges) || !slices.Equal(cur.dynamic, next.dynamic)
+			// The policy first: a session that starts below starts with it.
+			if !reflect.DeepEqual(cur.policy, next.policy) {
+				if err := r.SetPolicy(next.policy); err != nil {
+					c.log.Error("applying the route policy; keeping the current one", "err", err)
+					next.policy = cur.policy
+				} else {
+					c.log.Info("route policy changed", "filters", len(next.policy.Filters))
+					cur.policy = next.policy
+				}
+			}
 			if d.Empty() && !rangesChanged {
 				if !slices.Equal(cur.refused, next.refused) { // only why a session is left out
 					cur.refused = next.refused

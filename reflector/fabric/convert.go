@@ -182,11 +182,12 @@ func Status(node string, id Identity, sessions []peering.Session, ranges []peeri
 			ASNumber:           n.ASN,
 			Type:               typ,
 			State:              api.BGPState(n.State.String()),
-			PrefixesReceived:   uint64(max(n.PrefixesIn, 0)),
+			PrefixesReceived:   uint64(max(n.PrefixesReceived, 0)),
 			PrefixesAccepted:   uint64(max(n.PrefixesIn, 0)),
 			PrefixesAdvertised: uint64(max(n.PrefixesOut, 0)),
 			LastError:          n.LastError,
 			BFD:                n.BFD,
+			Policy:             n.Policy,
 		}
 		if !n.Since.IsZero() {
 			ps.Since = n.Since.UTC().Format(time.RFC3339)

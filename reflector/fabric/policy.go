@@ -1,34 +1,38 @@
 package fabric
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/peering"
+	"github.com/bgpfabric/bgpfabric/reflector"
 	"github.com/bgpfabric/bgpfabric/routepolicy"
 )
 
-// Route policy on the reflector: not built yet, so it fails closed.
+// Route policy on the reflector (docs/policy.md): the BGPFilters, the
+// filters of every session and range whose BGPPeer's node side is this
+// reflector (routepolicy.AppliesOn: the sessions back to the compute
+// nodes that select it by peerSelector are reverse sessions, with the
+// default policy), and the "default" BGPConfiguration's ebgpDefaultPolicy
+// become the engine's PolicyConfig, which it applies live
+// (reflector.SetPolicy): the same code path as the configuration file's.
 //
-// The reflector's engine does not evaluate BGPFilters yet (docs/policy.md).
-// An accepted field must never be ignored: a session or range whose
-// BGPPeer names filters is not configured at all (no routes from or to
-// it), and the reflector's BGPStatus shows the session with an error that
-// says why (a range, which has no address to show, is logged). For the
-// same reason RFC 8212 (docs/policy.md) leaves out every eBGP session and
-// range unless the BGPConfiguration's ebgpDefaultPolicy is Accept: no
-// filter could accept anything on them.
+// A BGPFilter with a field the reflector cannot honour (interface:
+// reflector.CheckFilter) is refused: the sessions of BGPPeers that name
+// it are not configured (no routes in or out), with the reason, naming the
+// field, in BGPStatus; such a range is left out (logged). A BGPPeer naming
+// a filter that does not exist is not refused: the engine gives its
+// sessions the default policy alone, logs it once and shows it in the
+// status, until the filter is created.
 
-// RFC8212Closed is the status error of an eBGP session left out under
-// RFC 8212: the reflector cannot evaluate a policy, so without
-// ebgpDefaultPolicy Accept an eBGP session would have to exchange
-// nothing; it is not configured.
-const RFC8212Closed = "eBGP session under RFC 8212 (BGPConfiguration ebgpDefaultPolicy Reject) on a reflector, which cannot evaluate filters yet: session not configured (no routes in or out); set ebgpDefaultPolicy Accept to reflect it"
-
-// FiltersUnsupported is the status error of a session left out for its
-// filters.
-const FiltersUnsupported = "BGPPeer has spec.filters, which the reflector does not support yet: session not configured (no routes in or out)"
+// policyInput is what the policy is computed from.
+type policyInput struct {
+	in      peering.Input
+	filters []*api.BGPFilter
+}
 
 // ebgpAccept reports whether the default BGPConfiguration restores
 // accepting eBGP routes without a filter.
@@ -41,69 +45,92 @@ func ebgpAccept(in peering.Input) bool {
 	return false
 }
 
-// refuseEBGP splits off the eBGP sessions and ranges when RFC 8212
-// applies (no ebgpDefaultPolicy Accept).
-func refuseEBGP(sessions []peering.Session, ranges []peering.PeerRange, accept bool) (
-	keep []peering.Session, keepRanges []peering.PeerRange, refused []peering.Session, refusedRanges []peering.PeerRange) {
-	if accept {
-		return sessions, ranges, nil, nil
-	}
-	for _, s := range sessions {
-		if s.EBGP {
-			refused = append(refused, s)
-		} else {
-			keep = append(keep, s)
-		}
-	}
-	for _, r := range ranges {
-		if r.EBGP {
-			refusedRanges = append(refusedRanges, r)
-		} else {
-			keepRanges = append(keepRanges, r)
-		}
-	}
-	return keep, keepRanges, refused, refusedRanges
-}
-
-// filteredPeers returns the names of the BGPPeers with filters that apply
-// on node (routepolicy.AppliesOn: the BGPPeer's node side; a reflector's
-// sessions with the compute nodes that select it by peerSelector are
-// reverse sessions, which have no filters).
-func filteredPeers(in peering.Input, node string) map[string]bool {
+// filteredPeers returns the filter names of the BGPPeers with filters that
+// apply on node.
+func filteredPeers(in peering.Input, node string) map[string][]string {
 	var self *api.Node
 	for _, n := range in.Nodes {
 		if n.Name == node {
 			self = n
 		}
 	}
-	out := map[string]bool{}
+	out := map[string][]string{}
 	for _, p := range in.BGPPeers {
 		if len(p.Spec.Filters) > 0 && routepolicy.AppliesOn(p, self) {
-			out[p.Name] = true
+			out[p.Name] = p.Spec.Filters
 		}
 	}
 	return out
 }
 
-// refuseFiltered splits off the sessions and ranges of BGPPeers with
-// filters.
-func refuseFiltered(sessions []peering.Session, ranges []peering.PeerRange, filtered map[string]bool) (
-	keep []peering.Session, keepRanges []peering.PeerRange, refused []peering.Session, refusedRanges []peering.PeerRange) {
-	for _, s := range sessions {
-		if s.Source != peering.SourceMesh && filtered[s.Source] {
-			refused = append(refused, s)
-		} else {
-			keep = append(keep, s)
+// policyResult is the policy and the sessions and ranges refused for it.
+type policyResult struct {
+	policy        reflector.PolicyConfig
+	sessions      []peering.Session
+	ranges        []peering.PeerRange
+	refused       []refusal
+	refusedRanges []refusal
+}
+
+// policyFor computes the engine's policy for the sessions and ranges, and
+// splits off those whose filters the reflector cannot honour.
+func policyFor(pi policyInput, node string, sessions []peering.Session, ranges []peering.PeerRange) policyResult {
+	res := policyResult{policy: reflector.PolicyConfig{
+		Neighbors: map[netip.Addr][]string{}, Ranges: map[netip.Prefix][]string{}, EBGPDefaultAccept: ebgpAccept(pi.in),
+	}}
+	unusable := map[string]string{}
+	for _, f := range pi.filters {
+		if err := reflector.CheckFilter(f); err != nil {
+			unusable[f.Name] = err.Error()
+			continue
 		}
+		if _, err := routepolicy.Compile(f); err != nil {
+			// The datastore validates what it stores: only a filter
+			// written around it gets here. It counts as missing.
+			unusable[f.Name] = ""
+			continue
+		}
+		res.policy.Filters = append(res.policy.Filters, f)
+	}
+	slices.SortFunc(res.policy.Filters, func(a, b *api.BGPFilter) int { return strings.Compare(a.Name, b.Name) })
+	peers := filteredPeers(pi.in, node)
+	why := func(source string) string {
+		var reasons []string
+		for _, n := range peers[source] {
+			if r := unusable[n]; r != "" {
+				reasons = append(reasons, r)
+			}
+		}
+		if reasons == nil {
+			return ""
+		}
+		return fmt.Sprintf("BGPPeer %s: %s: session not configured (no routes in or out)", source, strings.Join(reasons, "; "))
+	}
+	for _, s := range sessions {
+		if s.Source == peering.SourceMesh || peers[s.Source] == nil {
+			res.sessions = append(res.sessions, s)
+			continue
+		}
+		if r := why(s.Source); r != "" {
+			res.refused = append(res.refused, refusal{s, r})
+			continue
+		}
+		res.sessions = append(res.sessions, s)
+		res.policy.Neighbors[s.PeerAddress] = peers[s.Source]
 	}
 	for _, r := range ranges {
-		if filtered[r.Source] {
-			refusedRanges = append(refusedRanges, r)
-		} else {
-			keepRanges = append(keepRanges, r)
+		if peers[r.Source] == nil {
+			res.ranges = append(res.ranges, r)
+			continue
 		}
+		if reason := why(r.Source); reason != "" {
+			res.refusedRanges = append(res.refusedRanges, refusal{reason: reason + " (range " + r.Prefix.String() + ")"})
+			continue
+		}
+		res.ranges = append(res.ranges, r)
+		res.policy.Ranges[r.Prefix] = peers[r.Source]
 	}
-	return keep, keepRanges, refused, refusedRanges
+	return res
 }
 
 // refusal is a session left out and why.
