@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -269,6 +270,9 @@ type loop struct {
 	errLog *logcap.Limiter
 	// bfd is the BFD sessions of the BGP sessions (bfd.go).
 	bfd bfdState
+	// loggedConflicts are the learned routes last logged as left to
+	// other owners' kernel routes.
+	loggedConflicts []routetable.ConflictError
 }
 
 type sessionFailure struct {
@@ -975,8 +979,14 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	l.applyErr, l.relist = false, false
 	if err != nil {
 		var conflict *routetable.ConflictError
-		if errors.As(err, &conflict) && len(l.rt.Conflicts()) > 0 {
-			l.lg.Info("learned routes left to routes we do not own", logKeyCount, len(l.rt.Conflicts()), logKeyError, err)
+		if cs := l.rt.Conflicts(); errors.As(err, &conflict) && len(cs) > 0 {
+			// Logged when the set changes, not on every apply: any
+			// other route's change applies again, and the conflicts
+			// stay until their owners remove their routes.
+			if !slices.Equal(cs, l.loggedConflicts) {
+				l.lg.Info("learned routes left to routes we do not own", logKeyCount, len(cs), logKeyError, err)
+				l.loggedConflicts = cs
+			}
 		} else {
 			l.lg.Warn("installing learned routes", logKeyError, err)
 			l.applyErr = true
@@ -985,6 +995,9 @@ func (l *loop) reconcileImports(ctx context.Context) {
 		if l.metrics != nil {
 			l.metrics.routeErrors.Inc()
 		}
+	}
+	if err == nil {
+		l.loggedConflicts = nil
 	}
 	l.lg.Debug("applied learned routes", logKeyDuration, time.Since(start))
 	if l.metrics != nil {
