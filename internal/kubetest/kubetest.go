@@ -39,7 +39,6 @@ import (
 // ready in 2 to 4 s on an idle one).
 const (
 	ReadyTimeout = 2 * time.Minute
-	stopTimeout  = 30 * time.Second
 )
 
 // EnvBinary names the environment variable that overrides where the
@@ -237,7 +236,9 @@ func (s *APIServer) waitReady(exited <-chan struct{}) error {
 	}
 }
 
-// stop terminates the process (SIGTERM, then SIGKILL) and waits for it.
+// stop kills the process and waits for it: the API server keeps no state
+// of its own (etcd has it all), and a graceful shutdown waits for its
+// watches for up to a minute.
 func (s *APIServer) stop() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
@@ -246,13 +247,8 @@ func (s *APIServer) stop() {
 	if cmd == nil {
 		return
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
 }
 
 // Stop stops the API server (its etcd keeps running); Restart starts it
