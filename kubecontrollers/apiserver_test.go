@@ -354,6 +354,63 @@ func TestAgainstAPIServer(t *testing.T) {
 		e.logs.waitLog(t, "RBAC", "networkpolicies.networking.k8s.io", "forbidden")
 	})
 
+	t.Run("leader election", func(t *testing.T) {
+		// Two replicas over their own datastore: only the lease holder
+		// works, and the other takes over when it stops.
+		ds := etcdtest.Start(t).Client(t)
+		logs := &logWatch{}
+		lc := LeaderConfig{Namespace: "kube-system", Name: "kc-test", LeaseDuration: 10 * time.Second, RenewDeadline: 8 * time.Second, RetryPeriod: 500 * time.Millisecond}
+		started := make(chan string, 2)
+		replica := func(id string) (stop func() error) {
+			c, err := New(Config{Kube: k, Datastore: ds, Logger: slog.New(logs), RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			lc := lc
+			lc.Identity = id
+			go func() {
+				done <- RunLeader(ctx, k, lc, slog.New(logs), func(ctx context.Context) error {
+					started <- id
+					return c.Run(ctx)
+				})
+			}()
+			var once sync.Once
+			var err2 error
+			stop = func() error { once.Do(func() { cancel(); err2 = <-done }); return err2 }
+			t.Cleanup(func() { stop() })
+			return stop
+		}
+		stopA := replica("replica-a")
+		if id := <-started; id != "replica-a" {
+			t.Fatalf("%s leads, want replica-a", id)
+		}
+		replica("replica-b")
+		logs.waitLog(t, "another replica leads", "replica-a")
+		select {
+		case id := <-started:
+			t.Fatalf("%s started while replica-a holds the lease", id)
+		default:
+		}
+		waitFor(t, ds, api.KindProfile, "", "ns.team-a", exists)
+		if err := stopA(); !errors.Is(err, context.Canceled) {
+			t.Errorf("replica-a ended with %v, want context.Canceled", err)
+		}
+		select {
+		case id := <-started:
+			if id != "replica-b" {
+				t.Fatalf("%s took over, want replica-b", id)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("replica-b did not take over the lease")
+		}
+		if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "led-by-b"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ds, api.KindProfile, "", "ns.led-by-b", exists)
+	})
+
 	t.Run("API server restart", func(t *testing.T) {
 		e.api.Stop()
 		// While the API server is away nothing is deleted.
