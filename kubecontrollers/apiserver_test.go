@@ -339,6 +339,21 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, e.ds, api.KindNode, "", "node-1", gone)
+		// A bgpfabric Node written after its Kubernetes Node gets its labels.
+		if _, err := k.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+			Name: "node-2", Labels: map[string]string{"rack": "r2"},
+		}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ds.Create(ctx, &api.Node{
+			ObjectMeta: api.ObjectMeta{Name: "node-2"},
+			Spec:       api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "192.0.2.2/24"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, e.ds, api.KindNode, "", "node-2", func(r api.Resource) bool {
+			return r != nil && maps.Equal(r.GetObjectMeta().Labels, map[string]string{"rack": "r2"})
+		})
 		// rr-1 has no Kubernetes Node and was never synced: it stays.
 		if _, err := e.ds.Get(ctx, api.KindNode, "", "rr-1"); err != nil {
 			t.Errorf("bgpfabric Node without a Kubernetes Node: %v", err)

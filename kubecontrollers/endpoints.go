@@ -10,10 +10,11 @@ import (
 
 // watchEndpoints enqueues a pod whenever the CNI plugin writes its
 // endpoint, so that an endpoint created after the pod's last change gets
-// the pod's labels at once. It runs until ctx ends.
+// the pod's labels at once, and a node whenever its bgpfabric Node is
+// written, for the same reason. It runs until ctx ends.
 func (c *Controllers) watchEndpoints(ctx context.Context) {
 	s, err := datastore.NewSyncer(c.ds, datastore.SyncerConfig{
-		Kinds: []string{api.KindWorkloadEndpoint}, Handler: endpointHandler{c}, Logger: c.lg,
+		Kinds: []string{api.KindWorkloadEndpoint, api.KindNode}, Handler: endpointHandler{c}, Logger: c.lg,
 	})
 	if err != nil {
 		c.lg.Error("kube-controllers: watching workload endpoints", logKeyErr, err)
@@ -44,6 +45,10 @@ func (h endpointHandler) OnUpdates(evs []datastore.Event) {
 }
 
 func (h endpointHandler) enqueue(r api.Resource) {
+	if n, ok := r.(*api.Node); ok {
+		h.c.queue.Add(key(kindNode, "", n.Name))
+		return
+	}
 	w, ok := r.(*api.WorkloadEndpoint)
 	if !ok || w.Spec.Orchestrator != convert.OrchestratorK8s {
 		return

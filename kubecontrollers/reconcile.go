@@ -52,7 +52,9 @@ func (c *Controllers) syncPolicy(ctx context.Context, ns, name string) error {
 	}
 	p, cerr := convert.NetworkPolicy(np)
 	if cerr != nil {
-		p = denyAll(np, cerr)
+		if p = denyAll(np, cerr); p == nil {
+			return fmt.Errorf("NetworkPolicy %s/%s: not even a deny-all can be written: %w", ns, name, cerr)
+		}
 		c.mu.Lock()
 		first := c.refused[ns+"/"+name] != np.ResourceVersion
 		c.refused[ns+"/"+name] = np.ResourceVersion
@@ -89,7 +91,9 @@ func denyAll(np *networkingv1.NetworkPolicy, why error) *api.NetworkPolicy {
 		// Every pod of the namespace, in both directions.
 		bare.Spec.PodSelector = metav1.LabelSelector{}
 		bare.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
-		p, _ = convert.NetworkPolicy(bare) // cannot fail: nothing left to refuse
+		if p, err = convert.NetworkPolicy(bare); err != nil {
+			return nil // cannot happen: nothing is left to refuse
+		}
 	}
 	p.Annotations[AnnotationRefused] = truncate(why.Error(), 1024)
 	return p
@@ -309,8 +313,8 @@ func (c *Controllers) enqueueManaged(ctx context.Context) error {
 		for _, r := range rs {
 			m := r.GetObjectMeta()
 			switch {
-			case kind == api.KindNetworkPolicy && managed(r) && strings.HasPrefix(m.Name, convert.PolicyNamePrefix):
-				c.queue.Add(key(kindPolicy, m.Namespace, strings.TrimPrefix(m.Name, convert.PolicyNamePrefix)))
+			case kind == api.KindNetworkPolicy && managed(r) && m.Annotations[convert.AnnotationK8sName] != "":
+				c.queue.Add(key(kindPolicy, m.Namespace, m.Annotations[convert.AnnotationK8sName]))
 			case kind == api.KindProfile && managed(r) && strings.HasPrefix(m.Name, convert.NamespaceProfilePrefix):
 				c.queue.Add(key(kindNamespace, "", strings.TrimPrefix(m.Name, convert.NamespaceProfilePrefix)))
 			case kind == api.KindNode && m.Annotations[AnnotationK8sNode] == m.Name:

@@ -1,9 +1,12 @@
 package convert
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -41,8 +44,21 @@ func errorf(field, format string, args ...any) *Error {
 }
 
 // PolicyName returns the name of the bgpfabric policy converted from the
-// Kubernetes NetworkPolicy named name.
-func PolicyName(name string) string { return PolicyNamePrefix + name }
+// Kubernetes NetworkPolicy named name: PolicyNamePrefix and the name, or,
+// when that is longer than a name may be (253 characters), the name cut
+// short and a hash of the whole name, so that it stays unique.
+func PolicyName(name string) string {
+	n := PolicyNamePrefix + name
+	if len(n) <= 253 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(name))
+	return strings.TrimRight(n[:253-17], ".-") + "-" + hex.EncodeToString(sum[:8])
+}
+
+// AnnotationK8sName, on a converted policy, is the name of the Kubernetes
+// NetworkPolicy it was converted from.
+const AnnotationK8sName = "bgpfabric.io/k8s-name"
 
 // NetworkPolicy converts a Kubernetes NetworkPolicy. The result is
 // defaulted and valid; an error is an *Error naming the field that cannot
@@ -81,7 +97,7 @@ func NetworkPolicy(np *networkingv1.NetworkPolicy) (*api.NetworkPolicy, error) {
 		ObjectMeta: api.ObjectMeta{
 			Name:        PolicyName(np.Name),
 			Namespace:   np.Namespace,
-			Annotations: map[string]string{AnnotationManagedBy: ManagedBy},
+			Annotations: map[string]string{AnnotationManagedBy: ManagedBy, AnnotationK8sName: np.Name},
 		},
 		Spec: api.NetworkPolicySpec{PolicySpec: api.PolicySpec{Order: &order, Selector: sel}},
 	}

@@ -47,7 +47,7 @@ func want(sel string, types []api.PolicyType, in, eg []api.Rule) *api.NetworkPol
 	order := float64(PolicyOrder)
 	return &api.NetworkPolicy{
 		TypeMeta:   api.TypeMeta{APIVersion: api.APIVersion, Kind: api.KindNetworkPolicy},
-		ObjectMeta: api.ObjectMeta{Name: "knp.default.np", Namespace: "x", Annotations: map[string]string{AnnotationManagedBy: ManagedBy}},
+		ObjectMeta: api.ObjectMeta{Name: "knp.default.np", Namespace: "x", Annotations: map[string]string{AnnotationManagedBy: ManagedBy, AnnotationK8sName: "np"}},
 		Spec:       api.NetworkPolicySpec{PolicySpec: api.PolicySpec{Order: &order, Selector: sel, Types: types, Ingress: in, Egress: eg}},
 	}
 }
@@ -394,5 +394,20 @@ func TestPodLabelsAndPorts(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantPorts, PodPorts(pod)); diff != "" {
 		t.Errorf("ports (-want +got):\n%s", diff)
+	}
+}
+
+func TestPolicyNameLong(t *testing.T) {
+	long := strings.Repeat("a", 250)
+	n := PolicyName(long)
+	if len(n) > 253 || !strings.HasPrefix(n, PolicyNamePrefix) || n == PolicyName(long[:249]+"b") {
+		t.Errorf("PolicyName of a 250-character name = %q (%d characters): want at most 253, prefixed, unique", n, len(n))
+	}
+	p, err := NetworkPolicy(&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: long, Namespace: "x"}})
+	if err != nil {
+		t.Fatalf("NetworkPolicy with a 250-character name: %v", err)
+	}
+	if p.Name != n || p.Annotations[AnnotationK8sName] != long {
+		t.Errorf("converted name %q, annotation %q", p.Name, p.Annotations[AnnotationK8sName])
 	}
 }
