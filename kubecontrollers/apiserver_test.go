@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,9 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
@@ -360,13 +363,52 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 	})
 
-	t.Run("RBAC missing", func(t *testing.T) {
+	t.Run("RBAC missing, then granted by deploy/kube-controllers.yaml", func(t *testing.T) {
 		unpriv, err := kubernetes.NewForConfig(e.api.Config(kubetest.Unprivileged))
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.run(t, unpriv)
-		e.logs.waitLog(t, "RBAC", "networkpolicies.networking.k8s.io", "forbidden")
+		// Its own datastore, so that only this controller can write there.
+		ds := etcdtest.Start(t).Client(t)
+		logs := &logWatch{}
+		c, err := New(Config{Kube: unpriv, Datastore: ds, Logger: slog.New(logs), RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(rctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("controller ended with %v", err)
+			}
+		}()
+		logs.waitLog(t, "RBAC", "networkpolicies.networking.k8s.io", "forbidden")
+		grantManifestRBAC(t, k, kubetest.Unprivileged)
+		waitFor(t, ds, api.KindProfile, "", "ns.team-a", exists)
+
+		// The Role lets it hold its Lease.
+		lctx, lcancel := context.WithCancel(context.Background())
+		defer lcancel()
+		led := make(chan struct{})
+		ldone := make(chan error, 1)
+		go func() {
+			ldone <- RunLeader(lctx, unpriv, LeaderConfig{Name: "kc-rbac", Identity: "unprivileged"}, nil, func(ctx context.Context) error {
+				close(led)
+				<-ctx.Done()
+				return ctx.Err()
+			})
+		}()
+		select {
+		case <-led:
+		case err := <-ldone:
+			t.Fatalf("leader election with the manifest's Role ended: %v", err)
+		case <-time.After(waitTimeout):
+			t.Fatal("no lease with the manifest's Role")
+		}
+		lcancel()
+		<-ldone
 	})
 
 	t.Run("leader election", func(t *testing.T) {
@@ -450,4 +492,62 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Errorf("profile of a namespace that still exists, after the restart: %v", err)
 		}
 	})
+}
+
+// grantManifestRBAC creates the ClusterRole and Role of
+// deploy/kube-controllers.yaml and binds them to user.
+func grantManifestRBAC(t *testing.T, k kubernetes.Interface, user string) {
+	t.Helper()
+	ctx := t.Context()
+	b, err := os.ReadFile("../deploy/kube-controllers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
+	found := 0
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("deploy/kube-controllers.yaml: %v", err)
+		}
+		switch meta.Kind {
+		case "ClusterRole":
+			var r rbacv1.ClusterRole
+			if err := yaml.UnmarshalStrict([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			r.Name = "test-" + r.Name
+			if _, err := k.RbacV1().ClusterRoles().Create(ctx, &r, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: r.Name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.Name},
+				Subjects:   subject,
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			found++
+		case "Role":
+			var r rbacv1.Role
+			if err := yaml.UnmarshalStrict([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			r.Name = "test-" + r.Name
+			if _, err := k.RbacV1().Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.RbacV1().RoleBindings(r.Namespace).Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: r.Namespace},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.Name},
+				Subjects:   subject,
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			found++
+		}
+	}
+	if found != 2 {
+		t.Fatalf("deploy/kube-controllers.yaml has %d ClusterRoles and Roles, want 2", found)
+	}
 }
