@@ -24,6 +24,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/etcdtest"
 	"github.com/bgpfabric/bgpfabric/internal/kubetest"
+	"github.com/bgpfabric/bgpfabric/ipam"
 	"github.com/bgpfabric/bgpfabric/kubecontrollers/convert"
 )
 
@@ -51,7 +52,8 @@ func newEnv(t *testing.T) *env {
 // the test.
 func (e *env) run(t *testing.T, kube kubernetes.Interface) {
 	t.Helper()
-	c, err := New(Config{Kube: kube, Datastore: e.ds, Logger: slog.New(e.logs), RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
+	c, err := New(Config{Kube: kube, Datastore: e.ds, Logger: slog.New(e.logs), RetryMin: 50 * time.Millisecond, RetryMax: time.Second,
+		NodeGracePeriod: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,10 +340,39 @@ func TestAgainstAPIServer(t *testing.T) {
 		waitFor(t, e.ds, api.KindNode, "", "node-1", func(r api.Resource) bool {
 			return r != nil && maps.Equal(r.GetObjectMeta().Labels, map[string]string{"zone": "z1", "local": "kept"})
 		})
+		// Two blocks of node-1: one empty (deleted with the node), one
+		// in use (it loses its affinity).
+		ic, err := ipam.New(ipam.Config{Store: e.ds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ds.Create(ctx, &api.IPPool{ObjectMeta: api.ObjectMeta{Name: "pool"},
+			Spec: api.IPPoolSpec{CIDR: "10.70.0.0/16", BlockSize: 30}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{"a", "b", "c", "d", "e"} { // a /30 holds four: two blocks
+			if _, err := ic.AutoAssign(ctx, ipam.AssignArgs{Node: "node-1", Handle: h, Num4: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := ic.ReleaseByHandle(ctx, "e"); err != nil {
+			t.Fatal(err)
+		}
+		blocks, _, err := e.ds.List(ctx, api.KindIPAMBlock, "")
+		if err != nil || len(blocks) != 2 {
+			t.Fatalf("blocks of node-1: %d, %v; want 2", len(blocks), err)
+		}
 		if err := k.CoreV1().Nodes().Delete(ctx, "node-1", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, e.ds, api.KindNode, "", "node-1", gone)
+		blocks, _, err = e.ds.List(ctx, api.KindIPAMBlock, "")
+		if err != nil || len(blocks) != 1 {
+			t.Fatalf("blocks after node-1 went: %d, %v; want the one in use", len(blocks), err)
+		}
+		if b := blocks[0].(*api.IPAMBlock); b.Spec.Affinity != "" {
+			t.Errorf("block %s in use keeps affinity %q after its node went", b.Spec.CIDR, b.Spec.Affinity)
+		}
 		// A bgpfabric Node written after its Kubernetes Node gets its labels.
 		if _, err := k.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{
 			Name: "node-2", Labels: map[string]string{"rack": "r2"},

@@ -12,7 +12,8 @@
 //   - Pods' labels and named ports onto their WorkloadEndpoints (which the
 //     CNI plugin creates);
 //   - Nodes' labels onto the bgpfabric Nodes of the same name, and the
-//     deletion of a Kubernetes Node onto the bgpfabric Node that it synced.
+//     deletion of a Kubernetes Node, after a grace period, onto the
+//     bgpfabric Node that it synced and that node's IPAM blocks.
 //
 // Nothing is deleted that the controller did not write (resources carry
 // convert.AnnotationManagedBy), and nothing is deleted on the strength of
@@ -42,6 +43,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/backoff"
 	"github.com/bgpfabric/bgpfabric/internal/ratelog"
+	"github.com/bgpfabric/bgpfabric/ipam"
 )
 
 // Log keys.
@@ -50,6 +52,9 @@ const (
 	logKeyErr   = "err"
 	logKeyField = "field"
 	logKeyWhat  = "what"
+	// logKeyDeleted and logKeyReleased list IPAM blocks.
+	logKeyDeleted  = "deletedBlocks"
+	logKeyReleased = "releasedBlocks"
 )
 
 // Config configures the controllers.
@@ -67,7 +72,14 @@ type Config struct {
 	// RetryMin and RetryMax bound the per-object backoff after an error.
 	// Zero means 100 ms and 1 minute.
 	RetryMin, RetryMax time.Duration
+	// NodeGracePeriod is how long a Kubernetes Node must stay deleted
+	// before its bgpfabric Node is deleted and its IPAM blocks released.
+	// Zero means DefaultNodeGracePeriod.
+	NodeGracePeriod time.Duration
 }
+
+// DefaultNodeGracePeriod is Config.NodeGracePeriod's default.
+const DefaultNodeGracePeriod = time.Minute
 
 // Controllers is the running set of controllers; Run runs it.
 type Controllers struct {
@@ -86,8 +98,11 @@ type Controllers struct {
 
 	queue workqueue.TypedRateLimitingInterface[string]
 
-	mu      sync.Mutex
-	refused map[string]string // policy key -> the resourceVersion last logged as refused
+	ipam *ipam.Client
+
+	mu        sync.Mutex
+	refused   map[string]string    // policy key -> the resourceVersion last logged as refused
+	goneSince map[string]time.Time // node -> when its Kubernetes Node was first seen gone
 }
 
 // Keys of the work queue: kind/namespace/name.
@@ -125,10 +140,17 @@ func New(cfg Config) (*Controllers, error) {
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = time.Minute
 	}
+	if cfg.NodeGracePeriod == 0 {
+		cfg.NodeGracePeriod = DefaultNodeGracePeriod
+	}
+	ic, err := ipam.New(ipam.Config{Store: cfg.Datastore, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	c := &Controllers{
 		cfg: cfg, lg: cfg.Logger, lim: ratelog.New(cfg.Logger, time.Minute), ds: cfg.Datastore, kube: cfg.Kube,
 		factory: informers.NewSharedInformerFactory(cfg.Kube, cfg.ResyncPeriod),
-		refused: map[string]string{},
+		refused: map[string]string{}, goneSince: map[string]time.Time{}, ipam: ic,
 	}
 	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](cfg.RetryMin, cfg.RetryMax),

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"strings"
+	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -245,15 +246,11 @@ func (c *Controllers) syncNode(ctx context.Context, name string) error {
 		if node.Annotations[AnnotationK8sNode] != name {
 			return nil // never synced from Kubernetes: not ours to delete
 		}
-		err := c.ds.Delete(ctx, api.KindNode, "", name, node.ResourceVersion)
-		if err == nil {
-			c.lg.Info("kube-controllers: Kubernetes Node deleted: its bgpfabric Node deleted", logKeyKey, name)
-		}
-		if errors.Is(err, datastore.ErrNotFound) {
-			return nil
-		}
-		return err
+		return c.nodeGone(ctx, node)
 	}
+	c.mu.Lock()
+	delete(c.goneSince, name)
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -289,6 +286,40 @@ func (c *Controllers) syncNode(ctx context.Context, name string) error {
 	}
 	_, err = c.ds.Update(ctx, want)
 	return err
+}
+
+// nodeGone handles a bgpfabric Node whose Kubernetes Node is gone: after
+// NodeGracePeriod (a node that comes back meanwhile keeps everything), it
+// releases the node's IPAM blocks (empty ones are deleted, the others lose
+// their affinity, as Calico's ReleaseHostAffinities) and then deletes the
+// Node, so that a failed release is retried while the Node is still there.
+func (c *Controllers) nodeGone(ctx context.Context, node *api.Node) error {
+	name := node.Name
+	c.mu.Lock()
+	since, ok := c.goneSince[name]
+	if !ok {
+		since = time.Now()
+		c.goneSince[name] = since
+	}
+	c.mu.Unlock()
+	if wait := c.cfg.NodeGracePeriod - time.Since(since); wait > 0 {
+		c.queue.AddAfter(key(kindNode, "", name), wait)
+		return nil
+	}
+	deleted, released, err := c.ipam.ReleaseNodeBlocks(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = c.ds.Delete(ctx, api.KindNode, "", name, node.ResourceVersion)
+	if err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.goneSince, name)
+	c.mu.Unlock()
+	c.lg.Info("kube-controllers: Kubernetes Node deleted: its bgpfabric Node deleted and its IPAM blocks released",
+		logKeyKey, name, logKeyDeleted, strings.Join(deleted, ","), logKeyReleased, strings.Join(released, ","))
+	return nil
 }
 
 // validNodeLabel reports whether a Kubernetes Node label can be stored on
