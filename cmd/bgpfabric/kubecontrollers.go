@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -21,6 +22,7 @@ func newKubeControllersCmd(g *globalOptions) *cobra.Command {
 		kubeconfig  string
 		leaderElect bool
 		lc          kubecontrollers.LeaderConfig
+		nodeGrace   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "kube-controllers [--kubeconfig FILE]",
@@ -58,7 +60,7 @@ replica that holds the Lease works. It runs until interrupted.`,
 				return err
 			}
 			defer ds.Close()
-			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log})
+			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace})
 			if err != nil {
 				return err
 			}
@@ -82,5 +84,7 @@ replica that holds the Lease works. It runs until interrupted.`,
 	f.StringVar(&lc.Namespace, "lease-namespace", "kube-system", "namespace of the Lease")
 	f.StringVar(&lc.Name, "lease-name", "bgpfabric-kube-controllers", "name of the Lease")
 	f.StringVar(&lc.Identity, "identity", "", "this replica's name in the Lease (default: the host name)")
+	f.DurationVar(&nodeGrace, "node-grace-period", kubecontrollers.DefaultNodeGracePeriod,
+		"how long a Kubernetes Node must stay deleted before its bgpfabric Node is deleted and its IPAM blocks released")
 	return cmd
 }
