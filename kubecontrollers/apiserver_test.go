@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -241,10 +242,34 @@ func TestAgainstAPIServer(t *testing.T) {
 				}},
 			},
 		}
+		evs, err := k.EventsV1().Events("team-a").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+		defer wcancel()
+		w, err := k.EventsV1().Events("team-a").Watch(wctx, metav1.ListOptions{ResourceVersion: evs.ResourceVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
 		if _, err := k.NetworkingV1().NetworkPolicies("team-a").Create(ctx, np, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		got := waitFor(t, e.ds, api.KindNetworkPolicy, "team-a", "knp.default.odd", exists).(*api.NetworkPolicy)
+		for found := false; !found; {
+			ev, ok := <-w.ResultChan()
+			if !ok {
+				t.Fatal("no Warning event on the refused NetworkPolicy")
+			}
+			if e, isEv := ev.Object.(*eventsv1.Event); isEv && e.Regarding.Name == "odd" {
+				found = e.Type == corev1.EventTypeWarning && e.Reason == "Refused" &&
+					strings.Contains(e.Note, "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].key")
+				if !found {
+					t.Fatalf("event on the refused policy: %s %s %q", e.Type, e.Reason, e.Note)
+				}
+			}
+		}
 		if got.Annotations[AnnotationRefused] == "" || len(got.Spec.Ingress) != 0 || len(got.Spec.Egress) != 0 ||
 			!cmp.Equal(got.Spec.Types, []api.PolicyType{api.PolicyTypeIngress}) ||
 			got.Spec.Selector != "app == 'db' && bgpfabric.io/orchestrator == 'k8s'" {

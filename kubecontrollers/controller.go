@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,9 @@ type Config struct {
 	// RetryMin and RetryMax bound the per-object backoff after an error.
 	// Zero means 100 ms and 1 minute.
 	RetryMin, RetryMax time.Duration
+	// Instance names this replica in the events it records; empty means
+	// the host name.
+	Instance string
 	// NodeGracePeriod is how long a Kubernetes Node must stay deleted
 	// before its bgpfabric Node is deleted and its IPAM blocks released.
 	// Zero means DefaultNodeGracePeriod.
@@ -139,6 +143,9 @@ func New(cfg Config) (*Controllers, error) {
 	}
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = time.Minute
+	}
+	if cfg.Instance == "" {
+		cfg.Instance, _ = os.Hostname()
 	}
 	if cfg.NodeGracePeriod == 0 {
 		cfg.NodeGracePeriod = DefaultNodeGracePeriod

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,9 +70,32 @@ func (c *Controllers) syncPolicy(ctx context.Context, ns, name string) error {
 			}
 			c.lg.Error("kube-controllers: NetworkPolicy refused: it cannot be expressed exactly, so it denies all traffic of the pods it selects in its directions",
 				logKeyKey, ns+"/"+name, logKeyField, field, logKeyErr, cerr)
+			c.refusedEvent(ctx, np, cerr)
 		}
 	}
 	return c.apply(ctx, p)
+}
+
+// refusedEvent records a Warning event on a refused NetworkPolicy, so that
+// `kubectl describe networkpolicy` shows why. Failing to (no RBAC for
+// events) is logged, rate-limited, and not retried.
+func (c *Controllers) refusedEvent(ctx context.Context, np *networkingv1.NetworkPolicy, why error) {
+	now := metav1.NowMicro()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", np.Name, now.UnixNano()), Namespace: np.Namespace},
+		EventTime:  now,
+		Regarding: corev1.ObjectReference{
+			APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: np.Namespace, Name: np.Name,
+			UID: np.UID, ResourceVersion: np.ResourceVersion,
+		},
+		Reason: "Refused", Action: "Convert", Type: corev1.EventTypeWarning,
+		Note:                truncate("bgpfabric cannot express this policy exactly and denies all traffic of the pods it selects in its directions instead: "+why.Error(), 1024),
+		ReportingController: "bgpfabric.io/kube-controllers",
+		ReportingInstance:   c.cfg.Instance,
+	}
+	if _, err := c.kube.EventsV1().Events(np.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		c.lim.Warn("kube-controllers: recording an event on a refused NetworkPolicy (RBAC: create events.events.k8s.io)", logKeyKey, np.Namespace+"/"+np.Name, logKeyErr, err)
+	}
 }
 
 // denyAll is what a NetworkPolicy that cannot be converted becomes: no

@@ -60,16 +60,16 @@ replica that holds the Lease works. It runs until interrupted.`,
 				return err
 			}
 			defer ds.Close()
-			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace})
+			if lc.Identity == "" {
+				lc.Identity, _ = os.Hostname()
+			}
+			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace, Instance: lc.Identity})
 			if err != nil {
 				return err
 			}
 			if !leaderElect {
 				err = c.Run(ctx)
 			} else {
-				if lc.Identity == "" {
-					lc.Identity, _ = os.Hostname()
-				}
 				err = kubecontrollers.RunLeader(ctx, kube, lc, log, c.Run)
 			}
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
