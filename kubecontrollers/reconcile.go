@@ -72,6 +72,10 @@ func (c *Controllers) syncPolicy(ctx context.Context, ns, name string) error {
 				logKeyKey, ns+"/"+name, logKeyField, field, logKeyErr, cerr)
 			c.refusedEvent(ctx, np, cerr)
 		}
+	} else {
+		c.mu.Lock()
+		delete(c.refused, ns+"/"+name)
+		c.mu.Unlock()
 	}
 	return c.apply(ctx, p)
 }
