@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/bgpfabric/bgpfabric/kubecontrollers"
+)
+
+func init() { addCommand(newKubeControllersCmd) }
+
+func newKubeControllersCmd(g *globalOptions) *cobra.Command {
+	var (
+		kubeconfig  string
+		leaderElect bool
+		lc          kubecontrollers.LeaderConfig
+		nodeGrace   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "kube-controllers [--kubeconfig FILE]",
+		Short: "Keep the datastore in step with a Kubernetes cluster",
+		Long: `Kube-controllers watches a Kubernetes API server and writes into the
+datastore: NetworkPolicies converted into bgpfabric NetworkPolicies,
+Namespaces as the profiles ns.<namespace> with their labels, Pods' labels and
+named ports onto their WorkloadEndpoints, and Nodes' labels onto bgpfabric
+Nodes (docs/kubernetes.md). Without --kubeconfig it uses the in-cluster
+configuration of its pod. With --leader-elect (the default) only the
+replica that holds the Lease works. It runs until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			klog.SetSlogLogger(log)
+			var rc *rest.Config
+			if kubeconfig != "" {
+				rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+			} else {
+				rc, err = rest.InClusterConfig()
+			}
+			if err != nil {
+				return fmt.Errorf("kubernetes client configuration: %w", err)
+			}
+			kube, err := kubernetes.NewForConfig(rc)
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
+			ctx := cmd.Context()
+			ds, err := g.agentClient(ctx)
+			if err != nil {
+				return err
+			}
+			defer ds.Close()
+			if lc.Identity == "" {
+				lc.Identity, _ = os.Hostname()
+			}
+			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace, Instance: lc.Identity})
+			if err != nil {
+				return err
+			}
+			if !leaderElect {
+				err = c.Run(ctx)
+			} else {
+				err = kubecontrollers.RunLeader(ctx, kube, lc, log, c.Run)
+			}
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file of the API server (default: the pod's in-cluster configuration)")
+	f.BoolVar(&leaderElect, "leader-elect", true, "work only while holding the Lease, so that replicas can run side by side")
+	f.StringVar(&lc.Namespace, "lease-namespace", "kube-system", "namespace of the Lease")
+	f.StringVar(&lc.Name, "lease-name", "bgpfabric-kube-controllers", "name of the Lease")
+	f.StringVar(&lc.Identity, "identity", "", "this replica's name in the Lease (default: the host name)")
+	f.DurationVar(&nodeGrace, "node-grace-period", kubecontrollers.DefaultNodeGracePeriod,
+		"how long a Kubernetes Node must stay deleted before its bgpfabric Node is deleted and its IPAM blocks released")
+	return cmd
+}

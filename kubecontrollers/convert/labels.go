@@ -1,0 +1,224 @@
+package convert
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/api/selector"
+	"github.com/bgpfabric/bgpfabric/felix/policy"
+)
+
+// Names and labels of the scheme (see the package documentation).
+const (
+	// NamespaceProfilePrefix starts the name of a namespace's profile; it
+	// is the profile the CNI plugin names in every endpoint (cni.ProfilePrefix).
+	NamespaceProfilePrefix = "ns."
+	// NamespaceLabelPrefix prefixes a namespace's labels among the labels
+	// of its endpoints (Calico's "pcns.").
+	NamespaceLabelPrefix = "pcns."
+	// OrchestratorK8s is the orchestrator the CNI plugin writes for pods.
+	OrchestratorK8s = "k8s"
+	// AnnotationManagedBy marks what kube-controllers wrote; it deletes
+	// only resources that carry it.
+	AnnotationManagedBy = "bgpfabric.io/managed-by"
+	// ManagedBy is the value of AnnotationManagedBy.
+	ManagedBy = "kube-controllers"
+)
+
+// k8sOnly selects Kubernetes pods' endpoints.
+var k8sOnly = selector.Equal{Key: policy.LabelOrchestrator, Value: OrchestratorK8s}
+
+// reservedPodLabel reports whether a pod label key is reserved: it could
+// otherwise claim a namespace's labels or felix's own.
+func reservedPodLabel(k string) bool {
+	return strings.HasPrefix(k, NamespaceLabelPrefix) || strings.HasPrefix(k, policy.ReservedLabelPrefix)
+}
+
+var (
+	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	labelNameRE    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+)
+
+// validLabelKey reports whether k is a label key that bgpfabric stores:
+// [prefix/]name, prefix a DNS-1123 subdomain of at most 253 characters and
+// name 1 to 63 characters of [A-Za-z0-9-_.].
+func validLabelKey(k string) bool {
+	prefix, name, hasPrefix := strings.Cut(k, "/")
+	if !hasPrefix {
+		prefix, name = "", k
+	} else if prefix == "" || len(prefix) > 253 || !dnsSubdomainRE.MatchString(prefix) {
+		return false
+	}
+	return len(name) >= 1 && len(name) <= 63 && labelNameRE.MatchString(name)
+}
+
+// validLabelValue reports whether v is a label value: empty or at most 63
+// characters of [A-Za-z0-9-_.], alphanumeric at both ends.
+func validLabelValue(v string) bool {
+	return v == "" || len(v) <= 63 && labelNameRE.MatchString(v)
+}
+
+// NamespaceLabelKey returns the key a namespace label has among its
+// endpoints' labels, and false when that key is not a valid label key
+// (the prefix makes a 59- to 63-character name, or a 249- to 253-character
+// DNS prefix, too long): such a label is not applied, and a
+// namespaceSelector that names it is refused.
+func NamespaceLabelKey(k string) (string, bool) {
+	pk := NamespaceLabelPrefix + k
+	return pk, validLabelKey(k) && validLabelKey(pk)
+}
+
+// NamespaceProfile returns the profile of a Kubernetes namespace: allow
+// all in both directions, and the namespace's labels under
+// NamespaceLabelPrefix. Labels that cannot be represented are returned in
+// dropped (sorted) and left out.
+func NamespaceProfile(ns *corev1.Namespace) (p *api.Profile, dropped []string) {
+	labels := make(map[string]string, len(ns.Labels))
+	for _, k := range slices.Sorted(maps.Keys(ns.Labels)) {
+		pk, ok := NamespaceLabelKey(k)
+		if !ok || !validLabelValue(ns.Labels[k]) {
+			dropped = append(dropped, k)
+			continue
+		}
+		labels[pk] = ns.Labels[k]
+	}
+	p = &api.Profile{
+		ObjectMeta: api.ObjectMeta{
+			Name:        NamespaceProfilePrefix + ns.Name,
+			Annotations: map[string]string{AnnotationManagedBy: ManagedBy},
+		},
+		Spec: api.ProfileSpec{
+			Ingress:       []api.Rule{{Action: api.Allow}},
+			Egress:        []api.Rule{{Action: api.Allow}},
+			LabelsToApply: labels,
+		},
+	}
+	p.Default()
+	return p, dropped
+}
+
+// PodLabels returns the labels of a pod's endpoints: the pod's labels but
+// those with a reserved key (returned in dropped, sorted) and those that
+// are not valid label keys or values.
+func PodLabels(pod *corev1.Pod) (labels map[string]string, dropped []string) {
+	labels = make(map[string]string, len(pod.Labels))
+	for _, k := range slices.Sorted(maps.Keys(pod.Labels)) {
+		v := pod.Labels[k]
+		if reservedPodLabel(k) || !validLabelKey(k) || !validLabelValue(v) {
+			dropped = append(dropped, k)
+			continue
+		}
+		labels[k] = v
+	}
+	return labels, dropped
+}
+
+// PodPorts returns a pod's named container ports as endpoint ports (in
+// the order of the pod spec, the first of a name and protocol winning, as
+// Kubernetes resolves named ports).
+func PodPorts(pod *corev1.Pod) []api.EndpointPort {
+	var out []api.EndpointPort
+	seen := map[string]bool{}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == "" {
+				continue
+			}
+			proto := p.Protocol
+			if proto == "" {
+				proto = corev1.ProtocolTCP
+			}
+			key := string(proto) + "/" + p.Name
+			if _, ok := api.Port(p.Name).Name(); !ok || seen[key] || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+				continue
+			}
+			seen[key] = true
+			out = append(out, api.EndpointPort{Name: p.Name, Protocol: api.Protocol(proto), Port: int(p.ContainerPort)})
+		}
+	}
+	return out
+}
+
+// labelSelector converts a Kubernetes label selector whose keys are
+// rewritten by key (which returns false for a key it refuses) into a
+// selector expression. path names the selector in errors.
+func labelSelector(path string, ls *metav1.LabelSelector, key func(string) (string, bool)) (selector.Expr, error) {
+	var ops []selector.Expr
+	for _, k := range slices.Sorted(maps.Keys(ls.MatchLabels)) {
+		p := fmt.Sprintf("%s.matchLabels[%q]", path, k)
+		v := ls.MatchLabels[k]
+		kk, ok := key(k)
+		if !ok {
+			return nil, errorf(p, "label key %q cannot be matched by bgpfabric", k)
+		}
+		if !validLabelValue(v) {
+			return nil, errorf(p, "%q is not a label value", v)
+		}
+		ops = append(ops, selector.Equal{Key: kk, Value: v})
+	}
+	for i, e := range ls.MatchExpressions {
+		p := fmt.Sprintf("%s.matchExpressions[%d]", path, i)
+		kk, ok := key(e.Key)
+		if !ok {
+			return nil, errorf(p+".key", "label key %q cannot be matched by bgpfabric", e.Key)
+		}
+		for j, v := range e.Values {
+			if !validLabelValue(v) {
+				return nil, errorf(fmt.Sprintf("%s.values[%d]", p, j), "%q is not a label value", v)
+			}
+		}
+		switch e.Operator {
+		case metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn:
+			if len(e.Values) == 0 {
+				return nil, errorf(p+".values", "must not be empty for operator %s", e.Operator)
+			}
+			vs := slices.Clone(e.Values)
+			if e.Operator == metav1.LabelSelectorOpIn {
+				ops = append(ops, selector.In{Key: kk, Values: vs})
+			} else {
+				ops = append(ops, selector.NotIn{Key: kk, Values: vs})
+			}
+		case metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist:
+			if len(e.Values) != 0 {
+				return nil, errorf(p+".values", "must be empty for operator %s", e.Operator)
+			}
+			if e.Operator == metav1.LabelSelectorOpExists {
+				ops = append(ops, selector.Has{Key: kk})
+			} else {
+				ops = append(ops, selector.Not{X: selector.Has{Key: kk}})
+			}
+		default:
+			return nil, errorf(p+".operator", "unknown operator %q", e.Operator)
+		}
+	}
+	switch len(ops) {
+	case 0:
+		return selector.All{}, nil
+	case 1:
+		return ops[0], nil
+	}
+	return selector.And{Exprs: ops}, nil
+}
+
+// podKey accepts pod label keys that endpoints carry.
+func podKey(k string) (string, bool) {
+	return k, validLabelKey(k) && !reservedPodLabel(k)
+}
+
+// render returns the canonical text of the conjunction of xs, checked to
+// parse back to the same selector.
+func render(path string, xs ...selector.Expr) (string, error) {
+	s := selector.New(selector.And{Exprs: xs}).String()
+	back, err := selector.Parse(s)
+	if err != nil || back.String() != s {
+		return "", errorf(path, "cannot be written as a bgpfabric selector")
+	}
+	return s, nil
+}
