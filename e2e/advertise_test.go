@@ -76,15 +76,7 @@ func bootAdv(t *testing.T, drainTime string) *sim.Fabric {
 // advAddr adds (or deletes) advService on a node's loopback.
 func advAddr(t *testing.T, f *sim.Fabric, node string, add bool) {
 	t.Helper()
-	ns, err := f.NodeNetns(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := nodeNetlink(t, f, node)
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)

@@ -161,15 +161,7 @@ func TestDrainNoLoss(t *testing.T) {
 	})
 	// Which node the ToR sends our pings to (the multipath hash of the
 	// ToR's source and the service address).
-	ns, err := f.NodeNetns("tor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := nodeNetlink(t, f, "tor")
 	rs, err := h.RouteGetWithOptions(advService.AsSlice(), &netlink.RouteGetOptions{SrcAddr: nodeAddr(f, "tor", false).AsSlice()})
 	if err != nil || len(rs) == 0 {
 		t.Fatalf("route get %s at the ToR: %v %v", advService, rs, err)

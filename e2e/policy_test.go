@@ -500,15 +500,7 @@ func toRRoutesDiff(t *testing.T, f *sim.Fabric, tor string, foreignDefault []str
 // with the node's namespace.
 func addForeignDefault(t *testing.T, f *sim.Fabric, node string, gw netip.Addr) {
 	t.Helper()
-	ns, err := f.NodeNetns(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := nodeNetlink(t, f, node)
 	link, err := h.LinkByName("eth0")
 	if err != nil {
 		t.Fatal(err)
@@ -682,15 +674,7 @@ func birdTable(t *testing.T, f *sim.Fabric, node, table string) []netip.Prefix {
 // node's namespace.
 func kernelTable(t *testing.T, f *sim.Fabric, node string, table int) []netip.Prefix {
 	t.Helper()
-	ns, err := f.NodeNetns(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := nodeNetlink(t, f, node)
 	rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,10 @@
 package reflector
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/testlog"
 )
 
 // Route policy on real sessions: raw speakers on loopback addresses send
@@ -370,23 +369,8 @@ func TestRFC8212(t *testing.T) {
 
 func hasKey(v view, k string) bool { _, ok := v[k]; return ok }
 
-// syncBuffer is a log sink for tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from several goroutines.
+type syncBuffer = testlog.Buffer
 
 // TestDeletedFilterFallback: a filter deleted while in use leaves its
 // neighbours with the documented default alone (eBGP: RFC 8212, nothing

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
+	"github.com/bgpfabric/bgpfabric/internal/testlog"
 )
 
 type harness struct {
@@ -326,23 +326,8 @@ func ptr[T any](v T) *T { return &v }
 
 var _ = time.Second
 
-// lockedBuffer collects log output from the router's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer = testlog.Buffer
 
 // TestPeeringWarningsOnce: a peering warning (here an IPv6 peerPrefix
 // BGPPeer that selects IPv4-only nodes) is logged once, not on every

@@ -1,42 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/internal/etcdtest"
+	"github.com/bgpfabric/bgpfabric/internal/testlog"
 )
 
-// lockedBuffer is a bytes.Buffer that loggers on several goroutines may
-// write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct{ testlog.Buffer }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.b.String(), s)
-}
+func (l *lockedBuffer) has(s string) bool { return strings.Contains(l.String(), s) }
 
 // TestLogSeverityFollowsBGPConfiguration: the process logger of node and
 // reflector shows Debug lines only while the BGPConfiguration says Debug,

@@ -1,32 +1,18 @@
 package gobgp
 
 import (
-	"bytes"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+
+	"github.com/bgpfabric/bgpfabric/internal/testlog"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output from several goroutines.
+type syncBuffer = testlog.Buffer
 
 // TestMalformedUpdateFloodLogsBounded: GoBGP logs one warning per
 // malformed UPDATE. 20,000 of them from one peer make a handful of log
