@@ -2,8 +2,6 @@ package router_test
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -211,58 +209,3 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// countRoutesDown waits until at most n routes of protocol proto are in
-// ns's main table: a dump (headers only, as countRoutes), then the
-// deletions on route events, dumping again after an overflow.
-func countRoutesDown(tb testing.TB, ns *nstest.NS, proto int, n int, timeout time.Duration) {
-	tb.Helper()
-	events := nlSocket(tb, ns, 1<<(unix.RTNLGRP_IPV4_ROUTE-1))
-	defer unix.Close(events)
-	dump := nlSocket(tb, ns, 0)
-	defer unix.Close(dump)
-	buf := make([]byte, 1<<20)
-	count := func() int {
-		req := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofRtMsg)
-		binary.NativeEndian.PutUint32(req, uint32(len(req)))
-		binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETROUTE)
-		binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-		req[unix.NLMSG_HDRLEN] = unix.AF_INET
-		if err := unix.Sendto(dump, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			tb.Fatal(err)
-		}
-		total := 0
-		for {
-			m, _, err := unix.Recvfrom(dump, buf, 0)
-			if err != nil {
-				tb.Fatalf("dumping routes: %v", err)
-			}
-			done := false
-			total += countMsgs(buf[:m], func(typ uint16, _ []byte) {
-				done = done || typ == unix.NLMSG_DONE || typ == unix.NLMSG_ERROR
-			}, unix.RTM_NEWROUTE, proto)
-			if done {
-				return total
-			}
-		}
-	}
-	deadline := time.Now().Add(timeout)
-	for have := count(); have > n; {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%d routes left after %v, want %d", count(), timeout, n)
-		}
-		m, _, err := unix.Recvfrom(events, buf, 0)
-		switch {
-		case errors.Is(err, unix.ENOBUFS):
-			have = count()
-			continue
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			tb.Fatal(err)
-		}
-		have -= countMsgs(buf[:m], nil, unix.RTM_DELROUTE, proto)
-	}
-	if got := count(); got > n {
-		tb.Fatalf("counted events down to %d routes but there are %d", n, got)
-	}
-}

@@ -49,6 +49,22 @@ func (s staticResources) Run(ctx context.Context, h datastore.SyncHandler) error
 // never polls.
 func countRoutes(tb testing.TB, ns *nstest.NS, proto int, n int, timeout time.Duration) {
 	tb.Helper()
+	waitRouteCount(tb, ns, proto, timeout, unix.RTM_NEWROUTE, fmt.Sprintf("%d routes", n), func(c int) bool { return c >= n })
+}
+
+// countRoutesDown waits until at most n routes of protocol proto are in
+// ns's main table, as countRoutes, counting the deletions.
+func countRoutesDown(tb testing.TB, ns *nstest.NS, proto int, n int, timeout time.Duration) {
+	tb.Helper()
+	waitRouteCount(tb, ns, proto, timeout, unix.RTM_DELROUTE, fmt.Sprintf("at most %d routes", n), func(c int) bool { return c <= n })
+}
+
+// waitRouteCount waits until reached holds for the number of routes of
+// protocol proto in ns's main table: a dump, then the events of type ev
+// (RTM_NEWROUTE adds, RTM_DELROUTE removes), dumping again after an
+// overflow.
+func waitRouteCount(tb testing.TB, ns *nstest.NS, proto int, timeout time.Duration, ev uint16, want string, reached func(int) bool) {
+	tb.Helper()
 	events := nlSocket(tb, ns, 1<<(unix.RTNLGRP_IPV4_ROUTE-1))
 	defer unix.Close(events)
 	dump := nlSocket(tb, ns, 0)
@@ -78,25 +94,29 @@ func countRoutes(tb testing.TB, ns *nstest.NS, proto int, n int, timeout time.Du
 			}
 		}
 	}
+	sign := 1
+	if ev == unix.RTM_DELROUTE {
+		sign = -1
+	}
 	deadline := time.Now().Add(timeout)
-	for seen := count(); seen < n; {
+	for have := count(); !reached(have); {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%d of %d routes after %v", count(), n, timeout)
+			tb.Fatalf("%d routes after %v, want %s", count(), timeout, want)
 		}
 		m, _, err := unix.Recvfrom(events, buf, 0)
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
-			seen = count()
+			have = count()
 			continue
 		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
 			tb.Fatal(err)
 		}
-		seen += countMsgs(buf[:m], nil, unix.RTM_NEWROUTE, proto)
+		have += sign * countMsgs(buf[:m], nil, ev, proto)
 	}
-	if got := count(); got < n {
-		tb.Fatalf("counted events up to %d routes but there are %d", n, got)
+	if got := count(); !reached(got) {
+		tb.Fatalf("counted events up to %s but there are %d", want, got)
 	}
 }
 
