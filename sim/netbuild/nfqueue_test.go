@@ -56,7 +56,7 @@ func udpProbe(t *testing.T, from, to netnsHandle, dst netipAddr, port, count int
 	var rx *net.UDPConn
 	if err := netbuild.Do(to, func() error {
 		var err error
-		rx, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+		rx, err = net.ListenUDP("udp", &net.UDPAddr{Port: port})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func udpProbe(t *testing.T, from, to netnsHandle, dst netipAddr, port, count int
 	var tx net.Conn
 	if err := netbuild.Do(from, func() error {
 		var err error
-		tx, err = net.Dial("udp4", net.JoinHostPort(dst.String(), strconv.Itoa(port)))
+		tx, err = net.Dial("udp", net.JoinHostPort(dst.String(), strconv.Itoa(port)))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -217,6 +217,29 @@ func TestImpairQueue(t *testing.T) {
 		}
 		if st := stats(); !haveNetem && st.Duplicated < uint64(dups) {
 			t.Errorf("reader counts %d duplicated, %d arrived", st.Duplicated, dups)
+		}
+	})
+
+	t.Run("duplicate-ipv6", func(t *testing.T) {
+		// The copies of IPv6 packets go through a raw IPv6 socket.
+		impair(&topology.ImpairPlan{Duplicate: 10})
+		dst6 := plan.Node("n-2").IPv6.Addr()
+		if !dst6.Is6() {
+			t.Fatalf("n-2 has no IPv6 address: %s", dst6)
+		}
+		before := stats()
+		as := udpProbe(t, n1, n2, dst6, 7108, 400, time.Second)
+		seen := map[int]int{}
+		for _, a := range as {
+			seen[a.seq]++
+		}
+		dups := len(as) - len(seen)
+		t.Logf("duplicate 10%% over IPv6: %d datagrams arrived for 400 sent, %d distinct", len(as), len(seen))
+		if len(seen) < 390 || dups < 15 || dups > 80 {
+			t.Errorf("duplicate 10%% over IPv6: %d duplicates of %d distinct datagrams (400 sent), want ~40", dups, len(seen))
+		}
+		if st := stats(); !haveNetem && st.DupFailed != before.DupFailed {
+			t.Errorf("reader failed to send %d copies", st.DupFailed-before.DupFailed)
 		}
 	})
 
