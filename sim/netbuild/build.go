@@ -73,6 +73,19 @@ func (n *Net) Netlink(name string) (*netlink.Handle, error) {
 	return netlink.NewHandleAt(h)
 }
 
+// Abandon closes what Close does but leaves the impairment readers'
+// nftables rules in place, as a crash of the process would (their bypass
+// flag then lets everything through; for tests of crash cleanup).
+func (n *Net) Abandon() {
+	n.qmu.Lock()
+	for k, q := range n.queues {
+		q.close()
+		delete(n.queues, k)
+	}
+	n.qmu.Unlock()
+	n.Close()
+}
+
 // Close stops the net's impairment readers, removing their nftables
 // tables, and releases the namespace handles.
 func (n *Net) Close() error {
