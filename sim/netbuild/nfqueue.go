@@ -54,6 +54,7 @@ const (
 	nfqaVerdictHdr = 2
 	nfqaMark       = 3
 	nfqaPayload    = 10
+	nfqaCapLen     = 17
 
 	nfqaCfgCmd         = 1
 	nfqaCfgParams      = 2
@@ -112,9 +113,12 @@ type queue struct {
 	held                heldHeap
 	seq                 uint64
 	stats               [9]atomic.Uint64
-	stop                chan struct{}
-	done                chan struct{}
-	stopOnce            sync.Once
+	// stopMu orders close's wake-up (a read deadline of now) with the
+	// reader's own deadlines.
+	stopMu   sync.Mutex
+	stopped  bool
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 const (
@@ -163,7 +167,7 @@ func startQueue(nsFd int, ns, ifname string, num uint16, ip *topology.ImpairPlan
 		return nil, fmt.Errorf("netfilter netlink socket in %s: %w", ns, err)
 	}
 	q := &queue{ns: ns, ifname: ifname, num: num, ip: ip, conn: conn, raw4: -1, raw6: -1, log: log,
-		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), stop: make(chan struct{}), done: make(chan struct{})}
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), done: make(chan struct{})}
 	fail := func(err error) (*queue, error) {
 		q.closeSockets()
 		return nil, err
@@ -278,19 +282,18 @@ func (q *queue) verdict(id uint32, v uint32, payload []byte) {
 func (q *queue) run() {
 	defer close(q.done)
 	for {
-		select {
-		case <-q.stop:
-			q.flush()
-			return
-		default:
-		}
-		// close pokes the deadline; the cap covers a poke that came
-		// between the check above and this.
-		deadline := time.Now().Add(time.Second)
-		if len(q.held) > 0 && q.held[0].at.Before(deadline) {
+		var deadline time.Time // none while nothing is held
+		if len(q.held) > 0 {
 			deadline = q.held[0].at
 		}
+		q.stopMu.Lock()
+		if q.stopped {
+			q.stopMu.Unlock()
+			q.flush()
+			return
+		}
 		_ = q.conn.SetReadDeadline(deadline)
+		q.stopMu.Unlock()
 		msgs, err := q.conn.Receive()
 		switch {
 		case err == nil:
@@ -305,8 +308,11 @@ func (q *queue) run() {
 			// longer holds), or an overrun: counted, not fatal.
 			var oe *netlink.OpError
 			if !errors.As(err, &oe) {
-				q.log.Warn("reading an impairment queue", logKeyNetns, q.ns, logKeyIface, q.ifname, logKeyErr, err)
+				// Closing the socket unbinds the queue: the rule's
+				// bypass lets packets through from now on.
+				q.log.Warn("reading an impairment queue; the interface is no longer impaired", logKeyNetns, q.ns, logKeyIface, q.ifname, logKeyErr, err)
 				q.flush()
+				q.conn.Close()
 				return
 			}
 			q.stats[stVerdictErrors].Add(1)
@@ -378,6 +384,7 @@ func (q *queue) packet(m netlink.Message) {
 		haveID  bool
 		mark    uint32
 		payload []byte
+		whole   = true
 	)
 	for ad.Next() {
 		switch ad.Type() {
@@ -389,6 +396,10 @@ func (q *queue) packet(m netlink.Message) {
 			mark = ad.Uint32()
 		case nfqaPayload:
 			payload = ad.Bytes()
+		case nfqaCapLen:
+			// A packet longer than the copy range: only part of it
+			// is here, and a verdict with it would cut the packet.
+			whole = false
 		}
 	}
 	if ad.Err() != nil || !haveID {
@@ -396,6 +407,9 @@ func (q *queue) packet(m netlink.Message) {
 	}
 	q.stats[stPackets].Add(1)
 	ip := q.ip
+	if !whole {
+		payload = nil // neither copied nor corrupted
+	}
 	if ip.Duplicate > 0 && mark != dupMark && q.rng.Float64()*100 < ip.Duplicate {
 		if q.duplicate(payload) {
 			q.stats[stDuplicated].Add(1)
@@ -482,8 +496,10 @@ func (q *queue) duplicate(p []byte) bool {
 // sockets; the kernel unbinds the queue with the socket.
 func (q *queue) close() QueueStats {
 	q.stopOnce.Do(func() {
-		close(q.stop)
+		q.stopMu.Lock()
+		q.stopped = true
 		_ = q.conn.SetReadDeadline(time.Now())
+		q.stopMu.Unlock()
 		<-q.done
 		q.closeSockets()
 	})
