@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -136,6 +137,9 @@ func checkImpairedBy(t *testing.T, nb *netbuild.Net, ns, ifc string, netem bool)
 	if len(qs) != 0 || !reader || len(tabs) != 2 || tabs[0] != "bfsim-q-"+ifc || tabs[1] != tabs[0] {
 		t.Fatalf("%s in %s without netem: qdiscs %v, tables %v, reader %v; want the queue table and a reader", ifc, ns, qs, tabs, reader)
 	}
+	if in := nb.QueueImpaired(); !slices.Contains(in, [2]string{ns, ifc}) {
+		t.Errorf("QueueImpaired: %v, want %s %s in it", in, ns, ifc)
+	}
 }
 
 // checkNotImpaired checks that nothing of an impairment is left.
@@ -150,6 +154,9 @@ func checkNotImpaired(t *testing.T, nb *netbuild.Net, ns, ifc string) {
 	}
 	if _, ok := nb.QueueStats(ns, ifc); ok {
 		t.Errorf("a reader is left for %s in %s", ifc, ns)
+	}
+	if in := nb.QueueImpaired(); slices.Contains(in, [2]string{ns, ifc}) {
+		t.Errorf("QueueImpaired still lists %s %s: %v", ns, ifc, in)
 	}
 }
 

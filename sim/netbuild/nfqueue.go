@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -636,4 +638,17 @@ func (n *Net) QueueStats(ns, ifname string) (QueueStats, bool) {
 		return QueueStats{}, false
 	}
 	return q.Stats(), true
+}
+
+// QueueImpaired lists the interfaces (namespace, name) that this
+// process impairs through NFQUEUE: their impairment ends with it.
+func (n *Net) QueueImpaired() [][2]string {
+	n.qmu.Lock()
+	defer n.qmu.Unlock()
+	var out [][2]string
+	for k := range n.queues {
+		out = append(out, [2]string{k.ns, k.ifname})
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+	return out
 }
