@@ -62,7 +62,9 @@ func udpProbe(t *testing.T, from, to netnsHandle, dst netipAddr, port, count int
 		t.Fatal(err)
 	}
 	defer rx.Close()
-	_ = rx.SetReadBuffer(4 << 20)
+	if sc, err := rx.SyscallConn(); err == nil {
+		_ = sc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) })
+	}
 	var tx net.Conn
 	if err := netbuild.Do(from, func() error {
 		var err error
@@ -260,7 +262,8 @@ func TestImpairQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unix.Close(raw)
-		_ = unix.SetsockoptInt(raw, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		// Read after the burst: the buffer must hold all of it.
+		_ = unix.SetsockoptInt(raw, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
 		const port = 7104
 		as := udpProbe(t, n1, n2, dst, port, 400, time.Second)
 		altered, seen := 0, 0
