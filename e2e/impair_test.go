@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
+	"github.com/bgpfabric/bgpfabric/sim/probe"
 	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
@@ -347,5 +349,73 @@ func TestSessionResetTimeline(t *testing.T) {
 		if !established(t, f, n, "reflector") {
 			t.Errorf("%s's session to the reflector is not back", n)
 		}
+	}
+}
+
+// TestImpairDelayConvergence puts 100 ms of delay (normal jitter of
+// 10 ms, and the segment's rate limit kept) on node-3's port, through
+// netem or, on kernels without it, the sim's NFQUEUE reader: pings from
+// node-1 to node-3 take ~100 ms longer than to node-2, the BGP sessions
+// over the slow port stay up, node-3's agent restarts and the fabric
+// reconverges under the delay, and the checks pass.
+func TestImpairDelayConvergence(t *testing.T) {
+	f := bootImpair(t)
+	iface := f.Plan.Interface("node-3", "lan", "")
+	ip := &topology.ImpairPlan{Delay: 100 * time.Millisecond, Jitter: 10 * time.Millisecond,
+		Distribution: topology.DistNormal, Rate: 25_000_000}
+	if err := f.Impair("node-3", iface, ip); err != nil {
+		t.Fatal(err)
+	}
+	if qs, err := f.Qdiscs("node-3", iface); err != nil || !slices.Contains(qs, "tbf") {
+		t.Errorf("node-3 %s: qdiscs %v %v, want the rate limit's tbf kept", iface, qs, err)
+	}
+	n1, err := f.NodeNetns("node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minRTT := func(dst netip.Addr) time.Duration {
+		t.Helper()
+		best := time.Duration(-1)
+		for range 5 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			r := probe.Ping(ctx, n1, dst)
+			cancel()
+			if !r.OK {
+				t.Fatalf("ping %s from node-1: %v", dst, r.Err)
+			}
+			if best < 0 || r.RTT < best {
+				best = r.RTT
+			}
+		}
+		return best
+	}
+	slow, fast := minRTT(f.Plan.Node("node-3").IPv4.Addr()), minRTT(f.Plan.Node("node-2").IPv4.Addr())
+	t.Logf("min RTT from node-1: to node-3 (100 ms ± 10 ms on its port) %s, to node-2 %s", slow, fast)
+	// Five draws of N(100 ms, 10 ms): the least is above 50 ms (five
+	// standard deviations); one direction is delayed, not two.
+	if slow < 50*time.Millisecond || slow > 250*time.Millisecond {
+		t.Errorf("RTT to node-3 with 100 ms on its port: %s", slow)
+	}
+	if fast > 50*time.Millisecond {
+		t.Errorf("RTT to node-2 (no delay): %s", fast)
+	}
+	if !established(t, f, "node-1", "node-3") {
+		t.Error("node-1's session to node-3 is down under 100 ms of delay")
+	}
+	// node-3's agent restarts: its sessions come back over the delayed
+	// port and the fabric converges.
+	if err := f.RestartAgent("node-3"); err != nil {
+		t.Fatal(err)
+	}
+	waitSession(t, f, "node-1", "node-3", true, 60*time.Second)
+	d := converge(t, f)
+	t.Logf("reconverged after node-3's restart under 100 ms of delay in %s", d)
+	requireChecks(t, f)
+	id := f.RunID()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := runstate.RunNamespaces(id); len(left) > 0 {
+		t.Errorf("namespaces left after teardown: %v", left)
 	}
 }

@@ -297,7 +297,7 @@ func (f *Fabric) Abandon() {
 			f.relay.close()
 		}
 		if f.net != nil {
-			f.net.Close()
+			f.net.Abandon()
 		}
 	})
 }

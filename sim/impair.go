@@ -33,6 +33,24 @@ func (f *Fabric) Impair(node, iface string, ip *topology.ImpairPlan) error {
 	return f.net.SetImpairment(n.Netns, iface, ip)
 }
 
+// ImpairedInProcess lists the interfaces ("node interface") whose
+// impairment this process applies through NFQUEUE, on kernels without
+// sch_netem: it ends when the process does (see docs/topologies.md,
+// "Impairments"), while qdiscs and nftables rules stay with the run.
+func (f *Fabric) ImpairedInProcess() []string {
+	var out []string
+	for _, k := range f.net.QueueImpaired() {
+		name := k[0]
+		for _, n := range f.Plan.Nodes {
+			if n.Netns == k[0] {
+				name = n.Name
+			}
+		}
+		out = append(out, name+" "+k[1])
+	}
+	return out
+}
+
 // ownImpairment is the impairment the plan gives an interface (nil for
 // none): what an impair fault restores.
 func (f *Fabric) ownImpairment(node, iface string) *topology.ImpairPlan {

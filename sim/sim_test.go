@@ -190,6 +190,11 @@ func TestCrashCleanupWithFaultsInPlace(t *testing.T) {
 	if qs, err := f.Qdiscs("n-1", "eth0"); err != nil || len(qs) != 1 {
 		t.Fatalf("n-1's qdiscs: %v %v", qs, err)
 	}
+	// netem's part: a qdisc, or on kernels without netem an NFQUEUE rule
+	// and a reader of this process; the crash leaves the rule.
+	if err := f.Impair("n-2", "eth0", &topology.ImpairPlan{Delay: 20 * time.Millisecond, Duplicate: 1, Rate: 1_250_000}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.Partition("p", []string{"n-1"}, []string{"n-2"}, false); err != nil {
 		t.Fatal(err)
 	}

@@ -260,6 +260,9 @@ func newSimUpCmd(g *globalOptions) *cobra.Command {
 					fmt.Fprintf(g.stdout, "warning: %v\n", err)
 				}
 			}
+			if in := f.ImpairedInProcess(); len(in) > 0 {
+				fmt.Fprintf(g.stdout, "warning: this kernel has no sch_netem: the impairments of %s were done in this process (NFQUEUE) and end as it exits; use sim run, or the Go API, to test under them\n", strings.Join(in, ", "))
+			}
 			live.Phase("up")
 			fmt.Fprintf(g.stdout, "run %s is up: datastore %s, logs in %s/logs\n  bgpfabric sim status --run %s\n  bgpfabric sim down --run %s\n",
 				f.RunID(), f.Datastore(), f.Dir(), f.RunID(), f.RunID())

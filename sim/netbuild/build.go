@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -43,6 +44,14 @@ type Options struct {
 type Net struct {
 	mu      sync.Mutex
 	handles map[string]netns.NsHandle
+	log     *slog.Logger
+
+	// queues are the readers of the interfaces impaired through NFQUEUE
+	// (nfqueue.go), by namespace and interface; qmu serialises changes.
+	qmu    sync.Mutex
+	queues map[queueKey]*queue
+	// noNetem is set once the kernel refused a netem qdisc.
+	noNetem atomic.Bool
 }
 
 // Handle returns an open handle to a namespace of the net. The handle
@@ -64,15 +73,30 @@ func (n *Net) Netlink(name string) (*netlink.Handle, error) {
 	return netlink.NewHandleAt(h)
 }
 
-// Close releases the namespace handles.
+// Abandon closes what Close does but leaves the impairment readers'
+// nftables rules in place, as a crash of the process would (their bypass
+// flag then lets everything through; for tests of crash cleanup).
+func (n *Net) Abandon() {
+	n.qmu.Lock()
+	for k, q := range n.queues {
+		q.close()
+		delete(n.queues, k)
+	}
+	n.qmu.Unlock()
+	n.Close()
+}
+
+// Close stops the net's impairment readers, removing their nftables
+// tables, and releases the namespace handles.
 func (n *Net) Close() error {
+	err := n.stopQueues()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, h := range n.handles {
 		h.Close()
 	}
 	n.handles = nil
-	return nil
+	return err
 }
 
 func (n *Net) add(name string, h netns.NsHandle) {
@@ -94,7 +118,7 @@ func Build(ctx context.Context, plan *topology.Plan, rec Recorder, o Options) (*
 	if err := rec.AddNamespaces(plan.Namespaces()...); err != nil {
 		return nil, fmt.Errorf("recording namespaces: %w", err)
 	}
-	n := &Net{handles: map[string]netns.NsHandle{}}
+	n := &Net{handles: map[string]netns.NsHandle{}, log: log}
 	b := &builder{plan: plan, net: n, log: log}
 
 	// Namespaces first (segments, nodes, workloads), then the segments'

@@ -25,8 +25,9 @@ import (
 // and counts latency in scheduler ticks, where netem takes nanoseconds.
 //
 // netem is a module (sch_netem) that some kernels lack; tbf is more
-// common. Without netem, an impairment that needs it fails with an error
-// that says so, and a rate limit alone still works.
+// common. Without netem, the sim does netem's work itself: the packets
+// leaving the interface go through an NFQUEUE to a reader in the sim's
+// process (nfqueue.go), and a rate limit is still tbf.
 
 // Netem attributes newer than vishvananda/netlink's list
 // (include/uapi/linux/pkt_sched.h).
@@ -84,7 +85,7 @@ func (n *Net) SetImpairment(netnsName, ifname string, ip *topology.ImpairPlan) e
 	idx := link.Attrs().Index
 	// Remove what is there: deleting the root qdisc deletes its child.
 	// The kernel's default (noqueue on a veth) comes back.
-	if err := errors.Join(removeRoot(nlh, link), n.setLoss(netnsName, ifname, 0)); err != nil {
+	if err := errors.Join(removeRoot(nlh, link), n.setLoss(netnsName, ifname, 0), n.stopQueue(netnsName, ifname)); err != nil {
 		return fmt.Errorf("removing the impairment of %s in %s: %w", ifname, netnsName, err)
 	}
 	if ip == nil {
@@ -97,21 +98,30 @@ func (n *Net) SetImpairment(netnsName, ifname string, ip *topology.ImpairPlan) e
 	}
 	tbfParent := uint32(netlink.HANDLE_ROOT)
 	if needsNetem(ip) {
-		req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-		req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: netemHandle, Parent: netlink.HANDLE_ROOT})
-		req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
-		req.AddData(netemOptions(ip))
-		err = Do(h, func() error {
-			_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-			return err
-		})
-		if errors.Is(err, unix.ENOENT) {
-			err = fmt.Errorf("%w: this kernel has no netem qdisc (module sch_netem), which delay, jitter, loss, duplication, reordering and corruption need", err)
+		var err error = unix.ENOENT
+		if !n.noNetem.Load() {
+			req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+			req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: netemHandle, Parent: netlink.HANDLE_ROOT})
+			req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
+			req.AddData(netemOptions(ip))
+			err = Do(h, func() error {
+				_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+				return err
+			})
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			tbfParent = netlink.MakeHandle(1, 1)
+		case errors.Is(err, unix.ENOENT):
+			// No sch_netem: the same impairment in this process,
+			// through NFQUEUE.
+			n.noNetem.Store(true)
+			if err := n.startQueue(netnsName, ifname, idx, ip); err != nil {
+				return fmt.Errorf("impairing %s in %s (%s) through NFQUEUE (the kernel has no sch_netem): %w", ifname, netnsName, ip, err)
+			}
+		default:
 			return fmt.Errorf("impairing %s in %s (%s): %w", ifname, netnsName, ip, err)
 		}
-		tbfParent = netlink.MakeHandle(1, 1)
 	}
 	if ip.Rate > 0 {
 		burst := uint32(max(ip.Rate/100, tbfMinBurst)) // 10 ms at the rate
@@ -122,7 +132,8 @@ func (n *Net) SetImpairment(netnsName, ifname string, ip *topology.ImpairPlan) e
 			Limit:      uint32(min(uint64(ip.Rate)*uint64(tbfLatency)/uint64(time.Second)+uint64(burst), math.MaxUint32)),
 		}
 		if err := nlh.QdiscAdd(q); err != nil {
-			return errors.Join(fmt.Errorf("limiting %s in %s to %dbit/s: %w", ifname, netnsName, ip.Rate*8, err), removeRoot(nlh, link))
+			return errors.Join(fmt.Errorf("limiting %s in %s to %dbit/s: %w", ifname, netnsName, ip.Rate*8, err), removeRoot(nlh, link),
+				n.setLoss(netnsName, ifname, 0), n.stopQueue(netnsName, ifname))
 		}
 	}
 	return nil
@@ -148,6 +159,10 @@ func removeRoot(nlh *netlink.Handle, link netlink.Link) error {
 // netemOptions encodes an impairment as netem's TCA_OPTIONS.
 func netemOptions(ip *topology.ImpairPlan) *nl.RtAttr {
 	qopt := nl.TcNetemQopt{Limit: netemLimit, Loss: prob(ip.Loss), Duplicate: prob(ip.Duplicate)}
+	if ip.Reorder > 0 {
+		// As tc sets it: with gap 0 netem never reorders.
+		qopt.Gap = 1
+	}
 	opts := nl.NewRtAttr(nl.TCA_OPTIONS, qopt.Serialize())
 	opts.AddRtAttr(tcaNetemLatency64, nl.Uint64Attr(uint64(ip.Delay.Nanoseconds())))
 	opts.AddRtAttr(tcaNetemJitter64, nl.Uint64Attr(uint64(ip.Jitter.Nanoseconds())))

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -43,9 +44,9 @@ func minRTT(t *testing.T, ns netns.NsHandle, dst netipAddr, count int) time.Dura
 // TestImpairDelay puts 100 ms of delay on n-1's segment port and
 // measures it with real packets: n-1's pings come back ~100 ms later than
 // n-2's. Removing it puts the RTT back; replacing it (as an impair fault
-// does, here with a normal jitter first) takes effect. On a kernel
-// without netem (the machines this is developed on) the impairment must
-// be refused with an error that names sch_netem, leaving nothing behind.
+// does, here with a normal jitter first) takes effect. With netem in the
+// kernel the delay is a netem qdisc; without (the machines this is
+// developed on) it is an NFQUEUE rule and a reader in this process.
 func TestImpairDelay(t *testing.T) {
 	const delay = 100 * time.Millisecond
 	haveNetem := kernelHasNetem(t)
@@ -62,26 +63,10 @@ func TestImpairDelay(t *testing.T) {
 	n2, _ := net.Handle(plan.Node("n-2").Netns)
 	n3 := plan.Node("n-3").IPv4.Addr()
 
-	err = net.SetImpairment(n1ns, "eth0", &topology.ImpairPlan{Delay: delay})
-	if !haveNetem {
-		if err == nil || !strings.Contains(err.Error(), "sch_netem") {
-			t.Fatalf("a delay on a kernel without netem: error %v, want one that names sch_netem", err)
-		}
-		if qs, err := net.Qdiscs(n1ns, "eth0"); err != nil || len(qs) != 0 {
-			t.Errorf("qdiscs left by the refused impairment: %v %v", qs, err)
-		}
-		if got := minRTT(t, n1, n3, 1); got >= delay/2 {
-			t.Errorf("RTT from n-1 after a refused impairment: %s", got)
-		}
-		t.Log("this kernel has no netem: the delay was refused, as it must be")
-		return
-	}
-	if err != nil {
+	if err := net.SetImpairment(n1ns, "eth0", &topology.ImpairPlan{Delay: delay}); err != nil {
 		t.Fatal(err)
 	}
-	if qs, err := net.Qdiscs(n1ns, "eth0"); err != nil || len(qs) != 1 || qs[0].Type() != "netem" {
-		t.Fatalf("qdiscs on n-1's eth0: %v %v, want one netem", qs, err)
-	}
+	checkImpairedBy(t, net, n1ns, "eth0", haveNetem)
 	impaired, plain := minRTT(t, n1, n3, 5), minRTT(t, n2, n3, 5)
 	t.Logf("min RTT to n-3: from n-1 (100 ms delay) %s, from n-2 %s", impaired, plain)
 	// netem never sends early; the upper bound tells one delay from two
@@ -98,9 +83,7 @@ func TestImpairDelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if qs, err := net.Qdiscs(n1ns, "eth0"); err != nil || len(qs) != 0 {
-		t.Errorf("qdiscs left after removal: %v %v", qs, err)
-	}
+	checkNotImpaired(t, net, n1ns, "eth0")
 	if got := minRTT(t, n1, n3, 3); got >= delay/2 {
 		t.Errorf("RTT from n-1 after the impairment was removed: %s", got)
 	}
@@ -115,6 +98,85 @@ func TestImpairDelay(t *testing.T) {
 	if got := minRTT(t, n1, n3, 3); got < 200*time.Millisecond || got > 360*time.Millisecond {
 		t.Errorf("RTT from n-1 after replacing the impairment with 200 ms: %s", got)
 	}
+	checkImpairedBy(t, net, n1ns, "eth0", haveNetem)
+	// Close stops the reader and removes its rule: the namespace is
+	// left with nothing of the sim's.
+	own, err := netns.GetFromName(n1ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if err := net.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tabs, err := tablesOf(own); err != nil || len(tabs) != 0 {
+		t.Errorf("tables left in n-1 after Close: %v %v", tabs, err)
+	}
+}
+
+// checkImpairedBy checks that an interface is impaired by a netem qdisc
+// or, without netem, by a queue rule and a reader of this process.
+func checkImpairedBy(t *testing.T, nb *netbuild.Net, ns, ifc string, netem bool) {
+	t.Helper()
+	qs, err := nb.Qdiscs(ns, ifc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabs, err := nb.Tables(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reader := nb.QueueStats(ns, ifc)
+	if netem {
+		if len(qs) != 1 || qs[0].Type() != "netem" || reader {
+			t.Fatalf("%s in %s: qdiscs %v, reader %v, want one netem and no reader", ifc, ns, qs, reader)
+		}
+		return
+	}
+	// One table per family (ip, ip6), of one name.
+	if len(qs) != 0 || !reader || len(tabs) != 2 || tabs[0] != "bfsim-q-"+ifc || tabs[1] != tabs[0] {
+		t.Fatalf("%s in %s without netem: qdiscs %v, tables %v, reader %v; want the queue table and a reader", ifc, ns, qs, tabs, reader)
+	}
+	if in := nb.QueueImpaired(); !slices.Contains(in, [2]string{ns, ifc}) {
+		t.Errorf("QueueImpaired: %v, want %s %s in it", in, ns, ifc)
+	}
+}
+
+// checkNotImpaired checks that nothing of an impairment is left.
+func checkNotImpaired(t *testing.T, nb *netbuild.Net, ns, ifc string) {
+	t.Helper()
+	qs, err := nb.Qdiscs(ns, ifc)
+	if err != nil || len(qs) != 0 {
+		t.Errorf("qdiscs left on %s in %s: %v %v", ifc, ns, qs, err)
+	}
+	if tabs, err := nb.Tables(ns); err != nil || len(tabs) != 0 {
+		t.Errorf("tables left in %s: %v %v", ns, tabs, err)
+	}
+	if _, ok := nb.QueueStats(ns, ifc); ok {
+		t.Errorf("a reader is left for %s in %s", ifc, ns)
+	}
+	if in := nb.QueueImpaired(); slices.Contains(in, [2]string{ns, ifc}) {
+		t.Errorf("QueueImpaired still lists %s %s: %v", ns, ifc, in)
+	}
+}
+
+// tablesOf lists every nftables table of a namespace, through
+// google/nftables directly.
+func tablesOf(ns netns.NsHandle) ([]string, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		return nil, err
+	}
+	defer c.CloseLasting()
+	ts, err := c.ListTables()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, tb := range ts {
+		out = append(out, tb.Name)
+	}
+	return out, nil
 }
 
 // kernelHasNetem asks the kernel, in a scratch namespace and through

@@ -25,7 +25,9 @@ func TestNetemOptions(t *testing.T) {
 	}
 	payload := data[4:binary.NativeEndian.Uint16(data)]
 	q := nl.DeserializeTcNetemQopt(payload)
-	if q.Limit != netemLimit || q.Loss != share(0.02) || q.Duplicate != share(0.01) || q.Latency != 0 {
+	// Gap 1 with a reorder probability, as tc sets it: netem reorders
+	// nothing with gap 0.
+	if q.Limit != netemLimit || q.Loss != share(0.02) || q.Duplicate != share(0.01) || q.Latency != 0 || q.Gap != 1 {
 		t.Errorf("qopt: %+v", q)
 	}
 	attrs := rawAttrs(netemOptions(ip))
