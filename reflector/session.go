@@ -58,7 +58,7 @@ type session struct {
 	// faulted: the session is ending by the peer's fault (peerFault),
 	// set before its routes are withdrawn.
 	faulted atomic.Bool
-	lim       *logLimiter                 // the neighbour's, for lines caused by peer input
+	lim     *logLimiter // the neighbour's, for lines caused by peer input
 
 	neg        negotiated // set before OpenConfirm, then read-only
 	ebgp       bool
