@@ -203,7 +203,7 @@ func (p *peer) dial(ctx context.Context, pr *peerRun) {
 // returns false when it refused the connection instead.
 func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing bool) bool {
 	dir := "in"
-	if !outgoing && time.Now().Before(pr.holdUntil) {
+	if !outgoing && (time.Now().Before(pr.holdUntil) || p.faultPending()) {
 		p.reject(conn, rejectIdleHold)
 		return false
 	}
@@ -310,6 +310,20 @@ const (
 
 // idleHoldMax bounds the doubling hold-down after repeated faults.
 const idleHoldMax = 5 * time.Minute
+
+// faultPending reports whether a session of the peer ended by the peer's
+// fault and the manager has not yet run its end (ended), which starts the
+// hold-down: the session's routes may be withdrawn already.
+func (p *peer) faultPending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		if s.faulted.Load() {
+			return true
+		}
+	}
+	return false
+}
 
 // holdDown starts a hold-down when an established session ended by the
 // peer's fault; a session that ended otherwise resets the next hold-down

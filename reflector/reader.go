@@ -96,9 +96,16 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 	// peer closing, or a panic that run's last-resort recover catches.
 	defer func() {
 		graceful := s.neg.gr && gracefulEnd(s, err)
-		if r := recover(); r != nil {
+		r := recover()
+		if r != nil {
 			graceful = false
 			defer panic(r)
+		}
+		// Known before the peer's routes go: a connection from it that
+		// comes once they are gone is refused like one during the
+		// hold-down that the manager is about to start (peer.start).
+		if r != nil || peerFault(s, err) {
+			s.faulted.Store(true)
 		}
 		s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
 	}()

@@ -55,7 +55,10 @@ type session struct {
 	grDrop    atomic.Bool                 // closed for a restarting peer's new session
 	gotOpen   atomic.Bool                 // the peer's OPEN has arrived
 	panicked  atomic.Bool                 // the reader ended in a panic
-	lim       *logLimiter                 // the neighbour's, for lines caused by peer input
+	// faulted: the session is ending by the peer's fault (peerFault),
+	// set before its routes are withdrawn.
+	faulted atomic.Bool
+	lim     *logLimiter // the neighbour's, for lines caused by peer input
 
 	neg        negotiated // set before OpenConfirm, then read-only
 	ebgp       bool
