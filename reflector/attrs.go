@@ -54,7 +54,11 @@ type attrsInput struct {
 func newAttrs(in attrsInput) *attrs {
 	a := &attrs{localPref: defaultLocalPref, nextHop: in.nextHop, nextHopLL: in.nextHopLL}
 	list := make([]bgp.PathAttributeInterface, 0, len(in.list))
+	gshut := false
 	for _, p := range in.list {
+		if c, ok := p.(*bgp.PathAttributeCommunities); ok && slices.Contains(c.Value, gracefulShutdownCommunity) {
+			gshut = true
+		}
 		switch v := p.(type) {
 		case *bgp.PathAttributeNextHop, *bgp.PathAttributeMpReachNLRI, *bgp.PathAttributeMpUnreachNLRI,
 			*bgp.PathAttributeAs4Path, *bgp.PathAttributeAs4Aggregator:
@@ -91,6 +95,12 @@ func newAttrs(in attrsInput) *attrs {
 			}
 		}
 		list = append(list, p)
+	}
+	// RFC 8326: a path that carries GRACEFUL_SHUTDOWN gets LOCAL_PREF 0,
+	// so that it loses to every other path while its sender drains. An
+	// import policy that sets the local preference decides instead.
+	if gshut && !in.setLocalPref {
+		in.setLocalPref, in.localPref = true, 0
 	}
 	if in.setLocalPref {
 		a.localPref = in.localPref

@@ -565,3 +565,27 @@ func checkOut(t *testing.T, r *Reflector, addr string, v view) {
 		t.Errorf("%s: %d prefixes advertised by the counter, %d received", addr, got, n)
 	}
 }
+
+// TestGracefulShutdownHonoured: a path carrying GRACEFUL_SHUTDOWN
+// (65535:0, RFC 8326) gets LOCAL_PREF 0 on import, so another client's
+// path for the prefix wins (without it, A's path would win on its lower
+// router ID); alone, it is reflected with LOCAL_PREF 0.
+func TestGracefulShutdownHonoured(t *testing.T) {
+	_, addr := startReflector(t, testConfig(cliA, cliB, cliC))
+	a := connect(t, addr, cliA, opts("10.0.0.2"))
+	b := connect(t, addr, cliB, opts("10.0.0.3"))
+	c := connect(t, addr, cliC, opts("10.0.0.4"))
+	readView(t, a, view{}, eors)
+	readView(t, b, view{}, eors)
+	got := readView(t, c, view{}, eors)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.7.0.0/24", "10.7.1.0/24"), stdComm(65535, 0)))
+	got = readView(t, c, got, has("10.7.0.0/24", "10.7.1.0/24"))
+	if want := "lp=0 med=- comm=[65535:0] large=[] path="; got["10.7.1.0/24"] != want {
+		t.Errorf("a draining client's path at C: %q, want %q", got["10.7.1.0/24"], want)
+	}
+	b.send(t, ipv4Update("192.0.2.3", pfx("10.7.0.0/24")))
+	got = readView(t, c, got, func(v view) bool { return v["10.7.0.0/24"] == "lp=100 med=- comm=[] large=[] path=" })
+	if want := "lp=0 med=- comm=[65535:0] large=[] path="; got["10.7.1.0/24"] != want {
+		t.Errorf("10.7.1.0/24 at C: %q, want %q", got["10.7.1.0/24"], want)
+	}
+}
