@@ -12,9 +12,12 @@ all: build
 
 # build makes bin/bgpfabric and, beside it, bin/bgpfabric-speaker, the
 # node's BGP speaker process (docs/architecture.md); install both together.
+# bin/bgpfabric-kube-controllers is bgpfabric with the kube-controllers
+# command (the kube tag: client-go stays out of the node agent).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bgpfabric
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)-speaker ./cmd/bgpfabric-speaker
+	CGO_ENABLED=0 $(GO) build -trimpath -tags kube -ldflags '$(LDFLAGS)' -o $(BIN)-kube-controllers ./cmd/bgpfabric
 
 # deps installs the Debian packages tests and the simulator use (when missing).
 deps:
@@ -32,10 +35,11 @@ RACE_PKGS := ./api/... ./bfd ./cmd/... ./cni ./datastore ./felix/... ./internal/
 # tests, through internal/testgate, which prints go test's usual output,
 # lists every skipped test and fails on any failure, build failure or
 # crashed test binary. With CI=true (.ci/run sets it) any skipped test
-# fails the run too.
+# fails the run too. The kube tag adds the kube-controllers command to
+# cmd/bgpfabric's tests (the binaries the sim runs are built without it).
 test: deps kube-apiserver
-	$(GO) vet $(PKGS)
-	$(GO) run ./internal/testgate -pkgs '$(PKGS)' -race '$(RACE_PKGS)' -- -count=1 -timeout 35m
+	$(GO) vet -tags kube $(PKGS)
+	$(GO) run ./internal/testgate -pkgs '$(PKGS)' -race '$(RACE_PKGS)' -- -tags kube -count=1 -timeout 35m
 
 # kube-apiserver builds the API server that the Kubernetes tests
 # (internal/kubetest) run against from source, into .cache/k8s/ (ignored):
@@ -82,7 +86,7 @@ fuzz:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags kube $(PKGS)
 
 # demo is the main job until the simulator lands: it serves the embedded
 # datastore, applies the example fabric and reads it back, then stops.

@@ -19,8 +19,16 @@ func main() {
 	if filepath.Base(os.Args[0]) == cniBinaryName {
 		os.Exit(cni.Main(cniAbout))
 	}
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if cmd, ok := binaryCommands[filepath.Base(os.Args[0])]; ok {
+		args = append([]string{cmd}, args...)
+	}
+	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
 }
+
+// binaryCommands maps a binary's name to the command it runs without
+// naming it (bgpfabric-kube-controllers, built with the kube tag).
+var binaryCommands = map[string]string{}
 
 // run executes the command line args and returns the process exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
