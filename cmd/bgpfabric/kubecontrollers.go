@@ -11,7 +11,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +33,16 @@ func init() {
 // kubeControllersBinary is the binary built with the kube tag: named so,
 // it runs kube-controllers without the command's name.
 const kubeControllersBinary = "bgpfabric-kube-controllers"
+
+// klogOnce: client-go logs through klog, whose logger is process-wide
+// and read without a lock by client-go's goroutines, so it is set once,
+// before any client exists.
+var klogOnce sync.Once
+
+// setKlogLogger sends client-go's log lines to log, the first time only.
+func setKlogLogger(log *slog.Logger) {
+	klogOnce.Do(func() { klog.SetSlogLogger(log) })
+}
 
 func newKubeControllersCmd(g *globalOptions) *cobra.Command {
 	var (
@@ -55,7 +67,7 @@ replica that holds the Lease works. It runs until interrupted.`,
 			if err != nil {
 				return err
 			}
-			klog.SetSlogLogger(log)
+			setKlogLogger(log)
 			var rc *rest.Config
 			if kubeconfig != "" {
 				rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 // kubeconfig against a real API server: it takes the Lease, writes a
 // namespace's profile, and ends cleanly when interrupted.
 func TestKubeControllersCommand(t *testing.T) {
+	// client-go's logger is set before this test's own clients start
+	// (the command's setting then changes nothing: a data race otherwise).
+	setKlogLogger(slog.New(slog.DiscardHandler))
 	s := kubetest.Start(t)
 	e := etcdtest.Start(t)
 	ds := e.Client(t)
