@@ -32,6 +32,9 @@ type FaultResult struct {
 	// nodes and reflectors that were Established when the fault began
 	// and left that state before the fabric had reconverged.
 	SessionsLost int `json:"sessions_lost"`
+	// LostSessions names them, "NODE PEER-ADDRESS", sorted; the first
+	// 64 only.
+	LostSessions []string `json:"lost_sessions,omitempty"`
 	// RoutesWithdrawn counts the routes the nodes' routers deleted from
 	// their kernels meanwhile.
 	RoutesWithdrawn int `json:"routes_withdrawn"`

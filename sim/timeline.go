@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -186,7 +187,19 @@ func (w *faultWatch) result(r *FaultResult) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r.SessionsLost, r.RoutesWithdrawn = len(w.lost), w.withdrawn
+	r.LostSessions = nil
+	for k := range w.lost {
+		r.LostSessions = append(r.LostSessions, k.node+" "+k.peer)
+	}
+	slices.Sort(r.LostSessions)
+	if len(r.LostSessions) > maxLostSessions {
+		r.LostSessions = r.LostSessions[:maxLostSessions]
+	}
 }
+
+// maxLostSessions bounds FaultResult.LostSessions: a fault that takes a
+// whole large fabric down is told by SessionsLost.
+const maxLostSessions = 64
 
 func (w *faultWatch) close() {
 	if w.stream != nil {
