@@ -352,9 +352,9 @@ func TestSessionResetTimeline(t *testing.T) {
 }
 
 // TestSessionResetBgpfabricEnds resets a session whose ends are bgpfabric
-// agents, through a node's router (its control socket: a NOTIFICATION
-// Cease, Administrative Reset): between two meshed nodes, and between a
-// bgpfabric reflector and a node (reset from the node's end). Exactly that
+// agents, through the first end's control socket (a NOTIFICATION Cease,
+// Administrative Reset): between two meshed nodes (node-1's router), and
+// between a bgpfabric reflector and a node (the reflector). Exactly that
 // session is lost in the fault's timeline entry, once at each end; it
 // comes back and the checks pass.
 func TestSessionResetBgpfabricEnds(t *testing.T) {

@@ -241,11 +241,11 @@ func (f *Fabric) Qdiscs(node, iface string) ([]string, error) {
 // ResetSession ends the BGP session between node and peer with a
 // NOTIFICATION Cease, sent by one of its ends, and the session then comes
 // back as the routers' timers allow. The end that sends it is node, if the
-// sim can tell it to, else peer: a bgpfabric node through its router's
+// sim can tell it to, else peer: a bgpfabric node or reflector through its
 // control socket (POST /sessions/reset: Cease, Administrative Reset), a
 // gobgpd router through its gRPC API (disable and enable the peer: Cease,
-// Administrative Shutdown). bgpfabric's reflector, BIRD and FRR have no
-// such control in the sim; a session between two of them cannot be reset.
+// Administrative Shutdown). BIRD and FRR have no such control in the sim;
+// a session between two of them cannot be reset.
 func (f *Fabric) ResetSession(ctx context.Context, node, peer string) error {
 	r, o := f.Plan.Node(node), f.Plan.Node(peer)
 	if r == nil || o == nil {
@@ -258,18 +258,20 @@ func (f *Fabric) ResetSession(ctx context.Context, node, peer string) error {
 	defer cancel()
 	switch {
 	case r.Agent == topology.AgentNode:
-		return f.resetNodeSession(ctx, r, o)
+		return resetAgentSession(ctx, router.ControlSocketPath(f.run.Dir, r.Name), r, o)
+	case r.Agent == topology.AgentReflector:
+		// DefaultReflectorCommand's --control-socket.
+		return resetAgentSession(ctx, filepath.Join(f.run.Dir, "reflector."+r.Name+".sock"), r, o)
 	case topology.ResetsSessions(r):
 		return f.resetGoBGPdSession(ctx, r, o)
 	}
-	return fmt.Errorf("session-reset between %s and %s: neither is a bgpfabric node or a gobgpd router", node, peer)
+	return fmt.Errorf("session-reset between %s and %s: neither is a bgpfabric agent or a gobgpd router", node, peer)
 }
 
-// resetNodeSession asks node r's router to reset its sessions with o: one
-// per address of o's that r has a session with (IPv4 and IPv6 on a
-// dual-stack fabric).
-func (f *Fabric) resetNodeSession(ctx context.Context, r, o *topology.NodePlan) error {
-	sock := router.ControlSocketPath(f.run.Dir, r.Name)
+// resetAgentSession asks bgpfabric agent r, over its control socket, to
+// reset its sessions with o: one per address of o's that r has a session
+// with (IPv4 and IPv6 on a dual-stack fabric).
+func resetAgentSession(ctx context.Context, sock string, r, o *topology.NodePlan) error {
 	var errs []error
 	reset := 0
 	for _, a := range nodeAddrs(o) {

@@ -716,12 +716,11 @@ func (e *expander) faults() {
 }
 
 // sessionReset checks a session-reset's ends: two nodes, one of them a
-// bgpfabric node or a gobgpd router, which the sim can tell to reset the
-// session (bgpfabric's reflector, BIRD and FRR have no such control in the
-// sim). A gobgpd router must have the session in its configuration; a
-// bgpfabric node's sessions come from peering at run time, so there the
-// other end must be a node of the fabric or a router that peers with it,
-// and a pair without a session fails when the fault runs.
+// bgpfabric node or reflector or a gobgpd router, which the sim can tell
+// to reset the session (BIRD and FRR have no such control in the sim). A
+// router's sessions are in its configuration (Neighbors); those between
+// two fabric nodes come from peering at run time, so a pair of fabric
+// nodes without a session fails when the fault runs.
 func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 	n, peer := e.p.Node(f.Node), e.p.Node(f.Peer)
 	switch {
@@ -730,13 +729,13 @@ func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 	case peer == nil:
 		e.c.add(p.key("peer"), "no node %q", f.Peer)
 	case !ResetsSessions(n) && !ResetsSessions(peer):
-		e.c.add(p, "session-reset needs one end of the session to be a bgpfabric node or a gobgpd router (the sim has no reset control for bgpfabric's reflector, BIRD or FRR)")
+		e.c.add(p, "session-reset needs one end of the session to be a bgpfabric node or reflector, or a gobgpd router (the sim has no reset control for BIRD or FRR)")
 	default:
 		r, o := n, peer
 		if !ResetsSessions(r) {
 			r, o = peer, n
 		}
-		if r.Agent == AgentNode && o.InFabric() {
+		if r.Agent != AgentRouter && o.InFabric() {
 			fp.Peer = f.Peer
 			return
 		}
@@ -756,10 +755,10 @@ func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 }
 
 // ResetsSessions reports whether the sim can reset the node's sessions: a
-// bgpfabric node (its router's control socket) or a gobgpd router (its
+// bgpfabric node or reflector (its control socket) or a gobgpd router (its
 // gRPC API).
 func ResetsSessions(n *NodePlan) bool {
-	return n.Agent == AgentNode || (n.Agent == AgentRouter && n.Router == RouterGoBGPd)
+	return n.Agent == AgentNode || n.Agent == AgentReflector || (n.Agent == AgentRouter && n.Router == RouterGoBGPd)
 }
 
 func (e *expander) checks() {
