@@ -56,6 +56,8 @@ func TestReflectorControlSocket(t *testing.T) {
 }
 
 // testEngine is an engine whose reflector appears while it is served.
-type testEngine struct{ p atomic.Pointer[reflector.Reflector] }
+type testEngine struct {
+	p atomic.Pointer[reflector.Reflector]
+}
 
 func (e *testEngine) Reflector() *reflector.Reflector { return e.p.Load() }
