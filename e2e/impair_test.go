@@ -419,3 +419,44 @@ func TestImpairDelayConvergence(t *testing.T) {
 		t.Errorf("namespaces left after teardown: %v", left)
 	}
 }
+
+// TestSessionResetBgpfabricEnds resets a session whose ends are bgpfabric
+// agents, through the first end's control socket (a NOTIFICATION Cease,
+// Administrative Reset): between two meshed nodes (node-1's router), and
+// between a bgpfabric reflector and a node (the reflector). Exactly that
+// session is lost in the fault's timeline entry, once at each end; it
+// comes back and the checks pass.
+func TestSessionResetBgpfabricEnds(t *testing.T) {
+	for _, tc := range []struct{ topo, node, peer string }{
+		{"mesh-3", "node-1", "node-2"},
+		{"rr-2x4", "reflector-1", "node-1"},
+	} {
+		t.Run(tc.topo, func(t *testing.T) {
+			f := boot(t, tc.topo)
+			converge(t, f)
+			requireChecks(t, f)
+			fr, checks := f.Fault(context.Background(), topology.FaultPlan{Name: "reset", Action: topology.FaultSessionReset, Node: tc.node, Peer: tc.peer})
+			t.Logf("fault: %+v", fr)
+			if fr.Status != sim.Passed {
+				t.Errorf("fault: %s: %s", fr.Status, fr.Message)
+			}
+			for _, c := range checks {
+				if c.Status != sim.Passed {
+					t.Errorf("after the fault, check %s: %s %v", c.Name, c.Message, c.Failures)
+				}
+			}
+			addr := func(n string) string { return f.Plan.Node(n).IPv4.Addr().String() }
+			want := []string{tc.node + " " + addr(tc.peer), tc.peer + " " + addr(tc.node)}
+			slices.Sort(want)
+			if fr.SessionsLost != 2 || !cmp.Equal(fr.LostSessions, want) {
+				t.Errorf("timeline: %d sessions lost %q, want %q", fr.SessionsLost, fr.LostSessions, want)
+			}
+			if fr.Target != tc.node+" - "+tc.peer {
+				t.Errorf("timeline target %q", fr.Target)
+			}
+			if !established(t, f, tc.node, tc.peer) || !established(t, f, tc.peer, tc.node) {
+				t.Errorf("the session between %s and %s is not back", tc.node, tc.peer)
+			}
+		})
+	}
+}

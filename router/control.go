@@ -18,7 +18,8 @@ import (
 
 // The control socket: the router serves, on a unix socket (Config.
 // ControlSocket, by default DefaultControlDir/router.<node>.sock in
-// `bgpfabric node`), GET /routes with a RoutesReport in JSON. The BGP table
+// `bgpfabric node`), GET /routes with a RoutesReport in JSON, and POST
+// /sessions/reset?peer=ADDR (sessionreset.go). The BGP table
 // is too large and changes too often for the datastore; a socket keeps it
 // local and read on demand. `bgpfabric routes --node N` reads it (all
 // nodes' sockets share one directory, reachable from every namespace
@@ -97,6 +98,7 @@ func (s *controlServer) serve(ctx context.Context) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(rep)
 	})
+	mux.HandleFunc("POST /sessions/reset", s.serveReset)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -257,6 +257,28 @@ func (f *FakeSpeaker) SoftReset(_ context.Context, a netip.Addr, in bool) error 
 	return f.callLocked("SoftReset", "%s in=%v", a, in)
 }
 
+// ResetPeer implements Speaker: the session goes through Idle and
+// comes back in the state it had, as GoBGP's after its idle hold.
+func (f *FakeSpeaker) ResetPeer(_ context.Context, a netip.Addr) error {
+	f.mu.Lock()
+	if err := f.callLocked("ResetPeer", "%s", a); err != nil {
+		f.mu.Unlock()
+		return err
+	}
+	if _, ok := f.peers[a]; !ok {
+		f.mu.Unlock()
+		return fmt.Errorf("fake speaker: no peer %s", a)
+	}
+	prev := f.states[a].State
+	fns := slices.Clone(f.peerFns)
+	f.mu.Unlock()
+	for _, fn := range fns {
+		fn(PeerEvent{Address: a, State: api.BGPIdle})
+		fn(PeerEvent{Address: a, State: prev})
+	}
+	return nil
+}
+
 // Announce implements Speaker.
 func (f *FakeSpeaker) Announce(_ context.Context, rs []LocalRoute) error {
 	f.mu.Lock()

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ type FaultResult struct {
 	// nodes and reflectors that were Established when the fault began
 	// and left that state before the fabric had reconverged.
 	SessionsLost int `json:"sessions_lost"`
+	// LostSessions names them, "NODE PEER-ADDRESS", sorted; the first
+	// 64 only.
+	LostSessions []string `json:"lost_sessions,omitempty"`
 	// RoutesWithdrawn counts the routes the nodes' routers deleted from
 	// their kernels meanwhile.
 	RoutesWithdrawn int `json:"routes_withdrawn"`
@@ -67,6 +71,9 @@ func (f *Fabric) Fault(ctx context.Context, fp topology.FaultPlan) (FaultResult,
 		res.Status, res.Message = Failed, err.Error()
 		res.Seconds = time.Since(start).Seconds()
 		return res, nil
+	}
+	if fp.Action == topology.FaultSessionReset {
+		f.waitSessionLost(ctx, w, fp)
 	}
 	conv, err := f.waitAfterFault(ctx, fp)
 	res.ReconvergeSeconds = conv.Seconds()
@@ -219,6 +226,40 @@ func (f *Fabric) inject(ctx context.Context, fp topology.FaultPlan) error {
 	}
 	f.progress("fault %s: restoring after %s", fp.Name, fp.Duration)
 	return restore()
+}
+
+// sessionLostLimit bounds waitSessionLost: a bgpfabric agent writes its
+// BGPStatus within a second or two of a change.
+const sessionLostLimit = 10 * time.Second
+
+// waitSessionLost waits until the status of an end of a session-reset's
+// session that writes one (a bgpfabric node or reflector) has shown it
+// leave Established: the reset itself returns at once, before the
+// fabric's status says anything, and convergence measured from then
+// would miss it. Without such an end it does not wait.
+func (f *Fabric) waitSessionLost(ctx context.Context, w *faultWatch, fp topology.FaultPlan) {
+	a, b := f.Plan.Node(fp.Node), f.Plan.Node(fp.Peer)
+	if a == nil || b == nil || (!writesStatus(a) && !writesStatus(b)) {
+		return
+	}
+	addrs := func(n *topology.NodePlan) []string {
+		var out []string
+		for _, x := range nodeAddrs(n) {
+			out = append(out, x.String())
+		}
+		return out
+	}
+	aAddrs, bAddrs := addrs(a), addrs(b)
+	if !w.waitLost(ctx, func(node, peer string) bool {
+		return (node == a.Name && slices.Contains(bAddrs, peer)) || (node == b.Name && slices.Contains(aAddrs, peer))
+	}, sessionLostLimit) {
+		f.log.Warn("fault timeline: the reset session did not show as down", "fault", fp.Name, "within", sessionLostLimit)
+	}
+}
+
+// writesStatus reports whether the node's agent writes a BGPStatus.
+func writesStatus(n *topology.NodePlan) bool {
+	return n.Agent == topology.AgentNode || n.Agent == topology.AgentReflector
 }
 
 // waitAfterFault waits for convergence, counting a killed agent that stays

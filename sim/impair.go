@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"time"
 
 	gobgpapi "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/sim/netbuild"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
@@ -255,25 +257,77 @@ func (f *Fabric) Qdiscs(node, iface string) ([]string, error) {
 }
 
 // ResetSession ends the BGP session between node and peer with a
-// NOTIFICATION (Cease, administrative shutdown), sent by whichever end is
-// a gobgpd router, told through its gRPC API to disable the peer and
-// enable it again; the session then comes back as the routers' timers
-// allow. The sim has no such control for bgpfabric's
-// agents, BIRD or FRR.
+// NOTIFICATION Cease, sent by one of its ends, and the session then comes
+// back as the routers' timers allow. The end that sends it is node, if the
+// sim can tell it to, else peer: a bgpfabric node or reflector through its
+// control socket (POST /sessions/reset: Cease, Administrative Reset), a
+// gobgpd router through its gRPC API (disable and enable the peer: Cease,
+// Administrative Shutdown). BIRD and FRR have no such control in the sim;
+// a session between two of them cannot be reset.
 func (f *Fabric) ResetSession(ctx context.Context, node, peer string) error {
 	r, o := f.Plan.Node(node), f.Plan.Node(peer)
 	if r == nil || o == nil {
 		return fmt.Errorf("no node %q or %q", node, peer)
 	}
-	gobgpd := func(n *topology.NodePlan) bool {
-		return n.Agent == topology.AgentRouter && n.Router == topology.RouterGoBGPd
-	}
-	if !gobgpd(r) {
+	if !topology.ResetsSessions(r) {
 		r, o = o, r
 	}
-	if !gobgpd(r) {
-		return fmt.Errorf("session-reset between %s and %s: neither is a gobgpd router", node, peer)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	switch {
+	case r.Agent == topology.AgentNode:
+		return resetAgentSession(ctx, router.ControlSocketPath(f.run.Dir, r.Name), r, o)
+	case r.Agent == topology.AgentReflector:
+		// DefaultReflectorCommand's --control-socket.
+		return resetAgentSession(ctx, filepath.Join(f.run.Dir, "reflector."+r.Name+".sock"), r, o)
+	case topology.ResetsSessions(r):
+		return f.resetGoBGPdSession(ctx, r, o)
 	}
+	return fmt.Errorf("session-reset between %s and %s: neither is a bgpfabric agent or a gobgpd router", node, peer)
+}
+
+// resetAgentSession asks bgpfabric agent r, over its control socket, to
+// reset its sessions with o: one per address of o's that r has a session
+// with (IPv4 and IPv6 on a dual-stack fabric).
+func resetAgentSession(ctx context.Context, sock string, r, o *topology.NodePlan) error {
+	var errs []error
+	reset := 0
+	for _, a := range nodeAddrs(o) {
+		err := router.ResetSession(ctx, sock, a)
+		switch {
+		case errors.Is(err, router.ErrNoSession):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("resetting %s's session to %s (%s): %w", r.Name, o.Name, a, err))
+		default:
+			reset++
+		}
+	}
+	if reset == 0 && len(errs) == 0 {
+		return fmt.Errorf("%s has no BGP session with %s", r.Name, o.Name)
+	}
+	return errors.Join(errs...)
+}
+
+// nodeAddrs are a node's addresses: its peering addresses, then those of
+// its interfaces, each once.
+func nodeAddrs(n *topology.NodePlan) []netip.Addr {
+	var out []netip.Addr
+	add := func(p netip.Prefix) {
+		if p.IsValid() && !slices.Contains(out, p.Addr()) {
+			out = append(out, p.Addr())
+		}
+	}
+	add(n.IPv4)
+	add(n.IPv6)
+	for _, ifc := range n.Interfaces {
+		add(ifc.IPv4)
+		add(ifc.IPv6)
+	}
+	return out
+}
+
+// resetGoBGPdSession tells gobgpd router r to reset its sessions with o.
+func (f *Fabric) resetGoBGPdSession(ctx context.Context, r, o *topology.NodePlan) error {
 	var addrs []string
 	for _, nb := range r.Neighbors {
 		if nb.Node == o.Name {
@@ -281,10 +335,8 @@ func (f *Fabric) ResetSession(ctx context.Context, node, peer string) error {
 		}
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("%s and %s have no BGP session", node, peer)
+		return fmt.Errorf("%s and %s have no BGP session", r.Name, o.Name)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	sock := filepath.Join(f.run.Dir, "routers", r.Name, gobgpdSocket)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

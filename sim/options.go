@@ -107,7 +107,7 @@ var (
 	// The router's control socket goes into the run's directory, where
 	// another run's node of the same name cannot replace it.
 	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}", "--control-dir", "{rundir}"}
-	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}"}
+	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}", "--control-socket", "{rundir}/reflector.{node}.sock"}
 )
 
 func (o Options) withDefaults() (Options, error) {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,6 +49,8 @@ type faultWatch struct {
 	lost      map[sessionKey]bool
 	withdrawn int
 	ready     chan struct{}
+	// lostCh is poked (size 1) when a session is added to lost.
+	lostCh chan struct{}
 
 	stream     *probe.Stream
 	streamDesc string
@@ -57,7 +60,8 @@ type faultWatch struct {
 // two workloads) is left out of the result, and never fails the fault.
 func (f *Fabric) watchFault(ctx context.Context, fp topology.FaultPlan) *faultWatch {
 	wctx, cancel := context.WithCancel(ctx)
-	w := &faultWatch{cancel: cancel, before: map[sessionKey]bool{}, lost: map[sessionKey]bool{}, ready: make(chan struct{})}
+	w := &faultWatch{cancel: cancel, before: map[sessionKey]bool{}, lost: map[sessionKey]bool{}, ready: make(chan struct{}),
+		lostCh: make(chan struct{}, 1)}
 	if f.client != nil {
 		if s, err := datastore.NewSyncer(f.client, datastore.SyncerConfig{Kinds: []string{api.KindBGPStatus}, Handler: w}); err == nil {
 			w.wg.Go(func() { _ = s.Run(wctx) })
@@ -186,7 +190,19 @@ func (w *faultWatch) result(r *FaultResult) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r.SessionsLost, r.RoutesWithdrawn = len(w.lost), w.withdrawn
+	r.LostSessions = nil
+	for k := range w.lost {
+		r.LostSessions = append(r.LostSessions, k.node+" "+k.peer)
+	}
+	slices.Sort(r.LostSessions)
+	if len(r.LostSessions) > maxLostSessions {
+		r.LostSessions = r.LostSessions[:maxLostSessions]
+	}
 }
+
+// maxLostSessions bounds FaultResult.LostSessions: a fault that takes a
+// whole large fabric down is told by SessionsLost.
+const maxLostSessions = 64
 
 func (w *faultWatch) close() {
 	if w.stream != nil {
@@ -253,8 +269,39 @@ func (w *faultWatch) statusLocked(st *api.BGPStatus, deleted bool) {
 		return
 	}
 	for k := range w.before {
-		if k.node == st.Name && !up[k.peer] {
+		if k.node == st.Name && !up[k.peer] && !w.lost[k] {
 			w.lost[k] = true
+			select {
+			case w.lostCh <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// waitLost waits until a session that match selects is among the lost,
+// for at most limit; it reports whether one is. A fault that ends a
+// session by itself (session-reset) is over at once: the fabric has
+// reconverged only once its end was seen and the session is back, which
+// the agents' status tells with a delay.
+func (w *faultWatch) waitLost(ctx context.Context, match func(node, peer string) bool, limit time.Duration) bool {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		for k := range w.lost {
+			if match(k.node, k.peer) {
+				w.mu.Unlock()
+				return true
+			}
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.lostCh:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
 		}
 	}
 }

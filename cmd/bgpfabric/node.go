@@ -154,6 +154,7 @@ its status records are deleted.`,
 	cmd.Flags().DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long the node's status records outlive a crashed node")
 	cmd.AddCommand(newNodeSpeakerCmd())
 	cmd.AddCommand(newNodeDrainCmd(g, true), newNodeDrainCmd(g, false)) // node_drain.go
+	cmd.AddCommand(newNodeResetSessionCmd(g))                           // node_reset.go
 	cmd.Flags().StringVar(&nsName, "netns", "", "network namespace to program: a name in /run/netns or a path (default: the process's own)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if nodeName == "" {

@@ -357,9 +357,10 @@ func peerAPI(p speaker.PeerConfig) *api.Peer {
 			AuthPassword:    p.Password,
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:      5,
-			HoldTime:          uint64(p.HoldTime / time.Second),
-			KeepaliveInterval: uint64(p.KeepaliveTime / time.Second),
+			ConnectRetry:           5,
+			HoldTime:               uint64(p.HoldTime / time.Second),
+			KeepaliveInterval:      uint64(p.KeepaliveTime / time.Second),
+			IdleHoldTimeAfterReset: idleHoldAfterReset,
 		}},
 		Transport: &api.Transport{
 			PassiveMode: p.Passive,

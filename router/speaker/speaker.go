@@ -55,6 +55,10 @@ type Speaker interface {
 	// SoftReset asks the peer to send its routes again (route refresh,
 	// RFC 2918) when in is true, or sends ours again when it is false.
 	SoftReset(ctx context.Context, addr netip.Addr, in bool) error
+	// ResetPeer ends a configured peer's session with a NOTIFICATION
+	// Cease, Administrative Reset (subcode 4, RFC 4486); the session comes
+	// back by itself after a short idle hold, as after any session end.
+	ResetPeer(ctx context.Context, addr netip.Addr) error
 
 	// Announce originates our own routes (adding or replacing them), and
 	// Withdraw stops originating them.

@@ -165,6 +165,8 @@ func Serve(ctx context.Context, rw io.ReadWriter, sp speaker.Speaker, lg *slog.L
 			err = sp.DeletePeerRange(ctx, req.Prefix)
 		case opSoftReset:
 			err = sp.SoftReset(ctx, req.Addr, req.In)
+		case opResetPeer:
+			err = sp.ResetPeer(ctx, req.Addr)
 		case opAnnounce:
 			err = sp.Announce(ctx, req.Routes)
 		case opWithdraw:

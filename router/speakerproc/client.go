@@ -230,6 +230,11 @@ func (c *Client) SoftReset(ctx context.Context, addr netip.Addr, in bool) error 
 	return c.simple(ctx, request{Op: opSoftReset, Addr: addr, In: in})
 }
 
+// ResetPeer implements speaker.Speaker.
+func (c *Client) ResetPeer(ctx context.Context, addr netip.Addr) error {
+	return c.simple(ctx, request{Op: opResetPeer, Addr: addr})
+}
+
 // Announce implements speaker.Speaker.
 func (c *Client) Announce(ctx context.Context, routes []speaker.LocalRoute) error {
 	return c.simple(ctx, request{Op: opAnnounce, Routes: routes})

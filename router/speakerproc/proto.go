@@ -31,13 +31,14 @@ const (
 	opWithdraw
 	opPeers
 	opRIB
+	opResetPeer
 )
 
 var opNames = [...]string{
 	opStart: "Start", opStop: "Stop", opAddPeer: "AddPeer", opUpdatePeer: "UpdatePeer",
 	opDeletePeer: "DeletePeer", opAddPeerRange: "AddPeerRange", opUpdatePeerRange: "UpdatePeerRange",
 	opDeletePeerRange: "DeletePeerRange", opSoftReset: "SoftReset", opAnnounce: "Announce",
-	opWithdraw: "Withdraw", opPeers: "Peers", opRIB: "RIB",
+	opWithdraw: "Withdraw", opPeers: "Peers", opRIB: "RIB", opResetPeer: "ResetPeer",
 }
 
 func (o op) String() string {

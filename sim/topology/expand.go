@@ -715,9 +715,12 @@ func (e *expander) faults() {
 	}
 }
 
-// sessionReset checks a session-reset's ends: two nodes with a BGP
-// session, one of them a gobgpd router, which the sim can tell to reset it
-// (bgpfabric's agents, BIRD and FRR have no such control in the sim).
+// sessionReset checks a session-reset's ends: two nodes, one of them a
+// bgpfabric node or reflector or a gobgpd router, which the sim can tell
+// to reset the session (BIRD and FRR have no such control in the sim). A
+// router's sessions are in its configuration (Neighbors); those between
+// two fabric nodes come from peering at run time, so a pair of fabric
+// nodes without a session fails when the fault runs.
 func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 	n, peer := e.p.Node(f.Node), e.p.Node(f.Peer)
 	switch {
@@ -725,15 +728,24 @@ func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 		e.c.add(p.key("node"), "no node %q", f.Node)
 	case peer == nil:
 		e.c.add(p.key("peer"), "no node %q", f.Peer)
-	case !n.resetsSessions() && !peer.resetsSessions():
-		e.c.add(p, "session-reset needs one end of the session to be a gobgpd router (the sim has no reset control for bgpfabric agents, BIRD or FRR yet)")
+	case !ResetsSessions(n) && !ResetsSessions(peer):
+		e.c.add(p, "session-reset needs one end of the session to be a bgpfabric node or reflector, or a gobgpd router (the sim has no reset control for BIRD or FRR)")
 	default:
 		r, o := n, peer
-		if !r.resetsSessions() {
+		if !ResetsSessions(r) {
 			r, o = peer, n
 		}
-		for _, nb := range r.Neighbors {
-			if nb.Node == o.Name {
+		if r.Agent != AgentRouter && o.InFabric() {
+			fp.Peer = f.Peer
+			return
+		}
+		// A router's sessions are its Neighbors, whichever end resets.
+		rt, other := r, o
+		if rt.Agent != AgentRouter {
+			rt, other = o, r
+		}
+		for _, nb := range rt.Neighbors {
+			if nb.Node == other.Name {
 				fp.Peer = f.Peer
 				return
 			}
@@ -742,8 +754,12 @@ func (e *expander) sessionReset(p path, f Fault, fp *FaultPlan) {
 	}
 }
 
-// resetsSessions reports whether the sim can reset the node's sessions.
-func (n *NodePlan) resetsSessions() bool { return n.Agent == AgentRouter && n.Router == RouterGoBGPd }
+// ResetsSessions reports whether the sim can reset the node's sessions: a
+// bgpfabric node or reflector (its control socket) or a gobgpd router (its
+// gRPC API).
+func ResetsSessions(n *NodePlan) bool {
+	return n.Agent == AgentNode || n.Agent == AgentReflector || (n.Agent == AgentRouter && n.Router == RouterGoBGPd)
+}
 
 func (e *expander) checks() {
 	ch := e.t.Checks

@@ -39,7 +39,7 @@ func TestImpairAndFaultErrors(t *testing.T) {
 		{"field the action ignores", good + "faults:\n  - action: kill-agent\n    node: n-1\n    count: 3\n", `t.yaml:8:12: faults[0].count: is not used by kill-agent`},
 		{"unknown action", good + "faults:\n  - action: meteor\n", `faults[0].action: must be one of kill-agent, restart-agent, link-down, link-up, stop-datastore, impair, partition, pause-agent, flap, session-reset (got "meteor")`},
 		{"session reset without peer", good + "faults:\n  - action: session-reset\n    node: n-1\n", `faults[0].peer: is required for session-reset`},
-		{"session reset between agents", good + "faults:\n  - action: session-reset\n    node: n-1\n    peer: n-2\n", `t.yaml:6:5: faults[0]: session-reset needs one end of the session to be a gobgpd router`},
+		{"session reset between routers", ext + "links:\n  - between: [a, b]\nfaults:\n  - action: session-reset\n    node: a\n    peer: b\n", `t.yaml:13:5: faults[0]: session-reset needs one end of the session to be a bgpfabric node or reflector, or a gobgpd router`},
 		{"session reset unknown peer", good + "faults:\n  - action: session-reset\n    node: n-1\n    peer: zz\n", `t.yaml:8:11: faults[0].peer: no node "zz"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +87,9 @@ faults:
     segment: slow
     count: 3
     interval: 500ms
+  - action: session-reset
+    node: n-1
+    peer: n-2
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -123,5 +126,9 @@ faults:
 	flap := p.Faults[1]
 	if flap.Interface != "eth0" || flap.Count != 3 || flap.Interval != 500*time.Millisecond {
 		t.Errorf("flap: %+v", flap)
+	}
+	// Between two bgpfabric nodes: reset through a node's router.
+	if reset := p.Faults[2]; reset.Action != FaultSessionReset || reset.Node != "n-1" || reset.Peer != "n-2" {
+		t.Errorf("session-reset: %+v", reset)
 	}
 }
