@@ -22,9 +22,9 @@ const minOpeningBound = 10 * time.Second
 // suggests) on a connection that stays open but never brings the peer's
 // OPEN. That happens after a peer's process was stopped (SIGSTOP) for
 // longer than the hold time: our connect went into its listen backlog,
-// and when it continued, its GoBGP handed the accepted connection to the
-// session that its expired hold timer was ending, which leaves the
-// connection open and unread. Meanwhile our OpenSent refuses the peer's
+// and when it continued, its GoBGP accepted the connection and never
+// read it (most likely it handed it to the session its expired hold timer
+// was ending, whose deletion leaves such a connection open). Meanwhile our OpenSent refuses the peer's
 // own connections, so the session stays down for those 4 minutes
 // (docs/robustness.md).
 func openingBound(hold time.Duration) time.Duration {
