@@ -83,6 +83,10 @@ type Speaker struct {
 	// logs them.
 	rangeErrMu sync.Mutex
 	rangeErrs  map[netip.Prefix]string
+
+	// opening ends sessions stuck in OpenSent or OpenConfirm (opening.go);
+	// set while started, guarded by mu.
+	opening *openingWatch
 }
 
 var _ speaker.Speaker = (*Speaker)(nil)
@@ -200,6 +204,9 @@ func (s *Speaker) Start(ctx context.Context, g speaker.Global) error {
 		err = s.assignPoliciesLocked(ctx)
 	}
 	s.peerMu.Unlock()
+	if err == nil {
+		err = s.startOpeningWatch() // opening.go
+	}
 	if err != nil {
 		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 		return err
@@ -259,6 +266,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.started = false
+	s.stopOpeningWatch() // before peerMu, which it takes
 	s.peerMu.Lock()
 	// StopBgp deletes every peer but keeps the peer groups, which only a
 	// running server can delete: remove the ranges first.
