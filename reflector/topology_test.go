@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 )
 
 // ebgpRoute is what an eBGP neighbour sees of a route.
@@ -106,9 +108,7 @@ func TestEBGP(t *testing.T) {
 // with both; when one is stopped the clients keep every route through the
 // other.
 func TestRedundantPair(t *testing.T) {
-	if testing.Short() {
-		t.Skip("GoBGP clients")
-	}
+	nstest.SkipShort(t, "GoBGP clients")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	clients := []string{"127.0.11.1", "127.0.11.2", "127.0.11.3"}
@@ -202,9 +202,7 @@ func TestHierarchy(t *testing.T) {
 // establish through a dynamic-neighbour range, and a route from the first
 // reaches the last.
 func TestThousandClients(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1,000 sessions")
-	}
+	nstest.SkipShort(t, "1,000 sessions")
 	const n = 1000
 	cfg := testConfig()
 	cfg.DynamicNeighbors = []DynamicNeighbor{{Prefix: netip.MustParsePrefix("127.1.0.0/16"), ASN: testASN, Client: true}}

@@ -47,6 +47,20 @@ func RequireRoot(tb testing.TB) {
 	}
 }
 
+// SkipShort skips tb under -short (a long test: hold timers, many
+// sessions, daemons), or fails it when the environment variable CI is
+// "true", where nothing may skip.
+func SkipShort(tb testing.TB, why string) {
+	tb.Helper()
+	if !testing.Short() {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s: not run with -short, and CI=true forbids skipping", why)
+	}
+	tb.Skip(why + ": not run with -short")
+}
+
 type verdict int
 
 const (

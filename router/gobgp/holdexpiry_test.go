@@ -12,6 +12,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
@@ -162,9 +163,7 @@ func speakerAndGRPeer(t *testing.T, ctx context.Context, hold, keepalive time.Du
 // at once — GoBGP on its own would keep them for the restart time
 // (120 s), blackholing traffic to a dead link.
 func TestHoldExpiryEndsGracefulRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out hold timers (10 s)")
-	}
+	nstest.SkipShort(t, "waits out hold timers (10 s)")
 	for _, tc := range []struct {
 		name     string
 		silent   bool // else the connection is closed

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
@@ -32,9 +33,7 @@ func TestOpeningBound(t *testing.T) {
 // openingBound (10 s with hold time 3 s) — not before — and connects
 // again.
 func TestStuckOpenSentEnds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out the opening bound (10 s)")
-	}
+	nstest.SkipShort(t, "waits out the opening bound (10 s)")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", freePort(t))
