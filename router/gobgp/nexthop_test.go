@@ -38,25 +38,19 @@ func TestKeepOriginalNextHopOnTheWire(t *testing.T) {
 			LocalAddress: netip.MustParseAddr(local), Passive: passive, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second,
 			IPv4: true, KeepOriginalNextHop: keep}
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	toC := pc("127.0.0.1", "127.0.0.3", 64512, 65003, true, true)
-	must(a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.2", 64512, 64512, true, false)))
-	must(b.AddPeer(ctx, pc("127.0.0.2", "127.0.0.1", 64512, 64512, false, false)))
-	must(a.AddPeer(ctx, toC))
-	must(c.AddPeer(ctx, pc("127.0.0.3", "127.0.0.1", 65003, 64512, false, false)))
-	must(a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.4", 64512, 65004, true, false)))
-	must(d.AddPeer(ctx, pc("127.0.0.4", "127.0.0.1", 65004, 64512, false, false)))
+	must(t, a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.2", 64512, 64512, true, false)))
+	must(t, b.AddPeer(ctx, pc("127.0.0.2", "127.0.0.1", 64512, 64512, false, false)))
+	must(t, a.AddPeer(ctx, toC))
+	must(t, c.AddPeer(ctx, pc("127.0.0.3", "127.0.0.1", 65003, 64512, false, false)))
+	must(t, a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.4", 64512, 65004, true, false)))
+	must(t, d.AddPeer(ctx, pc("127.0.0.4", "127.0.0.1", 65004, 64512, false, false)))
 
 	fromB := netip.MustParsePrefix("10.65.2.0/26")
 	own := netip.MustParsePrefix("10.65.1.0/26")
 	addrA, addrB := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must(b.Announce(ctx, []router.LocalRoute{{Prefix: fromB}}))
-	must(a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
+	must(t, b.Announce(ctx, []router.LocalRoute{{Prefix: fromB}}))
+	must(t, a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
 	nextHop := func(col *collector, p netip.Prefix) func(netip.Addr) func() bool {
 		return func(want netip.Addr) func() bool {
 			return func() bool { ps := col.best[p]; return len(ps) == 1 && ps[0].NextHop == want }
@@ -69,11 +63,11 @@ func TestKeepOriginalNextHopOnTheWire(t *testing.T) {
 
 	// Off on the live session: sent again with a's next hop.
 	toC.KeepOriginalNextHop = false
-	must(a.UpdatePeer(ctx, toC, false))
+	must(t, a.UpdatePeer(ctx, toC, false))
 	cc.wait(t, "b's route at c with a's next hop after turning it off", nextHop(cc, fromB)(addrA))
 	// And on again.
 	toC.KeepOriginalNextHop = true
-	must(a.UpdatePeer(ctx, toC, false))
+	must(t, a.UpdatePeer(ctx, toC, false))
 	cc.wait(t, "b's route at c with b's next hop after turning it on", nextHop(cc, fromB)(addrB))
 	cd.wait(t, "d still gets a's next hop", nextHop(cd, fromB)(addrA))
 	cc.mu.Lock()

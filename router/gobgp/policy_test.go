@@ -43,29 +43,23 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
 	tor, ct := startSpeaker(t, ctx, "127.0.0.2", port, 65100)
 	addrA, addrT := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	gr := router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 360 * time.Second}
 	rfc8212 := routepolicy.Policy{Import: routepolicy.Chain{Reject: true}, Export: routepolicy.Chain{Reject: true}}
 	toT := router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, Policy: rfc8212, GracefulRestart: gr}
-	must(a.AddPeer(ctx, toT))
+	must(t, a.AddPeer(ctx, toT))
 	// t's routes first, so that they precede its End-of-RIB.
 	def, google, rack := netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("8.8.8.8/32"), netip.MustParsePrefix("10.65.9.0/24")
 	pool, other := netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("10.66.0.0/16")
-	must(tor.Announce(ctx, []router.LocalRoute{{Prefix: def}, {Prefix: google}, {Prefix: rack, Communities: []api.Community{community("65100:1")}}}))
-	must(a.Announce(ctx, []router.LocalRoute{{Prefix: pool}, {Prefix: other}}))
-	must(tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
+	must(t, tor.Announce(ctx, []router.LocalRoute{{Prefix: def}, {Prefix: google}, {Prefix: rack, Communities: []api.Community{community("65100:1")}}}))
+	must(t, a.Announce(ctx, []router.LocalRoute{{Prefix: pool}, {Prefix: other}}))
+	must(t, tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr}))
 
 	// RFC 8212: a received t's three routes and accepted none.
 	received := func() router.PeerStatus {
 		ps, err := a.Peers(ctx)
-		must(err)
+		must(t, err)
 		for _, p := range ps {
 			if p.Address == addrT {
 				return p
@@ -107,7 +101,7 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 	}})
 	toT.Policy = routepolicy.Policy{Import: routepolicy.Chain{Filters: []*routepolicy.Filter{in}, Reject: true},
 		Export: routepolicy.Chain{Filters: []*routepolicy.Filter{out}, Reject: true}}
-	must(a.UpdatePeer(ctx, toT, false))
+	must(t, a.UpdatePeer(ctx, toT, false))
 	ca.wait(t, "the default route and the rack route at a", func() bool { return len(ca.best[def]) == 1 && len(ca.best[rack]) == 1 })
 	ct.wait(t, "the pool route at t", func() bool { return len(ct.best[pool]) == 1 })
 	if st := received(); st.PrefixesAccepted != 2 || st.PrefixesReceived != 3 {
@@ -135,7 +129,7 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 
 	// Back to RFC 8212: withdrawn both ways, live.
 	toT.Policy = rfc8212
-	must(a.UpdatePeer(ctx, toT, false))
+	must(t, a.UpdatePeer(ctx, toT, false))
 	ca.wait(t, "t's routes withdrawn at a", func() bool { return len(ca.best[def]) == 0 && len(ca.best[rack]) == 0 })
 	ct.wait(t, "the pool route withdrawn at t", func() bool { return len(ct.best[pool]) == 0 })
 
@@ -156,7 +150,7 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 		c.col.mu.Unlock()
 	}
 	// The speaker holds no policy of a deleted peer.
-	must(a.DeletePeer(ctx, addrT))
+	must(t, a.DeletePeer(ctx, addrT))
 	a.peerMu.Lock()
 	if len(a.policies) != 0 {
 		t.Errorf("policies left after the peer went: %v", a.policies)
@@ -176,22 +170,16 @@ func TestRangePolicyOnTheWire(t *testing.T) {
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
 	b, cb := startSpeaker(t, ctx, "127.0.0.2", port, 65002)
 	addrA, addrB := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	in := compileFilter(t, "in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
 		{CIDR: "10.65.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterAccept}}})
 	gr := router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 120 * time.Second}
-	must(a.AddPeerRange(ctx, router.PeerRangeConfig{Prefix: netip.MustParsePrefix("127.0.0.0/24"), PeerAS: 65002, LocalAS: 64512,
+	must(t, a.AddPeerRange(ctx, router.PeerRangeConfig{Prefix: netip.MustParsePrefix("127.0.0.0/24"), PeerAS: 65002, LocalAS: 64512,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, GracefulRestart: gr,
 		Policy: routepolicy.Policy{Import: routepolicy.Chain{Filters: []*routepolicy.Filter{in}, Reject: true}, Export: routepolicy.Chain{Reject: true}}}))
 	accepted, rejected, own := netip.MustParsePrefix("10.65.2.0/26"), netip.MustParsePrefix("10.66.0.0/16"), netip.MustParsePrefix("10.65.1.0/26")
-	must(b.Announce(ctx, []router.LocalRoute{{Prefix: accepted}, {Prefix: rejected}}))
-	must(a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
-	must(b.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65002, LocalAddress: addrB,
+	must(t, b.Announce(ctx, []router.LocalRoute{{Prefix: accepted}, {Prefix: rejected}}))
+	must(t, a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
+	must(t, b.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65002, LocalAddress: addrB,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr}))
 
 	ca.wait(t, "B's End-of-RIB at A", func() bool { return len(ca.eor[addrB]) > 0 })
@@ -220,12 +208,6 @@ func TestGoBGPPolicyAgreesWithEvaluator(t *testing.T) {
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
 	tor, _ := startSpeaker(t, ctx, "127.0.0.2", port, 65100)
 	addrA, addrT := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	f1 := compileFilter(t, "f1", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
 		{CIDR: "10.0.0.0/8", MatchOperator: api.MatchNotIn, Communities: []string{"65100:9"}, Action: api.FilterAccept},
 		{CIDR: "10.0.0.0/8", MatchOperator: api.MatchNotIn, Action: api.FilterReject},
@@ -239,7 +221,7 @@ func TestGoBGPPolicyAgreesWithEvaluator(t *testing.T) {
 		{Communities: []string{"65100:2:2"}, Action: api.FilterAccept},
 	}})
 	chain := routepolicy.Chain{Filters: []*routepolicy.Filter{f1, f2}, Reject: true}
-	must(a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
+	must(t, a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: time.Minute},
 		Policy: routepolicy.Policy{Import: chain}}))
 
@@ -270,8 +252,8 @@ func TestGoBGPPolicyAgreesWithEvaluator(t *testing.T) {
 	if len(want) < 5 || len(want) > len(routes)-5 {
 		t.Fatalf("the evaluator accepts %d of %d routes: the cases do not exercise both outcomes", len(want), len(routes))
 	}
-	must(tor.Announce(ctx, local))
-	must(tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
+	must(t, tor.Announce(ctx, local))
+	must(t, tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: router.GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: time.Minute}}))
 	ca.wait(t, "t's End-of-RIB at a", func() bool { return len(ca.eor[addrT]) > 0 })
 	ca.mu.Lock()
@@ -298,23 +280,17 @@ func TestAcceptedCountSkipsLoops(t *testing.T) {
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
 	tor, _ := startSpeaker(t, ctx, "127.0.0.2", port, 65100)
 	addrA, addrT := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	gr := router.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 360 * time.Second}
 	all := compileFilter(t, "all-in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{{Action: api.FilterAccept}}})
-	must(a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
+	must(t, a.AddPeer(ctx, router.PeerConfig{Address: addrT, Port: uint16(port), PeerAS: 65100, LocalAS: 64512, LocalAddress: addrA, Passive: true,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr,
 		Policy: routepolicy.Policy{Import: routepolicy.Chain{Filters: []*routepolicy.Filter{all}, Reject: true}}}))
 	looped, fine := netip.MustParsePrefix("10.65.1.0/26"), netip.MustParsePrefix("10.65.2.0/26")
 	loop := compileFilter(t, "loop-out", api.BGPFilterSpec{ExportV4: []api.BGPFilterRule{
 		{CIDR: looped.String(), MatchOperator: api.MatchEqual, Action: api.FilterAccept, PrependASPath: &api.BGPFilterASPathPrepend{ASNumber: 64512, Repeat: 1}},
 	}})
-	must(tor.Announce(ctx, []router.LocalRoute{{Prefix: looped}, {Prefix: fine}}))
-	must(tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
+	must(t, tor.Announce(ctx, []router.LocalRoute{{Prefix: looped}, {Prefix: fine}}))
+	must(t, tor.AddPeer(ctx, router.PeerConfig{Address: addrA, Port: uint16(port), PeerAS: 64512, LocalAS: 65100, LocalAddress: addrT,
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true, GracefulRestart: gr,
 		Policy: routepolicy.Policy{Export: routepolicy.Chain{Filters: []*routepolicy.Filter{loop}}}}))
 	ca.wait(t, "t's End-of-RIB at a", func() bool { return len(ca.eor[addrT]) > 0 })
@@ -326,7 +302,7 @@ func TestAcceptedCountSkipsLoops(t *testing.T) {
 		t.Fatalf("a's table: looped route present %v, the other %v; want only the other", gotLooped, gotFine)
 	}
 	ps, err := a.Peers(ctx)
-	must(err)
+	must(t, err)
 	for _, p := range ps {
 		if p.Address == addrT && p.PrefixesAccepted != 1 {
 			t.Errorf("accepted %d prefixes from t, want 1 (the looped one is not accepted)", p.PrefixesAccepted)

@@ -67,18 +67,12 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 	c, cc := startSpeaker(t, ctx, "127.0.1.1", port)
 	// A configured peer of A's beside the range, to show it is untouched.
 	d, cd := startSpeaker(t, ctx, "127.0.2.1", port, 65002)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	const pw = "range-md5"
-	must(a.AddPeerRange(ctx, loopbackRange(pw)))
-	must(b.AddPeer(ctx, activePeer("127.0.0.2", "127.0.0.1", port, pw)))
-	must(a.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.2.1"), Port: uint16(port), PeerAS: 65002, LocalAS: 64512,
+	must(t, a.AddPeerRange(ctx, loopbackRange(pw)))
+	must(t, b.AddPeer(ctx, activePeer("127.0.0.2", "127.0.0.1", port, pw)))
+	must(t, a.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.2.1"), Port: uint16(port), PeerAS: 65002, LocalAS: 64512,
 		LocalAddress: netip.MustParseAddr("127.0.0.1"), Passive: true, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true}))
-	must(d.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(port), PeerAS: 64512, LocalAS: 65002,
+	must(t, d.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.0.1"), Port: uint16(port), PeerAS: 64512, LocalAS: 65002,
 		LocalAddress: netip.MustParseAddr("127.0.2.1"), HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true}))
 
 	addrA, addrB, addrC := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.1.1")
@@ -89,8 +83,8 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 	// Routes both ways: B's reach A (and are A's to install), A's own
 	// reach B with A's address as next hop.
 	fromB, fromA := netip.MustParsePrefix("10.65.2.0/26"), netip.MustParsePrefix("10.65.1.0/26")
-	must(b.Announce(ctx, []router.LocalRoute{{Prefix: fromB}}))
-	must(a.Announce(ctx, []router.LocalRoute{{Prefix: fromA}}))
+	must(t, b.Announce(ctx, []router.LocalRoute{{Prefix: fromB}}))
+	must(t, a.Announce(ctx, []router.LocalRoute{{Prefix: fromA}}))
 	ca.wait(t, "B's route at A", func() bool {
 		ps := ca.best[fromB]
 		return len(ps) == 1 && ps[0].NextHop == addrB && ps[0].Peer == addrB && !ps[0].Local
@@ -110,7 +104,7 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 		t.Errorf("A's peers = %v, want %v", got, want)
 	}
 	ps, err := a.Peers(ctx)
-	must(err)
+	must(t, err)
 	for _, p := range ps {
 		if p.Address == addrB && (p.PeerAS != 64512 || p.PrefixesReceived != 1 || p.PrefixesAdvertised != 1) {
 			t.Errorf("A's status of B = %+v, want AS 64512 and one prefix each way", p)
@@ -118,7 +112,7 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 	}
 
 	// C, outside the range, connects and is turned away.
-	must(c.AddPeer(ctx, activePeer("127.0.1.1", "127.0.0.1", port, "")))
+	must(t, c.AddPeer(ctx, activePeer("127.0.1.1", "127.0.0.1", port, "")))
 	cc.wait(t, "C's connection accepted and closed", func() bool {
 		h := cc.hist[addrA]
 		i := slices.Index(h, api.BGPOpenSent)
@@ -139,7 +133,7 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 	ca.mu.Unlock()
 
 	// Deleting the range ends B's session, and B's route goes; D stays.
-	must(a.DeletePeerRange(ctx, loopbackRange(pw).Prefix))
+	must(t, a.DeletePeerRange(ctx, loopbackRange(pw).Prefix))
 	cb.wait(t, "B's session ended", func() bool { return cb.state[addrA] != api.BGPEstablished })
 	ca.wait(t, "B's route gone at A", func() bool { return len(ca.best[fromB]) == 0 })
 	if got, want := peerList(t, a), []string{"127.0.2.1 Established configured"}; !slices.Equal(got, want) {
@@ -151,8 +145,8 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 	}
 	cd.mu.Unlock()
 	// Deleting it again is nothing to do; so is a range never added.
-	must(a.DeletePeerRange(ctx, loopbackRange(pw).Prefix))
-	must(a.DeletePeerRange(ctx, netip.MustParsePrefix("10.9.0.0/16")))
+	must(t, a.DeletePeerRange(ctx, loopbackRange(pw).Prefix))
+	must(t, a.DeletePeerRange(ctx, netip.MustParsePrefix("10.9.0.0/16")))
 }
 
 // TestPeerRangeChanges: changing a range ends the sessions it accepted,
@@ -168,15 +162,9 @@ func TestPeerRangeChanges(t *testing.T) {
 	port := freePort(t)
 	a, ca := startSpeaker(t, ctx, "127.0.0.1", port)
 	b, cb := startSpeaker(t, ctx, "127.0.0.2", port)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	addrA, addrB := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
-	must(a.AddPeerRange(ctx, loopbackRange("")))
-	must(b.AddPeer(ctx, activePeer("127.0.0.2", "127.0.0.1", port, "")))
+	must(t, a.AddPeerRange(ctx, loopbackRange("")))
+	must(t, b.AddPeer(ctx, activePeer("127.0.0.2", "127.0.0.1", port, "")))
 	// up waits until both ends had n sessions Established, the last one
 	// still up (B can be Established a moment before A, which is still
 	// waiting for B's KEEPALIVE in OpenConfirm).
@@ -210,10 +198,10 @@ func TestPeerRangeChanges(t *testing.T) {
 	// A new hold time: the session restarts and negotiates it.
 	r := loopbackRange("")
 	r.HoldTime, r.KeepaliveTime = 6*time.Second, 2*time.Second
-	must(a.UpdatePeerRange(ctx, r))
+	must(t, a.UpdatePeerRange(ctx, r))
 	up("session up again", 2)
 	var hold uint64
-	must(a.srv.ListPeer(ctx, &gobgpapi.ListPeerRequest{Address: addrB.String()}, func(p *gobgpapi.Peer) {
+	must(t, a.srv.ListPeer(ctx, &gobgpapi.ListPeerRequest{Address: addrB.String()}, func(p *gobgpapi.Peer) {
 		hold = p.GetTimers().GetConfig().GetHoldTime()
 	}))
 	if hold != 6 {
@@ -221,21 +209,21 @@ func TestPeerRangeChanges(t *testing.T) {
 	}
 
 	// B configured at A explicitly: the dynamic session gives way.
-	must(a.AddPeer(ctx, router.PeerConfig{Address: addrB, Port: uint16(port), PeerAS: 64512, LocalAS: 64512,
+	must(t, a.AddPeer(ctx, router.PeerConfig{Address: addrB, Port: uint16(port), PeerAS: 64512, LocalAS: 64512,
 		LocalAddress: addrA, Passive: true, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true}))
 	up("session up with the configured peer", 3)
 	if got, want := peerList(t, a), []string{"127.0.0.2 Established configured"}; !slices.Equal(got, want) {
 		t.Errorf("A's peers = %v, want %v", got, want)
 	}
-	must(a.DeletePeer(ctx, addrB))
+	must(t, a.DeletePeer(ctx, addrB))
 	up("session up as a dynamic neighbour again", 4)
 
 	// Stop with a range and a dynamic neighbour, start again: the range
 	// can be added again (GoBGP's StopBgp keeps peer groups).
-	must(a.Stop(ctx))
+	must(t, a.Stop(ctx))
 	g := router.Global{AS: 64512, RouterID: addrA, ListenPort: port, ListenAddresses: []netip.Addr{addrA}}
-	must(a.Start(ctx, g))
-	must(a.AddPeerRange(ctx, loopbackRange("")))
+	must(t, a.Start(ctx, g))
+	must(t, a.AddPeerRange(ctx, loopbackRange("")))
 	up("session up after A's restart", 5)
 }
 

@@ -185,23 +185,17 @@ func TestNoTransit(t *testing.T) {
 			LocalAddress: netip.MustParseAddr(local), Passive: passive, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, IPv4: true}
 	}
 	// a-b iBGP, a-c eBGP.
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.2", 64512, 64512, true)))
-	must(b.AddPeer(ctx, pc("127.0.0.2", "127.0.0.1", 64512, 64512, false)))
-	must(a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.3", 64512, 65003, true)))
-	must(c.AddPeer(ctx, pc("127.0.0.3", "127.0.0.1", 65003, 64512, false)))
+	must(t, a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.2", 64512, 64512, true)))
+	must(t, b.AddPeer(ctx, pc("127.0.0.2", "127.0.0.1", 64512, 64512, false)))
+	must(t, a.AddPeer(ctx, pc("127.0.0.1", "127.0.0.3", 64512, 65003, true)))
+	must(t, c.AddPeer(ctx, pc("127.0.0.3", "127.0.0.1", 65003, 64512, false)))
 	own := netip.MustParsePrefix("10.65.1.0/26")
 	transit := netip.MustParsePrefix("10.65.2.0/26")
-	must(b.Announce(ctx, []router.LocalRoute{{Prefix: transit}}))
+	must(t, b.Announce(ctx, []router.LocalRoute{{Prefix: transit}}))
 	ca.wait(t, "b's route at a", func() bool { return len(ca.best[transit]) == 1 })
 	// a sends c its table in order: with b's route already in it, a's
 	// own route arriving at c means b's would have come first.
-	must(a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
+	must(t, a.Announce(ctx, []router.LocalRoute{{Prefix: own}}))
 	cc.wait(t, "a's own route at c", func() bool { return len(cc.best[own]) == 1 })
 	if len(cc.best[transit]) != 0 {
 		t.Errorf("c learned b's route through a: transit")
