@@ -120,23 +120,7 @@ func BenchmarkFilterChange100k(b *testing.B) {
 		}
 		port := freeLoopbackPort(b)
 		ctx, cancel := context.WithCancel(context.Background())
-		sender := gobgp.New(gobgp.Config{})
-		if err := sender.Start(ctx, router.Global{AS: 64512, RouterID: netip.MustParseAddr("127.0.0.2"), ListenPort: port,
-			ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.2")}, ExportPolicy: router.ExportAll}); err != nil {
-			b.Fatal(err)
-		}
-		routes := make([]router.LocalRoute, n)
-		for j := range routes {
-			routes[j] = router.LocalRoute{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + j>>16), byte(j >> 8), byte(j)}), 32),
-				NextHop: netip.MustParseAddr("10.98.0.2")}
-		}
-		if err := sender.Announce(ctx, routes); err != nil {
-			b.Fatal(err)
-		}
-		if err := sender.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.0.1"), PeerAS: 64512, LocalAS: 64512,
-			LocalAddress: netip.MustParseAddr("127.0.0.2"), Passive: true, HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, IPv4: true}); err != nil {
-			b.Fatal(err)
-		}
+		sender := startRouteSender(b, ctx, port, n)
 		filter := func(cidr string) *api.BGPFilter {
 			return &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: "feed-in"}, Spec: api.BGPFilterSpec{
 				ImportV4: []api.BGPFilterRule{{CIDR: cidr, MatchOperator: api.MatchIn, Action: api.FilterAccept}, {Action: api.FilterReject}},

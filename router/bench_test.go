@@ -120,6 +120,31 @@ func waitRouteCount(tb testing.TB, ns *nstest.NS, proto int, timeout time.Durati
 	}
 }
 
+// startRouteSender starts a GoBGP speaker on 127.0.0.2 (listening on
+// port) that announces n /32s from 10.100.0.0, next hop 10.98.0.2, to a
+// passive iBGP session with 127.0.0.1.
+func startRouteSender(b *testing.B, ctx context.Context, port int32, n int) *gobgp.Speaker {
+	b.Helper()
+	sender := gobgp.New(gobgp.Config{})
+	if err := sender.Start(ctx, router.Global{AS: 64512, RouterID: netip.MustParseAddr("127.0.0.2"), ListenPort: port,
+		ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.2")}, ExportPolicy: router.ExportAll}); err != nil {
+		b.Fatal(err)
+	}
+	routes := make([]router.LocalRoute, n)
+	for j := range routes {
+		routes[j] = router.LocalRoute{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + j>>16), byte(j >> 8), byte(j)}), 32),
+			NextHop: netip.MustParseAddr("10.98.0.2")}
+	}
+	if err := sender.Announce(ctx, routes); err != nil {
+		b.Fatal(err)
+	}
+	if err := sender.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.0.1"), PeerAS: 64512, LocalAS: 64512,
+		LocalAddress: netip.MustParseAddr("127.0.0.2"), Passive: true, HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, IPv4: true}); err != nil {
+		b.Fatal(err)
+	}
+	return sender
+}
+
 // countMsgs counts the netlink messages in b of type typ whose rtmsg is of
 // protocol proto in the main table, and calls each (if not nil) with
 // every message's type.
@@ -217,23 +242,7 @@ func benchImport100k(b *testing.B, newSpeaker func() router.Speaker) {
 
 		port := freeLoopbackPort(b)
 		ctx, cancel := context.WithCancel(context.Background())
-		sender := gobgp.New(gobgp.Config{})
-		if err := sender.Start(ctx, router.Global{AS: 64512, RouterID: netip.MustParseAddr("127.0.0.2"), ListenPort: port,
-			ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.2")}, ExportPolicy: router.ExportAll}); err != nil {
-			b.Fatal(err)
-		}
-		routes := make([]router.LocalRoute, n)
-		for j := range routes {
-			routes[j] = router.LocalRoute{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + j>>16), byte(j >> 8), byte(j)}), 32),
-				NextHop: netip.MustParseAddr("10.98.0.2")}
-		}
-		if err := sender.Announce(ctx, routes); err != nil {
-			b.Fatal(err)
-		}
-		if err := sender.AddPeer(ctx, router.PeerConfig{Address: netip.MustParseAddr("127.0.0.1"), PeerAS: 64512, LocalAS: 64512,
-			LocalAddress: netip.MustParseAddr("127.0.0.2"), Passive: true, HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, IPv4: true}); err != nil {
-			b.Fatal(err)
-		}
+		sender := startRouteSender(b, ctx, port, n)
 		lp := int(port)
 		res := staticResources{
 			&api.Node{ObjectMeta: api.ObjectMeta{Name: "r"}, Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "127.0.0.1/8"}}},
