@@ -7,7 +7,7 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 
-	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
 // BGPPeer keepOriginalNextHop and nextHopMode on the node's GoBGP speaker.
@@ -58,11 +58,11 @@ const (
 	nextHopSelf
 )
 
-func peerNextHop(p router.PeerConfig) nextHopMode {
+func peerNextHop(p speaker.PeerConfig) nextHopMode {
 	return nextHopOf(p.KeepOriginalNextHop, p.NextHopSelf)
 }
 
-func rangeNextHop(r router.PeerRangeConfig) nextHopMode {
+func rangeNextHop(r speaker.PeerRangeConfig) nextHopMode {
 	return nextHopOf(r.KeepOriginalNextHop, r.NextHopSelf)
 }
 
