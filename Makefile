@@ -11,12 +11,16 @@ PKGS     := ./...
 all: build
 
 # build makes bin/bgpfabric and, beside it, bin/bgpfabric-speaker, the
-# node's BGP speaker process (docs/architecture.md); install both together.
+# node's BGP speaker process (docs/architecture.md), and bin/bgpfabric-node,
+# bgpfabric with the node command only (the nodeonly tag: no etcd server,
+# simulator or other commands in the node agent, docs/scale.md); install
+# them together.
 # bin/bgpfabric-kube-controllers is bgpfabric with the kube-controllers
 # command (the kube tag: client-go stays out of the node agent).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bgpfabric
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)-speaker ./cmd/bgpfabric-speaker
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nodeonly -ldflags '$(LDFLAGS)' -o $(BIN)-node ./cmd/bgpfabric
 	CGO_ENABLED=0 $(GO) build -trimpath -tags kube -ldflags '$(LDFLAGS)' -o $(BIN)-kube-controllers ./cmd/bgpfabric
 
 # deps installs the Debian packages tests and the simulator use (when missing).

@@ -9,4 +9,10 @@
 // are the JSON of api.Encode; a resource's ResourceVersion is the etcd mod
 // revision of its key and is never stored in the value. See
 // docs/datastore.md for the full contract.
+//
+// The server side, StartEmbedded and StartProxy (etcd's server and its
+// gRPC proxy), is left out of builds with the nodeonly tag: the node
+// agent's own binary, bgpfabric-node, is a client only and does not carry
+// the etcd server's code and start-up work (docs/scale.md, "Memory at
+// rest").
 package datastore

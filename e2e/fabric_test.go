@@ -12,12 +12,14 @@ import (
 
 // TestMesh3 is the default fabric: converged within its deadline, every
 // pair of workloads reaches every other (ICMP and TCP), and every node has
-// exactly the routes it should.
+// exactly the routes it should; the node agents run from their own binary
+// (bgpfabric-node) and their speakers from bgpfabric-speaker.
 func TestMesh3(t *testing.T) {
 	f := boot(t, "mesh-3")
 	converge(t, f)
 	requireChecks(t, f)
 	requireExactRoutes(t, f, viaOwner(f))
+	requireNodeBinaries(t, f)
 }
 
 // TestRR1x10: ten clients of one bgpfabric reflector.

@@ -44,13 +44,19 @@ func run(m *testing.M) int {
 			}
 			defer os.RemoveAll(dir)
 			binary = filepath.Join(dir, "bgpfabric")
-			// The node's speaker binary beside it, as make build
-			// installs them (router/speakerproc.Command).
-			cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "../cmd/bgpfabric", "../cmd/bgpfabric-speaker")
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building bgpfabric and bgpfabric-speaker: %v\n%s", err, out)
-				return 1
+			// The node's speaker binary and the node agent's own
+			// binary beside it, as make build installs them
+			// (router/speakerproc.Command, sim.NodeBinaryName).
+			for _, args := range [][]string{
+				{"-o", dir + "/", "../cmd/bgpfabric", "../cmd/bgpfabric-speaker"},
+				{"-tags", "nodeonly", "-o", filepath.Join(dir, sim.NodeBinaryName), "../cmd/bgpfabric"},
+			} {
+				cmd := exec.Command("go", append([]string{"build", "-trimpath"}, args...)...)
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					fmt.Fprintf(os.Stderr, "building %v: %v\n%s", args, err, out)
+					return 1
+				}
 			}
 		}
 	}

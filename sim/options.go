@@ -35,15 +35,19 @@ type Options struct {
 	// and the CNI plugin. Default: this process's executable if it is
 	// bgpfabric, else "bgpfabric" from $PATH.
 	Binary string
+	// NodeBinary is the executable of the node agents ({nodebin} in
+	// NodeCommand): it must exist when given. Default: NodeBinaryName
+	// beside Binary when it is there, else Binary (its `node` command).
+	NodeBinary string
 	// DatastoreRelay gives every agent its own datastore endpoint,
 	// relayed by this process, so that PartitionDatastore can cut a node
 	// off from the datastore. It is on when the topology has such a
 	// fault; a run that outlives this process (Keep) has none.
 	DatastoreRelay bool
 	// NodeCommand, ReflectorCommand start a node's and a reflector's agent.
-	// Each word may hold the placeholders {bin}, {node}, {datastore},
-	// {netns}, {role} and {rundir}. Defaults: DefaultNodeCommand and
-	// DefaultReflectorCommand.
+	// Each word may hold the placeholders {bin}, {nodebin} (NodeBinary),
+	// {node}, {datastore}, {netns}, {role} and {rundir}. Defaults:
+	// DefaultNodeCommand and DefaultReflectorCommand.
 	NodeCommand      []string
 	ReflectorCommand []string
 	// Ready is ReadyStatus (default) or ReadyProcess.
@@ -106,7 +110,7 @@ const (
 var (
 	// The router's control socket goes into the run's directory, where
 	// another run's node of the same name cannot replace it.
-	DefaultNodeCommand      = []string{"{bin}", "node", "--node-name", "{node}", "--datastore", "{datastore}", "--control-dir", "{rundir}"}
+	DefaultNodeCommand      = []string{"{nodebin}", "node", "--node-name", "{node}", "--datastore", "{datastore}", "--control-dir", "{rundir}"}
 	DefaultReflectorCommand = []string{"{bin}", "reflector", "--node", "{node}", "--datastore", "{datastore}", "--control-socket", "{rundir}/reflector.{node}.sock"}
 )
 
@@ -151,6 +155,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Binary == "" {
 		o.Binary = findBinary()
 	}
+	nodeBin, err := o.resolveNodeBinary()
+	if err != nil {
+		return o, err
+	}
+	o.NodeBinary = nodeBin
 	return o, nil
 }
 
@@ -183,6 +192,6 @@ func (o Options) agentCommand(n *topology.NodePlan, datastore, rundir string) []
 		tmpl = o.ReflectorCommand
 	}
 	return expand(tmpl, map[string]string{
-		"bin": o.Binary, "node": n.Name, "datastore": datastore, "netns": n.Netns, "role": n.Role, "rundir": rundir,
+		"bin": o.Binary, "nodebin": o.NodeBinary, "node": n.Name, "datastore": datastore, "netns": n.Netns, "role": n.Role, "rundir": rundir,
 	})
 }

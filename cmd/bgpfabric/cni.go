@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package main
 
 import (
@@ -8,7 +10,10 @@ import (
 	"github.com/bgpfabric/bgpfabric/cni"
 )
 
-func init() { addCommand(newCNICmd) }
+func init() {
+	addCommand(newCNICmd)
+	binaryMains[cniBinaryName] = func() int { return cni.Main(cniAbout) }
+}
 
 // cniBinaryName is the name runtimes find the plugin under: the bgpfabric
 // binary installed (or linked) into the CNI bin directory as this name

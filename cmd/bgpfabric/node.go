@@ -26,7 +26,17 @@ import (
 func init() {
 	addCommand(newNodeCmd)
 	addNodeComponent(felixComponent)
+	binaryCommands[nodeBinaryName] = "node"
 }
+
+// nodeBinaryName is the node agent's own binary: this one built with the
+// nodeonly tag, which leaves out every command but node (and version), and
+// with them the embedded etcd server, the simulator and the reflector, so
+// that node agents do not carry their code and start-up work
+// (docs/scale.md, "Memory at rest"). Named so, it runs the node command
+// without its name. The simulator runs node agents from it when it is
+// installed beside bgpfabric (sim.NodeBinaryName).
+const nodeBinaryName = "bgpfabric-node"
 
 // nodeEnv is what the components of `bgpfabric node` share.
 type nodeEnv struct {

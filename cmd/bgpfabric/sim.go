@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package main
 
 import (
@@ -41,7 +43,7 @@ func (s *simOptions) add(cmd *cobra.Command, agents bool) {
 		return
 	}
 	f.StringVar(&s.binary, "binary", "", "bgpfabric binary for agents, datastore and CNI plugin (default: this one)")
-	f.StringVar(&s.nodeCmd, "node-cmd", "", `command of a node's agent, placeholders {bin} {node} {datastore} {netns} {role} {rundir} (default "`+strings.Join(sim.DefaultNodeCommand, " ")+`")`)
+	f.StringVar(&s.nodeCmd, "node-cmd", "", `command of a node's agent, placeholders {bin} {nodebin} {node} {datastore} {netns} {role} {rundir} (default "`+strings.Join(sim.DefaultNodeCommand, " ")+`")`)
 	f.StringVar(&s.rrCmd, "reflector-cmd", "", `command of a reflector's agent (default "`+strings.Join(sim.DefaultReflectorCommand, " ")+`")`)
 	f.StringVar(&s.ready, "ready", sim.ReadyStatus, "what convergence waits for: status (agents' status records and kernel routes) or process (agents running: for stand-in agents)")
 	f.StringVar(&s.workloads, "workloads", "cni", "cni (wire workloads through the CNI plugin) or none")
