@@ -42,7 +42,7 @@ func (s *simOptions) add(cmd *cobra.Command, agents bool) {
 		f.StringVar(&s.runID, "run", "", "run ID (default: the live run of --file)")
 		return
 	}
-	f.StringVar(&s.binary, "binary", "", "bgpfabric binary for agents, datastore and CNI plugin (default: this one)")
+	f.StringVar(&s.binary, "binary", "", "bgpfabric binary for agents, datastore and CNI plugin (default: this one); node agents run bgpfabric-node from beside it when it is there")
 	f.StringVar(&s.nodeCmd, "node-cmd", "", `command of a node's agent, placeholders {bin} {nodebin} {node} {datastore} {netns} {role} {rundir} (default "`+strings.Join(sim.DefaultNodeCommand, " ")+`")`)
 	f.StringVar(&s.rrCmd, "reflector-cmd", "", `command of a reflector's agent (default "`+strings.Join(sim.DefaultReflectorCommand, " ")+`")`)
 	f.StringVar(&s.ready, "ready", sim.ReadyStatus, "what convergence waits for: status (agents' status records and kernel routes) or process (agents running: for stand-in agents)")
