@@ -244,4 +244,3 @@ func TestOwnPrefixNeverLearned(t *testing.T) {
 		})
 	}
 }
-

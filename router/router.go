@@ -243,16 +243,16 @@ type loop struct {
 	announced   map[netip.Prefix]LocalRoute
 
 	// Import.
-	bestQ       *bestQueue
-	bestSpare   []Destination // take's other buffer
+	bestQ     *bestQueue
+	bestSpare []Destination // take's other buffer
 	// With a PathWatcher speaker (pathMode), the received paths come
 	// through recvQ into rib, where the router applies the import policy
 	// and selects the best paths (rib.go, imports.go).
-	pathMode  bool
-	recvQ     *pathQueue[Received]
-	recvSpare []Received
-	rib       *adjRIB
-	ribImport ribImports
+	pathMode    bool
+	recvQ       *pathQueue[Received]
+	recvSpare   []Received
+	rib         *adjRIB
+	ribImport   ribImports
 	best        map[netip.Prefix]Destination
 	importDirty map[netip.Prefix]struct{}
 	importAll   bool
