@@ -149,7 +149,7 @@ func benchFilterChange(b *testing.B, newSpeaker func() router.Speaker) {
 			b.Fatal(err)
 		}
 		dp := &firstWrite{Dataplane: ndp, watch: netip.MustParsePrefix("10.101.0.0/16")}
-		sp := newSpeaker()
+		sp := &deliveredCounter{Speaker: newSpeaker(), target: n, reached: make(chan struct{})}
 		r, err := router.New(router.Config{NodeName: "r", Resources: res, Speaker: sp, Dataplane: dp,
 			ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
 		if err != nil {
@@ -159,8 +159,12 @@ func benchFilterChange(b *testing.B, newSpeaker func() router.Speaker) {
 		go func() { done <- r.Run(ctx) }()
 		countRoutes(b, ns, router.ProtoRouter, first, 5*time.Minute)
 		// The rejected paths come last: the change is made once the
-		// speaker has all 100,000.
-		waitReceived(b, ctx, sp, n)
+		// router has been handed all 100,000.
+		select {
+		case <-sp.reached:
+		case <-time.After(5 * time.Minute):
+			b.Fatal("the speaker did not hand the router 100,000 paths")
+		}
 
 		reached := dp.expect(routetable.OpAdd)
 		start, cpu := time.Now(), cpuTime()
@@ -196,26 +200,29 @@ func benchFilterChange(b *testing.B, newSpeaker func() router.Speaker) {
 	}
 }
 
-// waitReceived waits until the speaker has received n paths from its
-// peer. The speaker's counters have no event: it asks every 20 ms.
-func waitReceived(b *testing.B, ctx context.Context, sp router.Speaker, n uint64) {
-	b.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		ps, err := sp.Peers(ctx)
-		if err != nil {
-			b.Fatal(err)
+// deliveredCounter hands the router the speaker's received paths and
+// closes reached when it has handed target of them.
+type deliveredCounter struct {
+	router.Speaker
+	target  int
+	reached chan struct{}
+	n       int  // owned by the watch's goroutine
+	closed  bool // likewise
+}
+
+func (c *deliveredCounter) WatchReceived(ctx context.Context, fn func([]router.Received)) error {
+	return c.Speaker.(router.PathWatcher).WatchReceived(ctx, func(rs []router.Received) {
+		fn(rs)
+		for _, r := range rs {
+			if !r.Withdrawn && !r.EndOfRIB.IsValid() {
+				c.n++
+			}
 		}
-		if len(ps) == 1 && ps[0].PrefixesReceived >= n {
-			return
+		if c.n >= c.target && !c.closed {
+			close(c.reached)
+			c.closed = true
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("peers %+v, want %d paths received", ps, n)
-		}
-		<-tick.C
-	}
+	})
 }
 
 // timeTo returns a channel that gets the time from start until ch closes.

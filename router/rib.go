@@ -116,14 +116,24 @@ func (rib *adjRIB) count(peer netip.Addr, was, is bool) {
 // reevaluate applies the chains in pis again to the paths of those peers
 // and calls changed with every prefix whose accepted paths changed.
 func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.Prefix)) {
+	// Most prefixes have one path, and most changes are one peer's: the
+	// last peer's lookup is kept (hashing the address was a third of the
+	// time).
+	var lastPeer netip.Addr
+	var lastPI peerImport
+	lastOK := false
 	for pfx, paths := range rib.dests {
 		dirty := false
 		for i := range paths {
 			rp := &paths[i]
-			pi, ok := pis[rp.peer]
-			if !ok {
+			if rp.peer != lastPeer || !lastPeer.IsValid() {
+				lastPeer = rp.peer
+				lastPI, lastOK = pis[rp.peer]
+			}
+			if !lastOK {
 				continue
 			}
+			pi := lastPI
 			out, acc := evalImport(pi, pfx, rp.recv)
 			if acc != rp.accepted || acc && !pathEqual(out, rp.out) || pi.ebgp != rp.ebgp {
 				dirty = true
@@ -137,9 +147,21 @@ func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.
 	}
 }
 
-// pathEqual compares what a policy can change of a path.
+// pathEqual compares what a policy can change of a path. A rule that
+// changes no list leaves the received one in place: the same array is
+// equal without comparing its elements.
 func pathEqual(a, b Path) bool {
-	return a.LocalPref == b.LocalPref && a.MED == b.MED && slices.Equal(a.ASPath, b.ASPath) && slices.Equal(a.Communities, b.Communities)
+	return a.LocalPref == b.LocalPref && a.MED == b.MED && sameOrEqual(a.ASPath, b.ASPath) && sameOrEqual(a.Communities, b.Communities)
+}
+
+func sameOrEqual[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	return slices.Equal(a, b)
 }
 
 // best returns a prefix's destination as WatchBestPaths would: the

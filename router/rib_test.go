@@ -244,3 +244,38 @@ func TestOwnPrefixNeverLearned(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAdjRIBReevaluate: 100,000 paths of one peer evaluated again
+// under a changed filter (BenchmarkFilterChange100k's change without the
+// speaker and the kernel).
+func BenchmarkAdjRIBReevaluate(b *testing.B) {
+	chain := func(cidr string) peerImport {
+		f := &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: "in"}, Spec: api.BGPFilterSpec{
+			ImportV4: []api.BGPFilterRule{{CIDR: cidr, MatchOperator: api.MatchIn, Action: api.FilterAccept}, {Action: api.FilterReject}}}}
+		f.Default()
+		c, err := routepolicy.Compile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return peerImport{chain: routepolicy.Chain{Filters: []*routepolicy.Filter{c}}}
+	}
+	narrow, wide := chain("10.100.0.0/16"), chain("10.100.0.0/15")
+	peer := addr("127.0.0.2")
+	rib := newAdjRIB()
+	for j := range 100000 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + j>>16), byte(j >> 8), byte(j)}), 32)
+		rib.set(p, Path{Peer: peer, NextHop: addr("10.98.0.2"), LocalPref: 100, Communities: []api.Community{{Global: 1, Local1: 2}}}, narrow)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		pi := wide
+		if i%2 == 1 {
+			pi = narrow
+		}
+		n := 0
+		rib.reevaluate(map[netip.Addr]peerImport{peer: pi}, func(p netip.Prefix) { n++; _ = rib.best(p) })
+		if n != 100000-65536 {
+			b.Fatalf("%d changed", n)
+		}
+	}
+}
