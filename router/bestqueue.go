@@ -10,19 +10,25 @@ import "sync"
 // meanwhile (Cilium's signaler). The producer never waits for the loop;
 // the queue is as deep as the loop is behind, which GoBGP's own watcher
 // queue (unbounded) would be otherwise.
-type bestQueue struct {
+// The received-path stream (PathWatcher, rib.go) goes through a
+// pathQueue of its own, the same way.
+type pathQueue[T any] struct {
 	signal chan struct{}
 
 	mu      sync.Mutex
-	pending []Destination
+	pending []T
 }
 
-func newBestQueue() *bestQueue {
-	return &bestQueue{signal: make(chan struct{}, 1)}
+type bestQueue = pathQueue[Destination]
+
+func newBestQueue() *bestQueue { return newPathQueue[Destination]() }
+
+func newPathQueue[T any]() *pathQueue[T] {
+	return &pathQueue[T]{signal: make(chan struct{}, 1)}
 }
 
 // push queues ds and wakes the loop.
-func (q *bestQueue) push(ds []Destination) {
+func (q *pathQueue[T]) push(ds []T) {
 	q.mu.Lock()
 	q.pending = append(q.pending, ds...)
 	q.mu.Unlock()
@@ -34,7 +40,7 @@ func (q *bestQueue) push(ds []Destination) {
 
 // take returns what is queued, in order, and leaves spare (emptied) to
 // queue the next changes in, so that two buffers serve the whole run.
-func (q *bestQueue) take(spare []Destination) []Destination {
+func (q *pathQueue[T]) take(spare []T) []T {
 	clear(spare)
 	q.mu.Lock()
 	ds := q.pending

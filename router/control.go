@@ -112,9 +112,11 @@ func (s *controlServer) serve(ctx context.Context) {
 func (l *loop) report(ctx context.Context) (*RoutesReport, error) {
 	rep := &RoutesReport{Node: l.r.cfg.NodeName}
 	done := make(chan struct{})
+	var view map[netip.Prefix][]Path
 	q := func() {
 		defer close(done)
 		rep.AS, rep.RouterID = l.local.AS, l.local.RouterID
+		view = l.ribView() // ribloop.go
 		for _, r := range l.announced {
 			er := ExportedRoute{Prefix: r.Prefix}
 			for _, c := range r.Communities {
@@ -133,7 +135,7 @@ func (l *loop) report(ctx context.Context) (*RoutesReport, error) {
 		own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
 		for _, d := range l.best {
 			r, ok := importRoute(d, f, own)
-			if !ok {
+			if !ok || l.originates(d.Prefix) {
 				continue
 			}
 			gws := gateways(r)
@@ -159,7 +161,7 @@ func (l *loop) report(ctx context.Context) (*RoutesReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep.BGP = rib
+		rep.BGP = mergeView(rib, view)
 	}
 	return rep, nil
 }
@@ -192,4 +194,38 @@ func FetchRoutes(ctx context.Context, socket string) (*RoutesReport, error) {
 		return nil, fmt.Errorf("router at %s: %w", socket, err)
 	}
 	return &rep, nil
+}
+
+// mergeView replaces the received paths of the speaker's table by the
+// ones the router accepted (view, when the router evaluates the import
+// policy): the speaker then holds every path its peers sent, also those
+// the policy rejects. The node's own paths stay, ahead of the received
+// ones as the speaker ranks them.
+func mergeView(rib []Destination, view map[netip.Prefix][]Path) []Destination {
+	if view == nil {
+		return rib
+	}
+	out := rib[:0]
+	for _, d := range rib {
+		var ps []Path
+		for _, p := range d.Paths {
+			if p.Local {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) > 0 {
+			for i := range view[d.Prefix] {
+				p := view[d.Prefix][i]
+				p.Best = false
+				ps = append(ps, p)
+			}
+		} else {
+			ps = view[d.Prefix]
+		}
+		if len(ps) > 0 {
+			d.Paths = ps
+			out = append(out, d)
+		}
+	}
+	return out
 }

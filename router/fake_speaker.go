@@ -431,3 +431,62 @@ func (f *FakeSpeaker) Started() (Global, bool) {
 	defer f.mu.Unlock()
 	return f.global, f.started
 }
+
+// FakePathSpeaker is a FakeSpeaker that also reports received paths
+// (PathWatcher), as the GoBGP speaker does: the router then applies the
+// import policy and selects the best paths itself. Receive injects the
+// paths peers send; Learn is not used with it.
+type FakePathSpeaker struct {
+	*FakeSpeaker
+
+	rmu     sync.Mutex
+	recvFns []func([]Received)
+	current map[netip.Prefix]map[netip.Addr]Received
+}
+
+// NewFakePathSpeaker returns an empty FakePathSpeaker.
+func NewFakePathSpeaker() *FakePathSpeaker {
+	return &FakePathSpeaker{FakeSpeaker: NewFakeSpeaker(), current: map[netip.Prefix]map[netip.Addr]Received{}}
+}
+
+// WatchReceived implements PathWatcher: the current paths at once, then
+// what Receive injects.
+func (f *FakePathSpeaker) WatchReceived(_ context.Context, fn func([]Received)) error {
+	f.rmu.Lock()
+	var init []Received
+	for _, byPeer := range f.current {
+		for _, r := range byPeer {
+			init = append(init, r)
+		}
+	}
+	f.recvFns = append(f.recvFns, fn)
+	f.rmu.Unlock()
+	if len(init) > 0 {
+		fn(init)
+	}
+	return nil
+}
+
+// Receive injects received paths and withdrawals, in order, and tells
+// the watchers.
+func (f *FakePathSpeaker) Receive(rs ...Received) {
+	f.rmu.Lock()
+	for _, r := range rs {
+		if r.EndOfRIB.IsValid() {
+			continue
+		}
+		if r.Withdrawn {
+			delete(f.current[r.Prefix], r.Peer)
+			continue
+		}
+		if f.current[r.Prefix] == nil {
+			f.current[r.Prefix] = map[netip.Addr]Received{}
+		}
+		f.current[r.Prefix][r.Peer] = r
+	}
+	fns := slices.Clone(f.recvFns)
+	f.rmu.Unlock()
+	for _, fn := range fns {
+		fn(rs)
+	}
+}

@@ -134,7 +134,7 @@ func (l *loop) applyPolicyChanges(ctx context.Context, sessions []peering.Sessio
 		if !ok || l.running[s.PeerAddress] != s {
 			continue
 		}
-		pol := l.sessionPolicy(s.Source, s.EBGP)
+		pol := l.speakerPolicy(s.Source, s.EBGP)
 		if reflect.DeepEqual(pol, old.Policy) {
 			continue
 		}
@@ -144,7 +144,7 @@ func (l *loop) applyPolicyChanges(ctx context.Context, sessions []peering.Sessio
 			l.fail(s, err)
 			continue
 		}
-		l.lg.Info("session policy changed", logKeySession, s.String(), logKeyFilters, filterNames(pol))
+		l.lg.Info("session policy changed", logKeySession, s.String(), logKeyFilters, filterNames(l.sessionPolicy(s.Source, s.EBGP)))
 		l.configs[s.PeerAddress] = pc
 	}
 	for _, r := range ranges {
@@ -152,7 +152,7 @@ func (l *loop) applyPolicyChanges(ctx context.Context, sessions []peering.Sessio
 		if !ok || l.ranges[r.Prefix] != r {
 			continue
 		}
-		if reflect.DeepEqual(l.sessionPolicy(r.Source, r.EBGP), old.Policy) {
+		if reflect.DeepEqual(l.speakerPolicy(r.Source, r.EBGP), old.Policy) {
 			continue
 		}
 		l.updateRange(ctx, r, "peer range policy changed")

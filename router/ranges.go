@@ -120,7 +120,7 @@ func (l *loop) rangeConfig(r peering.PeerRange) (PeerRangeConfig, bool) {
 		return PeerRangeConfig{}, false
 	}
 	rc := rangeConfig(r, pw)
-	rc.Policy = l.sessionPolicy(r.Source, r.EBGP)
+	rc.Policy = l.speakerPolicy(r.Source, r.EBGP)
 	return rc, true
 }
 

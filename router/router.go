@@ -243,8 +243,16 @@ type loop struct {
 	announced   map[netip.Prefix]LocalRoute
 
 	// Import.
-	bestQ       *bestQueue
-	bestSpare   []Destination // take's other buffer
+	bestQ     *bestQueue
+	bestSpare []Destination // take's other buffer
+	// With a PathWatcher speaker (pathMode), the received paths come
+	// through recvQ into rib, where the router applies the import policy
+	// and selects the best paths (rib.go, imports.go).
+	pathMode    bool
+	recvQ       *pathQueue[Received]
+	recvSpare   []Received
+	rib         *adjRIB
+	ribImport   ribImports
 	best        map[netip.Prefix]Destination
 	importDirty map[netip.Prefix]struct{}
 	importAll   bool
@@ -291,12 +299,15 @@ type peerInfo struct {
 }
 
 func newLoop(r *Router, rt *routetable.RouteTable, stale int) *loop {
+	_, pathMode := r.cfg.Speaker.(PathWatcher)
 	return &loop{
-		r: r, lg: r.lg, rt: rt,
+		r: r, lg: r.lg, rt: rt, pathMode: pathMode,
 		resCh:        make(chan func(), 16),
 		linkCh:       make(chan struct{}, 1),
 		fibCh:        make(chan FIBBatch, 16),
 		bestQ:        newBestQueue(),
+		recvQ:        newPathQueue[Received](),
+		rib:          newAdjRIB(),
 		peerCh:       make(chan PeerEvent, 256),
 		queryCh:      make(chan func()),
 		resources:    map[datastore.ResourceID]api.Resource{},
@@ -456,6 +467,8 @@ func (l *loop) run(ctx context.Context) {
 			l.onFIB(b)
 		case <-l.bestQ.signal:
 			l.takeBest()
+		case <-l.recvQ.signal:
+			l.takeReceived()
 		case e := <-l.peerCh:
 			l.onPeer(e)
 		case <-l.linkCh:
@@ -485,6 +498,8 @@ func (l *loop) handleOne() bool {
 		l.onFIB(b)
 	case <-l.bestQ.signal:
 		l.takeBest()
+	case <-l.recvQ.signal:
+		l.takeReceived()
 	case e := <-l.peerCh:
 		l.onPeer(e)
 	case <-l.linkCh:
@@ -609,12 +624,14 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 	l.applySessions(ctx, sessions)
 	l.applyRanges(ctx, ranges)
 	l.applyPolicyChanges(ctx, sessions, ranges)
+	l.refreshImports() // imports.go
 	l.statusDirty = true
 }
 
 func (l *loop) global(lo peering.Local) Global {
 	g := global(lo)
 	g.ListenAddresses = l.r.cfg.ListenAddresses
+	g.ReceivedPaths = l.pathMode
 	return g
 }
 
@@ -689,6 +706,12 @@ func (l *loop) watch(ctx context.Context) {
 	sp := l.r.cfg.Speaker
 	if err := sp.WatchPeers(ctx, func(e PeerEvent) { send(ctx, l.peerCh, e) }); err != nil {
 		l.lg.Error("watching peers", logKeyError, err)
+	}
+	if pw, ok := sp.(PathWatcher); ok && l.pathMode {
+		if err := pw.WatchReceived(ctx, l.recvQ.push); err != nil {
+			l.lg.Error("watching received paths", logKeyError, err)
+		}
+		return
 	}
 	if err := sp.WatchBestPaths(ctx, l.bestQ.push); err != nil {
 		l.lg.Error("watching best paths", logKeyError, err)
@@ -786,7 +809,7 @@ func (l *loop) peerConfig(s peering.Session) (PeerConfig, bool) {
 		return PeerConfig{}, false
 	}
 	pc := peerConfig(s, l.local, pw)
-	pc.Policy = l.sessionPolicy(s.Source, s.EBGP)
+	pc.Policy = l.speakerPolicy(s.Source, s.EBGP)
 	pc.GracefulRestart.LocalRestarting = pc.GracefulRestart.Enabled && l.holdImport && l.stale > 0
 	return pc, true
 }
@@ -876,6 +899,9 @@ func (l *loop) reconcileExports(ctx context.Context) {
 			l.retryLater()
 		} else {
 			for _, r := range announce {
+				if _, ok := l.best[r.Prefix]; ok {
+					l.markImport(r.Prefix) // originates
+				}
 				l.announced[r.Prefix] = r
 			}
 			l.lg.Debug("announced", logKeyCount, len(announce))
@@ -888,6 +914,9 @@ func (l *loop) reconcileExports(ctx context.Context) {
 		} else {
 			for _, p := range withdraw {
 				delete(l.announced, p)
+				if _, ok := l.best[p]; ok {
+					l.markImport(p) // originates
+				}
 			}
 			l.lg.Debug("withdrew", logKeyCount, len(withdraw))
 		}
@@ -911,18 +940,30 @@ func (l *loop) onBest(ds []Destination) {
 			l.onPeer(PeerEvent{Address: d.EndOfRIB, EndOfRIB: true})
 			continue
 		}
-		if len(d.Paths) == 0 {
-			delete(l.best, d.Prefix)
-		} else {
-			l.best[d.Prefix] = d
-		}
-		if !l.importAll {
-			l.importDirty[d.Prefix] = struct{}{}
-			if len(l.importDirty) > len(l.best)/2+1024 {
-				l.importAll = true
-				clear(l.importDirty)
-			}
-		}
+		l.setBest(d)
+	}
+}
+
+// setBest records one destination's best paths and marks it for the
+// kernel.
+func (l *loop) setBest(d Destination) {
+	if len(d.Paths) == 0 {
+		delete(l.best, d.Prefix)
+	} else {
+		l.best[d.Prefix] = d
+	}
+	l.markImport(d.Prefix)
+}
+
+// markImport makes the next reconcile install or remove p again.
+func (l *loop) markImport(p netip.Prefix) {
+	if l.importAll {
+		return
+	}
+	l.importDirty[p] = struct{}{}
+	if len(l.importDirty) > len(l.best)/2+1024 {
+		l.importAll = true
+		clear(l.importDirty)
 	}
 }
 
@@ -936,7 +977,7 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
 	l.guardRefresh(ctx)
 	set := func(p netip.Prefix) {
-		if r, ok := importRoute(l.best[p], f, own); ok && !l.shadowsForeign(p) {
+		if r, ok := importRoute(l.best[p], f, own); ok && !l.originates(p) && !l.shadowsForeign(p) {
 			if err := l.rt.SetRoute(r); err != nil {
 				l.lg.Warn("learned route not installable", logKeyPrefix, p, logKeyError, err)
 			}
@@ -949,7 +990,7 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	if l.importAll {
 		var routes []routetable.Route
 		for _, d := range l.best {
-			if r, ok := importRoute(d, f, own); ok && !l.shadowsForeign(d.Prefix) {
+			if r, ok := importRoute(d, f, own); ok && !l.originates(d.Prefix) && !l.shadowsForeign(d.Prefix) {
 				routes = append(routes, r)
 			}
 		}
@@ -1004,6 +1045,17 @@ func (l *loop) reconcileImports(ctx context.Context) {
 		l.metrics.installed.Set(float64(len(l.best) - len(l.rt.Conflicts())))
 		l.metrics.conflicts.Set(float64(len(l.rt.Conflicts())))
 	}
+}
+
+// originates reports whether the node announces p itself (one of its
+// blocks, routes or service addresses): a path for it that a peer sends
+// back (a ToR or another node reflecting it, or an iBGP peer preferred
+// while the node drains and sends its own with LOCAL_PREF 0) is never
+// installed. The node's own route is felix's, or the service address on
+// its interface; BIRD and Calico keep the same rule.
+func (l *loop) originates(p netip.Prefix) bool {
+	_, ok := l.announced[p]
+	return ok
 }
 
 // allEndOfRIB reports whether every configured peer is up and has sent

@@ -19,6 +19,8 @@ type (
 	PeerStatus      = speaker.PeerStatus
 	SpeakerLoss     = speaker.SpeakerLoss
 	LossWatcher     = speaker.LossWatcher
+	PathWatcher     = speaker.PathWatcher
+	Received        = speaker.Received
 )
 
 // The speaker-wide export rules (speaker.ExportPolicy).

@@ -37,6 +37,7 @@ func (l *loop) refreshCounters(ctx context.Context) {
 		l.lg.Warn("reading peer counters", logKeyError, err)
 		return
 	}
+	l.acceptedCounts(ps) // ribloop.go
 	clear(l.counts)
 	for _, p := range ps {
 		l.counts[p.Address] = p

@@ -178,6 +178,7 @@ func (l *loop) onLoss(loss SpeakerLoss) {
 	l.sup.lost = maps.Clone(l.running)
 	l.forgetSpeaker()
 	clear(l.best)
+	l.forgetRIB() // ribloop.go
 	clear(l.importDirty)
 	l.importAll = true
 	if l.gr && (installed > 0 || l.holdImport && l.stale > 0) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -30,6 +31,7 @@ var (
 	nameLargeCommunities = messageName(&api.LargeCommunitiesAttribute{})
 	nameLocalPref        = messageName(&api.LocalPrefAttribute{})
 	nameMED              = messageName(&api.MultiExitDiscAttribute{})
+	nameOrigin           = messageName(&api.OriginAttribute{})
 )
 
 func messageName(m protoreflect.ProtoMessage) protoreflect.FullName {
@@ -188,6 +190,48 @@ func decodeAttr(a *anypb.Any, pfx netip.Prefix, p *speaker.Path) error {
 			return err
 		}
 		p.MED = m.Med
+	case nameOrigin:
+		var m api.OriginAttribute
+		if err := a.UnmarshalTo(&m); err != nil {
+			return err
+		}
+		p.Origin = uint8(m.Origin)
 	}
 	return nil
+}
+
+// defaultLocalPref is what GoBGP's best-path selection takes for a path
+// without LOCAL_PREF (table.DEFAULT_LOCAL_PREF).
+const defaultLocalPref = 100
+
+// receivedPaths turns the paths of a GoBGP post-policy event into
+// received-path changes; the node's own paths are left out.
+func receivedPaths(paths []*api.Path, lg *slog.Logger) []speaker.Received {
+	out := make([]speaker.Received, 0, len(paths))
+	for _, ap := range paths {
+		if ap.Nlri == nil && ap.NeighborIp != "" { // GoBGP's End-of-RIB path: no NLRI
+			if a, err := netip.ParseAddr(ap.NeighborIp); err == nil {
+				out = append(out, speaker.Received{EndOfRIB: a})
+			}
+			continue
+		}
+		pfx, p, err := convertPath(ap)
+		if err != nil {
+			lg.Warn("skipping a path GoBGP reported", "error", err)
+			continue
+		}
+		if p.Local {
+			continue
+		}
+		if ap.IsWithdraw {
+			out = append(out, speaker.Received{Prefix: pfx, Peer: p.Peer, Withdrawn: true})
+			continue
+		}
+		if !slices.ContainsFunc(ap.Pattrs, func(a *anypb.Any) bool { return a.MessageName() == nameLocalPref }) {
+			p.LocalPref = defaultLocalPref
+		}
+		p.Best = false
+		out = append(out, speaker.Received{Prefix: pfx, Peer: p.Peer, Path: p})
+	}
+	return out
 }

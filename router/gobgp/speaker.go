@@ -714,6 +714,30 @@ func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]speaker.Destinat
 	})
 }
 
+// WatchReceived implements speaker.PathWatcher with GoBGP's post-policy
+// watch: every path a peer sent as it enters the RIB (after GoBGP's AS
+// loop check and the import policy the session has in GoBGP, which is
+// only the GRACEFUL_SHUTDOWN statement when the router evaluates the
+// session's filters itself), and a withdrawal for each path that leaves
+// it (withdrawn, the session's end, stale paths dropped, rejected on a
+// soft reset in). End-of-RIB comes through the same watcher, in wire
+// order (see WatchBestPaths).
+func (s *Speaker) WatchReceived(ctx context.Context, fn func([]speaker.Received)) error {
+	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+		{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true},
+		{Type: api.WatchEventRequest_Table_Filter_EOR},
+	}}}
+	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
+		t := r.GetTable()
+		if t == nil || len(t.Paths) == 0 {
+			return
+		}
+		if rs := receivedPaths(t.Paths, s.lg); len(rs) > 0 {
+			fn(rs)
+		}
+	})
+}
+
 // WatchPeers implements speaker.Speaker.
 func (s *Speaker) WatchPeers(ctx context.Context, fn func(speaker.PeerEvent)) error {
 	call := newEventQueue(ctx, fn).push

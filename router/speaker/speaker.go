@@ -94,6 +94,11 @@ type Global struct {
 	ListenAddresses []netip.Addr
 	// ExportPolicy says which paths leave the speaker.
 	ExportPolicy ExportPolicy
+	// ReceivedPaths says that the router selects the best paths itself
+	// from WatchReceived (a PathWatcher speaker): a speaker that reports
+	// its events from another process (router/speakerproc) then reports
+	// received paths instead of best-path changes.
+	ReceivedPaths bool
 }
 
 // ExportPolicy is the speaker-wide export rule.
@@ -222,6 +227,8 @@ type Path struct {
 	Communities []api.Community
 	LocalPref   uint32
 	MED         uint32
+	// Origin is the ORIGIN attribute: 0 IGP, 1 EGP, 2 INCOMPLETE.
+	Origin uint8
 	// Best marks the best path in RIB's output.
 	Best bool
 	// Stale marks a path kept for a restarting peer (RFC 4724).
@@ -288,4 +295,37 @@ type LossWatcher interface {
 	// that the dead speaker sent to the watches of WatchPeers and
 	// WatchBestPaths. After a loss, Start starts a new speaker.
 	WatchLoss(ctx context.Context, fn func(SpeakerLoss)) error
+}
+
+// Received is one change of the paths the speaker's peers sent: a path
+// (replacing the one the peer sent for the prefix before) or its
+// withdrawal, or a peer's End-of-RIB.
+type Received struct {
+	Prefix netip.Prefix
+	// Peer is the neighbour that sent it.
+	Peer netip.Addr
+	// Withdrawn says the peer no longer has a path to Prefix (it
+	// withdrew it, its session ended, its stale paths were dropped, or
+	// the speaker's own import rules reject it); Path is then unset.
+	Withdrawn bool
+	// Path is the path as the speaker holds it: after its own checks
+	// (AS loops) and fixed import rules (a received GRACEFUL_SHUTDOWN's
+	// LOCAL_PREF), with LocalPref 100 when the peer sent none (an eBGP
+	// peer's path).
+	Path Path
+	// EndOfRIB, when valid, makes this no path but the End-of-RIB of that
+	// peer, after the paths it ended.
+	EndOfRIB netip.Addr
+}
+
+// PathWatcher is implemented by a Speaker that reports every path its
+// peers send, not only best-path changes: the router then keeps them (its
+// Adj-RIB-In), applies the sessions' import policy and selects the best
+// paths itself, so that a policy change is evaluated in the router,
+// without the speaker's soft reset (docs/policy.md).
+type PathWatcher interface {
+	// WatchReceived calls fn with every change of the received paths,
+	// first with all current ones, until ctx ends. End-of-RIB comes in
+	// the same stream, after the paths it ends.
+	WatchReceived(ctx context.Context, fn func([]Received)) error
 }

@@ -147,7 +147,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, sp speaker.Speaker, lg *slog.L
 				watching = true
 				err = errors.Join(
 					sp.WatchPeers(ctx, func(e speaker.PeerEvent) { w.send(message{Peer: &e}) }),
-					sp.WatchBestPaths(ctx, func(ds []speaker.Destination) { w.send(message{Best: ds}) }))
+					watchPaths(ctx, sp, req.Global.ReceivedPaths, w))
 			}
 		case opStop:
 			err = sp.Stop(ctx)
@@ -225,4 +225,15 @@ func (w *writer) send(m message) error {
 		w.err = err
 	}
 	return w.err
+}
+
+// watchPaths subscribes to the speaker's paths: every received path when
+// the parent selects the best paths itself (Global.ReceivedPaths) and the
+// speaker can report them, best-path changes otherwise; one stream, so
+// that the speaker does not produce both.
+func watchPaths(ctx context.Context, sp speaker.Speaker, received bool, w *writer) error {
+	if pw, ok := sp.(speaker.PathWatcher); ok && received {
+		return pw.WatchReceived(ctx, func(rs []speaker.Received) { w.send(message{Recv: rs}) })
+	}
+	return sp.WatchBestPaths(ctx, func(ds []speaker.Destination) { w.send(message{Best: ds}) })
 }

@@ -79,6 +79,7 @@ type Client struct {
 	cur     *child
 	peerFns []watcher[speaker.PeerEvent]
 	bestFns []watcher[[]speaker.Destination]
+	recvFns []watcher[[]speaker.Received]
 	lossFns []watcher[speaker.SpeakerLoss]
 }
 
@@ -265,6 +266,16 @@ func (c *Client) WatchBestPaths(ctx context.Context, fn func([]speaker.Destinati
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bestFns = append(c.bestFns, watcher[[]speaker.Destination]{ctx, fn})
+	return nil
+}
+
+// WatchReceived implements speaker.PathWatcher; the watch spans children.
+// A child reports received paths only when started with
+// Global.ReceivedPaths (and best-path changes only without it).
+func (c *Client) WatchReceived(ctx context.Context, fn func([]speaker.Received)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recvFns = append(c.recvFns, watcher[[]speaker.Received]{ctx, fn})
 	return nil
 }
 

@@ -105,7 +105,7 @@ func (e *eventQueue) run() {
 
 func (e *eventQueue) deliver(m message) {
 	e.c.mu.Lock()
-	peerFns, bestFns := e.c.peerFns, e.c.bestFns
+	peerFns, bestFns, recvFns := e.c.peerFns, e.c.bestFns, e.c.recvFns
 	e.c.mu.Unlock()
 	switch {
 	case m.Peer != nil:
@@ -118,6 +118,12 @@ func (e *eventQueue) deliver(m message) {
 		for _, w := range bestFns {
 			if w.ctx.Err() == nil {
 				w.fn(m.Best)
+			}
+		}
+	case m.Recv != nil:
+		for _, w := range recvFns {
+			if w.ctx.Err() == nil {
+				w.fn(m.Recv)
 			}
 		}
 	}

@@ -64,12 +64,14 @@ type request struct {
 	Prefixes []netip.Prefix
 }
 
-// message is a reply (ID set) or an event (ID 0: Best or Peer set).
+// message is a reply (ID set) or an event (ID 0: Best, Recv or Peer
+// set).
 type message struct {
 	ID    uint64
 	Err   string
 	Peers []speaker.PeerStatus
 	RIB   []speaker.Destination
 	Best  []speaker.Destination
+	Recv  []speaker.Received
 	Peer  *speaker.PeerEvent
 }
