@@ -29,7 +29,7 @@ func FuzzSessionReader(f *testing.F) {
 			local: localIdentity{asn: testASN, routerID: 1, clusterID: 1},
 			log:   slog.New(slog.DiscardHandler),
 			rib:   rib,
-			neg:   negotiated{fams: ourFamilies},
+			neg:   negotiated{fams: allFamilies},
 		}
 		rfs := s.neg.rfMap()
 		br := bufio.NewReader(bytes.NewReader(data))
@@ -212,7 +212,7 @@ func FuzzCodecGuard(f *testing.F) {
 	for _, b := range [][]byte{rich, v6, wd} {
 		f.Add(b[headerLen:])
 	}
-	rfs := (&negotiated{fams: ourFamilies}).rfMap()
+	rfs := (&negotiated{fams: unicastFamilies}).rfMap()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) > maxMsgLen-headerLen || checkMPAttrs(body) != nil {
 			return

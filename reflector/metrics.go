@@ -159,8 +159,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if s, ok := c.r.RIBStats(ctx); ok {
-		ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.Prefixes[0]), famV4.String())
-		ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.Prefixes[1]), famV6.String())
+		for f := range numFamilies { // labels: our family names only
+			ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.FamilyPrefixes[f.String()]), f.String())
+		}
 		ch <- prometheus.MustNewConstMetric(descRIBPaths, prometheus.GaugeValue, float64(s.Paths))
 		ch <- prometheus.MustNewConstMetric(descRIBAttrs, prometheus.GaugeValue, float64(s.AttrSets))
 		ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(s.UpdateGroups))

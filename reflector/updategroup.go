@@ -26,6 +26,17 @@ type groupKey struct {
 	localAddr netip.Addr
 	// pol identifies the export policy (policy.go); "" is none.
 	pol string
+	// extMsg: RFC 8654 extended messages were negotiated, so UPDATEs may
+	// be up to 65,535 bytes long.
+	extMsg bool
+}
+
+// maxMsgLen is the longest message the group's members accept.
+func (k groupKey) maxMsgLen() int {
+	if k.extMsg {
+		return maxExtMsgLen
+	}
+	return maxMsgLen
 }
 
 // updateGroup is a set of established sessions sharing one groupKey.
@@ -89,7 +100,6 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	t := rl.tables[f]
 	g := m.group
 	key := g.key
-	addPath := key.addPath.has(f)
 	var p partition
 	t.each(func(k pfxKey, n uint32) {
 		paths := t.paths(n)
@@ -100,13 +110,13 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 					p.announce(rl.exp.export(pa, key.role, key.localAddr, rule), nlriItem{k, pa.src.pathID})
 				}
 			}
-			if !addPath {
+			if !key.addPath.has(f) {
 				break
 			}
 		}
 	})
 	ann, _ := p.counts()
-	b := p.encode(nil, f, addPath)
+	b := p.encodeWith(nil, g.encoding(t))
 	if eor {
 		b = appendEndOfRIB(b, f)
 	}

@@ -1,0 +1,225 @@
+package reflector
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// genRoute is a received route of any family: its NLRI as sent (labels and
+// all), next hop and the attributes that reflection changes.
+type genRoute struct {
+	NLRI         string // hex
+	NextHop      string
+	OriginatorID string
+	ClusterList  string
+	RTs          string
+}
+
+// genCollect reads UPDATEs into view (keyed by family and route key, as
+// GoBGP renders it) until until(view) holds.
+func genCollect(t *testing.T, s *rawSpeaker, view map[string]genRoute, until func(map[string]genRoute) bool) map[string]genRoute {
+	t.Helper()
+	s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer s.conn.SetReadDeadline(time.Time{})
+	for !until(view) {
+		u, err := s.nextUpdate(false)
+		if err != nil {
+			t.Fatalf("reading: %v (have %v)", err, view)
+		}
+		if eor, rf := u.IsEndOfRib(); eor {
+			view["EOR "+rf.String()] = genRoute{}
+			continue
+		}
+		var r genRoute
+		var reach []bgp.AddrPrefixInterface
+		var rf bgp.RouteFamily
+		for _, a := range u.PathAttributes {
+			switch v := a.(type) {
+			case *bgp.PathAttributeOriginatorId:
+				r.OriginatorID = v.Value.String()
+			case *bgp.PathAttributeClusterList:
+				r.ClusterList = fmt.Sprint(v.Value)
+			case *bgp.PathAttributeExtendedCommunities:
+				for _, c := range v.Value {
+					r.RTs += c.String() + " "
+				}
+			case *bgp.PathAttributeMpReachNLRI:
+				r.NextHop = v.Nexthop.String()
+				rf = bgp.AfiSafiToRouteFamily(v.AFI, v.SAFI)
+				reach = v.Value
+			case *bgp.PathAttributeMpUnreachNLRI:
+				for _, w := range v.Value {
+					delete(view, bgp.AfiSafiToRouteFamily(v.AFI, v.SAFI).String()+" "+w.String())
+				}
+			}
+		}
+		for _, p := range reach {
+			b, _ := p.Serialize()
+			rr := r
+			rr.NLRI = hex.EncodeToString(b)
+			view[rf.String()+" "+p.String()] = rr
+		}
+	}
+	return view
+}
+
+func genHas(keys ...string) func(map[string]genRoute) bool {
+	return func(m map[string]genRoute) bool {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func genGone(key string) func(map[string]genRoute) bool {
+	return func(m map[string]genRoute) bool { _, ok := m[key]; return !ok }
+}
+
+func mpUpdate(nh string, nlri []bgp.AddrPrefixInterface, extra ...bgp.PathAttributeInterface) *bgp.BGPMessage {
+	attrs := append([]bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeAsPath(nil), bgp.NewPathAttributeLocalPref(100),
+		bgp.NewPathAttributeMpReachNLRI(nh, nlri),
+	}, extra...)
+	return bgp.NewBGPUpdateMessage(nil, attrs, nil)
+}
+
+func mpWithdraw(nlri []bgp.AddrPrefixInterface) *bgp.BGPMessage {
+	return bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{bgp.NewPathAttributeMpUnreachNLRI(nlri)}, nil)
+}
+
+func rtAttr(ns ...uint32) *bgp.PathAttributeExtendedCommunities {
+	var cs []bgp.ExtendedCommunityInterface
+	for _, n := range ns {
+		cs = append(cs, rt(n))
+	}
+	return bgp.NewPathAttributeExtendedCommunities(cs)
+}
+
+var evpnVPNFams = []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_EVPN, bgp.RF_IPv4_VPN, bgp.RF_FS_IPv4_UC}
+
+// TestReflectsEVPNAndVPN: EVPN type 2 and 5, VPNv4 and flowspec routes go
+// from one client to the others with their labels, ESIs and next hops as
+// sent; a withdrawal (whose label differs) withdraws; a second path of a
+// route replaces the first; and a client not configured for the families
+// does not negotiate them and receives none of them.
+func TestReflectsEVPNAndVPN(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	fams, err := ParseFamilies([]string{"ipv4-unicast", "l2vpn-evpn", "ipv4-vpn", "ipv4-flowspec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Neighbors[0].Families, cfg.Neighbors[1].Families = fams, fams
+	_, addr := startReflector(t, cfg)
+	ctx := context.Background()
+	var sp [3]*rawSpeaker
+	eors := genHas("EOR ipv4-unicast", "EOR l2vpn-evpn", "EOR l3vpn-ipv4-unicast", "EOR ipv4-flowspec")
+	for i := range sp {
+		s, err := dialSpeaker(ctx, addr, fmt.Sprintf("127.0.0.%d", i+2), speakerOpts{asn: testASN, id: fmt.Sprintf("10.0.0.%d", i+2), hold: 90, fams: evpnVPNFams})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.conn.Close()
+		sp[i] = s
+		if i < 2 {
+			genCollect(t, s, map[string]genRoute{}, eors)
+		} else {
+			genCollect(t, s, map[string]genRoute{}, genHas("EOR ipv4-unicast"))
+		}
+	}
+	t2 := bgp.NewEVPNMacIPAdvertisementRoute(rd(1), esi1, 0, "aa:bb:cc:00:00:01", "10.0.0.1", []uint32{100, 5000})
+	t5 := bgp.NewEVPNIPPrefixRoute(rd(1), bgp.EthernetSegmentIdentifier{}, 0, 24, "10.1.0.0", "0.0.0.0", 5000)
+	vpn := bgp.NewLabeledVPNIPAddrPrefix(24, "10.2.0.0", *bgp.NewMPLSLabelStack(300), rd(1))
+	fs := fsDst("10.4.0.0/24")
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2, t5}, rtAttr(1)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{vpn}, rtAttr(2)),
+		bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeAsPath(nil),
+			bgp.NewPathAttributeLocalPref(100), bgp.NewPathAttributeMpReachNLRI("0.0.0.0", []bgp.AddrPrefixInterface{fs})}, nil))
+	hexOf := func(p bgp.AddrPrefixInterface) string { return hex.EncodeToString(nlriBytes(t, p)) }
+	refl := genRoute{NextHop: "192.0.2.2", OriginatorID: "10.0.0.2", ClusterList: "[10.255.255.1]"}
+	want := map[string]genRoute{}
+	add := func(rf bgp.RouteFamily, p bgp.AddrPrefixInterface, rts string) {
+		r := refl
+		r.NLRI, r.RTs = hexOf(p), rts
+		want[rf.String()+" "+p.String()] = r
+	}
+	add(bgp.RF_EVPN, t2, rt(1).String()+" ")
+	add(bgp.RF_EVPN, t5, rt(1).String()+" ")
+	add(bgp.RF_IPv4_VPN, vpn, rt(2).String()+" ")
+	add(bgp.RF_FS_IPv4_UC, fs, "")
+	fsKey := bgp.RF_FS_IPv4_UC.String() + " " + fs.String()
+	r := want[fsKey]
+	r.NextHop = "<nil>" // flowspec: no next hop
+	want[fsKey] = r
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	got := genCollect(t, sp[1], map[string]genRoute{}, genHas(keys...))
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("reflected routes (-want +got):\n%s", d)
+	}
+
+	// A new label for the VPN route replaces it; a withdrawal with
+	// another label withdraws it.
+	vpn2 := bgp.NewLabeledVPNIPAddrPrefix(24, "10.2.0.0", *bgp.NewMPLSLabelStack(301), rd(1))
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{vpn2}, rtAttr(2)))
+	vkey := bgp.RF_IPv4_VPN.String() + " " + vpn.String()
+	got = genCollect(t, sp[1], got, func(m map[string]genRoute) bool { return m[vkey].NLRI == hexOf(vpn2) })
+	sp[0].send(t, mpWithdraw([]bgp.AddrPrefixInterface{bgp.NewLabeledVPNIPAddrPrefix(24, "10.2.0.0", *bgp.NewMPLSLabelStack(0), rd(1))}))
+	got = genCollect(t, sp[1], got, genGone(vkey))
+	t2key := bgp.RF_EVPN.String() + " " + t2.String()
+	sp[0].send(t, mpWithdraw([]bgp.AddrPrefixInterface{bgp.NewEVPNMacIPAdvertisementRoute(rd(1), bgp.EthernetSegmentIdentifier{}, 0, "aa:bb:cc:00:00:01", "10.0.0.1", []uint32{0})}))
+	genCollect(t, sp[1], got, genGone(t2key))
+
+	// The unicast-only client negotiated none of the families: a unicast
+	// probe after them arrives alone.
+	sp[0].send(t, ipv4Update("192.0.2.2", pfx("10.9.0.0/24")))
+	if got := collect(t, sp[2], false, hasKeys("10.9.0.0/24")); len(got) != 1 {
+		t.Errorf("the unicast-only client received %v", got)
+	}
+	for _, fam := range []bgp.RouteFamily{bgp.RF_EVPN, bgp.RF_IPv4_VPN} {
+		for _, c := range sp[2].open.OptParams[0].(*bgp.OptionParameterCapability).Capability {
+			if mp, ok := c.(*bgp.CapMultiProtocol); ok && mp.CapValue == fam {
+				t.Errorf("the reflector offered %v to a neighbour not configured for it", fam)
+			}
+		}
+	}
+}
+
+// TestFamiliesConfig: the families list is checked with field paths and
+// defaults to IPv4 and IPv6 unicast.
+func TestFamiliesConfig(t *testing.T) {
+	if got := (FamilySet(0)).Names(); !cmp.Equal(got, []string{"ipv4-unicast", "ipv6-unicast"}) {
+		t.Errorf("default families %v", got)
+	}
+	_, err := ParseConfigFile([]byte(`{"routerID": "10.0.0.1", "asNumber": 65000,
+		"neighbors": [{"address": "10.0.0.2", "families": ["l2vpn-evpn", "ipv4-mcast"]}],
+		"dynamicNeighbors": [{"prefix": "10.1.0.0/16", "families": ["rtc", "rtc"]}]}`))
+	for _, want := range []string{`neighbors[0].families[1]: unknown family "ipv4-mcast"`, "dynamicNeighbors[0].families[1]: rtc is listed twice"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want one naming %q", err, want)
+		}
+	}
+	c, err := ParseConfigFile([]byte(`{"routerID": "10.0.0.1", "asNumber": 65000,
+		"neighbors": [{"address": "10.0.0.2", "families": ["l2vpn-evpn", "ipv4-vpn"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Neighbors[0].Families.Names(); !cmp.Equal(got, []string{"l2vpn-evpn", "ipv4-vpn"}) {
+		t.Errorf("families %v", got)
+	}
+	n := NeighborConfig{Families: c.Neighbors[0].Families}
+	if f := n.families(); f.has(famV4) || !f.has(famEVPN) {
+		t.Errorf("configured families %b", f)
+	}
+}

@@ -1,0 +1,25 @@
+package reflector
+
+// updateGen applies a run of a generic family's routes from rp. Route
+// policy rules match unicast prefixes only: an import policy whose default
+// rejects (as RFC 8212's for eBGP) refuses the other families' routes, one
+// that accepts by default lets them through.
+func (rl *ribLoop) updateGen(rp *ribPeer, u routeUpdate) {
+	t := rl.tables[u.fam]
+	if u.a == nil || (rp.imp != nil && rp.imp.reject) {
+		for _, b := range u.keys {
+			if k, ok := t.genKey(b, false); ok && t.withdraw(k, rp, rl.attrs, &rl.cmp) {
+				rp.prefixes--
+			}
+		}
+		return
+	}
+	a := rl.attrs.get(u.a)
+	for _, b := range u.keys {
+		k, _ := t.genKey(b, true)
+		if t.announce(k, rp, a, rl.attrs, &rl.cmp) {
+			rp.prefixes++
+		}
+	}
+	rl.attrs.dropUnused(a)
+}
