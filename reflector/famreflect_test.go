@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"encoding/binary"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -222,4 +223,120 @@ func TestFamiliesConfig(t *testing.T) {
 	if f := n.families(); f.has(famV4) || !f.has(famEVPN) {
 		t.Errorf("configured families %b", f)
 	}
+}
+
+func manyMACs(n int, label uint32) []bgp.AddrPrefixInterface {
+	var out []bgp.AddrPrefixInterface
+	for i := range n {
+		out = append(out, mac2(1, fmt.Sprintf("aa:bb:cc:00:%02x:%02x", i>>8, i&0xff), fmt.Sprintf("10.5.%d.%d", i>>8, i&0xff), label))
+	}
+	return out
+}
+
+// readRoutes reads raw messages until n EVPN routes have arrived and
+// returns the longest message's length.
+func readRoutes(t *testing.T, s *rawSpeaker, n int) (longest int) {
+	t.Helper()
+	s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer s.conn.SetReadDeadline(time.Time{})
+	seen := map[string]bool{}
+	for len(seen) < n {
+		b, err := s.rawMessage()
+		if err != nil {
+			t.Fatalf("reading: %v (have %d routes)", err, len(seen))
+		}
+		longest = max(longest, len(b))
+		m, err := bgp.ParseBGPMessage(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := m.Body.(*bgp.BGPNotification); ok {
+			t.Fatalf("notification %d/%d", n.ErrorCode, n.ErrorSubcode)
+		}
+		if u, ok := m.Body.(*bgp.BGPUpdate); ok {
+			for _, a := range u.PathAttributes {
+				if r, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
+					for _, p := range r.Value {
+						seen[p.String()] = true
+					}
+				}
+			}
+		}
+	}
+	return longest
+}
+
+// TestExtendedMessages: with RFC 8654 negotiated, an UPDATE over 4,096
+// bytes is accepted and the reflector sends UPDATEs over 4,096 bytes; to
+// a neighbour without it every message stays within 4,096 bytes, and from
+// one such a message ends the session with Bad Message Length.
+func TestExtendedMessages(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+	fams, _ := ParseFamilies([]string{"l2vpn-evpn"})
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	_, addr := startReflector(t, cfg)
+	ctx := context.Background()
+	var sp [4]*rawSpeaker
+	for i := range sp {
+		o := speakerOpts{asn: testASN, id: fmt.Sprintf("10.0.0.%d", i+2), hold: 90, fams: []bgp.RouteFamily{bgp.RF_EVPN}, extMsg: i < 2}
+		s, err := dialSpeaker(ctx, addr, fmt.Sprintf("127.0.0.%d", i+2), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.conn.Close()
+		sp[i] = s
+		genCollect(t, s, map[string]genRoute{}, genHas("EOR l2vpn-evpn"))
+	}
+	const n = 400
+	b := longUpdate(t, mpUpdate("192.0.2.2", manyMACs(n, 100), rtAttr(1)))
+	if len(b) <= maxMsgLen {
+		t.Fatalf("test UPDATE of %d bytes is not extended", len(b))
+	}
+	if _, err := sp[0].conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if l := readRoutes(t, sp[1], n); l <= maxMsgLen {
+		t.Errorf("longest UPDATE to an extended-message neighbour: %d bytes, want over %d", l, maxMsgLen)
+	}
+	if l := readRoutes(t, sp[2], n); l > maxMsgLen {
+		t.Errorf("an UPDATE of %d bytes went to a neighbour without extended messages", l)
+	}
+	if _, err := sp[3].conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	sp[3].conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		m, err := sp[3].next()
+		if err != nil {
+			t.Fatalf("reading: %v; want a NOTIFICATION", err)
+		}
+		if nt, ok := m.Body.(*bgp.BGPNotification); ok {
+			if nt.ErrorCode != bgp.BGP_ERROR_MESSAGE_HEADER_ERROR || nt.ErrorSubcode != bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH {
+				t.Errorf("notification %d/%d, want 1/2", nt.ErrorCode, nt.ErrorSubcode)
+			}
+			break
+		}
+	}
+}
+
+// longUpdate encodes an UPDATE of any length (the codec refuses over
+// 4,096 bytes).
+func longUpdate(t *testing.T, m *bgp.BGPMessage) []byte {
+	t.Helper()
+	var attrs []byte
+	for _, a := range m.Body.(*bgp.BGPUpdate).PathAttributes {
+		b, err := a.Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs = append(attrs, b...)
+	}
+	b := appendHeader(nil, bgp.BGP_MSG_UPDATE)
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(attrs)))
+	b = append(b, attrs...)
+	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
+	return b
 }
