@@ -31,6 +31,7 @@ type attrs struct {
 	// A generic family's next hop field as received, and the path's
 	// part of the NLRI (famgen.go); both empty for unicast.
 	rawNH, extra string
+	rts          []uint64 // a generic family's route targets (famrtc.go)
 
 	// out caches the attributes as exported to each class of group.
 	out []*outAttrs
@@ -123,6 +124,9 @@ func newAttrs(in attrsInput) *attrs {
 		return int(x.GetType()) - int(y.GetType())
 	})
 	a.list = list
+	if in.gen {
+		a.rts = routeTargets(list)
+	}
 	buf := make([]byte, 0, 64)
 	for _, p := range list {
 		b, err := p.Serialize()

@@ -1,8 +1,8 @@
 package reflector
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // genRoute is a received route of any family: its NLRI as sent (labels and
@@ -120,7 +122,7 @@ func TestReflectsEVPNAndVPN(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Neighbors[0].Families, cfg.Neighbors[1].Families = fams, fams
-	_, addr := startReflector(t, cfg)
+	r, addr := startReflector(t, cfg)
 	ctx := context.Background()
 	var sp [3]*rawSpeaker
 	eors := genHas("EOR ipv4-unicast", "EOR l2vpn-evpn", "EOR l3vpn-ipv4-unicast", "EOR ipv4-flowspec")
@@ -158,9 +160,9 @@ func TestReflectsEVPNAndVPN(t *testing.T) {
 	add(bgp.RF_IPv4_VPN, vpn, rt(2).String()+" ")
 	add(bgp.RF_FS_IPv4_UC, fs, "")
 	fsKey := bgp.RF_FS_IPv4_UC.String() + " " + fs.String()
-	r := want[fsKey]
-	r.NextHop = "<nil>" // flowspec: no next hop
-	want[fsKey] = r
+	fr := want[fsKey]
+	fr.NextHop = "<nil>" // flowspec: no next hop
+	want[fsKey] = fr
 	keys := make([]string, 0, len(want))
 	for k := range want {
 		keys = append(keys, k)
@@ -168,6 +170,39 @@ func TestReflectsEVPNAndVPN(t *testing.T) {
 	got := genCollect(t, sp[1], map[string]genRoute{}, genHas(keys...))
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("reflected routes (-want +got):\n%s", d)
+	}
+	// Status and metrics count them by family.
+	for _, n := range r.Neighbors() {
+		if n.Address != "127.0.0.2" {
+			continue
+		}
+		wantN := map[string]int64{"ipv4-unicast": 0, "l2vpn-evpn": 2, "ipv4-vpn": 1, "ipv4-flowspec": 1}
+		if d := cmp.Diff(wantN, n.FamilyPrefixes); d != "" {
+			t.Errorf("neighbour's family prefixes (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff([]string{"ipv4-unicast", "l2vpn-evpn", "ipv4-vpn", "ipv4-flowspec"}, n.Families); d != "" {
+			t.Errorf("neighbour's families (-want +got):\n%s", d)
+		}
+	}
+	if st, ok := r.RIBStats(ctx); !ok || st.FamilyPrefixes["l2vpn-evpn"] != 2 || st.FamilyPrefixes["ipv4-vpn"] != 1 || st.Prefixes != [2]int{} {
+		t.Errorf("RIB stats %+v", st)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r.Collector())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP bgpfabric_reflector_peer_family_prefixes_received The neighbour's paths in the RIB by address family.
+# TYPE bgpfabric_reflector_peer_family_prefixes_received gauge
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-flowspec",peer="127.0.0.2"} 1
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-flowspec",peer="127.0.0.3"} 0
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-unicast",peer="127.0.0.2"} 0
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-unicast",peer="127.0.0.3"} 0
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-unicast",peer="127.0.0.4"} 0
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-vpn",peer="127.0.0.2"} 1
+bgpfabric_reflector_peer_family_prefixes_received{family="ipv4-vpn",peer="127.0.0.3"} 0
+bgpfabric_reflector_peer_family_prefixes_received{family="l2vpn-evpn",peer="127.0.0.2"} 2
+bgpfabric_reflector_peer_family_prefixes_received{family="l2vpn-evpn",peer="127.0.0.3"} 0
+`), "bgpfabric_reflector_peer_family_prefixes_received"); err != nil {
+		t.Error(err)
 	}
 
 	// A new label for the VPN route replaces it; a withdrawal with

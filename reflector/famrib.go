@@ -23,3 +23,33 @@ func (rl *ribLoop) updateGen(rp *ribPeer, u routeUpdate) {
 	}
 	rl.attrs.dropUnused(a)
 }
+
+// publishFamilies publishes rp's per-family path counts.
+func (rp *ribPeer) publishFamilies() {
+	if rp.stats == nil {
+		return
+	}
+	for f := range numFamilies {
+		rp.stats.famIn[f].Store(int64(rp.famPaths[f]))
+	}
+}
+
+// familyStatus returns the session's families and the paths in the RIB
+// of each family that has some or that the session carries.
+func (s *peerStats) familyStatus() ([]string, map[string]int64) {
+	fams := families(s.fams.Load())
+	var names []string
+	var counts map[string]int64
+	for f := range numFamilies {
+		if fams.has(f) {
+			names = append(names, f.String())
+		}
+		if n := s.famIn[f].Load(); n != 0 || fams.has(f) {
+			if counts == nil {
+				counts = map[string]int64{}
+			}
+			counts[f.String()] = n
+		}
+	}
+	return names, counts
+}

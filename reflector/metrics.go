@@ -104,6 +104,8 @@ var (
 		"The most bytes the neighbour's current session output queue has held.", []string{"peer"}, nil)
 	descPeerUp = prometheus.NewDesc(metricsNS+"_peer_uptime_seconds",
 		"Time since the neighbour's session was established; 0 when it is not.", []string{"peer"}, nil)
+	descFamilyPrefixesIn = prometheus.NewDesc(metricsNS+"_peer_family_prefixes_received",
+		"The neighbour's paths in the RIB by address family.", []string{"peer", "family"}, nil)
 	descRIBPrefixes = prometheus.NewDesc(metricsNS+"_rib_prefixes",
 		"Prefixes in the RIB.", []string{"family"}, nil)
 	descRIBPaths = prometheus.NewDesc(metricsNS+"_rib_paths",
@@ -152,6 +154,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOutQueue, prometheus.GaugeValue, float64(n.OutQueueBytes), n.Address)
 		ch <- prometheus.MustNewConstMetric(descOutQueuePeak, prometheus.GaugeValue, float64(n.OutQueuePeak), n.Address)
 		ch <- prometheus.MustNewConstMetric(descPeerUp, prometheus.GaugeValue, n.Uptime.Seconds(), n.Address)
+		for fam, count := range n.FamilyPrefixes { // family: our names only (familyStatus)
+			ch <- prometheus.MustNewConstMetric(descFamilyPrefixesIn, prometheus.GaugeValue, float64(count), n.Address, fam)
+		}
 	}
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(n), st.String())

@@ -463,6 +463,7 @@ func (rl *ribLoop) storeCounts(rp *ribPeer) {
 		return
 	}
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	rp.publishFamilies()
 	if rp.adj != nil {
 		rp.stats.received.Store(int64(rp.received()))
 		rp.stats.filtered.Store(true)

@@ -369,6 +369,7 @@ func (t *table) announce(k pfxKey, src *ribPeer, a *attrs, interned *internTable
 		ps = append(ps, path{src: src, a: a})
 		t.scratch = ps
 		t.npaths++
+		src.famPaths[t.fam]++
 	} else {
 		interned.release(ps[i].a)
 		ps[i] = path{src: src, a: a}
@@ -399,6 +400,7 @@ func (t *table) withdraw(k pfxKey, src *ribPeer, interned *internTable, cmp *bes
 func (t *table) removeAt(s *slot, ps []path, i int, interned *internTable, cmp *bestPath) {
 	interned.release(ps[i].a)
 	t.npaths--
+	ps[i].src.famPaths[t.fam]--
 	last := len(ps) - 1
 	ps[i] = ps[last]
 	ps = ps[:last]
@@ -460,6 +462,8 @@ type ribPeer struct {
 	// the paths as received while imp is set.
 	imp, exp *xchain
 	adj      *adjRIBIn
-	dynamic  bool // its policy is its range's
-	rejected int  // Adj-RIB-In paths the import policy rejected
+	dynamic  bool               // its policy is its range's
+	rtc      *rtcMembership     // its route target membership, when it negotiated RTC
+	famPaths [numFamilies]int32 // its paths in the RIB by family
+	rejected int                // Adj-RIB-In paths the import policy rejected
 }

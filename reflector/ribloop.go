@@ -142,6 +142,9 @@ func (rl *ribLoop) flush() {
 				}
 			}
 		}
+		if t.fam == famRTC {
+			rl.rtcChanged(t, cur)
+		}
 		t.endRound(cur)
 	}
 }
@@ -153,8 +156,12 @@ type peerStats struct {
 	updatesIn, updatesOut   atomic.Int64 // UPDATE messages
 	// received counts the paths held before the import policy, when
 	// filtered (the neighbour has an import policy and an Adj-RIB-In).
-	received   atomic.Int64
-	filtered   atomic.Bool
+	received atomic.Int64
+	filtered atomic.Bool
+	// famIn are the paths in the RIB by family; fams the families of the
+	// established session (0 when there is none).
+	famIn      [numFamilies]atomic.Int64
+	fams       atomic.Uint32
 	policyNote atomic.Pointer[string]
 }
 
@@ -213,8 +220,14 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	if rp.ebgp && !si.keepNextHop {
 		key.localAddr = si.localAddr
 	}
+	if si.fams.has(famRTC) {
+		key.rtc = rp.addr
+		rp.rtc = rl.rtcMembershipOf(rp)
+		m.rtcDefault = rtcDefaultUpdate(si.localAddr, rl.exp.asn, rp.ebgp)
+	}
 	rl.join(m, key, sp.exp)
 	rp.stats.prefixesOut.Store(0)
+	rp.stats.fams.Store(uint32(si.fams))
 	rp.eor = 0
 	if rl.deferring {
 		rl.deferred = append(rl.deferred, m)
@@ -241,6 +254,7 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 	rl.leave(m)
 	rp.member = nil
 	rp.stats.prefixesOut.Store(0)
+	rp.stats.fams.Store(0)
 	if graceful {
 		for _, t := range rl.tables {
 			t.markStale(rp)
@@ -346,6 +360,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	}
 	rl.endOfRIB(rp, b.eor)
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	rp.publishFamilies()
 }
 
 // endOfRIB handles End-of-RIB of families eor: the stale paths go.

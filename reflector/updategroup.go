@@ -29,6 +29,9 @@ type groupKey struct {
 	// extMsg: RFC 8654 extended messages were negotiated, so UPDATEs may
 	// be up to 65,535 bytes long.
 	extMsg bool
+	// rtc is the address of the group's one member when it negotiated
+	// RTC: its route target membership filters what it gets (famrtc.go).
+	rtc netip.Addr
 }
 
 // maxMsgLen is the longest message the group's members accept.
@@ -44,12 +47,21 @@ type updateGroup struct {
 	key     groupKey
 	exp     *xchain // the export policy; nil accepts everything
 	members []*member
+	rtcPeer *ribPeer // the member whose RTC membership applies, or nil
 }
 
 // pass reports whether the group sends path p of prefix k (family f):
 // the RFC 4456 rules and the export policy; and the export rule whose
 // changes apply (nil: none).
 func (g *updateGroup) pass(f family, k pfxKey, p *path) (bool, *xrule) {
+	if g.rtcPeer != nil && rtcFiltered(f) && !g.rtcPeer.rtc.matches(p.a) {
+		return false, nil
+	}
+	return g.passPolicy(f, k, p)
+}
+
+// passPolicy is pass without route target constraint.
+func (g *updateGroup) passPolicy(f family, k pfxKey, p *path) (bool, *xrule) {
 	if !exportable(p.src, g.key.role) {
 		return false, nil
 	}
@@ -66,6 +78,9 @@ type member struct {
 	conn  memberConn
 	group *updateGroup
 	fams  families
+	// rtcDefault is our default route target membership route, sent with
+	// every dump of RTC (famrtc.go); nil without RTC.
+	rtcDefault []byte
 }
 
 // join puts m into the group for key, creating it when needed; exp is
@@ -74,6 +89,9 @@ func (rl *ribLoop) join(m *member, key groupKey, exp *xchain) {
 	g := rl.groups[key]
 	if g == nil {
 		g = &updateGroup{key: key, exp: exp}
+		if key.rtc.IsValid() {
+			g.rtcPeer = m.rp
+		}
 		rl.groups[key] = g
 	}
 	g.members = append(g.members, m)
@@ -117,6 +135,9 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	})
 	ann, _ := p.counts()
 	b := p.encodeWith(nil, g.encoding(t))
+	if f == famRTC {
+		b = append(b, m.rtcDefault...)
+	}
 	if eor {
 		b = appendEndOfRIB(b, f)
 	}
