@@ -18,11 +18,13 @@ import (
 //   - L2VPN EVPN (RFC 7432 7, RFC 9136 3): the route type and RD always;
 //     type 1: ESI, Ethernet tag (the label is extra); type 2: Ethernet tag,
 //     MAC, IP (ESI and labels extra); type 3 and 4: all of it; type 5:
-//     Ethernet tag, prefix (ESI, gateway and label extra). A route of a
-//     type or shape not listed is keyed by all of its bytes.
+//     Ethernet tag, prefix (ESI, gateway and label extra). A route of
+//     type 1, 2 or 5 whose fields do not add up is malformed; one of
+//     another type is keyed by all of its bytes.
 //   - VPN (RFC 4364, 4659, 8277): RD and prefix; the label is extra.
 //   - Labeled unicast (RFC 8277): the prefix; the label is extra.
-//   - Flowspec (RFC 8955, 8956): all components.
+//   - Flowspec (RFC 8955, 8956): all components, which must be well
+//     formed and in strictly increasing type order.
 //   - RTC (RFC 4684): the prefix (origin AS and route target).
 //
 // Without the Multiple Labels capability (RFC 8277 2.1), which the
@@ -82,7 +84,10 @@ func genSplit(f family, nlri []byte) (key, extra []byte, ok bool) {
 		if nlri[0] >= 0xf0 {
 			hl = 2
 		}
-		return append([]byte{genWhole}, nlri[hl:]...), nil, len(nlri) > hl
+		if !flowspecValid(f, nlri[hl:]) {
+			return nil, nil, false
+		}
+		return append([]byte{genWhole}, nlri[hl:]...), nil, true
 	case famRTC:
 		bits := int(nlri[0])
 		if bits != 0 && (bits < 32 || bits > 96) {
@@ -126,7 +131,7 @@ func maskedPrefix(dst []byte, bits int, p []byte) []byte {
 // evpnSplit splits an EVPN NLRI (type, length, value).
 func evpnSplit(nlri []byte) (key, extra []byte, ok bool) {
 	typ, v := nlri[0], nlri[2:]
-	whole := func() ([]byte, []byte, bool) { return append([]byte{genWhole}, nlri...), nil, true }
+	whole := func() ([]byte, []byte, bool) { return nil, nil, false } // malformed
 	switch typ {
 	case bgp.EVPN_ROUTE_TYPE_ETHERNET_AUTO_DISCOVERY: // RD, ESI, tag, label
 		if len(v) != rdLen+esiLen+4+labelLen {
@@ -162,7 +167,58 @@ func evpnSplit(nlri []byte) (key, extra []byte, ok bool) {
 		}
 		return evpnESISplit(typ, v, pfxAt+1+ipLen)
 	}
-	return whole()
+	return append([]byte{genWhole}, nlri...), nil, true
+}
+
+// flowspecValid checks a flowspec NLRI's components (RFC 8955 4.2, RFC
+// 8956 3): known types in strictly increasing order, prefixes within
+// their family's length, operator lists that end.
+func flowspecValid(f family, v []byte) bool {
+	maxType, maxBits := byte(12), 32
+	if f == famFSv6 {
+		maxType, maxBits = 13, 128
+	}
+	last := byte(0)
+	for len(v) > 0 {
+		typ := v[0]
+		if typ <= last || typ > maxType {
+			return false
+		}
+		last, v = typ, v[1:]
+		if typ == 1 || typ == 2 { // destination, source prefix
+			hl := 1
+			if f == famFSv6 {
+				hl = 2 // length, offset
+			}
+			if len(v) < hl || int(v[0]) > maxBits || (hl == 2 && v[1] > v[0]) {
+				return false
+			}
+			n := hl + (int(v[0])+7)/8
+			if f == famFSv6 {
+				n = hl + (int(v[0])-int(v[1])+7)/8
+			}
+			if len(v) < n {
+				return false
+			}
+			v = v[n:]
+			continue
+		}
+		for { // operator, value pairs until the end-of-list bit
+			if len(v) < 1 {
+				return false
+			}
+			op := v[0]
+			n := 1 + 1<<((op>>4)&3)
+			if len(v) < n {
+				return false
+			}
+			v = v[n:]
+			if op&0x80 != 0 {
+				break
+			}
+		}
+	}
+	return last != 0
 }
 
 // evpnESISplit keys an EVPN route on its RD and v[rd+esi:end]; the ESI

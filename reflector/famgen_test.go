@@ -137,6 +137,11 @@ func TestGenSplitRefuses(t *testing.T) {
 		{"labeled without a label", famLUv4, []byte{16, 0, 0}},
 		{"rtc of 8 bits", famRTC, []byte{8, 1}},
 		{"empty flowspec", famFSv4, []byte{0}},
+		{"flowspec of an unknown component type", famFSv4, []byte{3, 0xff, 0x81, 6}},
+		{"flowspec components out of order", famFSv4, []byte{6, 3, 0x81, 6, 1, 8, 10}},
+		{"flowspec operator list without its end", famFSv4, []byte{4, 3, 0x01, 6, 0x01}},
+		{"evpn type 2 of MAC length 0", famEVPN, append([]byte{2, 33}, make([]byte, 33)...)},
+		{"evpn type 5 of a bad length", famEVPN, append([]byte{5, 30}, make([]byte, 30)...)},
 	} {
 		if n, ok := genFrame(c.f, c.b); !ok || n != len(c.b) {
 			t.Fatalf("%s: genFrame = %d, %v", c.name, n, ok)
