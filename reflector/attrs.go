@@ -28,6 +28,10 @@ type attrs struct {
 	originatorID       uint32
 	hasOriginator      bool
 	clusterList        []uint32
+	// A generic family's next hop field as received, and the path's
+	// part of the NLRI (famgen.go); both empty for unicast.
+	rawNH, extra string
+	rts          []uint64 // a generic family's route targets (famrtc.go)
 
 	// out caches the attributes as exported to each class of group.
 	out []*outAttrs
@@ -45,6 +49,9 @@ type attrsInput struct {
 	// none, as the effective value, which then counts in the key.
 	localPref    uint32
 	setLocalPref bool
+	// gen is set for a generic family: rawNH and extra as in attrs.
+	gen          bool
+	rawNH, extra []byte
 }
 
 // newAttrs builds the attrs of one UPDATE. Attributes that are per-peer or
@@ -52,7 +59,8 @@ type attrsInput struct {
 // are stripped so that identical routes share one attrs, as are AS4_PATH and
 // AS4_AGGREGATOR (RFC 6793: a 4-octet speaker ignores them from another).
 func newAttrs(in attrsInput) *attrs {
-	a := &attrs{localPref: defaultLocalPref, nextHop: in.nextHop, nextHopLL: in.nextHopLL}
+	a := &attrs{localPref: defaultLocalPref, nextHop: in.nextHop, nextHopLL: in.nextHopLL,
+		rawNH: string(in.rawNH), extra: string(in.extra)}
 	list := make([]bgp.PathAttributeInterface, 0, len(in.list))
 	gshut := false
 	for _, p := range in.list {
@@ -116,6 +124,9 @@ func newAttrs(in attrsInput) *attrs {
 		return int(x.GetType()) - int(y.GetType())
 	})
 	a.list = list
+	if in.gen {
+		a.rts = routeTargets(list)
+	}
 	buf := make([]byte, 0, 64)
 	for _, p := range list {
 		b, err := p.Serialize()
@@ -127,6 +138,11 @@ func newAttrs(in attrsInput) *attrs {
 	buf = append(buf, a.nextHop.AsSlice()...)
 	buf = append(buf, 0xff)
 	buf = append(buf, a.nextHopLL.AsSlice()...)
+	if in.gen {
+		buf = append(buf, 0xfd, byte(len(in.rawNH)))
+		buf = append(buf, in.rawNH...)
+		buf = append(buf, in.extra...)
+	}
 	if in.setLocalPref && in.fromEBGP {
 		buf = append(buf, 0xfe)
 		buf = binary.BigEndian.AppendUint32(buf, in.localPref)

@@ -103,6 +103,10 @@ type NeighborConfig struct {
 	KeepNextHop bool
 	// BFD runs a BFD session beside the BGP session (bfd.go).
 	BFD BFDConfig
+	// Families are the address families offered to the neighbour
+	// (ParseFamilies); zero means IPv4 and IPv6 unicast. A family not in
+	// it is not negotiated.
+	Families FamilySet
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.
@@ -127,6 +131,7 @@ type DynamicNeighbor struct {
 	TTLSecurity  uint8
 	EBGPMultihop uint8
 	KeepNextHop  bool
+	Families     FamilySet
 }
 
 const (
@@ -276,6 +281,7 @@ func (c *Config) dynamicFor(addr netip.Addr) (NeighborConfig, bool) {
 				HoldTime: d.HoldTime, KeepaliveTime: d.KeepaliveTime, MaxPrefixes: d.MaxPrefixes,
 				AddPath: d.AddPath, GracefulRestart: d.GracefulRestart, Password: d.Password,
 				TTLSecurity: d.TTLSecurity, EBGPMultihop: d.EBGPMultihop, KeepNextHop: d.KeepNextHop,
+				Families: d.Families,
 			}.withDefaults(), true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 const (
 	maxMsgLen     = bgp.BGP_MAX_MESSAGE_LENGTH
+	maxExtMsgLen  = 65535 // RFC 8654
 	headerLen     = bgp.BGP_HEADER_LENGTH
 	mpAttrMaxHead = 4 + 3 + 1 + 32 + 1 // extended header, AFI/SAFI, next hop, reserved
 )
@@ -56,28 +57,116 @@ func (p *partition) counts() (ann, wd int) {
 	return ann, len(p.withdraws)
 }
 
-// encode appends the UPDATE messages: withdrawals first, then one run of
-// messages per attribute set, each packing as many NLRI as fit.
+// encoding says how a partition is encoded.
+type encoding struct {
+	f       family
+	addPath bool
+	t       *table // a generic family's table, for its keys
+	max     int    // the message size limit
+}
+
+// encoding returns how group g's partitions of table t are encoded.
+func (g *updateGroup) encoding(t *table) encoding {
+	return encoding{f: t.fam, addPath: g.key.addPath.has(t.fam), t: t, max: g.key.maxMsgLen()}
+}
+
+// encode appends the UPDATE messages of a unicast family in messages of
+// up to 4,096 bytes.
 func (p *partition) encode(dst []byte, f family, addPath bool) []byte {
+	return p.encodeWith(dst, encoding{f: f, addPath: addPath, max: maxMsgLen})
+}
+
+// encodeWith appends the UPDATE messages: withdrawals first, then one run
+// of messages per attribute set, each packing as many NLRI as fit.
+func (p *partition) encodeWith(dst []byte, e encoding) []byte {
+	if e.f.generic() {
+		items := p.withdraws
+		for len(items) > 0 {
+			dst, items = appendGenUpdate(dst, e, nil, items)
+		}
+		for _, b := range p.buckets {
+			items := b.items
+			for len(items) > 0 {
+				dst, items = appendGenUpdate(dst, e, b.oa, items)
+			}
+		}
+		return dst
+	}
 	items := p.withdraws
 	for len(items) > 0 {
-		dst, items = appendUpdate(dst, f, addPath, nil, items, true)
+		dst, items = appendUpdate(dst, e.f, e.addPath, e.max, nil, items, true)
 	}
 	for _, b := range p.buckets {
 		items := b.items
 		for len(items) > 0 {
-			dst, items = appendUpdate(dst, f, addPath, b.oa, items, false)
+			dst, items = appendUpdate(dst, e.f, e.addPath, e.max, b.oa, items, false)
 		}
 	}
 	return dst
 }
 
-// appendUpdate appends one UPDATE carrying as many of items as fit and
+// appendGenUpdate appends one UPDATE of a generic family carrying as many
+// of items as fit (announced with oa, or withdrawn when oa is nil) and
 // returns the rest.
-func appendUpdate(dst []byte, f family, addPath bool, oa *outAttrs, items []nlriItem, withdraw bool) ([]byte, []nlriItem) {
+func appendGenUpdate(dst []byte, e encoding, oa *outAttrs, items []nlriItem) ([]byte, []nlriItem) {
 	start := len(dst)
 	dst = appendHeader(dst, bgp.BGP_MSG_UPDATE)
-	room := maxMsgLen - headerLen - 4
+	dst = binary.BigEndian.AppendUint16(dst, 0) // no withdrawn routes
+	lenAt := len(dst)
+	dst = append(dst, 0, 0)
+	mpAt := len(dst)
+	typ := bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI
+	if oa != nil {
+		typ = bgp.BGP_ATTR_TYPE_MP_REACH_NLRI
+	}
+	dst = appendMPAttr(dst, typ, 0)
+	afi, safi := bgp.RouteFamilyToAfiSafi(e.f.routeFamily())
+	dst = binary.BigEndian.AppendUint16(dst, afi)
+	dst = append(dst, safi)
+	limit := start + e.max
+	extra := ""
+	if oa != nil {
+		dst = append(dst, byte(len(oa.rawNH)))
+		dst = append(dst, oa.rawNH...)
+		dst = append(dst, 0)
+		limit -= len(oa.bytes)
+		extra = oa.extra
+	}
+	n := 0
+	for n < len(items) {
+		mark := len(dst)
+		if e.addPath {
+			dst = binary.BigEndian.AppendUint32(dst, items[n].id)
+		}
+		key := e.t.keys[uint32(items[n].k.hi)]
+		if oa == nil {
+			extra = genWithdrawExtra(key)
+		}
+		dst = genJoin(dst, e.f, key, extra)
+		if len(dst) > limit || len(dst)-mpAt-4 > 0xffff {
+			dst = dst[:mark]
+			break
+		}
+		n++
+	}
+	if n == 0 { // attributes too large for even one route: drop them
+		return dst[:start], nil
+	}
+	binary.BigEndian.PutUint16(dst[mpAt+2:], uint16(len(dst)-mpAt-4))
+	if oa != nil {
+		dst = append(dst, oa.bytes...)
+	}
+	binary.BigEndian.PutUint16(dst[lenAt:], uint16(len(dst)-lenAt-2))
+	binary.BigEndian.PutUint16(dst[start+16:], uint16(len(dst)-start))
+	return dst, items[n:]
+}
+
+// appendUpdate appends one UPDATE carrying as many of items as fit and
+// returns the rest.
+func appendUpdate(dst []byte, f family, addPath bool, maxLen int, oa *outAttrs, items []nlriItem, withdraw bool) ([]byte, []nlriItem) {
+	start := len(dst)
+	dst = appendHeader(dst, bgp.BGP_MSG_UPDATE)
+	room := maxLen - headerLen - 4
 	if oa != nil {
 		room -= len(oa.bytes)
 	}
@@ -178,9 +267,11 @@ func appendEndOfRIB(dst []byte, f family) []byte {
 	if f == famV4 {
 		dst = append(dst, 0, 0, 0, 0)
 	} else {
+		afi, safi := bgp.RouteFamilyToAfiSafi(f.routeFamily())
 		dst = append(dst, 0, 0, 0, 7)
 		dst = appendMPAttr(dst, bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI, 3)
-		dst = append(dst, 0, bgp.AFI_IP6, bgp.SAFI_UNICAST)
+		dst = binary.BigEndian.AppendUint16(dst, afi)
+		dst = append(dst, safi)
 	}
 	binary.BigEndian.PutUint16(dst[start+16:], uint16(len(dst)-start))
 	return dst

@@ -46,6 +46,9 @@ type outAttrs struct {
 	// hop; an IPv6 next hop goes into MP_REACH_NLRI at encoding.
 	bytes              []byte
 	nextHop, nextHopLL netip.Addr
+	// rawNH and extra as in attrs (generic families): the next hop goes
+	// out unchanged.
+	rawNH, extra string
 }
 
 // exporter builds outAttrs; it holds the local identity.
@@ -76,7 +79,8 @@ func (e *exporter) export(p *path, to roleClass, localAddr netip.Addr, rule *xru
 			return o
 		}
 	}
-	o := &outAttrs{to: to, origID: origID, localAddr: localAddr, nextHop: a.nextHop, nextHopLL: a.nextHopLL, rule: rule}
+	o := &outAttrs{to: to, origID: origID, localAddr: localAddr, nextHop: a.nextHop, nextHopLL: a.nextHopLL, rule: rule,
+		rawNH: a.rawNH, extra: a.extra}
 	cache := a
 	if rule != nil {
 		a = rule.modify(a, p.src.ebgp, to == roleEBGP)

@@ -96,6 +96,9 @@ type FileNeighbor struct {
 	BFD *FileBFD `json:"bfd,omitempty"`
 	// Filters names the filters of the session, in order.
 	Filters []string `json:"filters,omitempty"`
+	// Families are the address families offered (reflector.FamilyNames);
+	// empty means ipv4-unicast and ipv6-unicast.
+	Families []string `json:"families,omitempty"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -114,6 +117,8 @@ type FileDynamicNeighbor struct {
 	FileTTL      `json:",inline"`
 	// Filters names the filters of the range's sessions, in order.
 	Filters []string `json:"filters,omitempty"`
+	// Families as for a neighbour.
+	Families []string `json:"families,omitempty"`
 }
 
 // LoadConfigFile reads, validates and converts a configuration file.
@@ -181,6 +186,15 @@ func (fe *fieldErrs) holdTime(field, s string) time.Duration {
 		fe.add(field, "must be 0 or from 3s to 65535s")
 	}
 	return d
+}
+
+// families parses a list of family names.
+func (fe *fieldErrs) families(field string, names []string) FamilySet {
+	s, i, err := parseFamilies(names)
+	if err != nil {
+		fe.add(fmt.Sprintf("%s[%d]", field, i), "%v", err)
+	}
+	return s
 }
 
 func orTrue(b *bool) bool { return b == nil || *b }
@@ -255,6 +269,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			AddPath:         n.AddPath,
 			GracefulRestart: orTrue(n.GracefulRestart),
 			KeepNextHop:     n.KeepOriginalNextHop,
+			Families:        fe.families(f+".families", n.Families),
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
 		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)
@@ -285,6 +300,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			KeepaliveTime: fe.duration(f+".keepaliveTime", d.KeepaliveTime),
 			MaxPrefixes:   d.MaxPrefixes, AddPath: d.AddPath, GracefulRestart: orTrue(d.GracefulRestart),
 			Password: fe.password(f, d.Password, d.PasswordFile), KeepNextHop: d.KeepOriginalNextHop,
+			Families: fe.families(f+".families", d.Families),
 		}
 		dn.TTLSecurity, dn.EBGPMultihop = fe.ttl(f, d.FileTTL)
 		if dn.ASN == 0 {

@@ -20,6 +20,10 @@ func FuzzSessionReader(f *testing.F) {
 	f.Add(keepaliveMsg)
 	f.Add(crasherUpdate)
 	f.Add(appendEndOfRIB(nil, famV6))
+	f.Add(appendEndOfRIB(nil, famEVPN))
+	for _, b := range familySeeds(f) {
+		f.Add(b)
+	}
 	if b, err := ipv4Update("192.0.2.1", pfx("10.0.0.0/24", "10.0.1.0/25")).Serialize(); err == nil {
 		f.Add(b)
 	}
@@ -29,7 +33,7 @@ func FuzzSessionReader(f *testing.F) {
 			local: localIdentity{asn: testASN, routerID: 1, clusterID: 1},
 			log:   slog.New(slog.DiscardHandler),
 			rib:   rib,
-			neg:   negotiated{fams: ourFamilies},
+			neg:   negotiated{fams: allFamilies},
 		}
 		rfs := s.neg.rfMap()
 		br := bufio.NewReader(bytes.NewReader(data))
@@ -74,6 +78,50 @@ func fuzzSeeds(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(append(all, crasherUpdate...))
+	for _, b := range familySeeds(f) {
+		f.Add(b)
+	}
+}
+
+// familySeeds are UPDATEs of the generic families (famgen.go): EVPN
+// types 1 to 5, VPNv4/v6, labeled unicast, flowspec and RTC routes, their
+// withdrawals, and NLRI that RFC 7606 handling must catch (treat-as-
+// withdraw, or a reset for what the codec refuses).
+func familySeeds(tb testing.TB) [][]byte {
+	var nlri []bgp.AddrPrefixInterface
+	var rfs []bgp.RouteFamily
+	for _, c := range genCases() {
+		nlri = append(nlri, c.nlri)
+		rfs = append(rfs, c.f.routeFamily())
+	}
+	var out [][]byte
+	var all []byte
+	for i, p := range nlri {
+		nh := "192.0.2.1"
+		if rfs[i] == bgp.RF_IPv6_VPN || rfs[i] == bgp.RF_IPv6_MPLS {
+			nh = "2001:db8::1"
+		}
+		for _, m := range []*bgp.BGPMessage{
+			mpUpdate(nh, []bgp.AddrPrefixInterface{p}, rtAttr(1)),
+			mpWithdraw([]bgp.AddrPrefixInterface{p}),
+		} {
+			b, err := m.Serialize()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out = append(out, b)
+			all = append(all, b...)
+		}
+	}
+	good := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	gb, _ := good.Serialize()
+	out = append(out, all,
+		rawMPUpdate(bgp.AFI_L2VPN, bgp.SAFI_EVPN, gb, append([]byte{2, 33}, make([]byte, 33)...)),
+		withUnreach(rawMPUpdate(bgp.AFI_L2VPN, bgp.SAFI_EVPN, gb), bgp.AFI_IP, bgp.SAFI_FLOW_SPEC_UNICAST, []byte{3, 0xff, 0x81, 6}),
+		rawMPUpdate(bgp.AFI_IP, bgp.SAFI_MPLS_VPN, []byte{64, 0, 0, 1, 0, 0, 0, 0, 0}),
+		rawMPUpdate(bgp.AFI_L2VPN, bgp.SAFI_EVPN, []byte{9, 2, 1, 2}),
+		rawMPUpdate(bgp.AFI_IP, bgp.SAFI_ROUTE_TARGET_CONSTRAINTS, []byte{8, 1}))
+	return out
 }
 
 // genSeedMsgs encodes an attribute-rich IPv4 UPDATE, an IPv6 one, a
@@ -129,7 +177,7 @@ func FuzzSessionRIB(f *testing.F) {
 		if err := rl.setPolicy(PolicyConfig{EBGPDefaultAccept: true}); err != nil {
 			t.Fatal(err)
 		}
-		both := families(0).with(famV4).with(famV6)
+		both := allFamilies
 		up := func(addr string, id uint32, asn uint32, client bool, maxPrefixes int) (*member, *recConn) {
 			c := &recConn{}
 			m := rl.peerUp(sessionInfo{addr: netip.MustParseAddr(addr), routerID: id, asn: asn, ebgp: asn != testASN,
@@ -177,7 +225,13 @@ func FuzzSessionRIB(f *testing.F) {
 		}
 		rl.peerDown(ibgpM, false)
 		rl.peerDown(ebgpM, false)
-		if st := rl.stats(); st.Paths != 0 || st.AttrSets != 0 || st.Prefixes != [2]int{} {
+		st := rl.stats()
+		for f, n := range st.FamilyPrefixes {
+			if n != 0 {
+				t.Fatalf("%d %s prefixes after both sources went down", n, f)
+			}
+		}
+		if st.Paths != 0 || st.AttrSets != 0 || st.Prefixes != [2]int{} {
 			t.Fatalf("RIB after both sources went down: %+v", st)
 		}
 	})
@@ -212,7 +266,7 @@ func FuzzCodecGuard(f *testing.F) {
 	for _, b := range [][]byte{rich, v6, wd} {
 		f.Add(b[headerLen:])
 	}
-	rfs := (&negotiated{fams: ourFamilies}).rfMap()
+	rfs := (&negotiated{fams: unicastFamilies}).rfMap()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) > maxMsgLen-headerLen || checkMPAttrs(body) != nil {
 			return

@@ -54,7 +54,7 @@ func (rl *ribLoop) flushGroup(g *updateGroup, t *table, cur [][]path) {
 			rl.diffBest(o, t.fam, c.k, c.old, cur[i])
 		}
 	}
-	rl.sendGroup(o, t.fam)
+	rl.sendGroup(o, g.encoding(t))
 }
 
 // diffBest handles a group without add-path: only the best path counts.
@@ -126,8 +126,7 @@ func (rl *ribLoop) diffAll(o *groupOut, f family, k pfxKey, old, cur []path) {
 // that did. A member's share costs two slice headers however many peers
 // the changes came from (a fleet of thousands of clients joining at once
 // makes as many partitions in a flush).
-func (rl *ribLoop) sendGroup(o *groupOut, f family) {
-	addPath := o.g.key.addPath.has(f)
+func (rl *ribLoop) sendGroup(o *groupOut, e encoding) {
 	type chunk struct {
 		start, end     int
 		ann, wds, msgs int
@@ -140,7 +139,7 @@ func (rl *ribLoop) sendGroup(o *groupOut, f family) {
 	add := func(p *partition) chunk {
 		a, w := p.counts()
 		c := chunk{start: len(all), ann: a, wds: w}
-		all = p.encode(all, f, addPath)
+		all = p.encodeWith(all, e)
 		c.end = len(all)
 		c.msgs = countMessages(all[c.start:])
 		total.ann, total.wds, total.msgs = total.ann+c.ann, total.wds+c.wds, total.msgs+c.msgs
@@ -171,7 +170,7 @@ func (rl *ribLoop) sendGroup(o *groupOut, f family) {
 			out = append(out, all)
 		}
 		if sp := o.special[m]; sp != nil {
-			b := sp.encode(nil, f, addPath)
+			b := sp.encodeWith(nil, e)
 			out = append(out, b)
 			delta -= len(sp.withdraws)
 			msgs += countMessages(b)

@@ -104,6 +104,8 @@ var (
 		"The most bytes the neighbour's current session output queue has held.", []string{"peer"}, nil)
 	descPeerUp = prometheus.NewDesc(metricsNS+"_peer_uptime_seconds",
 		"Time since the neighbour's session was established; 0 when it is not.", []string{"peer"}, nil)
+	descFamilyPrefixesIn = prometheus.NewDesc(metricsNS+"_peer_family_prefixes_received",
+		"The neighbour's paths in the RIB by address family.", []string{"peer", "family"}, nil)
 	descRIBPrefixes = prometheus.NewDesc(metricsNS+"_rib_prefixes",
 		"Prefixes in the RIB.", []string{"family"}, nil)
 	descRIBPaths = prometheus.NewDesc(metricsNS+"_rib_paths",
@@ -152,6 +154,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOutQueue, prometheus.GaugeValue, float64(n.OutQueueBytes), n.Address)
 		ch <- prometheus.MustNewConstMetric(descOutQueuePeak, prometheus.GaugeValue, float64(n.OutQueuePeak), n.Address)
 		ch <- prometheus.MustNewConstMetric(descPeerUp, prometheus.GaugeValue, n.Uptime.Seconds(), n.Address)
+		for fam, count := range n.FamilyPrefixes { // family: our names only (familyStatus)
+			ch <- prometheus.MustNewConstMetric(descFamilyPrefixesIn, prometheus.GaugeValue, float64(count), n.Address, fam)
+		}
 	}
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(n), st.String())
@@ -159,8 +164,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if s, ok := c.r.RIBStats(ctx); ok {
-		ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.Prefixes[0]), famV4.String())
-		ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.Prefixes[1]), famV6.String())
+		for f := range numFamilies { // labels: our family names only
+			ch <- prometheus.MustNewConstMetric(descRIBPrefixes, prometheus.GaugeValue, float64(s.FamilyPrefixes[f.String()]), f.String())
+		}
 		ch <- prometheus.MustNewConstMetric(descRIBPaths, prometheus.GaugeValue, float64(s.Paths))
 		ch <- prometheus.MustNewConstMetric(descRIBAttrs, prometheus.GaugeValue, float64(s.AttrSets))
 		ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(s.UpdateGroups))

@@ -18,33 +18,44 @@ type negotiated struct {
 	gr         bool   // both sides advertised graceful restart
 	grTime     uint16 // the peer's restart time, seconds
 	refreshCap bool
+	extMsg     bool // RFC 8654: both sides advertised extended messages
 }
 
-var ourFamilies = families(0).with(famV4).with(famV6)
+// capExtendedMessage is the RFC 8654 capability code.
+const capExtendedMessage bgp.BGPCapabilityCode = 6
 
 // buildOpen encodes our OPEN with its capabilities.
 func (s *session) buildOpen() []byte {
-	caps := []bgp.ParameterCapabilityInterface{
-		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC),
-		bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
-		bgp.NewCapRouteRefresh(),
-		bgp.NewCapFourOctetASNumber(s.local.asn),
+	fams := s.cfg.families()
+	var caps []bgp.ParameterCapabilityInterface
+	for f := range numFamilies {
+		if fams.has(f) {
+			caps = append(caps, bgp.NewCapMultiProtocol(f.routeFamily()))
+		}
 	}
+	caps = append(caps, bgp.NewCapRouteRefresh(), bgp.NewCapFourOctetASNumber(s.local.asn),
+		bgp.NewCapUnknown(capExtendedMessage, nil))
 	if s.cfg.GracefulRestart {
 		// A reflector forwards nothing, so across a restart it always
 		// "preserves" all the forwarding state it has: the F bits are set,
 		// or helpers (GoBGP, RFC 4724 4.2) drop our routes when we go.
 		restarting := s.rib.restarting.Load()
-		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, grRestartTime, []*bgp.CapGracefulRestartTuple{
-			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true),
-			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv6_UC, true),
-		}))
+		var tuples []*bgp.CapGracefulRestartTuple
+		for f := range numFamilies {
+			if fams.has(f) {
+				tuples = append(tuples, bgp.NewCapGracefulRestartTuple(f.routeFamily(), true))
+			}
+		}
+		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, grRestartTime, tuples))
 	}
 	if s.cfg.AddPath {
-		caps = append(caps, bgp.NewCapAddPath([]*bgp.CapAddPathTuple{
-			bgp.NewCapAddPathTuple(bgp.RF_IPv4_UC, bgp.BGP_ADD_PATH_SEND),
-			bgp.NewCapAddPathTuple(bgp.RF_IPv6_UC, bgp.BGP_ADD_PATH_SEND),
-		}))
+		var tuples []*bgp.CapAddPathTuple
+		for f := range numFamilies {
+			if fams.has(f) {
+				tuples = append(tuples, bgp.NewCapAddPathTuple(f.routeFamily(), bgp.BGP_ADD_PATH_SEND))
+			}
+		}
+		caps = append(caps, bgp.NewCapAddPath(tuples))
 	}
 	myAS := uint16(asTrans)
 	if s.local.asn <= 0xffff {
@@ -86,6 +97,8 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 				}
 			case *bgp.CapRouteRefresh:
 				n.refreshCap = true
+			case *bgp.CapUnknown:
+				n.extMsg = n.extMsg || c.CapCode == capExtendedMessage
 			case *bgp.CapGracefulRestart:
 				n.gr, n.grTime = s.cfg.GracefulRestart, c.Time
 			case *bgp.CapAddPath:
@@ -106,7 +119,7 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 	if !mp {
 		peerFams = peerFams.with(famV4)
 	}
-	n.fams = peerFams & ourFamilies
+	n.fams = peerFams & s.cfg.families()
 	if n.fams == 0 {
 		return n, newNotify(bgp.BGP_ERROR_OPEN_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_UNSUPPORTED_CAPABILITY,
 			"no common address family")
@@ -122,6 +135,14 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 		}
 	}
 	return n, nil
+}
+
+// maxMsgLen is the longest message the session accepts and sends.
+func (n *negotiated) maxMsgLen() int {
+	if n.extMsg {
+		return maxExtMsgLen
+	}
+	return maxMsgLen
 }
 
 // rfMap is the codec's view of the negotiated families: we never receive

@@ -115,6 +115,11 @@ type NeighborStatus struct {
 	// BFD is the neighbour's BFD state (AdminDown, Down, Init, Up;
 	// "Error: ..." when it could not be set up), empty without BFD.
 	BFD string
+	// Families are the address families of the established session;
+	// FamilyPrefixes the neighbour's paths in the RIB by family (the
+	// session's families and any that still hold paths).
+	Families       []string
+	FamilyPrefixes map[string]int64
 	// Policy is set when the neighbour's route policy is not what its
 	// configuration asks for or exchanges nothing: a missing BGPFilter,
 	// or RFC 8212 on an eBGP neighbour without filters.
@@ -140,6 +145,7 @@ func (p *peer) status(now time.Time) NeighborStatus {
 		UpdatesIn: p.stats.updatesIn.Load(), UpdatesOut: p.stats.updatesOut.Load(),
 		Since: p.since, LastError: p.lastErr, OutQueueBytes: int64(queued), OutQueuePeak: int64(peak),
 	}
+	ns.Families, ns.FamilyPrefixes = p.stats.familyStatus()
 	ns.PrefixesReceived = ns.PrefixesIn
 	if p.stats.filtered.Load() {
 		ns.PrefixesReceived = p.stats.received.Load()

@@ -477,7 +477,7 @@ func (ps *policyState) chain(dir routepolicy.Direction, c routepolicy.Chain, ids
 	}
 	x := &xchain{reject: c.Reject}
 	for _, f := range c.Filters {
-		for fam := range numFamilies {
+		for fam := range numUnicast { // rules match unicast prefixes only
 			for i := range f.RulesFor(dir, fam == famV6) {
 				x.rules[fam] = append(x.rules[fam], compileXRule(&f.RulesFor(dir, fam == famV6)[i]))
 			}

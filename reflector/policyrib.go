@@ -231,7 +231,7 @@ func (rl *ribLoop) adjSweep(rp *ribPeer, onlyStale bool, fams families) {
 	if rp.adj == nil {
 		return
 	}
-	for f := range numFamilies {
+	for f := range numUnicast { // generic families have no Adj-RIB-In
 		if !fams.has(f) {
 			continue
 		}
@@ -252,7 +252,7 @@ func (rl *ribLoop) adjMarkStale(rp *ribPeer) {
 	if rp.adj == nil {
 		return
 	}
-	for f := range numFamilies {
+	for f := range numUnicast {
 		var keys []pfxKey
 		rp.adj.each(f, func(k pfxKey, h uint32) {
 			if h&staleBit == 0 {
@@ -450,7 +450,7 @@ func (rl *ribLoop) redump(m *member, old *updateGroup, f family) {
 	if ann == 0 && wds == 0 {
 		return
 	}
-	b := p.encode(nil, f, addPath)
+	b := p.encodeWith(nil, g.encoding(t))
 	m.rp.stats.prefixesOut.Add(int64(ann - wds))
 	m.rp.stats.updatesOut.Add(int64(countMessages(b)))
 	m.conn.send(b)
@@ -463,6 +463,7 @@ func (rl *ribLoop) storeCounts(rp *ribPeer) {
 		return
 	}
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	rp.publishFamilies()
 	if rp.adj != nil {
 		rp.stats.received.Store(int64(rp.received()))
 		rp.stats.filtered.Store(true)

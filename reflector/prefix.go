@@ -8,46 +8,84 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
-// family is an address family the reflector carries.
+// family is an address family the reflector carries. The unicast
+// families have their own compact keys (pfxKey); the others are generic
+// (famgen.go): keyed by the bytes of their NLRI that identify the route.
 type family uint8
 
 const (
 	famV4 family = iota
 	famV6
+	famEVPN  // L2VPN EVPN, AFI 25 SAFI 70 (RFC 7432, 9136)
+	famVPNv4 // AFI 1 SAFI 128 (RFC 4364)
+	famVPNv6 // AFI 2 SAFI 128 (RFC 4659)
+	famLUv4  // AFI 1 SAFI 4 (RFC 8277)
+	famLUv6  // AFI 2 SAFI 4
+	famFSv4  // AFI 1 SAFI 133 (RFC 8955)
+	famFSv6  // AFI 2 SAFI 133 (RFC 8956)
+	famRTC   // AFI 1 SAFI 132 (RFC 4684)
 	numFamilies
+
+	numUnicast = famV6 + 1 // the unicast families come first
 )
 
-func (f family) String() string {
-	if f == famV6 {
-		return "ipv6-unicast"
-	}
-	return "ipv4-unicast"
+// familyInfo names a family (in configuration, metrics and status: these
+// names are the only family label values) and gives its codec family.
+var familyInfo = [numFamilies]struct {
+	name string
+	rf   bgp.RouteFamily
+}{
+	famV4:    {"ipv4-unicast", bgp.RF_IPv4_UC},
+	famV6:    {"ipv6-unicast", bgp.RF_IPv6_UC},
+	famEVPN:  {"l2vpn-evpn", bgp.RF_EVPN},
+	famVPNv4: {"ipv4-vpn", bgp.RF_IPv4_VPN},
+	famVPNv6: {"ipv6-vpn", bgp.RF_IPv6_VPN},
+	famLUv4:  {"ipv4-labeled-unicast", bgp.RF_IPv4_MPLS},
+	famLUv6:  {"ipv6-labeled-unicast", bgp.RF_IPv6_MPLS},
+	famFSv4:  {"ipv4-flowspec", bgp.RF_FS_IPv4_UC},
+	famFSv6:  {"ipv6-flowspec", bgp.RF_FS_IPv6_UC},
+	famRTC:   {"rtc", bgp.RF_RTC_UC},
 }
 
-func (f family) routeFamily() bgp.RouteFamily {
-	if f == famV6 {
-		return bgp.RF_IPv6_UC
-	}
-	return bgp.RF_IPv4_UC
-}
+func (f family) String() string { return familyInfo[f].name }
+
+func (f family) routeFamily() bgp.RouteFamily { return familyInfo[f].rf }
+
+// generic reports whether f is kept in a generic table (famgen.go).
+func (f family) generic() bool { return f > famV6 }
 
 func familyOf(rf bgp.RouteFamily) (family, bool) {
-	switch rf {
-	case bgp.RF_IPv4_UC:
-		return famV4, true
-	case bgp.RF_IPv6_UC:
-		return famV6, true
+	for f := range numFamilies {
+		if familyInfo[f].rf == rf {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// familyByName returns the family of a configuration name.
+func familyByName(name string) (family, bool) {
+	for f := range numFamilies {
+		if familyInfo[f].name == name {
+			return f, true
+		}
 	}
 	return 0, false
 }
 
 // families is a set of families.
-type families uint8
+type families uint16
 
 func (s families) has(f family) bool { return s&(1<<f) != 0 }
 func (s families) with(f family) families {
 	return s | 1<<f
 }
+
+// unicastFamilies are the families configured when none are.
+var unicastFamilies = families(0).with(famV4).with(famV6)
+
+// allFamilies are all the families the reflector carries.
+const allFamilies = families(1<<numFamilies - 1)
 
 // pfxKey is a pointer-free prefix key, so that maps of millions of them cost
 // the garbage collector nothing to scan. IPv4 addresses sit in the top 32

@@ -16,9 +16,15 @@ import (
 // already-buffered UPDATEs before it hands them to the RIB loop.
 const maxBatchPrefixes = 8192
 
-// readMessage reads one message. The header is checked here (marker,
-// length, type) so that a bad one never reaches the codec.
+// readMessage reads one message of at most 4,096 bytes.
 func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
+	return readMessageMax(br, maxMsgLen)
+}
+
+// readMessageMax reads one message of at most maxLen bytes (65,535 once
+// RFC 8654 extended messages are negotiated). The header is checked here
+// (marker, length, type) so that a bad one never reaches the codec.
+func readMessageMax(br *bufio.Reader, maxLen int) (*bgp.BGPHeader, []byte, error) {
 	head, err := br.Peek(headerLen)
 	if err != nil {
 		return nil, nil, connErr(err)
@@ -29,7 +35,7 @@ func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 		}
 	}
 	hdr := &bgp.BGPHeader{Len: binary.BigEndian.Uint16(head[16:18]), Type: head[18]}
-	if hdr.Len < headerLen || hdr.Len > maxMsgLen {
+	if hdr.Len < headerLen || int(hdr.Len) > maxLen {
 		e := newNotify(bgp.BGP_ERROR_MESSAGE_HEADER_ERROR, bgp.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, "bad length")
 		e.data = append([]byte(nil), head[16:18]...)
 		return nil, nil, e
@@ -85,7 +91,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 	s.started = timeNow()
 	info := sessionInfo{
 		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
-		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, localAddr: s.localAddr(),
+		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, extMsg: s.neg.extMsg, localAddr: s.localAddr(),
 		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s, dynamic: s.dynamic,
 	}
 	var m *member
@@ -127,7 +133,7 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 			batch, n = &ribBatch{}, 0
 		}
 		s.resetHold(false)
-		hdr, body, err := readMessage(br)
+		hdr, body, err := readMessageMax(br, s.neg.maxMsgLen())
 		if err != nil {
 			return s.readErr(err)
 		}

@@ -83,12 +83,16 @@ func (ix *index) unpack(s spath) path {
 }
 
 // table is the RIB of one family. It belongs to the RIB loop. Prefixes map
-// to slot numbers: IPv4 prefixes through 8-byte keys, IPv6 through pfxKey.
+// to slot numbers: IPv4 prefixes through 8-byte keys, IPv6 through pfxKey,
+// the routes of a generic family through their key bytes (famgen.go), and
+// their pfxKey is the slot number (hi), valid until the prefix goes.
 type table struct {
-	fam family
-	ix  *index
-	v4  map[uint64]uint32
-	v6  map[pfxKey]uint32
+	fam   family
+	ix    *index
+	v4    map[uint64]uint32
+	v6    map[pfxKey]uint32
+	byKey map[string]uint32
+	keys  []string // a generic family's keys by slot number
 
 	slots     [][]slot // chunks of slotChunk
 	nslots    uint32   // slots handed out, including freed ones
@@ -104,9 +108,12 @@ type table struct {
 
 func newTable(f family, ix *index) *table {
 	t := &table{fam: f, ix: ix, gen: 1}
-	if f == famV4 {
+	switch {
+	case f == famV4:
 		t.v4 = map[uint64]uint32{}
-	} else {
+	case f.generic():
+		t.byKey = map[string]uint32{}
+	default:
 		t.v6 = map[pfxKey]uint32{}
 	}
 	return t
@@ -121,6 +128,9 @@ func (t *table) len() int {
 	if t.v4 != nil {
 		return len(t.v4)
 	}
+	if t.byKey != nil {
+		return len(t.byKey)
+	}
 	return len(t.v6)
 }
 
@@ -129,12 +139,45 @@ func (t *table) lookup(k pfxKey) (uint32, bool) {
 		n, ok := t.v4[v4Key(k)]
 		return n, ok
 	}
+	if t.byKey != nil {
+		n := uint32(k.hi)
+		return n, n < t.nslots && t.keys[n] != ""
+	}
 	n, ok := t.v6[k]
 	return n, ok
 }
 
 // insert adds an empty slot for k, which must be absent.
 func (t *table) insert(k pfxKey) uint32 {
+	n := t.newSlot()
+	if t.v4 != nil {
+		t.v4[v4Key(k)] = n
+	} else {
+		t.v6[k] = n
+	}
+	return n
+}
+
+// genKey returns the key of a generic family's route, adding an empty
+// slot for it when absent and create is set.
+func (t *table) genKey(b []byte, create bool) (pfxKey, bool) {
+	if n, ok := t.byKey[string(b)]; ok {
+		return pfxKey{hi: uint64(n)}, true
+	}
+	if !create || len(b) == 0 {
+		return pfxKey{}, false
+	}
+	n := t.newSlot()
+	s := string(b)
+	t.byKey[s] = n
+	if int(n) >= len(t.keys) {
+		t.keys = append(t.keys, make([]string, int(n)+1-len(t.keys))...)
+	}
+	t.keys[n] = s
+	return pfxKey{hi: uint64(n)}, true
+}
+
+func (t *table) newSlot() uint32 {
 	var n uint32
 	if l := len(t.freeSlots); l > 0 {
 		n = t.freeSlots[l-1]
@@ -146,19 +189,18 @@ func (t *table) insert(k pfxKey) uint32 {
 			t.slots = append(t.slots, make([]slot, slotChunk))
 		}
 	}
-	if t.v4 != nil {
-		t.v4[v4Key(k)] = n
-	} else {
-		t.v6[k] = n
-	}
 	return n
 }
 
 // remove drops k and its slot n, which must hold no paths.
 func (t *table) remove(k pfxKey, n uint32) {
-	if t.v4 != nil {
+	switch {
+	case t.v4 != nil:
 		delete(t.v4, v4Key(k))
-	} else {
+	case t.byKey != nil:
+		delete(t.byKey, t.keys[n])
+		t.keys[n] = ""
+	default:
 		delete(t.v6, k)
 	}
 	*t.slot(n) = slot{}
@@ -166,6 +208,7 @@ func (t *table) remove(k pfxKey, n uint32) {
 	if len(t.freeSlots) == int(t.nslots) { // empty: give the memory back
 		t.slots, t.nslots, t.freeSlots = nil, 0, nil
 		t.more, t.freeMore = nil, nil
+		t.keys = nil
 	}
 }
 
@@ -176,6 +219,12 @@ func (t *table) each(fn func(k pfxKey, n uint32)) {
 	if t.v4 != nil {
 		for v, n := range t.v4 {
 			fn(v4PfxKey(v), n)
+		}
+		return
+	}
+	if t.byKey != nil {
+		for _, n := range t.byKey {
+			fn(pfxKey{hi: uint64(n)}, n)
 		}
 		return
 	}
@@ -320,6 +369,7 @@ func (t *table) announce(k pfxKey, src *ribPeer, a *attrs, interned *internTable
 		ps = append(ps, path{src: src, a: a})
 		t.scratch = ps
 		t.npaths++
+		src.famPaths[t.fam]++
 	} else {
 		interned.release(ps[i].a)
 		ps[i] = path{src: src, a: a}
@@ -350,6 +400,7 @@ func (t *table) withdraw(k pfxKey, src *ribPeer, interned *internTable, cmp *bes
 func (t *table) removeAt(s *slot, ps []path, i int, interned *internTable, cmp *bestPath) {
 	interned.release(ps[i].a)
 	t.npaths--
+	ps[i].src.famPaths[t.fam]--
 	last := len(ps) - 1
 	ps[i] = ps[last]
 	ps = ps[:last]
@@ -411,6 +462,8 @@ type ribPeer struct {
 	// the paths as received while imp is set.
 	imp, exp *xchain
 	adj      *adjRIBIn
-	dynamic  bool // its policy is its range's
-	rejected int  // Adj-RIB-In paths the import policy rejected
+	dynamic  bool               // its policy is its range's
+	rtc      *rtcMembership     // its route target membership, when it negotiated RTC
+	famPaths [numFamilies]int32 // its paths in the RIB by family
+	rejected int                // Adj-RIB-In paths the import policy rejected
 }

@@ -132,7 +132,7 @@ func (rl *ribLoop) flush() {
 			continue
 		}
 		cur := t.current()
-		if rl.fib != nil && !rl.stopping { // stopping: Run's end decides what the kernel keeps
+		if rl.fib != nil && !rl.stopping && !t.fam.generic() { // stopping: Run's end decides what the kernel keeps
 			rl.fib.note(t, cur)
 		}
 		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
@@ -141,6 +141,9 @@ func (rl *ribLoop) flush() {
 					rl.flushGroup(g, t, cur)
 				}
 			}
+		}
+		if t.fam == famRTC {
+			rl.rtcChanged(t, cur)
 		}
 		t.endRound(cur)
 	}
@@ -153,8 +156,12 @@ type peerStats struct {
 	updatesIn, updatesOut   atomic.Int64 // UPDATE messages
 	// received counts the paths held before the import policy, when
 	// filtered (the neighbour has an import policy and an Adj-RIB-In).
-	received   atomic.Int64
-	filtered   atomic.Bool
+	received atomic.Int64
+	filtered atomic.Bool
+	// famIn are the paths in the RIB by family; fams the families of the
+	// established session (0 when there is none).
+	famIn      [numFamilies]atomic.Int64
+	fams       atomic.Uint32
 	policyNote atomic.Pointer[string]
 }
 
@@ -167,6 +174,7 @@ type sessionInfo struct {
 	client      bool
 	fams        families
 	addPath     families // families we send path identifiers in
+	extMsg      bool     // RFC 8654 extended messages negotiated
 	localAddr   netip.Addr
 	keepNextHop bool // eBGP: send next hops unchanged
 	dynamic     bool // a dynamic neighbour: its range's policy
@@ -208,12 +216,18 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	}
 	rp.exp = sp.exp
 	rl.storeCounts(rp)
-	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath, pol: sp.expKey}
+	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath, pol: sp.expKey, extMsg: si.extMsg}
 	if rp.ebgp && !si.keepNextHop {
 		key.localAddr = si.localAddr
 	}
+	if si.fams.has(famRTC) {
+		key.rtc = rp.addr
+		rp.rtc = rl.rtcMembershipOf(rp)
+		m.rtcDefault = rtcDefaultUpdate(si.localAddr, rl.exp.asn, rp.ebgp)
+	}
 	rl.join(m, key, sp.exp)
 	rp.stats.prefixesOut.Store(0)
+	rp.stats.fams.Store(uint32(si.fams))
 	rp.eor = 0
 	if rl.deferring {
 		rl.deferred = append(rl.deferred, m)
@@ -240,6 +254,7 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 	rl.leave(m)
 	rp.member = nil
 	rp.stats.prefixesOut.Store(0)
+	rp.stats.fams.Store(0)
 	if graceful {
 		for _, t := range rl.tables {
 			t.markStale(rp)
@@ -279,6 +294,7 @@ type routeUpdate struct {
 	fam  family
 	a    *attrs
 	nlri []pfxKey
+	keys [][]byte // a generic family's route keys, instead of nlri
 }
 
 // ribBatch is what a session reader hands the RIB loop.
@@ -296,7 +312,11 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	defer rl.met.observeBestPath(time.Now())
 	if rp.imp != nil {
 		for _, u := range b.updates {
-			rl.updateFiltered(rp, u)
+			if u.fam.generic() {
+				rl.updateGen(rp, u)
+			} else {
+				rl.updateFiltered(rp, u)
+			}
 			// With an import policy the limit bounds what is held:
 			// every path received, accepted or not.
 			if rp.maxPrefix > 0 && rp.received() > rp.maxPrefix {
@@ -310,6 +330,14 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	}
 	for _, u := range b.updates {
 		t := rl.tables[u.fam]
+		if u.fam.generic() {
+			rl.updateGen(rp, u)
+			if rp.maxPrefix > 0 && rp.prefixes > rp.maxPrefix {
+				rl.overLimit(m)
+				return
+			}
+			continue
+		}
 		if u.a == nil {
 			for _, k := range u.nlri {
 				if t.withdraw(k, rp, rl.attrs, &rl.cmp) {
@@ -332,6 +360,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	}
 	rl.endOfRIB(rp, b.eor)
 	rp.stats.prefixesIn.Store(int64(rp.prefixes))
+	rp.publishFamilies()
 }
 
 // endOfRIB handles End-of-RIB of families eor: the stale paths go.
@@ -359,17 +388,24 @@ func (rl *ribLoop) overLimit(m *member) {
 
 // RIBStats summarises the RIB.
 type RIBStats struct {
-	Prefixes     [2]int // IPv4, IPv6
-	Paths        int
-	AttrSets     int
-	UpdateGroups int
+	Prefixes [2]int // IPv4, IPv6 unicast
+	// FamilyPrefixes are the routes of every family, by family name
+	// (FamilyNames), unicast included.
+	FamilyPrefixes map[string]int
+	Paths          int
+	AttrSets       int
+	UpdateGroups   int
 }
 
 func (rl *ribLoop) stats() RIBStats {
 	var s RIBStats
 	rl.flush() // so that emptied prefixes are gone
+	s.FamilyPrefixes = make(map[string]int, numFamilies)
 	for i, t := range rl.tables {
-		s.Prefixes[i] = t.len()
+		if i < len(s.Prefixes) {
+			s.Prefixes[i] = t.len()
+		}
+		s.FamilyPrefixes[t.fam.String()] = t.len()
 		s.Paths += t.npaths
 	}
 	s.AttrSets = len(rl.attrs.byKey)

@@ -33,12 +33,22 @@ type speakerOpts struct {
 	gr      bool
 	grTime  uint16 // restart time we advertise; 0 means 120 s
 	noAS4   bool
+	fams    []bgp.RouteFamily // multiprotocol families; nil: IPv4 and IPv6 unicast
+	extMsg  bool              // advertise RFC 8654 extended messages
 }
 
 func speakerOpen(o speakerOpts) []byte {
-	caps := []bgp.ParameterCapabilityInterface{
-		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC), bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
-		bgp.NewCapRouteRefresh(),
+	fams := o.fams
+	if fams == nil {
+		fams = []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}
+	}
+	var caps []bgp.ParameterCapabilityInterface
+	for _, f := range fams {
+		caps = append(caps, bgp.NewCapMultiProtocol(f))
+	}
+	caps = append(caps, bgp.NewCapRouteRefresh())
+	if o.extMsg {
+		caps = append(caps, bgp.NewCapUnknown(capExtendedMessage, nil))
 	}
 	if !o.noAS4 {
 		caps = append(caps, bgp.NewCapFourOctetASNumber(o.asn))

@@ -51,6 +51,11 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 			}
 		}
 	}
+	if handling < bgp.ERROR_HANDLING_TREAT_AS_WITHDRAW {
+		if h, gerr := checkGenNLRI(body); h > handling {
+			handling, cause = h, gerr
+		}
+	}
 	switch handling {
 	case bgp.ERROR_HANDLING_SESSION_RESET, bgp.ERROR_HANDLING_AFISAFI_DISABLE:
 		return 0, notifyFromMessageError(cause, bgp.BGP_ERROR_UPDATE_MESSAGE_ERROR, bgp.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST)
@@ -70,11 +75,11 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 		}
 		return 0, nil
 	}
-	return s.convert(u, batch), nil
+	return s.convert(u, body, batch), nil
 }
 
 // convert appends a valid UPDATE's withdrawals and announcements.
-func (s *session) convert(u *bgp.BGPUpdate, batch *ribBatch) int {
+func (s *session) convert(u *bgp.BGPUpdate, body []byte, batch *ribBatch) int {
 	var nh netip.Addr
 	var reach *bgp.PathAttributeMpReachNLRI
 	var unreach *bgp.PathAttributeMpUnreachNLRI
@@ -97,11 +102,12 @@ func (s *session) convert(u *bgp.BGPUpdate, batch *ribBatch) int {
 	}
 	add(famV4, nil, v4Keys(u.WithdrawnRoutes))
 	if unreach != nil {
-		if f, ok := familyOf(bgp.AfiSafiToRouteFamily(unreach.AFI, unreach.SAFI)); ok {
+		if f, ok := familyOf(bgp.AfiSafiToRouteFamily(unreach.AFI, unreach.SAFI)); ok && !f.generic() {
 			add(f, nil, prefixKeys(f, unreach.Value))
 		}
 	}
 	loop := s.isLoop(u.PathAttributes)
+	n += s.convertGen(u, body, loop, batch)
 	if len(u.NLRI) > 0 {
 		var a *attrs
 		if !loop && nh.Is4() {
@@ -110,7 +116,7 @@ func (s *session) convert(u *bgp.BGPUpdate, batch *ribBatch) int {
 		add(famV4, a, v4Keys(u.NLRI))
 	}
 	if reach != nil {
-		if f, ok := familyOf(bgp.AfiSafiToRouteFamily(reach.AFI, reach.SAFI)); ok {
+		if f, ok := familyOf(bgp.AfiSafiToRouteFamily(reach.AFI, reach.SAFI)); ok && !f.generic() {
 			var a *attrs
 			rnh, ll := mpNextHops(f, reach)
 			if !loop && rnh.IsValid() {
@@ -202,12 +208,12 @@ func (s *session) withdrawAll(u *bgp.BGPUpdate, body []byte, batch *ribBatch) (i
 		default:
 			continue
 		}
-		if fam, ok := familyOf(f); ok && len(vals) > 0 {
+		if fam, ok := familyOf(f); ok && len(vals) > 0 && !fam.generic() {
 			batch.updates = append(batch.updates, routeUpdate{fam: fam, nlri: prefixKeys(fam, vals)})
 			n += len(vals)
 		}
 	}
-	return n, nil
+	return n + withdrawGen(body, batch), nil
 }
 
 func v4Keys(ps []*bgp.IPAddrPrefix) []pfxKey {

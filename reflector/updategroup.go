@@ -26,6 +26,20 @@ type groupKey struct {
 	localAddr netip.Addr
 	// pol identifies the export policy (policy.go); "" is none.
 	pol string
+	// extMsg: RFC 8654 extended messages were negotiated, so UPDATEs may
+	// be up to 65,535 bytes long.
+	extMsg bool
+	// rtc is the address of the group's one member when it negotiated
+	// RTC: its route target membership filters what it gets (famrtc.go).
+	rtc netip.Addr
+}
+
+// maxMsgLen is the longest message the group's members accept.
+func (k groupKey) maxMsgLen() int {
+	if k.extMsg {
+		return maxExtMsgLen
+	}
+	return maxMsgLen
 }
 
 // updateGroup is a set of established sessions sharing one groupKey.
@@ -33,12 +47,21 @@ type updateGroup struct {
 	key     groupKey
 	exp     *xchain // the export policy; nil accepts everything
 	members []*member
+	rtcPeer *ribPeer // the member whose RTC membership applies, or nil
 }
 
 // pass reports whether the group sends path p of prefix k (family f):
 // the RFC 4456 rules and the export policy; and the export rule whose
 // changes apply (nil: none).
 func (g *updateGroup) pass(f family, k pfxKey, p *path) (bool, *xrule) {
+	if g.rtcPeer != nil && rtcFiltered(f) && !g.rtcPeer.rtc.matches(p.a) {
+		return false, nil
+	}
+	return g.passPolicy(f, k, p)
+}
+
+// passPolicy is pass without route target constraint.
+func (g *updateGroup) passPolicy(f family, k pfxKey, p *path) (bool, *xrule) {
 	if !exportable(p.src, g.key.role) {
 		return false, nil
 	}
@@ -55,6 +78,9 @@ type member struct {
 	conn  memberConn
 	group *updateGroup
 	fams  families
+	// rtcDefault is our default route target membership route, sent with
+	// every dump of RTC (famrtc.go); nil without RTC.
+	rtcDefault []byte
 }
 
 // join puts m into the group for key, creating it when needed; exp is
@@ -63,6 +89,9 @@ func (rl *ribLoop) join(m *member, key groupKey, exp *xchain) {
 	g := rl.groups[key]
 	if g == nil {
 		g = &updateGroup{key: key, exp: exp}
+		if key.rtc.IsValid() {
+			g.rtcPeer = m.rp
+		}
 		rl.groups[key] = g
 	}
 	g.members = append(g.members, m)
@@ -89,7 +118,6 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	t := rl.tables[f]
 	g := m.group
 	key := g.key
-	addPath := key.addPath.has(f)
 	var p partition
 	t.each(func(k pfxKey, n uint32) {
 		paths := t.paths(n)
@@ -100,13 +128,16 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 					p.announce(rl.exp.export(pa, key.role, key.localAddr, rule), nlriItem{k, pa.src.pathID})
 				}
 			}
-			if !addPath {
+			if !key.addPath.has(f) {
 				break
 			}
 		}
 	})
 	ann, _ := p.counts()
-	b := p.encode(nil, f, addPath)
+	b := p.encodeWith(nil, g.encoding(t))
+	if f == famRTC {
+		b = append(b, m.rtcDefault...)
+	}
 	if eor {
 		b = appendEndOfRIB(b, f)
 	}

@@ -1,0 +1,79 @@
+package reflector
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// TestRouteTargetConstraint (RFC 4684): a client that negotiated RTC gets
+// our default membership route and only the VPN routes whose route
+// targets it advertised; a new membership brings the routes it now
+// matches, a withdrawn one takes its routes back; a client that did not
+// negotiate RTC gets every VPN route.
+func TestRouteTargetConstraint(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	fams, err := ParseFamilies([]string{"ipv4-vpn", "rtc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	_, addr := startReflector(t, cfg)
+	ctx := context.Background()
+	var sp [3]*rawSpeaker
+	views := make([]map[string]genRoute, 3)
+	for i := range sp {
+		o := speakerOpts{asn: testASN, id: fmt.Sprintf("10.0.0.%d", i+2), hold: 90, fams: []bgp.RouteFamily{bgp.RF_IPv4_VPN, bgp.RF_RTC_UC}}
+		if i == 2 {
+			o.fams = []bgp.RouteFamily{bgp.RF_IPv4_VPN} // no RTC
+		}
+		s, err := dialSpeaker(ctx, addr, fmt.Sprintf("127.0.0.%d", i+2), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.conn.Close()
+		sp[i] = s
+		want := []string{"EOR l3vpn-ipv4-unicast"}
+		if i < 2 {
+			want = append(want, "EOR rtc", "rtc default")
+		}
+		views[i] = genCollect(t, s, map[string]genRoute{}, genHas(want...))
+	}
+	member := func(n uint32) *bgp.RouteTargetMembershipNLRI { return bgp.NewRouteTargetMembershipNLRI(testASN, rt(n)) }
+	vpn := func(p string, label uint32) *bgp.LabeledVPNIPAddrPrefix {
+		return bgp.NewLabeledVPNIPAddrPrefix(24, p, *bgp.NewMPLSLabelStack(label), rd(1))
+	}
+	key := func(p bgp.AddrPrefixInterface) string { return bgp.RF_IPv4_VPN.String() + " " + p.String() }
+	sp[1].send(t, mpUpdate("192.0.2.3", []bgp.AddrPrefixInterface{member(1)}))
+	// The other RTC client sees the membership reflected: it is applied.
+	views[0] = genCollect(t, sp[0], views[0], genHas("rtc "+member(1).String()))
+	a, b, c := vpn("10.1.0.0", 100), vpn("10.2.0.0", 200), vpn("10.3.0.0", 300)
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{a}, rtAttr(1)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{b}, rtAttr(2)))
+	views[2] = genCollect(t, sp[2], views[2], genHas(key(a), key(b)))
+	// A probe with route target 1, sent after b: b would have come first.
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{c}, rtAttr(3, 1)))
+	views[1] = genCollect(t, sp[1], views[1], genHas(key(a), key(c)))
+	if _, ok := views[1][key(b)]; ok {
+		t.Errorf("route target 2 reached a client that is a member of 1 only")
+	}
+	// Membership of 2 brings b; withdrawing 1 takes a and c back.
+	sp[1].send(t, mpUpdate("192.0.2.3", []bgp.AddrPrefixInterface{member(2)}))
+	views[1] = genCollect(t, sp[1], views[1], genHas(key(b)))
+	sp[1].send(t, mpWithdraw([]bgp.AddrPrefixInterface{member(1)}))
+	views[1] = genCollect(t, sp[1], views[1], func(m map[string]genRoute) bool {
+		_, okA := m[key(a)]
+		_, okC := m[key(c)]
+		return !okA && !okC
+	})
+	if _, ok := views[1][key(b)]; !ok {
+		t.Errorf("route target 2 withdrawn with membership 1")
+	}
+	if _, ok := views[0]["rtc default"]; !ok {
+		t.Errorf("no default membership route from the reflector")
+	}
+}
