@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -93,15 +94,12 @@ func (s *ServiceAdvertisement) Validate() error {
 		seen := map[netip.Addr]bool{}
 		for i, a := range f.addrs {
 			path := fmt.Sprintf("spec.%s[%d]", f.name, i)
-			ip, err := netip.ParseAddr(a)
-			switch {
-			case err != nil || ip.Zone() != "":
-				fe.add(path, a, "must be an IP address")
-			case ip.Is4In6():
-				fe.add(path, a, "must be an IPv4 address in dotted form, not IPv4-mapped IPv6")
-			case ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast():
-				fe.add(path, a, "must be a unicast address that can be routed (not unspecified, loopback, multicast or link-local)")
-			case seen[ip]:
+			if err := CheckServiceAddress(a); err != nil {
+				fe.add(path, a, "%v", err)
+				continue
+			}
+			ip := netip.MustParseAddr(a)
+			if seen[ip] {
 				fe.add(path, a, "is listed twice")
 			}
 			seen[ip] = true
@@ -125,6 +123,21 @@ func (s *ServiceAdvertisement) Validate() error {
 		seen[n] = true
 	}
 	return fe.result(KindServiceAdvertisement, s)
+}
+
+// CheckServiceAddress says why s cannot be a ServiceAdvertisement's
+// address, or nil when it can.
+func CheckServiceAddress(s string) error {
+	ip, err := netip.ParseAddr(s)
+	switch {
+	case err != nil || ip.Zone() != "":
+		return errors.New("must be an IP address")
+	case ip.Is4In6():
+		return errors.New("must be an IPv4 address in dotted form, not IPv4-mapped IPv6")
+	case ip.IsUnspecified() || ip.IsLoopback() || ip.IsMulticast() || ip.IsLinkLocalUnicast():
+		return errors.New("must be a unicast address that can be routed (not unspecified, loopback, multicast or link-local)")
+	}
+	return nil
 }
 
 // ServiceRoutes returns the host routes that node announces for the
