@@ -339,6 +339,8 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	t.Run("services", func(t *testing.T) { testServices(t, e) })
 
+	t.Run("IPAM garbage collection", func(t *testing.T) { testIPAMGC(t, e) })
+
 	t.Run("node labels and deletion", func(t *testing.T) {
 		for _, n := range []string{"node-1", "rr-1"} {
 			if _, err := e.ds.Create(ctx, &api.Node{

@@ -14,6 +14,8 @@
 //   - Services' addresses as ServiceAdvertisements, with the nodes that
 //     host a ready endpoint for the Local traffic policy (services.go),
 //     which the node routers advertise;
+//   - addresses leaked by pods gone without a CNI DEL, released after a
+//     grace period (ipamgc.go);
 //   - Nodes' labels onto the bgpfabric Nodes of the same name, and the
 //     deletion of a Kubernetes Node, after a grace period, onto the
 //     bgpfabric Node that it synced and that node's IPAM blocks.
@@ -83,6 +85,14 @@ type Config struct {
 	// before its bgpfabric Node is deleted and its IPAM blocks released.
 	// Zero means DefaultNodeGracePeriod.
 	NodeGracePeriod time.Duration
+	// IPAMGCInterval is how often the IPAM garbage collector looks for
+	// addresses leaked by pods gone without a CNI DEL (ipamgc.go); zero
+	// means DefaultIPAMGCInterval, a negative value turns it off.
+	IPAMGCInterval time.Duration
+	// IPAMLeakGracePeriod is how long an allocation must have been leaked,
+	// at two checks at least, before it is released; zero means
+	// DefaultIPAMLeakGracePeriod.
+	IPAMLeakGracePeriod time.Duration
 }
 
 // DefaultNodeGracePeriod is Config.NodeGracePeriod's default.
@@ -154,6 +164,12 @@ func New(cfg Config) (*Controllers, error) {
 	}
 	if cfg.NodeGracePeriod == 0 {
 		cfg.NodeGracePeriod = DefaultNodeGracePeriod
+	}
+	if cfg.IPAMGCInterval == 0 {
+		cfg.IPAMGCInterval = DefaultIPAMGCInterval
+	}
+	if cfg.IPAMLeakGracePeriod <= 0 {
+		cfg.IPAMLeakGracePeriod = DefaultIPAMLeakGracePeriod
 	}
 	ic, err := ipam.New(ipam.Config{Store: cfg.Datastore, Logger: cfg.Logger})
 	if err != nil {
@@ -239,6 +255,10 @@ func (c *Controllers) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Add(1)
 	go func() { defer wg.Done(); c.watchEndpoints(wctx) }()
+	if c.cfg.IPAMGCInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.runIPAMGC(wctx) }()
+	}
 	if err := c.enqueueManaged(ctx); err != nil {
 		c.lg.Warn("kube-controllers: listing what the datastore holds; retried at the next resync", logKeyErr, err)
 	}
