@@ -341,6 +341,8 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	t.Run("IPAM garbage collection", func(t *testing.T) { testIPAMGC(t, e) })
 
+	t.Run("deploy manifests", func(t *testing.T) { testDeployManifests(t, e) })
+
 	t.Run("node labels and deletion", func(t *testing.T) {
 		for _, n := range []string{"node-1", "rr-1"} {
 			if _, err := e.ds.Create(ctx, &api.Node{
