@@ -276,6 +276,10 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Errorf("refused policy stored as %+v (annotations %v); want a deny-all ingress for app == 'db'", got.Spec, got.Annotations)
 		}
 		e.logs.waitLog(t, "NetworkPolicy refused", "team-a/odd", "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].key")
+		// One line for this version of the policy.
+		if n := e.logs.count("NetworkPolicy refused", "team-a/odd"); n != 1 {
+			t.Errorf("%d log lines for the refused policy, want 1", n)
+		}
 	})
 
 	t.Run("pod labels reach the endpoint", func(t *testing.T) {
