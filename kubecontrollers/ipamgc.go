@@ -61,6 +61,7 @@ const gcCheckTimeout = time.Minute
 const (
 	logGCSkipped = "kube-controllers: IPAM garbage collection: check skipped or incomplete; nothing released on a view it could not confirm"
 	logGCChecked = "kube-controllers: IPAM garbage collection checked"
+	logGCStart   = "kube-controllers: IPAM garbage collection checking"
 )
 
 // leakKey identifies one allocation.
@@ -89,6 +90,7 @@ func (c *Controllers) runIPAMGC(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		c.lg.Debug(logGCStart)
 		cctx, cancel := context.WithTimeout(ctx, gcCheckTimeout)
 		err := g.check(cctx, time.Now())
 		cancel()

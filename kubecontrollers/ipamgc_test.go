@@ -166,13 +166,17 @@ func testIPAMGC(t *testing.T, e *env) {
 	// server answers again.
 	e.api.Stop()
 	gone2 := g.alloc(t, convert.OrchestratorK8s, ns, "gone-2")
-	n = logs.count(logGCSkipped)
-	logs.waitCount(t, n+8, logGCSkipped) // 800 ms: past twice the grace
+	// Eight checks begun, seven ended: 700 ms, past twice the grace.
+	n = logs.count(logGCStart)
+	logs.waitCount(t, n+8, logGCStart)
 	if !g.allocated(t, gone2) {
 		t.Fatal("an address was released while the API server was down")
 	}
 	if got := logs.count("released leaked addresses"); got != 1 {
 		t.Errorf("%d release log lines, want 1", got)
+	}
+	if logs.count(logGCSkipped) == 0 {
+		t.Error("no check was logged as skipped during the outage")
 	}
 	e.api.Restart()
 	g.waitReleased(t, gone2)
