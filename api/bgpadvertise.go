@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Advertisement settings of BGPConfiguration: community definitions,
@@ -115,6 +116,10 @@ type Advertisements struct {
 	// ClusterIPs are advertised whole; ServiceIPs are the ranges whose
 	// local addresses are advertised as host routes.
 	ClusterIPs, ServiceIPs []netip.Prefix
+	// ExternalIPs and LoadBalancerIPs are the two kinds of ServiceIPs
+	// apart: Kubernetes Services' addresses inside them are advertised
+	// (ServiceRoutes).
+	ExternalIPs, LoadBalancerIPs []netip.Prefix
 }
 
 // PrefixCommunities is one parsed prefixAdvertisements entry.
@@ -168,7 +173,8 @@ func ParseAdvertisements(c *BGPConfiguration) Advertisements {
 		return out
 	}
 	a.ClusterIPs = parse(s.ServiceClusterIPs)
-	a.ServiceIPs = append(parse(s.ServiceExternalIPs), parse(s.ServiceLoadBalancerIPs)...)
+	a.ExternalIPs, a.LoadBalancerIPs = parse(s.ServiceExternalIPs), parse(s.ServiceLoadBalancerIPs)
+	a.ServiceIPs = append(slices.Clone(a.ExternalIPs), a.LoadBalancerIPs...)
 	return a
 }
 

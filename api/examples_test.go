@@ -170,6 +170,10 @@ func examples() []Resource {
 				{PeerIP: "fd00::fe", ASNumber: 65100, Type: PeerTypeNode, State: BGPActive, LastError: "hold timer expired"},
 			},
 		}},
+		&ServiceAdvertisement{TypeMeta: tm(KindServiceAdvertisement), ObjectMeta: nsMeta("prod", "web"), Spec: ServiceAdvertisementSpec{
+			ClusterIPs: []string{"10.96.0.10", "fd00:96::a"}, LoadBalancerIPs: []string{"192.0.2.10"},
+			ExternalTrafficPolicy: ServiceTrafficLocal, Nodes: []string{"node-1", "node-2"},
+		}},
 	}
 }
 

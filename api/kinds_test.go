@@ -22,6 +22,7 @@ func TestLookupKind(t *testing.T) {
 		{[]string{"GlobalNetworkPolicy", "globalnetworkpolicies", "gnp"}, KindGlobalNetworkPolicy},
 		{[]string{"FelixStatus", "felixstatuses", "felixstatus"}, KindFelixStatus},
 		{[]string{"BGPStatus", "bgpstatuses", "bgpstatus"}, KindBGPStatus},
+		{[]string{"ServiceAdvertisement", "serviceadvertisements", "svcadv"}, KindServiceAdvertisement},
 	}
 	for _, tt := range tests {
 		for _, n := range tt.names {

@@ -276,6 +276,10 @@ func TestAgainstAPIServer(t *testing.T) {
 			t.Errorf("refused policy stored as %+v (annotations %v); want a deny-all ingress for app == 'db'", got.Spec, got.Annotations)
 		}
 		e.logs.waitLog(t, "NetworkPolicy refused", "team-a/odd", "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].key")
+		// One line for this version of the policy.
+		if n := e.logs.count("NetworkPolicy refused", "team-a/odd"); n != 1 {
+			t.Errorf("%d log lines for the refused policy, want 1", n)
+		}
 	})
 
 	t.Run("pod labels reach the endpoint", func(t *testing.T) {
@@ -336,6 +340,12 @@ func TestAgainstAPIServer(t *testing.T) {
 			return r != nil && r.GetObjectMeta().Labels["app"] == "late"
 		})
 	})
+
+	t.Run("services", func(t *testing.T) { testServices(t, e) })
+
+	t.Run("IPAM garbage collection", func(t *testing.T) { testIPAMGC(t, e) })
+
+	t.Run("deploy manifests", func(t *testing.T) { testDeployManifests(t, e) })
 
 	t.Run("node labels and deletion", func(t *testing.T) {
 		for _, n := range []string{"node-1", "rr-1"} {

@@ -11,6 +11,11 @@
 //     namespace's labels under "pcns.");
 //   - Pods' labels and named ports onto their WorkloadEndpoints (which the
 //     CNI plugin creates);
+//   - Services' addresses as ServiceAdvertisements, with the nodes that
+//     host a ready endpoint for the Local traffic policy (services.go),
+//     which the node routers advertise;
+//   - addresses leaked by pods gone without a CNI DEL, released after a
+//     grace period (ipamgc.go);
 //   - Nodes' labels onto the bgpfabric Nodes of the same name, and the
 //     deletion of a Kubernetes Node, after a grace period, onto the
 //     bgpfabric Node that it synced and that node's IPAM blocks.
@@ -80,6 +85,14 @@ type Config struct {
 	// before its bgpfabric Node is deleted and its IPAM blocks released.
 	// Zero means DefaultNodeGracePeriod.
 	NodeGracePeriod time.Duration
+	// IPAMGCInterval is how often the IPAM garbage collector looks for
+	// addresses leaked by pods gone without a CNI DEL (ipamgc.go); zero
+	// means DefaultIPAMGCInterval, a negative value turns it off.
+	IPAMGCInterval time.Duration
+	// IPAMLeakGracePeriod is how long an allocation must have been leaked,
+	// at two checks at least, before it is released; zero means
+	// DefaultIPAMLeakGracePeriod.
+	IPAMLeakGracePeriod time.Duration
 }
 
 // DefaultNodeGracePeriod is Config.NodeGracePeriod's default.
@@ -98,6 +111,7 @@ type Controllers struct {
 	namespaces corelisters.NamespaceLister
 	pods       corelisters.PodLister
 	nodes      corelisters.NodeLister
+	services   corelisters.ServiceLister
 	synced     []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -115,6 +129,7 @@ const (
 	kindNamespace = "namespace"
 	kindPod       = "pod"
 	kindNode      = "node"
+	kindService   = "service"
 )
 
 func key(kind, ns, name string) string { return kind + "/" + ns + "/" + name }
@@ -150,6 +165,12 @@ func New(cfg Config) (*Controllers, error) {
 	if cfg.NodeGracePeriod == 0 {
 		cfg.NodeGracePeriod = DefaultNodeGracePeriod
 	}
+	if cfg.IPAMGCInterval == 0 {
+		cfg.IPAMGCInterval = DefaultIPAMGCInterval
+	}
+	if cfg.IPAMLeakGracePeriod <= 0 {
+		cfg.IPAMLeakGracePeriod = DefaultIPAMLeakGracePeriod
+	}
 	ic, err := ipam.New(ipam.Config{Store: cfg.Datastore, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -167,9 +188,14 @@ func New(cfg Config) (*Controllers, error) {
 	ns := c.factory.Core().V1().Namespaces()
 	pod := c.factory.Core().V1().Pods()
 	node := c.factory.Core().V1().Nodes()
-	c.policies, c.namespaces, c.pods, c.nodes = np.Lister(), ns.Lister(), pod.Lister(), node.Lister()
+	svc := c.factory.Core().V1().Services()
+	c.policies, c.namespaces, c.pods, c.nodes, c.services = np.Lister(), ns.Lister(), pod.Lister(), node.Lister(), svc.Lister()
+	if _, err := pod.Informer().AddEventHandler(c.podServiceHandler()); err != nil {
+		return nil, fmt.Errorf("kube-controllers: pod informer for services: %w", err)
+	}
 	for kind, inf := range map[string]cache.SharedIndexInformer{
 		kindPolicy: np.Informer(), kindNamespace: ns.Informer(), kindPod: pod.Informer(), kindNode: node.Informer(),
+		kindService: svc.Informer(),
 	} {
 		if _, err := inf.AddEventHandler(c.handler(kind)); err != nil {
 			return nil, fmt.Errorf("kube-controllers: informer for %s: %w", kind, err)
@@ -229,6 +255,10 @@ func (c *Controllers) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Add(1)
 	go func() { defer wg.Done(); c.watchEndpoints(wctx) }()
+	if c.cfg.IPAMGCInterval > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.runIPAMGC(wctx) }()
+	}
 	if err := c.enqueueManaged(ctx); err != nil {
 		c.lg.Warn("kube-controllers: listing what the datastore holds; retried at the next resync", logKeyErr, err)
 	}
@@ -274,6 +304,8 @@ func (c *Controllers) reconcile(ctx context.Context, k string) error {
 		return c.syncPod(ctx, ns, name)
 	case kindNode:
 		return c.syncNode(ctx, name)
+	case kindService:
+		return c.syncService(ctx, ns, name)
 	}
 	return nil
 }
@@ -301,6 +333,10 @@ func (c *Controllers) preflight(ctx context.Context) error {
 		}},
 		{"nodes", func() error {
 			_, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+			return err
+		}},
+		{"services", func() error {
+			_, err := c.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{Limit: 1})
 			return err
 		}},
 	}

@@ -191,6 +191,8 @@ func specOf(r api.Resource) any {
 		return r.Spec
 	case *api.WorkloadEndpoint:
 		return r.Spec
+	case *api.ServiceAdvertisement:
+		return r.Spec
 	}
 	return nil
 }
@@ -359,13 +361,13 @@ func validNodeLabel(k, v string) bool {
 	return n.Validate() == nil
 }
 
-// enqueueManaged enqueues every policy, profile and node that
+// enqueueManaged enqueues every policy, profile, node and service advertisement that
 // kube-controllers wrote, so that what was deleted in Kubernetes while the
 // controller was not running is deleted here too (once the informers have
 // synced, a key missing from them is really gone).
 func (c *Controllers) enqueueManaged(ctx context.Context) error {
 	var errs []error
-	for _, kind := range []string{api.KindNetworkPolicy, api.KindProfile, api.KindNode} {
+	for _, kind := range []string{api.KindNetworkPolicy, api.KindProfile, api.KindNode, api.KindServiceAdvertisement} {
 		rs, _, err := c.ds.List(ctx, kind, "")
 		if err != nil {
 			errs = append(errs, err)
@@ -379,6 +381,8 @@ func (c *Controllers) enqueueManaged(ctx context.Context) error {
 				c.queue.Add(key(kindNamespace, "", strings.TrimPrefix(m.Name, convert.NamespaceProfilePrefix)))
 			case kind == api.KindNode && m.Annotations[AnnotationK8sNode] == m.Name:
 				c.queue.Add(key(kindNode, "", m.Name))
+			case kind == api.KindServiceAdvertisement && managed(r):
+				c.queue.Add(key(kindService, m.Namespace, m.Name))
 			}
 		}
 	}

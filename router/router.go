@@ -217,6 +217,9 @@ type loop struct {
 	adv api.Advertisements
 	// localAddrs are the node's interface addresses (services.go).
 	localAddrs []netip.Addr
+	// kubeServices are the host routes of Kubernetes Services that this
+	// node announces (services.go).
+	kubeServices []netip.Prefix
 	// drain is the node's graceful shutdown (drain.go).
 	drain drainState
 	// running are the sessions configured in the speaker, with what
@@ -602,6 +605,7 @@ func (l *loop) reconcilePeers(ctx context.Context) {
 	}
 	l.warned = warned
 	l.applyConfig(def)
+	l.updateKubeServices()         // services.go
 	l.updateDrain(time.Now(), def) // drain.go
 	if l.started && res.Local != l.local && globalDiffers(l.global(res.Local), l.global(l.local)) {
 		l.lg.Info("node's BGP identity changed: restarting the speaker")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/bgpfabric/bgpfabric/api"
 )
 
 // Service addresses (BGPConfiguration serviceClusterIPs,
@@ -21,6 +23,11 @@ import (
 // that is inside a serviceExternalIPs or serviceLoadBalancerIPs CIDR
 // (Calico's externalTrafficPolicy Local: only the nodes that serve it).
 // Two nodes with the same address give their peers two paths: ECMP.
+//
+// With Kubernetes, kube-controllers writes a ServiceAdvertisement per
+// Service, and the node announces the host routes api.ServiceRoutes
+// gives for it (Calico's rules for externalTrafficPolicy Cluster and
+// Local; docs/kubernetes.md).
 
 // AddressSource delivers the addresses assigned to the node's interfaces.
 type AddressSource interface {
@@ -155,6 +162,24 @@ func (l *loop) services() []netip.Prefix {
 	for _, a := range l.serviceAddrs(l.localAddrs) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
+	out = append(out, l.kubeServices...)
 	slices.SortFunc(out, comparePrefix)
 	return slices.Compact(out)
+}
+
+// updateKubeServices recomputes the Kubernetes Services' host routes from
+// the ServiceAdvertisements and the service ranges; a change changes the
+// exports.
+func (l *loop) updateKubeServices() {
+	var svcs []*api.ServiceAdvertisement
+	for _, r := range l.resources {
+		if s, ok := r.(*api.ServiceAdvertisement); ok {
+			svcs = append(svcs, s)
+		}
+	}
+	routes := api.ServiceRoutes(l.r.cfg.NodeName, &l.adv, svcs)
+	if !slices.Equal(routes, l.kubeServices) {
+		l.kubeServices = routes
+		l.exportDirty = true
+	}
 }

@@ -16,7 +16,7 @@ type dsSource struct{ c *datastore.Client }
 
 func (s dsSource) Run(ctx context.Context, h datastore.SyncHandler) error {
 	sy, err := datastore.NewSyncer(s.c, datastore.SyncerConfig{
-		Kinds:   []string{api.KindNode, api.KindBGPConfiguration, api.KindBGPPeer, api.KindBGPFilter},
+		Kinds:   []string{api.KindNode, api.KindBGPConfiguration, api.KindBGPPeer, api.KindBGPFilter, api.KindServiceAdvertisement},
 		Handler: h,
 	})
 	if err != nil {

@@ -50,6 +50,8 @@ func newKubeControllersCmd(g *globalOptions) *cobra.Command {
 		leaderElect bool
 		lc          kubecontrollers.LeaderConfig
 		nodeGrace   time.Duration
+		gcInterval  time.Duration
+		leakGrace   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "kube-controllers [--kubeconfig FILE]",
@@ -90,7 +92,8 @@ replica that holds the Lease works. It runs until interrupted.`,
 			if lc.Identity == "" {
 				lc.Identity, _ = os.Hostname()
 			}
-			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace, Instance: lc.Identity})
+			c, err := kubecontrollers.New(kubecontrollers.Config{Kube: kube, Datastore: ds, Logger: log, NodeGracePeriod: nodeGrace, Instance: lc.Identity,
+				IPAMGCInterval: gcInterval, IPAMLeakGracePeriod: leakGrace})
 			if err != nil {
 				return err
 			}
@@ -113,5 +116,9 @@ replica that holds the Lease works. It runs until interrupted.`,
 	f.StringVar(&lc.Identity, "identity", "", "this replica's name in the Lease (default: the host name)")
 	f.DurationVar(&nodeGrace, "node-grace-period", kubecontrollers.DefaultNodeGracePeriod,
 		"how long a Kubernetes Node must stay deleted before its bgpfabric Node is deleted and its IPAM blocks released")
+	f.DurationVar(&gcInterval, "ipam-gc-interval", kubecontrollers.DefaultIPAMGCInterval,
+		"how often to look for addresses leaked by pods gone without a CNI DEL (a negative value turns it off)")
+	f.DurationVar(&leakGrace, "ipam-leak-grace-period", kubecontrollers.DefaultIPAMLeakGracePeriod,
+		"how long an address must have been leaked, at two checks at least, before it is released")
 	return cmd
 }

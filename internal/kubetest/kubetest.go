@@ -166,6 +166,9 @@ func Start(tb testing.TB) *APIServer {
 		"--endpoint-reconciler-type=none",
 		"--disable-admission-plugins=ServiceAccount",
 		"--service-cluster-ip-range=10.96.0.0/16",
+		// As kubeadm's clusters: node agents (deploy/bgpfabric-node.yaml)
+		// run privileged.
+		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(dir, "certs"),
