@@ -103,6 +103,9 @@ type NeighborConfig struct {
 	KeepNextHop bool
 	// BFD runs a BFD session beside the BGP session (bfd.go).
 	BFD BFDConfig
+	// Description is free text shown with the neighbour's status; it
+	// changes live (no session reset).
+	Description string
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.

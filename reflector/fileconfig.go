@@ -96,6 +96,8 @@ type FileNeighbor struct {
 	BFD *FileBFD `json:"bfd,omitempty"`
 	// Filters names the filters of the session, in order.
 	Filters []string `json:"filters,omitempty"`
+	// Description is free text shown by `bgpfabric reflector show`.
+	Description string `json:"description,omitempty"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -255,6 +257,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			AddPath:         n.AddPath,
 			GracefulRestart: orTrue(n.GracefulRestart),
 			KeepNextHop:     n.KeepOriginalNextHop,
+			Description:     n.Description,
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
 		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)
