@@ -148,3 +148,17 @@ func (r *Reflector) descriptionsLocked() map[netip.Addr]string {
 	}
 	return m
 }
+
+// errReconfigured ends a neighbour whose session settings changed: its
+// sessions close with a Cease, Other Configuration Change (6/6), and it
+// starts again with the new settings.
+var errReconfigured = errors.New("neighbour re-configured")
+
+// stopWith is stop with a cause for the sessions' Cease.
+func (p *peer) stopWith(cause error) {
+	select {
+	case p.events <- func() bool { p.pr.cause = cause; return true }:
+		<-p.done
+	case <-p.done:
+	}
+}

@@ -26,6 +26,15 @@ func parseTestConfig(t *testing.T, neighbors string) Config {
 	return cfg
 }
 
+func mustNeighbor(t *testing.T, ns []NeighborStatus, addr string) NeighborStatus {
+	t.Helper()
+	n, ok := neighborByAddr(ns, addr)
+	if !ok {
+		t.Fatalf("no neighbour %s in %+v", addr, ns)
+	}
+	return n
+}
+
 func neighborByAddr(ns []NeighborStatus, addr string) (NeighborStatus, bool) {
 	for _, n := range ns {
 		if n.Address == addr {
@@ -120,9 +129,10 @@ func TestReconfigure(t *testing.T) {
 	}
 
 	// A changed router ID is refused by name; the neighbours apply.
+	// 127.0.0.4's hold time changes: a reset, Cease 6/6.
 	moved := parseTestConfig(t, `neighbors:
 - {address: 127.0.0.2, passive: true}
-- {address: 127.0.0.4, passive: true, description: rack 4 row 2, filters: [no-10-99]}
+- {address: 127.0.0.4, passive: true, holdTime: 30s, description: rack 4 row 2, filters: [no-10-99]}
 `)
 	moved.RouterID = ip("10.255.0.9")
 	res, err = r.Reconfigure(moved)
@@ -132,7 +142,14 @@ func TestReconfigure(t *testing.T) {
 	if len(res.Refused) != 1 || !strings.HasPrefix(res.Refused[0], "routerID: ") {
 		t.Errorf("refused %q, want routerID", res.Refused)
 	}
+	if len(res.Reset) != 1 || res.Reset[0] != ip("127.0.0.4") {
+		t.Errorf("reset %v, want [127.0.0.4]", res.Reset)
+	}
 	expectNotification(t, d, bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_PEER_DECONFIGURED)
+	expectNotification(t, c, bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE)
+	if n, _ := neighborByAddr(r.Neighbors(), "127.0.0.2"); !n.Since.Equal(mustNeighbor(t, before, "127.0.0.2").Since) {
+		t.Errorf("127.0.0.2 went down or up in a reload that did not change it")
+	}
 	r.mu.Lock()
 	id := r.cfg.RouterID
 	r.mu.Unlock()
