@@ -44,6 +44,8 @@ type reflectorOptions struct {
 	gcPercent      int
 	programFIB     bool
 	fibProtocol    uint8
+	watchConfig    bool          // reflector_reload.go
+	watchInterval  time.Duration // reflector_reload.go
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -72,7 +74,10 @@ with a Cease. SIGUSR2 stops for a graceful restart (RFC 4724): sessions are
 closed without a NOTIFICATION so that clients keep the routes, and
 --restart-marker is written; the next start finding a fresh marker (or given
 --restarting) defers its advertisements until its neighbours have re-sent
-their routes.
+their routes. SIGHUP reloads --config (also on change with --watch-config):
+added neighbours start, removed ones get a Cease (6/3), changed ones are
+reset only when a setting that needs it changed; an invalid file is refused
+whole.
 
 --http-addr serves /metrics (Prometheus), /livez and /readyz;
 --control-socket, a unix socket, POST /sessions/reset?peer=ADDR, which resets
@@ -95,6 +100,7 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
+	addReloadFlags(f, o)
 	return cmd, o
 }
 
@@ -244,6 +250,7 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 		}
 	}
 
+	defer startReload(runCtx, o, eng, engineCfg, log)() // SIGHUP, --watch-config
 	var shuttingDown atomic.Bool
 	if o.httpAddr != "" {
 		httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
