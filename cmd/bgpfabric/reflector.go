@@ -101,6 +101,7 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
 	addReloadFlags(f, o)
+	cmd.AddCommand(newReflectorShowCmd(g)) // reflector_show.go
 	return cmd, o
 }
 

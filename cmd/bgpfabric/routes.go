@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,36 +80,17 @@ func printRoutes(w io.Writer, rep *router.RoutesReport) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nBGP table (%d destinations)\n", len(rep.BGP))
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tPREFIX\tNEXT HOP\tFROM\tAS PATH\tLOCAL PREF\tCOMMUNITIES")
+	tw = newPathTable(w)
 	for _, d := range rep.BGP {
+		rows := make([]pathRow, len(d.Paths))
 		for i, p := range d.Paths {
-			mark, prefix := " ", d.Prefix.String()
-			if i > 0 {
-				prefix = ""
-			}
-			if p.Best {
-				mark = "*>"
-			}
-			from, nh := "local", "-"
-			if !p.Local {
-				from = fmt.Sprintf("%s (AS %d)", p.Peer, p.PeerAS)
-			}
-			if p.NextHop.IsValid() {
-				nh = p.NextHop.String()
-			}
-			var asPath, comms []string
-			for _, a := range p.ASPath {
-				asPath = append(asPath, fmt.Sprint(a))
-			}
+			rows[i] = pathRow{Best: p.Best, Stale: p.Stale, Local: p.Local, NextHop: p.NextHop, Peer: p.Peer,
+				PeerAS: p.PeerAS, ASPath: p.ASPath, LocalPref: p.LocalPref}
 			for _, c := range p.Communities {
-				comms = append(comms, c.String())
+				rows[i].Communities = append(rows[i].Communities, c.String())
 			}
-			if p.Stale {
-				mark += " stale"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", mark, prefix, nh, from, dash(strings.Join(asPath, " ")), p.LocalPref, dash(strings.Join(comms, " ")))
 		}
+		writePathRows(tw, d.Prefix.String(), rows)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nInstalled in the kernel (%d)\n", len(rep.Kernel))
@@ -142,4 +124,56 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// pathRow is one path in the BGP tables of `bgpfabric routes` (a node's)
+// and `bgpfabric reflector show routes`: both print them with
+// writePathRows, so that their columns are the same.
+type pathRow struct {
+	Best, Stale, Local bool
+	NextHop, Peer      netip.Addr
+	PeerAS             uint32
+	ASPath             []uint32
+	LocalPref          uint32
+	Communities        []string
+}
+
+// newPathTable starts a BGP table with its header.
+func newPathTable(w io.Writer) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tPREFIX\tNEXT HOP\tFROM\tAS PATH\tLOCAL PREF\tCOMMUNITIES")
+	return tw
+}
+
+// writePathRows writes one destination's paths, best first: "*>" marks
+// the best, "stale" a path kept through a neighbour's graceful restart.
+func writePathRows(tw io.Writer, prefix string, rows []pathRow) {
+	for i, p := range rows {
+		mark := " "
+		if i > 0 {
+			prefix = ""
+		}
+		if p.Best {
+			mark = "*>"
+		}
+		from, nh := "local", "-"
+		if !p.Local {
+			from = fmt.Sprintf("%s (AS %d)", p.Peer, p.PeerAS)
+		}
+		if p.NextHop.IsValid() {
+			nh = p.NextHop.String()
+		}
+		if p.Stale {
+			mark += " stale"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", mark, prefix, nh, from, dash(asPathString(p.ASPath)), p.LocalPref, dash(strings.Join(p.Communities, " ")))
+	}
+}
+
+func asPathString(as []uint32) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = fmt.Sprint(a)
+	}
+	return strings.Join(s, " ")
 }
