@@ -124,14 +124,15 @@ func startReload(ctx context.Context, o *reflectorOptions, eng engine, engineCfg
 		return stop
 	}
 	c := &configReloader{path: o.configFile, r: eng.Reflector(), engine: engineCfg, log: log}
+	// What the reflector started with, near enough (read again): a change
+	// from here on is seen.
+	st, _ := os.Stat(c.path)
 	if b, err := os.ReadFile(c.path); err == nil {
-		c.last = sha256.Sum256(b) // what the reflector started with (near enough: read again)
+		c.last = sha256.Sum256(b)
 	}
 	wg.Go(func() {
-		var st os.FileInfo
 		var tick <-chan time.Time
 		if o.watchConfig {
-			st, _ = os.Stat(c.path)
 			t := time.NewTicker(o.watchInterval)
 			defer t.Stop()
 			tick = t.C

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgpfabric/bgpfabric/reflector"
+)
+
+// logLines sends every log line to a channel.
+type logLines chan string
+
+func (w logLines) Write(p []byte) (int, error) {
+	w <- string(p)
+	return len(p), nil
+}
+
+// TestWatchConfig: with --watch-config, a changed file is reloaded; an
+// invalid one is refused whole (logged once, the running configuration
+// kept) and a later valid one applies.
+func TestWatchConfig(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "reflector.yaml")
+	write := func(s string) {
+		// Through a rename, as editors and config managers replace files.
+		tmp := conf + ".tmp"
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, conf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(reflectorConfig("- {address: 127.0.0.2, passive: true}\n"))
+	lines := make(logLines, 64)
+	log := slog.New(slog.NewTextHandler(lines, nil))
+	cfg, err := reflector.LoadConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engineCfg := func(c *reflector.Config) { c.Logger = log }
+	engineCfg(&cfg)
+	r, err := reflector.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	defer func() { stopRun(); <-done }()
+	<-r.Ready()
+	o := &reflectorOptions{configFile: conf, watchConfig: true, watchInterval: 5 * time.Millisecond}
+	stop := startReload(ctx, o, fileEngine{r}, engineCfg, log)
+	defer stop()
+
+	waitLine := func(substr string) []string {
+		t.Helper()
+		var seen []string
+		for {
+			select {
+			case l := <-lines:
+				seen = append(seen, l)
+				if strings.Contains(l, substr) {
+					return seen
+				}
+			case <-ctx.Done():
+				t.Fatalf("no log line with %q; saw %q", substr, seen)
+			}
+		}
+	}
+	write(reflectorConfig("- {address: 127.0.0.2, passive: true, holdTime: 1s}\n"))
+	if l := waitLine("configuration reload refused"); !strings.Contains(l[len(l)-1], "neighbors[0].holdTime") {
+		t.Errorf("refusal %q does not name neighbors[0].holdTime", l[len(l)-1])
+	}
+	if ns := r.Neighbors(); len(ns) != 1 || ns[0].Address != "127.0.0.2" {
+		t.Errorf("neighbours after a refused reload: %+v", ns)
+	}
+	write(reflectorConfig("- {address: 127.0.0.2, passive: true}\n- {address: 127.0.0.3, passive: true, description: new}\n"))
+	seen := waitLine("configuration reloaded")
+	for _, l := range seen {
+		if strings.Contains(l, "refused") {
+			t.Errorf("the invalid file was refused more than once: %q", l)
+		}
+	}
+	ns := r.Neighbors()
+	if len(ns) != 2 || ns[1].Address != "127.0.0.3" || ns[1].Description != "new" {
+		t.Errorf("neighbours after the reload: %+v, want 127.0.0.2 and 127.0.0.3 (new)", ns)
+	}
+}
