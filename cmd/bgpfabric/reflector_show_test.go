@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -317,5 +320,86 @@ func waitSummary(t *testing.T, sock string, ok func(reflector.Summary) bool) ref
 			t.Fatalf("summary %+v, err %v", s, err)
 		case <-tick.C:
 		}
+	}
+}
+
+// flushRecorder is a ResponseWriter that counts the lines written between
+// flushes.
+type flushRecorder struct {
+	header  http.Header
+	status  int
+	lines   int // since the last flush
+	maxRun  int // most lines between two flushes
+	total   int
+	flushes int
+}
+
+func (f *flushRecorder) Header() http.Header {
+	if f.header == nil {
+		f.header = http.Header{}
+	}
+	return f.header
+}
+func (f *flushRecorder) WriteHeader(s int) { f.status = s }
+func (f *flushRecorder) Write(p []byte) (int, error) {
+	n := bytes.Count(p, []byte("\n"))
+	f.lines += n
+	f.total += n
+	f.maxRun = max(f.maxRun, f.lines)
+	return len(p), nil
+}
+func (f *flushRecorder) Flush() { f.flushes++; f.lines = 0 }
+
+// TestShowRoutesStreams: GET /show/routes of a RIB of several chunks
+// writes and flushes one chunk at a time (never the whole RIB at once),
+// and every destination once.
+func TestShowRoutesStreams(t *testing.T) {
+	a := listenPeer(t, "127.0.0.2")
+	cfg, err := reflector.ParseConfigFile([]byte(reflectorConfig(fmt.Sprintf("- {address: 127.0.0.2, port: %d}\n", a.port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := reflector.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	defer func() { stopRun(); <-done }()
+	a.establish(t, "10.0.0.2")
+	const n = 2*reflector.RouteChunk + 300
+	var batch []string
+	for i := range n {
+		batch = append(batch, fmt.Sprintf("20.%d.%d.0/24", i>>8, i&0xff))
+		if len(batch) == 500 || i == n-1 {
+			a.send(t, update("192.0.2.2", nil, batch...))
+			batch = batch[:0]
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st, ok := r.RIBStats(ctx); ok && st.Paths == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("routes did not arrive")
+		case <-tick.C:
+		}
+	}
+	mux := http.NewServeMux()
+	registerShowHandlers(mux, fileEngine{r}, slog.New(slog.DiscardHandler))
+	rec := &flushRecorder{}
+	mux.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/show/routes", nil))
+	if rec.status != 0 && rec.status != http.StatusOK {
+		t.Fatalf("status %d", rec.status)
+	}
+	if rec.total != n || rec.flushes < 3 || rec.maxRun > reflector.RouteChunk {
+		t.Errorf("%d destinations in %d flushes, at most %d between two; want %d in at least 3, at most %d between two",
+			rec.total, rec.flushes, rec.maxRun, n, reflector.RouteChunk)
 	}
 }
