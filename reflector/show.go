@@ -208,7 +208,7 @@ type RoutePath struct {
 	Peer      netip.Addr `json:"peer"`
 	PeerAS    uint32     `json:"peerAS"`
 	NextHop   netip.Addr `json:"nextHop"`
-	Origin    string     `json:"origin"`
+	Origin    string     `json:"origin,omitempty"`
 	ASPath    []uint32   `json:"asPath"`
 	LocalPref uint32     `json:"localPref"`
 	MED       uint32     `json:"med"`

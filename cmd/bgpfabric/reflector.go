@@ -81,7 +81,8 @@ whole.
 
 --http-addr serves /metrics (Prometheus), /livez and /readyz;
 --control-socket, a unix socket, POST /sessions/reset?peer=ADDR, which resets
-that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
+that neighbour's session (Cease, Administrative Reset), and what
+"bgpfabric reflector show" asks for. See docs/reflector.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReflector(cmd.Context(), g, o) },
 	}
@@ -90,7 +91,7 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.StringVar(&o.node, "node", envOr("BGPFABRIC_NODE", hostname()), "this node's name in the datastore; env BGPFABRIC_NODE")
 	f.StringSliceVar(&o.listen, "listen", nil, "listen addresses host:port (datastore mode; default: the node's addresses on its listen port)")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9180", `address for /metrics, /livez and /readyz ("" disables)`)
-	f.StringVar(&o.controlSocket, "control-socket", "", `unix socket for POST /sessions/reset?peer=ADDR (a session reset, Cease 6/4); "" disables`)
+	f.StringVar(&o.controlSocket, "control-socket", "", `unix socket for POST /sessions/reset?peer=ADDR (a session reset, Cease 6/4) and "reflector show"; "" disables`)
 	f.DurationVar(&o.shutdownWait, "shutdown-wait", 5*time.Second, "time between the graceful-shutdown re-advertisement and closing the sessions")
 	f.BoolVar(&o.restarting, "restarting", false, "start as a restarting speaker (RFC 4724)")
 	f.StringVar(&o.restartMarker, "restart-marker", "", "file that SIGUSR2 writes and a start within 2 minutes takes as --restarting")

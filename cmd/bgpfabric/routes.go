@@ -12,13 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bgpfabric/bgpfabric/reflector"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
 func init() { addCommand(newRoutesCmd) }
 
 func newRoutesCmd(g *globalOptions) *cobra.Command {
-	var node, dir string
+	var node, dir, output string
 	cmd := &cobra.Command{
 		Use:   "routes [--node NAME]",
 		Short: "Show a node's BGP table and the routes its router installed",
@@ -34,9 +35,15 @@ Without --node it uses the only socket in the directory, or this host's name.`,
 			if err != nil {
 				return err
 			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output %q: want table or json", output)
+			}
 			rep, err := router.FetchRoutes(cmd.Context(), sock)
 			if err != nil {
 				return err
+			}
+			if output == "json" {
+				return printJSON(g.stdout, routesJSON(rep))
 			}
 			printRoutes(g.stdout, rep)
 			return nil
@@ -44,6 +51,7 @@ Without --node it uses the only socket in the directory, or this host's name.`,
 	}
 	cmd.Flags().StringVar(&node, "node", envOr("BGPFABRIC_NODE_NAME", ""), "the node whose router to ask; env BGPFABRIC_NODE_NAME")
 	cmd.Flags().StringVar(&dir, "control-dir", router.DefaultControlDir, "directory of the routers' control sockets")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json (the BGP table in the field names of reflector show routes -o json)")
 	return cmd
 }
 
@@ -124,6 +132,49 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// nodeRoutes is `bgpfabric routes -o json`: the router's report with its
+// BGP table in the reflector's JSON names (reflector.RouteDestination).
+type nodeRoutes struct {
+	Node     string                     `json:"node"`
+	AS       uint32                     `json:"asNumber"`
+	RouterID netip.Addr                 `json:"routerID"`
+	Exported []router.ExportedRoute     `json:"exported"`
+	BGP      []nodeDestination          `json:"bgp"`
+	Kernel   []router.KernelRouteStatus `json:"kernel"`
+}
+
+type nodeDestination struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Paths  []nodePath   `json:"paths"`
+}
+
+// nodePath is a reflector.RoutePath, and whether the node originates it.
+type nodePath struct {
+	reflector.RoutePath
+	Local bool `json:"local,omitempty"`
+}
+
+func routesJSON(rep *router.RoutesReport) nodeRoutes {
+	out := nodeRoutes{Node: rep.Node, AS: rep.AS, RouterID: rep.RouterID, Exported: rep.Exported, Kernel: rep.Kernel,
+		BGP: make([]nodeDestination, 0, len(rep.BGP))}
+	for _, d := range rep.BGP {
+		nd := nodeDestination{Prefix: d.Prefix, Paths: make([]nodePath, len(d.Paths))}
+		for i, p := range d.Paths {
+			rp := reflector.RoutePath{Peer: p.Peer, PeerAS: p.PeerAS, NextHop: p.NextHop, ASPath: p.ASPath,
+				LocalPref: p.LocalPref, MED: p.MED, Best: p.Best, Stale: p.Stale}
+			if rp.ASPath == nil {
+				rp.ASPath = []uint32{}
+			}
+			for _, c := range p.Communities {
+				rp.Communities = append(rp.Communities, c.String())
+			}
+			nd.Paths[i] = nodePath{RoutePath: rp, Local: p.Local}
+		}
+		out.BGP = append(out.BGP, nd)
+	}
+	return out
 }
 
 // pathRow is one path in the BGP tables of `bgpfabric routes` (a node's)
