@@ -129,9 +129,11 @@ func TestReconfigure(t *testing.T) {
 	}
 
 	// A changed router ID is refused by name; the neighbours apply.
-	// 127.0.0.4's hold time changes: a reset, Cease 6/6.
+	// 127.0.0.4's hold time changes: a reset, Cease 6/6. 127.0.0.2 gets
+	// BFD (live: no BFD server here, so it runs without, and keeps its
+	// session).
 	moved := parseTestConfig(t, `neighbors:
-- {address: 127.0.0.2, passive: true}
+- {address: 127.0.0.2, passive: true, bfd: {enabled: true, minTx: 300ms, minRx: 300ms, multiplier: 3}}
 - {address: 127.0.0.4, passive: true, holdTime: 30s, description: rack 4 row 2, filters: [no-10-99]}
 `)
 	moved.RouterID = ip("10.255.0.9")
@@ -142,8 +144,8 @@ func TestReconfigure(t *testing.T) {
 	if len(res.Refused) != 1 || !strings.HasPrefix(res.Refused[0], "routerID: ") {
 		t.Errorf("refused %q, want routerID", res.Refused)
 	}
-	if len(res.Reset) != 1 || res.Reset[0] != ip("127.0.0.4") {
-		t.Errorf("reset %v, want [127.0.0.4]", res.Reset)
+	if len(res.Reset) != 1 || res.Reset[0] != ip("127.0.0.4") || len(res.Live) != 1 || res.Live[0] != ip("127.0.0.2") {
+		t.Errorf("reset %v, live %v; want reset [127.0.0.4], live [127.0.0.2]", res.Reset, res.Live)
 	}
 	expectNotification(t, d, bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_PEER_DECONFIGURED)
 	expectNotification(t, c, bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE)
