@@ -37,7 +37,7 @@ type wirePeer struct {
 	br   *bufio.Reader
 }
 
-func listenPeer(t *testing.T, addr string) *wirePeer {
+func listenPeer(t testing.TB, addr string) *wirePeer {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(addr)})
 	if err != nil {
@@ -55,7 +55,7 @@ func listenPeer(t *testing.T, addr string) *wirePeer {
 
 // establish accepts the reflector's connection and runs the OPEN
 // exchange.
-func (p *wirePeer) establish(t *testing.T, id string) {
+func (p *wirePeer) establish(t testing.TB, id string) {
 	t.Helper()
 	p.ln.SetDeadline(time.Now().Add(20 * time.Second))
 	c, err := p.ln.Accept()
@@ -74,7 +74,7 @@ func (p *wirePeer) establish(t *testing.T, id string) {
 	}
 }
 
-func (p *wirePeer) send(t *testing.T, m *bgp.BGPMessage) {
+func (p *wirePeer) send(t testing.TB, m *bgp.BGPMessage) {
 	t.Helper()
 	b, err := m.Serialize()
 	if err != nil {
@@ -85,7 +85,7 @@ func (p *wirePeer) send(t *testing.T, m *bgp.BGPMessage) {
 	}
 }
 
-func (p *wirePeer) next(t *testing.T) *bgp.BGPMessage {
+func (p *wirePeer) next(t testing.TB) *bgp.BGPMessage {
 	t.Helper()
 	p.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	head := make([]byte, 19)
@@ -105,7 +105,7 @@ func (p *wirePeer) next(t *testing.T) *bgp.BGPMessage {
 }
 
 // notification reads until a NOTIFICATION.
-func (p *wirePeer) notification(t *testing.T) *bgp.BGPNotification {
+func (p *wirePeer) notification(t testing.TB) *bgp.BGPNotification {
 	t.Helper()
 	for {
 		if n, ok := p.next(t).Body.(*bgp.BGPNotification); ok {
