@@ -27,9 +27,10 @@ func TestRoutesQuery(t *testing.T) {
 	b.send(t, ipv4Update("192.0.2.3", pfx("10.1.0.0/16"),
 		bgp.NewPathAttributeOriginatorId("10.9.9.9"), bgp.NewPathAttributeClusterList([]string{"10.255.255.7"})))
 	collect(t, b, false, hasKeys("10.1.0.0/16", "10.0.0.0/8"))
+	a.send(t, ipv6Update("2001:db8::2", "2001:db8:1::/48"))
 	// b's UPDATE reflects nothing (a's path is better): wait for the
-	// RIB's three paths instead.
-	waitPaths(t, r, 3)
+	// RIB's four paths instead.
+	waitPaths(t, r, 4)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -59,8 +60,13 @@ func TestRoutesQuery(t *testing.T) {
 	if got := query(RouteQuery{Addr: ip("10.2.0.1")}); len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("10.0.0.0/8") {
 		t.Errorf("longest match for 10.2.0.1: %+v, want 10.0.0.0/8", got)
 	}
+	v6 := query(RouteQuery{Addr: ip("2001:db8:1::5")})
+	if len(v6) != 1 || v6[0].Prefix != netip.MustParsePrefix("2001:db8:1::/48") || v6[0].Family != "ipv6-unicast" ||
+		v6[0].Paths[0].NextHop != ip("2001:db8::2") {
+		t.Errorf("longest match for 2001:db8:1::5: %+v, want 2001:db8:1::/48 via 2001:db8::2", v6)
+	}
 	for _, q := range []RouteQuery{
-		{Prefix: netip.MustParsePrefix("10.1.0.0/24")}, {Addr: ip("11.0.0.1")},
+		{Prefix: netip.MustParsePrefix("10.1.0.0/24")}, {Addr: ip("11.0.0.1")}, {Addr: ip("2001:db8:1::5"), Family: "ipv4-unicast"},
 		{Addr: ip("10.1.0.1"), Family: "ipv6-unicast"}, {Prefix: netip.MustParsePrefix("2001:db8::/32")},
 	} {
 		if got := query(q); len(got) != 0 {
