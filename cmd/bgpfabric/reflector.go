@@ -192,6 +192,9 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	if err := o.checkFIB(); err != nil {
 		return err
 	}
+	if err := o.checkReload(); err != nil {
+		return err
+	}
 	engineCfg := o.engineConfig(log, restarting)
 	if o.configFile != "" {
 		cfg, err := reflector.LoadConfigFile(o.configFile)

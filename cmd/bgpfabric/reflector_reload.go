@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -34,6 +35,17 @@ const (
 func addReloadFlags(f *pflag.FlagSet, o *reflectorOptions) {
 	f.BoolVar(&o.watchConfig, "watch-config", false, "reload --config when its content changes (SIGHUP always reloads)")
 	f.DurationVar(&o.watchInterval, "watch-config-interval", 2*time.Second, "how often --watch-config looks at the file")
+}
+
+// checkReload refuses reload flags that cannot apply.
+func (o *reflectorOptions) checkReload() error {
+	switch {
+	case o.watchConfig && o.configFile == "":
+		return errors.New("--watch-config: needs --config (in datastore mode the reflector follows the datastore)")
+	case o.watchConfig && o.watchInterval <= 0:
+		return fmt.Errorf("--watch-config-interval: %v is not a positive duration", o.watchInterval)
+	}
+	return nil
 }
 
 // configReloader reloads a configuration file into a running reflector.

@@ -94,3 +94,30 @@ func TestWatchConfig(t *testing.T) {
 		t.Errorf("neighbours after the reload: %+v, want 127.0.0.2 and 127.0.0.3 (new)", ns)
 	}
 }
+
+// TestWatchConfigFlags: --watch-config without --config, or with an
+// interval that is not positive, is refused naming the flag.
+func TestWatchConfigFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--watch-config"}, "--watch-config:"},
+		{[]string{"--config", "x.yaml", "--watch-config", "--watch-config-interval", "0s"}, "--watch-config-interval"},
+	} {
+		cmd, o := reflectorCommand(&globalOptions{})
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.checkReload(); err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.flag)
+		}
+	}
+	cmd, o := reflectorCommand(&globalOptions{})
+	if err := cmd.Flags().Parse([]string{"--config", "x.yaml", "--watch-config"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkReload(); err != nil {
+		t.Errorf("--config --watch-config: %v", err)
+	}
+}
