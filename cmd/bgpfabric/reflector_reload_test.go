@@ -93,6 +93,17 @@ func TestWatchConfig(t *testing.T) {
 	if len(ns) != 2 || ns[1].Address != "127.0.0.3" || ns[1].Description != "new" {
 		t.Errorf("neighbours after the reload: %+v, want 127.0.0.2 and 127.0.0.3 (new)", ns)
 	}
+
+	// A new router ID is refused in a line naming the field; the
+	// neighbour removed in the same file goes.
+	write(strings.Replace(reflectorConfig("- {address: 127.0.0.2, passive: true}\n"), "routerID: 10.255.0.1", "routerID: 10.255.0.9", 1))
+	if l := waitLine("setting not applied"); !strings.Contains(l[len(l)-1], "field=routerID") {
+		t.Errorf("refusal line %q does not name field=routerID", l[len(l)-1])
+	}
+	waitLine("configuration reloaded")
+	if ns := r.Neighbors(); len(ns) != 1 || ns[0].Address != "127.0.0.2" {
+		t.Errorf("neighbours after a reload with a refused router ID: %+v, want 127.0.0.2 alone", ns)
+	}
 }
 
 // TestWatchConfigFlags: --watch-config without --config, or with an
