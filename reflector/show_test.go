@@ -2,8 +2,11 @@ package reflector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"runtime/pprof"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +158,40 @@ func waitPaths(t *testing.T, r *Reflector, n int) {
 			t.Fatalf("RIB has %d paths, want %d", st.Paths, n)
 		case <-tick.C:
 		}
+	}
+}
+
+// TestRoutesDumpAbandoned: a dump whose reader fails after the first
+// chunk (a client gone) ends with that error, and its iterator is stopped
+// at once: no goroutine is left walking the table.
+func TestRoutesDumpAbandoned(t *testing.T) {
+	r, addr := startReflector(t, testConfig("127.0.0.2"))
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	collect(t, a, false, hasEORs)
+	var all []netip.Prefix
+	for i := range RouteChunk + 10 {
+		all = append(all, netip.PrefixFrom(netip.AddrFrom4([4]byte{20, byte(i >> 8), byte(i), 0}), 24))
+	}
+	for i := 0; i < len(all); i += 500 {
+		a.send(t, ipv4Update("192.0.2.2", all[i:min(i+500, len(all))]))
+	}
+	waitPaths(t, r, len(all))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gone := errors.New("client gone")
+	calls := 0
+	err := r.Routes(ctx, RouteQuery{}, func([]RouteDestination) error { calls++; return gone })
+	if !errors.Is(err, gone) || calls != 1 {
+		t.Fatalf("Routes: %v after %d chunks, want the reader's error after 1", err, calls)
+	}
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	if strings.Contains(b.String(), "(*table).all") {
+		t.Errorf("a goroutine still walks the table after the dump ended:\n%s", b.String())
+	}
+	// The loop still serves a whole dump.
+	n := 0
+	if err := r.Routes(ctx, RouteQuery{Family: "ipv4-unicast"}, func(ds []RouteDestination) error { n += len(ds); return nil }); err != nil || n != len(all) {
+		t.Errorf("a dump after the abandoned one: %d destinations, %v; want %d", n, err, len(all))
 	}
 }
