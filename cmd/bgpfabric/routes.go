@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -21,16 +22,18 @@ func init() { addCommand(newRoutesCmd) }
 func newRoutesCmd(g *globalOptions) *cobra.Command {
 	var node, dir, output string
 	cmd := &cobra.Command{
-		Use:   "routes [--node NAME]",
+		Use:   "routes [--node NAME] [PREFIX|ADDR]",
 		Short: "Show a node's BGP table and the routes its router installed",
 		Long: `Routes asks a node's router, over its control socket (<control-dir>/
 router.<node>.sock; every node of a machine or simulation shares the
 directory), for the routes it advertises, its BGP table (every path, best
 first) and the learned routes it installed in the kernel, with those it left
 to another owner's route (conflict) or kept through a graceful restart (held).
-Without --node it uses the only socket in the directory, or this host's name.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+Without --node it uses the only socket in the directory, or this host's name.
+With a PREFIX, only that prefix; with an address, the longest prefix of the
+BGP table that contains it (as "bgpfabric reflector show routes" selects).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			sock, err := routerSocket(dir, node)
 			if err != nil {
 				return err
@@ -41,6 +44,11 @@ Without --node it uses the only socket in the directory, or this host's name.`,
 			rep, err := router.FetchRoutes(cmd.Context(), sock)
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				if err := selectRoutes(rep, args[0]); err != nil {
+					return err
+				}
 			}
 			if output == "json" {
 				return printJSON(g.stdout, routesJSON(rep))
@@ -132,6 +140,39 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// selectRoutes keeps one prefix of the report: sel exactly when it is a
+// prefix, else the longest prefix of the BGP table that contains it.
+func selectRoutes(rep *router.RoutesReport, sel string) error {
+	var want netip.Prefix
+	if strings.Contains(sel, "/") {
+		p, err := netip.ParsePrefix(sel)
+		if err != nil {
+			return fmt.Errorf("PREFIX: %v", err)
+		}
+		want = p.Masked()
+	} else {
+		a, err := netip.ParseAddr(sel)
+		if err != nil {
+			return fmt.Errorf("ADDR: %v", err)
+		}
+		for _, d := range rep.BGP {
+			if d.Prefix.Contains(a) && (!want.IsValid() || d.Prefix.Bits() > want.Bits()) {
+				want = d.Prefix
+			}
+		}
+		if !want.IsValid() {
+			return errors.New("no route: the node's BGP table has no prefix containing " + a.String())
+		}
+	}
+	rep.BGP = slices.DeleteFunc(rep.BGP, func(d router.Destination) bool { return d.Prefix != want })
+	rep.Exported = slices.DeleteFunc(rep.Exported, func(e router.ExportedRoute) bool { return e.Prefix != want })
+	rep.Kernel = slices.DeleteFunc(rep.Kernel, func(k router.KernelRouteStatus) bool { return k.Prefix != want })
+	if len(rep.BGP)+len(rep.Exported)+len(rep.Kernel) == 0 {
+		return fmt.Errorf("no route: the node has nothing for %v", want)
+	}
+	return nil
 }
 
 // nodeRoutes is `bgpfabric routes -o json`: the router's report with its

@@ -80,3 +80,35 @@ func TestRoutesSameShape(t *testing.T) {
 		t.Errorf("JSON names of a node's destination (-want +got):\n%s", d)
 	}
 }
+
+// TestSelectRoutes: `bgpfabric routes PREFIX|ADDR` keeps that prefix
+// (exact) or the longest one of the BGP table that contains the address.
+func TestSelectRoutes(t *testing.T) {
+	report := func() *router.RoutesReport {
+		var rep router.RoutesReport
+		for _, p := range []string{"10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24"} {
+			rep.BGP = append(rep.BGP, router.Destination{Prefix: netip.MustParsePrefix(p)})
+		}
+		rep.Kernel = []router.KernelRouteStatus{{Prefix: netip.MustParsePrefix("10.1.0.0/16")}}
+		return &rep
+	}
+	for _, tc := range []struct{ sel, want string }{
+		{"10.1.0.0/16", "10.1.0.0/16"}, {"10.1.2.3", "10.1.2.0/24"}, {"10.200.0.1", "10.0.0.0/8"},
+		{"10.1.3.0/24", ""}, {"192.0.2.1", ""},
+	} {
+		rep := report()
+		err := selectRoutes(rep, tc.sel)
+		if tc.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "no route") {
+				t.Errorf("%s: %v, %+v; want no route", tc.sel, err, rep.BGP)
+			}
+			continue
+		}
+		if err != nil || len(rep.BGP) != 1 || rep.BGP[0].Prefix.String() != tc.want {
+			t.Errorf("%s: %v, %+v; want %s", tc.sel, err, rep.BGP, tc.want)
+		}
+		if wantKernel := tc.want == "10.1.0.0/16"; (len(rep.Kernel) == 1) != wantKernel {
+			t.Errorf("%s: kernel routes %+v", tc.sel, rep.Kernel)
+		}
+	}
+}
