@@ -103,8 +103,8 @@ func registerShowHandlers(mux *http.ServeMux, eng engine, log *slog.Logger) {
 			}
 			return nil
 		})
-		if err != nil && !started {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if err != nil && !started { // the query was checked above: the reflector stopped
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		} else if err != nil && req.Context().Err() == nil {
 			log.Warn("show routes: dump ended early", "err", err)
 		}
