@@ -281,6 +281,16 @@ NEIGHBOR   AS     STATE        UP/DOWN  RECEIVED  ACCEPTED  SENT  DESCRIPTION
 			t.Errorf("show neighbors: no %q in\n%s", want, nb)
 		}
 	}
+	var nj []map[string]any
+	if err := json.Unmarshal([]byte(show("neighbors", "-o", "json")), &nj); err != nil || len(nj) != 1 {
+		t.Fatalf("neighbors -o json: %v, %d neighbours", err, len(nj))
+	}
+	for k, want := range map[string]any{"address": "127.0.0.2", "description": "rack 2", "state": "Established",
+		"remoteRouterID": "10.0.0.2", "holdTimeSeconds": 90.0, "prefixesReceived": 3.0, "families": []any{"ipv4-unicast"}} {
+		if d := cmp.Diff(want, nj[0][k]); d != "" {
+			t.Errorf("neighbors -o json: %s (-want +got):\n%s", k, d)
+		}
+	}
 	if _, err := runCLI(t, "reflector", "show", "--control-socket", sock, "neighbors", "127.0.0.9"); err == nil || !strings.Contains(err.Error(), "no neighbour") {
 		t.Errorf("show neighbors of an unknown address: %v", err)
 	}
