@@ -28,6 +28,9 @@ type ReloadResult struct {
 	// stopped and restarted; Live those whose change applied without a
 	// reset.
 	Added, Removed, Reset, Live []netip.Addr
+	// Applied is set once the configuration passed validation and was
+	// applied (an error then means a part of it failed).
+	Applied bool
 }
 
 // Reconfigure applies cfg to the running (or not yet running) reflector.
@@ -70,6 +73,7 @@ func (r *Reflector) Reconfigure(cfg Config) (ReloadResult, error) {
 			return res, fmt.Errorf("reflector config: route policy: %w", err)
 		}
 	}
+	res.Applied = true
 	errs = append(errs, r.SetNeighbors(cfg.Neighbors))
 	if !slices.Equal(cur.DynamicNeighbors, cfg.DynamicNeighbors) {
 		errs = append(errs, r.SetDynamicNeighbors(cfg.DynamicNeighbors))

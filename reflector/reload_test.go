@@ -76,7 +76,7 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := netip.MustParseAddr
-	want := ReloadResult{Added: []netip.Addr{ip("127.0.0.5")}, Removed: []netip.Addr{ip("127.0.0.3")}, Live: []netip.Addr{ip("127.0.0.4")}}
+	want := ReloadResult{Added: []netip.Addr{ip("127.0.0.5")}, Removed: []netip.Addr{ip("127.0.0.3")}, Live: []netip.Addr{ip("127.0.0.4")}, Applied: true}
 	if d := cmp.Diff(want, res, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); d != "" {
 		t.Errorf("reload result (-want +got):\n%s", d)
 	}
@@ -121,8 +121,8 @@ func TestReconfigure(t *testing.T) {
 - {address: 127.0.0.2, passive: true}
 `)
 	invalid.Neighbors = append(invalid.Neighbors, NeighborConfig{Address: ip("127.0.0.6")}) // no ASN
-	if _, err := r.Reconfigure(invalid); err == nil || !strings.Contains(err.Error(), "ASN") {
-		t.Fatalf("Reconfigure of an invalid config: err %v, want one naming the ASN", err)
+	if res, err := r.Reconfigure(invalid); err == nil || !strings.Contains(err.Error(), "ASN") || res.Applied {
+		t.Fatalf("Reconfigure of an invalid config: err %v, applied %v; want an error naming the ASN, nothing applied", err, res.Applied)
 	}
 	if ns := r.Neighbors(); len(ns) != 3 {
 		t.Errorf("after a refused reload: %d neighbours, want the 3 running ones: %+v", len(ns), ns)

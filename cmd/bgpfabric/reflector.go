@@ -255,7 +255,8 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 		}
 	}
 
-	defer startReload(runCtx, o, eng, engineCfg, log)() // SIGHUP, --watch-config
+	eng, stopReload := startReload(runCtx, o, eng, engineCfg, log) // SIGHUP, --watch-config
+	defer stopReload()
 	var shuttingDown atomic.Bool
 	if o.httpAddr != "" {
 		httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -351,6 +352,9 @@ func (lazyCollector) Describe(chan<- *prometheus.Desc) {}
 func (c lazyCollector) Collect(ch chan<- prometheus.Metric) {
 	if r := c.eng.Reflector(); r != nil {
 		r.Collector().Collect(ch)
+	}
+	if m, ok := c.eng.(prometheus.Collector); ok { // reloadingEngine
+		m.Collect(ch)
 	}
 }
 

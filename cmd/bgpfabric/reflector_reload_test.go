@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/bgpfabric/bgpfabric/reflector"
 )
 
@@ -57,8 +60,10 @@ func TestWatchConfig(t *testing.T) {
 	defer func() { stopRun(); <-done }()
 	<-r.Ready()
 	o := &reflectorOptions{configFile: conf, watchConfig: true, watchInterval: 5 * time.Millisecond}
-	stop := startReload(ctx, o, fileEngine{r}, engineCfg, log)
+	eng, stop := startReload(ctx, o, fileEngine{r}, engineCfg, log)
 	defer stop()
+	m := eng.(reloadingEngine).m
+	reloads := func(result string) float64 { return testutil.ToFloat64(m.reloads.WithLabelValues(result)) }
 
 	waitLine := func(substr string) []string {
 		t.Helper()
@@ -82,12 +87,22 @@ func TestWatchConfig(t *testing.T) {
 	if ns := r.Neighbors(); len(ns) != 1 || ns[0].Address != "127.0.0.2" {
 		t.Errorf("neighbours after a refused reload: %+v", ns)
 	}
+	if reloads(resultRefused) != 1 || testutil.ToFloat64(m.lastOK) != 0 {
+		t.Errorf("after a refused reload: %v refused, last successful %v; want 1, 0", reloads(resultRefused), testutil.ToFloat64(m.lastOK))
+	}
 	write(reflectorConfig("- {address: 127.0.0.2, passive: true}\n- {address: 127.0.0.3, passive: true, description: new}\n"))
 	seen := waitLine("configuration reloaded")
 	for _, l := range seen {
 		if strings.Contains(l, "refused") {
 			t.Errorf("the invalid file was refused more than once: %q", l)
 		}
+	}
+	if reloads(resultApplied) != 1 || testutil.ToFloat64(m.lastOK) != 1 {
+		t.Errorf("after an applied reload: %v applied, last successful %v; want 1, 1", reloads(resultApplied), testutil.ToFloat64(m.lastOK))
+	}
+	// lazyCollector serves them beside the engine's metrics.
+	if n, err := testutil.GatherAndCount(registryOf(lazyCollector{eng}), "bgpfabric_reflector_config_reloads_total"); err != nil || n != 3 {
+		t.Errorf("config_reloads_total through lazyCollector: %d series, %v; want 3", n, err)
 	}
 	ns := r.Neighbors()
 	if len(ns) != 2 || ns[1].Address != "127.0.0.3" || ns[1].Description != "new" {
@@ -131,4 +146,10 @@ func TestWatchConfigFlags(t *testing.T) {
 	if err := o.checkReload(); err != nil {
 		t.Errorf("--config --watch-config: %v", err)
 	}
+}
+
+func registryOf(c prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	return reg
 }
