@@ -386,5 +386,6 @@ func (fe *fieldErrs) bfd(f string, b *FileBFD, local netip.Addr) BFDConfig {
 func sameSession(a, b NeighborConfig) bool {
 	held := func(c BFDConfig) BFDConfig { return BFDConfig{RequireUp: c.Enabled && c.RequireUp} }
 	a.BFD, b.BFD = held(a.BFD), held(b.BFD)
+	a.Description, b.Description = "", "" // live: see Reflector.Neighbors
 	return a == b
 }

@@ -107,6 +107,9 @@ type NeighborConfig struct {
 	// (ParseFamilies); zero means IPv4 and IPv6 unicast. A family not in
 	// it is not negotiated.
 	Families FamilySet
+	// Description is free text shown with the neighbour's status; it
+	// changes live (no session reset).
+	Description string
 }
 
 // NoHoldTime proposes a hold time of zero: no keepalives, no hold timer.

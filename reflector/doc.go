@@ -43,6 +43,10 @@
 // queues and coalesced table dumps (writer.go), accept backoff
 // (accept.go) and rate-limited logs (loglimit.go); docs/reflector.md
 // lists the bounds.
+// Reconfigure (reload.go) applies a reloaded configuration file through
+// the datastore controller's reconcile; Summary, NeighborDetails and
+// Routes (show.go) are `bgpfabric reflector show`'s views, whole-RIB
+// dumps a chunk per RIB-loop op.
 // The datastore-driven controller is in reflector/fabric, the comparison
 // benchmark against BIRD, FRR and gobgpd in reflector/bench.
 //

@@ -99,6 +99,8 @@ type FileNeighbor struct {
 	// Families are the address families offered (reflector.FamilyNames);
 	// empty means ipv4-unicast and ipv6-unicast.
 	Families []string `json:"families,omitempty"`
+	// Description is free text shown by `bgpfabric reflector show`.
+	Description string `json:"description,omitempty"`
 }
 
 // FileDynamicNeighbor accepts passive sessions from a prefix.
@@ -270,6 +272,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			GracefulRestart: orTrue(n.GracefulRestart),
 			KeepNextHop:     n.KeepOriginalNextHop,
 			Families:        fe.families(f+".families", n.Families),
+			Description:     n.Description,
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
 		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)

@@ -38,7 +38,11 @@ func (r *Reflector) SetNeighbors(ns []NeighborConfig) error {
 			continue
 		}
 		if p := r.peers[addr]; p != nil && !p.dynamic {
-			p.stop()
+			if _, changed := want[addr]; changed {
+				p.stopWith(errReconfigured) // Cease 6/6
+			} else {
+				p.stop() // Cease 6/3
+			}
 			delete(r.peers, addr)
 		}
 		if o.Password != "" {

@@ -89,6 +89,9 @@ type peerRun struct {
 	// the next hold-down lasts holdNext.
 	holdUntil time.Time
 	holdNext  time.Duration
+	// cause, when set, is why the manager stops (errReconfigured);
+	// otherwise errDeconfigured.
+	cause error
 }
 
 // errDeconfigured ends a peer removed from the configuration.
@@ -100,7 +103,10 @@ func (p *peer) run(parent context.Context) {
 	pr := &peerRun{retry: stoppedTimer(), grTimer: stoppedTimer(), dialResult: make(chan net.Conn, 1), holdNext: p.env.idleHold}
 	p.pr = pr
 	defer func() {
-		cancel(errDeconfigured) // no effect when parent already ended
+		if pr.cause == nil {
+			pr.cause = errDeconfigured
+		}
+		cancel(pr.cause) // no effect when parent already ended
 		pr.retry.Stop()
 		pr.grTimer.Stop()
 		pr.wg.Wait()

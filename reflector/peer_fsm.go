@@ -91,11 +91,13 @@ func (p *peer) upInManager(*session) {
 // NeighborStatus is a neighbour's state as Neighbors reports it.
 type NeighborStatus struct {
 	Address string
-	ASN     uint32
-	Client  bool
-	Dynamic bool
-	State   State
-	Uptime  time.Duration // zero unless Established
+	// Description is the configured neighbour's (NeighborConfig).
+	Description string
+	ASN         uint32
+	Client      bool
+	Dynamic     bool
+	State       State
+	Uptime      time.Duration // zero unless Established
 	// PrefixesIn are the neighbour's paths in the RIB (accepted by its
 	// import policy); PrefixesReceived all it sent, before the policy
 	// (equal to PrefixesIn without an import policy).

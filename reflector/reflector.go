@@ -263,12 +263,16 @@ func (r *Reflector) Neighbors() []NeighborStatus {
 	for _, p := range r.peers {
 		ps = append(ps, p)
 	}
+	descr := r.descriptionsLocked()
 	r.mu.Unlock()
 	now := time.Now()
 	out := make([]NeighborStatus, 0, len(ps))
 	for _, p := range ps {
 		st := p.status(now)
 		st.BFD = r.bfd.state(p.cfg.Address)
+		if !p.dynamic {
+			st.Description = descr[p.cfg.Address]
+		}
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b NeighborStatus) int {

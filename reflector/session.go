@@ -157,6 +157,10 @@ func (s *session) run(ctx context.Context) (err error) {
 			}
 			return
 		}
+		if errors.Is(context.Cause(ctx), errReconfigured) {
+			s.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE, "re-configured")
+			return
+		}
 		if errors.Is(context.Cause(ctx), errDeconfigured) {
 			s.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_PEER_DECONFIGURED, "de-configured")
 			return

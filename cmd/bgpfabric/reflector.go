@@ -46,6 +46,8 @@ type reflectorOptions struct {
 	gcPercent      int
 	programFIB     bool
 	fibProtocol    uint8
+	watchConfig    bool          // reflector_reload.go
+	watchInterval  time.Duration // reflector_reload.go
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -74,11 +76,15 @@ with a Cease. SIGUSR2 stops for a graceful restart (RFC 4724): sessions are
 closed without a NOTIFICATION so that clients keep the routes, and
 --restart-marker is written; the next start finding a fresh marker (or given
 --restarting) defers its advertisements until its neighbours have re-sent
-their routes.
+their routes. SIGHUP reloads --config (also on change with --watch-config):
+added neighbours start, removed ones get a Cease (6/3), changed ones are
+reset only when a setting that needs it changed; an invalid file is refused
+whole.
 
 --http-addr serves /metrics (Prometheus), /livez and /readyz;
 --control-socket, a unix socket, POST /sessions/reset?peer=ADDR, which resets
-that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
+that neighbour's session (Cease, Administrative Reset), and what
+"bgpfabric reflector show" asks for. See docs/reflector.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReflector(cmd.Context(), g, o) },
 	}
@@ -87,7 +93,7 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.StringVar(&o.node, "node", envOr("BGPFABRIC_NODE", hostname()), "this node's name in the datastore; env BGPFABRIC_NODE")
 	f.StringSliceVar(&o.listen, "listen", nil, "listen addresses host:port (datastore mode; default: the node's addresses on its listen port)")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9180", `address for /metrics, /livez and /readyz ("" disables)`)
-	f.StringVar(&o.controlSocket, "control-socket", "", `unix socket for POST /sessions/reset?peer=ADDR (a session reset, Cease 6/4); "" disables`)
+	f.StringVar(&o.controlSocket, "control-socket", "", `unix socket for POST /sessions/reset?peer=ADDR (a session reset, Cease 6/4) and "reflector show"; "" disables`)
 	f.DurationVar(&o.shutdownWait, "shutdown-wait", 5*time.Second, "time between the graceful-shutdown re-advertisement and closing the sessions")
 	f.BoolVar(&o.restarting, "restarting", false, "start as a restarting speaker (RFC 4724)")
 	f.StringVar(&o.restartMarker, "restart-marker", "", "file that SIGUSR2 writes and a start within 2 minutes takes as --restarting")
@@ -97,6 +103,8 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
+	addReloadFlags(f, o)
+	cmd.AddCommand(newReflectorShowCmd(g)) // reflector_show.go
 	return cmd, o
 }
 
@@ -186,6 +194,9 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	if err := o.checkFIB(); err != nil {
 		return err
 	}
+	if err := o.checkReload(); err != nil {
+		return err
+	}
 	engineCfg := o.engineConfig(log, restarting)
 	if o.configFile != "" {
 		cfg, err := reflector.LoadConfigFile(o.configFile)
@@ -246,6 +257,8 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 		}
 	}
 
+	eng, stopReload := startReload(runCtx, o, eng, engineCfg, log) // SIGHUP, --watch-config
+	defer stopReload()
 	var shuttingDown atomic.Bool
 	if o.httpAddr != "" {
 		httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
@@ -341,6 +354,9 @@ func (lazyCollector) Describe(chan<- *prometheus.Desc) {}
 func (c lazyCollector) Collect(ch chan<- prometheus.Metric) {
 	if r := c.eng.Reflector(); r != nil {
 		r.Collector().Collect(ch)
+	}
+	if m, ok := c.eng.(prometheus.Collector); ok { // reloadingEngine
+		m.Collect(ch)
 	}
 }
 

@@ -57,6 +57,7 @@ func serveReflectorControl(ctx context.Context, path string, eng engine, log *sl
 		log.Info("BGP session reset on request", "peer", peer, "sessions", n)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	registerShowHandlers(mux, eng, log) // reflector_show.go
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
