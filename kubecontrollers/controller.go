@@ -42,6 +42,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	netlisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -112,6 +113,7 @@ type Controllers struct {
 	pods       corelisters.PodLister
 	nodes      corelisters.NodeLister
 	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
 	synced     []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -189,10 +191,16 @@ func New(cfg Config) (*Controllers, error) {
 	pod := c.factory.Core().V1().Pods()
 	node := c.factory.Core().V1().Nodes()
 	svc := c.factory.Core().V1().Services()
+	eps := c.factory.Discovery().V1().EndpointSlices()
 	c.policies, c.namespaces, c.pods, c.nodes, c.services = np.Lister(), ns.Lister(), pod.Lister(), node.Lister(), svc.Lister()
+	c.slices = eps.Lister()
 	if _, err := pod.Informer().AddEventHandler(c.podServiceHandler()); err != nil {
 		return nil, fmt.Errorf("kube-controllers: pod informer for services: %w", err)
 	}
+	if _, err := eps.Informer().AddEventHandler(c.sliceServiceHandler()); err != nil {
+		return nil, fmt.Errorf("kube-controllers: endpointslice informer for services: %w", err)
+	}
+	c.synced = append(c.synced, eps.Informer().HasSynced)
 	for kind, inf := range map[string]cache.SharedIndexInformer{
 		kindPolicy: np.Informer(), kindNamespace: ns.Informer(), kindPod: pod.Informer(), kindNode: node.Informer(),
 		kindService: svc.Informer(),
@@ -337,6 +345,10 @@ func (c *Controllers) preflight(ctx context.Context) error {
 		}},
 		{"services", func() error {
 			_, err := c.kube.CoreV1().Services("").List(ctx, metav1.ListOptions{Limit: 1})
+			return err
+		}},
+		{"endpointslices.discovery.k8s.io", func() error {
+			_, err := c.kube.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{Limit: 1})
 			return err
 		}},
 	}

@@ -222,8 +222,11 @@ func podOf(a ipam.Allocation) (ns, pod, wep string, ok bool) {
 	}
 	// The endpoint name of a pod's interface starts with this; that of a
 	// plain container ("cni" orchestrator) does not.
+	// What follows is the interface, one part: its dashes doubled, so
+	// a single dash means the pod part went on (pod "web" is not "web-0").
 	prefix := api.WorkloadEndpointName(node, convert.OrchestratorK8s, pod, "")
-	if !strings.HasPrefix(wep, prefix) || len(wep) == len(prefix) {
+	iface, found := strings.CutPrefix(wep, prefix)
+	if !found || iface == "" || strings.Contains(strings.ReplaceAll(iface, "--", ""), "-") {
 		return "", "", "", false
 	}
 	return ns, pod, wep, true

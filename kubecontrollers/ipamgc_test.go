@@ -226,3 +226,35 @@ func (l *logWatch) waitCount(t *testing.T, n int, parts ...string) {
 		}
 	}
 }
+
+// TestPodOf: which allocations are a Kubernetes pod's, by the CNI
+// plugin's attributes, with dashes in the node and pod names (doubled in
+// the endpoint name).
+func TestPodOf(t *testing.T) {
+	attrs := func(node, ns, pod, wep string) ipam.Allocation {
+		return ipam.Allocation{Attrs: map[string]string{ipam.AttrNode: node, ipam.AttrNamespace: ns, ipam.AttrWorkload: pod, ipam.AttrEndpoint: wep}}
+	}
+	for _, tt := range []struct {
+		name string
+		a    ipam.Allocation
+		pod  string // "" for not a pod's
+	}{
+		{"pod", attrs("node-1", "ns", "web-0", "node--1-k8s-web--0-eth0"), "ns/web-0"},
+		{"second interface", attrs("node-1", "ns", "web-0", "node--1-k8s-web--0-net1"), "ns/web-0"},
+		{"plain container", attrs("node-1", "ns", "abc123", "node--1-cni-abc123-eth0"), ""},
+		{"endpoint of another pod", attrs("node-1", "ns", "web", "node--1-k8s-web--0-eth0"), ""},
+		{"no interface", attrs("node-1", "ns", "web-0", "node--1-k8s-web--0-"), ""},
+		{"no namespace", attrs("node-1", "", "web-0", "node--1-k8s-web--0-eth0"), ""},
+		{"no node", attrs("", "ns", "web-0", "-k8s-web--0-eth0"), ""},
+		{"no attributes", ipam.Allocation{}, ""},
+	} {
+		ns, pod, _, ok := podOf(tt.a)
+		got := ""
+		if ok {
+			got = ns + "/" + pod
+		}
+		if got != tt.pod {
+			t.Errorf("%s: podOf = %q, want %q", tt.name, got, tt.pod)
+		}
+	}
+}

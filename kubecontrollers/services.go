@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
@@ -26,8 +27,9 @@ import (
 // no EndpointSlices to rely on: a Service's endpoints are computed from
 // Pods, as the EndpointSlice controller does: the pods of its namespace
 // that its selector selects, scheduled on a node, not being deleted and
-// Ready. A Service without a selector (endpoints managed by hand) has no
-// endpoint here: with the Local policy no node announces it.
+// Ready. A Service without a selector has the endpoints of the
+// EndpointSlices labelled with its name (kept by hand or by another
+// controller): those with a node that are ready.
 
 // syncService writes the Service's ServiceAdvertisement, or deletes it
 // when the Service is gone or has no address.
@@ -103,7 +105,7 @@ func (c *Controllers) serviceAdvertisement(svc *corev1.Service) (sa *api.Service
 // selects, sorted.
 func (c *Controllers) endpointNodes(svc *corev1.Service) []string {
 	if len(svc.Spec.Selector) == 0 {
-		return nil
+		return c.sliceNodes(svc)
 	}
 	pods, err := c.pods.Pods(svc.Namespace).List(labels.SelectorFromValidatedSet(svc.Spec.Selector))
 	if err != nil {
@@ -172,5 +174,46 @@ func (c *Controllers) podServiceHandler() cache.ResourceEventHandler {
 			}
 		},
 		DeleteFunc: func(obj any) { enqueue(obj) },
+	}
+}
+
+// sliceNodes returns the nodes of the ready endpoints of a Service's
+// EndpointSlices, sorted: a Service without a selector.
+func (c *Controllers) sliceNodes(svc *corev1.Service) []string {
+	sel := labels.SelectorFromValidatedSet(labels.Set{discoveryv1.LabelServiceName: svc.Name})
+	eps, err := c.slices.EndpointSlices(svc.Namespace).List(sel)
+	if err != nil {
+		return nil // a lister does not fail
+	}
+	var out []string
+	for _, s := range eps {
+		for _, ep := range s.Endpoints {
+			// Ready unset means ready (discovery/v1); a terminating
+			// endpoint is not ready.
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			if ep.NodeName == nil || !ready || !validNodeName(*ep.NodeName) || slices.Contains(out, *ep.NodeName) {
+				continue
+			}
+			out = append(out, *ep.NodeName)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sliceServiceHandler enqueues the Service an EndpointSlice belongs to.
+func (c *Controllers) sliceServiceHandler() cache.ResourceEventHandler {
+	enqueue := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok && s.Labels[discoveryv1.LabelServiceName] != "" {
+			c.queue.Add(key(kindService, s.Namespace, s.Labels[discoveryv1.LabelServiceName]))
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(old, obj any) { enqueue(old); enqueue(obj) },
+		DeleteFunc: enqueue,
 	}
 }

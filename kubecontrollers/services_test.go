@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -97,6 +98,46 @@ func testServices(t *testing.T, e *env) {
 	setReady(t, e, p1, false)
 	waitFor(t, e.ds, api.KindServiceAdvertisement, ns, "lb", nodes())
 
+	// A Service without a selector: the ready endpoints of its
+	// EndpointSlices (ready unset counts as ready), not those of another
+	// Service's.
+	manual, err := k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "manual", Namespace: ns},
+		Spec: corev1.ServiceSpec{ExternalIPs: []string{"203.0.113.9"}, Type: corev1.ServiceTypeNodePort,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Ports:                 []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes, no := true, false
+	slice := func(name, svc string, eps ...discoveryv1.Endpoint) {
+		t.Helper()
+		if _, err := k.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := func(node string, ready *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{"10.65.0.9"}, NodeName: &node, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	}
+	slice("manual-a", "manual", ep("node-5", &yes), ep("node-6", &no))
+	slice("manual-b", "manual", ep("node-7", nil))
+	slice("other-a", "other", ep("node-8", &yes))
+	got = waitFor(t, e.ds, api.KindServiceAdvertisement, ns, "manual", nodes("node-5", "node-7"))
+	if diff := cmp.Diff([]string{manual.Spec.ClusterIP}, spec(got).ClusterIPs); diff != "" {
+		t.Errorf("cluster IPs of the Service without selector (-want +got):\n%s", diff)
+	}
+	if err := k.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "manual-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e.ds, api.KindServiceAdvertisement, ns, "manual", nodes("node-7"))
+	if err := k.CoreV1().Services(ns).Delete(ctx, "manual", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// A headless Service has nothing to advertise; a deleted one goes.
 	if _, err := k.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "headless", Namespace: ns},
@@ -108,6 +149,7 @@ func testServices(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	waitFor(t, e.ds, api.KindServiceAdvertisement, ns, "lb", gone)
+	waitFor(t, e.ds, api.KindServiceAdvertisement, ns, "manual", gone)
 	rs, _, err := e.ds.List(ctx, api.KindServiceAdvertisement, ns)
 	if err != nil {
 		t.Fatal(err)

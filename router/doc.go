@@ -63,7 +63,8 @@
 // see Exports. Withdrawal follows felix's delete at once. Routes carry the
 // "default" BGPConfiguration's communities and prefixAdvertisements; its
 // service ranges add the cluster IP CIDRs and the node's own addresses in
-// the external and load-balancer ranges (services.go). A drained Node
+// the external and load-balancer ranges, and the Kubernetes Services'
+// host routes of the ServiceAdvertisements (services.go). A drained Node
 // sends them with GRACEFUL_SHUTDOWN, then closes its sessions (drain.go).
 // The speaker's export policy
 // advertises only routes we originate (no transit: nothing learned from a
