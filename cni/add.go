@@ -190,12 +190,10 @@ func (c *call) readPod(w *workload) (podAddressing, error) {
 	if err != nil {
 		return podAddressing{}, err
 	}
-	p, err := k.getPod(c.ctx, w.namespace, w.name)
-	switch {
-	case errors.Is(err, errKubeUnavailable):
-		return podAddressing{}, types.NewError(types.ErrTryAgainLater, err.Error(), "")
-	case err != nil:
-		return podAddressing{}, types.NewError(types.ErrInternal, err.Error(), "")
+	defer k.Close()
+	p, err := getPod(c.ctx, k, w.namespace, w.name)
+	if err != nil {
+		return podAddressing{}, err
 	}
 	labels, dropped := k8slabels.Pod(p.Metadata.Labels, p.Spec.ServiceAccountName)
 	if len(dropped) > 0 {
