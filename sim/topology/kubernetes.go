@@ -94,14 +94,12 @@ func (e *expander) kubernetes() {
 	for _, w := range e.p.Workloads {
 		namespaces[w.Namespace] = true
 	}
-	// Workloads become Pods: their own labels must be pod labels that
-	// reach the endpoint (k8slabels.Pod drops the others).
+	// Workloads become Pods (their namespaces are DNS labels already):
+	// their own labels must be pod labels that reach the endpoint
+	// (k8slabels.Pod drops the others).
 	for gi, g := range e.t.Nodes {
 		for wi, w := range g.Workloads {
 			wp := path{"nodes", gi, "workloads", wi}
-			if w.Namespace != "" && (len(w.Namespace) > 63 || !dnsLabelRE.MatchString(w.Namespace)) {
-				e.c.add(wp.key("namespace"), "a Kubernetes namespace must be a lower-case DNS label of at most 63 characters (got %q)", w.Namespace)
-			}
 			for _, key := range slices.Sorted(maps.Keys(w.Labels)) {
 				if l, _ := k8slabels.Pod(map[string]string{key: w.Labels[key]}, ""); len(l) == 0 {
 					e.c.add(wp.key("labels").key(key), "is not a pod label that reaches the endpoint (an invalid key or value, or a reserved prefix: pcns., bgpfabric.io/)")
