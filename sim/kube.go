@@ -70,9 +70,12 @@ type kubeState struct {
 
 // kubeController is one supervised kube-controllers replica.
 type kubeController struct {
-	name string
-	mu   sync.Mutex
-	p    *proc
+	name   string
+	binary string
+	mu     sync.Mutex
+	p      *proc
+	// id is the running process's Lease identity.
+	id string
 	// starts counts the process's starts.
 	starts int
 }
@@ -211,15 +214,13 @@ func (f *Fabric) startKube(ctx context.Context) error {
 		k.mu.Unlock()
 	}
 	for i := range kp.Controllers {
-		c := &kubeController{name: kubeControllersProc + strconv.Itoa(i+1)}
-		args := []string{kcBin, "--kubeconfig", k.kubeconfig, "--datastore", f.ds.endpoint, "--identity", c.name,
-			"--lease-namespace", kubeLeaseNamespace, "--lease-name", kubeLeaseName}
-		if err := f.startKubeController(c, args); err != nil {
+		c := &kubeController{name: kubeControllersProc + strconv.Itoa(i+1), binary: kcBin}
+		if err := f.startKubeController(c); err != nil {
 			return err
 		}
 		k.controllers = append(k.controllers, c)
 		k.wg.Add(1)
-		go f.superviseKubeController(c, args)
+		go f.superviseKubeController(c)
 	}
 	f.progress("kubernetes: %d namespaces, %d manifests, %d kube-controllers", len(kp.Namespaces), len(kp.Resources), kp.Controllers)
 	return nil
@@ -293,11 +294,24 @@ func (f *Fabric) StopKubeAPIServer() error {
 	return errors.Join(err, f.run.RemoveProc(p.rec.Name))
 }
 
-func (f *Fabric) startKubeController(c *kubeController, args []string) error {
+// startKubeController starts a replica. Its Lease identity is its name,
+// and after a restart its name and the number of earlier starts (as a
+// Deployment's new pod has a new name): a replica that died holding the
+// Lease does not take it straight back when it restarts, and another
+// replica takes over once the Lease expires.
+func (f *Fabric) startKubeController(c *kubeController) error {
+	c.mu.Lock()
+	id := c.name
+	if c.starts > 0 {
+		id = fmt.Sprintf("%s.%d", c.name, c.starts)
+	}
+	c.mu.Unlock()
+	args := []string{c.binary, "--kubeconfig", f.kube.kubeconfig, "--datastore", f.ds.endpoint, "--identity", id,
+		"--lease-namespace", kubeLeaseNamespace, "--lease-name", kubeLeaseName}
 	p, err := startIn(f.run, c.name, f.kube.self, "", args, filepath.Join(f.run.Dir, "logs", c.name+".log"), nil, 0)
 	if p != nil {
 		c.mu.Lock()
-		c.p, c.starts = p, c.starts+1
+		c.p, c.id, c.starts = p, id, c.starts+1
 		c.mu.Unlock()
 		f.procs.set(c.name, p)
 	}
@@ -310,7 +324,7 @@ func (f *Fabric) startKubeController(c *kubeController, args []string) error {
 // superviseKubeController starts a replica again when it exits (a
 // replica that loses its Lease exits by design), a second later, until
 // the fabric closes.
-func (f *Fabric) superviseKubeController(c *kubeController, args []string) {
+func (f *Fabric) superviseKubeController(c *kubeController) {
 	defer f.kube.wg.Done()
 	for {
 		c.mu.Lock()
@@ -332,7 +346,7 @@ func (f *Fabric) superviseKubeController(c *kubeController, args []string) {
 		if f.ctx.Err() != nil {
 			return
 		}
-		if err := f.startKubeController(c, args); err != nil {
+		if err := f.startKubeController(c); err != nil {
 			f.log.Error("starting kube-controllers again", "replica", c.name, "err", err)
 			return
 		}
@@ -357,24 +371,26 @@ func (f *Fabric) KubeControllerLeader(ctx context.Context) (string, error) {
 	return lease.Spec.HolderIdentity, nil
 }
 
-// KillKubeController sends SIGKILL to a kube-controllers replica (its
-// supervisor starts it again) and waits until it has exited.
-func (f *Fabric) KillKubeController(name string) error {
+// KillKubeController sends SIGKILL to the kube-controllers replica whose
+// Lease identity is id (as KubeControllerLeader returns it; its
+// supervisor starts it again under a new identity) and waits until it
+// has exited.
+func (f *Fabric) KillKubeController(id string) error {
 	if f.kube == nil {
 		return errors.New("no kubernetes in this run")
 	}
 	for _, c := range f.kube.controllers {
-		if c.name != name {
+		c.mu.Lock()
+		p, cid := c.p, c.id
+		c.mu.Unlock()
+		if cid != id {
 			continue
 		}
-		c.mu.Lock()
-		p := c.p
-		c.mu.Unlock()
 		err := p.rec.Kill()
 		<-p.exited
 		return err
 	}
-	return fmt.Errorf("no kube-controllers replica %q", name)
+	return fmt.Errorf("no kube-controllers replica runs as %q", id)
 }
 
 // createPod creates a workload's Pod on its node, as a kubelet's API
