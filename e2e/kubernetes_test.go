@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/internal/kubetest"
 	"github.com/bgpfabric/bgpfabric/sim"
 	"github.com/bgpfabric/bgpfabric/sim/probe"
+	"github.com/bgpfabric/bgpfabric/sim/runstate"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
@@ -230,6 +233,30 @@ func TestKubernetesNetworkPolicy(t *testing.T) {
 	d = relabel(t, f, "b-other", "b", "app", "other")
 	t.Logf("pod label change back reached its WorkloadEndpoint in %s", d.Round(time.Millisecond))
 	k.until(t, "b-other", false, time.Minute)
+
+	// Teardown leaves nothing: the control plane's processes and its data
+	// (in the run's directory) go.
+	var procs []runstate.Proc
+	for _, p := range f.RunState().Procs {
+		if strings.HasPrefix(p.Name, "kube-") {
+			procs = append(procs, p)
+		}
+	}
+	if len(procs) != 2 {
+		t.Errorf("control plane processes %+v: want kube-apiserver and kube-controllers-1", procs)
+	}
+	dir := f.Dir()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Alive() {
+			t.Errorf("%s (pid %d) is alive after the teardown", p.Name, p.PID)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run directory %s after the teardown: %v", dir, err)
+	}
 }
 
 // TestKubernetesControllerFailover: enforcement has no gap while the API
