@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -328,11 +329,13 @@ func TestKubernetesControllerFailover(t *testing.T) {
 	t.Log("kube-apiserver back")
 
 	// 2. The leader killed: the other replica takes the Lease over.
+	// (The Lease may still name a replica that lost it during the outage
+	// and was restarted under a new identity: wait for a live holder.)
 	var leader string
 	waitUntil(t, time.Minute, "a kube-controllers leader", func() string {
 		l, err := f.KubeControllerLeader(context.Background())
-		if err != nil || l == "" {
-			return fmt.Sprintf("no leader yet (%v)", err)
+		if err != nil || !slices.Contains(f.KubeControllerIDs(), l) {
+			return fmt.Sprintf("holder %q, running %v (%v)", l, f.KubeControllerIDs(), err)
 		}
 		leader = l
 		return ""
@@ -343,8 +346,8 @@ func TestKubernetesControllerFailover(t *testing.T) {
 	t.Logf("killed the leader %s", leader)
 	waitUntil(t, time.Minute, "another replica holds the Lease", func() string {
 		l, err := f.KubeControllerLeader(context.Background())
-		if err != nil || l == leader || l == "" {
-			return fmt.Sprintf("holder %q (%v)", l, err)
+		if err != nil || l == leader || !slices.Contains(f.KubeControllerIDs(), l) {
+			return fmt.Sprintf("holder %q, running %v (%v)", l, f.KubeControllerIDs(), err)
 		}
 		t.Logf("new leader %s", l)
 		return ""

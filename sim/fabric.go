@@ -306,6 +306,9 @@ func (f *Fabric) Abandon() {
 		if f.relay != nil {
 			f.relay.close()
 		}
+		if f.kube != nil {
+			f.kube.close()
+		}
 		if f.net != nil {
 			f.net.Abandon()
 		}

@@ -371,6 +371,23 @@ func (f *Fabric) KubeControllerLeader(ctx context.Context) (string, error) {
 	return lease.Spec.HolderIdentity, nil
 }
 
+// KubeControllerIDs returns the Lease identities of the kube-controllers
+// replicas whose process runs now.
+func (f *Fabric) KubeControllerIDs() []string {
+	if f.kube == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range f.kube.controllers {
+		c.mu.Lock()
+		if c.p != nil && c.p.running() {
+			out = append(out, c.id)
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
 // KillKubeController sends SIGKILL to the kube-controllers replica whose
 // Lease identity is id (as KubeControllerLeader returns it; its
 // supervisor starts it again under a new identity) and waits until it
