@@ -50,7 +50,6 @@ type kubeState struct {
 	url        string
 	port       int
 	args       []string
-	binary     string
 	ca         []byte
 	token      string
 	kubeconfig string
@@ -133,7 +132,7 @@ func (f *Fabric) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	k := &kubeState{dir: filepath.Join(f.run.Dir, "k8s"), binary: apiBin, token: kubeapiserver.NewToken()}
+	k := &kubeState{dir: filepath.Join(f.run.Dir, "k8s"), token: kubeapiserver.NewToken()}
 	f.kube = k
 	if err := os.MkdirAll(k.dir, 0o700); err != nil {
 		return err
