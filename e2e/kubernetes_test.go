@@ -375,3 +375,31 @@ func TestKubernetesControllerFailover(t *testing.T) {
 		t.Errorf("probes did not run: %+v", tl)
 	}
 }
+
+// TestK8sDemo boots the shipped topologies/k8s-demo.yaml: its
+// NetworkPolicies, applied through the API server, allow and block
+// exactly the flows its checks name.
+func TestK8sDemo(t *testing.T) {
+	o := requireKube(t)
+	topo, err := topology.Load(filepath.Join("..", "topologies", "k8s-demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sim.BootT(t, topo, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, f)
+		}
+	})
+	converge(t, f)
+	res := requireChecks(t, f)
+	blocked := 0
+	for _, c := range res {
+		if c.Kind == "blocked" {
+			blocked++
+		}
+	}
+	if blocked != 3 {
+		t.Errorf("%d blocked checks ran, want the file's 3", blocked)
+	}
+}

@@ -215,6 +215,14 @@ func Boot(ctx context.Context, topo *topology.Topology, o Options) (f *Fabric, e
 		return f, err
 	}
 	f.setTiming(func(t *Timings) { t.Workloads = time.Since(t0) })
+	if plan.Kubernetes != nil {
+		// The agents start with kube-controllers' policies in place, as
+		// with every endpoint: they sync once, and the first checks see
+		// the policies enforced.
+		if err = f.WaitKubePolicies(ctx); err != nil {
+			return f, err
+		}
+	}
 
 	t0 = time.Now()
 	if err = f.startAgents(ctx); err != nil {
