@@ -13,6 +13,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/ipam"
+	"github.com/bgpfabric/bgpfabric/kubecontrollers/k8slabels"
 )
 
 // Add attaches a container: addresses from IPAM, the veth, the
@@ -54,6 +55,14 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, cniError("", err)
 	}
+	// A pod's labels and addressing come from the API server, before
+	// anything is allocated: without it, no unlabelled endpoint.
+	var pa podAddressing
+	if !exists && c.conf.Kubernetes != nil && w.orchestrator == OrchestratorK8s {
+		if pa, err = c.readPod(w); err != nil {
+			return nil, err
+		}
+	}
 	store, err := c.connect()
 	if err != nil {
 		return nil, err
@@ -88,18 +97,11 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock := c.lockIPAM()
-	assigned, err := ic.AutoAssign(c.ctx, ipam.AssignArgs{
-		Node: w.node, Handle: w.handle, Num4: boolInt(c.conf.assign4), Num6: boolInt(c.conf.assign6),
-		Pools4: c.conf.IPv4Pools, Pools6: c.conf.IPv6Pools,
-		Attrs: map[string]string{ipam.AttrNamespace: w.namespace, ipam.AttrEndpoint: w.wepName, ipam.AttrWorkload: w.name},
-	})
-	unlock()
+	ips, err := c.allocate(ic, store, w, pa)
 	if err != nil {
-		// AutoAssign allocates all or nothing.
+		// Both ways allocate all or nothing.
 		return nil, cniError("allocating addresses", err)
 	}
-	ips := assigned.All()
 	c.log.Debug("allocated", logKeyIPs, ips, logKeyHandle, w.handle)
 	undo = append(undo, func(ctx context.Context) error {
 		return retry(ctx, func(ctx context.Context) error {
@@ -133,6 +135,76 @@ func (c *call) add(args *skel.CmdArgs) (types.Result, error) {
 	}
 	c.log.Info("added", logKeyIPs, ips, logKeyIface, w.hostIf)
 	return buildResult(c.conf, w, args.Netns, ips, att)
+}
+
+// allocate allocates the workload's addresses: the pod's fixed addresses
+// (AnnotationIPAddrs), or one per family from the pools that the pod's
+// annotations or else the configuration name.
+func (c *call) allocate(ic *ipam.Client, store Store, w *workload, pa podAddressing) ([]netip.Addr, error) {
+	attrs := map[string]string{ipam.AttrNamespace: w.namespace, ipam.AttrEndpoint: w.wepName, ipam.AttrWorkload: w.name}
+	if len(pa.fixed) > 0 {
+		unlock := c.lockIPAM()
+		defer unlock()
+		err := ic.AssignIPs(c.ctx, ipam.AssignIPArgs{Node: w.node, Handle: w.handle, IPs: pa.fixed, Attrs: attrs})
+		if err != nil {
+			return nil, fmt.Errorf("pod annotation %s: %w", AnnotationIPAddrs, err)
+		}
+		return slices.Clone(pa.fixed), nil
+	}
+	pools4, pools6 := c.conf.IPv4Pools, c.conf.IPv6Pools
+	assign4, assign6 := c.conf.assign4, c.conf.assign6
+	var err error
+	if pa.pools4 != nil {
+		if pools4, err = resolvePools(c.ctx, store, AnnotationIPv4Pools, pa.pools4); err != nil {
+			return nil, err
+		}
+		assign4 = true
+	}
+	if pa.pools6 != nil {
+		if pools6, err = resolvePools(c.ctx, store, AnnotationIPv6Pools, pa.pools6); err != nil {
+			return nil, err
+		}
+		assign6 = true
+	}
+	unlock := c.lockIPAM()
+	assigned, err := ic.AutoAssign(c.ctx, ipam.AssignArgs{
+		Node: w.node, Handle: w.handle, Num4: boolInt(assign4), Num6: boolInt(assign6),
+		Pools4: pools4, Pools6: pools6, Attrs: attrs,
+	})
+	unlock()
+	if err != nil {
+		if pa.pools4 != nil || pa.pools6 != nil {
+			err = fmt.Errorf("pools of the pod's annotations %v %v: %w", pa.pools4, pa.pools6, err)
+		}
+		return nil, err
+	}
+	return assigned.All(), nil
+}
+
+// readPod reads the workload's pod from the API server and sets the
+// workload's labels from it (the rules kube-controllers applies,
+// k8slabels.Pod); it returns what the pod's annotations ask of IPAM. An
+// unreachable API server is "try again later" (code 11).
+func (c *call) readPod(w *workload) (podAddressing, error) {
+	k, err := loadKubeconfig(c.conf.Kubernetes.Kubeconfig)
+	if err != nil {
+		return podAddressing{}, err
+	}
+	defer k.Close()
+	p, err := getPod(c.ctx, k, w.namespace, w.name)
+	if err != nil {
+		return podAddressing{}, err
+	}
+	labels, dropped := k8slabels.Pod(p.Metadata.Labels, p.Spec.ServiceAccountName)
+	if len(dropped) > 0 {
+		c.log.Warn("pod labels with a reserved or invalid key are not copied to its endpoint", logKeyLabels, dropped)
+	}
+	w.labels = labels
+	pa, err := parseAnnotations(p.Metadata.Annotations)
+	if err != nil {
+		return podAddressing{}, types.NewError(types.ErrInternal, fmt.Sprintf("pod %s/%s: %v", w.namespace, w.name, err), "")
+	}
+	return pa, nil
 }
 
 // repeatedAdd answers an ADD for a container whose CNI_IFNAME exists: the

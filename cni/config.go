@@ -44,6 +44,8 @@ const (
 //	"ipamLockFile": "/var/run/bgpfabric/ipam.lock"
 //	"dataDir": "/var/lib/cni/bgpfabric" (records of this host's attachments)
 //	"timeout": "90s"                   (the whole call, rollback aside)
+//	"kubernetes": {"kubeconfig": "/etc/cni/net.d/bgpfabric-kubeconfig"}
+//	                                   (read pods from the API server)
 type NetConf struct {
 	types.PluginConf
 
@@ -59,6 +61,10 @@ type NetConf struct {
 	IPAMLockFile string        `json:"ipamLockFile,omitempty"`
 	DataDir      string        `json:"dataDir,omitempty"`
 	Timeout      string        `json:"timeout,omitempty"`
+	// Kubernetes, when it names a kubeconfig, makes the plugin read each
+	// pod (CNI_ARGS K8S_POD_NAMESPACE and K8S_POD_NAME) from the API
+	// server: its labels, service account and addressing annotations.
+	Kubernetes *KubernetesConf `json:"kubernetes,omitempty"`
 
 	// RuntimeConfig carries capability arguments; "labels" (a map) is
 	// the only one the plugin uses.
@@ -94,6 +100,14 @@ type DatastoreConf struct {
 	Username     string   `json:"username,omitempty"`
 	PasswordFile string   `json:"passwordFile,omitempty"`
 	DialTimeout  string   `json:"dialTimeout,omitempty"`
+}
+
+// KubernetesConf says how to reach the Kubernetes API server (Calico's
+// names).
+type KubernetesConf struct {
+	// Kubeconfig is the absolute path of a kubeconfig file: its current
+	// context's server, CA and token or client certificate.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
 }
 
 // configError is a *types.Error with code 7 naming the field.
@@ -205,6 +219,14 @@ func loadConf(data []byte) (*NetConf, error) {
 		return nil, configError("ipv4Pools", "given while assignIPv4 is false")
 	case !conf.assign6 && len(conf.IPv6Pools) > 0:
 		return nil, configError("ipv6Pools", "given while assignIPv6 is false")
+	}
+	if k := conf.Kubernetes; k != nil {
+		switch {
+		case k.Kubeconfig == "":
+			return nil, configError("kubernetes.kubeconfig", "is required in the kubernetes section")
+		case !filepath.IsAbs(k.Kubeconfig):
+			return nil, configError("kubernetes.kubeconfig", "%q must be an absolute path", k.Kubeconfig)
+		}
 	}
 	for i, l := range conf.Args.CNI.Labels {
 		if l.Key == "" {

@@ -31,6 +31,8 @@ func TestLoadConfErrorsNameTheField(t *testing.T) {
 		{"v6 pools without v6", `{"name":"n","ipv6Pools":["p"],"assignIPv6":false}`, types.ErrInvalidNetworkConfig, "ipv6Pools"},
 		{"pools type", `{"name":"n","ipv4Pools":"p"}`, types.ErrInvalidNetworkConfig, "ipv4Pools"},
 		{"label key", `{"name":"n","args":{"cni":{"labels":[{"value":"x"}]}}}`, types.ErrInvalidNetworkConfig, "args.cni.labels[0].key"},
+		{"kubernetes without kubeconfig", `{"name":"n","kubernetes":{}}`, types.ErrInvalidNetworkConfig, "kubernetes.kubeconfig: is required"},
+		{"relative kubeconfig", `{"name":"n","kubernetes":{"kubeconfig":"kc"}}`, types.ErrInvalidNetworkConfig, "kubernetes.kubeconfig: \"kc\" must be an absolute path"},
 		{"not json", `{"name":`, types.ErrDecodingFailure, "decoding"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,7 +6,12 @@
 // It speaks CNI 1.1.0 and the older versions runtimes still send (0.3.0,
 // 0.3.1, 0.4.0, 1.0.0) through github.com/containernetworking/cni/pkg/skel:
 //
-//   - ADD: addresses from ipam (one IPv4 and/or one IPv6, under the handle
+//   - ADD: for a Kubernetes pod with kubernetes.kubeconfig configured, first
+//     the pod from the API server (kube.go, a plain HTTPS GET through
+//     internal/kuberest): its labels and service account for the endpoint
+//     (k8slabels.Pod, kube-controllers' rules), its Calico pool and
+//     fixed-address annotations for IPAM (annotations.go); then addresses
+//     from ipam (one IPv4 and/or one IPv6, under the handle
 //     "<network>:<container ID>:<interface>"); a veth pair whose host side
 //     is named HostIfName(namespace, workload, interface) and stays in the
 //     runtime's namespace with proxy ARP on, and whose container side
@@ -24,8 +29,8 @@
 //   - VERSION.
 //
 // Errors carry the spec's codes: 7 for invalid configuration (naming the
-// field), 11 when the datastore is unreachable or IPAM lost too many races
-// (try again later), 50 from STATUS when not available, 999 otherwise.
+// field), 11 when the datastore or the API server is unreachable or IPAM
+// lost too many races (try again later), 50 from STATUS when not available, 999 otherwise.
 //
 // The datapath work (dataplane_linux.go) goes through netlink handles
 // opened in the host and container namespaces, never through the calling

@@ -9,4 +9,5 @@ const (
 	logKeyIPs       = "ips"
 	logKeyError     = "error"
 	logKeyHandle    = "handle"
+	logKeyLabels    = "labels"
 )

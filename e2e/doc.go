@@ -10,8 +10,13 @@
 //
 // The tests need root: they skip without it, and fail when CI=true
 // (internal/nstest.RequireRoot). TestMain builds the bgpfabric binary once
-// into a temporary directory (or uses $BGPFABRIC_BIN). Everything a test
-// creates is removed through t.Cleanup, also when it fails.
+// into a temporary directory (or uses $BGPFABRIC_BIN). The Kubernetes
+// tests (kubernetes_test.go) also need the kube-apiserver that `make
+// kube-apiserver` builds (internal/kubetest.Binary: skipped without it,
+// failed under CI=true) and build bgpfabric-kube-controllers beside the
+// binary the first time one runs (with $BGPFABRIC_BIN, `make build` has
+// put it there). Everything a test creates is removed through t.Cleanup,
+// also when it fails.
 //
 // The benchmarks (bench_test.go) boot the 50- and 100-node fabrics:
 //

@@ -49,6 +49,8 @@ type Fabric struct {
 	// (Options.DatastoreRelay).
 	relay *dsRelay
 	procs procTable
+	// kube is the Kubernetes control plane (topology kubernetes:).
+	kube *kubeState
 
 	// ctx lives as long as the fabric: listeners and watchers end with it.
 	ctx    context.Context
@@ -197,6 +199,11 @@ func Boot(ctx context.Context, topo *topology.Topology, o Options) (f *Fabric, e
 	}
 	f.setTiming(func(t *Timings) { t.Datastore = time.Since(t0) })
 	f.progress("datastore %s up, %d resources applied in %s", f.ds.endpoint, len(plan.Resources), time.Since(t0).Round(time.Millisecond))
+	if plan.Kubernetes != nil {
+		if err = f.startKube(ctx); err != nil {
+			return f, err
+		}
+	}
 
 	// Workloads before agents: the plugin needs only the datastore and the
 	// nodes' namespaces, and agents that start with every endpoint in
@@ -208,6 +215,14 @@ func Boot(ctx context.Context, topo *topology.Topology, o Options) (f *Fabric, e
 		return f, err
 	}
 	f.setTiming(func(t *Timings) { t.Workloads = time.Since(t0) })
+	if plan.Kubernetes != nil {
+		// The agents start with kube-controllers' policies in place, as
+		// with every endpoint: they sync once, and the first checks see
+		// the policies enforced.
+		if err = f.WaitKubePolicies(ctx); err != nil {
+			return f, err
+		}
+	}
 
 	t0 = time.Now()
 	if err = f.startAgents(ctx); err != nil {
@@ -253,6 +268,9 @@ func (f *Fabric) Close() error {
 		// Agents first, while their datastore still answers: then they
 		// exit at once instead of waiting out the grace time for it.
 		errs = append(errs, f.run.StopProcs(f.opts.Grace))
+		if f.kube != nil {
+			errs = append(errs, f.kube.close())
+		}
 		if f.relay != nil {
 			f.relay.close()
 		}
@@ -295,6 +313,9 @@ func (f *Fabric) Abandon() {
 		}
 		if f.relay != nil {
 			f.relay.close()
+		}
+		if f.kube != nil {
+			f.kube.close()
 		}
 		if f.net != nil {
 			f.net.Abandon()

@@ -79,6 +79,12 @@ type Options struct {
 	// the CPUs while hundreds of agents boot. Zero means
 	// DefaultAgentNice; negative leaves them at the sim's.
 	AgentNice int
+	// KubeAPIServer is the kube-apiserver binary for a topology with
+	// kubernetes; default: $BGPFABRIC_KUBE_APISERVER, .cache/k8s/ of the
+	// repository around the working directory, or kube-apiserver beside
+	// Binary. KubeControllers is the bgpfabric-kube-controllers binary;
+	// default: beside Binary.
+	KubeAPIServer, KubeControllers string
 	// Keep leaves the run up when the Fabric is closed (`sim up`).
 	Keep bool
 	// Grace is how long agents get between SIGTERM and SIGKILL.

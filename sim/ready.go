@@ -173,6 +173,9 @@ func (f *Fabric) waitConverged(ctx context.Context, down map[string]bool) (time.
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, f.Plan.Checks.Convergence)
 	defer cancel()
+	if err := f.WaitKubePolicies(ctx); err != nil {
+		return 0, err
+	}
 	if f.opts.Ready == ReadyProcess {
 		p := f.processProgress(down)
 		f.progress("%s", p)

@@ -200,6 +200,12 @@ func (f *Fabric) cniConfig(w *topology.WorkloadPlan) ([]byte, error) {
 		// Dual stack: the plugin assigns IPv6 only when asked to.
 		plugin["assignIPv6"] = true
 	}
+	if f.kube != nil {
+		// The plugin reads the pod from the API server: its labels come
+		// from there, not from args.
+		plugin["kubernetes"] = map[string]any{"kubeconfig": f.kube.kubeconfig}
+		delete(plugin, "args")
+	}
 	return json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "bgpfabric", "plugins": []any{plugin}})
 }
 
@@ -217,6 +223,11 @@ func (f *Fabric) addWorkload(ctx context.Context, cni *libcni.CNIConfig, w *topo
 		NetNS:       filepath.Join(runstate.NetnsDir, w.Netns),
 		IfName:      "eth0",
 		Args:        [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", w.Namespace}, {"K8S_POD_NAME", w.Name}},
+	}
+	if f.kube != nil {
+		if err := f.createPod(ctx, w); err != nil {
+			return err
+		}
 	}
 	node := f.Plan.Node(w.Node)
 	h, _ := f.net.Handle(node.Netns)
@@ -241,6 +252,9 @@ func (f *Fabric) addWorkload(ctx context.Context, cni *libcni.CNIConfig, w *topo
 	f.mu.Lock()
 	f.workloads[w.Name].addrs = addrs
 	f.mu.Unlock()
+	if f.kube != nil {
+		return f.setPodRunning(ctx, w, addrs)
+	}
 	return nil
 }
 

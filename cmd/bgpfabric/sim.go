@@ -32,6 +32,9 @@ type simOptions struct {
 	ready     string
 	workloads string
 	proxy     bool
+	// kubeAPIServer, kubeControllers: binaries for topologies with
+	// kubernetes.
+	kubeAPIServer, kubeControllers string
 }
 
 func (s *simOptions) add(cmd *cobra.Command, agents bool) {
@@ -48,6 +51,8 @@ func (s *simOptions) add(cmd *cobra.Command, agents bool) {
 	f.StringVar(&s.ready, "ready", sim.ReadyStatus, "what convergence waits for: status (agents' status records and kernel routes) or process (agents running: for stand-in agents)")
 	f.StringVar(&s.workloads, "workloads", "cni", "cni (wire workloads through the CNI plugin) or none")
 	f.BoolVar(&s.proxy, "datastore-proxy", false, "connect the agents to etcd through etcd's gRPC proxy (docs/scale.md)")
+	f.StringVar(&s.kubeAPIServer, "kube-apiserver", "", "kube-apiserver binary for topologies with kubernetes (default: $BGPFABRIC_KUBE_APISERVER, .cache/k8s/kube-apiserver of the repository, or beside --binary)")
+	f.StringVar(&s.kubeControllers, "kube-controllers", "", "bgpfabric-kube-controllers binary for topologies with kubernetes (default: beside --binary)")
 }
 
 func (s *simOptions) options(g *globalOptions) (sim.Options, error) {
@@ -55,7 +60,8 @@ func (s *simOptions) options(g *globalOptions) (sim.Options, error) {
 	if err != nil {
 		return sim.Options{}, err
 	}
-	o := sim.Options{Base: s.base, Binary: s.binary, Ready: s.ready, Workloads: s.workloads, DatastoreProxy: s.proxy, Logger: log, Progress: g.stdout}
+	o := sim.Options{Base: s.base, Binary: s.binary, Ready: s.ready, Workloads: s.workloads, DatastoreProxy: s.proxy, Logger: log, Progress: g.stdout,
+		KubeAPIServer: s.kubeAPIServer, KubeControllers: s.kubeControllers}
 	if o.Binary == "" {
 		// Agents, datastore and CNI plugin are this very binary.
 		if o.Binary, err = os.Executable(); err != nil {

@@ -11,14 +11,9 @@
 package kubetest
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,24 +21,21 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/internal/kubeapiserver"
 	"github.com/bgpfabric/bgpfabric/internal/testport"
 )
 
-// Timeouts, generous for a loaded two-core machine (the API server is
-// ready in 2 to 4 s on an idle one).
-const (
-	ReadyTimeout = 2 * time.Minute
-)
+// ReadyTimeout bounds the wait for the API server to be ready.
+const ReadyTimeout = kubeapiserver.ReadyTimeout
 
 // EnvBinary names the environment variable that overrides where the
 // kube-apiserver binary is.
-const EnvBinary = "BGPFABRIC_KUBE_APISERVER"
+const EnvBinary = kubeapiserver.EnvBinary
 
 // Users of the token file: Admin is in system:masters (every permission);
 // Unprivileged has none until a test binds it a role.
@@ -60,44 +52,16 @@ func Binary(tb testing.TB) string {
 	if testing.Short() {
 		tb.Skip("kubetest: runs kube-apiserver: not run with -short")
 	}
-	path := os.Getenv(EnvBinary)
-	if path == "" {
-		root, err := repoRoot()
-		if err == nil {
-			path = filepath.Join(root, ".cache", "k8s", "kube-apiserver")
-		}
-	}
+	path, tried := kubeapiserver.Find("")
 	if path != "" {
-		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return path
-		}
+		return path
 	}
-	msg := fmt.Sprintf("kubetest: no kube-apiserver at %q (scripts/kube-apiserver.sh builds it; make test runs that)", path)
+	msg := fmt.Sprintf("kubetest: no kube-apiserver at %q (scripts/kube-apiserver.sh builds it; make test runs that)", tried)
 	if os.Getenv("CI") == "true" {
 		tb.Fatal(msg + ", and CI=true forbids skipping")
 	}
 	tb.Skip(msg + "; set CI=true to fail instead of skipping")
 	return ""
-}
-
-// repoRoot finds the directory of bgpfabric's go.mod above the working
-// directory (a test runs in its package's directory).
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(b, []byte("module github.com/bgpfabric/bgpfabric\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("bgpfabric's go.mod not found")
-		}
-		dir = parent
-	}
 }
 
 // APIServer is a running kube-apiserver.
@@ -140,39 +104,18 @@ func Start(tb testing.TB) *APIServer {
 	}
 	tb.Cleanup(func() { etcd.Close() })
 
-	s := &APIServer{tb: tb, binary: bin, dir: dir, tokens: map[string]string{Admin: newToken(), Unprivileged: newToken()}}
-	f, err := writeFiles(dir, []tokenEntry{
-		{s.tokens[Admin], Admin, "system:masters"},
-		{s.tokens[Unprivileged], Unprivileged, ""},
+	s := &APIServer{tb: tb, binary: bin, dir: dir, tokens: map[string]string{Admin: kubeapiserver.NewToken(), Unprivileged: kubeapiserver.NewToken()}}
+	f, err := kubeapiserver.WriteFiles(dir, []kubeapiserver.Token{
+		{Token: s.tokens[Admin], User: Admin, Groups: "system:masters"},
+		{Token: s.tokens[Unprivileged], User: Unprivileged},
 	})
 	if err != nil {
 		tb.Fatalf("kubetest: writing certificates and keys: %v", err)
 	}
-	s.CA = f.caPEM
+	s.CA = f.CAPEM
 	port := testport.Pick(tb)
 	s.URL = "https://127.0.0.1:" + strconv.Itoa(port)
-	s.args = []string{
-		"--etcd-servers=" + etcd.ClientEndpoint(),
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
-		"--tls-cert-file=" + f.servingCert,
-		"--tls-private-key-file=" + f.servingKey,
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file=" + f.saPub,
-		"--service-account-signing-key-file=" + f.saKey,
-		"--token-auth-file=" + f.tokens,
-		"--authorization-mode=RBAC",
-		"--endpoint-reconciler-type=none",
-		"--disable-admission-plugins=ServiceAccount",
-		"--service-cluster-ip-range=10.96.0.0/16",
-		// As kubeadm's clusters: node agents (deploy/bgpfabric-node.yaml)
-		// run privileged.
-		"--allow-privileged=true",
-		"--enable-priority-and-fairness=false",
-		"--profiling=false",
-		"--cert-dir=" + filepath.Join(dir, "certs"),
-	}
+	s.args = kubeapiserver.Args(f, etcd.ClientEndpoint(), port, filepath.Join(dir, "certs"))
 	tb.Cleanup(s.stop)
 	s.start()
 	return s
@@ -204,39 +147,9 @@ func (s *APIServer) start() {
 	}
 }
 
-// waitReady polls /readyz (the API server offers no other signal) until it
-// answers 200, the process exits or ReadyTimeout passes.
+// waitReady waits until /readyz answers ok or the process exits.
 func (s *APIServer) waitReady(exited <-chan struct{}) error {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CA)
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer hc.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+s.tokens[Admin])
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-exited:
-			return errors.New("kube-apiserver exited")
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %s", ReadyTimeout, last)
-		case <-tick.C:
-		}
-	}
+	return kubeapiserver.WaitReady(context.Background(), s.URL, s.CA, s.tokens[Admin], exited)
 }
 
 // stop kills the process and waits for it: the API server keeps no state
@@ -299,29 +212,8 @@ func (s *APIServer) Client(tb testing.TB) kubernetes.Interface {
 func (s *APIServer) Kubeconfig(tb testing.TB, user string) string {
 	tb.Helper()
 	path := filepath.Join(s.dir, user+".kubeconfig")
-	ca := filepath.Join(s.dir, "ca.crt")
-	if err := os.WriteFile(ca, s.CA, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: kubetest
-  cluster:
-    server: %s
-    certificate-authority: %s
-users:
-- name: %s
-  user:
-    token: %s
-contexts:
-- name: kubetest
-  context:
-    cluster: kubetest
-    user: %s
-current-context: kubetest
-`, s.URL, ca, user, s.tokens[user], user)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	cfg := kubeapiserver.Kubeconfig(s.URL, filepath.Join(s.dir, "ca.crt"), user, s.tokens[user])
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	return path

@@ -3,9 +3,7 @@ package convert
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,6 +11,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/api/selector"
 	"github.com/bgpfabric/bgpfabric/felix/policy"
+	"github.com/bgpfabric/bgpfabric/kubecontrollers/k8slabels"
 )
 
 // Names and labels of the scheme (see the package documentation).
@@ -22,7 +21,7 @@ const (
 	NamespaceProfilePrefix = "ns."
 	// NamespaceLabelPrefix prefixes a namespace's labels among the labels
 	// of its endpoints (Calico's "pcns.").
-	NamespaceLabelPrefix = "pcns."
+	NamespaceLabelPrefix = k8slabels.NamespaceLabelPrefix
 	// OrchestratorK8s is the orchestrator the CNI plugin writes for pods.
 	OrchestratorK8s = "k8s"
 	// AnnotationManagedBy marks what kube-controllers wrote; it deletes
@@ -35,45 +34,19 @@ const (
 // k8sOnly selects Kubernetes pods' endpoints.
 var k8sOnly = selector.Equal{Key: policy.LabelOrchestrator, Value: OrchestratorK8s}
 
-// reservedPodLabel reports whether a pod label key is reserved: it could
-// otherwise claim a namespace's labels or felix's own.
-func reservedPodLabel(k string) bool {
-	return strings.HasPrefix(k, NamespaceLabelPrefix) || strings.HasPrefix(k, policy.ReservedLabelPrefix)
-}
-
+// reservedPodLabel, validLabelKey, validLabelValue and NamespaceLabelKey
+// are the shared rules of package k8slabels (the CNI plugin applies the
+// same ones without linking the Kubernetes libraries).
 var (
-	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	labelNameRE    = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
+	reservedPodLabel = k8slabels.Reserved
+	validLabelKey    = k8slabels.ValidKey
+	validLabelValue  = k8slabels.ValidValue
+	// NamespaceLabelKey returns the key a namespace label has among its
+	// endpoints' labels, and false when that key is not a valid label key:
+	// such a label is not applied, and a namespaceSelector that names it is
+	// refused.
+	NamespaceLabelKey = k8slabels.NamespaceKey
 )
-
-// validLabelKey reports whether k is a label key that bgpfabric stores:
-// [prefix/]name, prefix a DNS-1123 subdomain of at most 253 characters and
-// name 1 to 63 characters of [A-Za-z0-9-_.].
-func validLabelKey(k string) bool {
-	prefix, name, hasPrefix := strings.Cut(k, "/")
-	if !hasPrefix {
-		prefix, name = "", k
-	} else if prefix == "" || len(prefix) > 253 || !dnsSubdomainRE.MatchString(prefix) {
-		return false
-	}
-	return len(name) >= 1 && len(name) <= 63 && labelNameRE.MatchString(name)
-}
-
-// validLabelValue reports whether v is a label value: empty or at most 63
-// characters of [A-Za-z0-9-_.], alphanumeric at both ends.
-func validLabelValue(v string) bool {
-	return v == "" || len(v) <= 63 && labelNameRE.MatchString(v)
-}
-
-// NamespaceLabelKey returns the key a namespace label has among its
-// endpoints' labels, and false when that key is not a valid label key
-// (the prefix makes a 59- to 63-character name, or a 249- to 253-character
-// DNS prefix, too long): such a label is not applied, and a
-// namespaceSelector that names it is refused.
-func NamespaceLabelKey(k string) (string, bool) {
-	pk := NamespaceLabelPrefix + k
-	return pk, validLabelKey(k) && validLabelKey(pk)
-}
 
 // NamespaceProfile returns the profile of a Kubernetes namespace: allow
 // all in both directions, and the namespace's labels under
@@ -104,20 +77,12 @@ func NamespaceProfile(ns *corev1.Namespace) (p *api.Profile, dropped []string) {
 	return p, dropped
 }
 
-// PodLabels returns the labels of a pod's endpoints: the pod's labels but
-// those with a reserved key (returned in dropped, sorted) and those that
-// are not valid label keys or values.
+// PodLabels returns the labels of a pod's endpoints (k8slabels.Pod, which
+// the CNI plugin applies too): the pod's labels but those with a reserved
+// key (returned in dropped, sorted) and those that are not valid label
+// keys or values, and its service account as k8slabels.LabelServiceAccount.
 func PodLabels(pod *corev1.Pod) (labels map[string]string, dropped []string) {
-	labels = make(map[string]string, len(pod.Labels))
-	for _, k := range slices.Sorted(maps.Keys(pod.Labels)) {
-		v := pod.Labels[k]
-		if reservedPodLabel(k) || !validLabelKey(k) || !validLabelValue(v) {
-			dropped = append(dropped, k)
-			continue
-		}
-		labels[k] = v
-	}
-	return labels, dropped
+	return k8slabels.Pod(pod.Labels, pod.Spec.ServiceAccountName)
 }
 
 // PodPorts returns a pod's named container ports as endpoint ports (in

@@ -65,7 +65,7 @@ func Expand(t *Topology, o ExpandOptions) (*Plan, error) {
 	if e.p.Model == "" {
 		e.p.Model = ModelMesh
 	}
-	for _, step := range []func(){e.ranges, e.segments, e.nodes, e.links, e.asNumbers, e.neighbors, e.workloads, e.resources, e.reflectorNeighbors, e.faults, e.checks} {
+	for _, step := range []func(){e.ranges, e.segments, e.nodes, e.links, e.asNumbers, e.neighbors, e.workloads, e.kubernetes, e.resources, e.reflectorNeighbors, e.faults, e.checks} {
 		step()
 		if len(e.c.errs) > 0 {
 			return nil, e.c.result()

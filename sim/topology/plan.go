@@ -37,6 +37,8 @@ type Plan struct {
 
 	Faults []FaultPlan
 	Checks CheckPlan
+	// Kubernetes, if set, is the run's Kubernetes control plane.
+	Kubernetes *KubernetesPlan
 
 	// byNameMu guards byName, which indexes Nodes: Node builds it when it
 	// is missing or stale, and the sim calls Node from many goroutines.

@@ -74,6 +74,20 @@ func (p *Plan) Render(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "resource %s\n", data)
 	}
+	if k := p.Kubernetes; k != nil {
+		fmt.Fprintf(&b, "kubernetes kube-apiserver kube-controllers %d namespaces %s\n", k.Controllers, strings.Join(k.Namespaces, ","))
+		for _, n := range p.Nodes {
+			if n.Agent == AgentNode {
+				fmt.Fprintf(&b, "kubernetes Node %s\n", n.Name)
+			}
+		}
+		for _, w := range p.Workloads {
+			fmt.Fprintf(&b, "kubernetes Pod %s/%s node %s\n", w.Namespace, w.Name, w.Node)
+		}
+		for _, r := range k.Resources {
+			fmt.Fprintf(&b, "kubernetes resource %s\n", r)
+		}
+	}
 	for _, f := range p.Faults {
 		fmt.Fprintf(&b, "fault %s %s node %s if %s duration %s%s\n", f.Name, f.Action, f.Node, f.Interface, f.Duration, faultExtra(f))
 	}

@@ -32,6 +32,9 @@ type Topology struct {
 	Faults []Fault `yaml:"faults"`
 	// Checks are what the sim verifies once the fabric has converged.
 	Checks Checks `yaml:"checks"`
+	// Kubernetes runs a kube-apiserver and kube-controllers beside the
+	// fabric, workloads as Pods.
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
 
 	// file and root locate fields for error messages.
 	file string

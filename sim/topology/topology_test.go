@@ -28,7 +28,7 @@ func TestShippedTopologies(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no topologies found: %v", err)
 	}
-	want := []string{"as-per-rack", "mesh-10", "mesh-3", "policy-demo", "rr-1x10", "rr-2x4", "rr-2x50", "rr-2x98", "rr-gobgpd", "rr-interop"}
+	want := []string{"as-per-rack", "k8s-demo", "mesh-10", "mesh-3", "policy-demo", "rr-1x10", "rr-2x4", "rr-2x50", "rr-2x98", "rr-gobgpd", "rr-interop"}
 	var got []string
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")

@@ -1,4 +1,4 @@
-package kubetest
+package kubeapiserver
 
 import (
 	"crypto/ecdsa"
@@ -15,21 +15,24 @@ import (
 	"time"
 )
 
-// files are what the API server is started with, written into dir.
-type files struct {
-	caPEM                   []byte
-	servingCert, servingKey string
-	saPub, saKey            string
-	tokens                  string
+// Files are what the API server is started with, written into a
+// directory.
+type Files struct {
+	CAPEM                   []byte
+	CA                      string // the CA's PEM, as a file (for kubeconfigs)
+	ServingCert, ServingKey string
+	SAPub, SAKey            string
+	Tokens                  string
 }
 
-// writeFiles generates a CA, a serving certificate for 127.0.0.1 signed
-// by it, a service-account signing key pair and the token file.
-func writeFiles(dir string, tokens []tokenEntry) (*files, error) {
-	f := &files{
-		servingCert: filepath.Join(dir, "serving.crt"), servingKey: filepath.Join(dir, "serving.key"),
-		saPub: filepath.Join(dir, "sa.pub"), saKey: filepath.Join(dir, "sa.key"),
-		tokens: filepath.Join(dir, "tokens.csv"),
+// WriteFiles generates a CA, a serving certificate for 127.0.0.1 signed
+// by it, a service-account signing key pair and the token file, in dir.
+func WriteFiles(dir string, tokens []Token) (*Files, error) {
+	f := &Files{
+		CA:          filepath.Join(dir, "ca.crt"),
+		ServingCert: filepath.Join(dir, "serving.crt"), ServingKey: filepath.Join(dir, "serving.key"),
+		SAPub: filepath.Join(dir, "sa.pub"), SAKey: filepath.Join(dir, "sa.key"),
+		Tokens: filepath.Join(dir, "tokens.csv"),
 	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -37,7 +40,7 @@ func writeFiles(dir string, tokens []tokenEntry) (*files, error) {
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubetest-ca"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bgpfabric-kube-apiserver-ca"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, IsCA: true, BasicConstraintsValid: true,
 	}
@@ -49,7 +52,10 @@ func writeFiles(dir string, tokens []tokenEntry) (*files, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	f.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	if err := os.WriteFile(f.CA, f.CAPEM, 0o600); err != nil {
+		return nil, err
+	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,11 +71,11 @@ func writeFiles(dir string, tokens []tokenEntry) (*files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving certificate: %w", err)
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), f.caPEM...)
-	if err := os.WriteFile(f.servingCert, chain, 0o600); err != nil {
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), f.CAPEM...)
+	if err := os.WriteFile(f.ServingCert, chain, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeKey(f.servingKey, key); err != nil {
+	if err := writeKey(f.ServingKey, key); err != nil {
 		return nil, err
 	}
 
@@ -77,23 +83,23 @@ func writeFiles(dir string, tokens []tokenEntry) (*files, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeKey(f.saKey, sa); err != nil {
+	if err := writeKey(f.SAKey, sa); err != nil {
 		return nil, err
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&sa.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(f.saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
+	if err := os.WriteFile(f.SAPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
 		return nil, err
 	}
 
 	var csv []byte
 	for _, t := range tokens {
 		// token,user,uid,"group1,group2"
-		csv = fmt.Appendf(csv, "%s,%s,%s,%q\n", t.token, t.user, t.user, t.groups)
+		csv = fmt.Appendf(csv, "%s,%s,%s,%q\n", t.Token, t.User, t.User, t.Groups)
 	}
-	if err := os.WriteFile(f.tokens, csv, 0o600); err != nil {
+	if err := os.WriteFile(f.Tokens, csv, 0o600); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -107,13 +113,14 @@ func writeKey(path string, k *ecdsa.PrivateKey) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// tokenEntry is one line of the token file.
-type tokenEntry struct {
-	token, user, groups string
+// Token is one line of the token file: a bearer token, its user and the
+// user's groups (comma-separated).
+type Token struct {
+	Token, User, Groups string
 }
 
-// newToken returns a random bearer token.
-func newToken() string {
+// NewToken returns a random bearer token.
+func NewToken() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return fmt.Sprintf("%x", b)
