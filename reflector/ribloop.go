@@ -34,6 +34,7 @@ type ribLoop struct {
 	met    *engineMetrics
 	fib    *fibFeed // nil unless Config.ProgramFIB
 	pol    policyState
+	mon    *monitor // nil unless BMP or the MRT update log (monitor.go)
 
 	// Restarting-speaker state (RFC 4724 4.1, see restart.go).
 	restarting atomic.Bool // set while deferring: OPENs carry the R bit
@@ -173,6 +174,7 @@ type sessionInfo struct {
 	maxPrefixes int
 	stats       *peerStats
 	conn        memberConn
+	mon         sessionMon // for BMP and MRT, when monitored
 }
 
 // peerUp registers an established session, dumps the table to it and
@@ -213,6 +215,7 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 		key.localAddr = si.localAddr
 	}
 	rl.join(m, key, sp.exp)
+	rl.mon.peerUp(rp, m, si)
 	rp.stats.prefixesOut.Store(0)
 	rp.eor = 0
 	if rl.deferring {
@@ -237,6 +240,7 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 	if rp.member != m {
 		return
 	}
+	rl.mon.peerDown(m)
 	rl.leave(m)
 	rp.member = nil
 	rp.stats.prefixesOut.Store(0)
@@ -285,6 +289,7 @@ type routeUpdate struct {
 type ribBatch struct {
 	updates []routeUpdate
 	eor     families
+	raw     [][]byte // the UPDATEs' bodies as received, when monitored
 }
 
 // update applies a batch from member m.
@@ -293,6 +298,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	if rp.member != m {
 		return // the session is gone
 	}
+	rl.mon.updates(m, b.raw)
 	defer rl.met.observeBestPath(time.Now())
 	if rp.imp != nil {
 		for _, u := range b.updates {
