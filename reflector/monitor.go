@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -95,7 +96,7 @@ func (s *session) noteEnd(err error) {
 		} else {
 			e = &sessionEnd{reason: bmpDownLocalNotify, data: encodeNotification(ne)}
 		}
-	case errors.Is(err, errConnLost):
+	case errors.Is(err, errConnLost), errors.Is(err, syscall.ECONNRESET):
 		e = &sessionEnd{reason: bmpDownRemoteNoData}
 	}
 	s.downWhy.Store(e)
