@@ -299,8 +299,10 @@ func TestBMPSlowCollectorNeverBlocks(t *testing.T) {
 		}
 	}
 	label := colAddr
-	waitFor(t, ctx, "drops counted", func() bool { return testutil.ToFloat64(r.bmpMet.dropped.WithLabelValues(label)) > 0 })
-	waitFor(t, ctx, "a resync", func() bool { return testutil.ToFloat64(r.bmpMet.resyncs.WithLabelValues(label)) > 0 })
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	waitFor(t, wctx, "drops counted", func() bool { return testutil.ToFloat64(r.bmpMet.dropped.WithLabelValues(label)) > 0 })
+	waitFor(t, wctx, "a resync", func() bool { return testutil.ToFloat64(r.bmpMet.resyncs.WithLabelValues(label)) > 0 })
 	if q := c.q.maxQueued; q > 64<<10 {
 		t.Errorf("live bytes queued reached %d, over the 64 KiB buffer", q)
 	}
