@@ -71,10 +71,9 @@ func (c BMPConfig) validate() (BMPConfig, error) {
 	c.Collectors = slices.Clone(c.Collectors)
 	seen := map[string]bool{}
 	for i, col := range c.Collectors {
-		host, port, err := net.SplitHostPort(col.Address)
-		switch {
-		case err != nil || host == "" || port == "":
-			errs = append(errs, fmt.Errorf("BMP.Collectors[%d].Address: %q is not host:port", i, col.Address))
+		switch err := CheckCollectorAddress(col.Address); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("BMP.Collectors[%d].Address: %w", i, err))
 		case seen[col.Address]:
 			errs = append(errs, fmt.Errorf("BMP.Collectors[%d].Address: %q is configured twice", i, col.Address))
 		case col.BufferBytes < 0:
