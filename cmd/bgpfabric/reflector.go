@@ -44,6 +44,7 @@ type reflectorOptions struct {
 	gcPercent      int
 	programFIB     bool
 	fibProtocol    uint8
+	monitor        monitorOptions // BMP and MRT (reflector_monitor.go)
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -76,7 +77,9 @@ their routes.
 
 --http-addr serves /metrics (Prometheus), /livez and /readyz;
 --control-socket, a unix socket, POST /sessions/reset?peer=ADDR, which resets
-that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
+that neighbour's session (Cease, Administrative Reset), and GET /mrt/dump, an
+MRT snapshot of the RIB. --bmp-collector streams to BMP collectors, --mrt-*
+write MRT snapshots and update logs. See docs/reflector.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReflector(cmd.Context(), g, o) },
 	}
@@ -95,6 +98,7 @@ that neighbour's session (Cease, Administrative Reset). See docs/reflector.md.`,
 	f.Uint8Var(&o.fibProtocol, "fib-protocol", 0, "route protocol number of --program-fib's routes (0: 81, the node agent's router's; use another where the node agent runs too)")
 	f.StringVar(&o.memoryLimit, "memory-limit", "", `soft limit of the Go runtime's memory, e.g. 512MiB or 2GiB (debug.SetMemoryLimit); "" keeps GOMEMLIMIT or none`)
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
+	o.monitor.flags(f)
 	return cmd, o
 }
 
@@ -130,6 +134,7 @@ func (o *reflectorOptions) engineConfig(log *slog.Logger, restarting bool) func(
 			return srv, nil
 		}
 		o.applyFIB(c)
+		o.monitor.apply(c)
 	}
 }
 
@@ -182,6 +187,9 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 	var run func() error
 	var ready func() bool
 	if err := o.checkFIB(); err != nil {
+		return err
+	}
+	if err := o.monitor.check(); err != nil {
 		return err
 	}
 	engineCfg := o.engineConfig(log, restarting)

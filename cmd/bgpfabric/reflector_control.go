@@ -55,6 +55,7 @@ func serveReflectorControl(ctx context.Context, path string, eng engine, log *sl
 		log.Info("BGP session reset on request", "peer", peer, "sessions", n)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("GET /mrt/dump", serveMRTDump(eng))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
