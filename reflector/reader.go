@@ -17,8 +17,8 @@ import (
 const maxBatchPrefixes = 8192
 
 // maxBatchRaw bounds the UPDATEs a batch keeps as received for the
-// monitor (monitor.go).
-const maxBatchRaw = 1024
+// monitor (monitor.go): at most 1 MiB of 4,096-byte messages.
+const maxBatchRaw = 256
 
 // readMessage reads one message. The header is checked here (marker,
 // length, type) so that a bad one never reaches the codec.
