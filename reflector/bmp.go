@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,6 +46,10 @@ type BMPConfig struct {
 	StatsInterval time.Duration
 	// SysName is the Initiation's sysName; empty means the host name.
 	SysName string
+	// LocRIB adds Loc-RIB monitoring (RFC 9069): the best path of every
+	// prefix, after import policy, as the Loc-RIB instance peer, with its
+	// changes as they happen.
+	LocRIB bool
 }
 
 // BMPCollector is one BMP station.
@@ -215,6 +221,13 @@ func (q *bmpQueue) detach() {
 	q.live, q.overflow, q.abort = false, false, nil
 	q.chunks, q.bytes = nil, 0
 	q.mu.Unlock()
+}
+
+// isLive reports whether a connection is attached.
+func (q *bmpQueue) isLive() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.live
 }
 
 // overflowed reports whether the queue overflowed since attached.
@@ -406,7 +419,15 @@ func newMonitor(cfg Config, met *bmpMetrics) (*monitor, error) {
 	}
 	mo := &monitor{
 		sysName: cfg.BMP.SysName, routerID: ip4ToUint(cfg.RouterID.AsSlice()), asn: cfg.ASN,
-		peers: map[*ribPeer]*monPeer{},
+		peers: map[*ribPeer]*monPeer{}, locRIB: cfg.BMP.LocRIB && len(cfg.BMP.Collectors) > 0,
+	}
+	if mo.locRIB {
+		open, err := localOpen(cfg.ASN, cfg.RouterID)
+		if err != nil {
+			return nil, err
+		}
+		mo.locPeer = bmpPeer{typ: bmpPeerLocRIB, asn: cfg.ASN, routerID: mo.routerID}
+		mo.locUp = appendLocRIBPeerUp(nil, mo.locPeer, time.Now(), open, "global")
 	}
 	for _, c := range cfg.BMP.Collectors {
 		mo.collectors = append(mo.collectors, newBMPCollector(c, cfg.Logger, met))
@@ -454,4 +475,23 @@ func (r *Reflector) collectMonitor(ch chan<- prometheus.Metric) {
 		mo.updLog.dropped.Collect(ch)
 		mo.updLog.written.Collect(ch)
 	}
+}
+
+// localOpen is the OPEN that the Loc-RIB's Peer Up carries (RFC 9069
+// 5.3: the local speaker's identity and capabilities).
+func localOpen(asn uint32, routerID netip.Addr) ([]byte, error) {
+	as2 := uint16(asTrans)
+	if asn <= 0xffff {
+		as2 = uint16(asn)
+	}
+	caps := []bgp.ParameterCapabilityInterface{
+		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC), bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
+		bgp.NewCapFourOctetASNumber(asn),
+	}
+	b, err := bgp.NewBGPOpenMessage(as2, 0, routerID.String(),
+		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)}).Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("BMP Loc-RIB OPEN: %w", err)
+	}
+	return b, nil
 }

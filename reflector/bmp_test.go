@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -396,5 +397,121 @@ func TestBMPBackoff(t *testing.T) {
 		if gap := attempts[i].Sub(attempts[i-1]); gap < step/2 {
 			t.Errorf("retry %d after %v, want at least %v", i, gap, step/2)
 		}
+	}
+}
+
+// locRIBView follows the Loc-RIB instance's route monitoring: prefix →
+// next hop of its best path.
+type locRIBView struct {
+	up     bool
+	table  map[string]string
+	eors   int
+	others int // messages of other peers
+}
+
+func (v *locRIBView) apply(t *testing.T, m *bmp.BMPMessage) {
+	if m.Header.Type == bmp.BMP_MSG_INITIATION || m.Header.Type == bmp.BMP_MSG_TERMINATION {
+		return
+	}
+	if m.PeerHeader.PeerType != bmpPeerLocRIB {
+		v.others++
+		return
+	}
+	switch b := m.Body.(type) {
+	case *bmp.BMPPeerUpNotification:
+		v.up = true
+	case *bmp.BMPRouteMonitoring:
+		if !v.up {
+			t.Error("Loc-RIB route monitoring before its peer up")
+		}
+		u := b.BGPUpdate.Body.(*bgp.BGPUpdate)
+		if eor, _ := u.IsEndOfRib(); eor {
+			v.eors++
+			return
+		}
+		for _, n := range u.WithdrawnRoutes {
+			delete(v.table, n.String())
+		}
+		var nh string
+		for _, a := range u.PathAttributes {
+			if a, ok := a.(*bgp.PathAttributeNextHop); ok {
+				nh = a.Value.String()
+			}
+		}
+		for _, n := range u.NLRI {
+			v.table[n.String()] = nh
+		}
+	}
+}
+
+func (v *locRIBView) readUntil(t *testing.T, ch <-chan *bmp.BMPMessage, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				t.Fatalf("collector stream ended while waiting for %s", what)
+			}
+			v.apply(t, m)
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s; Loc-RIB %v", what, v.table)
+		}
+	}
+}
+
+// TestBMPLocRIB: with LocRIB, a collector follows the best path of every
+// prefix (RFC 9069): the dump on connect, then each change of best path,
+// and the withdrawal when no path is left.
+func TestBMPLocRIB(t *testing.T) {
+	ln := listenCollector(t)
+	cfg := testConfig("127.0.0.2", "127.0.0.3")
+	cfg.ListenAddrs = []string{"127.0.0.1:0"}
+	cfg.BMP = BMPConfig{Collectors: []BMPCollector{{Address: ln.Addr().String()}}, LocRIB: true}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.env.rib.mon.collectors[0]
+	c.retryMin, c.retryMax = 10*time.Millisecond, 50*time.Millisecond
+	addr := startPrepared(t, r)
+	first := acceptOne(t, ln) // connected at start, before any route
+	ctx := context.Background()
+	a, err := dialSpeaker(ctx, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.conn.Close()
+	b, err := dialSpeaker(ctx, addr, "127.0.0.3", speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.conn.Close()
+	go io.Copy(io.Discard, a.conn)
+	go io.Copy(io.Discard, b.conn)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.1.0.0/24", "10.2.0.0/24")))
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	waitFor(t, wctx, "a's routes in the RIB", func() bool { s, ok := r.RIBStats(wctx); return ok && s.Paths == 2 })
+
+	first.Close() // the reconnection's dump carries the routes
+	conn := acceptOne(t, ln)
+	stream := bmpStream(conn)
+	v := &locRIBView{table: map[string]string{}}
+	v.readUntil(t, stream, "the Loc-RIB dump", func() bool { return v.eors == 2 })
+	if want := map[string]string{"10.1.0.0/24": "192.0.2.2", "10.2.0.0/24": "192.0.2.2"}; !maps.Equal(v.table, want) {
+		t.Errorf("Loc-RIB dump %v, want %v", v.table, want)
+	}
+	// b's path wins on LOCAL_PREF: the best path changes.
+	b.send(t, ipv4Update("192.0.2.3", pfx("10.1.0.0/24"), bgp.NewPathAttributeLocalPref(200)))
+	v.readUntil(t, stream, "b's path as best", func() bool { return v.table["10.1.0.0/24"] == "192.0.2.3" })
+	// Withdrawing a prefix's only path withdraws it; withdrawing the best
+	// path falls back to the other.
+	a.send(t, ipv4Withdraw(pfx("10.2.0.0/24")))
+	v.readUntil(t, stream, "the withdrawal", func() bool { _, ok := v.table["10.2.0.0/24"]; return !ok })
+	b.send(t, ipv4Withdraw(pfx("10.1.0.0/24")))
+	v.readUntil(t, stream, "a's path back as best", func() bool { return v.table["10.1.0.0/24"] == "192.0.2.2" })
+	if len(v.table) != 1 {
+		t.Errorf("Loc-RIB %v, want only 10.1.0.0/24", v.table)
 	}
 }

@@ -28,6 +28,14 @@ const (
 	// Per-peer header flags (RFC 7854 4.2).
 	bmpFlagV6 = 0x80
 
+	// Peer types: a global-instance peer (RFC 7854), the Loc-RIB
+	// instance (RFC 9069).
+	bmpPeerGlobal = 0
+	bmpPeerLocRIB = 3
+
+	// bmpInfoTableName is the Loc-RIB's VRF/Table Name TLV (RFC 9069 5.3).
+	bmpInfoTableName = 3
+
 	// Initiation information TLVs (RFC 7854 4.3).
 	bmpInfoString   = 0
 	bmpInfoSysDescr = 1
@@ -48,6 +56,7 @@ const (
 
 // bmpPeer is what a BMP per-peer header says about one peer.
 type bmpPeer struct {
+	typ      uint8 // bmpPeerGlobal or bmpPeerLocRIB
 	addr     netip.Addr
 	asn      uint32
 	routerID uint32
@@ -61,14 +70,15 @@ func appendBMPHeader(dst []byte, typ uint8, n int) []byte {
 	return append(dst, typ)
 }
 
-// appendPeerHeader appends the per-peer header: a global-instance peer
-// (type 0), pre-policy Adj-RIB-In, 4-octet AS paths.
+// appendPeerHeader appends the per-peer header: for a global-instance
+// peer, its pre-policy Adj-RIB-In with 4-octet AS paths; for the Loc-RIB
+// instance, no flags (RFC 9069 4.2: the F flag unset, the table is whole).
 func appendPeerHeader(dst []byte, p bmpPeer, ts time.Time) []byte {
 	var flags byte
 	if p.addr.Is6() {
 		flags |= bmpFlagV6
 	}
-	dst = append(dst, 0, flags)
+	dst = append(dst, p.typ, flags)
 	dst = append(dst, make([]byte, 8)...) // peer distinguisher
 	a := p.addr.As16()
 	if p.addr.Is4() {
@@ -160,6 +170,20 @@ func appendPeerUp(dst []byte, p bmpPeer, ts time.Time, local netip.Addr, localPo
 	dst = binary.BigEndian.AppendUint16(dst, remotePort)
 	dst = append(dst, sent...)
 	return append(dst, recv...)
+}
+
+// appendLocRIBPeerUp appends the Loc-RIB instance's Peer Up (RFC 9069
+// 5.3): no addresses or ports, our OPEN as both OPENs, and the table's
+// name.
+func appendLocRIBPeerUp(dst []byte, p bmpPeer, ts time.Time, open []byte, table string) []byte {
+	tlv := appendTLV(nil, bmpInfoTableName, []byte(table))
+	n := bmpPeerHeaderLen + 16 + 2 + 2 + 2*len(open) + len(tlv)
+	dst = appendBMPHeader(dst, bmpPeerUp, n)
+	dst = appendPeerHeader(dst, p, ts)
+	dst = append(dst, make([]byte, 20)...)
+	dst = append(dst, open...)
+	dst = append(dst, open...)
+	return append(dst, tlv...)
 }
 
 // appendPeerDown appends a Peer Down Notification with its reason and

@@ -26,6 +26,11 @@ import (
 
 // monitor exists when BMP collectors or the MRT update log are configured.
 type monitor struct {
+	// locRIB: Loc-RIB monitoring (RFC 9069) as peer locPeer, whose Peer
+	// Up is locUp.
+	locRIB     bool
+	locPeer    bmpPeer
+	locUp      []byte
 	sysName    string
 	routerID   uint32
 	asn        uint32
@@ -218,7 +223,80 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			b = appendRouteMonitoringMsgs(b, mp.bmp, now, msgs)
 		}
 	}
+	if mo.locRIB {
+		b = append(b, mo.locUp...)
+		cache := map[*attrs]*outAttrs{}
+		for _, t := range rl.tables {
+			var p partition
+			t.each(func(k pfxKey, n uint32) {
+				if ps := t.paths(n); len(ps) > 0 {
+					p.announce(rl.monAttrsCached(cache, ps[0].a), nlriItem{k: k})
+				}
+			})
+			msgs := appendEndOfRIB(p.encode(nil, t.fam, false), t.fam)
+			b = appendRouteMonitoringMsgs(b, mo.locPeer, now, msgs)
+		}
+	}
 	c.q.attach(b, abort)
+}
+
+func (rl *ribLoop) monAttrsCached(cache map[*attrs]*outAttrs, a *attrs) *outAttrs {
+	oa := cache[a]
+	if oa == nil {
+		oa = rl.monAttrs(a)
+		cache[a] = oa
+	}
+	return oa
+}
+
+// monLocRIB sends the Loc-RIB's changes of this round (RFC 9069): for
+// every changed prefix of t whose best path changed, the new best path,
+// or a withdrawal. cur[i] holds the current paths of t.changed[i]. The
+// flush calls it; it costs nothing while no collector is connected.
+func (rl *ribLoop) monLocRIB(t *table, cur [][]path) {
+	mo := rl.mon
+	if mo == nil || !mo.locRIB || !mo.anyConnected() {
+		return
+	}
+	var p partition
+	cache := map[*attrs]*outAttrs{}
+	for i, c := range t.changed {
+		var ob, nb *path
+		if len(c.old) > 0 {
+			ob = &c.old[0]
+		}
+		if len(cur[i]) > 0 {
+			nb = &cur[i][0]
+		}
+		switch {
+		case nb != nil:
+			if ob != nil && ob.src == nb.src && ob.a == nb.a {
+				continue
+			}
+			p.announce(rl.monAttrsCached(cache, nb.a), nlriItem{k: c.k})
+		case ob != nil:
+			p.withdraw(nlriItem{k: c.k})
+		}
+	}
+	if p.empty() {
+		return
+	}
+	msgs := p.encode(nil, t.fam, false)
+	b := appendRouteMonitoringMsgs(nil, mo.locPeer, time.Now(), msgs)
+	n := countBMP(b)
+	for _, c := range mo.collectors {
+		c.q.push(b, n)
+	}
+}
+
+// anyConnected reports whether a collector's stream is attached.
+func (mo *monitor) anyConnected() bool {
+	for _, c := range mo.collectors {
+		if c.q.isLive() {
+			return true
+		}
+	}
+	return false
 }
 
 // monAttrs is a as the peer sent it, near enough for monitoring: the

@@ -13,6 +13,8 @@ type FileBMP struct {
 	StatsInterval string `json:"statsInterval,omitempty"`
 	// SysName is the Initiation's sysName (default: the host name).
 	SysName string `json:"sysName,omitempty"`
+	// LocRIB adds Loc-RIB monitoring (RFC 9069).
+	LocRIB bool `json:"locRIB,omitempty"`
 }
 
 // FileBMPCollector is one BMP station.
@@ -53,7 +55,7 @@ func (fe *fieldErrs) bmp(b *FileBMP) BMPConfig {
 	if b == nil {
 		return BMPConfig{}
 	}
-	c := BMPConfig{StatsInterval: fe.duration("bmp.statsInterval", b.StatsInterval), SysName: b.SysName}
+	c := BMPConfig{StatsInterval: fe.duration("bmp.statsInterval", b.StatsInterval), SysName: b.SysName, LocRIB: b.LocRIB}
 	if b.StatsInterval != "" && c.StatsInterval == 0 {
 		fe.add("bmp.statsInterval", "must be more than 0")
 	}

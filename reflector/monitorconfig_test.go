@@ -21,6 +21,7 @@ bmp:
       bufferBytes: 1048576
   statsInterval: 30s
   sysName: rr1
+  locRIB: true
 mrt:
   dir: /var/lib/bgpfabric/mrt
   dumpInterval: 2h
@@ -31,7 +32,7 @@ mrt:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := BMPConfig{Collectors: []BMPCollector{{Address: "127.0.0.1:11019"}, {Address: "[::1]:11019", BufferBytes: 1 << 20}}, StatsInterval: 30 * time.Second, SysName: "rr1"}
+	want := BMPConfig{Collectors: []BMPCollector{{Address: "127.0.0.1:11019"}, {Address: "[::1]:11019", BufferBytes: 1 << 20}}, StatsInterval: 30 * time.Second, SysName: "rr1", LocRIB: true}
 	if d := cmp.Diff(want, cfg.BMP); d != "" {
 		t.Errorf("bmp (-want +got):\n%s", d)
 	}

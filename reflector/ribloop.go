@@ -136,6 +136,7 @@ func (rl *ribLoop) flush() {
 		if rl.fib != nil && !rl.stopping { // stopping: Run's end decides what the kernel keeps
 			rl.fib.note(t, cur)
 		}
+		rl.monLocRIB(t, cur)
 		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
 			for _, g := range rl.groups {
 				if g.key.fams.has(t.fam) {

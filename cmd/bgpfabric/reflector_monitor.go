@@ -16,6 +16,7 @@ import (
 type monitorOptions struct {
 	bmpCollectors    []string
 	bmpStatsInterval time.Duration
+	bmpLocRIB        bool
 	mrtDir           string
 	mrtDumpInterval  time.Duration
 	mrtKeep          int
@@ -25,6 +26,7 @@ type monitorOptions struct {
 func (o *monitorOptions) flags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.bmpCollectors, "bmp-collector", nil, "BMP collector host:port to stream to (RFC 7854; repeatable)")
 	f.DurationVar(&o.bmpStatsInterval, "bmp-stats-interval", 0, "period of BMP statistics reports (0: the file's, or 60s)")
+	f.BoolVar(&o.bmpLocRIB, "bmp-loc-rib", false, "also monitor the Loc-RIB (RFC 9069): every prefix's best path")
 	f.StringVar(&o.mrtDir, "mrt-dir", "", "directory for periodic MRT RIB snapshots and the MRT update log")
 	f.DurationVar(&o.mrtDumpInterval, "mrt-dump-interval", 0, "period of MRT RIB snapshots into --mrt-dir (0: none)")
 	f.IntVar(&o.mrtKeep, "mrt-keep", 0, "MRT files of each kind kept in --mrt-dir (0: the file's, or 24)")
@@ -57,6 +59,7 @@ func (o *monitorOptions) apply(c *reflector.Config) {
 	if o.bmpStatsInterval > 0 {
 		c.BMP.StatsInterval = o.bmpStatsInterval
 	}
+	c.BMP.LocRIB = c.BMP.LocRIB || o.bmpLocRIB
 	if o.mrtDir != "" {
 		c.MRT.Dir = o.mrtDir
 	}

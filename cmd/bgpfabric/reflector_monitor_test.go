@@ -86,7 +86,7 @@ func TestReflectorControlMRTDump(t *testing.T) {
 func TestReflectorMonitorFlags(t *testing.T) {
 	cmd, o := reflectorCommand(&globalOptions{})
 	if err := cmd.ParseFlags([]string{"--bmp-collector", "127.0.0.1:11019", "--bmp-collector", "[::1]:11019",
-		"--bmp-stats-interval", "30s", "--mrt-dir", "/srv/mrt", "--mrt-dump-interval", "1h", "--mrt-keep", "5", "--mrt-update-log"}); err != nil {
+		"--bmp-stats-interval", "30s", "--bmp-loc-rib", "--mrt-dir", "/srv/mrt", "--mrt-dump-interval", "1h", "--mrt-keep", "5", "--mrt-update-log"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.monitor.check(); err != nil {
@@ -94,7 +94,7 @@ func TestReflectorMonitorFlags(t *testing.T) {
 	}
 	c := reflector.Config{BMP: reflector.BMPConfig{Collectors: []reflector.BMPCollector{{Address: "192.0.2.1:1790"}}}}
 	o.monitor.apply(&c)
-	if len(c.BMP.Collectors) != 3 || c.BMP.Collectors[2].Address != "[::1]:11019" || c.BMP.StatsInterval != 30*time.Second {
+	if len(c.BMP.Collectors) != 3 || c.BMP.Collectors[2].Address != "[::1]:11019" || c.BMP.StatsInterval != 30*time.Second || !c.BMP.LocRIB {
 		t.Errorf("BMP %+v", c.BMP)
 	}
 	if m := c.MRT; m.Dir != "/srv/mrt" || m.DumpInterval != time.Hour || m.Keep != 5 || !m.UpdateLog {
