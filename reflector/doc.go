@@ -42,7 +42,9 @@
 // reflection, hold-down after a peer's fault (peer.go), bounded output
 // queues and coalesced table dumps (writer.go), accept backoff
 // (accept.go) and rate-limited logs (loglimit.go); docs/reflector.md
-// lists the bounds.
+// lists the bounds. BMP export to collectors (bmp.go, monitor.go) and
+// MRT snapshots and update logs (mrt.go) watch the RIB loop without ever
+// making it wait.
 // The datastore-driven controller is in reflector/fabric, the comparison
 // benchmark against BIRD, FRR and gobgpd in reflector/bench.
 //
