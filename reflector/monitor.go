@@ -153,7 +153,7 @@ func (mo *monitor) updates(m *member, raw [][]byte) {
 		return
 	}
 	now := time.Now()
-	if len(mo.collectors) > 0 {
+	if mo.anyConnected() {
 		var b []byte
 		for _, body := range raw {
 			b = appendRouteMonitoring(b, mp.bmp, now, body)

@@ -145,12 +145,16 @@ func (rl *ribLoop) mrtSnapshot(ts time.Time, routerID uint32) ([]byte, MRTSummar
 		t.each(func(k pfxKey, n uint32) {
 			entries = entries[:0]
 			for _, pa := range t.paths(n) {
+				pi, ok := index[pa.src]
+				if !ok {
+					continue // past the 65,535 peers a PEER_INDEX_TABLE can list
+				}
 				ab, ok := enc[pa.a]
 				if !ok {
 					ab = mrtAttrs(pa.a)
 					enc[pa.a] = ab
 				}
-				entries = append(entries, mrtEntry{peer: index[pa.src], originated: uint32(ts.Unix()), attrs: ab})
+				entries = append(entries, mrtEntry{peer: pi, originated: uint32(ts.Unix()), attrs: ab})
 			}
 			if len(entries) == 0 {
 				return
@@ -173,6 +177,9 @@ func mrtFileName(kind string, t time.Time) string {
 // that a reader never sees half of one) and removes the oldest
 // snapshots beyond keep.
 func (r *Reflector) writeMRTFile(ctx context.Context, dir string, keep int) (string, MRTSummary, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", MRTSummary{}, fmt.Errorf("MRT dump: %w", err)
+	}
 	name := filepath.Join(dir, mrtFileName("rib", time.Now()))
 	f, err := os.CreateTemp(dir, ".rib-*.tmp")
 	if err != nil {
@@ -224,6 +231,7 @@ func (r *Reflector) runMRTDumps(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		t := time.NewTicker(c.DumpInterval)
 		defer t.Stop()
+		failing := false // log the first failure and the recovery, not each
 		for {
 			select {
 			case <-ctx.Done():
@@ -231,13 +239,21 @@ func (r *Reflector) runMRTDumps(ctx context.Context, wg *sync.WaitGroup) {
 			case <-t.C:
 			}
 			name, sum, err := r.writeMRTFile(ctx, c.Dir, c.Keep)
-			if err != nil {
-				if ctx.Err() == nil {
-					r.log.Warn("periodic MRT dump failed", logKeyErr, err)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return
+			case err != nil:
+				if !failing {
+					r.log.Warn("periodic MRT dump failed; retrying every interval", logKeyErr, err)
 				}
-				continue
+				failing = true
+			default:
+				if failing {
+					r.log.Info("periodic MRT dumps written again", logKeyFile, name)
+				}
+				failing = false
+				r.log.Debug("MRT dump written", logKeyFile, name, logKeyPrefixes, sum.Prefixes)
 			}
-			r.log.Debug("MRT dump written", logKeyFile, name, logKeyPrefixes, sum.Prefixes)
 		}
 	})
 }
@@ -317,23 +333,29 @@ func (l *mrtLog) run(ctx context.Context) {
 	rotate := time.NewTicker(l.cfg.UpdateLogRotate)
 	defer rotate.Stop()
 	for {
+		stopping := false
 		select {
 		case <-ctx.Done():
-			return
+			stopping = true // write what is queued, then stop
 		case <-rotate.C:
 			closeFile()
 			continue
 		case <-l.notify:
 		}
 		chunks, drops := l.take()
+		if stopping && len(chunks) == 0 {
+			return
+		}
 		if drops > 0 {
 			l.log.Warn("MRT update log fell behind: UPDATEs not logged", logKeyCount, drops)
 		}
 		if f == nil {
 			now := l.nowFunc()
 			name := filepath.Join(l.cfg.Dir, mrtFileName("updates", now))
-			var err error
-			f, err = os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			err := os.MkdirAll(l.cfg.Dir, 0o755)
+			if err == nil {
+				f, err = os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			}
 			if err != nil {
 				if !failing {
 					l.log.Warn("MRT update log: cannot open its file; UPDATEs are not logged until it can", logKeyErr, err)
@@ -342,15 +364,15 @@ func (l *mrtLog) run(ctx context.Context) {
 				l.dropped.Add(float64(countMRT(chunks)))
 				continue
 			}
-			failing = false
 			w = bufio.NewWriterSize(f, 64<<10)
 			if err := pruneMRT(l.cfg.Dir, "updates", l.cfg.Keep); err != nil {
 				l.log.Warn("MRT update log", logKeyErr, err)
 			}
 		}
-		for _, c := range chunks {
+		for i, c := range chunks {
 			if _, err := w.Write(c); err != nil {
-				l.log.Warn("MRT update log: write failed; reopening", logKeyErr, err)
+				l.writeFailed(err, failing, chunks[i:])
+				failing = true
 				closeFile()
 				break
 			}
@@ -358,11 +380,26 @@ func (l *mrtLog) run(ctx context.Context) {
 		}
 		if f != nil {
 			if err := w.Flush(); err != nil {
-				l.log.Warn("MRT update log: write failed; reopening", logKeyErr, err)
+				l.writeFailed(err, failing, nil)
+				failing = true
 				closeFile()
+			} else {
+				failing = false // a failure logs once until records are written again
 			}
 		}
+		if stopping {
+			return
+		}
 	}
+}
+
+// writeFailed logs a failed write (once until a file opens again) and
+// counts the records lost.
+func (l *mrtLog) writeFailed(err error, failing bool, lost [][]byte) {
+	if !failing {
+		l.log.Warn("MRT update log: write failed; records are lost until a new file opens", logKeyErr, err)
+	}
+	l.dropped.Add(float64(countMRT(lost)))
 }
 
 // countMRT counts the records in chunks of whole records.
