@@ -17,6 +17,8 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bgpfabric/bgpfabric/api"
 )
 
 // startPrepared runs an already created reflector until the test ends
@@ -69,11 +71,14 @@ type bmpView struct {
 	downReason  map[string]uint8           // peer address → last peer-down reason
 	routes      map[string]map[string]bool // peer → prefixes announced and not withdrawn
 	eors        map[string]int             // peer → End-of-RIBs seen
-	order       []string                   // "up PEER", "down PEER", "rm PEER" in order
+	localPref   map[string]uint32          // "peer prefix" → LOCAL_PREF
+	stats       map[string]map[uint16]uint64
+	order       []string // "up PEER", "down PEER", "rm PEER" in order
 }
 
 func newBMPView() *bmpView {
-	return &bmpView{up: map[string]bool{}, downReason: map[string]uint8{}, routes: map[string]map[string]bool{}, eors: map[string]int{}}
+	return &bmpView{up: map[string]bool{}, downReason: map[string]uint8{}, routes: map[string]map[string]bool{}, eors: map[string]int{},
+		localPref: map[string]uint32{}, stats: map[string]map[uint16]uint64{}}
 }
 
 func (v *bmpView) apply(t *testing.T, m *bmp.BMPMessage) {
@@ -81,6 +86,17 @@ func (v *bmpView) apply(t *testing.T, m *bmp.BMPMessage) {
 	switch b := m.Body.(type) {
 	case *bmp.BMPInitiation:
 		v.initiations++
+	case *bmp.BMPStatisticsReport:
+		st := map[uint16]uint64{}
+		for _, s := range b.Stats {
+			switch s := s.(type) {
+			case *bmp.BMPStatsTLV32:
+				st[s.Type] = uint64(s.Value)
+			case *bmp.BMPStatsTLV64:
+				st[s.Type] = s.Value
+			}
+		}
+		v.stats[peer] = st
 	case *bmp.BMPPeerUpNotification:
 		v.up[peer] = true
 		v.order = append(v.order, "up "+peer)
@@ -109,6 +125,10 @@ func (v *bmpView) apply(t *testing.T, m *bmp.BMPMessage) {
 		}
 		for _, a := range u.PathAttributes {
 			switch a := a.(type) {
+			case *bgp.PathAttributeLocalPref:
+				for _, n := range u.NLRI {
+					v.localPref[peer+" "+n.String()] = a.Value
+				}
 			case *bgp.PathAttributeMpReachNLRI:
 				for _, n := range a.Value {
 					v.routes[peer][n.String()] = true
@@ -513,5 +533,58 @@ func TestBMPLocRIB(t *testing.T) {
 	v.readUntil(t, stream, "a's path back as best", func() bool { return v.table["10.1.0.0/24"] == "192.0.2.2" })
 	if len(v.table) != 1 {
 		t.Errorf("Loc-RIB %v, want only 10.1.0.0/24", v.table)
+	}
+}
+
+// TestBMPPrePolicyDumpAndStats: for a neighbour with an import policy,
+// the dump carries its routes as it sent them (rejected ones included,
+// changed ones unchanged), and the Statistics Reports count what it sent
+// and what the policy rejected.
+func TestBMPPrePolicyDumpAndStats(t *testing.T) {
+	ln := listenCollector(t)
+	cfg := testConfig(cliA, cliB)
+	cfg.ListenAddrs = []string{"127.0.0.1:0"}
+	cfg.Policy = PolicyConfig{
+		Filters: []*api.BGPFilter{filter("in", api.BGPFilterSpec{ImportV4: []api.BGPFilterRule{
+			{CIDR: "10.9.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterReject},
+			{CIDR: "10.2.0.0/24", MatchOperator: api.MatchEqual, Action: api.FilterAccept, LocalPref: ptrTo(uint32(250))},
+		}})},
+		Neighbors: map[netip.Addr][]string{netip.MustParseAddr(cliA): {"in"}},
+	}
+	cfg.BMP = BMPConfig{Collectors: []BMPCollector{{Address: ln.Addr().String()}}, StatsInterval: 20 * time.Millisecond}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.env.rib.mon.collectors[0]
+	c.retryMin, c.retryMax = 10*time.Millisecond, 50*time.Millisecond
+	addr := startPrepared(t, r)
+	first := acceptOne(t, ln)
+	go io.Copy(io.Discard, first)
+	ctx := context.Background()
+	a, err := dialSpeaker(ctx, addr, cliA, speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.conn.Close()
+	go io.Copy(io.Discard, a.conn)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.9.1.0/24", "10.2.0.0/24", "10.3.0.0/24")))
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	waitFor(t, wctx, "the accepted routes in the RIB", func() bool { s, ok := r.RIBStats(wctx); return ok && s.Paths == 2 })
+
+	first.Close()
+	v := newBMPView()
+	v.readUntil(t, bmpStream(acceptOne(t, ln)), "the dump and a statistics report", func(v *bmpView) bool {
+		return v.eors[cliA] == 2 && v.stats[cliA] != nil
+	})
+	if want := map[string]bool{"10.9.1.0/24": true, "10.2.0.0/24": true, "10.3.0.0/24": true}; !maps.Equal(v.routes[cliA], want) {
+		t.Errorf("pre-policy dump %v, want %v", v.routes[cliA], want)
+	}
+	if lp := v.localPref[cliA+" 10.2.0.0/24"]; lp != 100 {
+		t.Errorf("dumped LOCAL_PREF of the changed route %d, want 100 as received (the policy's 250 is post-policy)", lp)
+	}
+	if st := v.stats[cliA]; st[bmpStatAdjRIBIn] != 3 || st[bmpStatRejected] != 1 {
+		t.Errorf("statistics %v, want %d: 3 and %d: 1", st, bmpStatAdjRIBIn, bmpStatRejected)
 	}
 }
