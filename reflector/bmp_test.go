@@ -69,6 +69,7 @@ type bmpView struct {
 	initiations int
 	up          map[string]bool            // peer address → up
 	downReason  map[string]uint8           // peer address → last peer-down reason
+	downNotify  map[string]string          // peer address → its NOTIFICATION, "code/subcode"
 	routes      map[string]map[string]bool // peer → prefixes announced and not withdrawn
 	eors        map[string]int             // peer → End-of-RIBs seen
 	localPref   map[string]uint32          // "peer prefix" → LOCAL_PREF
@@ -78,7 +79,7 @@ type bmpView struct {
 
 func newBMPView() *bmpView {
 	return &bmpView{up: map[string]bool{}, downReason: map[string]uint8{}, routes: map[string]map[string]bool{}, eors: map[string]int{},
-		localPref: map[string]uint32{}, stats: map[string]map[uint16]uint64{}}
+		localPref: map[string]uint32{}, stats: map[string]map[uint16]uint64{}, downNotify: map[string]string{}}
 }
 
 func (v *bmpView) apply(t *testing.T, m *bmp.BMPMessage) {
@@ -103,6 +104,10 @@ func (v *bmpView) apply(t *testing.T, m *bmp.BMPMessage) {
 	case *bmp.BMPPeerDownNotification:
 		v.up[peer] = false
 		v.downReason[peer] = b.Reason
+		if b.BGPNotification != nil {
+			n := b.BGPNotification.Body.(*bgp.BGPNotification)
+			v.downNotify[peer] = fmt.Sprintf("%d/%d", n.ErrorCode, n.ErrorSubcode)
+		}
 		v.order = append(v.order, "down "+peer)
 	case *bmp.BMPRouteMonitoring:
 		if !v.up[peer] {
@@ -587,5 +592,30 @@ func TestBMPPrePolicyDumpAndStats(t *testing.T) {
 	}
 	if st := v.stats[cliA]; st[bmpStatAdjRIBIn] != 3 || st[bmpStatRejected] != 1 {
 		t.Errorf("statistics %v, want %d: 3 and %d: 1", st, bmpStatAdjRIBIn, bmpStatRejected)
+	}
+}
+
+// TestBMPPeerDownMaxPrefixes: a session that the reflector closes for
+// too many prefixes is reported down with the Cease it sent.
+func TestBMPPeerDownMaxPrefixes(t *testing.T) {
+	ln := listenCollector(t)
+	cfg := testConfig(cliA)
+	cfg.ListenAddrs = []string{"127.0.0.1:0"}
+	cfg.Neighbors[0].MaxPrefixes = 1
+	cfg.BMP = BMPConfig{Collectors: []BMPCollector{{Address: ln.Addr().String()}}}
+	_, addr := startReflector(t, cfg)
+	stream := bmpStream(acceptOne(t, ln))
+	a, err := dialSpeaker(context.Background(), addr, cliA, speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.conn.Close()
+	go io.Copy(io.Discard, a.conn)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.1.0.0/24", "10.2.0.0/24")))
+	v := newBMPView()
+	v.readUntil(t, stream, "the peer down", func(v *bmpView) bool { return v.downReason[cliA] != 0 })
+	want := fmt.Sprintf("%d/%d", bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED)
+	if v.downReason[cliA] != bmpDownLocalNotify || v.downNotify[cliA] != want {
+		t.Errorf("peer down: reason %d, NOTIFICATION %q; want %d, %s", v.downReason[cliA], v.downNotify[cliA], bmpDownLocalNotify, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,11 +50,10 @@ type monPeer struct {
 
 // sessionMon is what the monitor needs of a session that came up.
 type sessionMon struct {
-	sentOpen, recvOpen  []byte // whole messages
-	local, remote       netip.AddrPort
-	down                *atomic.Pointer[sessionEnd]
-	localASN, remoteASN uint32
-	remoteID            uint32
+	sentOpen, recvOpen []byte // whole messages
+	local, remote      netip.AddrPort
+	remoteASN          uint32
+	remoteID           uint32
 }
 
 // sessionEnd is why a session ended, as BMP's peer-down says it.
@@ -69,7 +67,7 @@ func (s *session) monInfo() sessionMon {
 	if s.rib.mon == nil {
 		return sessionMon{}
 	}
-	sm := sessionMon{sentOpen: s.openSent, down: &s.downWhy, localASN: s.local.asn, remoteASN: s.neg.remoteASN, remoteID: s.neg.remoteID}
+	sm := sessionMon{sentOpen: s.openSent, remoteASN: s.neg.remoteASN, remoteID: s.neg.remoteID}
 	sm.recvOpen = appendBGPHeader(nil, bgp.BGP_MSG_OPEN, len(s.openRecv))
 	sm.recvOpen = append(sm.recvOpen, s.openRecv...)
 	if a, ok := s.conn.LocalAddr().(*net.TCPAddr); ok {
@@ -135,6 +133,8 @@ func (mo *monitor) peerDown(m *member) {
 	if s, ok := m.conn.(*session); ok {
 		if e := s.downWhy.Load(); e != nil {
 			end = e
+		} else if ce := s.closeErr.Load(); ce != nil { // closed by the RIB loop: max prefixes
+			end = &sessionEnd{reason: bmpDownLocalNotify, data: encodeNotification(ce)}
 		}
 	}
 	b := appendPeerDown(nil, mp.bmp, time.Now(), end.reason, end.data)

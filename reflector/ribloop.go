@@ -359,9 +359,10 @@ func (rl *ribLoop) endOfRIB(rp *ribPeer, eor families) {
 // end as they were before the round sends nothing), and the session's
 // own peer-down later finds the member gone.
 func (rl *ribLoop) overLimit(m *member) {
-	rl.peerDown(m, false)
+	// The Cease first, so that BMP's peer down carries it (monitor.go).
 	m.conn.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
 		"maximum number of prefixes reached")
+	rl.peerDown(m, false)
 }
 
 // RIBStats summarises the RIB.
