@@ -605,6 +605,8 @@ func TestBMPPeerDownMaxPrefixes(t *testing.T) {
 	cfg.BMP = BMPConfig{Collectors: []BMPCollector{{Address: ln.Addr().String()}}}
 	_, addr := startReflector(t, cfg)
 	stream := bmpStream(acceptOne(t, ln))
+	v := newBMPView()
+	v.readUntil(t, stream, "initiation", func(v *bmpView) bool { return v.initiations == 1 }) // attached: the session's life is streamed
 	a, err := dialSpeaker(context.Background(), addr, cliA, speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
 	if err != nil {
 		t.Fatal(err)
@@ -612,7 +614,6 @@ func TestBMPPeerDownMaxPrefixes(t *testing.T) {
 	defer a.conn.Close()
 	go io.Copy(io.Discard, a.conn)
 	a.send(t, ipv4Update("192.0.2.2", pfx("10.1.0.0/24", "10.2.0.0/24")))
-	v := newBMPView()
 	v.readUntil(t, stream, "the peer down", func(v *bmpView) bool { return v.downReason[cliA] != 0 })
 	want := fmt.Sprintf("%d/%d", bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED)
 	if v.downReason[cliA] != bmpDownLocalNotify || v.downNotify[cliA] != want {
