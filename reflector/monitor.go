@@ -179,6 +179,9 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 		b = append(b, mp.up...)
 	}
 	rl.flush()
+	// One outAttrs per attrs: the partitions bucket prefixes by it, so
+	// that prefixes sharing attributes share UPDATEs.
+	cache := map[*attrs]*outAttrs{}
 	for f := range numFamilies {
 		parts := map[*ribPeer]*partition{}
 		part := func(rp *ribPeer) *partition {
@@ -200,7 +203,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 						continue // changed by the import policy: the Adj-RIB-In has it as received
 					}
 				}
-				part(pa.src).announce(rl.monAttrs(pa.a), nlriItem{k: k})
+				part(pa.src).announce(rl.monAttrsCached(cache, pa.a), nlriItem{k: k})
 			}
 		})
 		for rp := range mo.peers {
@@ -208,7 +211,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 				continue
 			}
 			rp.adj.each(f, func(k pfxKey, h uint32) {
-				part(rp).announce(rl.monAttrs(rl.attrs.slab[h&^adjFlags]), nlriItem{k: k})
+				part(rp).announce(rl.monAttrsCached(cache, rl.attrs.slab[h&^adjFlags]), nlriItem{k: k})
 			})
 		}
 		for rp, mp := range mo.peers {
@@ -225,7 +228,6 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 	}
 	if mo.locRIB {
 		b = append(b, mo.locUp...)
-		cache := map[*attrs]*outAttrs{}
 		for _, t := range rl.tables {
 			var p partition
 			t.each(func(k pfxKey, n uint32) {
