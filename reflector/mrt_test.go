@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/mrt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bgpfabric/bgpfabric/internal/nstest"
 )
@@ -204,5 +205,23 @@ func TestMRTUpdateLog(t *testing.T) {
 	})
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("update log announcements (-want +got):\n%s", d)
+	}
+}
+
+// TestMRTUpdateLogBounded: records that do not fit the update log's
+// buffer are dropped and counted; the RIB does not wait for the log.
+func TestMRTUpdateLogBounded(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig("127.0.0.2", "127.0.0.3")
+	cfg.MRT = MRTConfig{Dir: dir, UpdateLog: true, UpdateLogBuffer: 64} // smaller than any record
+	r, _ := mrtFixture(t, cfg)
+	// mrtFixture's clients sent 2 + 1 IPv4 UPDATEs and 2 + 1 IPv6 ones.
+	const updates = 2 + 1 + 2 + 1
+	got := testutil.ToFloat64(r.env.rib.mon.updLog.dropped)
+	if got != updates {
+		t.Errorf("mrt_update_log_dropped_total = %v, want %d", got, updates)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "updates.*")); len(files) != 0 {
+		t.Errorf("update log files %v, want none (everything was dropped)", files)
 	}
 }
