@@ -310,9 +310,14 @@ func (c *bmpCollector) run(ctx context.Context, rl *ribLoop) {
 		}
 		c.met.up.WithLabelValues(label).Set(1)
 		c.log.Info("BMP collector connected", logKeyAddr, conn.RemoteAddr().String())
+		start := time.Now()
 		dumped, resync, err := c.serve(ctx, conn)
 		c.q.detach()
-		if dumped && !resync {
+		// The backoff starts again from its minimum only after a
+		// connection that took its dump and lasted: a collector that
+		// closes every connection at once is retried (and logged) ever
+		// more slowly.
+		if dumped && !resync && time.Since(start) >= c.retryMax {
 			fails = 0
 		}
 		c.met.up.WithLabelValues(label).Set(0)
