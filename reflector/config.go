@@ -52,6 +52,10 @@ type Config struct {
 	// that enables BFD is configured (bfd.go); the reflector owns and
 	// closes it. Nil: neighbours that ask for BFD run without (logged).
 	BFD func() (BFDServer, error)
+	// BMP exports sessions and received routes to BMP collectors (bmp.go).
+	BMP BMPConfig
+	// MRT configures periodic RIB snapshots and the update log (mrt.go).
+	MRT MRTConfig
 
 	// idleHold is the first hold-down of a neighbour after a session that
 	// ended by its fault; zero means defaultIdleHold. Tests shorten it.
@@ -186,6 +190,12 @@ func (c Config) validate() (Config, error) {
 		errs = append(errs, err)
 	}
 	c.DynamicNeighbors = ds
+	if c.BMP, err = c.BMP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MRT, err = c.MRT.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ProgramFIB {
 		fib, err := c.FIB.withDefaults()
 		if err != nil {

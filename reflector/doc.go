@@ -47,6 +47,9 @@
 // the datastore controller's reconcile; Summary, NeighborDetails and
 // Routes (show.go) are `bgpfabric reflector show`'s views, whole-RIB
 // dumps a chunk per RIB-loop op.
+// lists the bounds. BMP export to collectors (bmp.go, monitor.go) and
+// MRT snapshots and update logs (mrt.go) watch the RIB loop without ever
+// making it wait.
 // The datastore-driven controller is in reflector/fabric, the comparison
 // benchmark against BIRD, FRR and gobgpd in reflector/bench.
 //

@@ -38,6 +38,10 @@ type FileConfig struct {
 	// decides: Reject (the default, RFC 8212: nothing in or out without
 	// a filter) or Accept.
 	EBGPDefaultPolicy string `json:"ebgpDefaultPolicy,omitempty"`
+	// BMP exports to BMP collectors; MRT writes RIB snapshots and the
+	// update log (monitorconfig.go, docs/reflector.md).
+	BMP *FileBMP `json:"bmp,omitempty"`
+	MRT *FileMRT `json:"mrt,omitempty"`
 }
 
 // FileFilter is a named BGPFilter spec: exportV4, importV4, exportV6,
@@ -323,6 +327,7 @@ func (fc *FileConfig) Config() (Config, error) {
 		c.FIB = FIBConfig{Protocol: fc.FIB.Protocol, Table: fc.FIB.Table, SinglePath: !orTrue(fc.FIB.Multipath)}
 	}
 	c.ProgramFIB = fc.ProgramFIB
+	c.BMP, c.MRT = fe.bmp(fc.BMP), fe.mrt(fc.MRT)
 	if len(fe) > 0 {
 		return Config{}, errors.Join(fe...)
 	}

@@ -141,6 +141,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m.notifications.Collect(ch)
 	c.r.bfd.sessions.Collect(ch)
 	c.r.bfd.downs.Collect(ch)
+	c.r.collectMonitor(ch)
 	states := map[State]int{}
 	for st := StateIdle; st <= StateEstablished; st++ {
 		states[st] = 0

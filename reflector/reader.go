@@ -16,6 +16,11 @@ import (
 // already-buffered UPDATEs before it hands them to the RIB loop.
 const maxBatchPrefixes = 8192
 
+// maxBatchRaw bounds the UPDATEs a batch keeps as received for the
+// monitor (monitor.go): at most 256 messages (1 MiB of 4,096-byte ones,
+// 16 MiB with RFC 8654 extended messages).
+const maxBatchRaw = 256
+
 // readMessage reads one message of at most 4,096 bytes.
 func readMessage(br *bufio.Reader) (*bgp.BGPHeader, []byte, error) {
 	return readMessageMax(br, maxMsgLen)
@@ -93,6 +98,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
 		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, extMsg: s.neg.extMsg, localAddr: s.localAddr(),
 		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s, dynamic: s.dynamic,
+		mon: s.monInfo(),
 	}
 	var m *member
 	if !s.rib.call(ctx, func(rl *ribLoop) { m = rl.peerUp(info) }) {
@@ -113,6 +119,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 		if r != nil || peerFault(s, err) {
 			s.faulted.Store(true)
 		}
+		s.noteEnd(err)
 		s.rib.do(context.WithoutCancel(ctx), func(rl *ribLoop) { rl.peerDown(m, graceful) })
 	}()
 	s.owner.up(ctx, s)
@@ -125,7 +132,7 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 	batch := &ribBatch{}
 	n := 0
 	for {
-		if n > 0 && (br.Buffered() < headerLen || n >= maxBatchPrefixes) {
+		if (n > 0 || len(batch.raw) > 0) && (br.Buffered() < headerLen || n >= maxBatchPrefixes || len(batch.raw) >= maxBatchRaw) {
 			b := batch
 			if !s.rib.do(ctx, func(rl *ribLoop) { rl.update(m, b) }) {
 				return ctx.Err()
@@ -143,6 +150,9 @@ func (s *session) readLoop(ctx context.Context, br *bufio.Reader, m *member) err
 		switch hdr.Type {
 		case bgp.BGP_MSG_UPDATE:
 			s.stats.updatesIn.Add(1)
+			if s.rib.mon != nil {
+				batch.raw = append(batch.raw, body)
+			}
 			added, err := s.parseUpdate(hdr, body, rfs, batch)
 			if err != nil {
 				return err

@@ -36,6 +36,9 @@ type Reflector struct {
 	unknownLim logLimiter // connections from unknown addresses
 
 	bfd *bfdLink // BFD of the configured neighbours (bfd.go)
+
+	mrt    mrtState    // MRT snapshots (mrt.go)
+	bmpMet *bmpMetrics // BMP collectors' metrics (bmp.go)
 }
 
 // New validates cfg and returns a reflector; Run starts it.
@@ -60,6 +63,10 @@ func New(cfg Config) (*Reflector, error) {
 		idleHold: cfg.idleHold, outQueueLimit: cfg.outQueueLimit,
 	}
 	if err := r.env.rib.setPolicy(cfg.Policy); err != nil {
+		return nil, fmt.Errorf("reflector config: %w", err)
+	}
+	r.bmpMet = newBMPMetrics()
+	if r.env.rib.mon, err = newMonitor(cfg, r.bmpMet); err != nil {
 		return nil, fmt.Errorf("reflector config: %w", err)
 	}
 	r.bfd = newBFDLink(cfg.BFD, cfg.Logger)
@@ -159,6 +166,8 @@ func (r *Reflector) Run(ctx context.Context) (err error) {
 	r.ribStarted = true
 	r.mu.Unlock()
 	wg.Go(func() { rib.run(ribCtx) })
+	r.runMonitor(ribCtx, &wg)
+	r.runMRTDumps(ribCtx, &wg)
 	r.mu.Lock()
 	// Peers run on their own context, cancelled (with ctx's cause) only
 	// once the RIB has stopped sending: see ribLoop.stopping.

@@ -34,6 +34,7 @@ type ribLoop struct {
 	met    *engineMetrics
 	fib    *fibFeed // nil unless Config.ProgramFIB
 	pol    policyState
+	mon    *monitor // nil unless BMP or the MRT update log (monitor.go)
 
 	// Restarting-speaker state (RFC 4724 4.1, see restart.go).
 	restarting atomic.Bool // set while deferring: OPENs carry the R bit
@@ -135,6 +136,7 @@ func (rl *ribLoop) flush() {
 		if rl.fib != nil && !rl.stopping && !t.fam.generic() { // stopping: Run's end decides what the kernel keeps
 			rl.fib.note(t, cur)
 		}
+		rl.monLocRIB(t, cur)
 		if !rl.deferring && !rl.stopping { // while deferring, the dumps at its end carry everything
 			for _, g := range rl.groups {
 				if g.key.fams.has(t.fam) {
@@ -181,6 +183,7 @@ type sessionInfo struct {
 	maxPrefixes int
 	stats       *peerStats
 	conn        memberConn
+	mon         sessionMon // for BMP and MRT, when monitored
 }
 
 // peerUp registers an established session, dumps the table to it and
@@ -226,6 +229,7 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 		m.rtcDefault = rtcDefaultUpdate(si.localAddr, rl.exp.asn, rp.ebgp)
 	}
 	rl.join(m, key, sp.exp)
+	rl.mon.peerUp(rp, m, si)
 	rp.stats.prefixesOut.Store(0)
 	rp.stats.fams.Store(uint32(si.fams))
 	rp.eor = 0
@@ -251,6 +255,7 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 	if rp.member != m {
 		return
 	}
+	rl.mon.peerDown(m)
 	rl.leave(m)
 	rp.member = nil
 	rp.stats.prefixesOut.Store(0)
@@ -301,6 +306,7 @@ type routeUpdate struct {
 type ribBatch struct {
 	updates []routeUpdate
 	eor     families
+	raw     [][]byte // the UPDATEs' bodies as received, when monitored
 }
 
 // update applies a batch from member m.
@@ -309,6 +315,7 @@ func (rl *ribLoop) update(m *member, b *ribBatch) {
 	if rp.member != m {
 		return // the session is gone
 	}
+	rl.mon.updates(m, b.raw)
 	defer rl.met.observeBestPath(time.Now())
 	if rp.imp != nil {
 		for _, u := range b.updates {
@@ -381,9 +388,10 @@ func (rl *ribLoop) endOfRIB(rp *ribPeer, eor families) {
 // end as they were before the round sends nothing), and the session's
 // own peer-down later finds the member gone.
 func (rl *ribLoop) overLimit(m *member) {
-	rl.peerDown(m, false)
+	// The Cease first, so that BMP's peer down carries it (monitor.go).
 	m.conn.closeWith(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED,
 		"maximum number of prefixes reached")
+	rl.peerDown(m, false)
 }
 
 // RIBStats summarises the RIB.

@@ -66,6 +66,9 @@ type session struct {
 	deadlineAt time.Time
 	// dynamic: a dynamic neighbour's session (its range's route policy).
 	dynamic bool
+	// For BMP and MRT (monitor.go): the OPENs, and why the session ended.
+	openSent, openRecv []byte
+	downWhy            atomic.Pointer[sessionEnd]
 }
 
 func newSession(cfg NeighborConfig, local localIdentity, conn net.Conn, outgoing bool,
@@ -185,7 +188,8 @@ func (s *session) run(ctx context.Context) (err error) {
 		}
 	}()
 	br := bufio.NewReaderSize(s.conn, sessionBufSize)
-	s.q.push(s.buildOpen())
+	s.openSent = s.buildOpen()
+	s.q.push(s.openSent)
 	if err := s.openExchange(ctx, br); err != nil {
 		return s.fail(err)
 	}
@@ -213,6 +217,7 @@ func (s *session) openExchange(ctx context.Context, br *bufio.Reader) error {
 		return s.unexpected(hdr, body)
 	}
 	s.gotOpen.Store(true)
+	s.openRecv = body
 	m, err := parseBody(hdr, body)
 	if err != nil {
 		return notifyFromMessageError(err, bgp.BGP_ERROR_OPEN_MESSAGE_ERROR, 0)

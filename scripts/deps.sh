@@ -14,7 +14,10 @@ set -euo pipefail
 # chromium: the headless browser that the sim web view's tests drive
 #   (e2e/ui_test.go, through the DevTools protocol; pages on loopback and
 #   files only).
-PACKAGES=(iproute2 nftables iputils-ping ca-certificates bird2 frr gobgpd chromium)
+# pmacct, bgpdump: pmacct's BMP collector (pmbmpd) receives the
+#   reflector's BMP stream, and bgpdump reads its MRT files, in the
+#   reflector's tests (loopback and temporary files only).
+PACKAGES=(iproute2 nftables iputils-ping ca-certificates bird2 frr gobgpd chromium pmacct bgpdump)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

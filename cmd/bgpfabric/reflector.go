@@ -46,8 +46,9 @@ type reflectorOptions struct {
 	gcPercent      int
 	programFIB     bool
 	fibProtocol    uint8
-	watchConfig    bool          // reflector_reload.go
-	watchInterval  time.Duration // reflector_reload.go
+	watchConfig    bool           // reflector_reload.go
+	watchInterval  time.Duration  // reflector_reload.go
+	monitor        monitorOptions // BMP and MRT (reflector_monitor.go)
 }
 
 func newReflectorCmd(g *globalOptions) *cobra.Command {
@@ -83,8 +84,10 @@ whole.
 
 --http-addr serves /metrics (Prometheus), /livez and /readyz;
 --control-socket, a unix socket, POST /sessions/reset?peer=ADDR, which resets
-that neighbour's session (Cease, Administrative Reset), and what
-"bgpfabric reflector show" asks for. See docs/reflector.md.`,
+that neighbour's session (Cease, Administrative Reset), GET /mrt/dump, an MRT
+snapshot of the RIB, and what "bgpfabric reflector show" asks for.
+--bmp-collector streams to BMP collectors, --mrt-* write MRT snapshots and
+update logs. See docs/reflector.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReflector(cmd.Context(), g, o) },
 	}
@@ -105,6 +108,7 @@ that neighbour's session (Cease, Administrative Reset), and what
 	f.IntVar(&o.gcPercent, "gc-percent", defaultReflectorGCPercent, "heap growth between garbage collections, in percent of live data (debug.SetGCPercent); GOGC in the environment overrides the default")
 	addReloadFlags(f, o)
 	cmd.AddCommand(newReflectorShowCmd(g)) // reflector_show.go
+	o.monitor.flags(f)
 	return cmd, o
 }
 
@@ -140,6 +144,7 @@ func (o *reflectorOptions) engineConfig(log *slog.Logger, restarting bool) func(
 			return srv, nil
 		}
 		o.applyFIB(c)
+		o.monitor.apply(c)
 	}
 }
 
@@ -195,6 +200,9 @@ func runReflector(ctx context.Context, g *globalOptions, o *reflectorOptions) er
 		return err
 	}
 	if err := o.checkReload(); err != nil {
+		return err
+	}
+	if err := o.monitor.check(); err != nil {
 		return err
 	}
 	engineCfg := o.engineConfig(log, restarting)

@@ -58,6 +58,7 @@ func serveReflectorControl(ctx context.Context, path string, eng engine, log *sl
 		w.WriteHeader(http.StatusNoContent)
 	})
 	registerShowHandlers(mux, eng, log) // reflector_show.go
+	mux.HandleFunc("GET /mrt/dump", serveMRTDump(eng))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
