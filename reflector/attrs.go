@@ -28,6 +28,9 @@ type attrs struct {
 	originatorID       uint32
 	hasOriginator      bool
 	clusterList        []uint32
+	// llgrStale and noLLGR: the communities carry LLGR_STALE or NO_LLGR
+	// (RFC 9494, llgr.go).
+	llgrStale, noLLGR bool
 
 	// out caches the attributes as exported to each class of group.
 	out []*outAttrs
@@ -116,6 +119,7 @@ func newAttrs(in attrsInput) *attrs {
 		return int(x.GetType()) - int(y.GetType())
 	})
 	a.list = list
+	a.llgrStale, a.noLLGR = llgrFlags(list)
 	buf := make([]byte, 0, 64)
 	for _, p := range list {
 		b, err := p.Serialize()

@@ -90,6 +90,7 @@ type FileNeighbor struct {
 	AddPath      bool   `json:"addPath,omitempty"`
 	// GracefulRestart defaults to true.
 	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
+	FileRestart     `json:",inline"`
 	FileTTL         `json:",inline"`
 	// BFD runs BFD beside the session (reflector/bfd.go); not available
 	// for dynamic neighbours.
@@ -108,6 +109,7 @@ type FileDynamicNeighbor struct {
 	MaxPrefixes     int    `json:"maxPrefixes,omitempty"`
 	AddPath         bool   `json:"addPath,omitempty"`
 	GracefulRestart *bool  `json:"gracefulRestart,omitempty"`
+	FileRestart     `json:",inline"`
 	// Password or PasswordFile enable TCP MD5 for the whole range.
 	Password     string `json:"password,omitempty"`
 	PasswordFile string `json:"passwordFile,omitempty"`
@@ -257,6 +259,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			KeepNextHop:     n.KeepOriginalNextHop,
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
+		nc.RestartTime, nc.LongLivedStaleTime = fe.restart(f, n.FileRestart, nc.GracefulRestart)
 		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)
 		if nc.ASN == 0 {
 			nc.ASN = fc.ASNumber
@@ -287,6 +290,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			Password: fe.password(f, d.Password, d.PasswordFile), KeepNextHop: d.KeepOriginalNextHop,
 		}
 		dn.TTLSecurity, dn.EBGPMultihop = fe.ttl(f, d.FileTTL)
+		dn.RestartTime, dn.LongLivedStaleTime = fe.restart(f, d.FileRestart, dn.GracefulRestart)
 		if dn.ASN == 0 {
 			dn.ASN = fc.ASNumber
 		}

@@ -17,6 +17,7 @@ type negotiated struct {
 	keepalive  time.Duration
 	gr         bool   // both sides advertised graceful restart
 	grTime     uint16 // the peer's restart time, seconds
+	llgr       llgrNeg
 	refreshCap bool
 }
 
@@ -35,10 +36,13 @@ func (s *session) buildOpen() []byte {
 		// "preserves" all the forwarding state it has: the F bits are set,
 		// or helpers (GoBGP, RFC 4724 4.2) drop our routes when we go.
 		restarting := s.rib.restarting.Load()
-		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, grRestartTime, []*bgp.CapGracefulRestartTuple{
+		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, s.cfg.restartTime(), []*bgp.CapGracefulRestartTuple{
 			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true),
 			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv6_UC, true),
 		}))
+		if c := s.llgrCap(); c != nil {
+			caps = append(caps, c)
+		}
 	}
 	if s.cfg.AddPath {
 		caps = append(caps, bgp.NewCapAddPath([]*bgp.CapAddPathTuple{
@@ -88,6 +92,8 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 				n.refreshCap = true
 			case *bgp.CapGracefulRestart:
 				n.gr, n.grTime = s.cfg.GracefulRestart, c.Time
+			case *bgp.CapLongLivedGracefulRestart:
+				n.llgr = s.parseLLGR(c)
 			case *bgp.CapAddPath:
 				for _, t := range c.Tuples {
 					if f, ok := familyOf(t.RouteFamily); ok && t.Mode&bgp.BGP_ADD_PATH_RECEIVE != 0 {
@@ -113,6 +119,11 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 	}
 	if s.cfg.AddPath {
 		n.addPath = addPathRecv & n.fams
+	}
+	if n.gr {
+		n.llgr = n.llgr.restrict(n.fams)
+	} else {
+		n.llgr = llgrNeg{} // RFC 9494 4.1: not without graceful restart
 	}
 	n.hold = min(s.cfg.HoldTime, time.Duration(open.HoldTime)*time.Second)
 	if n.hold > 0 {

@@ -26,6 +26,9 @@ type groupKey struct {
 	localAddr netip.Addr
 	// pol identifies the export policy (policy.go); "" is none.
 	pol string
+	// llgr are the families in which the members negotiated long-lived
+	// graceful restart: only they receive LLGR-stale paths (llgr.go).
+	llgr families
 }
 
 // updateGroup is a set of established sessions sharing one groupKey.
@@ -39,7 +42,7 @@ type updateGroup struct {
 // the RFC 4456 rules and the export policy; and the export rule whose
 // changes apply (nil: none).
 func (g *updateGroup) pass(f family, k pfxKey, p *path) (bool, *xrule) {
-	if !exportable(p.src, g.key.role) {
+	if !exportable(p.src, g.key.role) || p.a.llgrStale && !g.key.llgr.has(f) {
 		return false, nil
 	}
 	if g.exp == nil {
