@@ -84,10 +84,11 @@ type GracefulRestart struct {
 	// (default 360s).
 	StaleRoutesTime Duration `json:"staleRoutesTime,omitempty"`
 	// LongLivedStaleTime enables long-lived graceful restart (RFC 9494)
-	// when set: advertised to peers, which then keep our routes as
-	// LLGR-stale for that long after the restart time; and the longest
-	// we keep a peer's (the shorter of its time and this). Whole
-	// seconds up to 16777215s; unset or 0s is off (the RFC's default).
+	// on nodes and reflectors when set: advertised to peers, which then
+	// keep our routes as LLGR-stale for that long after the restart
+	// time; we keep a peer's for the time it advertises (a reflector: at
+	// most this). Whole seconds up to 16777215s; unset or 0s is off (the
+	// RFC's default). See docs/reflector.md.
 	LongLivedStaleTime Duration `json:"longLivedStaleTime,omitempty"`
 }
 
