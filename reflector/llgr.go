@@ -183,7 +183,7 @@ func (rl *ribLoop) enterLLGR(addr netip.Addr, neg llgrNeg, now time.Time) time.T
 		rl.llgrMark(rl.tables[f], rp)
 	}
 	rl.storeCounts(rp)
-	rl.log.Info("long-lived graceful restart: keeping stale routes", logKeyPeer, addr.String(), "prefixes", rp.prefixes)
+	rl.log.Info("long-lived graceful restart: keeping stale routes", logKeyPeer, addr.String(), logKeyPrefixes, rp.prefixes)
 	return rl.llgrNext(rp)
 }
 
@@ -217,8 +217,8 @@ func (rl *ribLoop) llgrMark(t *table, rp *ribPeer) {
 	}
 }
 
-// llgrMarkOne is llgrMark for one prefix; conv caches the LLGR-stale
-// attrs by original.
+// llgrMarkOne is llgrMark for one prefix; conv, when not nil, caches the
+// LLGR-stale attrs by original.
 func (rl *ribLoop) llgrMarkOne(t *table, rp *ribPeer, k pfxKey, conv map[*attrs]*attrs) {
 	n, ok := t.lookup(k)
 	if !ok {
@@ -241,7 +241,9 @@ func (rl *ribLoop) llgrMarkOne(t *table, rp *ribPeer, k pfxKey, conv map[*attrs]
 	la := conv[a]
 	if la == nil {
 		la = rl.attrs.get(withLLGRStale(a, rp.ebgp))
-		conv[a] = la
+		if conv != nil {
+			conv[a] = la
+		}
 	}
 	la.refs++
 	rl.attrs.release(a)

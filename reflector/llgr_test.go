@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/bgpfabric/bgpfabric/api"
 )
 
 // llgrAttrs are attrs with local preference lp and the communities cs.
@@ -388,5 +390,40 @@ dynamicNeighbors:
 	}}
 	if _, err := bad.validate(); err == nil || !strings.Contains(err.Error(), "Neighbors[0] (10.0.0.2).LongLivedStaleTime: needs GracefulRestart") {
 		t.Errorf("Config without GracefulRestart: %v", err)
+	}
+}
+
+// TestLLGRPolicyChange: a path of a client in its long-lived stale period
+// that a new import policy accepts (it was rejected, kept in the
+// Adj-RIB-In) enters the RIB LLGR-stale too.
+func TestLLGRPolicyChange(t *testing.T) {
+	rejectIn := func(cidr string) PolicyConfig {
+		return PolicyConfig{
+			Filters: []*api.BGPFilter{filter("in", api.BGPFilterSpec{
+				ImportV4: []api.BGPFilterRule{{CIDR: cidr, MatchOperator: api.MatchIn, Action: api.FilterReject}}})},
+			Neighbors: map[netip.Addr][]string{netip.MustParseAddr("127.0.0.2"): {"in"}},
+		}
+	}
+	cfg := grConfig("127.0.0.2", "127.0.0.3")
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].LongLivedStaleTime = time.Hour
+	}
+	cfg.Policy = rejectIn("10.34.1.0/24")
+	r, addr := startReflector(t, cfg)
+	a := connect(t, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90, gr: true, grTime: 1, llgr: 3600})
+	mon := connect(t, addr, "127.0.0.3", speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90, gr: true, llgr: 3600})
+	v := view{}
+	readView(t, mon, v, hasEOR4)
+	collect(t, a, false, hasEORs)
+	a.send(t, ipv4Update("192.0.2.2", pfx("10.34.0.0/24", "10.34.1.0/24")))
+	readView(t, mon, v, commIs("10.34.0.0/24", ""))
+	a.conn.Close()
+	readView(t, mon, v, commIs("10.34.0.0/24", "65535:6"))
+	if err := r.SetPolicy(rejectIn("10.35.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	readView(t, mon, v, has("10.34.1.0/24"))
+	if !commIs("10.34.1.0/24", "65535:6")(v) {
+		t.Errorf("newly accepted path of the LLGR-stale client: %q, want LLGR_STALE", v["10.34.1.0/24"])
 	}
 }
