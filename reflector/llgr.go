@@ -172,6 +172,7 @@ func (rl *ribLoop) enterLLGR(addr netip.Addr, neg llgrNeg, now time.Time) time.T
 	if rl.peers[addr] != rp { // nothing left
 		return time.Time{}
 	}
+	rp.llgr &= neg.keep // a family no longer listed: its stale paths just went
 	for f := range numFamilies {
 		if !neg.keep.has(f) {
 			continue
