@@ -83,6 +83,13 @@ type GracefulRestart struct {
 	// StaleRoutesTime is how long we keep a restarting peer's routes
 	// (default 360s).
 	StaleRoutesTime Duration `json:"staleRoutesTime,omitempty"`
+	// LongLivedStaleTime enables long-lived graceful restart (RFC 9494)
+	// on nodes and reflectors when set: advertised to peers, which then
+	// keep our routes as LLGR-stale for that long after the restart
+	// time; we keep a peer's for the time it advertises (a reflector: at
+	// most this). Whole seconds up to 16777215s; unset or 0s is off (the
+	// RFC's default). See docs/reflector.md.
+	LongLivedStaleTime Duration `json:"longLivedStaleTime,omitempty"`
 }
 
 // Defaults of the global BGPConfiguration.
@@ -199,6 +206,7 @@ func (c *BGPConfiguration) Validate() error {
 	if gr := s.GracefulRestart; gr != nil {
 		wholeSeconds(&fe, "spec.gracefulRestart.restartTime", gr.RestartTime, time.Second, 4095*time.Second)
 		wholeSeconds(&fe, "spec.gracefulRestart.staleRoutesTime", gr.StaleRoutesTime, time.Second, 24*time.Hour)
+		wholeSeconds(&fe, "spec.gracefulRestart.longLivedStaleTime", gr.LongLivedStaleTime, 0, 16777215*time.Second)
 	}
 	validateBFD(&fe, "spec.bfd", s.BFD)
 	validateAdvertisements(&fe, s)

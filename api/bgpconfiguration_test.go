@@ -89,6 +89,15 @@ func TestBGPConfigurationValidate(t *testing.T) {
 		{"restart time too long", spec(func(s *BGPConfigurationSpec) {
 			s.GracefulRestart = &GracefulRestart{RestartTime: "4096s", StaleRoutesTime: "0s"}
 		}), []string{"spec.gracefulRestart.restartTime", "spec.gracefulRestart.staleRoutesTime"}},
+		{"long-lived stale time", spec(func(s *BGPConfigurationSpec) {
+			s.GracefulRestart = &GracefulRestart{LongLivedStaleTime: "16777215s"}
+		}), nil},
+		{"long-lived stale time too long", spec(func(s *BGPConfigurationSpec) {
+			s.GracefulRestart = &GracefulRestart{LongLivedStaleTime: "16777216s"}
+		}), []string{"spec.gracefulRestart.longLivedStaleTime"}},
+		{"long-lived stale time fractional", spec(func(s *BGPConfigurationSpec) {
+			s.GracefulRestart = &GracefulRestart{LongLivedStaleTime: "1.5s"}
+		}), []string{"spec.gracefulRestart.longLivedStaleTime"}},
 		{"communities", spec(func(s *BGPConfigurationSpec) {
 			for _, v := range []string{"65535:65535", "4294967295:0:4294967295", "65536:1", "1", "1:2:3:4", "a:b", "1:-1"} {
 				s.Communities = append(s.Communities, CommunityEntry{Value: v})

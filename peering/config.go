@@ -91,6 +91,9 @@ func globalConfig(s *api.BGPConfigurationSpec) (cfg config, fixed string) {
 		if gr.StaleRoutesTime != "" {
 			cfg.gr.StaleRoutesTime = gr.StaleRoutesTime.Get()
 		}
+		if gr.LongLivedStaleTime != "" {
+			cfg.gr.LongLivedStaleTime = gr.LongLivedStaleTime.Get()
+		}
 	}
 	if !cfg.gr.Enabled {
 		cfg.gr = GracefulRestart{}

@@ -83,6 +83,9 @@ type GracefulRestart struct {
 	// how long we keep a restarting peer's routes.
 	RestartTime     time.Duration
 	StaleRoutesTime time.Duration
+	// LongLivedStaleTime enables long-lived graceful restart (RFC 9494);
+	// zero is off.
+	LongLivedStaleTime time.Duration
 }
 
 // SecretRef names the secret key that holds a password.

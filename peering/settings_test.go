@@ -101,6 +101,9 @@ func TestGracefulRestart(t *testing.T) {
 		{"default", nil, GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 360 * time.Second}},
 		{"restart time", &api.GracefulRestart{RestartTime: "60s"}, GracefulRestart{Enabled: true, RestartTime: time.Minute, StaleRoutesTime: 360 * time.Second}},
 		{"disabled", &api.GracefulRestart{Enabled: ptr(false), RestartTime: "60s"}, GracefulRestart{}},
+		{"long-lived", &api.GracefulRestart{LongLivedStaleTime: "1h"},
+			GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleRoutesTime: 360 * time.Second, LongLivedStaleTime: time.Hour}},
+		{"long-lived disabled", &api.GracefulRestart{Enabled: ptr(false), LongLivedStaleTime: "1h"}, GracefulRestart{}},
 	}
 	for _, tt := range tests {
 		in := Input{

@@ -32,6 +32,9 @@ type attrs struct {
 	// part of the NLRI (famgen.go); both empty for unicast.
 	rawNH, extra string
 	rts          []uint64 // a generic family's route targets (famrtc.go)
+	// llgrStale and noLLGR: the communities carry LLGR_STALE or NO_LLGR
+	// (RFC 9494, llgr.go).
+	llgrStale, noLLGR bool
 
 	// out caches the attributes as exported to each class of group.
 	out []*outAttrs
@@ -127,6 +130,7 @@ func newAttrs(in attrsInput) *attrs {
 	if in.gen {
 		a.rts = routeTargets(list)
 	}
+	a.llgrStale, a.noLLGR = llgrFlags(list)
 	buf := make([]byte, 0, 64)
 	for _, p := range list {
 		b, err := p.Serialize()

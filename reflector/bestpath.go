@@ -22,6 +22,9 @@ func (bestPath) selectBest(paths []path) {
 // when y is better, and never zero for paths of different peers.
 func comparePaths(x, y *path) int {
 	a, b := x.a, y.a
+	if a.llgrStale != b.llgrStale { // RFC 9494 4.3: least preferred
+		return cmpBool(b.llgrStale)
+	}
 	if a.localPref != b.localPref {
 		return cmpBool(a.localPref > b.localPref)
 	}

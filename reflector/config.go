@@ -93,6 +93,14 @@ type NeighborConfig struct {
 	// GracefulRestart advertises RFC 4724 graceful restart; as a helper the
 	// reflector keeps a restarting neighbour's routes as stale.
 	GracefulRestart bool
+	// RestartTime is the restart time we advertise with graceful restart
+	// (whole seconds, at most 4095 s); zero means 120 s.
+	RestartTime time.Duration
+	// LongLivedStaleTime enables RFC 9494 long-lived graceful restart
+	// (llgr.go) with graceful restart: advertised to the neighbour, and
+	// the longest we keep its routes as LLGR-stale (whole seconds, at
+	// most 16777215 s). Zero is off.
+	LongLivedStaleTime time.Duration
 	// TTLSecurity enables GTSM (RFC 5082): the neighbour is at most this
 	// many hops away; we send with TTL 255 and drop what arrives with a
 	// TTL below 256 minus it. Zero is off. Not with EBGPMultihop.
@@ -132,6 +140,9 @@ type DynamicNeighbor struct {
 	MaxPrefixes     int
 	AddPath         bool
 	GracefulRestart bool
+	// RestartTime and LongLivedStaleTime are as in NeighborConfig.
+	RestartTime        time.Duration
+	LongLivedStaleTime time.Duration
 	// Password is a TCP MD5 key for the whole range (a prefix key,
 	// TCP_MD5SIG_EXT).
 	Password     string
@@ -227,6 +238,10 @@ func normalizeDynamic(in []DynamicNeighbor) ([]DynamicNeighbor, error) {
 			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d] (%v).EBGPMultihop: not with TTLSecurity", i, d.Prefix))
 			continue
 		}
+		if err := checkRestartTimes(d.GracefulRestart, d.RestartTime, d.LongLivedStaleTime); err != nil {
+			errs = append(errs, fmt.Errorf("DynamicNeighbors[%d] (%v).%w", i, d.Prefix, err))
+			continue
+		}
 		d.Prefix = d.Prefix.Masked()
 		out = append(out, d)
 	}
@@ -256,6 +271,10 @@ func normalizeNeighbors(in []NeighborConfig) ([]NeighborConfig, error) {
 			continue
 		case n.TTLSecurity != 0 && n.EBGPMultihop != 0:
 			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).EBGPMultihop: not with TTLSecurity", i, n.Address))
+			continue
+		}
+		if err := checkRestartTimes(n.GracefulRestart, n.RestartTime, n.LongLivedStaleTime); err != nil {
+			errs = append(errs, fmt.Errorf("Neighbors[%d] (%v).%w", i, n.Address, err))
 			continue
 		}
 		if err := n.BFD.validate(n); err != nil {
@@ -294,7 +313,8 @@ func (c *Config) dynamicFor(addr netip.Addr) (NeighborConfig, bool) {
 				HoldTime: d.HoldTime, KeepaliveTime: d.KeepaliveTime, MaxPrefixes: d.MaxPrefixes,
 				AddPath: d.AddPath, GracefulRestart: d.GracefulRestart, Password: d.Password,
 				TTLSecurity: d.TTLSecurity, EBGPMultihop: d.EBGPMultihop, KeepNextHop: d.KeepNextHop,
-				Families: d.Families,
+				Families:    d.Families,
+				RestartTime: d.RestartTime, LongLivedStaleTime: d.LongLivedStaleTime,
 			}.withDefaults(), true
 		}
 	}

@@ -32,7 +32,8 @@
 //
 // Graceful restart as helper (peer.go, rib.go: stale paths), as restarting
 // speaker (restart.go: deferred advertisement until End-of-RIB), and
-// ErrGracefulRestart to stop without NOTIFICATIONs; RFC 8326 graceful
+// ErrGracefulRestart to stop without NOTIFICATIONs; RFC 9494 long-lived
+// graceful restart (llgr.go: LLGR-stale paths); RFC 8326 graceful
 // shutdown (gshut.go); Prometheus metrics (metrics.go); configuration files
 // (fileconfig.go); dynamic neighbours from prefix ranges (neighbors.go),
 // with TCP MD5 prefix keys (md5.go); GTSM and eBGP TTLs (ttl.go); Changes,

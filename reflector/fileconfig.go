@@ -94,6 +94,7 @@ type FileNeighbor struct {
 	AddPath      bool   `json:"addPath,omitempty"`
 	// GracefulRestart defaults to true.
 	GracefulRestart *bool `json:"gracefulRestart,omitempty"`
+	FileRestart     `json:",inline"`
 	FileTTL         `json:",inline"`
 	// BFD runs BFD beside the session (reflector/bfd.go); not available
 	// for dynamic neighbours.
@@ -117,6 +118,7 @@ type FileDynamicNeighbor struct {
 	MaxPrefixes     int    `json:"maxPrefixes,omitempty"`
 	AddPath         bool   `json:"addPath,omitempty"`
 	GracefulRestart *bool  `json:"gracefulRestart,omitempty"`
+	FileRestart     `json:",inline"`
 	// Password or PasswordFile enable TCP MD5 for the whole range.
 	Password     string `json:"password,omitempty"`
 	PasswordFile string `json:"passwordFile,omitempty"`
@@ -279,6 +281,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			Description:     n.Description,
 		}
 		nc.TTLSecurity, nc.EBGPMultihop = fe.ttl(f, n.FileTTL)
+		nc.RestartTime, nc.LongLivedStaleTime = fe.restart(f, n.FileRestart, nc.GracefulRestart)
 		nc.BFD = fe.bfd(f+".bfd", n.BFD, nc.LocalAddress)
 		if nc.ASN == 0 {
 			nc.ASN = fc.ASNumber
@@ -310,6 +313,7 @@ func (fc *FileConfig) Config() (Config, error) {
 			Families: fe.families(f+".families", d.Families),
 		}
 		dn.TTLSecurity, dn.EBGPMultihop = fe.ttl(f, d.FileTTL)
+		dn.RestartTime, dn.LongLivedStaleTime = fe.restart(f, d.FileRestart, dn.GracefulRestart)
 		if dn.ASN == 0 {
 			dn.ASN = fc.ASNumber
 		}

@@ -17,6 +17,7 @@ type negotiated struct {
 	keepalive  time.Duration
 	gr         bool   // both sides advertised graceful restart
 	grTime     uint16 // the peer's restart time, seconds
+	llgr       llgrNeg
 	refreshCap bool
 	extMsg     bool // RFC 8654: both sides advertised extended messages
 }
@@ -46,7 +47,10 @@ func (s *session) buildOpen() []byte {
 				tuples = append(tuples, bgp.NewCapGracefulRestartTuple(f.routeFamily(), true))
 			}
 		}
-		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, grRestartTime, tuples))
+		caps = append(caps, bgp.NewCapGracefulRestart(restarting, false, s.cfg.restartTime(), tuples))
+		if c := s.llgrCap(); c != nil {
+			caps = append(caps, c)
+		}
 	}
 	if s.cfg.AddPath {
 		var tuples []*bgp.CapAddPathTuple
@@ -101,6 +105,8 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 				n.extMsg = n.extMsg || c.CapCode == capExtendedMessage
 			case *bgp.CapGracefulRestart:
 				n.gr, n.grTime = s.cfg.GracefulRestart, c.Time
+			case *bgp.CapLongLivedGracefulRestart:
+				n.llgr = s.parseLLGR(c)
 			case *bgp.CapAddPath:
 				for _, t := range c.Tuples {
 					if f, ok := familyOf(t.RouteFamily); ok && t.Mode&bgp.BGP_ADD_PATH_RECEIVE != 0 {
@@ -126,6 +132,11 @@ func (s *session) negotiate(open *bgp.BGPOpen) (negotiated, error) {
 	}
 	if s.cfg.AddPath {
 		n.addPath = addPathRecv & n.fams
+	}
+	if n.gr {
+		n.llgr = n.llgr.restrict(n.fams)
+	} else {
+		n.llgr = llgrNeg{} // RFC 9494 4.1: not without graceful restart
 	}
 	n.hold = min(s.cfg.HoldTime, time.Duration(open.HoldTime)*time.Second)
 	if n.hold > 0 {

@@ -84,6 +84,7 @@ type peerRun struct {
 	retry      *time.Timer
 	grTimer    *time.Timer
 	stale      bool // the RIB may hold stale routes of this peer
+	llgr       llgrRun
 	dialResult chan net.Conn
 	// Hold-down after the peer's faults: no connections until holdUntil;
 	// the next hold-down lasts holdNext.
@@ -101,6 +102,7 @@ func (p *peer) run(parent context.Context) {
 	defer close(p.done)
 	ctx, cancel := context.WithCancelCause(parent)
 	pr := &peerRun{retry: stoppedTimer(), grTimer: stoppedTimer(), dialResult: make(chan net.Conn, 1), holdNext: p.env.idleHold}
+	pr.llgr.timer = stoppedTimer()
 	p.pr = pr
 	defer func() {
 		if pr.cause == nil {
@@ -109,6 +111,7 @@ func (p *peer) run(parent context.Context) {
 		cancel(pr.cause) // no effect when parent already ended
 		pr.retry.Stop()
 		pr.grTimer.Stop()
+		pr.llgr.timer.Stop()
 		pr.wg.Wait()
 		p.lim.flush(p.log)
 		if pr.stale && parent.Err() == nil {
@@ -151,9 +154,16 @@ func (p *peer) run(parent context.Context) {
 				p.dial(ctx, pr)
 			}
 		case <-pr.grTimer.C:
+			if p.restartTimeUp(ctx, pr) { // long-lived graceful restart (llgr.go)
+				continue
+			}
 			pr.stale = false
 			p.env.rib.do(ctx, func(rl *ribLoop) { rl.flushStale(p.cfg.Address) })
 			if p.dynamic && p.idle() {
+				return
+			}
+		case <-pr.llgr.timer.C:
+			if p.llgrTimeUp(ctx, pr) {
 				return
 			}
 		}
@@ -290,6 +300,12 @@ func (p *peer) ended(pr *peerRun, s *session, err error, graceful bool) bool {
 		p.env.changed()
 		pr.grTimer.Stop()
 		pr.stale = graceful
+		pr.llgr.restarting = graceful
+		if graceful {
+			pr.llgr.neg = s.neg.llgr
+		} else {
+			pr.llgr.timer.Stop() // the RIB dropped every path
+		}
 		if graceful {
 			pr.grTimer.Reset(time.Duration(s.neg.grTime) * time.Second)
 		}

@@ -72,19 +72,22 @@ func (p *peer) up(ctx context.Context, s *session) {
 		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,
 		logKeyHold, s.neg.hold, logKeyGraceful, s.neg.gr, logKeyAddPath, s.neg.addPath != 0)
 	select {
-	case p.events <- func() bool { p.upInManager(s); return false }:
+	case p.events <- func() bool { p.upInManager(ctx, s); return false }:
 	case <-ctx.Done():
 	}
 }
 
 // upInManager hands graceful-restart bookkeeping to the manager: stale
 // routes from before the restart live at most staleRoutesTime more.
-func (p *peer) upInManager(*session) {
+func (p *peer) upInManager(ctx context.Context, s *session) {
 	// The restart timer is replaced by the stale timer; the RIB clears
-	// stale routes earlier on the peer's End-of-RIB.
+	// stale routes earlier on the peer's End-of-RIB. In a long-lived
+	// stale period its deadlines bound them instead (llgr.go).
 	if p.pr.stale {
 		p.pr.grTimer.Stop()
-		p.pr.grTimer.Reset(staleRoutesTime)
+		if !p.llgrUp(ctx, p.pr, s) {
+			p.pr.grTimer.Reset(staleRoutesTime)
+		}
 	}
 }
 

@@ -206,6 +206,9 @@ func (rl *ribLoop) installImported(rp *ribPeer, t *table, k pfxKey, ia *attrs, s
 	}
 	if stale {
 		t.setStale(k, rp)
+		if rp.llgr.has(t.fam) { // in a long-lived stale period (llgr.go)
+			rl.llgrMarkOne(t, rp, k, nil)
+		}
 	}
 }
 

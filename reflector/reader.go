@@ -96,7 +96,7 @@ func (s *session) established(ctx context.Context, br *bufio.Reader) (err error)
 	s.started = timeNow()
 	info := sessionInfo{
 		addr: s.cfg.Address, routerID: s.neg.remoteID, asn: s.neg.remoteASN, ebgp: s.ebgp,
-		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, extMsg: s.neg.extMsg, localAddr: s.localAddr(),
+		client: s.cfg.Client, fams: s.neg.fams, addPath: s.neg.addPath, extMsg: s.neg.extMsg, llgr: s.neg.llgr.recv, localAddr: s.localAddr(),
 		keepNextHop: s.cfg.KeepNextHop, maxPrefixes: s.cfg.MaxPrefixes, stats: s.stats, conn: s, dynamic: s.dynamic,
 		mon: s.monInfo(),
 	}

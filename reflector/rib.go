@@ -1,6 +1,9 @@
 package reflector
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // path is one path of a prefix as the RIB's users see it: at most one per
 // source peer, since add-path is never negotiated for receiving. The tables
@@ -456,7 +459,11 @@ type ribPeer struct {
 	maxPrefix int
 	prefixes  int
 	eor       families // End-of-RIB received on the current session
-	member    *member  // nil while no session is established
+	// llgr are the families in a long-lived stale period (llgr.go), each
+	// until llgrUntil.
+	llgr      families
+	llgrUntil [numFamilies]time.Time
+	member    *member // nil while no session is established
 	stats     *peerStats
 	// Route policy (policy.go): nil chains accept everything. adj holds
 	// the paths as received while imp is set.

@@ -177,6 +177,7 @@ type sessionInfo struct {
 	fams        families
 	addPath     families // families we send path identifiers in
 	extMsg      bool     // RFC 8654 extended messages negotiated
+	llgr        families // families the peer negotiated LLGR in (llgr.go)
 	localAddr   netip.Addr
 	keepNextHop bool // eBGP: send next hops unchanged
 	dynamic     bool // a dynamic neighbour: its range's policy
@@ -219,7 +220,7 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	}
 	rp.exp = sp.exp
 	rl.storeCounts(rp)
-	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath, pol: sp.expKey, extMsg: si.extMsg}
+	key := groupKey{role: rp.role(), fams: si.fams, addPath: si.addPath, pol: sp.expKey, extMsg: si.extMsg, llgr: si.llgr}
 	if rp.ebgp && !si.keepNextHop {
 		key.localAddr = si.localAddr
 	}
@@ -375,6 +376,7 @@ func (rl *ribLoop) endOfRIB(rp *ribPeer, eor families) {
 	if eor != 0 {
 		rl.sweep(rp, true, eor)
 		rp.eor |= eor
+		rp.llgr &^= eor // synchronised: its long-lived stale period ends
 		if rl.deferring {
 			rl.checkDeferral()
 		}

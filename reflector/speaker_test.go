@@ -32,6 +32,10 @@ type speakerOpts struct {
 	addPath bool // advertise add-path receive
 	gr      bool
 	grTime  uint16 // restart time we advertise; 0 means 120 s
+	// llgr is the long-lived stale time we advertise for IPv4 (with the
+	// F bit unless llgrNoF): zero advertises no LLGR capability.
+	llgr    uint32
+	llgrNoF bool
 	noAS4   bool
 	fams    []bgp.RouteFamily // multiprotocol families; nil: IPv4 and IPv6 unicast
 	extMsg  bool              // advertise RFC 8654 extended messages
@@ -65,6 +69,10 @@ func speakerOpen(o speakerOpts) []byte {
 		}
 		caps = append(caps, bgp.NewCapGracefulRestart(false, false, t, []*bgp.CapGracefulRestartTuple{
 			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true)}))
+	}
+	if o.llgr > 0 {
+		caps = append(caps, bgp.NewCapLongLivedGracefulRestart([]*bgp.CapLongLivedGracefulRestartTuple{
+			bgp.NewCapLongLivedGracefulRestartTuple(bgp.RF_IPv4_UC, !o.llgrNoF, o.llgr)}))
 	}
 	b, err := bgp.NewBGPOpenMessage(uint16(o.asn), o.hold, o.id,
 		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)}).Serialize()

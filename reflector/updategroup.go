@@ -32,6 +32,9 @@ type groupKey struct {
 	// rtc is the address of the group's one member when it negotiated
 	// RTC: its route target membership filters what it gets (famrtc.go).
 	rtc netip.Addr
+	// llgr are the families in which the members negotiated long-lived
+	// graceful restart: only they receive LLGR-stale paths (llgr.go).
+	llgr families
 }
 
 // maxMsgLen is the longest message the group's members accept.
@@ -62,7 +65,7 @@ func (g *updateGroup) pass(f family, k pfxKey, p *path) (bool, *xrule) {
 
 // passPolicy is pass without route target constraint.
 func (g *updateGroup) passPolicy(f family, k pfxKey, p *path) (bool, *xrule) {
-	if !exportable(p.src, g.key.role) {
+	if !exportable(p.src, g.key.role) || p.a.llgrStale && !g.key.llgr.has(f) {
 		return false, nil
 	}
 	if g.exp == nil {

@@ -30,6 +30,8 @@ func peerConfig(s peering.Session, local peering.Local, password string) PeerCon
 			Enabled:         s.GracefulRestart.Enabled,
 			RestartTime:     s.GracefulRestart.RestartTime,
 			StaleRoutesTime: s.GracefulRestart.StaleRoutesTime,
+			// RFC 9494: zero is off.
+			LongLivedStaleTime: s.GracefulRestart.LongLivedStaleTime,
 		},
 		// Both families when the node has both: a node's sessions carry
 		// the family of the peer's address, and the other one too when
@@ -61,6 +63,8 @@ func rangeConfig(r peering.PeerRange, password string) PeerRangeConfig {
 			Enabled:         r.GracefulRestart.Enabled,
 			RestartTime:     r.GracefulRestart.RestartTime,
 			StaleRoutesTime: r.GracefulRestart.StaleRoutesTime,
+			// RFC 9494: zero is off.
+			LongLivedStaleTime: r.GracefulRestart.LongLivedStaleTime,
 		},
 	}
 }

@@ -76,6 +76,8 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 		if s.HoldTime == 0 {
 			n.HoldTime = reflector.NoHoldTime
 		}
+		// Long-lived graceful restart (RFC 9494, reflector/llgr.go): zero is off.
+		n.RestartTime, n.LongLivedStaleTime = s.GracefulRestart.RestartTime, s.GracefulRestart.LongLivedStaleTime
 		pw, err := password(s.Password, secrets, "session "+s.AddrPort().String())
 		if err != nil {
 			errs = append(errs, err)
@@ -125,6 +127,7 @@ func DynamicNeighbors(ranges []peering.PeerRange, secrets SecretReader) ([]refle
 		if r.HoldTime == 0 {
 			d.HoldTime = reflector.NoHoldTime
 		}
+		d.RestartTime, d.LongLivedStaleTime = r.GracefulRestart.RestartTime, r.GracefulRestart.LongLivedStaleTime
 		pw, err := password(r.Password, secrets, "peerPrefix "+r.Prefix.String())
 		if err != nil {
 			errs = append(errs, err)

@@ -56,8 +56,9 @@ func TestDynamicNeighborsConversion(t *testing.T) {
 	ranges := []peering.PeerRange{
 		{Prefix: netip.MustParsePrefix("10.1.0.0/16"), PeerAS: 64512, LocalAS: 64512, Type: api.PeerTypeReflectorClient,
 			Source: "racks", RouteReflectorClient: true, ClusterID: netip.MustParseAddr("10.0.0.1"),
-			HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, GracefulRestart: peering.GracefulRestart{Enabled: true},
-			MaxPrefixes: 100, TTLSecurity: 2, Password: peering.SecretRef{Name: "bgp", Key: "racks"}},
+			HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second,
+			GracefulRestart: peering.GracefulRestart{Enabled: true, RestartTime: time.Minute, LongLivedStaleTime: time.Hour},
+			MaxPrefixes:     100, TTLSecurity: 2, Password: peering.SecretRef{Name: "bgp", Key: "racks"}},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), PeerAS: 65100, LocalAS: 64512, EBGP: true, Type: api.PeerTypeNode,
 			Source: "edge", KeepOriginalNextHop: true, EBGPMultihop: 2},
 		{Prefix: netip.MustParsePrefix("10.9.0.0/16"), PeerAS: 64512, LocalAS: 64512, Source: "secret-missing",
@@ -69,7 +70,8 @@ func TestDynamicNeighborsConversion(t *testing.T) {
 	}
 	want := []reflector.DynamicNeighbor{
 		{Prefix: netip.MustParsePrefix("10.1.0.0/16"), ASN: 64512, Client: true, HoldTime: 90 * time.Second,
-			KeepaliveTime: 30 * time.Second, GracefulRestart: true, MaxPrefixes: 100, TTLSecurity: 2, Password: "pw-racks"},
+			KeepaliveTime: 30 * time.Second, GracefulRestart: true, RestartTime: time.Minute, LongLivedStaleTime: time.Hour,
+			MaxPrefixes: 100, TTLSecurity: 2, Password: "pw-racks"},
 		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), ASN: 65100, HoldTime: reflector.NoHoldTime,
 			KeepNextHop: true, EBGPMultihop: 2},
 	}

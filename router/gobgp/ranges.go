@@ -60,6 +60,8 @@ func peerGroupAPI(r speaker.PeerRangeConfig) *api.PeerGroup {
 			Enabled:         r.GracefulRestart.Enabled,
 			RestartTime:     r.GracefulRestart.RestartTime,
 			StaleRoutesTime: r.GracefulRestart.StaleRoutesTime,
+			// RFC 9494: zero is off.
+			LongLivedStaleTime: r.GracefulRestart.LongLivedStaleTime,
 		},
 		IPv4: r.Prefix.Addr().Is4(),
 		IPv6: r.Prefix.Addr().Is6(),

@@ -399,6 +399,10 @@ func peerAPI(p speaker.PeerConfig) *api.Peer {
 		if gr.LocalRestarting {
 			ap.GracefulRestart.DeferralTime = uint32(max(gr.RestartTime/time.Second, 1))
 		}
+		// RFC 9494: GoBGP advertises the LLGR capability with each
+		// family's time, and keeps a peer's routes as LLGR-stale past its
+		// restart time.
+		ap.GracefulRestart.LonglivedEnabled = gr.LongLivedStaleTime > 0
 	}
 	fams := []*api.Family{}
 	if p.IPv4 {
@@ -414,6 +418,10 @@ func peerAPI(p speaker.PeerConfig) *api.Peer {
 		}
 		if gr.Enabled {
 			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+			if gr.LongLivedStaleTime > 0 {
+				as.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+					Enabled: true, RestartTime: uint32(gr.LongLivedStaleTime / time.Second)}}
+			}
 		}
 		ap.AfiSafis = append(ap.AfiSafis, as)
 	}

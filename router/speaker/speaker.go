@@ -182,6 +182,11 @@ type GracefulRestart struct {
 	// RestartTime is what we ask the peer to wait for us; StaleRoutesTime
 	// how long we keep a restarting peer's routes.
 	RestartTime, StaleRoutesTime time.Duration
+	// LongLivedStaleTime enables long-lived graceful restart (RFC 9494):
+	// the peer keeps our routes as LLGR-stale for that long after the
+	// restart time, and we keep its for the time it advertises (GoBGP's
+	// helper). Zero is off.
+	LongLivedStaleTime time.Duration
 	// LocalRestarting sets the R bit: we are coming back from a restart
 	// and peers should send End-of-RIB before we select routes.
 	LocalRestarting bool
