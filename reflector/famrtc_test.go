@@ -9,8 +9,8 @@ import (
 )
 
 // TestRouteTargetConstraint (RFC 4684): a client that negotiated RTC gets
-// our default membership route and only the VPN routes whose route
-// targets it advertised; a new membership brings the routes it now
+// only the VPN routes whose route targets it advertised, and our default
+// membership route while a client without RTC is up; a new membership brings the routes it now
 // matches, a withdrawn one takes its routes back; a client that did not
 // negotiate RTC gets every VPN route.
 func TestRouteTargetConstraint(t *testing.T) {
@@ -39,9 +39,14 @@ func TestRouteTargetConstraint(t *testing.T) {
 		sp[i] = s
 		want := []string{"EOR l3vpn-ipv4-unicast"}
 		if i < 2 {
-			want = append(want, "EOR rtc", "rtc default")
+			want = append(want, "EOR rtc")
 		}
 		views[i] = genCollect(t, s, map[string]genRoute{}, genHas(want...))
+	}
+	// The client without RTC wants every VPN route: the RTC clients get
+	// our default membership now.
+	for i := range 2 {
+		views[i] = genCollect(t, sp[i], views[i], genHas("rtc default"))
 	}
 	member := func(n uint32) *bgp.RouteTargetMembershipNLRI { return bgp.NewRouteTargetMembershipNLRI(testASN, rt(n)) }
 	vpn := func(p string, label uint32) *bgp.LabeledVPNIPAddrPrefix {
@@ -73,7 +78,7 @@ func TestRouteTargetConstraint(t *testing.T) {
 	if _, ok := views[1][key(b)]; !ok {
 		t.Errorf("route target 2 withdrawn with membership 1")
 	}
-	if _, ok := views[0]["rtc default"]; !ok {
-		t.Errorf("no default membership route from the reflector")
-	}
+	// When the last client without RTC goes, so does the default.
+	sp[2].conn.Close()
+	genCollect(t, sp[0], views[0], genGone("rtc default"))
 }
