@@ -82,3 +82,57 @@ func TestRouteTargetConstraint(t *testing.T) {
 	sp[2].conn.Close()
 	genCollect(t, sp[0], views[0], genGone("rtc default"))
 }
+
+// TestGracefulRestartEVPN: graceful restart works per family as for
+// unicast: the reflector's OPEN lists EVPN in its graceful-restart
+// capability, a restarting client's EVPN routes stay (stale) while it is
+// away, and those it does not announce again go at its EVPN End-of-RIB.
+func TestGracefulRestartEVPN(t *testing.T) {
+	cfg := grConfig("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	fams, _ := ParseFamilies([]string{"l2vpn-evpn"})
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	r, addr := startReflector(t, cfg)
+	o := func(id string) speakerOpts {
+		return speakerOpts{asn: testASN, id: id, hold: 90, gr: true, fams: []bgp.RouteFamily{bgp.RF_EVPN}}
+	}
+	a := connect(t, addr, "127.0.0.2", o("10.0.0.2"))
+	mon := connect(t, addr, "127.0.0.3", o("10.0.0.3"))
+	prober := connect(t, addr, "127.0.0.4", o("10.0.0.4"))
+	views := make([]map[string]genRoute, 3)
+	for i, s := range []*rawSpeaker{a, mon, prober} {
+		views[i] = genCollect(t, s, map[string]genRoute{}, genHas("EOR l2vpn-evpn"))
+	}
+	grFams := map[bgp.RouteFamily]bool{}
+	for _, c := range a.open.OptParams[0].(*bgp.OptionParameterCapability).Capability {
+		if gr, ok := c.(*bgp.CapGracefulRestart); ok {
+			for _, tp := range gr.Tuples {
+				grFams[bgp.AfiSafiToRouteFamily(tp.AFI, tp.SAFI)] = true
+			}
+		}
+	}
+	if !grFams[bgp.RF_EVPN] || grFams[bgp.RF_IPv4_UC] {
+		t.Errorf("graceful-restart families in the reflector's OPEN: %v, want l2vpn-evpn alone", grFams)
+	}
+	x, y := mac2(1, "aa:bb:cc:00:00:01", "", 100), mac2(1, "aa:bb:cc:00:00:02", "", 100)
+	key := func(p bgp.AddrPrefixInterface) string { return bgp.RF_EVPN.String() + " " + p.String() }
+	a.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{x, y}))
+	views[1] = genCollect(t, mon, views[1], genHas(key(x), key(y)))
+
+	a.conn.Close() // no NOTIFICATION: a restart
+	waitState(t, r, "127.0.0.2", StateEstablished, true)
+	z := mac2(4, "aa:bb:cc:00:00:04", "", 100)
+	prober.send(t, mpUpdate("192.0.2.4", []bgp.AddrPrefixInterface{z}))
+	views[1] = genCollect(t, mon, views[1], genHas(key(z)))
+	if _, ok := views[1][key(y)]; !ok {
+		t.Fatalf("EVPN routes of the restarting client withdrawn while it is away")
+	}
+	a2 := connect(t, addr, "127.0.0.2", o("10.0.0.2"))
+	genCollect(t, a2, map[string]genRoute{}, genHas("EOR l2vpn-evpn"))
+	a2.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{x}), bgp.NewEndOfRib(bgp.RF_EVPN))
+	views[1] = genCollect(t, mon, views[1], genGone(key(y)))
+	if _, ok := views[1][key(x)]; !ok {
+		t.Errorf("the route announced again went at End-of-RIB")
+	}
+}
