@@ -3,7 +3,9 @@ package reflector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
@@ -134,5 +136,62 @@ func TestGracefulRestartEVPN(t *testing.T) {
 	views[1] = genCollect(t, mon, views[1], genGone(key(y)))
 	if _, ok := views[1][key(x)]; !ok {
 		t.Errorf("the route announced again went at End-of-RIB")
+	}
+}
+
+// TestAddPathEVPN: with add-path, a client that asked for it receives
+// both clients' paths of one EVPN route, each with its own path
+// identifier and next hop; without add-path only the best.
+func TestAddPathEVPN(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	fams, _ := ParseFamilies([]string{"l2vpn-evpn"})
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+		cfg.Neighbors[i].AddPath = true
+	}
+	_, addr := startReflector(t, cfg)
+	o := speakerOpts{asn: testASN, hold: 90, fams: []bgp.RouteFamily{bgp.RF_EVPN}}
+	a, b := o, o
+	a.id, b.id = "10.0.0.2", "10.0.0.3"
+	mo := o
+	mo.id, mo.addPath = "10.0.0.4", true
+	sa := connect(t, addr, "127.0.0.2", a)
+	sb := connect(t, addr, "127.0.0.3", b)
+	mon := connect(t, addr, "127.0.0.4", mo)
+	route := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	sa.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{route}))
+	sb.send(t, mpUpdate("192.0.2.3", []bgp.AddrPrefixInterface{route}))
+	opt := &bgp.MarshallingOption{AddPath: map[bgp.RouteFamily]bgp.BGPAddPathMode{bgp.RF_EVPN: bgp.BGP_ADD_PATH_RECEIVE}}
+	paths := map[uint32]string{} // path identifier: next hop
+	mon.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(paths) < 2 {
+		m, err := mon.next(opt)
+		if err != nil {
+			t.Fatalf("reading: %v (have %v)", err, paths)
+		}
+		u, ok := m.Body.(*bgp.BGPUpdate)
+		if !ok {
+			continue
+		}
+		for _, pa := range u.PathAttributes {
+			if r, ok := pa.(*bgp.PathAttributeMpReachNLRI); ok {
+				for _, p := range r.Value {
+					if p.String() == route.String() {
+						paths[p.PathIdentifier()] = r.Nexthop.String()
+					}
+				}
+			}
+		}
+	}
+	var nhs []string
+	for id, nh := range paths {
+		if id == 0 {
+			t.Errorf("a path without an identifier")
+		}
+		nhs = append(nhs, nh)
+	}
+	slices.Sort(nhs)
+	if !slices.Equal(nhs, []string{"192.0.2.2", "192.0.2.3"}) {
+		t.Errorf("next hops of the paths: %v", nhs)
 	}
 }
