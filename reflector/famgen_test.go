@@ -71,6 +71,7 @@ func genCases() []genCase {
 		{"ipv6 labeled", famLUv6, bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::1", lbl(16)), bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::1", lbl(18)),
 			bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::2", lbl(16)), true},
 		{"ipv4 flowspec", famFSv4, fsDst("10.4.0.0/24"), nil, fsDst("10.4.1.0/24"), false},
+		{"evpn type 9, unknown: reflected whole", famEVPN, evpnRaw(9, 1, 2, 3), nil, evpnRaw(9, 1, 2, 4), false},
 		{"rtc", famRTC, bgp.NewRouteTargetMembershipNLRI(65000, rt(1)), nil, bgp.NewRouteTargetMembershipNLRI(65000, rt(2)), false},
 		{"rtc default", famRTC, &bgp.RouteTargetMembershipNLRI{}, nil, bgp.NewRouteTargetMembershipNLRI(65001, rt(1)), false},
 	}
@@ -151,3 +152,18 @@ func TestGenSplitRefuses(t *testing.T) {
 		}
 	}
 }
+
+// evpnRaw is an EVPN route of a type the codec does not know.
+
+func evpnRaw(typ byte, v ...byte) bgp.AddrPrefixInterface {
+	return &rawPrefix{b: append([]byte{typ, byte(len(v))}, v...)}
+}
+
+// rawPrefix is an NLRI given as bytes (for the cases the codec cannot
+// build); it implements what the tests use.
+type rawPrefix struct {
+	bgp.EVPNNLRI
+	b []byte
+}
+
+func (p *rawPrefix) Serialize(...*bgp.MarshallingOption) ([]byte, error) { return p.b, nil }
