@@ -167,3 +167,31 @@ type rawPrefix struct {
 }
 
 func (p *rawPrefix) Serialize(...*bgp.MarshallingOption) ([]byte, error) { return p.b, nil }
+
+// TestGenEncodeSkipsOversized: a route too long for a 4,096-byte UPDATE
+// (a flowspec NLRI from a neighbour with extended messages) is left out,
+// and the routes after it are still sent.
+func TestGenEncodeSkipsOversized(t *testing.T) {
+	tab := newTable(famFSv4, newIndex())
+	big := append([]byte{genWhole}, make([]byte, 4080)...)
+	// (the encoder does not parse keys: zeros will do)
+	kBig, _ := tab.genKey(big, true)
+	small, _, _ := genSplit(famFSv4, nlriBytes(t, fsDst("10.4.0.0/24")))
+	kSmall, _ := tab.genKey(small, true)
+	oa := &outAttrs{bytes: []byte{0x40, 1, 1, 0}}
+	var p partition
+	p.announce(oa, nlriItem{k: kBig})
+	p.announce(oa, nlriItem{k: kSmall})
+	b := p.encodeWith(nil, encoding{f: famFSv4, t: tab, max: maxMsgLen})
+	if countMessages(b) != 1 || len(b) > maxMsgLen {
+		t.Fatalf("%d messages, %d bytes", countMessages(b), len(b))
+	}
+	m, err := bgp.ParseBGPMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Body.(*bgp.BGPUpdate).PathAttributes[0].(*bgp.PathAttributeMpReachNLRI)
+	if len(r.Value) != 1 || r.Value[0].String() != fsDst("10.4.0.0/24").String() {
+		t.Errorf("sent %v", r.Value)
+	}
+}
