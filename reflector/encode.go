@@ -149,8 +149,8 @@ func appendGenUpdate(dst []byte, e encoding, oa *outAttrs, items []nlriItem) ([]
 		}
 		n++
 	}
-	if n == 0 { // attributes too large for even one route: drop them
-		return dst[:start], nil
+	if n == 0 { // this route does not fit with its attributes: it cannot be sent
+		return dst[:start], items[1:]
 	}
 	binary.BigEndian.PutUint16(dst[mpAt+2:], uint16(len(dst)-mpAt-4))
 	if oa != nil {

@@ -31,9 +31,10 @@ func rawMPUpdate(afi uint16, safi uint8, nlri ...[]byte) []byte {
 
 // TestGenMalformedNLRI (RFC 7606): an EVPN, labeled or flowspec NLRI that
 // frames but breaks its family's rules makes its UPDATE treat-as-withdraw
-// (the route it repeats is withdrawn, the session stays); one the codec
-// cannot decode resets that session alone (AFI/SAFI disable is not
-// implemented, RFC 7606 3 (j) allows the reset); neither crashes.
+// (the route it repeats is withdrawn, the session stays); one that
+// overruns its attribute hides the rest and resets that session alone
+// (AFI/SAFI disable is not implemented, RFC 7606 3 (j) allows the reset);
+// neither crashes.
 func TestGenMalformedNLRI(t *testing.T) {
 	cfg := testConfig("127.0.0.2", "127.0.0.3")
 	fams, _ := ParseFamilies([]string{"l2vpn-evpn", "ipv4-labeled-unicast", "ipv4-flowspec"})
@@ -72,9 +73,9 @@ func TestGenMalformedNLRI(t *testing.T) {
 		sp[0].conn.Write(c.msg)
 		views[1] = genCollect(t, sp[1], views[1], genGone(gkey))
 	}
-	// Undecodable: EVPN route type 9 (unknown to the codec). The session
+	// An EVPN route whose length overruns the attribute. The session
 	// ends with an UPDATE Message Error; the other stays.
-	sp[0].conn.Write(rawMPUpdate(bgp.AFI_L2VPN, bgp.SAFI_EVPN, []byte{9, 2, 1, 2}))
+	sp[0].conn.Write(rawMPUpdate(bgp.AFI_L2VPN, bgp.SAFI_EVPN, goodB, []byte{2, 200, 1, 2}))
 	sp[0].conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		m, err := sp[0].next()

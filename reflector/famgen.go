@@ -19,8 +19,9 @@ import (
 //     type 1: ESI, Ethernet tag (the label is extra); type 2: Ethernet tag,
 //     MAC, IP (ESI and labels extra); type 3 and 4: all of it; type 5:
 //     Ethernet tag, prefix (ESI, gateway and label extra). A route of
-//     type 1, 2 or 5 whose fields do not add up is malformed; one of
-//     another type is keyed by all of its bytes.
+//     type 1 to 5 whose fields do not add up is malformed; one of a later
+//     type (RFC 9251 and others) is keyed by all of its bytes, so that it
+//     is reflected as it is.
 //   - VPN (RFC 4364, 4659, 8277): RD and prefix; the label is extra.
 //   - Labeled unicast (RFC 8277): the prefix; the label is extra.
 //   - Flowspec (RFC 8955, 8956): all components, which must be well
@@ -166,8 +167,31 @@ func evpnSplit(nlri []byte) (key, extra []byte, ok bool) {
 			return whole()
 		}
 		return evpnESISplit(typ, v, pfxAt+1+ipLen)
+	case bgp.EVPN_INCLUSIVE_MULTICAST_ETHERNET_TAG: // RD, tag, IP length, IP
+		if !evpnIPFits(v, rdLen+4) {
+			return whole()
+		}
+	case bgp.EVPN_ETHERNET_SEGMENT_ROUTE: // RD, ESI, IP length, IP
+		if !evpnIPFits(v, rdLen+esiLen) {
+			return whole()
+		}
 	}
 	return append([]byte{genWhole}, nlri...), nil, true
+}
+
+// evpnIPFits reports whether v ends with an IP length at at and an IPv4
+// or IPv6 address of that length.
+func evpnIPFits(v []byte, at int) bool {
+	if len(v) <= at {
+		return false
+	}
+	switch v[at] {
+	case 32:
+		return len(v) == at+1+4
+	case 128:
+		return len(v) == at+1+16
+	}
+	return false
 }
 
 // flowspecValid checks a flowspec NLRI's components (RFC 8955 4.2, RFC

@@ -71,6 +71,7 @@ func genCases() []genCase {
 		{"ipv6 labeled", famLUv6, bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::1", lbl(16)), bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::1", lbl(18)),
 			bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::2", lbl(16)), true},
 		{"ipv4 flowspec", famFSv4, fsDst("10.4.0.0/24"), nil, fsDst("10.4.1.0/24"), false},
+		{"evpn type 9, unknown: reflected whole", famEVPN, evpnRaw(9, 1, 2, 3), nil, evpnRaw(9, 1, 2, 4), false},
 		{"rtc", famRTC, bgp.NewRouteTargetMembershipNLRI(65000, rt(1)), nil, bgp.NewRouteTargetMembershipNLRI(65000, rt(2)), false},
 		{"rtc default", famRTC, &bgp.RouteTargetMembershipNLRI{}, nil, bgp.NewRouteTargetMembershipNLRI(65001, rt(1)), false},
 	}
@@ -149,5 +150,48 @@ func TestGenSplitRefuses(t *testing.T) {
 		if _, _, ok := genSplit(c.f, c.b); ok {
 			t.Errorf("%s: genSplit accepted % x", c.name, c.b)
 		}
+	}
+}
+
+// evpnRaw is an EVPN route of a type the codec does not know.
+
+func evpnRaw(typ byte, v ...byte) bgp.AddrPrefixInterface {
+	return &rawPrefix{b: append([]byte{typ, byte(len(v))}, v...)}
+}
+
+// rawPrefix is an NLRI given as bytes (for the cases the codec cannot
+// build); it implements what the tests use.
+type rawPrefix struct {
+	bgp.EVPNNLRI
+	b []byte
+}
+
+func (p *rawPrefix) Serialize(...*bgp.MarshallingOption) ([]byte, error) { return p.b, nil }
+
+// TestGenEncodeSkipsOversized: a route too long for a 4,096-byte UPDATE
+// (a flowspec NLRI from a neighbour with extended messages) is left out,
+// and the routes after it are still sent.
+func TestGenEncodeSkipsOversized(t *testing.T) {
+	tab := newTable(famFSv4, newIndex())
+	big := append([]byte{genWhole}, make([]byte, 4080)...)
+	// (the encoder does not parse keys: zeros will do)
+	kBig, _ := tab.genKey(big, true)
+	small, _, _ := genSplit(famFSv4, nlriBytes(t, fsDst("10.4.0.0/24")))
+	kSmall, _ := tab.genKey(small, true)
+	oa := &outAttrs{bytes: []byte{0x40, 1, 1, 0}}
+	var p partition
+	p.announce(oa, nlriItem{k: kBig})
+	p.announce(oa, nlriItem{k: kSmall})
+	b := p.encodeWith(nil, encoding{f: famFSv4, t: tab, max: maxMsgLen})
+	if countMessages(b) != 1 || len(b) > maxMsgLen {
+		t.Fatalf("%d messages, %d bytes", countMessages(b), len(b))
+	}
+	m, err := bgp.ParseBGPMessage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Body.(*bgp.BGPUpdate).PathAttributes[0].(*bgp.PathAttributeMpReachNLRI)
+	if len(r.Value) != 1 || r.Value[0].String() != fsDst("10.4.0.0/24").String() {
+		t.Errorf("sent %v", r.Value)
 	}
 }

@@ -375,3 +375,44 @@ func longUpdate(t *testing.T, m *bgp.BGPMessage) []byte {
 	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
 	return b
 }
+
+// TestReflectsLabeledAndVPNv6: IPv6 VPN routes (next hop RD and IPv6
+// address, 24 bytes) and IPv4 and IPv6 labeled unicast routes go through
+// with their labels and next hops as sent; a new label replaces a path.
+func TestReflectsLabeledAndVPNv6(t *testing.T) {
+	cfg := testConfig("127.0.0.2", "127.0.0.3")
+	fams, _ := ParseFamilies([]string{"ipv6-vpn", "ipv4-labeled-unicast", "ipv6-labeled-unicast"})
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	_, addr := startReflector(t, cfg)
+	rfs := []bgp.RouteFamily{bgp.RF_IPv6_VPN, bgp.RF_IPv4_MPLS, bgp.RF_IPv6_MPLS}
+	var sp [2]*rawSpeaker
+	for i := range sp {
+		sp[i] = connect(t, addr, fmt.Sprintf("127.0.0.%d", i+2), speakerOpts{asn: testASN, id: fmt.Sprintf("10.0.0.%d", i+2), hold: 90, fams: rfs})
+		genCollect(t, sp[i], map[string]genRoute{}, genHas("EOR l3vpn-ipv6-unicast", "EOR ipv4-labelled-unicast", "EOR ipv6-labelled-unicast"))
+	}
+	lbl := func(l uint32) bgp.MPLSLabelStack { return *bgp.NewMPLSLabelStack(l) }
+	v6 := bgp.NewLabeledVPNIPv6AddrPrefix(48, "2001:db8:1::", lbl(100), rd(1))
+	lu4 := bgp.NewLabeledIPAddrPrefix(32, "10.3.0.1", lbl(16))
+	lu6 := bgp.NewLabeledIPv6AddrPrefix(128, "2001:db8::1", lbl(17))
+	sp[0].send(t, mpUpdate("2001:db8::2", []bgp.AddrPrefixInterface{v6}), mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{lu4}),
+		mpUpdate("2001:db8::2", []bgp.AddrPrefixInterface{lu6}))
+	k := func(rf bgp.RouteFamily, p bgp.AddrPrefixInterface) string { return rf.String() + " " + p.String() }
+	got := genCollect(t, sp[1], map[string]genRoute{}, genHas(k(bgp.RF_IPv6_VPN, v6), k(bgp.RF_IPv4_MPLS, lu4), k(bgp.RF_IPv6_MPLS, lu6)))
+	for _, c := range []struct {
+		rf bgp.RouteFamily
+		p  bgp.AddrPrefixInterface
+		nh string
+	}{{bgp.RF_IPv6_VPN, v6, "2001:db8::2"}, {bgp.RF_IPv4_MPLS, lu4, "192.0.2.2"}, {bgp.RF_IPv6_MPLS, lu6, "2001:db8::2"}} {
+		r := got[k(c.rf, c.p)]
+		if r.NLRI != hex.EncodeToString(nlriBytes(t, c.p)) || r.NextHop != c.nh || r.OriginatorID != "10.0.0.2" {
+			t.Errorf("%v %v: %+v", c.rf, c.p, r)
+		}
+	}
+	lu4b := bgp.NewLabeledIPAddrPrefix(32, "10.3.0.1", lbl(18))
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{lu4b}))
+	genCollect(t, sp[1], got, func(m map[string]genRoute) bool {
+		return m[k(bgp.RF_IPv4_MPLS, lu4)].NLRI == hex.EncodeToString(nlriBytes(t, lu4b))
+	})
+}

@@ -16,9 +16,63 @@ import (
 // own), and when its membership changes it gets the difference: the
 // routes that now match, and withdrawals of those that no longer do.
 //
-// The reflector itself advertises the default membership to every
-// neighbour that negotiated RTC, so that its clients send it all their
-// VPN routes: it needs them for the clients that want them (RFC 4684 3.2).
+// Memberships are reflected like other routes, so that a client that
+// negotiated RTC sends the reflector the VPN routes that the others want.
+// While a neighbour carries a VPN family without RTC (it wants every
+// route), the reflector also advertises the default membership to the
+// neighbours that negotiated RTC, so that they send it all their VPN
+// routes (RFC 4684 3.2), and withdraws it when the last such neighbour
+// goes. (gobgpd 3.10 dereferences a nil pointer on a default membership
+// route; newer GoBGP handles it.)
+
+// rtcDefaultWithdraw withdraws our default membership route.
+var rtcDefaultWithdraw = func() []byte {
+	b := appendHeader(nil, bgp.BGP_MSG_UPDATE)
+	b = append(b, 0, 0, 0, 8)
+	b = appendMPAttr(b, bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI, 4)
+	b = append(b, 0, bgp.AFI_IP, bgp.SAFI_ROUTE_TARGET_CONSTRAINTS, 0)
+	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
+	return b
+}()
+
+// wantsAllVPN reports whether a session of families fams takes every VPN
+// route: it carries a VPN family without RTC.
+func wantsAllVPN(fams families) bool {
+	return !fams.has(famRTC) && (fams.has(famVPNv4) || fams.has(famVPNv6) || fams.has(famEVPN))
+}
+
+// rtcAllChanged counts a session that wants every VPN route coming (up)
+// or going, and sends or withdraws our default membership to the RTC
+// members when the count leaves or reaches zero.
+func (rl *ribLoop) rtcAllChanged(up bool) {
+	if up {
+		rl.rtcAll++
+		if rl.rtcAll != 1 {
+			return
+		}
+	} else {
+		rl.rtcAll--
+		if rl.rtcAll != 0 {
+			return
+		}
+	}
+	if rl.deferring || rl.stopping {
+		return // the dumps at the deferral's end carry it
+	}
+	for _, g := range rl.groups {
+		for _, m := range g.members {
+			if m.rtcDefault == nil {
+				continue
+			}
+			if up {
+				m.conn.send(m.rtcDefault)
+			} else {
+				m.conn.send(rtcDefaultWithdraw)
+			}
+			m.rp.stats.updatesOut.Add(1)
+		}
+	}
+}
 
 // rtcFiltered reports whether RTC constrains family f.
 func rtcFiltered(f family) bool { return f == famVPNv4 || f == famVPNv6 || f == famEVPN }

@@ -45,6 +45,9 @@ type ribLoop struct {
 	// (with graceful restart, they would undo it).
 	stopping  bool
 	expectEOR map[netip.Addr]bool
+	// rtcAll counts the sessions that carry a VPN family without RTC
+	// (famrtc.go).
+	rtcAll int
 }
 
 func newRIBLoop(log *slog.Logger, asn, clusterID uint32, met *engineMetrics) *ribLoop {
@@ -233,6 +236,9 @@ func (rl *ribLoop) peerUp(si sessionInfo) *member {
 	rl.mon.peerUp(rp, m, si)
 	rp.stats.prefixesOut.Store(0)
 	rp.stats.fams.Store(uint32(si.fams))
+	if wantsAllVPN(si.fams) {
+		rl.rtcAllChanged(true)
+	}
 	rp.eor = 0
 	if rl.deferring {
 		rl.deferred = append(rl.deferred, m)
@@ -259,6 +265,9 @@ func (rl *ribLoop) peerDown(m *member, graceful bool) {
 	rl.mon.peerDown(m)
 	rl.leave(m)
 	rp.member = nil
+	if wantsAllVPN(m.fams) {
+		rl.rtcAllChanged(false)
+	}
 	rp.stats.prefixesOut.Store(0)
 	rp.stats.fams.Store(0)
 	if graceful {

@@ -58,9 +58,11 @@ func speakerOpen(o speakerOpts) []byte {
 		caps = append(caps, bgp.NewCapFourOctetASNumber(o.asn))
 	}
 	if o.addPath {
-		caps = append(caps, bgp.NewCapAddPath([]*bgp.CapAddPathTuple{
-			bgp.NewCapAddPathTuple(bgp.RF_IPv4_UC, bgp.BGP_ADD_PATH_RECEIVE),
-			bgp.NewCapAddPathTuple(bgp.RF_IPv6_UC, bgp.BGP_ADD_PATH_RECEIVE)}))
+		var tuples []*bgp.CapAddPathTuple
+		for _, f := range fams {
+			tuples = append(tuples, bgp.NewCapAddPathTuple(f, bgp.BGP_ADD_PATH_RECEIVE))
+		}
+		caps = append(caps, bgp.NewCapAddPath(tuples))
 	}
 	if o.gr {
 		t := o.grTime

@@ -16,7 +16,11 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 	if e := checkMPAttrs(body); e != nil {
 		return 0, e
 	}
-	m, err := parseBody(hdr, body)
+	codecBody, stripped := stripGenNLRI(body)
+	if stripped {
+		hdr = &bgp.BGPHeader{Marker: hdr.Marker, Len: uint16(headerLen + len(codecBody)), Type: hdr.Type}
+	}
+	m, err := parseBody(hdr, codecBody)
 	handling, cause := bgp.ERROR_HANDLING_NONE, err
 	if err != nil {
 		var me *bgp.MessageError
@@ -69,7 +73,7 @@ func (s *session) parseUpdate(hdr *bgp.BGPHeader, body []byte, rfs map[bgp.Route
 		s.rib.met.attrDiscard.Inc()
 		s.warn("malformed attribute discarded", logKeyErr, cause)
 	}
-	if eor, rf := u.IsEndOfRib(); eor {
+	if eor, rf := u.IsEndOfRib(); eor && !stripped { // with NLRI stripped, it had routes
 		if f, ok := familyOf(rf); ok {
 			batch.eor = batch.eor.with(f)
 		}

@@ -138,7 +138,7 @@ func (rl *ribLoop) dump(m *member, f family, eor bool) {
 	})
 	ann, _ := p.counts()
 	b := p.encodeWith(nil, g.encoding(t))
-	if f == famRTC {
+	if f == famRTC && rl.rtcAll > 0 {
 		b = append(b, m.rtcDefault...)
 	}
 	if eor {

@@ -110,6 +110,9 @@ dynamicNeighbors:
     holdTime: 180s
     gracefulRestart: false
 `, routerID, benchAS, clusterID, rrAddr, port)
+	if c.evpn {
+		cfg += "    families: [l2vpn-evpn]\n"
+	}
 	if b.filterRules > 0 {
 		cfg += "    filters: [bench]\n" + benchFilter(b.filterRules)
 	}
@@ -124,6 +127,9 @@ type birdImpl struct{ bin string }
 
 func (birdImpl) name() string { return "bird" }
 func (b birdImpl) command(dir string, port int, c benchCase) ([]string, error) {
+	if c.evpn {
+		return nil, errors.New("BIRD 2 does not carry EVPN")
+	}
 	var s strings.Builder
 	// The plain reflector an operator writes: rr client, import all, export
 	// all. No kernel protocol, so nothing reaches the kernel's tables. The
@@ -176,12 +182,12 @@ router bgp %d
  bgp listen limit %d
  bgp listen range 127.0.0.0/8 peer-group RRC
  !
- address-family ipv4 unicast
+ address-family %s
   neighbor RRC activate
   neighbor RRC route-reflector-client
  exit-address-family
 !
-`, benchAS, routerID, clusterID, benchAS, max(1000, c.n+c.k+10))
+`, benchAS, routerID, clusterID, benchAS, max(1000, c.n+c.k+10), map[bool]string{false: "ipv4 unicast", true: "l2vpn evpn"}[c.evpn])
 	f := filepath.Join(dir, "bgpd.conf")
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -215,13 +221,13 @@ func (b gobgpdImpl) command(dir string, port int, c benchCase) ([]string, error)
     route-reflector-cluster-id = "%s"
   [[peer-groups.afi-safis]]
     [peer-groups.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
+      afi-safi-name = "%s"
 
 [[dynamic-neighbors]]
   [dynamic-neighbors.config]
     prefix = "127.0.0.0/8"
     peer-group = "rrc"
-`, benchAS, routerID, port, rrAddr, benchAS, clusterID)
+`, benchAS, routerID, port, rrAddr, benchAS, clusterID, map[bool]string{false: "ipv4-unicast", true: "l2vpn-evpn"}[c.evpn])
 	f := filepath.Join(dir, "gobgpd.toml")
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		return nil, err

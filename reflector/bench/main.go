@@ -33,11 +33,15 @@ import (
 type benchCase struct {
 	n, p, k int
 	fleet   bool
+	evpn    bool // EVPN type-2 routes instead of IPv4 prefixes (evpn.go)
 }
 
 func (c benchCase) String() string {
 	if c.fleet {
 		return fmt.Sprintf("%d clients×%d", c.n, c.p)
+	}
+	if c.evpn {
+		return fmt.Sprintf("%d×%d→%d EVPN", c.n, c.p, c.k)
 	}
 	return fmt.Sprintf("%d×%d→%d", c.n, c.p, c.k)
 }
@@ -77,8 +81,18 @@ func main() {
 	clients := flag.Int("clients", 0, "run the fleet case instead: this many clients (e.g. 5000), each announcing -client-prefixes, all receiving each other's")
 	clientPrefixes := flag.Int("client-prefixes", 4, "prefixes per client in the fleet case")
 	filterRules := flag.Int("filter-rules", 100, "rules per direction of the filter on every client in the bgpfabric-filtered target (add it to -targets; compared with bgpfabric)")
+	fam := flag.String("family", "ipv4", "the routes of the NxP-K cases: ipv4 (unicast /24s) or evpn (EVPN type-2 MAC/IP routes; bgpfabric, frr and gobgpd only)")
 	flag.Parse()
 	cs, err := parseCases(*cases)
+	switch *fam {
+	case "ipv4":
+	case "evpn":
+		for i := range cs {
+			cs[i].evpn = true
+		}
+	default:
+		err = fmt.Errorf("-family %q: ipv4 or evpn", *fam)
+	}
 	if *clients > 0 {
 		cs, err = []benchCase{{n: *clients, p: *clientPrefixes, fleet: true}}, nil
 		if *clients > maxFleet || *clientPrefixes <= 0 || *clients**clientPrefixes > 1<<20 {
@@ -182,7 +196,14 @@ func printTable(w *os.File, rs []result) {
 			base[r.c.String()] = r
 		}
 	}
-	fmt.Fprintf(w, "\n| case | implementation | convergence | vs BIRD | CPU | vs BIRD | peak RSS | vs BIRD |\n")
+	baseName := "BIRD"
+	for _, r := range rs { // BIRD 2 carries no EVPN: the EVPN cases compare with FRR
+		if r.impl == "frr" && r.err == nil && r.c.evpn {
+			base[r.c.String()] = r
+			baseName = "FRR"
+		}
+	}
+	fmt.Fprintf(w, "\n| case | implementation | convergence | vs %[1]s | CPU | vs %[1]s | peak RSS | vs %[1]s |\n", baseName)
 	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		if r.err != nil {

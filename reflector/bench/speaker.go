@@ -86,22 +86,32 @@ type speaker struct {
 	conn net.Conn
 	br   *bufio.Reader
 	wmu  sync.Mutex // writes: UPDATE blob and KEEPALIVEs
+	evpn bool       // the session carries EVPN (evpn.go), not IPv4 unicast
 }
 
-func dialSpeaker(ctx context.Context, local string, port int, id uint32) (*speaker, error) {
-	return dialSpeakerBuf(ctx, local, port, id, 1<<20)
+func dialSpeaker(ctx context.Context, local string, port int, id uint32, evpn bool) (*speaker, error) {
+	return dialSpeakerOpen(ctx, local, port, id, 1<<20, evpn)
 }
 
-// dialSpeakerBuf is dialSpeaker with a read buffer of bufSize bytes.
+// dialSpeakerBuf is dialSpeaker of IPv4 unicast with a read buffer of
+// bufSize bytes.
 func dialSpeakerBuf(ctx context.Context, local string, port int, id uint32, bufSize int) (*speaker, error) {
+	return dialSpeakerOpen(ctx, local, port, id, bufSize, false)
+}
+
+func dialSpeakerOpen(ctx context.Context, local string, port int, id uint32, bufSize int, evpn bool) (*speaker, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(rrAddr, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
 	}
-	s := &speaker{conn: conn, br: bufio.NewReaderSize(conn, bufSize)}
+	s := &speaker{conn: conn, br: bufio.NewReaderSize(conn, bufSize), evpn: evpn}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write(openMsg(id)); err != nil {
+	open := openMsg(id)
+	if evpn {
+		open = evpnOpenMsg(id)
+	}
+	if _, err := conn.Write(open); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -190,6 +200,15 @@ func (s *speaker) monitorWant(total, want int, done chan<- error) {
 			continue
 		}
 		body := msg[headerLen:]
+		if s.evpn {
+			evpnIndexes(body, func(idx int) {
+				if idx >= 0 && idx < total && seen[idx/64]&(1<<(idx%64)) == 0 {
+					seen[idx/64] |= 1 << (idx % 64)
+					got++
+				}
+			})
+			continue
+		}
 		wl := int(binary.BigEndian.Uint16(body))
 		al := int(binary.BigEndian.Uint16(body[2+wl:]))
 		nlri := body[4+wl+al:]
@@ -223,7 +242,13 @@ func drive(ctx context.Context, d *daemon, port int, c benchCase) (time.Duration
 	blobs := make([][]byte, c.n)
 	var bw sync.WaitGroup
 	for i := range blobs {
-		bw.Go(func() { blobs[i] = injectorBlob(i, c.p) })
+		bw.Go(func() {
+			if c.evpn {
+				blobs[i] = evpnBlob(i, c.p)
+			} else {
+				blobs[i] = injectorBlob(i, c.p)
+			}
+		})
 	}
 	bw.Wait()
 	// FRR closes sessions established in its first second.
@@ -245,7 +270,7 @@ func drive(ctx context.Context, d *daemon, port int, c benchCase) (time.Duration
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
 			var s *speaker
-			if s, err = dialSpeaker(sctx, local, port, id); err == nil {
+			if s, err = dialSpeaker(sctx, local, port, id, c.evpn); err == nil {
 				speakers = append(speakers, s)
 				go s.keepalives(sctx)
 				return s, nil
