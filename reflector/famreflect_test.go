@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,35 @@ func TestReflectsEVPNAndVPN(t *testing.T) {
 	}
 	if st, ok := r.RIBStats(ctx); !ok || st.FamilyPrefixes["l2vpn-evpn"] != 2 || st.FamilyPrefixes["ipv4-vpn"] != 1 || st.Prefixes != [2]int{} {
 		t.Errorf("RIB stats %+v", st)
+	}
+	// `reflector show routes --family l2vpn-evpn` and `show summary` see
+	// them: the NLRI as GoBGP renders it, labels and ESI included.
+	var evpn []string
+	if err := r.Routes(ctx, RouteQuery{Family: "l2vpn-evpn"}, func(ds []RouteDestination) error {
+		for _, d := range ds {
+			if d.Prefix.IsValid() || len(d.Paths) != 1 || d.Paths[0].Peer.String() != "127.0.0.2" {
+				t.Errorf("show routes: %+v, want an NLRI with one path from 127.0.0.2", d)
+			}
+			evpn = append(evpn, d.NLRI)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(evpn)
+	if wantE := []string{t2.String(), t5.String()}; !slices.Equal(evpn, slices.Sorted(slices.Values(wantE))) {
+		t.Errorf("show routes --family l2vpn-evpn: %q, want %q", evpn, wantE)
+	}
+	sum, err := r.Summary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotF := map[string]int{}
+	for _, fc := range sum.Families {
+		gotF[fc.Family] = fc.Prefixes
+	}
+	if d := cmp.Diff(map[string]int{"ipv4-unicast": 0, "ipv6-unicast": 0, "l2vpn-evpn": 2, "ipv4-vpn": 1, "ipv4-flowspec": 1}, gotF); d != "" {
+		t.Errorf("show summary's families (-want +got):\n%s", d)
 	}
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(r.Collector())

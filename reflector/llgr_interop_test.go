@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// gobgpd is a gobgpd daemon (Debian package gobgpd) whose gRPC API
+// llgrGoBGPd is a gobgpd daemon (Debian package gobgpd) whose gRPC API
 // listens on a loopback port; gobgp, its CLI, reads it.
-type gobgpd struct{ host, port string }
+type llgrGoBGPd struct{ host, port string }
 
-func startGoBGPd(t *testing.T, conf string) *gobgpd {
+func startGoBGPd(t *testing.T, conf string) *llgrGoBGPd {
 	t.Helper()
 	bin := daemonBinary(t, "gobgpd")
 	daemonBinary(t, "gobgp")
@@ -32,11 +32,11 @@ func startGoBGPd(t *testing.T, conf string) *gobgpd {
 	api := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, "127.0.0.1")))
 	runDaemon(t, dir, bin, "-f", f, "-t", "toml", "--api-hosts", api, "--pprof-disable", "-l", "debug", "-p")
 	h, p, _ := net.SplitHostPort(api)
-	return &gobgpd{host: h, port: p}
+	return &llgrGoBGPd{host: h, port: p}
 }
 
 // cli runs the gobgp CLI against this daemon.
-func (g *gobgpd) cli(args ...string) (string, error) {
+func (g *llgrGoBGPd) cli(args ...string) (string, error) {
 	out, err := exec.Command("gobgp", append([]string{"-u", g.host, "-p", g.port}, args...)...).CombinedOutput()
 	return string(out), err
 }
@@ -60,7 +60,7 @@ func (p goPath) has(c uint32) bool {
 }
 
 // rib returns the daemon's table by prefix (nil when it cannot be read).
-func (g *gobgpd) rib() map[string][]goPath {
+func (g *llgrGoBGPd) rib() map[string][]goPath {
 	out, err := g.cli("global", "rib", "-j")
 	if err != nil {
 		return nil

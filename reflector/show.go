@@ -3,8 +3,10 @@ package reflector
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bgpfabric/bgpfabric/internal/routeview"
 	"iter"
 	"net/netip"
 	"slices"
@@ -70,6 +72,9 @@ func (r *Reflector) Summary(ctx context.Context) (Summary, error) {
 	r.mu.Unlock()
 	if !r.env.rib.call(ctx, func(rl *ribLoop) {
 		for f, t := range rl.tables {
+			if family(f).generic() && t.len() == 0 {
+				continue // the other families only when they hold routes
+			}
 			s.Families = append(s.Families, FamilyCount{Family: family(f).String(), Prefixes: t.len(), Paths: t.npaths})
 		}
 	}) {
@@ -194,34 +199,13 @@ func (p *peer) detail() *NeighborSession {
 	return d
 }
 
-// RouteDestination is one prefix with its paths, best first. Its JSON
-// names are those of the node's `bgpfabric routes -o json`.
-type RouteDestination struct {
-	Prefix netip.Prefix `json:"prefix"`
-	Family string       `json:"family"`
-	Paths  []RoutePath  `json:"paths"`
-}
+// RouteDestination is one destination with its paths, best first; its
+// JSON names are those of the node's `bgpfabric routes -o json` (both use
+// internal/routeview, which the node binary links without the reflector).
+type RouteDestination = routeview.Destination
 
 // RoutePath is one path of a destination.
-type RoutePath struct {
-	// Peer is the neighbour the path came from, PeerAS its AS.
-	Peer      netip.Addr `json:"peer"`
-	PeerAS    uint32     `json:"peerAS"`
-	NextHop   netip.Addr `json:"nextHop"`
-	Origin    string     `json:"origin,omitempty"`
-	ASPath    []uint32   `json:"asPath"`
-	LocalPref uint32     `json:"localPref"`
-	MED       uint32     `json:"med"`
-	// Communities are the standard ("a:b") and large ("a:b:c") ones;
-	// ExtendedCommunities GoBGP's rendering of RFC 4360's.
-	Communities         []string     `json:"communities,omitempty"`
-	ExtendedCommunities []string     `json:"extendedCommunities,omitempty"`
-	OriginatorID        netip.Addr   `json:"originatorID,omitzero"`
-	ClusterList         []netip.Addr `json:"clusterList,omitempty"`
-	Best                bool         `json:"best"`
-	// Stale marks a path kept for a restarting neighbour (RFC 4724).
-	Stale bool `json:"stale"`
-}
+type RoutePath = routeview.Path
 
 // RouteQuery selects destinations.
 type RouteQuery struct {
@@ -295,14 +279,14 @@ func (r *Reflector) dumpFamily(ctx context.Context, f family, fn func([]RouteDes
 					return
 				}
 				if ps := t.paths(n); len(ps) > 0 { // not emptied this round
-					chunk = append(chunk, routeDestination(f, k, ps))
+					chunk = append(chunk, t.routeDestination(k, ps))
 				}
 			}
 		}) {
 			return errNotRunning(ctx)
 		}
 		slices.SortFunc(chunk, func(a, b RouteDestination) int {
-			return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Prefix.Bits()-b.Prefix.Bits())
+			return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), a.Prefix.Bits()-b.Prefix.Bits(), cmp.Compare(a.NLRI, b.NLRI))
 		})
 		if len(chunk) > 0 {
 			if err := fn(chunk); err != nil {
@@ -326,6 +310,14 @@ func (t *table) all() iter.Seq2[pfxKey, uint32] {
 			}
 			return
 		}
+		if t.byKey != nil {
+			for _, n := range t.byKey {
+				if !yield(pfxKey{hi: uint64(n)}, n) {
+					return
+				}
+			}
+			return
+		}
 		for k, n := range t.v6 {
 			if !yield(k, n) {
 				return
@@ -338,6 +330,9 @@ func (t *table) all() iter.Seq2[pfxKey, uint32] {
 // for an address.
 func (rl *ribLoop) lookupRoute(fams []family, q RouteQuery) *RouteDestination {
 	for _, f := range fams {
+		if f.generic() {
+			continue // prefixes and addresses select unicast routes
+		}
 		t := rl.tables[f]
 		if q.Prefix.IsValid() {
 			if q.Prefix.Addr().Is4() != (f == famV4) {
@@ -346,7 +341,7 @@ func (rl *ribLoop) lookupRoute(fams []family, q RouteQuery) *RouteDestination {
 			k := keyOf(q.Prefix)
 			if n, ok := t.lookup(k); ok {
 				if ps := t.paths(n); len(ps) > 0 {
-					d := routeDestination(f, k, ps)
+					d := t.routeDestination(k, ps)
 					return &d
 				}
 			}
@@ -360,7 +355,7 @@ func (rl *ribLoop) lookupRoute(fams []family, q RouteQuery) *RouteDestination {
 			k := keyOf(netip.PrefixFrom(a, bits))
 			if n, ok := t.lookup(k); ok {
 				if ps := t.paths(n); len(ps) > 0 {
-					d := routeDestination(f, k, ps)
+					d := t.routeDestination(k, ps)
 					return &d
 				}
 			}
@@ -369,9 +364,16 @@ func (rl *ribLoop) lookupRoute(fams []family, q RouteQuery) *RouteDestination {
 	return nil
 }
 
-// routeDestination renders a prefix's paths (best first).
-func routeDestination(f family, k pfxKey, ps []path) RouteDestination {
-	d := RouteDestination{Prefix: k.prefix(f), Family: f.String(), Paths: make([]RoutePath, len(ps))}
+// routeDestination renders a destination's paths (best first): a unicast
+// prefix, or a generic family's NLRI as GoBGP renders it.
+func (t *table) routeDestination(k pfxKey, ps []path) RouteDestination {
+	f := t.fam
+	d := RouteDestination{Family: f.String(), Paths: make([]RoutePath, len(ps))}
+	if f.generic() {
+		d.NLRI = genString(f, t.keys[k.hi], ps[0].a.extra)
+	} else {
+		d.Prefix = k.prefix(f)
+	}
 	for i, p := range ps {
 		d.Paths[i] = routePath(p, i == 0)
 	}
@@ -419,4 +421,20 @@ func routePath(p path, best bool) RoutePath {
 		}
 	}
 	return rp
+}
+
+// genString renders a generic family's route (its key and a path's
+// labels, ESI or gateway) as GoBGP renders the NLRI, or as hex if GoBGP
+// cannot decode it.
+func genString(f family, key, extra string) string {
+	b := genJoin(nil, f, key, extra)
+	afi, safi := bgp.RouteFamilyToAfiSafi(f.routeFamily())
+	n, err := bgp.NewPrefixFromRouteFamily(afi, safi)
+	if err == nil {
+		err = n.DecodeFromBytes(b)
+	}
+	if err != nil {
+		return hex.EncodeToString(b)
+	}
+	return n.String()
 }

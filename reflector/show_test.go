@@ -76,7 +76,7 @@ func TestRoutesQuery(t *testing.T) {
 			t.Errorf("%+v: %+v, want nothing", q, got)
 		}
 	}
-	if err := r.Routes(ctx, RouteQuery{Family: "l2vpn-evpn"}, func([]RouteDestination) error { return nil }); err == nil {
+	if err := r.Routes(ctx, RouteQuery{Family: "l2vpn-nonesuch"}, func([]RouteDestination) error { return nil }); err == nil {
 		t.Error("an unknown family is accepted")
 	}
 }

@@ -1,3 +1,5 @@
+//go:build !nodeonly
+
 package main
 
 import (
@@ -234,12 +236,6 @@ best first). -o json prints JSON (for routes: a JSON array, streamed).`,
 	routes.Flags().BoolVar(&detail, "detail", false, "every attribute of every path")
 	cmd.AddCommand(routes)
 	return cmd
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // request opens a GET on the control socket.

@@ -270,7 +270,7 @@ NEIGHBOR   AS     STATE        UP/DOWN  RECEIVED  ACCEPTED  SENT  DESCRIPTION
 	if out, err := runCLI(t, "reflector", "show", "--control-socket", sock, "routes", "192.0.2.0/24"); err == nil || !strings.Contains(err.Error(), "no route") {
 		t.Errorf("unknown prefix: %q, %v; want a no-route error", out, err)
 	}
-	if _, err := runCLI(t, "reflector", "show", "--control-socket", sock, "routes", "--family", "l2vpn-evpn"); err == nil || !strings.Contains(err.Error(), "family") {
+	if _, err := runCLI(t, "reflector", "show", "--control-socket", sock, "routes", "--family", "l2vpn-nonesuch"); err == nil || !strings.Contains(err.Error(), "family") {
 		t.Errorf("unknown family: %v, want an error naming the family", err)
 	}
 	nb := show("neighbors", "127.0.0.2")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bgpfabric/bgpfabric/reflector"
+	"github.com/bgpfabric/bgpfabric/internal/routeview"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
@@ -176,7 +177,7 @@ func selectRoutes(rep *router.RoutesReport, sel string) error {
 }
 
 // nodeRoutes is `bgpfabric routes -o json`: the router's report with its
-// BGP table in the reflector's JSON names (reflector.RouteDestination).
+// BGP table in the reflector's JSON names (routeview.Destination).
 type nodeRoutes struct {
 	Node     string                     `json:"node"`
 	AS       uint32                     `json:"asNumber"`
@@ -191,9 +192,9 @@ type nodeDestination struct {
 	Paths  []nodePath   `json:"paths"`
 }
 
-// nodePath is a reflector.RoutePath, and whether the node originates it.
+// nodePath is a routeview.Path, and whether the node originates it.
 type nodePath struct {
-	reflector.RoutePath
+	routeview.Path
 	Local bool `json:"local,omitempty"`
 }
 
@@ -203,7 +204,7 @@ func routesJSON(rep *router.RoutesReport) nodeRoutes {
 	for _, d := range rep.BGP {
 		nd := nodeDestination{Prefix: d.Prefix, Paths: make([]nodePath, len(d.Paths))}
 		for i, p := range d.Paths {
-			rp := reflector.RoutePath{Peer: p.Peer, PeerAS: p.PeerAS, NextHop: p.NextHop, ASPath: p.ASPath,
+			rp := routeview.Path{Peer: p.Peer, PeerAS: p.PeerAS, NextHop: p.NextHop, ASPath: p.ASPath,
 				LocalPref: p.LocalPref, MED: p.MED, Best: p.Best, Stale: p.Stale}
 			if rp.ASPath == nil {
 				rp.ASPath = []uint32{}
@@ -211,7 +212,7 @@ func routesJSON(rep *router.RoutesReport) nodeRoutes {
 			for _, c := range p.Communities {
 				rp.Communities = append(rp.Communities, c.String())
 			}
-			nd.Paths[i] = nodePath{RoutePath: rp, Local: p.Local}
+			nd.Paths[i] = nodePath{Path: rp, Local: p.Local}
 		}
 		out.BGP = append(out.BGP, nd)
 	}
@@ -268,4 +269,11 @@ func asPathString(as []uint32) string {
 		s[i] = fmt.Sprint(a)
 	}
 	return strings.Join(s, " ")
+}
+
+// printJSON writes v as indented JSON (routes -o json, reflector show -o json).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
