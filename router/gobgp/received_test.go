@@ -17,6 +17,7 @@ type received struct {
 	mu    sync.Mutex
 	paths map[netip.Prefix]map[netip.Addr]router.Path
 	eor   int
+	log   []netip.Prefix // every path and withdrawal, in order
 	ch    chan struct{}
 }
 
@@ -27,11 +28,13 @@ func (r *received) on(rs []router.Received) {
 		case x.EndOfRIB.IsValid():
 			r.eor++
 		case x.Withdrawn:
+			r.log = append(r.log, x.Prefix)
 			delete(r.paths[x.Prefix], x.Peer)
 			if len(r.paths[x.Prefix]) == 0 {
 				delete(r.paths, x.Prefix)
 			}
 		default:
+			r.log = append(r.log, x.Prefix)
 			if r.paths[x.Prefix] == nil {
 				r.paths[x.Prefix] = map[netip.Addr]router.Path{}
 			}
@@ -121,6 +124,27 @@ func TestWatchReceived(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, "the withdrawal reported", func() bool { return len(rec.paths[p1]) == 0 && len(rec.paths[p2]) == 1 })
+
+	// An export-only change (the router evaluates the import filters)
+	// does not evaluate the Adj-RIB-In again: p2 is not reported again
+	// before the next path b sends.
+	rec.mu.Lock()
+	rec.log = nil
+	rec.mu.Unlock()
+	pa.Policy = routepolicy.Policy{Export: routepolicy.Chain{Reject: true}}
+	if err := a.UpdatePeer(ctx, pa, false); err != nil {
+		t.Fatal(err)
+	}
+	p3 := netip.MustParsePrefix("10.200.3.0/24")
+	if err := b.Announce(ctx, []router.LocalRoute{{Prefix: p3}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the next path received", func() bool { return len(rec.paths[p3]) == 1 })
+	rec.mu.Lock()
+	if len(rec.log) != 1 || rec.log[0] != p3 {
+		t.Errorf("after an export-only change, received %v, want only %s", rec.log, p3)
+	}
+	rec.mu.Unlock()
 
 	// An import policy in GoBGP (a reflecting node): what it rejects
 	// leaves the stream as withdrawn, on the soft reset in.

@@ -548,6 +548,10 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bo
 	}
 	// What the new export policy no longer sends must be withdrawn,
 	// which GoBGP's soft reset out does not do (reexport.go).
+	// Only a changed import chain needs the Adj-RIB-In evaluated again;
+	// on a node whose router evaluates the import filters, the chain the
+	// speaker gets accepts everything and a change is export only.
+	importChanged := !chainEqual(s.peers[p.Address].Policy.Import, p.Policy.Import)
 	tightened := s.originated.newlyRejected(s.peers[p.Address].Policy.Export, p.Policy.Export)
 	s.withdrawForPolicy(ctx, tightened)
 	policyChanged, err := s.setSessionPolicyLocked(ctx, hostPrefix(p.Address), p.Policy)
@@ -556,7 +560,7 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bo
 		return fmt.Errorf("updating peer %s: %w", p.Address, err)
 	}
 	s.peers[p.Address] = p
-	if policyChanged {
+	if policyChanged && importChanged {
 		// Evaluate what the peer sent again (GoBGP keeps its
 		// Adj-RIB-In: no route refresh needed).
 		if err := s.SoftReset(ctx, p.Address, true); err != nil {
