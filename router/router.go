@@ -680,6 +680,14 @@ func (l *loop) stopSpeaker(ctx context.Context) {
 		l.lg.Warn("stopping the speaker", logKeyError, err)
 	}
 	l.forgetSpeaker()
+	if l.pathMode {
+		// A stopped speaker reports no withdrawals of its received
+		// paths (router/gobgp/received.go): they are gone with it.
+		clear(l.best)
+		l.forgetRIB()
+		clear(l.importDirty)
+		l.importAll = true
+	}
 }
 
 // forgetSpeaker drops what the loop knew of a speaker that is stopped or

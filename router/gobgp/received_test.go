@@ -18,6 +18,7 @@ type received struct {
 	paths map[netip.Prefix]map[netip.Addr]router.Path
 	eor   int
 	log   []netip.Prefix // every path and withdrawal, in order
+	wd    int            // withdrawals
 	ch    chan struct{}
 }
 
@@ -29,6 +30,7 @@ func (r *received) on(rs []router.Received) {
 			r.eor++
 		case x.Withdrawn:
 			r.log = append(r.log, x.Prefix)
+			r.wd++
 			delete(r.paths[x.Prefix], x.Peer)
 			if len(r.paths[x.Prefix]) == 0 {
 				delete(r.paths, x.Prefix)
@@ -166,4 +168,37 @@ func TestWatchReceived(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, "the ended session's paths withdrawn", func() bool { return len(rec.paths) == 0 })
+
+	// The watch spans a Stop and a Start: the new speaker's paths come.
+	// (Stop itself reports no withdrawals: the watcher forgets a
+	// stopped speaker's paths; here there are none left.)
+	if err := a.AddPeer(ctx, pa); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the paths again", func() bool { return len(rec.paths) == 2 })
+	rec.mu.Lock()
+	rec.log = nil
+	wd := rec.wd
+	rec.mu.Unlock()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx, router.Global{AS: 64512, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: port,
+		ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddPeer(ctx, pa); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the restarted speaker's paths", func() bool { return len(rec.log) >= 2 })
+	rec.mu.Lock()
+	for _, p := range rec.log {
+		if p != p2 && p != p3 {
+			t.Errorf("after a restart, %s reported", p)
+		}
+	}
+	if len(rec.paths) != 2 || rec.wd != wd {
+		t.Errorf("after a restart, paths %v, %d withdrawals reported", rec.paths, rec.wd-wd)
+	}
+	rec.mu.Unlock()
 }
