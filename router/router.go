@@ -969,7 +969,11 @@ func (l *loop) markImport(p netip.Prefix) {
 		return
 	}
 	l.importDirty[p] = struct{}{}
-	if len(l.importDirty) > len(l.best)/2+1024 {
+	// Against the received prefixes too: best paths removed in the same
+	// batch shrink l.best, and a filter that rejects a third of 100,000
+	// prefixes would otherwise turn into a full diff (and a full listing
+	// of the kernel's table by the foreign-route guard).
+	if len(l.importDirty) > max(len(l.best), len(l.rib.dests))/2+1024 {
 		l.importAll = true
 		clear(l.importDirty)
 	}
