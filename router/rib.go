@@ -24,11 +24,40 @@ import (
 // ribPath is one received path with its import verdict.
 type ribPath struct {
 	peer netip.Addr
-	// recv is the path as received; out is recv as the accepting rule
-	// changed it (the same when no rule changed anything).
-	recv, out Path
-	accepted  bool
-	ebgp      bool
+	// recv is the path as received; mod, when not nil, what the
+	// accepting rule changed of it (most rules change nothing: no copy).
+	recv     Path
+	mod      *attrs
+	accepted bool
+	ebgp     bool
+}
+
+// attrs are what an import rule may change of a path.
+type attrs struct {
+	communities    []api.Community
+	asPath         []uint32
+	localPref, med uint32
+}
+
+func attrsOf(p *Path) attrs {
+	return attrs{communities: p.Communities, asPath: p.ASPath, localPref: p.LocalPref, med: p.MED}
+}
+
+// attrs returns the path's attributes after the import policy.
+func (rp *ribPath) attrs() attrs {
+	if rp.mod != nil {
+		return *rp.mod
+	}
+	return attrsOf(&rp.recv)
+}
+
+// out returns the path as the import policy changed it.
+func (rp *ribPath) out() Path {
+	p := rp.recv
+	if a := rp.mod; a != nil {
+		p.Communities, p.ASPath, p.LocalPref, p.MED = a.communities, a.asPath, a.localPref, a.med
+	}
+	return p
 }
 
 // adjRIB holds the received paths by prefix.
@@ -49,26 +78,33 @@ type peerImport struct {
 	ebgp  bool
 }
 
-// evalImport runs a session's import chain on a received path.
-func evalImport(pi peerImport, pfx netip.Prefix, p Path) (Path, bool) {
+// evalImport runs a session's import chain on a received path: whether
+// it is accepted and, if the accepting rule changed it, its new
+// attributes (nil: unchanged).
+func evalImport(pi peerImport, pfx netip.Prefix, p *Path) (*attrs, bool) {
 	if pi.chain.AcceptsAll() {
-		return p, true
+		return nil, true
 	}
+	in := attrsOf(p)
 	r, ok := pi.chain.Evaluate(routepolicy.Import, routepolicy.Route{Prefix: pfx, FromPeer: true,
-		Communities: p.Communities, LocalPref: p.LocalPref, MED: p.MED, ASPath: p.ASPath})
+		Communities: in.communities, LocalPref: in.localPref, MED: in.med, ASPath: in.asPath})
 	if !ok {
-		return Path{}, false
+		return nil, false
 	}
-	out := p
-	out.Communities, out.LocalPref, out.MED, out.ASPath = r.Communities, r.LocalPref, r.MED, r.ASPath
-	return out, true
+	out := attrs{communities: r.Communities, asPath: r.ASPath, localPref: r.LocalPref, med: r.MED}
+	if attrsEqual(in, out) {
+		return nil, true
+	}
+	mod := new(attrs)
+	*mod = out
+	return mod, true
 }
 
 // set records a received path (replacing the peer's earlier one) and
 // reports whether the prefix's accepted paths changed.
 func (rib *adjRIB) set(pfx netip.Prefix, p Path, pi peerImport) bool {
-	out, ok := evalImport(pi, pfx, p)
-	rp := ribPath{peer: p.Peer, recv: p, out: out, accepted: ok, ebgp: pi.ebgp}
+	mod, ok := evalImport(pi, pfx, &p)
+	rp := ribPath{peer: p.Peer, recv: p, mod: mod, accepted: ok, ebgp: pi.ebgp}
 	paths := rib.dests[pfx]
 	i := slices.IndexFunc(paths, func(x ribPath) bool { return x.peer == p.Peer })
 	if i < 0 {
@@ -134,12 +170,12 @@ func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.
 				continue
 			}
 			pi := lastPI
-			out, acc := evalImport(pi, pfx, rp.recv)
-			if acc != rp.accepted || acc && !pathEqual(out, rp.out) || pi.ebgp != rp.ebgp {
+			mod, acc := evalImport(pi, pfx, &rp.recv)
+			if acc != rp.accepted || acc && !modEqual(mod, rp.mod) || pi.ebgp != rp.ebgp {
 				dirty = true
 			}
 			rib.count(rp.peer, rp.accepted, acc)
-			rp.out, rp.accepted, rp.ebgp = out, acc, pi.ebgp
+			rp.mod, rp.accepted, rp.ebgp = mod, acc, pi.ebgp
 		}
 		if dirty {
 			changed(pfx)
@@ -147,11 +183,18 @@ func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.
 	}
 }
 
-// pathEqual compares what a policy can change of a path. A rule that
+// attrsEqual compares what a policy can change of a path. A rule that
 // changes no list leaves the received one in place: the same array is
 // equal without comparing its elements.
-func pathEqual(a, b Path) bool {
-	return a.LocalPref == b.LocalPref && a.MED == b.MED && sameOrEqual(a.ASPath, b.ASPath) && sameOrEqual(a.Communities, b.Communities)
+func attrsEqual(a, b attrs) bool {
+	return a.localPref == b.localPref && a.med == b.med && sameOrEqual(a.asPath, b.asPath) && sameOrEqual(a.communities, b.communities)
+}
+
+func modEqual(a, b *attrs) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return attrsEqual(*a, *b)
 }
 
 func sameOrEqual[T comparable](a, b []T) bool {
@@ -182,7 +225,7 @@ func (rib *adjRIB) best(pfx netip.Prefix) Destination {
 	top := cand[0]
 	for _, c := range cand {
 		if multipathEqual(top, c) {
-			p := c.out
+			p := c.out()
 			p.Best = c == top
 			d.Paths = append(d.Paths, p)
 		}
@@ -201,29 +244,30 @@ var llgrStale = api.Community{Global: 0xffff, Local1: 6}
 // address instead (the speaker does not report the router ID); both are
 // a peer's stable identity.
 func better(a, b *ribPath) int {
-	as, bs := slices.Contains(a.out.Communities, llgrStale), slices.Contains(b.out.Communities, llgrStale)
+	x, y := a.attrs(), b.attrs()
+	as, bs := slices.Contains(x.communities, llgrStale), slices.Contains(y.communities, llgrStale)
 	if as != bs {
 		return boolCmp(!as, !bs)
 	}
-	if a.out.LocalPref != b.out.LocalPref {
-		return cmpU(a.out.LocalPref, b.out.LocalPref)
+	if x.localPref != y.localPref {
+		return cmpU(x.localPref, y.localPref)
 	}
-	if la, lb := len(a.out.ASPath), len(b.out.ASPath); la != lb {
+	if la, lb := len(x.asPath), len(y.asPath); la != lb {
 		return cmpU(uint32(lb), uint32(la))
 	}
-	if a.out.Origin != b.out.Origin {
-		return cmpU(uint32(b.out.Origin), uint32(a.out.Origin))
+	if a.recv.Origin != b.recv.Origin {
+		return cmpU(uint32(b.recv.Origin), uint32(a.recv.Origin))
 	}
-	internal := len(a.out.ASPath) == 0 && len(b.out.ASPath) == 0
-	sameAS := len(a.out.ASPath) > 0 && len(b.out.ASPath) > 0 && a.out.ASPath[0] == b.out.ASPath[0]
-	if (internal || sameAS) && a.out.MED != b.out.MED {
-		return cmpU(b.out.MED, a.out.MED)
+	internal := len(x.asPath) == 0 && len(y.asPath) == 0
+	sameAS := len(x.asPath) > 0 && len(y.asPath) > 0 && x.asPath[0] == y.asPath[0]
+	if (internal || sameAS) && x.med != y.med {
+		return cmpU(y.med, x.med)
 	}
 	if a.ebgp != b.ebgp {
 		return boolCmp(a.ebgp, b.ebgp)
 	}
-	if a.ebgp && b.ebgp && !a.out.Age.Equal(b.out.Age) {
-		return boolCmp(a.out.Age.Before(b.out.Age), b.out.Age.Before(a.out.Age))
+	if a.ebgp && b.ebgp && !a.recv.Age.Equal(b.recv.Age) {
+		return boolCmp(a.recv.Age.Before(b.recv.Age), b.recv.Age.Before(a.recv.Age))
 	}
 	return -a.peer.Compare(b.peer)
 }
@@ -231,8 +275,9 @@ func better(a, b *ribPath) int {
 // multipathEqual is GoBGP's Path.Compare == 0: the paths of one
 // multipath set.
 func multipathEqual(a, b *ribPath) bool {
-	return a.ebgp == b.ebgp && a.out.LocalPref == b.out.LocalPref && len(a.out.ASPath) == len(b.out.ASPath) &&
-		a.out.Origin == b.out.Origin && a.out.MED == b.out.MED
+	x, y := a.attrs(), b.attrs()
+	return a.ebgp == b.ebgp && x.localPref == y.localPref && len(x.asPath) == len(y.asPath) &&
+		a.recv.Origin == b.recv.Origin && x.med == y.med
 }
 
 func cmpU(a, b uint32) int {

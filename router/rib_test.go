@@ -279,3 +279,34 @@ func BenchmarkAdjRIBReevaluate(b *testing.B) {
 		}
 	}
 }
+
+// TestReflectingNodeKeepsImportPolicyInSpeaker: a node that reflects
+// (routeReflectorClusterID) passes learned routes on, so its speaker's
+// sessions keep the import chain (the speaker's table must hold only
+// what the policy accepts), and the router installs what the speaker
+// reports as accepted without filtering it again.
+func TestReflectingNodeKeepsImportPolicyInSpeaker(t *testing.T) {
+	sp := NewFakePathSpeaker()
+	h := start(t, func(c *Config) { c.Speaker = sp })
+	h.sp = sp.FakeSpeaker
+	n1 := node("n1", "10.0.0.1/24")
+	n1.Spec.BGP.RouteReflectorClusterID = "10.0.0.1"
+	tor := &api.BGPPeer{ObjectMeta: api.ObjectMeta{Name: "tor"}, Spec: api.BGPPeerSpec{
+		PeerIP: "10.0.0.254", ASNumber: ptr(uint32(65000)), Filters: []string{"tor-in"}}}
+	f := &api.BGPFilter{ObjectMeta: api.ObjectMeta{Name: "tor-in"}, Spec: api.BGPFilterSpec{
+		ImportV4: []api.BGPFilterRule{{CIDR: "10.100.0.0/16", MatchOperator: api.MatchIn, Action: api.FilterAccept}}}}
+	h.res.snapshot(t, n1, node("n2", "10.0.0.2/24"), meshConfig("90s"), tor, f)
+	waitUntil(t, "the ToR's session", func() bool { _, ok := peerPolicy(h.sp, "10.0.0.254"); return ok })
+	if g, _ := h.sp.Started(); g.ExportPolicy != ExportNoExternal {
+		t.Fatalf("export policy %v: not a reflecting node", g.ExportPolicy)
+	}
+	if p, _ := peerPolicy(h.sp, "10.0.0.254"); chainOf(p.Import) != "tor-in,reject" {
+		t.Errorf("the reflecting node's speaker got import %s, want tor-in,reject", chainOf(p.Import))
+	}
+	h.fib.ch <- FIBBatch{Snapshot: true}
+	// What the speaker reports it accepted: installed as it is.
+	sp.Receive(Received{Prefix: pfx("10.100.1.0/24"), Peer: addr("10.0.0.254"),
+		Path: Path{Peer: addr("10.0.0.254"), NextHop: addr("10.0.0.254"), LocalPref: 100, ASPath: []uint32{65000}}})
+	want := []string{"10.100.1.0/24 via 10.0.0.254 proto 81"}
+	waitUntil(t, "the accepted route installed", func() bool { return cmp.Equal(want, renderKernel(h.dp, 81)) })
+}

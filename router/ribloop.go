@@ -190,7 +190,7 @@ func (l *loop) ribView() map[netip.Prefix][]Path {
 		slices.SortStableFunc(cand, func(a, b *ribPath) int { return -better(a, b) })
 		ps := make([]Path, 0, len(cand))
 		for i, c := range cand {
-			p := c.out
+			p := c.out()
 			p.Best = i == 0
 			ps = append(ps, p)
 		}

@@ -684,6 +684,14 @@ func (l *loop) stopSpeaker(ctx context.Context) {
 		l.lg.Warn("stopping the speaker", logKeyError, err)
 	}
 	l.forgetSpeaker()
+	if l.pathMode {
+		// A stopped speaker reports no withdrawals of its received
+		// paths (router/gobgp/received.go): they are gone with it.
+		clear(l.best)
+		l.forgetRIB()
+		clear(l.importDirty)
+		l.importAll = true
+	}
 }
 
 // forgetSpeaker drops what the loop knew of a speaker that is stopped or
@@ -965,7 +973,11 @@ func (l *loop) markImport(p netip.Prefix) {
 		return
 	}
 	l.importDirty[p] = struct{}{}
-	if len(l.importDirty) > len(l.best)/2+1024 {
+	// Against the received prefixes too: best paths removed in the same
+	// batch shrink l.best, and a filter that rejects a third of 100,000
+	// prefixes would otherwise turn into a full diff (and a full listing
+	// of the kernel's table by the foreign-route guard).
+	if len(l.importDirty) > max(len(l.best), len(l.rib.dests))/2+1024 {
 		l.importAll = true
 		clear(l.importDirty)
 	}

@@ -17,6 +17,8 @@ type received struct {
 	mu    sync.Mutex
 	paths map[netip.Prefix]map[netip.Addr]router.Path
 	eor   int
+	log   []netip.Prefix // every path and withdrawal, in order
+	wd    int            // withdrawals
 	ch    chan struct{}
 }
 
@@ -27,11 +29,14 @@ func (r *received) on(rs []router.Received) {
 		case x.EndOfRIB.IsValid():
 			r.eor++
 		case x.Withdrawn:
+			r.log = append(r.log, x.Prefix)
+			r.wd++
 			delete(r.paths[x.Prefix], x.Peer)
 			if len(r.paths[x.Prefix]) == 0 {
 				delete(r.paths, x.Prefix)
 			}
 		default:
+			r.log = append(r.log, x.Prefix)
 			if r.paths[x.Prefix] == nil {
 				r.paths[x.Prefix] = map[netip.Addr]router.Path{}
 			}
@@ -122,6 +127,27 @@ func TestWatchReceived(t *testing.T) {
 	}
 	rec.wait(t, "the withdrawal reported", func() bool { return len(rec.paths[p1]) == 0 && len(rec.paths[p2]) == 1 })
 
+	// An export-only change (the router evaluates the import filters)
+	// does not evaluate the Adj-RIB-In again: p2 is not reported again
+	// before the next path b sends.
+	rec.mu.Lock()
+	rec.log = nil
+	rec.mu.Unlock()
+	pa.Policy = routepolicy.Policy{Export: routepolicy.Chain{Reject: true}}
+	if err := a.UpdatePeer(ctx, pa, false); err != nil {
+		t.Fatal(err)
+	}
+	p3 := netip.MustParsePrefix("10.200.3.0/24")
+	if err := b.Announce(ctx, []router.LocalRoute{{Prefix: p3}}); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the next path received", func() bool { return len(rec.paths[p3]) == 1 })
+	rec.mu.Lock()
+	if len(rec.log) != 1 || rec.log[0] != p3 {
+		t.Errorf("after an export-only change, received %v, want only %s", rec.log, p3)
+	}
+	rec.mu.Unlock()
+
 	// An import policy in GoBGP (a reflecting node): what it rejects
 	// leaves the stream as withdrawn, on the soft reset in.
 	filter := &routepolicy.Filter{Name: "in"}
@@ -142,4 +168,37 @@ func TestWatchReceived(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, "the ended session's paths withdrawn", func() bool { return len(rec.paths) == 0 })
+
+	// The watch spans a Stop and a Start: the new speaker's paths come.
+	// (Stop itself reports no withdrawals: the watcher forgets a
+	// stopped speaker's paths; here there are none left.)
+	if err := a.AddPeer(ctx, pa); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the paths again", func() bool { return len(rec.paths) == 2 })
+	rec.mu.Lock()
+	rec.log = nil
+	wd := rec.wd
+	rec.mu.Unlock()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx, router.Global{AS: 64512, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: port,
+		ListenAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddPeer(ctx, pa); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the restarted speaker's paths", func() bool { return len(rec.log) >= 2 })
+	rec.mu.Lock()
+	for _, p := range rec.log {
+		if p != p2 && p != p3 {
+			t.Errorf("after a restart, %s reported", p)
+		}
+	}
+	if len(rec.paths) != 2 || rec.wd != wd {
+		t.Errorf("after a restart, paths %v, %d withdrawals reported", rec.paths, rec.wd-wd)
+	}
+	rec.mu.Unlock()
 }

@@ -87,6 +87,9 @@ type Speaker struct {
 	// opening ends sessions stuck in OpenSent or OpenConfirm (opening.go);
 	// set while started, guarded by mu.
 	opening *openingWatch
+
+	// recv are the received-path watches (received.go).
+	recv receivedWatches
 }
 
 var _ speaker.Speaker = (*Speaker)(nil)
@@ -207,7 +210,11 @@ func (s *Speaker) Start(ctx context.Context, g speaker.Global) error {
 	if err == nil {
 		err = s.startOpeningWatch() // opening.go
 	}
+	if err == nil {
+		err = s.recv.start(ctx, s) // received.go
+	}
 	if err != nil {
+		s.recv.stop()
 		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 		return err
 	}
@@ -267,6 +274,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.started = false
 	s.stopOpeningWatch() // before peerMu, which it takes
+	s.recv.stop()        // received.go: before the sessions are deleted
 	s.peerMu.Lock()
 	// StopBgp deletes every peer but keeps the peer groups, which only a
 	// running server can delete: remove the ranges first.
@@ -556,6 +564,10 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bo
 	}
 	// What the new export policy no longer sends must be withdrawn,
 	// which GoBGP's soft reset out does not do (reexport.go).
+	// Only a changed import chain needs the Adj-RIB-In evaluated again;
+	// on a node whose router evaluates the import filters, the chain the
+	// speaker gets accepts everything and a change is export only.
+	importChanged := !chainEqual(s.peers[p.Address].Policy.Import, p.Policy.Import)
 	tightened := s.originated.newlyRejected(s.peers[p.Address].Policy.Export, p.Policy.Export)
 	s.withdrawForPolicy(ctx, tightened)
 	policyChanged, err := s.setSessionPolicyLocked(ctx, hostPrefix(p.Address), p.Policy)
@@ -564,7 +576,7 @@ func (s *Speaker) UpdatePeer(ctx context.Context, p speaker.PeerConfig, reset bo
 		return fmt.Errorf("updating peer %s: %w", p.Address, err)
 	}
 	s.peers[p.Address] = p
-	if policyChanged {
+	if policyChanged && importChanged {
 		// Evaluate what the peer sent again (GoBGP keeps its
 		// Adj-RIB-In: no route refresh needed).
 		if err := s.SoftReset(ctx, p.Address, true); err != nil {
@@ -719,30 +731,6 @@ func (s *Speaker) WatchBestPaths(ctx context.Context, fn func([]speaker.Destinat
 			return
 		}
 		fn(groupPaths(t.Paths, s.lg))
-	})
-}
-
-// WatchReceived implements speaker.PathWatcher with GoBGP's post-policy
-// watch: every path a peer sent as it enters the RIB (after GoBGP's AS
-// loop check and the import policy the session has in GoBGP, which is
-// only the GRACEFUL_SHUTDOWN statement when the router evaluates the
-// session's filters itself), and a withdrawal for each path that leaves
-// it (withdrawn, the session's end, stale paths dropped, rejected on a
-// soft reset in). End-of-RIB comes through the same watcher, in wire
-// order (see WatchBestPaths).
-func (s *Speaker) WatchReceived(ctx context.Context, fn func([]speaker.Received)) error {
-	req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-		{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true},
-		{Type: api.WatchEventRequest_Table_Filter_EOR},
-	}}}
-	return s.srv.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
-		t := r.GetTable()
-		if t == nil || len(t.Paths) == 0 {
-			return
-		}
-		if rs := receivedPaths(t.Paths, s.lg); len(rs) > 0 {
-			fn(rs)
-		}
 	})
 }
 
