@@ -38,7 +38,9 @@ import (
 const childEnv = "BGPFABRIC_ROUTER_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	speakerproc.MaybeChild() // a node's speaker process (BF_SPEAKER_PROC)
+	speakerproc.MaybeChild(func(lg *slog.Logger) router.Speaker { // a node's speaker process (BF_SPEAKER_PROC)
+		return gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	})
 	switch os.Getenv(childEnv) {
 	case "":
 	case "reflector":

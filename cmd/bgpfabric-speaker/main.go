@@ -13,6 +13,16 @@
 // plain TCP listeners, on which Linux accepts the peers' TCP MD5 keys.
 package main
 
-import "github.com/bgpfabric/bgpfabric/router/speakerproc"
+import (
+	"log/slog"
 
-func main() { speakerproc.Main() }
+	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
+	"github.com/bgpfabric/bgpfabric/router/speakerproc"
+)
+
+func main() {
+	speakerproc.Main(func(lg *slog.Logger) speaker.Speaker {
+		return gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	})
+}

@@ -136,7 +136,8 @@ share /livez, /readyz and /metrics on --http-addr.
 
 The router's BGP speaker (GoBGP) runs in a supervised child process,
 bgpfabric-speaker from beside this binary (or "bgpfabric node speaker" when
-there is none), which dies with the node: a peer's message that
+there is none; bgpfabric-node, which has no speaker of its own, needs it),
+which dies with the node: a peer's message that
 crashes it costs the speaker, not felix and the kernel routes; the router
 starts a new one with graceful restart and holds down a peer that keeps
 crashing it (docs/robustness.md; --bgp-speaker-process=false runs it in
@@ -162,7 +163,9 @@ its status records are deleted.`,
 	cmd.Flags().StringVar(&nodeName, "node-name", envOr("BGPFABRIC_NODE_NAME", nodeHostname()), "this node's name; env BGPFABRIC_NODE_NAME (default: the host name)")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:9099", `address for /livez, /readyz and /metrics ("" disables)`)
 	cmd.Flags().DurationVar(&statusTTL, "status-ttl", datastore.DefaultStatusTTL, "how long the node's status records outlive a crashed node")
-	cmd.AddCommand(newNodeSpeakerCmd())
+	if selfSpeaker != nil {
+		cmd.AddCommand(selfSpeaker.command())
+	}
 	cmd.AddCommand(newNodeDrainCmd(g, true), newNodeDrainCmd(g, false)) // node_drain.go
 	cmd.AddCommand(newNodeResetSessionCmd(g))                           // node_reset.go
 	cmd.Flags().StringVar(&nsName, "netns", "", "network namespace to program: a name in /run/netns or a path (default: the process's own)")

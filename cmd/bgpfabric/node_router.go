@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
+	"fmt"
+	"log/slog"
+	"os/exec"
 	"sync/atomic"
 	"time"
 
@@ -12,26 +14,37 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/bfd"
 	"github.com/bgpfabric/bgpfabric/router"
-	"github.com/bgpfabric/bgpfabric/router/gobgp"
 	"github.com/bgpfabric/bgpfabric/router/speakerproc"
 )
 
-// newNodeSpeakerCmd is the hidden `bgpfabric node speaker`: the node's BGP
-// speaker as the node's child process (router/speakerproc). It serves the
-// parent on file descriptor 3 and dies with it; nobody runs it by hand.
-func newNodeSpeakerCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "speaker",
-		Short:  "The node's BGP speaker process (started by bgpfabric node)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if os.Getenv(speakerproc.EnvChild) == "" {
-				return errors.New("node speaker: run by bgpfabric node only (no channel)")
-			}
-			return speakerproc.RunChild()
-		},
+// selfSpeaker, set by node_speaker_self.go (not built into bgpfabric-node),
+// is the node's BGP speaker from this binary: the hidden `node speaker`
+// command that runs it as the node's child when no bgpfabric-speaker is
+// installed beside this binary, and the speaker in the node's process
+// (--bgp-speaker-process=false). bgpfabric-node does not link GoBGP: it
+// needs bgpfabric-speaker.
+var selfSpeaker *selfSpeakerHooks
+
+type selfSpeakerHooks struct {
+	// command is `node speaker`.
+	command func() *cobra.Command
+	// inProcess makes the speaker in this process.
+	inProcess func(lg *slog.Logger) router.Speaker
+}
+
+// speakerCommand is how the node starts its speaker child: the
+// bgpfabric-speaker beside this binary, else this binary's `node speaker`;
+// in bgpfabric-node, which has no speaker of its own, an error saying why
+// bgpfabric-speaker cannot be used.
+func speakerCommand(lg *slog.Logger) (func() *exec.Cmd, error) {
+	if selfSpeaker != nil {
+		return speakerproc.Command(speakerproc.SelfCommand("node", "speaker"), lg), nil
 	}
+	cmd, err := speakerproc.Find(lg)
+	if err != nil {
+		return nil, fmt.Errorf("this binary has no BGP speaker of its own and needs %s beside it (make build installs both): %w", speakerproc.BinaryName, err)
+	}
+	return cmd, nil
 }
 
 func init() { addNodeComponent(routerComponent) }
@@ -66,10 +79,17 @@ var routerComponent = nodeComponent{
 			}
 			lg := env.Log.With("component", "router")
 			var sp router.Speaker
-			if speakerProcess {
-				sp = speakerproc.New(speakerproc.Config{Command: speakerproc.Command(speakerproc.SelfCommand("node", "speaker"), env.Log), Logger: env.Log})
-			} else {
-				sp = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+			switch {
+			case speakerProcess:
+				command, err := speakerCommand(env.Log)
+				if err != nil {
+					return nil, err
+				}
+				sp = speakerproc.New(speakerproc.Config{Command: command, Logger: env.Log})
+			case selfSpeaker == nil:
+				return nil, errors.New("--bgp-speaker-process=false: this binary (bgpfabric-node) has no BGP speaker of its own; run bgpfabric node for a speaker in the node's process")
+			default:
+				sp = selfSpeaker.inProcess(lg)
 			}
 			cfg := router.Config{
 				NodeName:       env.NodeName,

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bgpfabric/bgpfabric/internal/etcdtest"
 	"github.com/bgpfabric/bgpfabric/internal/linkcheck"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"github.com/bgpfabric/bgpfabric/sim"
 )
 
@@ -29,6 +33,9 @@ func TestNodeBinaryLinksTheNodeOnly(t *testing.T) {
 		"github.com/bgpfabric/bgpfabric/kubecontrollers",
 		"k8s.io/client-go",
 		"github.com/chromedp",
+		// GoBGP runs in the speaker's own binary (bgpfabric-speaker).
+		"github.com/osrg/gobgp",
+		"github.com/bgpfabric/bgpfabric/router/gobgp",
 	)
 	for _, need := range []string{"github.com/bgpfabric/bgpfabric/felix", "github.com/bgpfabric/bgpfabric/router", "github.com/bgpfabric/bgpfabric/router/speakerproc"} {
 		if !slices.Contains(deps, need) {
@@ -44,12 +51,7 @@ func TestNodeBinaryRunsTheNodeCommand(t *testing.T) {
 	if nodeBinaryName != sim.NodeBinaryName {
 		t.Fatalf("this binary's name for the node binary %q, the simulator's %q", nodeBinaryName, sim.NodeBinaryName)
 	}
-	bin := filepath.Join(t.TempDir(), nodeBinaryName)
-	build := exec.Command(linkcheck.GoTool(t), "build", "-tags", "nodeonly", "-o", bin, ".")
-	build.Env = append(build.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags nodeonly: %v\n%s", err, out)
-	}
+	bin := buildNodeBinary(t)
 	for _, args := range [][]string{{"--help"}, {"node", "--help"}} {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		if err != nil {
@@ -63,6 +65,44 @@ func TestNodeBinaryRunsTheNodeCommand(t *testing.T) {
 		out, err := exec.Command(bin, cmd).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), `unknown command "`+cmd+`"`) {
 			t.Errorf("%s %s: %v, want unknown command:\n%s", nodeBinaryName, cmd, err, out)
+		}
+	}
+}
+
+// buildNodeBinary builds bgpfabric-node into a directory of its own.
+func buildNodeBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), nodeBinaryName)
+	build := exec.Command(linkcheck.GoTool(t), "build", "-tags", "nodeonly", "-o", bin, ".")
+	build.Env = append(build.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags nodeonly: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestNodeBinaryNeedsTheSpeakerBinary: bgpfabric-node has no BGP speaker
+// of its own (no GoBGP), so without bgpfabric-speaker beside it, or asked
+// for a speaker in its own process, it stops at start with an error that
+// says so, before it programs anything.
+func TestNodeBinaryNeedsTheSpeakerBinary(t *testing.T) {
+	ns := nstest.New(t)
+	e := etcdtest.Start(t)
+	bin := buildNodeBinary(t)
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "needs bgpfabric-speaker beside it"},
+		{[]string{"--bgp-speaker-process=false"}, "--bgp-speaker-process=false: this binary (bgpfabric-node) has no BGP speaker"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		args := append([]string{"--datastore", e.ClientEndpoint(), "--node-name", "n1", "--netns", ns.Name, "--http-addr", ""}, tc.flags...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		timedOut := ctx.Err()
+		cancel()
+		if err == nil || timedOut != nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s %q: %v (timeout: %v), want it to stop with %q:\n%s", nodeBinaryName, tc.flags, err, timedOut, tc.want, out)
 		}
 	}
 }

@@ -58,17 +58,50 @@ func Command(fallback func() *exec.Cmd, lg *slog.Logger) func() *exec.Cmd {
 	return commandIn(filepath.Dir(exe), fallback, lg)
 }
 
+// Find is Command without a fallback, for a binary that cannot be its own
+// speaker (bgpfabric-node, which does not link GoBGP): the speaker binary
+// beside this executable, or an error that names it and says why it
+// cannot be used.
+func Find(lg *slog.Logger) (func() *exec.Cmd, error) {
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding %s: finding this executable: %w", BinaryName, err)
+	}
+	return findIn(filepath.Dir(exe), lg)
+}
+
 // commandIn is Command for the speaker binary in dir.
 func commandIn(dir string, fallback func() *exec.Cmd, lg *slog.Logger) func() *exec.Cmd {
+	run, err := findIn(dir, lg)
+	if err == nil {
+		return run
+	}
+	var nf notFoundError
+	if errors.As(err, &nf) {
+		lg.Info("running the BGP speaker from this binary", logKeyReason, "no "+BinaryName+" beside it", logKeyPath, nf.path)
+	} else {
+		lg.Warn("running the BGP speaker from this binary", logKeyReason, err.Error())
+	}
+	return fallback
+}
+
+// notFoundError: there is no speaker binary at path.
+type notFoundError struct{ path string }
+
+func (e notFoundError) Error() string { return e.path + ": no such file" }
+
+// findIn is Find for the speaker binary in dir.
+func findIn(dir string, lg *slog.Logger) (func() *exec.Cmd, error) {
 	path := filepath.Join(dir, BinaryName)
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			lg.Info("running the BGP speaker from this binary", logKeyReason, "no "+BinaryName+" beside it", logKeyPath, path)
-		} else {
-			lg.Warn("running the BGP speaker from this binary", logKeyReason, err.Error(), logKeyPath, path)
+			return nil, notFoundError{path}
 		}
-		return fallback
+		return nil, err
 	}
 	// The parent's descriptor, named through its own /proc entry: the
 	// child resolves the name before it runs anything, and its own
@@ -88,21 +121,17 @@ func commandIn(dir string, fallback func() *exec.Cmd, lg *slog.Logger) func() *e
 	got := strings.TrimSpace(string(out))
 	switch {
 	case err != nil:
-		reason := fmt.Sprintf("asking it for its protocol: %v", err)
 		f.Close()
-		lg.Warn("running the BGP speaker from this binary", logKeyReason, reason, logKeyPath, path)
-		return fallback
+		return nil, fmt.Errorf("%s: asking it for its protocol: %w", path, err)
 	case got != ProtocolID():
 		f.Close()
-		lg.Warn("running the BGP speaker from this binary", logKeyReason,
-			fmt.Sprintf("%s speaks protocol %q, this binary %q (built from other sources)", BinaryName, got, ProtocolID()), logKeyPath, path)
-		return fallback
+		return nil, fmt.Errorf("%s speaks protocol %q, this binary %q (built from other sources)", path, got, ProtocolID())
 	}
 	lg.Info("running the BGP speaker from its own binary", logKeyPath, path)
 	return func() *exec.Cmd {
 		_ = f // held open for the node's life: every child runs from it
 		return run()
-	}
+	}, nil
 }
 
 // ProtocolID identifies the protocol between the node and its speaker: a
@@ -161,12 +190,12 @@ func describe(b *strings.Builder, t reflect.Type, seen map[reflect.Type]bool) {
 }
 
 // Main is the main of the speaker's own binary (cmd/bgpfabric-speaker):
-// it answers a protocol query, or runs the child that a node started;
-// run any other way it fails.
-func Main() {
+// it answers a protocol query, or runs the child that a node started,
+// with newSpeaker's speaker; run any other way it fails.
+func Main(newSpeaker NewSpeaker) {
 	if os.Getenv(EnvChild) == "" && os.Getenv(EnvQuery) == "" {
 		fmt.Fprintln(os.Stderr, BinaryName+": the BGP speaker of bgpfabric node, started by it only (no channel)")
 		os.Exit(2)
 	}
-	MaybeChild()
+	MaybeChild(newSpeaker)
 }

@@ -122,6 +122,28 @@ func TestCommandFallsBack(t *testing.T) {
 	})
 }
 
+// TestFindWithoutFallback: Find (bgpfabric-node's, which has no speaker
+// of its own) gives the speaker binary when it is usable, and otherwise
+// an error that names the binary and says why, instead of a fallback.
+func TestFindWithoutFallback(t *testing.T) {
+	dir := speakerDir(t)
+	run, err := findIn(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("findIn with a speaker binary: %v", err)
+	}
+	if got := run().Args[0]; got != filepath.Join(dir, BinaryName) {
+		t.Errorf("command %q, want %s", got, filepath.Join(dir, BinaryName))
+	}
+	empty := t.TempDir()
+	if _, err := findIn(empty, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), filepath.Join(empty, BinaryName)) {
+		t.Errorf("findIn without a speaker binary: %v, want an error naming %s", err, filepath.Join(empty, BinaryName))
+	}
+	t.Setenv(envTestProtocol, "0123456789abcdef")
+	if _, err := findIn(dir, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "0123456789abcdef") {
+		t.Errorf("findIn with a speaker of another protocol: %v, want an error naming its protocol", err)
+	}
+}
+
 // TestCommandKeepsTheBinaryItFound: a speaker binary replaced on disk
 // after the node found it (an upgrade in progress) does not change the
 // node's speaker: children run from the file the node opened.

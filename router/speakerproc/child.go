@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bgpfabric/bgpfabric/internal/memtrim"
-	"github.com/bgpfabric/bgpfabric/router/gobgp"
 	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
 
@@ -33,12 +32,19 @@ const (
 	childFD = 3
 )
 
+// NewSpeaker makes the child's speaker, logging to lg: router/gobgp's
+// (gobgp.New) in every binary that runs as a child. This package does not
+// import router/gobgp itself, so that the node's process, which links only
+// the parent's side, does not carry GoBGP (docs/scale.md, "Memory at
+// rest").
+type NewSpeaker func(lg *slog.Logger) speaker.Speaker
+
 // RunChild is the child's main: it serves the parent on file descriptor
-// 3 with a router/gobgp Speaker until the parent goes away, logging as
-// JSON lines on stderr (which the parent reads). It returns when the
+// 3 with the Speaker newSpeaker makes until the parent goes away, logging
+// as JSON lines on stderr (which the parent reads). It returns when the
 // parent closed the channel or died; it never returns while the parent
 // lives unless the channel broke.
-func RunChild() error {
+func RunChild(newSpeaker NewSpeaker) error {
 	// Die with the parent. The parent set Pdeathsig already; arming it
 	// again here costs nothing, and the check after it closes the race
 	// where the parent died before the child existed.
@@ -69,7 +75,7 @@ func RunChild() error {
 		}
 	})
 	defer trim.Stop()
-	var sp speaker.Speaker = gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+	sp := newSpeaker(lg)
 	if wrapChildSpeaker != nil {
 		sp = wrapChildSpeaker(sp)
 	}
@@ -96,11 +102,12 @@ func childLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// MaybeChild runs the child and exits when the process was started as a
-// speaker child, or prints ProtocolID and exits when it was asked for it
-// (EnvQuery); otherwise it returns. Test binaries call it first in
-// TestMain so that a Client can run them as the child (Config.Command).
-func MaybeChild() {
+// MaybeChild runs the child with newSpeaker's speaker and exits when the
+// process was started as a speaker child, or prints ProtocolID and exits
+// when it was asked for it (EnvQuery); otherwise it returns. Test binaries
+// call it first in TestMain so that a Client can run them as the child
+// (Config.Command).
+func MaybeChild(newSpeaker NewSpeaker) {
 	if os.Getenv(EnvQuery) != "" {
 		fmt.Println(ProtocolID())
 		os.Exit(0)
@@ -108,7 +115,7 @@ func MaybeChild() {
 	if os.Getenv(EnvChild) == "" {
 		return
 	}
-	if err := RunChild(); err != nil {
+	if err := RunChild(newSpeaker); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

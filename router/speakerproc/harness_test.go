@@ -19,7 +19,15 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/bgpfabric/bgpfabric/router"
+	"github.com/bgpfabric/bgpfabric/router/gobgp"
+	"github.com/bgpfabric/bgpfabric/router/speaker"
 )
+
+// newGoBGP is the child's speaker in this test binary, as in
+// cmd/bgpfabric-speaker.
+func newGoBGP(lg *slog.Logger) speaker.Speaker {
+	return gobgp.New(gobgp.Config{Logger: lg.With("component", "gobgp")})
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envTestHang) != "" {
@@ -28,7 +36,7 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(envTestProtocol); v != "" {
 		ProtocolID = func() string { return v }
 	}
-	MaybeChild() // this binary is also the speaker child of its tests
+	MaybeChild(newGoBGP) // this binary is also the speaker child of its tests
 	if os.Getenv(envTestParent) != "" {
 		os.Exit(runTestParent())
 	}
