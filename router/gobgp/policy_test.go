@@ -137,6 +137,12 @@ func TestSessionPolicyOnTheWire(t *testing.T) {
 		col  *collector
 		peer netip.Addr
 	}{{ca, addrT}, {ct, addrA}} {
+		// Session events and routes come through separate watches: on a
+		// loaded machine the Established event can arrive after the
+		// routes. A reset would show as a second Established.
+		c.col.wait(t, "the session to "+c.peer.String()+" reported Established", func() bool {
+			return slices.Contains(c.col.hist[c.peer], api.BGPEstablished)
+		})
 		c.col.mu.Lock()
 		n := 0
 		for _, st := range c.col.hist[c.peer] {
