@@ -352,12 +352,13 @@ func TestInteropFRR(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vtysh: %v: %s", err, b)
 	}
-	st := x.waitStatus(keys[0], "FRR's new intervals in force", func(st bfd.Status) bool {
-		return st.TxInterval == 600*time.Millisecond && st.DetectTime == interopMult*600*time.Millisecond
+	// The new intervals apply when the Poll arrives; the Final that
+	// answers it is counted when it is sent, a moment later: wait for
+	// both (a poll never answered times out here).
+	st := x.waitStatus(keys[0], "FRR's new intervals in force and its poll answered with a Final", func(st bfd.Status) bool {
+		return st.TxInterval == 600*time.Millisecond && st.DetectTime == interopMult*600*time.Millisecond &&
+			st.Counters.Finals > finals0
 	})
-	if st.Counters.Finals <= finals0 {
-		t.Fatalf("FRR's poll not answered: %d Finals before, %d after", finals0, st.Counters.Finals)
-	}
 	// FRR stops polling once it has our Final: after three packets (one
 	// may have left FRR before our Final came), over eight more we answer
 	// no more polls.
