@@ -78,6 +78,12 @@ type BGPPeerSpec struct {
 	// alone (for eBGP under RFC 8212, nothing in or out) until it is back,
 	// and its status says so.
 	Filters []string `json:"filters,omitempty"`
+	// Families are the address families of the peer's sessions
+	// (BGPPeerFamilies; default ipv4-unicast and ipv6-unicast). Families
+	// other than those two are carried by route reflectors only:
+	// `bgpfabric apply` refuses them on a BGPPeer that a Node without
+	// spec.bgp.routeReflectorClusterID has sessions of.
+	Families []string `json:"families,omitempty"`
 }
 
 // BGPPassword says where a session's password comes from.
@@ -207,6 +213,7 @@ func (p *BGPPeer) Validate() error {
 	if s.TTLSecurity != nil && s.EBGPMultihop != nil {
 		fe.add("spec.ebgpMultihop", *s.EBGPMultihop, "must not be set with spec.ttlSecurity")
 	}
+	validateFamilies(&fe, "spec.families", s.Families, s.Node == "" && s.NodeSelector == "")
 	validateBFD(&fe, "spec.bfd", s.BFD)
 	if s.PeerPrefix != "" && s.BFD != nil && s.BFD.Enabled != nil && *s.BFD.Enabled {
 		fe.add("spec.bfd.enabled", true, "BFD is not available for dynamic neighbours (spec.peerPrefix)")

@@ -60,6 +60,14 @@ func TestBGPPeerValidate(t *testing.T) {
 		{"filters", spec(func(s *BGPPeerSpec) { s.Filters = []string{"tor-in", "pools-out"} }), nil},
 		{"bad filter name", spec(func(s *BGPPeerSpec) { s.Filters = []string{"ok", "Not OK"} }), []string{"spec.filters[1]"}},
 		{"ttl security and multihop", spec(func(s *BGPPeerSpec) { s.TTLSecurity, s.EBGPMultihop = ptr(1), ptr(2) }), []string{"spec.ebgpMultihop"}},
+		{"families unicast on a global peer", spec(func(s *BGPPeerSpec) { s.Families = []string{"ipv6-unicast", "ipv4-unicast"} }), nil},
+		{"families evpn on reflectors", spec(func(s *BGPPeerSpec) {
+			s.NodeSelector, s.Families = "has(route-reflector)", []string{"ipv4-unicast", "l2vpn-evpn", "ipv4-vpn", "rtc"}
+		}), nil},
+		{"families evpn on a node", spec(func(s *BGPPeerSpec) { s.Node, s.Families = "rr1", []string{"l2vpn-evpn"} }), nil},
+		{"families evpn on a global peer", spec(func(s *BGPPeerSpec) { s.Families = []string{"ipv4-unicast", "l2vpn-evpn"} }), []string{"spec.families[1]"}},
+		{"families unknown", spec(func(s *BGPPeerSpec) { s.Node, s.Families = "rr1", []string{"ipv4-unicast", "ipv4-mcast"} }), []string{"spec.families[1]"}},
+		{"families twice", spec(func(s *BGPPeerSpec) { s.Node, s.Families = "rr1", []string{"rtc", "ipv4-vpn", "rtc"} }), []string{"spec.families[2]"}},
 		// peerPrefix: dynamic neighbours.
 		{"peer prefix, iBGP by default", spec(func(s *BGPPeerSpec) {
 			s.PeerIP, s.ASNumber, s.PeerPrefix, s.NodeSelector = "", nil, "10.0.0.0/16", "has(rr)"

@@ -282,6 +282,9 @@ func (b *builder) finish(s Session, p *peer) Session {
 		s.HoldTime, s.KeepaliveTime = p.s.hold, p.s.keepalive
 		s.TTLSecurity, s.EBGPMultihop = p.s.ttlSecurity, p.s.ebgpMultihop
 		s.BFD = p.s.bfd.effective()
+		if b.n.isReflector() {
+			s.Families = p.s.families
+		}
 	}
 	s.EBGP = s.PeerAS != s.LocalAS
 	if s.EBGP {

@@ -129,6 +129,8 @@ var fields = []field{
 	{"EBGPMultihop", true, differ(func(s *Session) uint8 { return s.EBGPMultihop })},
 	// BFD runs beside the BGP session: the router changes it live.
 	{"BFD", false, differ(func(s *Session) BFD { return s.BFD })},
+	// Families are negotiated in OPEN.
+	{"Families", true, differ(func(s *Session) string { return s.Families })},
 }
 
 // changes lists the fields in which a and b differ, and whether any of

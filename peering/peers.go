@@ -50,6 +50,10 @@ type settings struct {
 	ttlSecurity     uint8
 	ebgpMultihop    uint8
 	bfd             BFD
+	// families is api.CanonicalFamilies of spec.families; onlyUnicast
+	// says that it asks for no family beyond IPv4 and IPv6 unicast.
+	families    string
+	onlyUnicast bool
 }
 
 // parsePeers validates and indexes the BGPPeers, in name order. It must
@@ -147,7 +151,42 @@ func (m *Model) parsePeer(ap *api.BGPPeer) *peer {
 		st.ebgpMultihop = uint8(*s.EBGPMultihop)
 	}
 	st.bfd = resolveBFD(m.cfg.bfd, s.BFD)
+	st.families, st.onlyUnicast = api.CanonicalFamilies(s.Families), api.OnlyUnicast(s.Families)
+	if users := p.nonReflectorUsers(m); len(users) > 0 {
+		warn("spec.families: families other than ipv4-unicast and ipv6-unicast are carried by route reflectors only, and Nodes %s, which have this BGPPeer's sessions, are not route reflectors (no spec.bgp.routeReflectorClusterID): their sessions carry the unicast family of the peer's address",
+			strings.Join(users, ", "))
+	}
 	return p
+}
+
+// nonReflectorUsers returns the names of the Nodes without a cluster ID
+// that have sessions or ranges of p, when p asks for a family beyond
+// unicast; nil otherwise.
+func (p *peer) nonReflectorUsers(m *Model) []string {
+	if p.s.onlyUnicast {
+		return nil
+	}
+	var names []string
+	for _, n := range m.nodes {
+		if !n.isReflector() && (p.inLocal != nil && p.inLocal[n.i] || p.global || p.inReverse[n.i]) {
+			names = append(names, n.name)
+		}
+	}
+	return names
+}
+
+// NonReflectorUsers returns, for the BGPPeer named peer, the Nodes that
+// are not route reflectors but would have its sessions or ranges, when
+// its spec.families asks for a family beyond IPv4 and IPv6 unicast (which
+// only route reflectors carry); nil when there are none. `bgpfabric apply`
+// refuses such a BGPPeer.
+func (m *Model) NonReflectorUsers(peer string) []string {
+	for _, p := range m.peers {
+		if p.name == peer {
+			return p.nonReflectorUsers(m)
+		}
+	}
+	return nil
 }
 
 // selection is a selector's result over every node: as a list in name

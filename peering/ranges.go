@@ -51,6 +51,8 @@ type PeerRange struct {
 	MaxPrefixes  uint32
 	TTLSecurity  uint8
 	EBGPMultihop uint8
+	// Families are as a Session's (route reflectors only).
+	Families string
 }
 
 // String renders the range on one line, as Session.String does, e.g.
@@ -75,6 +77,9 @@ func (r PeerRange) String() string {
 	writeOptions(&b, r.Password, r.KeepOriginalNextHop, r.MaxPrefixes, r.TTLSecurity, r.EBGPMultihop)
 	if r.NextHopSelf {
 		b.WriteString(" next-hop-self")
+	}
+	if r.Families != "" {
+		b.WriteString(" families " + r.Families)
 	}
 	return b.String()
 }
@@ -117,6 +122,9 @@ func (b *builder) peerRange(p *peer, typ api.BGPPeerType) {
 			r.RouteReflectorClient, r.ClusterID = true, n.clusterID
 			r.Type = api.PeerTypeReflectorClient
 		}
+	}
+	if n.isReflector() {
+		r.Families = p.s.families
 	}
 	b.ranges = append(b.ranges, r)
 }

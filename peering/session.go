@@ -71,6 +71,12 @@ type Session struct {
 	EBGPMultihop uint8
 	// BFD is the session's BFD (bfd.go); the zero value when off.
 	BFD BFD
+	// Families are the BGPPeer's spec.families in canonical order, comma
+	// separated (api.CanonicalFamilies); "" is the default, IPv4 and IPv6
+	// unicast. Set on route reflectors only: a node's router negotiates
+	// the unicast family of the peer's address, and a BGPPeer that asks a
+	// node for another family gets a warning (see Model.NonReflectorUsers).
+	Families string
 }
 
 // SourceMesh is the Source of node-to-node mesh sessions.
@@ -136,6 +142,9 @@ func (s Session) String() string {
 	}
 	if s.BFD.Enabled {
 		b.WriteString(" " + s.BFD.String())
+	}
+	if s.Families != "" {
+		b.WriteString(" families " + s.Families)
 	}
 	return b.String()
 }

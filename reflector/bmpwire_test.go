@@ -164,8 +164,8 @@ func TestMRTEncodersRoundTrip(t *testing.T) {
 
 	var b []byte
 	b = appendPeerIndexTable(b, ts, 0x0aff0001, "", peers)
-	b = appendRIBRecord(b, ts, famV4, 0, keyOf(netip.MustParsePrefix("10.1.0.0/24")), []mrtEntry{{peer: 0, originated: 1, attrs: mrtAttrs(a4)}, {peer: 1, originated: 2, attrs: mrtAttrs(a4)}})
-	b = appendRIBRecord(b, ts, famV6, 1, keyOf(netip.MustParsePrefix("2001:db8:1::/48")), []mrtEntry{{peer: 1, originated: 3, attrs: mrtAttrs(a6)}})
+	b = appendRIBRecord(b, ts, famV4, 0, keyOf(netip.MustParsePrefix("10.1.0.0/24")), []mrtEntry{{peer: 0, originated: 1, attrs: mrtAttrs(a4, false)}, {peer: 1, originated: 2, attrs: mrtAttrs(a4, false)}})
+	b = appendRIBRecord(b, ts, famV6, 1, keyOf(netip.MustParsePrefix("2001:db8:1::/48")), []mrtEntry{{peer: 1, originated: 3, attrs: mrtAttrs(a6, false)}})
 	upd := mustSerialize(t, ipv4Update("192.0.2.1", pfx("10.9.0.0/24")))
 	b = appendBGP4MPMessage(b, ts, 65001, 65000, netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("192.0.2.1"), upd[headerLen:])
 	if countMRT(b) != 4 {

@@ -193,12 +193,15 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			return p
 		}
 		t := rl.tables[f]
+		// The Adj-RIB-In (import policy) holds unicast routes only: the
+		// generic families take a filter chain's default action whole.
+		adj := !f.generic()
 		t.each(func(k pfxKey, n uint32) {
 			for _, pa := range t.paths(n) {
 				if mo.peers[pa.src] == nil {
 					continue
 				}
-				if pa.src.adj != nil {
+				if adj && pa.src.adj != nil {
 					if _, ok := pa.src.adj.get(f, k); ok {
 						continue // changed by the import policy: the Adj-RIB-In has it as received
 					}
@@ -207,7 +210,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			}
 		})
 		for rp := range mo.peers {
-			if rp.adj == nil {
+			if !adj || rp.adj == nil {
 				continue
 			}
 			rp.adj.each(f, func(k pfxKey, h uint32) {
@@ -220,7 +223,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			}
 			var msgs []byte
 			if p := parts[rp]; p != nil {
-				msgs = p.encode(nil, f, false)
+				msgs = p.encodeWith(nil, monEncoding(t))
 			}
 			msgs = appendEndOfRIB(msgs, f)
 			b = appendRouteMonitoringMsgs(b, mp.bmp, now, msgs)
@@ -235,11 +238,18 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 					p.announce(rl.monAttrsCached(cache, ps[0].a), nlriItem{k: k})
 				}
 			})
-			msgs := appendEndOfRIB(p.encode(nil, t.fam, false), t.fam)
+			msgs := appendEndOfRIB(p.encodeWith(nil, monEncoding(t)), t.fam)
 			b = appendRouteMonitoringMsgs(b, mo.locPeer, now, msgs)
 		}
 	}
 	c.q.attach(b, abort)
+}
+
+// monEncoding is how UPDATEs of table t go to collectors: without
+// path identifiers, in messages of up to 4,096 bytes; a generic family's
+// with its table, whose keys make the NLRI (with the path's extra).
+func monEncoding(t *table) encoding {
+	return encoding{f: t.fam, t: t, max: maxMsgLen}
 }
 
 func (rl *ribLoop) monAttrsCached(cache map[*attrs]*outAttrs, a *attrs) *outAttrs {
@@ -283,7 +293,7 @@ func (rl *ribLoop) monLocRIB(t *table, cur [][]path) {
 	if p.empty() {
 		return
 	}
-	msgs := p.encode(nil, t.fam, false)
+	msgs := p.encodeWith(nil, monEncoding(t))
 	b := appendRouteMonitoringMsgs(nil, mo.locPeer, time.Now(), msgs)
 	n := countBMP(b)
 	for _, c := range mo.collectors {
@@ -304,9 +314,10 @@ func (mo *monitor) anyConnected() bool {
 // monAttrs is a as the peer sent it, near enough for monitoring: the
 // attributes the RIB keeps (those it strips from eBGP routes and the
 // AS4_ attributes are gone, see newAttrs) with NEXT_HOP for IPv4 in type
-// order; an IPv6 next hop goes into MP_REACH_NLRI at encoding.
+// order; an IPv6 next hop goes into MP_REACH_NLRI at encoding, as does a
+// generic family's next hop field and NLRI (rawNH and extra).
 func (rl *ribLoop) monAttrs(a *attrs) *outAttrs {
-	oa := &outAttrs{nextHop: a.nextHop, nextHopLL: a.nextHopLL}
+	oa := &outAttrs{nextHop: a.nextHop, nextHopLL: a.nextHopLL, rawNH: a.rawNH, extra: a.extra}
 	nh := a.nextHop.Is4()
 	for _, p := range a.list {
 		if nh && p.GetType() > bgp.BGP_ATTR_TYPE_NEXT_HOP {

@@ -99,7 +99,8 @@ type mrtState struct {
 
 // WriteMRT writes a TABLE_DUMP_V2 snapshot of the RIB to w: the
 // PEER_INDEX_TABLE, then one RIB_IPV4_UNICAST or RIB_IPV6_UNICAST record
-// per prefix with every path the RIB holds for it (stale ones included).
+// per prefix with every path the RIB holds for it (stale ones included),
+// and one RIB_GENERIC record per NLRI of the other families.
 // Entries' originated time is the snapshot's (the RIB does not keep when
 // each path arrived).
 func (r *Reflector) WriteMRT(ctx context.Context, w io.Writer) (MRTSummary, error) {
@@ -135,26 +136,64 @@ func (rl *ribLoop) mrtSnapshot(ts time.Time, routerID uint32) ([]byte, MRTSummar
 	}
 	sum.Peers = len(peers)
 	b := appendPeerIndexTable(nil, ts, routerID, "", peers)
-	enc := map[*attrs][]byte{}
 	var entries []mrtEntry
 	seq := uint32(0)
+	type encKey struct {
+		a       *attrs
+		generic bool
+	}
+	enc := map[encKey][]byte{}
+	entry := func(pa path, generic bool) (mrtEntry, bool) {
+		pi, ok := index[pa.src]
+		if !ok {
+			return mrtEntry{}, false // past the 65,535 peers a PEER_INDEX_TABLE can list
+		}
+		ab, ok := enc[encKey{pa.a, generic}]
+		if !ok {
+			ab = mrtAttrs(pa.a, generic)
+			enc[encKey{pa.a, generic}] = ab
+		}
+		return mrtEntry{peer: pi, originated: uint32(ts.Unix()), attrs: ab}, true
+	}
+	var nlri []byte
 	for _, t := range rl.tables {
-		if t.fam != famV4 && t.fam != famV6 {
-			continue // no other families yet; RIB_GENERIC would carry them
+		if t.fam.generic() {
+			// RIB_GENERIC (RFC 6396 4.3.3), one record per NLRI: the
+			// paths of a route whose labels (or ESI, gateway) differ
+			// have different NLRIs, so one record per distinct extra.
+			t.each(func(k pfxKey, n uint32) {
+				ps := t.paths(n)
+				for i, first := range ps {
+					if slices.ContainsFunc(ps[:i], func(q path) bool { return q.a.extra == first.a.extra }) {
+						continue // its extra's record is written
+					}
+					entries = entries[:0]
+					for _, pa := range ps[i:] {
+						if pa.a.extra != first.a.extra {
+							continue
+						}
+						if e, ok := entry(pa, true); ok {
+							entries = append(entries, e)
+						}
+					}
+					if len(entries) == 0 {
+						continue
+					}
+					nlri = genJoin(nlri[:0], t.fam, t.keys[k.hi], first.a.extra)
+					b = appendRIBGenericRecord(b, ts, t.fam, seq, nlri, entries)
+					seq++
+					sum.Prefixes++
+					sum.Paths += len(entries)
+				}
+			})
+			continue
 		}
 		t.each(func(k pfxKey, n uint32) {
 			entries = entries[:0]
 			for _, pa := range t.paths(n) {
-				pi, ok := index[pa.src]
-				if !ok {
-					continue // past the 65,535 peers a PEER_INDEX_TABLE can list
+				if e, ok := entry(pa, false); ok {
+					entries = append(entries, e)
 				}
-				ab, ok := enc[pa.a]
-				if !ok {
-					ab = mrtAttrs(pa.a)
-					enc[pa.a] = ab
-				}
-				entries = append(entries, mrtEntry{peer: pi, originated: uint32(ts.Unix()), attrs: ab})
 			}
 			if len(entries) == 0 {
 				return

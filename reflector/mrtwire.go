@@ -91,11 +91,37 @@ func appendRIBRecord(dst []byte, ts time.Time, f family, seq uint32, k pfxKey, e
 	return dst
 }
 
+// appendRIBGenericRecord appends a RIB_GENERIC record (RFC 6396 4.3.3)
+// of family f's NLRI (without a path identifier) with its entries.
+func appendRIBGenericRecord(dst []byte, ts time.Time, f family, seq uint32, nlri []byte, entries []mrtEntry) []byte {
+	start := len(dst)
+	dst = appendMRTHeader(dst, ts, mrtTableDumpV2, mrtRIBGeneric, 0)
+	dst = binary.BigEndian.AppendUint32(dst, seq)
+	afi, safi := bgp.RouteFamilyToAfiSafi(f.routeFamily())
+	dst = binary.BigEndian.AppendUint16(dst, afi)
+	dst = append(dst, safi)
+	dst = append(dst, nlri...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(entries)))
+	for _, e := range entries {
+		dst = binary.BigEndian.AppendUint16(dst, e.peer)
+		dst = binary.BigEndian.AppendUint32(dst, e.originated)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(e.attrs)))
+		dst = append(dst, e.attrs...)
+	}
+	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(dst)-start-mrtHeaderLen))
+	return dst
+}
+
 // mrtAttrs encodes a's attributes as TABLE_DUMP_V2 entries carry them:
 // NEXT_HOP for an IPv4 next hop; for IPv6 an MP_REACH_NLRI holding only
-// the next hop's length and address (RFC 6396 4.3.4).
-func mrtAttrs(a *attrs) []byte {
+// the next hop's length and address (RFC 6396 4.3.4); for a generic
+// family such an MP_REACH_NLRI with the next hop field as received (an
+// RD and address for VPN; none for flowspec).
+func mrtAttrs(a *attrs, generic bool) []byte {
 	var dst []byte
+	if generic {
+		return mrtGenAttrs(a)
+	}
 	v4 := a.nextHop.Is4()
 	mp := !v4 && a.nextHop.IsValid()
 	for _, p := range a.list {
@@ -119,6 +145,32 @@ func mrtAttrs(a *attrs) []byte {
 		dst = appendMRTMPReach(dst, a)
 	}
 	return dst
+}
+
+// mrtGenAttrs is mrtAttrs for a generic family's path. A path without a
+// next hop (flowspec) has no MP_REACH_NLRI: it would carry nothing, and
+// GoBGP's MRT reader refuses one shorter than 3 bytes.
+func mrtGenAttrs(a *attrs) []byte {
+	var dst []byte
+	mp := a.rawNH != ""
+	for _, p := range a.list {
+		if mp && p.GetType() > bgp.BGP_ATTR_TYPE_MP_REACH_NLRI {
+			dst = appendMRTGenMPReach(dst, a.rawNH)
+			mp = false
+		}
+		if b, err := p.Serialize(); err == nil {
+			dst = append(dst, b...)
+		}
+	}
+	if mp {
+		dst = appendMRTGenMPReach(dst, a.rawNH)
+	}
+	return dst
+}
+
+func appendMRTGenMPReach(dst []byte, nh string) []byte {
+	dst = append(dst, byte(bgp.BGP_ATTR_FLAG_OPTIONAL), byte(bgp.BGP_ATTR_TYPE_MP_REACH_NLRI), byte(1+len(nh)), byte(len(nh)))
+	return append(dst, nh...)
 }
 
 func appendMRTMPReach(dst []byte, a *attrs) []byte {

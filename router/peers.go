@@ -1,8 +1,11 @@
 package router
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 
+	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
 
@@ -40,6 +43,23 @@ func peerConfig(s peering.Session, local peering.Local, password string) PeerCon
 		IPv4: s.PeerAddress.Is4(),
 		IPv6: s.PeerAddress.Is6(),
 	}
+}
+
+// unicastOnly refuses a session or range whose BGPPeer asks for a family
+// beyond IPv4 and IPv6 unicast (peering sets Families on nodes with a
+// routeReflectorClusterID only): the node's router carries unicast, the
+// other families are the reflector engine's (`bgpfabric reflector`). The
+// session is not configured and its status says why, rather than running
+// without the families asked for.
+func unicastOnly(source, families string) error {
+	if families == "" {
+		return nil
+	}
+	fs := strings.Split(families, ",")
+	if api.OnlyUnicast(fs) {
+		return nil
+	}
+	return fmt.Errorf("BGPPeer %s spec.families %s: the node's router carries ipv4-unicast and ipv6-unicast only (the other families: bgpfabric reflector)", source, families)
 }
 
 // rangeConfig turns a range that peering computed into the speaker's

@@ -114,6 +114,10 @@ func (l *loop) updateRange(ctx context.Context, r peering.PeerRange, what string
 // rangeConfig resolves the range's password and builds its speaker
 // configuration; a missing secret fails the range.
 func (l *loop) rangeConfig(r peering.PeerRange) (PeerRangeConfig, bool) {
+	if err := unicastOnly(r.Source, r.Families); err != nil {
+		l.failRange(r, err)
+		return PeerRangeConfig{}, false
+	}
 	pw, err := l.r.cfg.Secrets.Password(r.Password)
 	if err != nil {
 		l.failRange(r, err)

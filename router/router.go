@@ -815,6 +815,10 @@ func (l *loop) applySessions(ctx context.Context, desired []peering.Session) {
 // peerConfig resolves the session's password and builds its speaker
 // configuration; a missing secret fails the session.
 func (l *loop) peerConfig(s peering.Session) (PeerConfig, bool) {
+	if err := unicastOnly(s.Source, s.Families); err != nil {
+		l.fail(s, err)
+		return PeerConfig{}, false
+	}
 	pw, err := l.r.cfg.Secrets.Password(s.Password)
 	if err != nil {
 		l.fail(s, err)

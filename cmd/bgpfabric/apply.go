@@ -66,6 +66,9 @@ datastore transaction: a file with one bad document changes nothing.`,
 			if err := checkFilterRefs(cmd.Context(), c, docs); err != nil {
 				return err
 			}
+			if err := checkFamilies(cmd.Context(), c, docs); err != nil {
+				return err
+			}
 			rs := make([]api.Resource, len(docs))
 			for i, d := range docs {
 				rs[i] = d.Resource

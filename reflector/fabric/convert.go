@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -78,6 +79,12 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 		}
 		// Long-lived graceful restart (RFC 9494, reflector/llgr.go): zero is off.
 		n.RestartTime, n.LongLivedStaleTime = s.GracefulRestart.RestartTime, s.GracefulRestart.LongLivedStaleTime
+		fams, err := families(s.Families, s.Source)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", s.AddrPort(), err))
+			continue
+		}
+		n.Families = fams
 		pw, err := password(s.Password, secrets, "session "+s.AddrPort().String())
 		if err != nil {
 			errs = append(errs, err)
@@ -87,6 +94,19 @@ func Neighbors(sessions []peering.Session, secrets SecretReader) (ns []reflector
 		ns = append(ns, n)
 	}
 	return ns, warnings, errors.Join(errs...)
+}
+
+// families converts a session's or range's families (BGPPeer
+// spec.families, canonical and comma separated; "" for the default).
+func families(s, source string) (reflector.FamilySet, error) {
+	if s == "" {
+		return 0, nil
+	}
+	fs, err := reflector.ParseFamilies(strings.Split(s, ","))
+	if err != nil {
+		return 0, fmt.Errorf("BGPPeer %s spec.families%w", source, err)
+	}
+	return fs, nil
 }
 
 // password reads a session's or range's password, if it has one.
@@ -128,6 +148,12 @@ func DynamicNeighbors(ranges []peering.PeerRange, secrets SecretReader) ([]refle
 			d.HoldTime = reflector.NoHoldTime
 		}
 		d.RestartTime, d.LongLivedStaleTime = r.GracefulRestart.RestartTime, r.GracefulRestart.LongLivedStaleTime
+		fams, err := families(r.Families, r.Source)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("peerPrefix %s: %w", r.Prefix, err))
+			continue
+		}
+		d.Families = fams
 		pw, err := password(r.Password, secrets, "peerPrefix "+r.Prefix.String())
 		if err != nil {
 			errs = append(errs, err)

@@ -100,3 +100,64 @@ func TestStatusDynamicType(t *testing.T) {
 		t.Errorf("types (-want +got):\n%s", d)
 	}
 }
+
+// TestFamilyNamesAgree: BGPPeer spec.families takes exactly the
+// reflector's family names, in the same order.
+func TestFamilyNamesAgree(t *testing.T) {
+	if d := cmp.Diff(reflector.FamilyNames(), api.BGPPeerFamilies); d != "" {
+		t.Errorf("api.BGPPeerFamilies differ from reflector.FamilyNames (-reflector +api):\n%s", d)
+	}
+}
+
+// TestFamiliesConversion: a BGPPeer's families, through peering, reach the
+// reflector's neighbours and dynamic neighbours; none is the default.
+func TestFamiliesConversion(t *testing.T) {
+	in := peering.Input{
+		BGPConfigurations: []*api.BGPConfiguration{{ObjectMeta: api.ObjectMeta{Name: api.DefaultBGPConfigurationName},
+			Spec: api.BGPConfigurationSpec{NodeToNodeMeshEnabled: new(bool)}}},
+		Nodes: []*api.Node{{ObjectMeta: api.ObjectMeta{Name: "rr1"},
+			Spec: api.NodeSpec{BGP: &api.NodeBGPSpec{IPv4Address: "10.0.0.1/24", RouteReflectorClusterID: "10.0.0.1"}}}},
+		BGPPeers: []*api.BGPPeer{
+			{ObjectMeta: api.ObjectMeta{Name: "evpn-router"}, Spec: api.BGPPeerSpec{Node: "rr1", PeerIP: "10.0.0.9",
+				ASNumber: ptrTo(uint32(64512)), Families: []string{"l2vpn-evpn", "ipv4-unicast", "rtc"}}},
+			{ObjectMeta: api.ObjectMeta{Name: "plain"}, Spec: api.BGPPeerSpec{Node: "rr1", PeerIP: "10.0.0.8",
+				ASNumber: ptrTo(uint32(64512))}},
+			{ObjectMeta: api.ObjectMeta{Name: "vpn-racks"}, Spec: api.BGPPeerSpec{Node: "rr1", PeerPrefix: "10.1.0.0/16",
+				Families: []string{"ipv4-vpn", "ipv6-vpn"}}},
+		},
+	}
+	r, err := peering.ReflectorSessions(in, "rr1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, _, err := Neighbors(r.Sessions, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, n := range ns {
+		got[n.Address.String()] = n.Families.Names()
+	}
+	ds, err := DynamicNeighbors(r.PeerRanges, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		got[d.Prefix.String()] = d.Families.Names()
+	}
+	want := map[string][]string{
+		"10.0.0.9":    {"ipv4-unicast", "l2vpn-evpn", "rtc"},
+		"10.0.0.8":    {"ipv4-unicast", "ipv6-unicast"},
+		"10.1.0.0/16": {"ipv4-vpn", "ipv6-vpn"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("families (-want +got):\n%s", d)
+	}
+	for _, n := range ns {
+		if n.Address.String() == "10.0.0.8" && n.Families != 0 {
+			t.Errorf("neighbour without families has set %v, want the zero (default) set", n.Families.Names())
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
