@@ -2,6 +2,7 @@ package gobgp
 
 import (
 	"context"
+	"github.com/bgpfabric/bgpfabric/internal/nstest"
 	"net"
 	"net/netip"
 	"slices"
@@ -154,9 +155,7 @@ func TestDynamicNeighborsOnLoopback(t *testing.T) {
 // of a dynamic neighbour replaces it; Stop and Start leave no peer group
 // behind, so the range can be added again.
 func TestPeerRangeChanges(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for reconnections (GoBGP's idle hold time, 5 s)")
-	}
+	nstest.SkipShort(t, "waits for reconnections (GoBGP's idle hold time, 5 s)")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	port := freePort(t)
@@ -274,9 +273,7 @@ func TestPeerRangeErrors(t *testing.T) {
 // routes at once (as a configured peer does, see endHoldExpired), and is
 // not added back: it is no configured peer.
 func TestDynamicNeighborHoldExpiry(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out a hold timer (3 s)")
-	}
+	nstest.SkipShort(t, "waits out a hold timer (3 s)")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	port := freePort(t)
