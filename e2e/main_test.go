@@ -317,8 +317,6 @@ func wait(ctx context.Context, d time.Duration) {
 // without root, fail instead when CI=true.
 func requireFabric(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots a whole fabric: not run with -short")
-	}
+	nstest.SkipShort(t, "boots a whole fabric")
 	nstest.RequireRoot(t)
 }

@@ -128,9 +128,7 @@ func newFabric(t *testing.T) *fabric { return newFabricTB(t) }
 
 func newFabricTB(t testing.TB) *fabric {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("namespace fabric test: skipped in -short mode")
-	}
+	nstest.SkipShort(t, "namespace fabric test")
 	br := nstest.New(t)
 	dir, err := os.MkdirTemp("", "bf")
 	if err != nil {
