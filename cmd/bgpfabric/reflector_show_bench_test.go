@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/bgpfabric/bgpfabric/reflector"
 )
 
 // liveRecorder is a flushRecorder that measures the live heap (after a
@@ -39,43 +36,8 @@ func (m *liveRecorder) Flush() {
 //
 //	go test -run '^$' -bench BenchmarkShowRoutesDump1M -benchtime 3x ./cmd/bgpfabric/
 func BenchmarkShowRoutesDump1M(b *testing.B) {
-	a := listenPeer(b, "127.0.0.2")
-	cfg, err := reflector.ParseConfigFile([]byte(reflectorConfig(fmt.Sprintf("- {address: 127.0.0.2, port: %d}\n", a.port))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := reflector.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	runCtx, stopRun := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
-	defer func() { stopRun(); <-done }()
-	a.establish(b, "10.0.0.2")
 	const n = 1000000
-	var batch []string
-	for i := range n {
-		batch = append(batch, fmt.Sprintf("%d.%d.%d.0/24", 20+i>>16, (i>>8)&0xff, i&0xff))
-		if len(batch) == 500 || i == n-1 {
-			a.send(b, update("192.0.2.2", nil, batch...))
-			batch = batch[:0]
-		}
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if st, ok := r.RIBStats(ctx); ok && st.Paths == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatal("routes did not arrive")
-		case <-tick.C:
-		}
-	}
+	ctx, r := reflectorWithRoutes(b, 10*time.Minute, n, func(i int) string { return fmt.Sprintf("%d.%d.%d.0/24", 20+i>>16, (i>>8)&0xff, i&0xff) })
 	mux := http.NewServeMux()
 	registerShowHandlers(mux, fileEngine{r}, slog.New(slog.DiscardHandler))
 	runtime.GC()

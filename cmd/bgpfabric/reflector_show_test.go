@@ -369,43 +369,8 @@ func (f *flushRecorder) Flush() { f.flushes++; f.lines = 0 }
 // writes and flushes one chunk at a time (never the whole RIB at once),
 // and every destination once.
 func TestShowRoutesStreams(t *testing.T) {
-	a := listenPeer(t, "127.0.0.2")
-	cfg, err := reflector.ParseConfigFile([]byte(reflectorConfig(fmt.Sprintf("- {address: 127.0.0.2, port: %d}\n", a.port))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := reflector.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	runCtx, stopRun := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(runCtx) }()
-	defer func() { stopRun(); <-done }()
-	a.establish(t, "10.0.0.2")
 	const n = 2*reflector.RouteChunk + 300
-	var batch []string
-	for i := range n {
-		batch = append(batch, fmt.Sprintf("20.%d.%d.0/24", i>>8, i&0xff))
-		if len(batch) == 500 || i == n-1 {
-			a.send(t, update("192.0.2.2", nil, batch...))
-			batch = batch[:0]
-		}
-	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if st, ok := r.RIBStats(ctx); ok && st.Paths == n {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("routes did not arrive")
-		case <-tick.C:
-		}
-	}
+	ctx, r := reflectorWithRoutes(t, 30*time.Second, n, func(i int) string { return fmt.Sprintf("20.%d.%d.0/24", i>>8, i&0xff) })
 	mux := http.NewServeMux()
 	registerShowHandlers(mux, fileEngine{r}, slog.New(slog.DiscardHandler))
 	rec := &flushRecorder{}
@@ -416,5 +381,47 @@ func TestShowRoutesStreams(t *testing.T) {
 	if rec.total != n || rec.flushes < 3 || rec.maxRun > reflector.RouteChunk {
 		t.Errorf("%d destinations in %d flushes, at most %d between two; want %d in at least 3, at most %d between two",
 			rec.total, rec.flushes, rec.maxRun, n, reflector.RouteChunk)
+	}
+}
+
+// reflectorWithRoutes runs a reflector with one neighbour, 127.0.0.2,
+// which sends it n /24s (prefix(i) for i < n, 500 per UPDATE), and returns
+// once its RIB holds them all; the reflector stops when the test ends.
+func reflectorWithRoutes(tb testing.TB, timeout time.Duration, n int, prefix func(int) string) (context.Context, *reflector.Reflector) {
+	tb.Helper()
+	a := listenPeer(tb, "127.0.0.2")
+	cfg, err := reflector.ParseConfigFile([]byte(reflectorConfig(fmt.Sprintf("- {address: 127.0.0.2, port: %d}\n", a.port))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := reflector.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(runCtx) }()
+	tb.Cleanup(func() { stopRun(); <-done; cancel() })
+	a.establish(tb, "10.0.0.2")
+	var batch []string
+	for i := range n {
+		batch = append(batch, prefix(i))
+		if len(batch) == 500 || i == n-1 {
+			a.send(tb, update("192.0.2.2", nil, batch...))
+			batch = batch[:0]
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st, ok := r.RIBStats(ctx); ok && st.Paths == n {
+			return ctx, r
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatal("routes did not arrive")
+		case <-tick.C:
+		}
 	}
 }
