@@ -20,20 +20,13 @@ import (
 // neighbour is reset (204), an address that is no neighbour is
 // ErrNoSession (404). The Cease itself is reflector.TestResetSession's.
 func TestReflectorControlSocket(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	lg := slog.New(slog.DiscardHandler)
-	var eng testEngine
-	sock := filepath.Join(t.TempDir(), "reflector.sock")
-	if err := serveReflectorControl(ctx, sock, &eng, lg); err != nil {
-		t.Fatal(err)
-	}
+	ctx, eng, sock := startTestControl(t)
 	neighbour := netip.MustParseAddr("127.0.0.2")
 	if err := router.ResetSession(ctx, sock, neighbour); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("before the reflector exists: %v", err)
 	}
 	r, err := reflector.New(reflector.Config{RouterID: netip.MustParseAddr("10.255.0.1"), ASN: 64512, ListenAddrs: []string{"127.0.0.1:0"},
-		Neighbors: []reflector.NeighborConfig{{Address: neighbour, ASN: 64512, Client: true, Passive: true}}, Logger: lg})
+		Neighbors: []reflector.NeighborConfig{{Address: neighbour, ASN: 64512, Client: true, Passive: true}}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,3 +54,17 @@ type testEngine struct {
 }
 
 func (e *testEngine) Reflector() *reflector.Reflector { return e.p.Load() }
+
+// startTestControl serves the reflector's control socket over a
+// testEngine (no reflector yet) until the test ends.
+func startTestControl(t *testing.T) (context.Context, *testEngine, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	eng := &testEngine{}
+	sock := filepath.Join(t.TempDir(), "reflector.sock")
+	if err := serveReflectorControl(ctx, sock, eng, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, eng, sock
+}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ import (
 // TestReflectorControlMRTDump: GET /mrt/dump on the control socket is a
 // TABLE_DUMP_V2 snapshot (503 before the reflector exists).
 func TestReflectorControlMRTDump(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	lg := slog.New(slog.DiscardHandler)
-	var eng testEngine
-	sock := filepath.Join(t.TempDir(), "reflector.sock")
-	if err := serveReflectorControl(ctx, sock, &eng, lg); err != nil {
-		t.Fatal(err)
-	}
+	ctx, eng, sock := startTestControl(t)
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
@@ -49,7 +41,7 @@ func TestReflectorControlMRTDump(t *testing.T) {
 	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "not configured") {
 		t.Errorf("before the reflector exists: %d %s", code, body)
 	}
-	r, err := reflector.New(reflector.Config{RouterID: netip.MustParseAddr("10.255.0.1"), ASN: 64512, ListenAddrs: []string{"127.0.0.1:0"}, Logger: lg})
+	r, err := reflector.New(reflector.Config{RouterID: netip.MustParseAddr("10.255.0.1"), ASN: 64512, ListenAddrs: []string{"127.0.0.1:0"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
