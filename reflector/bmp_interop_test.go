@@ -130,11 +130,7 @@ logfile: %s
 		return testutil.ToFloat64(r.bmpMet.up.WithLabelValues(c.cfg.Address)) == 1
 	})
 
-	a, err := dialSpeaker(ctx, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.conn.Close()
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
 	go io.Copy(io.Discard, a.conn)
 	const n = 10000
 	ps := manyPrefixes("30.0.0.0", n)

@@ -217,17 +217,8 @@ func TestBMPCollectorStream(t *testing.T) {
 	v := newBMPView()
 	v.readUntil(t, stream, "initiation", func(v *bmpView) bool { return v.initiations == 1 })
 
-	ctx := context.Background()
-	a, err := dialSpeaker(ctx, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.conn.Close()
-	b, err := dialSpeaker(ctx, addr, "127.0.0.3", speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.conn.Close()
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	b := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
 	a.send(t, ipv4Update("192.0.2.2", pfx("10.1.0.0/24", "10.1.1.0/24")), ipv4Withdraw(pfx("10.1.1.0/24")))
 	b.send(t, ipv4Update("192.0.2.3", pfx("10.3.0.0/24")))
 	v.readUntil(t, stream, "both peers' routes", func(v *bmpView) bool {
@@ -301,16 +292,8 @@ func TestBMPSlowCollectorNeverBlocks(t *testing.T) {
 	_ = stalled
 
 	ctx := context.Background()
-	a, err := dialSpeaker(ctx, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.conn.Close()
-	b, err := dialSpeaker(ctx, addr, "127.0.0.3", speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.conn.Close()
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	b := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
 	const n = 50000
 	ps := manyPrefixes("20.0.0.0", n)
 	go func() { // the reflector's EoRs to a; a reads nothing else
@@ -514,16 +497,8 @@ func TestBMPLocRIB(t *testing.T) {
 	addr := startPrepared(t, r)
 	first := acceptOne(t, ln) // connected at start, before any route
 	ctx := context.Background()
-	a, err := dialSpeaker(ctx, addr, "127.0.0.2", speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.conn.Close()
-	b, err := dialSpeaker(ctx, addr, "127.0.0.3", speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.conn.Close()
+	a := connect(t, addr, "127.0.0.2", opts("10.0.0.2"))
+	b := connect(t, addr, "127.0.0.3", opts("10.0.0.3"))
 	go io.Copy(io.Discard, a.conn)
 	go io.Copy(io.Discard, b.conn)
 	a.send(t, ipv4Update("192.0.2.2", pfx("10.1.0.0/24", "10.2.0.0/24")))
