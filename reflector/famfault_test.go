@@ -21,12 +21,7 @@ func rawMPUpdate(afi uint16, safi uint8, nlri ...[]byte) []byte {
 	}
 	binary.BigEndian.PutUint16(mp[2:], uint16(len(mp)-4))
 	attrs := append([]byte{0x40, 1, 1, 0, 0x40, 2, 0, 0x40, 5, 4, 0, 0, 0, 100}, mp...)
-	b := appendHeader(nil, bgp.BGP_MSG_UPDATE)
-	b = append(b, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(attrs)))
-	b = append(b, attrs...)
-	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
-	return b
+	return rawUpdate(attrs)
 }
 
 // TestGenMalformedNLRI (RFC 7606): an EVPN, labeled or flowspec NLRI that

@@ -398,12 +398,7 @@ func longUpdate(t *testing.T, m *bgp.BGPMessage) []byte {
 		}
 		attrs = append(attrs, b...)
 	}
-	b := appendHeader(nil, bgp.BGP_MSG_UPDATE)
-	b = append(b, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(attrs)))
-	b = append(b, attrs...)
-	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
-	return b
+	return rawUpdate(attrs)
 }
 
 // TestReflectsLabeledAndVPNv6: IPv6 VPN routes (next hop RD and IPv6
@@ -445,4 +440,15 @@ func TestReflectsLabeledAndVPNv6(t *testing.T) {
 	genCollect(t, sp[1], got, func(m map[string]genRoute) bool {
 		return m[k(bgp.RF_IPv4_MPLS, lu4)].NLRI == hex.EncodeToString(nlriBytes(t, lu4b))
 	})
+}
+
+// rawUpdate frames path attributes as they are, encoded by hand, into an
+// UPDATE message with no withdrawn routes and no IPv4 NLRI.
+func rawUpdate(attrs []byte) []byte {
+	b := appendHeader(nil, bgp.BGP_MSG_UPDATE)
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(attrs)))
+	b = append(b, attrs...)
+	binary.BigEndian.PutUint16(b[16:], uint16(len(b)))
+	return b
 }
