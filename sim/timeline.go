@@ -143,6 +143,7 @@ func (w *faultWatch) startStream(ctx context.Context, f *Fabric, fp topology.Fau
 	}
 	s, err := probe.StartStream(ctx, src.ns, to, stallPort, stallInterval)
 	if err != nil {
+		f.log.Warn("fault timeline: no stream to measure the stall", "from", src.plan.Name, "to", dst.plan.Name, "err", err)
 		return
 	}
 	w.stream, w.streamDesc = s, src.plan.Name+" -> "+dst.plan.Name

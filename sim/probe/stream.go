@@ -80,6 +80,7 @@ type Stream struct {
 // StartStream connects from ns to an echo listener at dst:port and starts
 // sending every interval. The write side gives up when a message has not
 // been acknowledged within the kernel's retransmission limits; Stop ends it.
+// It returns once the first echo is back, so the stream is known live.
 func StartStream(ctx context.Context, ns netns.NsHandle, dst netip.Addr, port int, interval time.Duration) (*Stream, error) {
 	var conn net.Conn
 	err := netbuild.Do(ns, func() error {
@@ -136,8 +137,37 @@ func StartStream(ctx context.Context, ns netns.NsHandle, dst netip.Addr, port in
 			s.mu.Unlock()
 		}
 	}()
-	return s, nil
+	// A stream that has not echoed once is not yet a flow a fault can
+	// stall: wait for the first echo, so that a fault applied right after
+	// this returns measures a gap in a live stream.
+	first := time.NewTicker(5 * time.Millisecond)
+	defer first.Stop()
+	deadline := time.Now().Add(firstEchoTimeout)
+	for {
+		st := s.Stats()
+		if st.Err != nil {
+			s.Stop(0)
+			return nil, fmt.Errorf("stream to %s:%d: %w", dst, port, st.Err)
+		}
+		if st.Echoed > 0 {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.Stop(0)
+			return nil, fmt.Errorf("stream to %s:%d: no echo within %s", dst, port, firstEchoTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			s.Stop(0)
+			return nil, ctx.Err()
+		case <-first.C:
+		}
+	}
 }
+
+// firstEchoTimeout bounds how long StartStream waits for the first echo
+// (a variable for the tests).
+var firstEchoTimeout = 5 * time.Second
 
 func (s *Stream) fail(ctx context.Context, err error) {
 	if ctx.Err() != nil || errors.Is(err, net.ErrClosed) && ctx.Err() != nil {
@@ -174,6 +204,10 @@ func (s *Stream) Stop(drain time.Duration) StreamStats {
 	}
 	s.mu.Lock()
 	st := s.stats
+	if st.Err == nil && st.Echoed < st.Sent {
+		// Still waiting for an echo: the stall is going on now.
+		st.MaxGap = max(st.MaxGap, time.Since(s.last))
+	}
 	s.mu.Unlock()
 	s.cancel()
 	<-s.done
