@@ -110,6 +110,17 @@ type SyncerConfig struct {
 	// OnBadValue, if set, is told about each stored value that does not
 	// decode; the syncer logs it in any case and goes on.
 	OnBadValue func(*DecodeError)
+	// Strip, if set, is applied to every resource the syncer decodes,
+	// before it is delivered or kept: it returns the part of it that the
+	// handler reads, a resource of the same kind and identity (it may
+	// return its argument, or a smaller copy; it must not modify it). The
+	// syncer keeps the last version of every resource it delivered (for
+	// resyncs, and to deliver it again when its stored value stops
+	// decoding); with Strip it keeps the stripped one, so that a handler
+	// that needs a few fields of many resources (felix: the addresses
+	// and labels of every other node's endpoints, the CIDR and affinity
+	// of every IPAM block) does not pay for the whole of each twice.
+	Strip func(api.Resource) api.Resource
 }
 
 // Syncer gives a component one consistent snapshot of some kinds and then
@@ -124,6 +135,7 @@ type Syncer struct {
 	lim          *ratelog.Limiter // for the failures of retry loops
 	stallTimeout time.Duration
 	onBad        func(*DecodeError)
+	strip        func(api.Resource) api.Resource // nil: keep all
 
 	// listPrefixes are listed for a snapshot; ranges are watched,
 	// filtered to kinds (see watchRanges).
@@ -157,6 +169,7 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 		c: c, handler: cfg.Handler, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
 		stallTimeout: cfg.StallTimeout,
 		onBad:        cfg.OnBadValue,
+		strip:        cfg.Strip,
 		delivered:    map[ResourceID]api.Resource{},
 	}
 	if s.stallTimeout <= 0 {
@@ -316,7 +329,9 @@ func (s *Syncer) listOnce(ctx context.Context) (listResult, error) {
 // implies on a resync.
 func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
 	now := make(map[ResourceID]api.Resource, len(res.resources)+len(res.bad))
-	for _, r := range res.resources {
+	for i, r := range res.resources {
+		r = s.stripped(r)
+		res.resources[i] = r
 		now[IDOf(r)] = r
 	}
 	for _, de := range res.bad {
@@ -437,6 +452,7 @@ func (s *Syncer) deliverBatch(idx int, b watchBatch) {
 		if s.kinds != nil && !s.kinds[it.ID.Kind] {
 			continue
 		}
+		it.Resource = s.stripped(it.Resource)
 		if it.Type == Deleted {
 			delete(s.delivered, it.ID)
 		} else {
@@ -468,6 +484,14 @@ func (s *Syncer) checkStalled(ctx context.Context) {
 	if err := s.c.cli.RequestProgress(clientv3.WithRequireLeader(pctx)); err != nil {
 		s.lg.Debug("syncer: requesting watch progress", logKeyError, err)
 	}
+}
+
+// stripped is r as the handler wants it (SyncerConfig.Strip).
+func (s *Syncer) stripped(r api.Resource) api.Resource {
+	if s.strip == nil || r == nil {
+		return r
+	}
+	return s.strip(r)
 }
 
 func (s *Syncer) setStatus(st SyncStatus) {

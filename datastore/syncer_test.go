@@ -199,7 +199,15 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 		}
 	}
 	rec := newRecorder()
-	runSyncer(t, c, datastore.SyncerConfig{Kinds: []string{"Node"}, Handler: rec, Logger: testLogger(t)})
+	// Strip marks what it returns: the handler must see only marked
+	// resources, also the one the syncer delivers again from what it
+	// kept (keep-4 below).
+	strip := func(r api.Resource) api.Resource {
+		r = r.DeepCopyResource()
+		r.GetObjectMeta().Annotations = map[string]string{"stripped": "yes"}
+		return r
+	}
+	runSyncer(t, c, datastore.SyncerConfig{Kinds: []string{"Node"}, Handler: rec, Logger: testLogger(t), Strip: strip})
 	rec.waitFor(ctx, t, "snapshot", func() bool { return rec.lastStatus() == datastore.InSync })
 
 	// While the syncer cannot reach it (etcd serves on another socket),
@@ -242,6 +250,13 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 	rec.mu.Lock()
 	snap := rec.snapshots[1]
 	var gotNames []string
+	for _, sn := range rec.snapshots {
+		for _, r := range sn.Resources {
+			if r.GetObjectMeta().Annotations["stripped"] != "yes" {
+				t.Errorf("snapshot (resync %v) delivered %s unstripped", sn.Resync, r.GetObjectMeta().Name)
+			}
+		}
+	}
 	for _, r := range snap.Resources {
 		gotNames = append(gotNames, r.GetObjectMeta().Name)
 	}
@@ -272,4 +287,11 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	inSyncWith(ctx, t, rec, c)
+	rec.mu.Lock()
+	for _, ev := range rec.updates {
+		if ev.Resource.GetObjectMeta().Annotations["stripped"] != "yes" {
+			t.Errorf("update %s %s delivered unstripped", ev.Type, ev.ID)
+		}
+	}
+	rec.mu.Unlock()
 }
