@@ -108,6 +108,12 @@ func (e *etcdEnv) delete(t testing.TB, kind, ns, name string) {
 // it is gone) and returns it. It watches, it does not poll.
 func (e *etcdEnv) waitStatus(t testing.TB, what string, ok func(api.FelixStatusReport) bool) api.FelixStatusReport {
 	t.Helper()
+	return e.waitStatusOf(t, nodeName, what, ok)
+}
+
+// waitStatusOf is waitStatus for the FelixStatus of node.
+func (e *etcdEnv) waitStatusOf(t testing.TB, node, what string, ok func(api.FelixStatusReport) bool) api.FelixStatusReport {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	rs, rev, err := e.client.List(ctx, api.KindFelixStatus, "")
@@ -116,7 +122,7 @@ func (e *etcdEnv) waitStatus(t testing.TB, what string, ok func(api.FelixStatusR
 	}
 	var cur *api.FelixStatus
 	for _, r := range rs {
-		if r.GetObjectMeta().Name == nodeName {
+		if r.GetObjectMeta().Name == node {
 			cur = r.(*api.FelixStatus)
 		}
 	}
@@ -133,7 +139,7 @@ func (e *etcdEnv) waitStatus(t testing.TB, what string, ok func(api.FelixStatusR
 			if !open {
 				t.Fatalf("waiting for felix status: %s: gave up; last: %+v", what, cur)
 			}
-			if ev.Err != nil || ev.ID.Name != nodeName {
+			if ev.Err != nil || ev.ID.Name != node {
 				continue
 			}
 			if ev.Type == datastore.Deleted {
