@@ -11,7 +11,12 @@ import (
 // label value — an Equal or In at the top or in a top-level And — are
 // indexed by that label; the others are evaluated against every endpoint.
 // Endpoints are indexed by label so that a new item is evaluated only
-// against the endpoints that could match it.
+// against the endpoints that could match it; only by the label keys that
+// some indexed item requires, though: the labels no selector asks for
+// (a workload's name, its node) would otherwise cost a map per endpoint
+// and label, which at 300 endpoints was the largest part of a node
+// agent's heap that grew with the fabric (docs/scale.md). An item that
+// requires a key not indexed yet indexes the endpoints by it, once.
 //
 // An endpoint update evaluates the unindexed items, the items indexed by
 // one of its labels and the items it matched before: its cost grows with the
@@ -20,8 +25,12 @@ import (
 type index[I comparable] struct {
 	items     map[I]*ixItem
 	endpoints map[EndpointKey]*ixEndpoint[I]
-	// epsByLabel: label key → value → endpoints with that label.
+	// epsByLabel: label key → value → endpoints with that label, for
+	// the keys of indexedKeys only.
 	epsByLabel map[string]map[string]map[EndpointKey]struct{}
+	// indexedKeys counts, per label key, the indexed items that require
+	// it.
+	indexedKeys map[string]int
 	// itemsByLabel: label key → value → items that require it.
 	itemsByLabel map[string]map[string]map[I]struct{}
 	unindexed    map[I]struct{}
@@ -48,6 +57,7 @@ func newIndex[I comparable](onMatch func(I, EndpointKey, bool)) *index[I] {
 		items:        map[I]*ixItem{},
 		endpoints:    map[EndpointKey]*ixEndpoint[I]{},
 		epsByLabel:   map[string]map[string]map[EndpointKey]struct{}{},
+		indexedKeys:  map[string]int{},
 		itemsByLabel: map[string]map[string]map[I]struct{}{},
 		unindexed:    map[I]struct{}{},
 		onMatch:      onMatch,
@@ -62,6 +72,11 @@ func (x *index[I]) SetItem(id I, sel *selector.Selector) {
 	}
 	it := &ixItem{sel: sel, members: map[EndpointKey]struct{}{}}
 	it.key, it.values, it.indexed = requiredLabel(sel.Expr())
+	if it.indexed {
+		// Before the old item lets go of its key: the same key is not
+		// indexed again.
+		x.useKey(it.key)
+	}
 	if old != nil {
 		x.unindexItem(id, old)
 		it.members = old.members
@@ -124,6 +139,49 @@ func (x *index[I]) unindexItem(id I, it *ixItem) {
 	for _, v := range it.values {
 		delFrom3(x.itemsByLabel, it.key, v, id)
 	}
+	if x.indexedKeys[it.key]--; x.indexedKeys[it.key] <= 0 {
+		delete(x.indexedKeys, it.key)
+		delete(x.epsByLabel, it.key)
+	}
+}
+
+// useKey counts an indexed item that requires label key lk, and indexes
+// the endpoints by lk if no item did before.
+func (x *index[I]) useKey(lk string) {
+	if x.indexedKeys[lk]++; x.indexedKeys[lk] > 1 {
+		return
+	}
+	for k, ep := range x.endpoints {
+		if lv, ok := ep.labels[lk]; ok {
+			addTo3(x.epsByLabel, lk, lv, k)
+		}
+	}
+}
+
+// indexLabels adds (add) or removes endpoint k under those of its labels
+// whose keys are indexed.
+func (x *index[I]) indexLabels(k EndpointKey, labels map[string]string, add bool) {
+	if len(x.indexedKeys) < len(labels) {
+		for lk := range x.indexedKeys {
+			if lv, ok := labels[lk]; ok {
+				x.indexLabel(k, lk, lv, add)
+			}
+		}
+		return
+	}
+	for lk, lv := range labels {
+		if x.indexedKeys[lk] > 0 {
+			x.indexLabel(k, lk, lv, add)
+		}
+	}
+}
+
+func (x *index[I]) indexLabel(k EndpointKey, lk, lv string, add bool) {
+	if add {
+		addTo3(x.epsByLabel, lk, lv, k)
+	} else {
+		delFrom3(x.epsByLabel, lk, lv, k)
+	}
 }
 
 // SetEndpoint adds an endpoint or changes its labels. The index keeps
@@ -137,14 +195,10 @@ func (x *index[I]) SetEndpoint(k EndpointKey, labels map[string]string) {
 		if mapsEqual(ep.labels, labels) {
 			return
 		}
-		for lk, lv := range ep.labels {
-			delFrom3(x.epsByLabel, lk, lv, k)
-		}
+		x.indexLabels(k, ep.labels, false)
 	}
 	ep.labels = labels
-	for lk, lv := range labels {
-		addTo3(x.epsByLabel, lk, lv, k)
-	}
+	x.indexLabels(k, labels, true)
 	seen := make(map[I]struct{}, len(ep.matches))
 	check := func(id I) {
 		if _, done := seen[id]; done {
@@ -180,9 +234,7 @@ func (x *index[I]) RemoveEndpoint(k EndpointKey) {
 	for id := range ep.matches {
 		x.setMatch(id, x.items[id], k, ep, false)
 	}
-	for lk, lv := range ep.labels {
-		delFrom3(x.epsByLabel, lk, lv, k)
-	}
+	x.indexLabels(k, ep.labels, false)
 	delete(x.endpoints, k)
 }
 

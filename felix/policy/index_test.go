@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/bgpfabric/bgpfabric/api"
@@ -58,4 +59,68 @@ func TestRequiredLabel(t *testing.T) {
 			t.Errorf("requiredLabel(%s) = %q %v, want %q %v", tc.sel, k, v, tc.key, tc.vals)
 		}
 	}
+}
+
+// The index keeps endpoints by label only under the keys that some
+// indexed selector requires; a selector on a new key indexes the
+// endpoints by it (and finds the ones that were there before), and the
+// key's index goes with its last selector.
+func TestIndexKeepsOnlyRequiredKeys(t *testing.T) {
+	var matches []string
+	x := newIndex(func(id string, k EndpointKey, matched bool) {
+		matches = append(matches, fmt.Sprintf("%s %s %v", id, k, matched))
+	})
+	ep := func(i int) EndpointKey {
+		return EndpointKey{Kind: WorkloadEndpoint, Namespace: "ns", Name: fmt.Sprint(i)}
+	}
+	for i := range 10 {
+		x.SetEndpoint(ep(i), map[string]string{"app": fmt.Sprintf("a%d", i%2), "pod": fmt.Sprintf("p%d", i)})
+	}
+	if len(x.epsByLabel) != 0 {
+		t.Fatalf("endpoints indexed with no selector: %v", x.epsByLabel)
+	}
+	x.SetItem("has-pod", selector.MustParse("has(pod)")) // not indexed
+	if len(x.epsByLabel) != 0 {
+		t.Fatalf("endpoints indexed for an unindexed selector: %v", x.epsByLabel)
+	}
+	matches = nil
+	x.SetItem("a1", selector.MustParse("app == 'a1'"))
+	if got := fmt.Sprint(keysOf3(x.epsByLabel)); got != "[app]" {
+		t.Errorf("indexed keys = %s, want [app]", got)
+	}
+	if len(matches) != 5 {
+		t.Errorf("app == 'a1' matched %v, want the 5 odd endpoints", matches)
+	}
+	// Endpoint changes keep the index of app and add no other key.
+	x.SetEndpoint(ep(0), map[string]string{"app": "a1", "pod": "p0"})
+	x.RemoveEndpoint(ep(1))
+	if got := len(x.epsByLabel["app"]["a1"]); got != 5 {
+		t.Errorf("endpoints under app=a1: %d, want 5", got)
+	}
+	if got := fmt.Sprint(keysOf3(x.epsByLabel)); got != "[app]" {
+		t.Errorf("indexed keys = %s, want [app]", got)
+	}
+	// A second selector on the same key, then changed to another key.
+	x.SetItem("a0", selector.MustParse("app == 'a0'"))
+	x.SetItem("a0", selector.MustParse("pod == 'p4'"))
+	if got := fmt.Sprint(keysOf3(x.epsByLabel)); got != "[app pod]" {
+		t.Errorf("indexed keys = %s, want [app pod]", got)
+	}
+	if m := x.Members("a0"); len(m) != 1 {
+		t.Errorf("pod == 'p4' members = %v", m)
+	}
+	x.RemoveItem("a1")
+	x.RemoveItem("a0")
+	if len(x.epsByLabel) != 0 || len(x.indexedKeys) != 0 {
+		t.Errorf("index kept after its last selector: %v %v", x.epsByLabel, x.indexedKeys)
+	}
+}
+
+func keysOf3(m map[string]map[string]map[EndpointKey]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
