@@ -81,7 +81,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		kinds = append(append([]string(nil), routeKinds...), ACLKinds...)
 	}
 	in := newInbox()
-	syncer, err := datastore.NewSyncer(cfg.Client, datastore.SyncerConfig{Kinds: kinds, Handler: in, Logger: a.log})
+	syncer, err := datastore.NewSyncer(cfg.Client, datastore.SyncerConfig{Kinds: kinds, Handler: in, Logger: a.log, Strip: stripFor(cfg.NodeName)})
 	if err != nil {
 		return err
 	}
