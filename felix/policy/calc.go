@@ -98,6 +98,10 @@ func New(cfg Config) *Calculator {
 }
 
 // OnWorkloadEndpointUpdate adds or changes a workload endpoint of any node.
+// The Calculator keeps the endpoint's label map, profiles and ports (at
+// hundreds of endpoints a copy of each costs more than the rest of an
+// endpoint's state): the caller must not modify them afterwards (felix
+// hands it resources fresh from the datastore, which no one modifies).
 func (c *Calculator) OnWorkloadEndpointUpdate(w *api.WorkloadEndpoint) {
 	s := &w.Spec
 	c.updateEndpoint(&endpoint{
@@ -105,16 +109,17 @@ func (c *Calculator) OnWorkloadEndpointUpdate(w *api.WorkloadEndpoint) {
 		node:         s.Node,
 		iface:        s.InterfaceName,
 		addrs:        sortedAddrs(s.Addrs()),
-		own:          cloneMap(w.Labels),
-		profiles:     slices.Clone(s.Profiles),
+		own:          w.Labels,
+		profiles:     slices.Clip(s.Profiles),
 		orchestrator: s.Orchestrator,
-		ports:        slices.Clone(s.Ports),
+		ports:        slices.Clip(s.Ports),
 	})
 }
 
 // OnHostEndpointUpdate adds or changes a host endpoint of any node. A host
 // endpoint of this node without an interface name gets no program (its
-// addresses still count for selectors).
+// addresses still count for selectors). As for workload endpoints, the
+// Calculator keeps the labels, profiles and ports it is given.
 func (c *Calculator) OnHostEndpointUpdate(h *api.HostEndpoint) {
 	s := &h.Spec
 	var addrs []netip.Addr
@@ -128,9 +133,9 @@ func (c *Calculator) OnHostEndpointUpdate(h *api.HostEndpoint) {
 		node:     s.Node,
 		iface:    s.InterfaceName,
 		addrs:    sortedAddrs(addrs),
-		own:      cloneMap(h.Labels),
-		profiles: slices.Clone(s.Profiles),
-		ports:    slices.Clone(s.Ports),
+		own:      h.Labels,
+		profiles: slices.Clip(s.Profiles),
+		ports:    slices.Clip(s.Ports),
 	})
 }
 
