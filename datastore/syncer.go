@@ -17,6 +17,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/internal/backoff"
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
@@ -362,6 +363,7 @@ func (s *Syncer) deliverSnapshot(res listResult, resync bool) {
 		s.revs[i] = res.revision
 	}
 	s.lg.Debug("syncer snapshot", logKeyRevision, res.revision, logKeyCount, len(res.resources))
+	memtrim.Changed()
 	s.handler.OnSnapshot(Snapshot{Resources: res.resources, Revision: res.revision, Resync: resync, Deleted: deleted})
 }
 
@@ -463,6 +465,7 @@ func (s *Syncer) deliverBatch(idx int, b watchBatch) {
 	*rev = last
 	s.rev = max(s.rev, last)
 	if len(events) > 0 {
+		memtrim.Changed()
 		s.handler.OnUpdates(events)
 	}
 }

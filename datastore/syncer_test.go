@@ -11,6 +11,7 @@ import (
 
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 )
 
 // inSyncWith waits until the recorder holds exactly what etcd holds.
@@ -294,4 +295,24 @@ func TestSyncerResyncsAfterCompaction(t *testing.T) {
 		}
 	}
 	rec.mu.Unlock()
+}
+
+// A syncer's delivered changes mark the process's changes for its quiet
+// trim (internal/memtrim).
+func TestSyncerMarksChanges(t *testing.T) {
+	// Not parallel: memtrim's change signal is the process's.
+	ctx := testContext(t)
+	_, c := newEnv(t)
+	rec := newRecorder()
+	runSyncer(t, c, datastore.SyncerConfig{Kinds: []string{"Node"}, Handler: rec, Logger: testLogger(t)})
+	rec.waitFor(ctx, t, "snapshot", func() bool { return rec.lastStatus() == datastore.InSync })
+	armed := memtrim.WatchArming(ctx)
+	if _, err := c.Create(ctx, node("n1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-armed:
+	case <-ctx.Done():
+		t.Fatal("a delivered update marked no change")
+	}
 }

@@ -221,7 +221,9 @@ its status records are deleted.`,
 			runs = append(runs, func(ctx context.Context) error { return env.Observe.ServeListener(ctx, l) })
 		}
 		specs = append(slices.Clip(specs), nodeComponent{name: "memtrim"})
-		runs = append(runs, func(ctx context.Context) error { return trimAtRest(ctx, env.Observe.Ready, trimSettle, log) })
+		runs = append(runs, func(ctx context.Context) error {
+			return trimAtRest(ctx, env.Observe.Ready, trimConfig{settle: trimSettle, quiet: trimQuiet, minGap: trimMinGap}, log)
+		})
 		log.Info("node agent running", "netns", nsName, "http", httpAddr)
 		return runComponents(ctx, specs, runs)
 	}
@@ -234,10 +236,30 @@ its status records are deleted.`,
 // exchanged and installed.
 const trimSettle = time.Minute
 
+// trimQuiet and trimMinGap pace the node's later trims: once its
+// datastore changes and kernel routes (memtrim.Changed, marked by the
+// syncers and the route tables) have been quiet for trimQuiet after a
+// burst, it trims again, at most once per trimMinGap. At 300 nodes the
+// fabric goes on converging for a minute or more after the start-up
+// trim; what that faulted in is given back once it has settled.
+const (
+	trimQuiet  = 30 * time.Second
+	trimMinGap = 10 * time.Minute
+)
+
+// trimConfig is when trimAtRest trims.
+type trimConfig struct {
+	// settle is the start-up trim's wait after the node is first ready;
+	// quiet and minGap are memtrim.QuietConfig's Settle and MinGap.
+	settle, quiet, minGap time.Duration
+}
+
 // trimAtRest trims the node's memory once, settle after the node is
-// first ready, then waits for ctx. A failed trim is logged, never fatal.
-func trimAtRest(ctx context.Context, ready func() error, settle time.Duration, log *slog.Logger) error {
-	res, err := memtrim.AfterReady(ctx, ready, 5*time.Second, settle)
+// first ready, then again each time it has been quiet after a burst of
+// changes (memtrim.WhenQuiet), until ctx ends. A failed trim is logged,
+// never fatal.
+func trimAtRest(ctx context.Context, ready func() error, cfg trimConfig, log *slog.Logger) error {
+	res, err := memtrim.AfterReady(ctx, ready, 5*time.Second, cfg.settle)
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -246,7 +268,15 @@ func trimAtRest(ctx context.Context, ready func() error, settle time.Duration, l
 	default:
 		log.Info("gave back start-up memory", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
 	}
-	<-ctx.Done()
+	// The start-up trim does not count against the gap: the first quiet
+	// trim follows the convergence that goes on after it.
+	memtrim.WhenQuiet(ctx, memtrim.QuietConfig{Settle: cfg.quiet, MinGap: cfg.minGap, Trim: func() {
+		if res, err := memtrim.Trim(); err != nil {
+			log.Warn("giving back memory after a burst of changes", "error", err)
+		} else {
+			log.Info("gave back memory after a burst of changes", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
+		}
+	}})
 	return nil
 }
 

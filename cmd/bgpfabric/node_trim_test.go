@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 )
 
 // lineWriter hands every log line to a channel.
@@ -19,7 +22,8 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 // TestTrimAtRest: once the node is ready and settled, it gives back the
-// binary's start-up pages (and says how many), then runs until stopped.
+// binary's start-up pages (and says how many), then again after a change
+// (memtrim.Changed) once it is quiet, and runs until stopped.
 func TestTrimAtRest(t *testing.T) {
 	lines := make(lineWriter, 16)
 	log := slog.New(slog.NewTextHandler(lines, nil))
@@ -34,7 +38,7 @@ func TestTrimAtRest(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- trimAtRest(ctx, readyFn, 0, log) }()
+	go func() { done <- trimAtRest(ctx, readyFn, trimConfig{}, log) }()
 	close(ready)
 	select {
 	case l := <-lines:
@@ -47,6 +51,15 @@ func TestTrimAtRest(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no trim once ready")
+	}
+	memtrim.Changed()
+	select {
+	case l := <-lines:
+		if !strings.Contains(l, `msg="gave back memory after a burst of changes" binary_kib=`) {
+			t.Fatalf("log %q, want the quiet trim reported", l)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no trim after a change")
 	}
 	select {
 	case err := <-done:

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 )
 
 // maxErrors caps how many single route errors an Apply returns; the rest are
@@ -34,6 +36,9 @@ func (rt *RouteTable) Apply(ctx context.Context) error {
 	var a applyRun
 	if occupied := a.write(ctx, rt, rt.plan()); len(occupied) > 0 {
 		a.resolveOccupied(ctx, rt, occupied)
+	}
+	if a.added+a.replaced+a.deleted > 0 {
+		memtrim.Changed() // the process's quiet trim waits for the routes to settle
 	}
 	rt.log.Debug("applied routes",
 		logKeyAdded, a.added, logKeyReplaced, a.replaced, logKeyDeleted, a.deleted,

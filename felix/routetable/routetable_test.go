@@ -6,8 +6,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/bgpfabric/bgpfabric/internal/memtrim"
 )
 
 var pfx = netip.MustParsePrefix
@@ -241,3 +244,30 @@ func checkErr(t *testing.T, err error, want []string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An Apply that changes the kernel's routes marks a change for the
+// process's quiet trim (internal/memtrim).
+func TestApplyMarksChanges(t *testing.T) {
+	// Not parallel: memtrim's change signal is the process's.
+	f := NewFake()
+	f.AddLink("eth0", true)
+	rt := newTable(t, f)
+	if err := rt.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	armed := memtrim.WatchArming(t.Context())
+	if err := rt.Apply(t.Context()); err != nil { // nothing to do
+		t.Fatal(err)
+	}
+	if err := rt.SetRoute(Route{Dst: pfx("10.0.0.1/32"), Iface: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-armed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("applying a route marked no change")
+	}
+}

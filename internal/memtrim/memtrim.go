@@ -50,8 +50,11 @@ type Result struct {
 
 // Trim returns the Go heap's free pages to the kernel
 // (debug.FreeOSMemory, after a garbage collection) and drops the
-// executable's read-only mappings from this process's page tables.
+// executable's read-only mappings from this process's page tables. The
+// changes marked (Changed) before it are dealt with: WhenQuiet does not
+// trim again for them.
 func Trim() (Result, error) {
+	clearChanged()
 	debug.FreeOSMemory()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
