@@ -142,7 +142,9 @@ crashes it costs the speaker, not felix and the kernel routes; the router
 starts a new one with graceful restart and holds down a peer that keeps
 crashing it (docs/robustness.md; --bgp-speaker-process=false runs it in
 this process). A minute after the node is first ready, the node and its
-speaker give back the memory that only their start needed (docs/scale.md).
+speaker give back the memory that only their start needed, and the node
+again once it has been quiet for 30 s after a burst of datastore or route
+changes, at most once per 10 minutes (docs/scale.md).
 
 With --netns it programs that network namespace (a name under /run/netns or
 a path such as /proc/PID/ns/net) while the process stays where it is; the
