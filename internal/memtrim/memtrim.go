@@ -27,14 +27,13 @@
 // minute or more after the node agent's first trim, and what that work
 // faulted in (the binary's code and tables of the route and endpoint
 // paths; heap pages freed since, which the runtime gives back only
-// gradually)
-// stays mapped. So the process trims again once it has been quiet for a
-// while after its last burst of changes: Changed marks a change (a
-// datastore change delivered, a kernel route added, replaced or deleted),
-// and WhenQuiet trims after a settle period without one, at most once
-// per minimum gap, and only if something changed since the last trim,
-// so that an idle process never trims again and a busy one is not
-// trimmed in a loop.
+// gradually) stays mapped. So the process trims again once it has been
+// quiet for a while after its last burst of changes: Changed marks a
+// change (a datastore change delivered, a kernel route added, replaced or
+// deleted), and WhenQuiet trims after a settle period without one, at
+// most once per minimum gap, and only if something changed since the
+// last trim, so that an idle process never trims again and a busy one is
+// not trimmed in a loop.
 package memtrim
 
 import (
