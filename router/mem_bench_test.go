@@ -213,3 +213,87 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestPathQueueKeepsNoBurst: the received-path queue does not keep the
+// room of a burst (a node's first sync: every path at once) for the rest
+// of the run, in either of its two buffers.
+func TestPathQueueKeepsNoBurst(t *testing.T) {
+	q := newPathQueue[Received]()
+	var spare []Received
+	burst := make([]Received, 1000)
+	q.push(burst)
+	rs := q.take(spare)
+	if len(rs) != len(burst) {
+		t.Fatalf("took %d, want %d", len(rs), len(burst))
+	}
+	spare = spareQueue(rs)
+	if cap(spare) > spareQueueMax {
+		t.Errorf("the burst's buffer kept as the spare: cap %d", cap(spare))
+	}
+	q.push(burst[:1])
+	rs = q.take(spare)
+	if len(rs) != 1 {
+		t.Fatalf("took %d, want 1", len(rs))
+	}
+	q.mu.Lock()
+	pending := cap(q.pending)
+	q.mu.Unlock()
+	if pending > spareQueueMax {
+		t.Errorf("the queue's pending buffer has the burst's room: cap %d", pending)
+	}
+	// A small buffer is reused, emptied.
+	small := spareQueue(rs)
+	if cap(small) == 0 || len(small) != 0 {
+		t.Errorf("a small buffer not kept for reuse: len %d cap %d", len(small), cap(small))
+	}
+}
+
+// TestPathModeKeepsPathsOnce: with a speaker that reports received
+// paths, the router keeps them in its Adj-RIB-In only; the best paths
+// are selected from it when asked, not copied beside it.
+func TestPathModeKeepsPathsOnce(t *testing.T) {
+	r, err := New(Config{NodeName: "n1", Resources: newFakeResources(), Speaker: NewFakePathSpeaker(),
+		Dataplane: &countingDataplane{}, FIB: fakeFIB{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLoop(r, nil, 0)
+	if !l.pathMode {
+		t.Fatal("a PathWatcher speaker did not put the loop in path mode")
+	}
+	rrs := []netip.Addr{netip.MustParseAddr("10.64.0.2"), netip.MustParseAddr("10.64.0.3")}
+	// Sessions to both, with no import filters.
+	l.ribImport.peers = map[netip.Addr]peerImport{rrs[0]: {}, rrs[1]: {}}
+	l.onReceived(reflectorPaths(3, rrs, []api.Community{{Global: 64512, Local1: 100}}))
+	if len(l.best) != 0 {
+		t.Errorf("%d best paths copied beside the Adj-RIB-In", len(l.best))
+	}
+	if got := l.bestCount(); got != 3 {
+		t.Errorf("bestCount %d, want 3", got)
+	}
+	if len(l.importDirty) != 3 {
+		t.Errorf("%d prefixes marked for the kernel, want 3", len(l.importDirty))
+	}
+	p := netip.MustParsePrefix("10.65.0.64/26")
+	d, ok := l.bestOf(p)
+	if !ok || len(d.Paths) != 2 || d.Paths[0].Peer != rrs[0] || !d.Paths[0].Best || d.Paths[1].Best {
+		t.Errorf("bestOf(%s) = %+v, %v: want both reflectors' paths, the first best", p, d, ok)
+	}
+	// Withdrawn from one reflector, the other's path is the best; from
+	// both, the prefix has none.
+	l.onReceived([]Received{{Prefix: p, Peer: rrs[0], Withdrawn: true}})
+	if d, ok := l.bestOf(p); !ok || len(d.Paths) != 1 || d.Paths[0].Peer != rrs[1] {
+		t.Errorf("after one withdrawal bestOf = %+v, %v", d, ok)
+	}
+	l.onReceived([]Received{{Prefix: p, Peer: rrs[1], Withdrawn: true}})
+	if _, ok := l.bestOf(p); ok || l.hasBest(p) || l.bestCount() != 2 {
+		t.Errorf("after both withdrawals: best %v, count %d", ok, l.bestCount())
+	}
+	var n int
+	for range l.bestPrefixes {
+		n++
+	}
+	if n != 2 {
+		t.Errorf("bestPrefixes yields %d, want 2", n)
+	}
+}

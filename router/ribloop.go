@@ -113,7 +113,7 @@ func (l *loop) refreshImports() {
 	for a, pi := range changed {
 		l.lg.Info("import policy changed: evaluating the peer's paths again", logKeyPeer, a, logKeyFilters, chainNames(pi.chain))
 	}
-	l.rib.reevaluate(changed, func(p netip.Prefix) { l.setBest(l.rib.best(p)) })
+	l.rib.reevaluate(changed, l.markImport)
 }
 
 func importEqual(a, b peerImport) bool {
@@ -128,7 +128,7 @@ func chainNames(c routepolicy.Chain) string {
 func (l *loop) takeReceived() {
 	rs := l.recvQ.take(l.recvSpare)
 	l.onReceived(rs)
-	l.recvSpare = rs
+	l.recvSpare = spareQueue(rs)
 }
 
 // onReceived records received paths and selects the best paths of the
@@ -147,7 +147,7 @@ func (l *loop) onReceived(rs []Received) {
 			changed = l.rib.set(r.Prefix, r.Path, l.importOf(r.Peer))
 		}
 		if changed {
-			l.setBest(l.rib.best(r.Prefix))
+			l.markImport(r.Prefix) // its best paths are selected from rib (bestOf)
 		}
 	}
 }
@@ -157,7 +157,7 @@ func (l *loop) onReceived(rs []Received) {
 func (l *loop) forgetRIB() {
 	l.rib = newAdjRIB()
 	l.ribImport.resolved = nil
-	l.recvSpare = l.recvQ.take(l.recvSpare)
+	l.recvSpare = spareQueue(l.recvQ.take(l.recvSpare))
 }
 
 // acceptedCounts puts the router's count of accepted paths into the
