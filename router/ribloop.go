@@ -131,8 +131,9 @@ func (l *loop) takeReceived() {
 	l.recvSpare = spareQueue(rs)
 }
 
-// onReceived records received paths and selects the best paths of the
-// prefixes whose accepted paths changed.
+// onReceived records received paths and marks the prefixes whose
+// accepted paths changed for the kernel, which gets their best paths
+// (bestOf) at the next reconcile.
 func (l *loop) onReceived(rs []Received) {
 	for i := range rs {
 		r := &rs[i]
@@ -147,7 +148,7 @@ func (l *loop) onReceived(rs []Received) {
 			changed = l.rib.set(r.Prefix, r.Path, l.importOf(r.Peer))
 		}
 		if changed {
-			l.markImport(r.Prefix) // its best paths are selected from rib (bestOf)
+			l.markImport(r.Prefix)
 		}
 	}
 }
