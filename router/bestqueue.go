@@ -41,10 +41,28 @@ func (q *pathQueue[T]) push(ds []T) {
 // take returns what is queued, in order, and leaves spare (emptied) to
 // queue the next changes in, so that two buffers serve the whole run.
 func (q *pathQueue[T]) take(spare []T) []T {
-	clear(spare)
+	spare = spareQueue(spare)
 	q.mu.Lock()
 	ds := q.pending
-	q.pending = spare[:0]
+	q.pending = spare
 	q.mu.Unlock()
 	return ds
+}
+
+// spareQueueMax is the largest buffer kept for the next changes. A
+// node's first sync or a peer's resend is one burst of every path
+// (600 at 300 nodes, 100,000 on a large table) and the queue grows to
+// it; kept, the two buffers would hold 2 x 240 bytes per path for the
+// rest of the run (docs/scale.md, "Routes in the node agent"), so a
+// buffer beyond this is left to the collector.
+const spareQueueMax = 256
+
+// spareQueue returns buf emptied for reuse, or nil when it is larger
+// than spareQueueMax.
+func spareQueue[T any](buf []T) []T {
+	if cap(buf) > spareQueueMax {
+		return nil
+	}
+	clear(buf)
+	return buf[:0]
 }

@@ -133,7 +133,8 @@ func (l *loop) report(ctx context.Context) (*RoutesReport, error) {
 			f = l.r.cfg.Policy.Import
 		}
 		own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
-		for _, d := range l.best {
+		for p := range l.bestPrefixes {
+			d, _ := l.bestOf(p)
 			r, ok := importRoute(d, f, own)
 			if !ok || l.originates(d.Prefix) {
 				continue

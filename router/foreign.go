@@ -108,7 +108,7 @@ func (g *foreignGuard) forget(p netip.Prefix) { delete(g.skipped, p) }
 func (l *loop) guardRefresh(ctx context.Context) {
 	candidates := func(yield func(netip.Prefix) bool) {
 		if l.importAll {
-			for p := range l.best {
+			for p := range l.bestPrefixes {
 				if !yield(p) {
 					return
 				}

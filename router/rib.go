@@ -21,9 +21,9 @@ import (
 // marks only the prefixes whose best paths changed: the kernel gets the
 // difference, and the speaker does nothing (no soft reset in).
 
-// ribPath is one received path with its import verdict.
+// ribPath is one received path with its import verdict; the peer it
+// came from is recv.Peer.
 type ribPath struct {
-	peer netip.Addr
 	// recv is the path as received; mod, when not nil, what the
 	// accepting rule changed of it (most rules change nothing: no copy).
 	recv     Path
@@ -60,12 +60,18 @@ func (rp *ribPath) out() Path {
 	return p
 }
 
-// adjRIB holds the received paths by prefix.
+// adjRIB holds the received paths by prefix. It is the router's only
+// copy of them: the best paths of a prefix are selected from it when
+// they are needed (best), not kept beside it (docs/scale.md, "Routes in
+// the node agent").
 type adjRIB struct {
 	dests map[netip.Prefix][]ribPath
 	// accepted counts the accepted paths by peer (BGPStatus
 	// prefixesAccepted).
 	accepted map[netip.Addr]uint64
+	// withBest counts the prefixes that have an accepted path (a best
+	// path).
+	withBest int
 }
 
 func newAdjRIB() *adjRIB {
@@ -104,29 +110,34 @@ func evalImport(pi peerImport, pfx netip.Prefix, p *Path) (*attrs, bool) {
 // reports whether the prefix's accepted paths changed.
 func (rib *adjRIB) set(pfx netip.Prefix, p Path, pi peerImport) bool {
 	mod, ok := evalImport(pi, pfx, &p)
-	rp := ribPath{peer: p.Peer, recv: p, mod: mod, accepted: ok, ebgp: pi.ebgp}
+	rp := ribPath{recv: p, mod: mod, accepted: ok, ebgp: pi.ebgp}
 	paths := rib.dests[pfx]
-	i := slices.IndexFunc(paths, func(x ribPath) bool { return x.peer == p.Peer })
+	had := anyAccepted(paths)
+	i := slices.IndexFunc(paths, func(x ribPath) bool { return x.recv.Peer == p.Peer })
 	if i < 0 {
-		rib.dests[pfx] = append(paths, rp)
+		paths = append(paths, rp)
+		rib.dests[pfx] = paths
 		if ok {
 			rib.accepted[p.Peer]++
 		}
+		rib.countBest(had, anyAccepted(paths))
 		return ok
 	}
 	old := paths[i]
 	paths[i] = rp
-	rib.count(old.peer, old.accepted, ok)
+	rib.count(old.recv.Peer, old.accepted, ok)
+	rib.countBest(had, anyAccepted(paths))
 	return old.accepted || ok
 }
 
 // remove forgets a peer's path and reports whether an accepted one went.
 func (rib *adjRIB) remove(pfx netip.Prefix, peer netip.Addr) bool {
 	paths := rib.dests[pfx]
-	i := slices.IndexFunc(paths, func(x ribPath) bool { return x.peer == peer })
+	i := slices.IndexFunc(paths, func(x ribPath) bool { return x.recv.Peer == peer })
 	if i < 0 {
 		return false
 	}
+	had := anyAccepted(paths)
 	old := paths[i]
 	paths = slices.Delete(paths, i, i+1)
 	if len(paths) == 0 {
@@ -135,8 +146,27 @@ func (rib *adjRIB) remove(pfx netip.Prefix, peer netip.Addr) bool {
 		rib.dests[pfx] = paths
 	}
 	rib.count(peer, old.accepted, false)
+	rib.countBest(had, anyAccepted(paths))
 	return old.accepted
 }
+
+// anyAccepted reports whether one of paths is accepted.
+func anyAccepted(paths []ribPath) bool {
+	return slices.ContainsFunc(paths, func(rp ribPath) bool { return rp.accepted })
+}
+
+// countBest counts a prefix that gained or lost its last accepted path.
+func (rib *adjRIB) countBest(had, has bool) {
+	switch {
+	case had && !has:
+		rib.withBest--
+	case !had && has:
+		rib.withBest++
+	}
+}
+
+// hasBest reports whether pfx has an accepted path.
+func (rib *adjRIB) hasBest(pfx netip.Prefix) bool { return anyAccepted(rib.dests[pfx]) }
 
 func (rib *adjRIB) count(peer netip.Addr, was, is bool) {
 	switch {
@@ -160,11 +190,12 @@ func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.
 	lastOK := false
 	for pfx, paths := range rib.dests {
 		dirty := false
+		had := anyAccepted(paths)
 		for i := range paths {
 			rp := &paths[i]
-			if rp.peer != lastPeer || !lastPeer.IsValid() {
-				lastPeer = rp.peer
-				lastPI, lastOK = pis[rp.peer]
+			if rp.recv.Peer != lastPeer || !lastPeer.IsValid() {
+				lastPeer = rp.recv.Peer
+				lastPI, lastOK = pis[rp.recv.Peer]
 			}
 			if !lastOK {
 				continue
@@ -174,9 +205,10 @@ func (rib *adjRIB) reevaluate(pis map[netip.Addr]peerImport, changed func(netip.
 			if acc != rp.accepted || acc && !modEqual(mod, rp.mod) || pi.ebgp != rp.ebgp {
 				dirty = true
 			}
-			rib.count(rp.peer, rp.accepted, acc)
+			rib.count(rp.recv.Peer, rp.accepted, acc)
 			rp.mod, rp.accepted, rp.ebgp = mod, acc, pi.ebgp
 		}
+		rib.countBest(had, anyAccepted(paths))
 		if dirty {
 			changed(pfx)
 		}
@@ -269,7 +301,7 @@ func better(a, b *ribPath) int {
 	if a.ebgp && b.ebgp && !a.recv.Age.Equal(b.recv.Age) {
 		return boolCmp(a.recv.Age.Before(b.recv.Age), b.recv.Age.Before(a.recv.Age))
 	}
-	return -a.peer.Compare(b.peer)
+	return -a.recv.Peer.Compare(b.recv.Peer)
 }
 
 // multipathEqual is GoBGP's Path.Compare == 0: the paths of one

@@ -113,7 +113,7 @@ func (l *loop) refreshImports() {
 	for a, pi := range changed {
 		l.lg.Info("import policy changed: evaluating the peer's paths again", logKeyPeer, a, logKeyFilters, chainNames(pi.chain))
 	}
-	l.rib.reevaluate(changed, func(p netip.Prefix) { l.setBest(l.rib.best(p)) })
+	l.rib.reevaluate(changed, l.markImport)
 }
 
 func importEqual(a, b peerImport) bool {
@@ -128,11 +128,12 @@ func chainNames(c routepolicy.Chain) string {
 func (l *loop) takeReceived() {
 	rs := l.recvQ.take(l.recvSpare)
 	l.onReceived(rs)
-	l.recvSpare = rs
+	l.recvSpare = spareQueue(rs)
 }
 
-// onReceived records received paths and selects the best paths of the
-// prefixes whose accepted paths changed.
+// onReceived records received paths and marks the prefixes whose
+// accepted paths changed for the kernel, which gets their best paths
+// (bestOf) at the next reconcile.
 func (l *loop) onReceived(rs []Received) {
 	for i := range rs {
 		r := &rs[i]
@@ -147,7 +148,7 @@ func (l *loop) onReceived(rs []Received) {
 			changed = l.rib.set(r.Prefix, r.Path, l.importOf(r.Peer))
 		}
 		if changed {
-			l.setBest(l.rib.best(r.Prefix))
+			l.markImport(r.Prefix)
 		}
 	}
 }
@@ -157,7 +158,7 @@ func (l *loop) onReceived(rs []Received) {
 func (l *loop) forgetRIB() {
 	l.rib = newAdjRIB()
 	l.ribImport.resolved = nil
-	l.recvSpare = l.recvQ.take(l.recvSpare)
+	l.recvSpare = spareQueue(l.recvQ.take(l.recvSpare))
 }
 
 // acceptedCounts puts the router's count of accepted paths into the

@@ -251,11 +251,14 @@ type loop struct {
 	// With a PathWatcher speaker (pathMode), the received paths come
 	// through recvQ into rib, where the router applies the import policy
 	// and selects the best paths (rib.go, imports.go).
-	pathMode    bool
-	recvQ       *pathQueue[Received]
-	recvSpare   []Received
-	rib         *adjRIB
-	ribImport   ribImports
+	pathMode  bool
+	recvQ     *pathQueue[Received]
+	recvSpare []Received
+	rib       *adjRIB
+	ribImport ribImports
+	// best are the best paths the speaker reported (WatchBestPaths);
+	// empty in pathMode, where they are selected from rib when needed
+	// (bestOf).
 	best        map[netip.Prefix]Destination
 	importDirty map[netip.Prefix]struct{}
 	importAll   bool
@@ -689,7 +692,7 @@ func (l *loop) stopSpeaker(ctx context.Context) {
 		// paths (router/gobgp/received.go): they are gone with it.
 		clear(l.best)
 		l.forgetRIB()
-		clear(l.importDirty)
+		l.clearImportDirty()
 		l.importAll = true
 	}
 }
@@ -915,7 +918,7 @@ func (l *loop) reconcileExports(ctx context.Context) {
 			l.retryLater()
 		} else {
 			for _, r := range announce {
-				if _, ok := l.best[r.Prefix]; ok {
+				if l.hasBest(r.Prefix) {
 					l.markImport(r.Prefix) // originates
 				}
 				l.announced[r.Prefix] = r
@@ -930,7 +933,7 @@ func (l *loop) reconcileExports(ctx context.Context) {
 		} else {
 			for _, p := range withdraw {
 				delete(l.announced, p)
-				if _, ok := l.best[p]; ok {
+				if l.hasBest(p) {
 					l.markImport(p) // originates
 				}
 			}
@@ -946,7 +949,7 @@ func (l *loop) reconcileExports(ctx context.Context) {
 func (l *loop) takeBest() {
 	ds := l.bestQ.take(l.bestSpare)
 	l.onBest(ds)
-	l.bestSpare = ds
+	l.bestSpare = spareQueue(ds)
 }
 
 // onBest records best-path changes.
@@ -960,8 +963,9 @@ func (l *loop) onBest(ds []Destination) {
 	}
 }
 
-// setBest records one destination's best paths and marks it for the
-// kernel.
+// setBest records one destination's best paths, as the speaker
+// reported them, and marks it for the kernel. In path mode the best
+// paths are the router's own selection from rib (bestOf), not kept.
 func (l *loop) setBest(d Destination) {
 	if len(d.Paths) == 0 {
 		delete(l.best, d.Prefix)
@@ -969,6 +973,53 @@ func (l *loop) setBest(d Destination) {
 		l.best[d.Prefix] = d
 	}
 	l.markImport(d.Prefix)
+}
+
+// bestOf returns p's best paths and whether it has any: the speaker's,
+// or in path mode the router's selection from its Adj-RIB-In, made
+// when asked, so that the paths are kept once (docs/scale.md, "Routes
+// in the node agent").
+func (l *loop) bestOf(p netip.Prefix) (Destination, bool) {
+	if l.pathMode {
+		d := l.rib.best(p)
+		return d, len(d.Paths) > 0
+	}
+	d, ok := l.best[p]
+	return d, ok
+}
+
+// hasBest reports whether p has best paths.
+func (l *loop) hasBest(p netip.Prefix) bool {
+	if l.pathMode {
+		return l.rib.hasBest(p)
+	}
+	_, ok := l.best[p]
+	return ok
+}
+
+// bestCount is the number of prefixes with best paths.
+func (l *loop) bestCount() int {
+	if l.pathMode {
+		return l.rib.withBest
+	}
+	return len(l.best)
+}
+
+// bestPrefixes yields every prefix with best paths.
+func (l *loop) bestPrefixes(yield func(netip.Prefix) bool) {
+	if !l.pathMode {
+		for p := range l.best {
+			if !yield(p) {
+				return
+			}
+		}
+		return
+	}
+	for p, paths := range l.rib.dests {
+		if anyAccepted(paths) && !yield(p) {
+			return
+		}
+	}
 }
 
 // markImport makes the next reconcile install or remove p again.
@@ -981,10 +1032,22 @@ func (l *loop) markImport(p netip.Prefix) {
 	// batch shrink l.best, and a filter that rejects a third of 100,000
 	// prefixes would otherwise turn into a full diff (and a full listing
 	// of the kernel's table by the foreign-route guard).
-	if len(l.importDirty) > max(len(l.best), len(l.rib.dests))/2+1024 {
+	if len(l.importDirty) > max(l.bestCount(), len(l.rib.dests))/2+1024 {
 		l.importAll = true
-		clear(l.importDirty)
+		l.clearImportDirty()
 	}
+}
+
+// clearImportDirty empties importDirty. A map keeps the room of its
+// largest size when cleared: after a burst (a node's first sync marks
+// every prefix) it is made anew instead (docs/scale.md, "Routes in the
+// node agent").
+func (l *loop) clearImportDirty() {
+	if len(l.importDirty) > spareQueueMax {
+		l.importDirty = map[netip.Prefix]struct{}{}
+		return
+	}
+	clear(l.importDirty)
 }
 
 // reconcileImports turns best paths into desired kernel routes and,
@@ -997,7 +1060,8 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	own := func(a netip.Addr) bool { return ownAddress(l.local, a) }
 	l.guardRefresh(ctx)
 	set := func(p netip.Prefix) {
-		if r, ok := importRoute(l.best[p], f, own); ok && !l.originates(p) && !l.shadowsForeign(p) {
+		d, _ := l.bestOf(p)
+		if r, ok := importRoute(d, f, own); ok && !l.originates(p) && !l.shadowsForeign(p) {
 			if err := l.rt.SetRoute(r); err != nil {
 				l.lg.Warn("learned route not installable", logKeyPrefix, p, logKeyError, err)
 			}
@@ -1009,7 +1073,8 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	changed := l.importAll || len(l.importDirty) > 0
 	if l.importAll {
 		var routes []routetable.Route
-		for _, d := range l.best {
+		for p := range l.bestPrefixes {
+			d, _ := l.bestOf(p)
 			if r, ok := importRoute(d, f, own); ok && !l.originates(d.Prefix) && !l.shadowsForeign(d.Prefix) {
 				routes = append(routes, r)
 			}
@@ -1018,12 +1083,12 @@ func (l *loop) reconcileImports(ctx context.Context) {
 			l.lg.Warn("learned routes not installable", logKeyError, err)
 		}
 		l.importAll = false
-		clear(l.importDirty)
+		l.clearImportDirty()
 	}
 	for p := range l.importDirty {
 		set(p)
 	}
-	clear(l.importDirty)
+	l.clearImportDirty()
 	if l.holdImport {
 		if l.holdUntil.IsZero() || !l.allEndOfRIB() && time.Now().Before(l.holdUntil) {
 			return
@@ -1062,7 +1127,7 @@ func (l *loop) reconcileImports(ctx context.Context) {
 	}
 	l.lg.Debug("applied learned routes", logKeyDuration, time.Since(start))
 	if l.metrics != nil {
-		l.metrics.installed.Set(float64(len(l.best) - len(l.rt.Conflicts())))
+		l.metrics.installed.Set(float64(l.bestCount() - len(l.rt.Conflicts())))
 		l.metrics.conflicts.Set(float64(len(l.rt.Conflicts())))
 	}
 }

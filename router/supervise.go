@@ -153,7 +153,7 @@ func (l *loop) onLoss(loss SpeakerLoss) {
 			drained = true
 		}
 	}
-	l.bestSpare = l.bestQ.take(l.bestSpare) // its best paths are void
+	l.bestSpare = spareQueue(l.bestQ.take(l.bestSpare)) // its best paths are void
 	now := time.Now()
 	if loss.At.IsZero() {
 		loss.At = now
@@ -174,12 +174,12 @@ func (l *loop) onLoss(loss SpeakerLoss) {
 	if l.metrics != nil {
 		l.metrics.speakerRestarts.Inc()
 	}
-	installed := len(l.best)
+	installed := l.bestCount()
 	l.sup.lost = maps.Clone(l.running)
 	l.forgetSpeaker()
 	clear(l.best)
 	l.forgetRIB() // ribloop.go
-	clear(l.importDirty)
+	l.clearImportDirty()
 	l.importAll = true
 	if l.gr && (installed > 0 || l.holdImport && l.stale > 0) {
 		// Keep forwarding on the installed routes until the peers have

@@ -21,14 +21,14 @@ import (
 // connection, the two ways a session can end without a NOTIFICATION from
 // the peer.
 type grPeer struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	done chan struct{} // closed when the reader ends
 }
 
 // serveGRPeer accepts the speaker's connection on ln and establishes a
 // session with graceful restart (restart time 120 s) for IPv4 unicast.
-func serveGRPeer(t *testing.T, ln net.Listener, as uint32, id string) *grPeer {
+func serveGRPeer(t testing.TB, ln net.Listener, as uint32, id string) *grPeer {
 	t.Helper()
 	ch := make(chan net.Conn, 1)
 	go func() {
@@ -53,7 +53,7 @@ func serveGRPeer(t *testing.T, ln net.Listener, as uint32, id string) *grPeer {
 
 // openGRPeer establishes a session with graceful restart (restart time
 // 120 s) for IPv4 unicast over c, a connection with the speaker.
-func openGRPeer(t *testing.T, c net.Conn, as uint32, id string) *grPeer {
+func openGRPeer(t testing.TB, c net.Conn, as uint32, id string) *grPeer {
 	t.Helper()
 	p := &grPeer{t: t, conn: c, done: make(chan struct{})}
 	t.Cleanup(func() { c.Close(); <-p.done })

@@ -130,9 +130,9 @@ func MaybeChild(newSpeaker NewSpeaker) {
 func Serve(ctx context.Context, rw io.ReadWriter, sp speaker.Speaker, lg *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := &writer{bw: bufio.NewWriterSize(rw, 64<<10)}
+	w := &writer{bw: bufio.NewWriterSize(rw, writeBuffer)}
 	w.enc = gob.NewEncoder(w.bw)
-	dec := gob.NewDecoder(bufio.NewReaderSize(rw, 64<<10))
+	dec := gob.NewDecoder(bufio.NewReaderSize(rw, requestReadBuffer))
 	watching := false
 	for {
 		var req request

@@ -365,7 +365,7 @@ func (c *Client) spawn() (*child, error) {
 		lost:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
-	ch.bw = bufio.NewWriterSize(conn, 64<<10)
+	ch.bw = bufio.NewWriterSize(conn, writeBuffer)
 	ch.enc = gob.NewEncoder(ch.bw)
 	ch.logs = newLogForwarder(c.lg, stderr)
 	ch.events = newEventQueue(c, c.cfg.MaxQueuedErrors)
@@ -397,7 +397,7 @@ func (c *Client) spawn() (*child, error) {
 // the calls in flight and, unless Stop asked for it, reports the loss
 // once the process is reaped.
 func (ch *child) read() {
-	dec := gob.NewDecoder(bufio.NewReaderSize(ch.conn, 64<<10))
+	dec := gob.NewDecoder(bufio.NewReaderSize(ch.conn, readBuffer))
 	var rerr error
 	for {
 		var m message

@@ -14,6 +14,20 @@ import (
 // calls apply in the order it made them; events are written as the
 // speaker produces them.
 
+// Buffers of the channel's two gob streams. Every message is written and
+// flushed at once, and gob hands a message to the writer in one Write, so
+// a writer's buffer only has to hold a small message (a larger one is
+// written past it); the parent's reader takes the child's event bursts
+// (a peer's whole table after a restart) in reads of readBuffer. They
+// were 64 KiB each, 128 KiB per process held for the child's life
+// (docs/scale.md, "Routes in the node agent").
+const (
+	writeBuffer = 4 << 10
+	readBuffer  = 16 << 10
+	// requestReadBuffer is the child's: requests are few and small.
+	requestReadBuffer = 4 << 10
+)
+
 // op is a request's operation: one per speaker.Speaker method.
 type op uint8
 
