@@ -1,0 +1,150 @@
+package reflector
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/bgpfabric/bgpfabric/api"
+)
+
+// Route policy on the generic families, on real sessions.
+
+// TestPolicyLiveChangeEVPNVPN: a policy change re-evaluates the EVPN and
+// VPNv4 routes already received, without a session reset. Import: A's
+// filter starts rejecting EVPN type 2 and VPN prefixes inside 10.2/16, and
+// B and C receive withdrawals of exactly those; relaxed, they are
+// announced again (from A's Adj-RIB-In: A sends nothing more). Export: B's
+// filter starts rejecting RD 65000:2 (EVPN) and route target 65000:1
+// (VPN), and B alone receives withdrawals; relaxed, B gets them again; an
+// export rule's route target actions change what B is sent.
+func TestPolicyLiveChangeEVPNVPN(t *testing.T) {
+	const A, R = api.FilterAccept, api.FilterReject
+	pc := func(in, out api.BGPFilterSpec) PolicyConfig {
+		return PolicyConfig{
+			Filters: []*api.BGPFilter{filter("in", in), filter("out", out)},
+			Neighbors: map[netip.Addr][]string{
+				netip.MustParseAddr(cliA): {"in"},
+				netip.MustParseAddr(cliB): {"out"},
+			},
+		}
+	}
+	cfg := testConfig(cliA, cliB, cliC)
+	fams, err := ParseFamilies([]string{"ipv4-unicast", "l2vpn-evpn", "ipv4-vpn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	cfg.Policy = pc(api.BGPFilterSpec{}, api.BGPFilterSpec{})
+	r, addr := startReflector(t, cfg)
+	rfs := []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_EVPN, bgp.RF_IPv4_VPN}
+	eor := genHas("EOR ipv4-unicast", "EOR l2vpn-evpn", "EOR l3vpn-ipv4-unicast")
+	var sp [3]*rawSpeaker
+	var views [3]map[string]genRoute
+	for i, a := range []string{cliA, cliB, cliC} {
+		sp[i] = connect(t, addr, a, speakerOpts{asn: testASN, id: fmt.Sprintf("10.0.0.%d", i+2), hold: 90, fams: rfs})
+		views[i] = genCollect(t, sp[i], map[string]genRoute{}, eor)
+	}
+	t2 := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	t5 := bgp.NewEVPNIPPrefixRoute(rd(2), bgp.EthernetSegmentIdentifier{}, 0, 24, "10.1.0.0", "0.0.0.0", 5000)
+	vpn2 := bgp.NewLabeledVPNIPAddrPrefix(24, "10.2.0.0", *bgp.NewMPLSLabelStack(300), rd(1))
+	vpn3 := bgp.NewLabeledVPNIPAddrPrefix(24, "10.3.0.0", *bgp.NewMPLSLabelStack(301), rd(2))
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2}, rtAttr(1)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t5}, rtAttr(2)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{vpn2}, rtAttr(1)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{vpn3}, rtAttr(2)))
+	k := func(rf bgp.RouteFamily, p bgp.AddrPrefixInterface) string { return rf.String() + " " + p.String() }
+	kT2, kT5, kV2, kV3 := k(bgp.RF_EVPN, t2), k(bgp.RF_EVPN, t5), k(bgp.RF_IPv4_VPN, vpn2), k(bgp.RF_IPv4_VPN, vpn3)
+	all := genHas(kT2, kT5, kV2, kV3)
+	for i := 1; i < 3; i++ {
+		genCollect(t, sp[i], views[i], all)
+	}
+	since := map[string]time.Time{}
+	for _, n := range []string{cliA, cliB, cliC} {
+		since[n] = neighborStatus(t, r, n).Since
+	}
+	only := func(present []string, absent ...string) func(map[string]genRoute) bool {
+		return func(m map[string]genRoute) bool {
+			for _, a := range absent {
+				if _, ok := m[a]; ok {
+					return false
+				}
+			}
+			return genHas(present...)(m)
+		}
+	}
+
+	// Import tightened: type 2 and 10.2/16 rejected.
+	tight := api.BGPFilterSpec{
+		ImportEVPN:  []api.BGPFilterRule{{EVPNRouteTypes: []int{2}, Action: R}},
+		ImportVPNv4: []api.BGPFilterRule{{CIDR: "10.2.0.0/16", MatchOperator: api.MatchIn, Action: R}},
+	}
+	if err := r.SetPolicy(pc(tight, api.BGPFilterSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		genCollect(t, sp[i], views[i], only([]string{kT5, kV3}, kT2, kV2))
+	}
+	if st := neighborStatus(t, r, cliA); st.PrefixesReceived != 4 || st.PrefixesIn != 2 {
+		t.Errorf("client A: %d received, %d accepted; want 4, 2", st.PrefixesReceived, st.PrefixesIn)
+	}
+	// Relaxed: announced again.
+	if err := r.SetPolicy(pc(api.BGPFilterSpec{}, api.BGPFilterSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		genCollect(t, sp[i], views[i], all)
+	}
+
+	// Export tightened for B: RD 65000:2 (EVPN) and route target 65000:1
+	// (VPN) rejected.
+	out := api.BGPFilterSpec{
+		ExportEVPN:  []api.BGPFilterRule{{RouteDistinguishers: []string{"65000:2"}, Action: R}},
+		ExportVPNv4: []api.BGPFilterRule{{RouteTargets: []string{"65000:1"}, Action: R}},
+	}
+	if err := r.SetPolicy(pc(api.BGPFilterSpec{}, out)); err != nil {
+		t.Fatal(err)
+	}
+	genCollect(t, sp[1], views[1], only([]string{kT2, kV3}, kT5, kV2))
+	// Relaxed, with route target actions on the type 2 route.
+	out = api.BGPFilterSpec{ExportEVPN: []api.BGPFilterRule{{EVPNRouteTypes: []int{2}, Action: A,
+		RemoveRouteTargets: []string{"65000:1"}, AddRouteTargets: []string{"65000:9"}}}}
+	if err := r.SetPolicy(pc(api.BGPFilterSpec{}, out)); err != nil {
+		t.Fatal(err)
+	}
+	got := genCollect(t, sp[1], views[1], func(m map[string]genRoute) bool {
+		return all(m) && m[kT2].RTs == rt(9).String()+" "
+	})
+	want := map[string]string{kT2: rt(9).String() + " ", kT5: rt(2).String() + " ", kV2: rt(1).String() + " ", kV3: rt(2).String() + " "}
+	for key, rts := range want {
+		if got[key].RTs != rts || got[key].NextHop != "192.0.2.2" {
+			t.Errorf("B's %s: %+v, want route targets %q, next hop 192.0.2.2", key, got[key], rts)
+		}
+	}
+	// C saw none of the export changes: a probe arrives with C's view as
+	// it was.
+	probe := mac2(3, "aa:bb:cc:00:00:03", "", 100)
+	sp[0].send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{probe}, rtAttr(3)))
+	vc := genCollect(t, sp[2], views[2], genHas(k(bgp.RF_EVPN, probe)))
+	wantC := []string{kT2, kT5, kV2, kV3, "EOR ipv4-unicast", "EOR l2vpn-evpn", "EOR l3vpn-ipv4-unicast", k(bgp.RF_EVPN, probe)}
+	if d := cmp.Diff(slices.Sorted(slices.Values(wantC)), slices.Sorted(maps.Keys(vc))); d != "" {
+		t.Errorf("C's routes (-want +got):\n%s", d)
+	}
+	if vc[kT2].RTs != rt(1).String()+" " {
+		t.Errorf("C's type 2 route targets %q, want B's export actions not to apply", vc[kT2].RTs)
+	}
+	for _, n := range []string{cliA, cliB, cliC} {
+		st := neighborStatus(t, r, n)
+		if st.State != StateEstablished || !st.Since.Equal(since[n]) {
+			t.Errorf("%s: %v since %v, want Established since %v (no reset)", n, st.State, st.Since, since[n])
+		}
+	}
+}
