@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -82,16 +83,23 @@ func TestPolicyLiveChangeEVPNVPN(t *testing.T) {
 		}
 	}
 
-	// Import tightened: type 2 and 10.2/16 rejected.
+	// Import tightened: type 2 and 10.2/16 rejected; type 5 changed (a
+	// route target added: the path is re-announced, its NLRI as sent).
 	tight := api.BGPFilterSpec{
-		ImportEVPN:  []api.BGPFilterRule{{EVPNRouteTypes: []int{2}, Action: R}},
+		ImportEVPN: []api.BGPFilterRule{{EVPNRouteTypes: []int{2}, Action: R},
+			{EVPNRouteTypes: []int{5}, Action: A, AddRouteTargets: []string{"65000:8"}}},
 		ImportVPNv4: []api.BGPFilterRule{{CIDR: "10.2.0.0/16", MatchOperator: api.MatchIn, Action: R}},
 	}
 	if err := r.SetPolicy(pc(tight, api.BGPFilterSpec{})); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < 3; i++ {
-		genCollect(t, sp[i], views[i], only([]string{kT5, kV3}, kT2, kV2))
+		v := genCollect(t, sp[i], views[i], func(m map[string]genRoute) bool {
+			return only([]string{kT5, kV3}, kT2, kV2)(m) && m[kT5].RTs == rt(2).String()+" "+rt(8).String()+" "
+		})
+		if got, want := v[kT5].NLRI, hex.EncodeToString(nlriBytes(t, t5)); got != want || v[kT5].NextHop != "192.0.2.2" {
+			t.Errorf("changed type 5 route: NLRI %s next hop %s, want %s, 192.0.2.2", got, v[kT5].NextHop, want)
+		}
 	}
 	if st := neighborStatus(t, r, cliA); st.PrefixesReceived != 4 || st.PrefixesIn != 2 {
 		t.Errorf("client A: %d received, %d accepted; want 4, 2", st.PrefixesReceived, st.PrefixesIn)
@@ -101,7 +109,7 @@ func TestPolicyLiveChangeEVPNVPN(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i < 3; i++ {
-		genCollect(t, sp[i], views[i], all)
+		genCollect(t, sp[i], views[i], func(m map[string]genRoute) bool { return all(m) && m[kT5].RTs == rt(2).String()+" " })
 	}
 
 	// Export tightened for B: RD 65000:2 (EVPN) and route target 65000:1
