@@ -156,3 +156,69 @@ func TestPolicyLiveChangeEVPNVPN(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadDefaultGenericFamilies: a configuration file reload that
+// changes ebgpDefaultPolicy evaluates the generic families' routes of an
+// eBGP neighbour again, also those of the families without rule lists
+// (labeled unicast, flowspec): under Reject (RFC 8212) the client
+// receives their withdrawals, back under Accept their announcements, from
+// the Adj-RIB-In, with no session reset.
+func TestReloadDefaultGenericFamilies(t *testing.T) {
+	conf := func(policy string) Config {
+		cfg, err := ParseConfigFile([]byte(`routerID: 10.255.0.1
+asNumber: 65000
+clusterID: 10.255.255.1
+listen: ["127.0.0.1:0"]
+ebgpDefaultPolicy: ` + policy + `
+neighbors:
+- {address: 127.0.0.2, asNumber: 65000, passive: true, families: [ipv4-unicast, l2vpn-evpn, ipv4-labeled-unicast, ipv4-flowspec]}
+- {address: 127.0.0.5, asNumber: 65100, passive: true, families: [ipv4-unicast, l2vpn-evpn, ipv4-labeled-unicast, ipv4-flowspec]}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	r, addr := startReflector(t, conf("Accept"))
+	rfs := []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_EVPN, bgp.RF_IPv4_MPLS, bgp.RF_FS_IPv4_UC}
+	eor := genHas("EOR ipv4-unicast", "EOR l2vpn-evpn", "EOR ipv4-labelled-unicast", "EOR ipv4-flowspec")
+	a := connect(t, addr, cliA, speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90, fams: rfs})
+	e := connect(t, addr, ext, speakerOpts{asn: 65100, id: "10.0.0.5", hold: 90, fams: rfs})
+	va := genCollect(t, a, map[string]genRoute{}, eor)
+	genCollect(t, e, map[string]genRoute{}, eor)
+	t2 := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	lu := bgp.NewLabeledIPAddrPrefix(24, "10.3.0.0", *bgp.NewMPLSLabelStack(16))
+	fs := fsDst("10.4.0.0/24")
+	ebgpMP := func(nh string, p bgp.AddrPrefixInterface) *bgp.BGPMessage {
+		return bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0),
+			bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{65100})}),
+			bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{p})}, nil)
+	}
+	e.send(t, ebgpMP("192.0.2.5", t2), ebgpMP("192.0.2.5", lu), ebgpMP("0.0.0.0", fs))
+	k := func(rf bgp.RouteFamily, p bgp.AddrPrefixInterface) string { return rf.String() + " " + p.String() }
+	keys := []string{k(bgp.RF_EVPN, t2), k(bgp.RF_IPv4_MPLS, lu), k(bgp.RF_FS_IPv4_UC, fs)}
+	genCollect(t, a, va, genHas(keys...))
+	since := neighborStatus(t, r, ext).Since
+
+	if _, err := r.Reconfigure(conf("Reject")); err != nil {
+		t.Fatal(err)
+	}
+	genCollect(t, a, va, func(m map[string]genRoute) bool {
+		for _, key := range keys {
+			if _, ok := m[key]; ok {
+				return false
+			}
+		}
+		return true
+	})
+	if st := neighborStatus(t, r, ext); st.PrefixesReceived != 3 || st.PrefixesIn != 0 {
+		t.Errorf("E under RFC 8212: %d received, %d accepted; want 3, 0", st.PrefixesReceived, st.PrefixesIn)
+	}
+	if _, err := r.Reconfigure(conf("Accept")); err != nil {
+		t.Fatal(err)
+	}
+	genCollect(t, a, va, genHas(keys...))
+	if st := neighborStatus(t, r, ext); st.State != StateEstablished || !st.Since.Equal(since) || st.PrefixesIn != 3 {
+		t.Errorf("E: %v since %v with %d accepted, want Established since %v with 3 (no reset)", st.State, st.Since, st.PrefixesIn, since)
+	}
+}
