@@ -74,6 +74,17 @@ func (in *adjRIBIn) del(f family, k pfxKey) {
 	}
 }
 
+// holds reports whether the Adj-RIB-In holds the path for k (slot n) of
+// table t.
+func (in *adjRIBIn) holds(t *table, k pfxKey, n uint32) bool {
+	if t.fam.generic() {
+		_, ok := in.gen[t.fam][t.keys[n]]
+		return ok
+	}
+	_, ok := in.get(t.fam, k)
+	return ok
+}
+
 // each calls fn for every path of family f.
 func (in *adjRIBIn) each(f family, fn func(k pfxKey, h uint32)) {
 	if f == famV4 {
