@@ -222,3 +222,111 @@ neighbors:
 		t.Errorf("E: %v since %v with %d accepted, want Established since %v with 3 (no reset)", st.State, st.Since, st.PrefixesIn, since)
 	}
 }
+
+// TestLLGRGenericFamilies: long-lived graceful restart (RFC 9494) for
+// EVPN and VPNv4. A client that negotiated it for both goes away; when its
+// 1 s restart time ends its routes stay, with LLGR_STALE, at a neighbour
+// that negotiated LLGR for the families, and are withdrawn at one that
+// did not; its NO_LLGR route goes everywhere. Back, it re-announces one
+// route (LLGR_STALE gone) and sends End-of-RIB per family: the others go.
+func TestLLGRGenericFamilies(t *testing.T) {
+	cfg := grConfig(cliA, cliB, cliC)
+	fams, err := ParseFamilies([]string{"l2vpn-evpn", "ipv4-vpn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+		cfg.Neighbors[i].LongLivedStaleTime = time.Hour
+	}
+	r, addr := startReflector(t, cfg)
+	rfs := []bgp.RouteFamily{bgp.RF_EVPN, bgp.RF_IPv4_VPN}
+	eor := genHas("EOR l2vpn-evpn", "EOR l3vpn-ipv4-unicast")
+	ao := speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90, fams: rfs, gr: true, grTime: 1, llgr: 3600, grFams: rfs}
+	a := connect(t, addr, cliA, ao)
+	llgrMon := connect(t, addr, cliB, speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90, fams: rfs, gr: true, llgr: 3600, grFams: rfs})
+	// plainMon negotiated LLGR for IPv4 unicast only, which the session
+	// does not carry: for its families it has none.
+	plainMon := connect(t, addr, cliC, speakerOpts{asn: testASN, id: "10.0.0.4", hold: 90, fams: rfs, gr: true, llgr: 3600})
+	genCollect(t, a, map[string]genRoute{}, eor)
+	// The reflector offers LLGR for both families, so that its clients
+	// keep its routes through its own restarts too.
+	var offered []string
+	for _, p := range a.open.OptParams {
+		if pc, ok := p.(*bgp.OptionParameterCapability); ok {
+			for _, c := range pc.Capability {
+				if ll, ok := c.(*bgp.CapLongLivedGracefulRestart); ok {
+					for _, tu := range ll.Tuples {
+						offered = append(offered, fmt.Sprintf("%s F=%v %d", bgp.AfiSafiToRouteFamily(tu.AFI, tu.SAFI), tu.Flags&0x80 != 0, tu.RestartTime))
+					}
+				}
+			}
+		}
+	}
+	if d := cmp.Diff([]string{"l2vpn-evpn F=true 3600", "l3vpn-ipv4-unicast F=true 3600"}, offered); d != "" {
+		t.Errorf("LLGR capability offered (-want +got):\n%s", d)
+	}
+	lv := genCollect(t, llgrMon, map[string]genRoute{}, eor)
+	pv := genCollect(t, plainMon, map[string]genRoute{}, eor)
+	t2 := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	t2b := mac2(1, "aa:bb:cc:00:00:02", "10.0.0.2", 100)
+	noLL := mac2(1, "aa:bb:cc:00:00:03", "10.0.0.3", 100)
+	vpn := bgp.NewLabeledVPNIPAddrPrefix(24, "10.2.0.0", *bgp.NewMPLSLabelStack(300), rd(1))
+	a.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2, t2b}, rtAttr(1)),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{noLL}, rtAttr(1), bgp.NewPathAttributeCommunities([]uint32{noLLGRCommunity})),
+		mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{vpn}, rtAttr(2)))
+	k := func(rf bgp.RouteFamily, p bgp.AddrPrefixInterface) string { return rf.String() + " " + p.String() }
+	kT2, kT2b, kNo, kV := k(bgp.RF_EVPN, t2), k(bgp.RF_EVPN, t2b), k(bgp.RF_EVPN, noLL), k(bgp.RF_IPv4_VPN, vpn)
+	commIs := func(comm string, keys ...string) func(map[string]genRoute) bool {
+		return func(m map[string]genRoute) bool {
+			for _, key := range keys {
+				if r, ok := m[key]; !ok || r.Comms != comm {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	gone := func(keys ...string) func(map[string]genRoute) bool {
+		return func(m map[string]genRoute) bool {
+			for _, key := range keys {
+				if _, ok := m[key]; ok {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	genCollect(t, llgrMon, lv, genHas(kT2, kT2b, kNo, kV))
+	genCollect(t, plainMon, pv, genHas(kT2, kT2b, kNo, kV))
+
+	a.conn.Close() // a restart: no NOTIFICATION
+	const stale = "65535:6 "
+	genCollect(t, llgrMon, lv, func(m map[string]genRoute) bool { return commIs(stale, kT2, kT2b, kV)(m) && gone(kNo)(m) })
+	if nh := lv[kV].NextHop; nh != "192.0.2.2" || lv[kV].NLRI != hex.EncodeToString(nlriBytes(t, vpn)) {
+		t.Errorf("LLGR-stale VPN route %+v, want its NLRI and next hop as sent", lv[kV])
+	}
+	genCollect(t, plainMon, pv, gone(kT2, kT2b, kNo, kV))
+	if n := neighborStatus(t, r, cliA); n.PrefixesIn != 3 {
+		t.Errorf("A holds %d routes in the RIB, want its 3 LLGR-stale ones", n.PrefixesIn)
+	}
+
+	a2 := connect(t, addr, cliA, ao)
+	genCollect(t, a2, map[string]genRoute{}, eor)
+	a2.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2}, rtAttr(1)))
+	genCollect(t, llgrMon, lv, commIs("", kT2))
+	genCollect(t, plainMon, pv, genHas(kT2))
+	if !commIs(stale, kT2b, kV)(lv) {
+		t.Errorf("LLGR-stale routes changed before End-of-RIB: %v", lv)
+	}
+	a2.send(t, bgp.NewEndOfRib(bgp.RF_EVPN))
+	genCollect(t, llgrMon, lv, gone(kT2b))
+	if !commIs(stale, kV)(lv) {
+		t.Errorf("the VPN route changed at EVPN's End-of-RIB: %v", lv[kV])
+	}
+	a2.send(t, bgp.NewEndOfRib(bgp.RF_IPv4_VPN))
+	genCollect(t, llgrMon, lv, gone(kV))
+	if !commIs("", kT2)(lv) {
+		t.Errorf("after End-of-RIB: %+v, want the re-announced route fresh", lv[kT2])
+	}
+}
