@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -328,5 +329,62 @@ func TestLLGRGenericFamilies(t *testing.T) {
 	genCollect(t, llgrMon, lv, gone(kV))
 	if !commIs("", kT2)(lv) {
 		t.Errorf("after End-of-RIB: %+v, want the re-announced route fresh", lv[kT2])
+	}
+}
+
+// TestGenericAdjRIBInGracefulRestart: an EVPN route that A's import
+// policy rejected is kept (as sent) in the Adj-RIB-In through A's
+// graceful restart as stale, and goes at A's End-of-RIB when A does not
+// send it again: a policy relaxed afterwards does not bring it back, and
+// A's received count drops.
+func TestGenericAdjRIBInGracefulRestart(t *testing.T) {
+	cfg := grConfig(cliA, cliB)
+	fams, err := ParseFamilies([]string{"l2vpn-evpn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cfg.Neighbors {
+		cfg.Neighbors[i].Families = fams
+	}
+	pc := func(spec api.BGPFilterSpec) PolicyConfig {
+		return PolicyConfig{Filters: []*api.BGPFilter{filter("in", spec)}, Neighbors: map[netip.Addr][]string{netip.MustParseAddr(cliA): {"in"}}}
+	}
+	cfg.Policy = pc(api.BGPFilterSpec{ImportEVPN: []api.BGPFilterRule{{EVPNRouteTypes: []int{3}, Action: api.FilterReject}}})
+	r, addr := startReflector(t, cfg)
+	rfs := []bgp.RouteFamily{bgp.RF_EVPN}
+	eor := genHas("EOR l2vpn-evpn")
+	ao := speakerOpts{asn: testASN, id: "10.0.0.2", hold: 90, fams: rfs, gr: true, grFams: rfs}
+	a := connect(t, addr, cliA, ao)
+	b := connect(t, addr, cliB, speakerOpts{asn: testASN, id: "10.0.0.3", hold: 90, fams: rfs})
+	genCollect(t, a, map[string]genRoute{}, eor)
+	vb := genCollect(t, b, map[string]genRoute{}, eor)
+	t2 := mac2(1, "aa:bb:cc:00:00:01", "10.0.0.1", 100)
+	t3 := bgp.NewEVPNMulticastEthernetTagRoute(rd(1), 0, "192.0.2.2")
+	k := func(p bgp.AddrPrefixInterface) string { return bgp.RF_EVPN.String() + " " + p.String() }
+	a.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2, t3}, rtAttr(1)))
+	genCollect(t, b, vb, genHas(k(t2)))
+	if st := neighborStatus(t, r, cliA); st.PrefixesReceived != 2 || st.PrefixesIn != 1 {
+		t.Fatalf("A: %d received, %d accepted; want 2, 1", st.PrefixesReceived, st.PrefixesIn)
+	}
+
+	a.conn.Close() // graceful: no NOTIFICATION
+	waitState(t, r, cliA, StateEstablished, true)
+	a2 := connect(t, addr, cliA, ao)
+	genCollect(t, a2, map[string]genRoute{}, eor)
+	a2.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{t2}, rtAttr(1)), bgp.NewEndOfRib(bgp.RF_EVPN))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	waitFor(t, ctx, "A's stale rejected route swept at End-of-RIB", func() bool {
+		st := neighborStatus(t, r, cliA)
+		return st.PrefixesReceived == 1 && st.PrefixesIn == 1
+	})
+	if err := r.SetPolicy(pc(api.BGPFilterSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	probe := mac2(2, "aa:bb:cc:00:00:09", "", 100)
+	a2.send(t, mpUpdate("192.0.2.2", []bgp.AddrPrefixInterface{probe}, rtAttr(1)))
+	genCollect(t, b, vb, genHas(k(probe)))
+	if _, ok := vb[k(t3)]; ok {
+		t.Errorf("B got the type 3 route that A did not send again after its restart: %v", vb)
 	}
 }
