@@ -70,7 +70,65 @@ func TestBGPFilterValidate(t *testing.T) {
 			b.Spec.ExportV6 = make([]BGPFilterRule, MaxFilterRules+1)
 		}, []string{"spec.exportV6"}},
 		{"bad name", func(b *BGPFilter) { b.Name = "Tor In" }, []string{"metadata.name"}},
+		// VPN and EVPN lists.
+		{"vpn lists", func(b *BGPFilter) {
+			b.Spec.ImportEVPN = []BGPFilterRule{{EVPNRouteTypes: []int{2, 5}, RouteDistinguishers: []string{"192.0.2.1:7"},
+				RouteTargets: []string{"65000:100", "4200000000:1"}, Communities: []string{"65000:1"}, Source: FilterSourceRemotePeers, Action: FilterAccept,
+				AddRouteTargets: []string{"65000:200"}, RemoveRouteTargets: []string{"65000:100"}, LocalPref: ptr(uint32(50))}}
+			b.Spec.ExportVPNv4 = []BGPFilterRule{{CIDR: "10.0.0.0/8", MatchOperator: MatchIn, PrefixLength: &BGPFilterPrefixLength{Max: ptr(24)},
+				RouteDistinguishers: []string{"65000:1"}, Action: FilterReject}}
+			b.Spec.ImportVPNv6 = []BGPFilterRule{{CIDR: "fd00::/8", MatchOperator: MatchEqual, Action: FilterAccept}}
+		}, nil},
+		{"route targets in a unicast list", v4(func(r *BGPFilterRule) {
+			r.RouteTargets, r.RouteDistinguishers, r.AddRouteTargets, r.RemoveRouteTargets = []string{"65000:1"}, []string{"65000:1"}, []string{"65000:1"}, []string{"65000:1"}
+			r.EVPNRouteTypes = []int{2}
+		}), []string{"spec.importV4[0].routeTargets", "spec.importV4[0].routeDistinguishers", "spec.importV4[0].addRouteTargets",
+			"spec.importV4[0].removeRouteTargets", "spec.importV4[0].evpnRouteTypes"}},
+		{"route type in a VPN list", func(b *BGPFilter) {
+			b.Spec.ExportVPNv6 = []BGPFilterRule{{EVPNRouteTypes: []int{2}, Action: FilterAccept}}
+		}, []string{"spec.exportVPNv6[0].evpnRouteTypes"}},
+		{"prefix in an EVPN list", func(b *BGPFilter) {
+			b.Spec.ExportEVPN = []BGPFilterRule{{CIDR: "10.0.0.0/8", MatchOperator: MatchIn, PrefixLength: &BGPFilterPrefixLength{Max: ptr(24)}, Action: FilterAccept}}
+		}, []string{"spec.exportEVPN[0].cidr", "spec.exportEVPN[0].matchOperator", "spec.exportEVPN[0].prefixLength"}},
+		{"v6 cidr in a VPNv4 list", func(b *BGPFilter) {
+			b.Spec.ImportVPNv4 = []BGPFilterRule{{CIDR: "fd00::/8", MatchOperator: MatchIn, Action: FilterAccept}}
+		}, []string{"spec.importVPNv4[0].cidr"}},
+		{"VPNv6 prefix length", func(b *BGPFilter) {
+			b.Spec.ImportVPNv6 = []BGPFilterRule{{PrefixLength: &BGPFilterPrefixLength{Max: ptr(129)}, Action: FilterAccept}}
+		}, []string{"spec.importVPNv6[0].prefixLength.max"}},
+		{"bad route targets", func(b *BGPFilter) {
+			b.Spec.ImportEVPN = []BGPFilterRule{{RouteTargets: []string{"65000", "70000:70000", "fd00::1:1", "1.2.3.4:70000", "x:1"},
+				RouteDistinguishers: []string{"65000:4294967296"}, AddRouteTargets: []string{""}, RemoveRouteTargets: []string{"a:b"},
+				EVPNRouteTypes: []int{0, 256}, Action: FilterAccept}}
+		}, []string{"spec.importEVPN[0].routeTargets[0]", "spec.importEVPN[0].routeTargets[1]", "spec.importEVPN[0].routeTargets[2]",
+			"spec.importEVPN[0].routeTargets[3]", "spec.importEVPN[0].routeTargets[4]", "spec.importEVPN[0].routeDistinguishers[0]",
+			"spec.importEVPN[0].addRouteTargets[0]", "spec.importEVPN[0].removeRouteTargets[0]",
+			"spec.importEVPN[0].evpnRouteTypes[0]", "spec.importEVPN[0].evpnRouteTypes[1]"}},
+		{"route target actions on reject", func(b *BGPFilter) {
+			b.Spec.ExportEVPN = []BGPFilterRule{{AddRouteTargets: []string{"65000:1"}, RemoveRouteTargets: []string{"65000:2"}, Action: FilterReject}}
+		}, []string{"spec.exportEVPN[0].addRouteTargets", "spec.exportEVPN[0].removeRouteTargets"}},
+		{"too many EVPN rules", func(b *BGPFilter) {
+			b.Spec.ImportEVPN = make([]BGPFilterRule, MaxFilterRules+1)
+		}, []string{"spec.importEVPN"}},
 	})
+}
+
+func TestParseRouteTarget(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want RouteTarget
+		val  [6]byte
+	}{
+		{"65000:100", RouteTarget{0, 65000, 100}, [6]byte{0xfd, 0xe8, 0, 0, 0, 100}},
+		{"65000:4294967295", RouteTarget{0, 65000, 4294967295}, [6]byte{0xfd, 0xe8, 0xff, 0xff, 0xff, 0xff}},
+		{"4200000000:7", RouteTarget{2, 4200000000, 7}, [6]byte{0xfa, 0x56, 0xea, 0x00, 0, 7}},
+		{"192.0.2.1:300", RouteTarget{1, 0xc0000201, 300}, [6]byte{192, 0, 2, 1, 1, 44}},
+	} {
+		got, err := ParseRouteTarget(c.in)
+		if err != nil || got != c.want || got.Value() != c.val || got.String() != c.in {
+			t.Errorf("ParseRouteTarget(%q) = %+v (value % x, %q), %v; want %+v, value % x", c.in, got, got.Value(), got.String(), err, c.want, c.val)
+		}
+	}
 }
 
 func TestBGPFilterDefaultsRepeat(t *testing.T) {

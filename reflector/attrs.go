@@ -32,6 +32,7 @@ type attrs struct {
 	// part of the NLRI (famgen.go); both empty for unicast.
 	rawNH, extra string
 	rts          []uint64 // a generic family's route targets (famrtc.go)
+	gen          bool     // the attrs of a generic family's path
 	// llgrStale and noLLGR: the communities carry LLGR_STALE or NO_LLGR
 	// (RFC 9494, llgr.go).
 	llgrStale, noLLGR bool
@@ -128,7 +129,7 @@ func newAttrs(in attrsInput) *attrs {
 	})
 	a.list = list
 	if in.gen {
-		a.rts = routeTargets(list)
+		a.rts, a.gen = routeTargets(list), true
 	}
 	a.llgrStale, a.noLLGR = llgrFlags(list)
 	buf := make([]byte, 0, 64)

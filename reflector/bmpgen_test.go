@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/packet/bmp"
+
+	"github.com/bgpfabric/bgpfabric/api"
 )
 
 // TestBMPDumpGenericFamilies: the dump on a collector's connect carries
@@ -19,7 +22,10 @@ import (
 // MP_REACH_NLRI UPDATEs with their NLRI as received (labels, ESI) and
 // next hop, then one End-of-RIB per family each session carries; with
 // LocRIB, the best paths of every family too, with an End-of-RIB per
-// family.
+// family. A's import policy rejects its EVPN type 5 route and adds a
+// route target to its VPN route: A's pre-policy dump has both as A sent
+// them (from the Adj-RIB-In), the Loc-RIB neither the type 5 route nor
+// the VPN route unchanged.
 func TestBMPDumpGenericFamilies(t *testing.T) {
 	ln := listenCollector(t)
 	cfg := testConfig("127.0.0.2", "127.0.0.3")
@@ -30,6 +36,13 @@ func TestBMPDumpGenericFamilies(t *testing.T) {
 	cfg.Neighbors[0].Families, cfg.Neighbors[1].Families = fams, fams
 	cfg.ListenAddrs = []string{"127.0.0.1:0"}
 	cfg.BMP = BMPConfig{Collectors: []BMPCollector{{Address: ln.Addr().String()}}, LocRIB: true}
+	cfg.Policy = PolicyConfig{
+		Filters: []*api.BGPFilter{filter("in", api.BGPFilterSpec{
+			ImportEVPN:  []api.BGPFilterRule{{EVPNRouteTypes: []int{5}, Action: api.FilterReject}},
+			ImportVPNv4: []api.BGPFilterRule{{Action: api.FilterAccept, AddRouteTargets: []string{"65000:9"}}},
+		})},
+		Neighbors: map[netip.Addr][]string{netip.MustParseAddr("127.0.0.2"): {"in"}},
+	}
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,13 +79,13 @@ func TestBMPDumpGenericFamilies(t *testing.T) {
 	defer cancel()
 	waitFor(t, wctx, "the routes in the RIB", func() bool {
 		s, ok := r.RIBStats(wctx)
-		return ok && s.FamilyPrefixes["l2vpn-evpn"] == 2 && s.FamilyPrefixes["ipv4-vpn"] == 1 &&
-			s.FamilyPrefixes["ipv4-flowspec"] == 1 && s.Paths == 6
+		return ok && s.FamilyPrefixes["l2vpn-evpn"] == 1 && s.FamilyPrefixes["ipv4-vpn"] == 1 &&
+			s.FamilyPrefixes["ipv4-flowspec"] == 1 && s.Paths == 5 && neighborStatus(t, r, "127.0.0.2").PrefixesReceived == 5
 	})
 
 	first.Close() // the reconnection's dump carries the routes
 	stream := bmpStream(acceptOne(t, ln))
-	got := map[string][]string{} // peer ("loc-rib" for the Loc-RIB) → "family nlri-hex next-hop"
+	got := map[string][]string{} // peer ("loc-rib" for the Loc-RIB) → "family nlri-hex next-hop route-targets"
 	eors := map[string][]string{}
 	done := func() bool {
 		return len(eors["127.0.0.2"]) == 4 && len(eors["127.0.0.3"]) == 4 && len(eors["loc-rib"]) == int(numFamilies)
@@ -104,25 +117,36 @@ func TestBMPDumpGenericFamilies(t *testing.T) {
 		for _, n := range u.NLRI {
 			got[peer] = append(got[peer], fmt.Sprintf("ipv4-unicast %s", n))
 		}
+		rts := "-"
+		for _, a := range u.PathAttributes {
+			if ec, ok := a.(*bgp.PathAttributeExtendedCommunities); ok {
+				rts = ""
+				for _, c := range ec.Value {
+					rts += c.String() + ","
+				}
+			}
+		}
 		for _, a := range u.PathAttributes {
 			if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
 				for _, n := range mp.Value {
 					b, _ := n.Serialize()
-					got[peer] = append(got[peer], fmt.Sprintf("%s %s %s", bgp.AfiSafiToRouteFamily(mp.AFI, mp.SAFI), hex.EncodeToString(b), mp.Nexthop))
+					got[peer] = append(got[peer], fmt.Sprintf("%s %s %s %s", bgp.AfiSafiToRouteFamily(mp.AFI, mp.SAFI), hex.EncodeToString(b), mp.Nexthop, rts))
 				}
 			}
 		}
 	}
 	h := func(p bgp.AddrPrefixInterface) string { return hex.EncodeToString(nlriBytes(t, p)) }
-	evpnT2 := "l2vpn-evpn " + h(t2) + " 192.0.2.2"
-	evpnT5 := "l2vpn-evpn " + h(t5) + " 192.0.2.2"
-	vpnA := "l3vpn-ipv4-unicast " + h(vpn(300)) + " 192.0.2.2"
-	vpnB := "l3vpn-ipv4-unicast " + h(vpn(301)) + " 192.0.2.3"
-	flow := "ipv4-flowspec " + h(fs) + " <nil>"
+	rt1, rt2 := rt(1).String()+",", rt(2).String()+","
+	evpnT2 := "l2vpn-evpn " + h(t2) + " 192.0.2.2 " + rt1
+	evpnT5 := "l2vpn-evpn " + h(t5) + " 192.0.2.2 " + rt1
+	vpnA := "l3vpn-ipv4-unicast " + h(vpn(300)) + " 192.0.2.2 " + rt2
+	vpnAChanged := "l3vpn-ipv4-unicast " + h(vpn(300)) + " 192.0.2.2 " + rt2 + rt(9).String() + ","
+	vpnB := "l3vpn-ipv4-unicast " + h(vpn(301)) + " 192.0.2.3 " + rt2
+	flow := "ipv4-flowspec " + h(fs) + " <nil> -"
 	want := map[string][]string{
 		"127.0.0.2": {evpnT2, evpnT5, flow, "ipv4-unicast 10.9.0.0/24", vpnA},
 		"127.0.0.3": {vpnB},
-		"loc-rib":   {evpnT2, evpnT5, flow, "ipv4-unicast 10.9.0.0/24", vpnA},
+		"loc-rib":   {evpnT2, flow, "ipv4-unicast 10.9.0.0/24", vpnAChanged},
 	}
 	for _, v := range got {
 		slices.Sort(v)

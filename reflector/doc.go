@@ -70,6 +70,7 @@
 // identifiers), so each peer contributes at most one path per prefix.
 // Peers must support 4-octet AS numbers (RFC 6793); a peer without the
 // capability is refused with an OPEN error. Route policy is BGPFilter's
-// (policy.go, policyrib.go): import per neighbour through an Adj-RIB-In,
-// export per update group, RFC 8212 on eBGP, changed live.
+// (policy.go, policyrib.go; famrib.go for the EVPN and VPN lists and the
+// generic families' Adj-RIB-In): import per neighbour through an
+// Adj-RIB-In, export per update group, RFC 8212 on eBGP, changed live.
 package reflector

@@ -61,13 +61,13 @@ func (p *partition) counts() (ann, wd int) {
 type encoding struct {
 	f       family
 	addPath bool
-	t       *table // a generic family's table, for its keys
-	max     int    // the message size limit
+	keys    []string // a generic family's route keys by pfxKey.hi (its table's slots)
+	max     int      // the message size limit
 }
 
 // encoding returns how group g's partitions of table t are encoded.
 func (g *updateGroup) encoding(t *table) encoding {
-	return encoding{f: t.fam, addPath: g.key.addPath.has(t.fam), t: t, max: g.key.maxMsgLen()}
+	return encoding{f: t.fam, addPath: g.key.addPath.has(t.fam), keys: t.keys, max: g.key.maxMsgLen()}
 }
 
 // encode appends the UPDATE messages of a unicast family in messages of
@@ -138,7 +138,7 @@ func appendGenUpdate(dst []byte, e encoding, oa *outAttrs, items []nlriItem) ([]
 		if e.addPath {
 			dst = binary.BigEndian.AppendUint32(dst, items[n].id)
 		}
-		key := e.t.keys[uint32(items[n].k.hi)]
+		key := e.keys[uint32(items[n].k.hi)]
 		if oa == nil {
 			extra = genWithdrawExtra(key)
 		}

@@ -182,7 +182,7 @@ func TestGenEncodeSkipsOversized(t *testing.T) {
 	var p partition
 	p.announce(oa, nlriItem{k: kBig})
 	p.announce(oa, nlriItem{k: kSmall})
-	b := p.encodeWith(nil, encoding{f: famFSv4, t: tab, max: maxMsgLen})
+	b := p.encodeWith(nil, encoding{f: famFSv4, keys: tab.keys, max: maxMsgLen})
 	if countMessages(b) != 1 || len(b) > maxMsgLen {
 		t.Fatalf("%d messages, %d bytes", countMessages(b), len(b))
 	}

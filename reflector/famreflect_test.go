@@ -24,6 +24,7 @@ type genRoute struct {
 	OriginatorID string
 	ClusterList  string
 	RTs          string
+	Comms        string // standard communities
 }
 
 // genCollect reads UPDATEs into view (keyed by family and route key, as
@@ -53,6 +54,10 @@ func genCollect(t *testing.T, s *rawSpeaker, view map[string]genRoute, until fun
 			case *bgp.PathAttributeExtendedCommunities:
 				for _, c := range v.Value {
 					r.RTs += c.String() + " "
+				}
+			case *bgp.PathAttributeCommunities:
+				for _, c := range v.Value {
+					r.Comms += fmt.Sprintf("%d:%d ", c>>16, c&0xffff)
 				}
 			case *bgp.PathAttributeMpReachNLRI:
 				r.NextHop = v.Nexthop.String()

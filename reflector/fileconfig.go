@@ -45,7 +45,7 @@ type FileConfig struct {
 }
 
 // FileFilter is a named BGPFilter spec: exportV4, importV4, exportV6,
-// importV6.
+// importV6, and the VPN and EVPN lists (exportEVPN, importVPNv4, ...).
 type FileFilter struct {
 	Name              string `json:"name"`
 	api.BGPFilterSpec `json:",inline"`

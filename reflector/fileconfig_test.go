@@ -95,6 +95,10 @@ filters:
   - name: tag
     exportV4:
       - {action: Accept, addCommunities: ["65000:1"], prependASPath: {asNumber: 65000}}
+    exportEVPN:
+      - {evpnRouteTypes: [2, 5], routeTargets: ["65000:100"], action: Accept, addRouteTargets: ["65000:200"]}
+    importVPNv4:
+      - {cidr: 10.0.0.0/8, matchOperator: In, routeDistinguishers: ["192.0.2.1:7"], action: Reject}
 neighbors:
   - address: 192.0.2.1
     asNumber: 65100
@@ -108,7 +112,8 @@ dynamicNeighbors:
 		t.Fatal(err)
 	}
 	p := cfg.Policy
-	if !p.EBGPDefaultAccept || len(p.Filters) != 2 || p.Filters[1].Spec.ExportV4[0].PrependASPath.Repeat != 1 {
+	if !p.EBGPDefaultAccept || len(p.Filters) != 2 || p.Filters[1].Spec.ExportV4[0].PrependASPath.Repeat != 1 ||
+		!slices.Equal(p.Filters[1].Spec.ExportEVPN[0].EVPNRouteTypes, []int{2, 5}) || p.Filters[1].Spec.ImportVPNv4[0].RouteDistinguishers[0] != "192.0.2.1:7" {
 		t.Errorf("policy: %+v", p)
 	}
 	if got := p.Neighbors[netip.MustParseAddr("192.0.2.1")]; !slices.Equal(got, []string{"tor-in", "tag"}) {
@@ -132,6 +137,10 @@ filters:
     importV4: [{cidr: 10.0.0.0/33, matchOperator: In, action: Accept}]
   - name: ifc
     exportV4: [{interface: eth0, action: Accept}]
+  - name: vpn
+    importEVPN: [{cidr: 10.0.0.0/8, matchOperator: In, action: Accept}]
+    exportVPNv6: [{evpnRouteTypes: [2], routeTargets: ["65000"], action: Accept}]
+    importV6: [{routeTargets: ["65000:1"], action: Accept}]
 neighbors:
   - address: 192.0.2.1
     filters: [nope]
@@ -140,7 +149,8 @@ dynamicNeighbors:
     filters: [gone]
 `))
 	for _, want := range []string{"ebgpDefaultPolicy", "filters[0]", "spec.importV4[0].cidr", "filters[1]", "spec.exportV4[0].interface",
-		"neighbors[0].filters[0]", `"nope"`, "dynamicNeighbors[0].filters[0]"} {
+		"neighbors[0].filters[0]", `"nope"`, "dynamicNeighbors[0].filters[0]",
+		"filters[2]", "spec.importEVPN[0].cidr", "spec.exportVPNv6[0].evpnRouteTypes", "spec.exportVPNv6[0].routeTargets[0]", "spec.importV6[0].routeTargets"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}

@@ -84,9 +84,7 @@ func (s *session) llgrCap() bgp.ParameterCapabilityInterface {
 	}
 	llst := uint32(s.cfg.LongLivedStaleTime / time.Second)
 	var ts []*bgp.CapLongLivedGracefulRestartTuple
-	// LLGR is kept for the unicast families only: the generic families'
-	// tables (famgen.go) have no LLGR-stale handling yet.
-	fams := s.cfg.families() & unicastFamilies
+	fams := s.cfg.families()
 	for f := range numFamilies {
 		if fams.has(f) {
 			ts = append(ts, bgp.NewCapLongLivedGracefulRestartTuple(f.routeFamily(), true, llst))
@@ -104,7 +102,7 @@ func (s *session) parseLLGR(c *bgp.CapLongLivedGracefulRestart) llgrNeg {
 	}
 	for _, t := range c.Tuples {
 		f, ok := familyOf(bgp.AfiSafiToRouteFamily(t.AFI, t.SAFI))
-		if !ok || f.generic() {
+		if !ok {
 			continue
 		}
 		n.recv = n.recv.with(f)
@@ -153,7 +151,8 @@ func withLLGRStale(a *attrs, fromEBGP bool) *attrs {
 	if !found {
 		list = append(list, bgp.NewPathAttributeCommunities([]uint32{llgrStaleCommunity}))
 	}
-	in := attrsInput{list: list, nextHop: a.nextHop, nextHopLL: a.nextHopLL, fromEBGP: fromEBGP}
+	in := attrsInput{list: list, nextHop: a.nextHop, nextHopLL: a.nextHopLL, fromEBGP: fromEBGP,
+		gen: a.gen, rawNH: []byte(a.rawNH), extra: []byte(a.extra)}
 	if fromEBGP && a.localPref != defaultLocalPref {
 		in.localPref, in.setLocalPref = a.localPref, true // an import policy's
 	}

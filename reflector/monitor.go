@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -193,16 +194,14 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			return p
 		}
 		t := rl.tables[f]
-		// The Adj-RIB-In (import policy) holds unicast routes only: the
-		// generic families take a filter chain's default action whole.
-		adj := !f.generic()
+		enc := monEncoding(t)
 		t.each(func(k pfxKey, n uint32) {
 			for _, pa := range t.paths(n) {
 				if mo.peers[pa.src] == nil {
 					continue
 				}
-				if adj && pa.src.adj != nil {
-					if _, ok := pa.src.adj.get(f, k); ok {
+				if pa.src.adj != nil {
+					if pa.src.adj.holds(t, k, n) {
 						continue // changed by the import policy: the Adj-RIB-In has it as received
 					}
 				}
@@ -210,7 +209,23 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			}
 		})
 		for rp := range mo.peers {
-			if !adj || rp.adj == nil {
+			if rp.adj == nil {
+				continue
+			}
+			if f.generic() {
+				// A rejected route has no slot in the table: its key goes
+				// after the table's, in the encoding's own key list.
+				for key, h := range rp.adj.gen[f] {
+					n, ok := t.byKey[key]
+					if !ok {
+						if len(enc.keys) == len(t.keys) {
+							enc.keys = slices.Clone(t.keys)
+						}
+						n = uint32(len(enc.keys))
+						enc.keys = append(enc.keys, key)
+					}
+					part(rp).announce(rl.monAttrsCached(cache, rl.attrs.slab[h&^adjFlags]), nlriItem{k: pfxKey{hi: uint64(n)}})
+				}
 				continue
 			}
 			rp.adj.each(f, func(k pfxKey, h uint32) {
@@ -223,7 +238,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 			}
 			var msgs []byte
 			if p := parts[rp]; p != nil {
-				msgs = p.encodeWith(nil, monEncoding(t))
+				msgs = p.encodeWith(nil, enc)
 			}
 			msgs = appendEndOfRIB(msgs, f)
 			b = appendRouteMonitoringMsgs(b, mp.bmp, now, msgs)
@@ -249,7 +264,7 @@ func (rl *ribLoop) monAttach(c *bmpCollector, abort func()) {
 // path identifiers, in messages of up to 4,096 bytes; a generic family's
 // with its table, whose keys make the NLRI (with the path's extra).
 func monEncoding(t *table) encoding {
-	return encoding{f: t.fam, t: t, max: maxMsgLen}
+	return encoding{f: t.fam, keys: t.keys, max: maxMsgLen}
 }
 
 func (rl *ribLoop) monAttrsCached(cache map[*attrs]*outAttrs, a *attrs) *outAttrs {

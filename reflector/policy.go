@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -59,13 +60,11 @@ type PolicyConfig struct {
 // e.g. "spec.importV4[2].interface".
 func CheckFilter(f *api.BGPFilter) error {
 	var errs []string
-	for _, l := range []struct {
-		name  string
-		rules []api.BGPFilterRule
-	}{{"exportV4", f.Spec.ExportV4}, {"importV4", f.Spec.ImportV4}, {"exportV6", f.Spec.ExportV6}, {"importV6", f.Spec.ImportV6}} {
-		for i, r := range l.rules {
+	spec := f.Spec
+	for _, l := range spec.Lists() {
+		for i, r := range *l.Rules {
 			if r.Interface != "" {
-				errs = append(errs, fmt.Sprintf("spec.%s[%d].interface: %q: a reflector has no local routes to match by interface", l.name, i, r.Interface))
+				errs = append(errs, fmt.Sprintf("spec.%s[%d].interface: %q: a reflector has no local routes to match by interface", l.Name, i, r.Interface))
 			}
 		}
 	}
@@ -94,6 +93,14 @@ type xrule struct {
 	setLP, setMED  bool
 	prependAS      uint32
 	prependN       int
+	// VPN and EVPN rules (famrib.go): route targets (their extended
+	// communities' 8 bytes) and RDs (their 8 bytes) to match (any), EVPN
+	// route types; noPrefix: no prefix conditions (EVPN); route targets
+	// to remove and add.
+	rts, rds       []uint64
+	types          []uint8
+	noPrefix       bool
+	addRTs, delRTs []uint64
 }
 
 // xchain is a compiled routepolicy.Chain: the rules of every filter, in
@@ -187,13 +194,40 @@ func compileXRule(r *routepolicy.Rule) *xrule {
 		x.med, x.setMED = *r.MED, true
 	}
 	x.prependAS, x.prependN = r.PrependAS, r.PrependRepeat
-	x.hasSet = r.Accept && (len(x.addStd) > 0 || len(x.addLarge) > 0 || x.setLP || x.setMED || x.prependN > 0)
+	x.types, x.noPrefix = r.RouteTypes, r.NoPrefix
+	for _, t := range r.RouteTargets {
+		x.rts = append(x.rts, rtValue(t))
+	}
+	for _, t := range r.RDs {
+		v := t.Value()
+		x.rds = append(x.rds, uint64(t.Type)<<48|uint64(binary.BigEndian.Uint16(v[:]))<<32|uint64(binary.BigEndian.Uint32(v[2:])))
+	}
+	for _, t := range r.AddRouteTargets {
+		x.addRTs = append(x.addRTs, rtValue(t))
+	}
+	for _, t := range r.RemoveRouteTargets {
+		x.delRTs = append(x.delRTs, rtValue(t))
+	}
+	x.hasSet = r.Accept && (len(x.addStd) > 0 || len(x.addLarge) > 0 || x.setLP || x.setMED || x.prependN > 0 ||
+		len(x.addRTs) > 0 || len(x.delRTs) > 0)
 	return x
+}
+
+// rtValue is a route target's extended community as routeTargets reads
+// it: type, sub-type 2, value.
+func rtValue(t api.RouteTarget) uint64 {
+	v := t.Value()
+	return uint64(t.Type)<<56 | 0x02<<48 | uint64(binary.BigEndian.Uint16(v[:]))<<32 | uint64(binary.BigEndian.Uint32(v[2:]))
 }
 
 // matches is routepolicy.Rule.Matches on a key and its attrs. Source
 // RemotePeers always holds on a reflector: every route is learned.
 func (x *xrule) matches(k pfxKey, a *attrs) bool {
+	return x.matchesPrefix(k) && x.matchesCommunities(a)
+}
+
+// matchesPrefix is the rule's CIDR and length conditions.
+func (x *xrule) matchesPrefix(k pfxKey) bool {
 	inLen := k.bits >= x.minLen && k.bits <= x.maxLen
 	switch x.op {
 	case routepolicy.OpNone:
@@ -212,6 +246,11 @@ func (x *xrule) matches(k pfxKey, a *attrs) bool {
 	default:
 		return false
 	}
+	return true
+}
+
+// matchesCommunities is the rule's communities condition.
+func (x *xrule) matchesCommunities(a *attrs) bool {
 	if len(x.std) == 0 && len(x.large) == 0 {
 		return true
 	}
@@ -269,7 +308,7 @@ func (c *xchain) eval(f family, k pfxKey, a *attrs) (*xrule, bool) {
 // LOCAL_PREF).
 func (x *xrule) modify(a *attrs, fromEBGP, toEBGP bool) *attrs {
 	list := make([]bgp.PathAttributeInterface, 0, len(a.list)+3)
-	var haveStd, haveLarge, haveMED bool
+	var haveStd, haveLarge, haveMED, haveExt bool
 	for _, p := range a.list {
 		switch v := p.(type) {
 		case *bgp.PathAttributeCommunities:
@@ -308,8 +347,18 @@ func (x *xrule) modify(a *attrs, fromEBGP, toEBGP bool) *attrs {
 			if toEBGP && x.prependN > 0 {
 				p = prependASN(v, x.prependAS, x.prependN)
 			}
+		case *bgp.PathAttributeExtendedCommunities:
+			haveExt = true
+			if len(x.addRTs) > 0 || len(x.delRTs) > 0 {
+				p = x.changeRTs(v.Value)
+			}
 		}
-		list = append(list, p)
+		if p != nil {
+			list = append(list, p)
+		}
+	}
+	if !haveExt && len(x.addRTs) > 0 {
+		list = append(list, x.changeRTs(nil))
 	}
 	if !haveStd && len(x.addStd) > 0 {
 		list = append(list, bgp.NewPathAttributeCommunities(slices.Clone(x.addStd)))
@@ -331,7 +380,8 @@ func (x *xrule) modify(a *attrs, fromEBGP, toEBGP bool) *attrs {
 	}) {
 		list = append(list, prependASN(&bgp.PathAttributeAsPath{}, x.prependAS, x.prependN))
 	}
-	in := attrsInput{list: list, nextHop: a.nextHop, nextHopLL: a.nextHopLL, fromEBGP: fromEBGP}
+	in := attrsInput{list: list, nextHop: a.nextHop, nextHopLL: a.nextHopLL, fromEBGP: fromEBGP,
+		gen: a.gen, rawNH: []byte(a.rawNH), extra: []byte(a.extra)}
 	switch {
 	case x.setLP:
 		in.localPref, in.setLocalPref = x.localPref, true
@@ -339,6 +389,37 @@ func (x *xrule) modify(a *attrs, fromEBGP, toEBGP bool) *attrs {
 		in.localPref, in.setLocalPref = a.localPref, true // set on import earlier
 	}
 	return newAttrs(in)
+}
+
+// changeRTs returns the extended communities vals without the rule's
+// route targets to remove and with those to add (nil: none left).
+func (x *xrule) changeRTs(vals []bgp.ExtendedCommunityInterface) bgp.PathAttributeInterface {
+	out := make([]bgp.ExtendedCommunityInterface, 0, len(vals)+len(x.addRTs))
+	have := make([]uint64, 0, len(vals))
+	for _, c := range vals {
+		b, err := c.Serialize()
+		if err == nil && len(b) == 8 {
+			v := binary.BigEndian.Uint64(b)
+			if slices.Contains(x.delRTs, v) {
+				continue
+			}
+			have = append(have, v)
+		}
+		out = append(out, c)
+	}
+	for _, v := range x.addRTs {
+		if slices.Contains(have, v) {
+			continue
+		}
+		c, err := bgp.ParseExtended(binary.BigEndian.AppendUint64(nil, v))
+		if err == nil {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return bgp.NewPathAttributeExtendedCommunities(out)
 }
 
 // prependASN prepends asn n times.
@@ -476,17 +557,26 @@ func (ps *policyState) chain(dir routepolicy.Direction, c routepolicy.Chain, ids
 		return x, key
 	}
 	x := &xchain{reject: c.Reject}
+	rules := 0
 	for _, f := range c.Filters {
-		for fam := range numUnicast { // rules match unicast prefixes only
+		for fam := range numUnicast {
 			for i := range f.RulesFor(dir, fam == famV6) {
 				x.rules[fam] = append(x.rules[fam], compileXRule(&f.RulesFor(dir, fam == famV6)[i]))
 			}
 		}
+		for fam, vf := range vpnLists {
+			for i := range f.VPNRulesFor(dir, vf) {
+				x.rules[fam] = append(x.rules[fam], compileXRule(&f.VPNRulesFor(dir, vf)[i]))
+			}
+		}
 	}
 	for fam := range numFamilies {
-		x.segs[fam] = segments(x.rules[fam])
+		rules += len(x.rules[fam])
+		if !fam.generic() { // the generic families' rules are tried in order (evalGen)
+			x.segs[fam] = segments(x.rules[fam])
+		}
 	}
-	if !x.reject && len(x.rules[famV4]) == 0 && len(x.rules[famV6]) == 0 {
+	if !x.reject && rules == 0 {
 		return nil, "" // filters without rules in this direction: accept-all, no Adj-RIB-In
 	}
 	if ps.chains == nil {

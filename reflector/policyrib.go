@@ -32,13 +32,22 @@ import (
 type adjRIBIn struct {
 	v4 map[uint64]uint32
 	v6 map[pfxKey]uint32
+	// gen are the generic families' paths by route key (famrib.go); a
+	// family's map exists while it holds some.
+	gen [numFamilies]map[string]uint32
 }
 
 func newAdjRIBIn() *adjRIBIn {
 	return &adjRIBIn{v4: map[uint64]uint32{}, v6: map[pfxKey]uint32{}}
 }
 
-func (in *adjRIBIn) len() int { return len(in.v4) + len(in.v6) }
+func (in *adjRIBIn) len() int {
+	n := len(in.v4) + len(in.v6)
+	for _, m := range in.gen {
+		n += len(m)
+	}
+	return n
+}
 
 func (in *adjRIBIn) get(f family, k pfxKey) (uint32, bool) {
 	if f == famV4 {
@@ -63,6 +72,17 @@ func (in *adjRIBIn) del(f family, k pfxKey) {
 	} else {
 		delete(in.v6, k)
 	}
+}
+
+// holds reports whether the Adj-RIB-In holds the path for k (slot n) of
+// table t.
+func (in *adjRIBIn) holds(t *table, k pfxKey, n uint32) bool {
+	if t.fam.generic() {
+		_, ok := in.gen[t.fam][t.keys[n]]
+		return ok
+	}
+	_, ok := in.get(t.fam, k)
+	return ok
 }
 
 // each calls fn for every path of family f.
@@ -140,6 +160,11 @@ func (rl *ribLoop) importOne(rp *ribPeer, t *table, k pfxKey, a *attrs, stale bo
 // for one UPDATE's NLRI), or nil when the import policy rejects it.
 func (rl *ribLoop) importPath(rp *ribPeer, f family, k pfxKey, a *attrs, mods *[]importMod) *attrs {
 	rule, ok := rp.imp.eval(f, k, a)
+	return rl.imported(rule, ok, rp, a, mods)
+}
+
+// imported is importPath's result from the import chain's verdict.
+func (rl *ribLoop) imported(rule *xrule, ok bool, rp *ribPeer, a *attrs, mods *[]importMod) *attrs {
 	if !ok {
 		return nil
 	}
@@ -234,8 +259,16 @@ func (rl *ribLoop) adjSweep(rp *ribPeer, onlyStale bool, fams families) {
 	if rp.adj == nil {
 		return
 	}
-	for f := range numUnicast { // generic families have no Adj-RIB-In
+	for f := range numFamilies {
 		if !fams.has(f) {
+			continue
+		}
+		if f.generic() {
+			for key, h := range rp.adj.gen[f] {
+				if !onlyStale || h&staleBit != 0 {
+					rl.adjGenDel(rp, f, key)
+				}
+			}
 			continue
 		}
 		var drop []pfxKey
@@ -254,6 +287,11 @@ func (rl *ribLoop) adjSweep(rp *ribPeer, onlyStale bool, fams families) {
 func (rl *ribLoop) adjMarkStale(rp *ribPeer) {
 	if rp.adj == nil {
 		return
+	}
+	for _, m := range rp.adj.gen {
+		for key, h := range m {
+			m[key] = h | staleBit // the same attrs: no reference changes
+		}
 	}
 	for f := range numUnicast {
 		var keys []pfxKey
@@ -373,6 +411,10 @@ func (rl *ribLoop) reimport(rp *ribPeer, imp *xchain) {
 		stale bool
 	}
 	for _, t := range rl.tables {
+		if t.fam.generic() {
+			rl.reimportGen(rp, t)
+			continue
+		}
 		var todo []received
 		t.each(func(k pfxKey, n uint32) {
 			ps := t.paths(n)

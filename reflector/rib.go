@@ -170,8 +170,18 @@ func (t *table) genKey(b []byte, create bool) (pfxKey, bool) {
 	if !create || len(b) == 0 {
 		return pfxKey{}, false
 	}
+	return t.genKeyString(string(b), true)
+}
+
+// genKeyString is genKey for a key held as a string.
+func (t *table) genKeyString(s string, create bool) (pfxKey, bool) {
+	if n, ok := t.byKey[s]; ok {
+		return pfxKey{hi: uint64(n)}, true
+	}
+	if !create || len(s) == 0 {
+		return pfxKey{}, false
+	}
 	n := t.newSlot()
-	s := string(b)
 	t.byKey[s] = n
 	if int(n) >= len(t.keys) {
 		t.keys = append(t.keys, make([]string, int(n)+1-len(t.keys))...)

@@ -36,9 +36,12 @@ type speakerOpts struct {
 	// F bit unless llgrNoF): zero advertises no LLGR capability.
 	llgr    uint32
 	llgrNoF bool
-	noAS4   bool
-	fams    []bgp.RouteFamily // multiprotocol families; nil: IPv4 and IPv6 unicast
-	extMsg  bool              // advertise RFC 8654 extended messages
+	// grFams are the families of the graceful restart and LLGR
+	// capabilities; nil: IPv4 unicast.
+	grFams []bgp.RouteFamily
+	noAS4  bool
+	fams   []bgp.RouteFamily // multiprotocol families; nil: IPv4 and IPv6 unicast
+	extMsg bool              // advertise RFC 8654 extended messages
 }
 
 func speakerOpen(o speakerOpts) []byte {
@@ -64,17 +67,27 @@ func speakerOpen(o speakerOpts) []byte {
 		}
 		caps = append(caps, bgp.NewCapAddPath(tuples))
 	}
+	grFams := o.grFams
+	if grFams == nil {
+		grFams = []bgp.RouteFamily{bgp.RF_IPv4_UC}
+	}
 	if o.gr {
 		t := o.grTime
 		if t == 0 {
 			t = 120
 		}
-		caps = append(caps, bgp.NewCapGracefulRestart(false, false, t, []*bgp.CapGracefulRestartTuple{
-			bgp.NewCapGracefulRestartTuple(bgp.RF_IPv4_UC, true)}))
+		var tuples []*bgp.CapGracefulRestartTuple
+		for _, f := range grFams {
+			tuples = append(tuples, bgp.NewCapGracefulRestartTuple(f, true))
+		}
+		caps = append(caps, bgp.NewCapGracefulRestart(false, false, t, tuples))
 	}
 	if o.llgr > 0 {
-		caps = append(caps, bgp.NewCapLongLivedGracefulRestart([]*bgp.CapLongLivedGracefulRestartTuple{
-			bgp.NewCapLongLivedGracefulRestartTuple(bgp.RF_IPv4_UC, !o.llgrNoF, o.llgr)}))
+		var tuples []*bgp.CapLongLivedGracefulRestartTuple
+		for _, f := range grFams {
+			tuples = append(tuples, bgp.NewCapLongLivedGracefulRestartTuple(f, !o.llgrNoF, o.llgr))
+		}
+		caps = append(caps, bgp.NewCapLongLivedGracefulRestart(tuples))
 	}
 	b, err := bgp.NewBGPOpenMessage(uint16(o.asn), o.hold, o.id,
 		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)}).Serialize()

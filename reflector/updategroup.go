@@ -51,6 +51,9 @@ type updateGroup struct {
 	exp     *xchain // the export policy; nil accepts everything
 	members []*member
 	rtcPeer *ribPeer // the member whose RTC membership applies, or nil
+	// tables are the RIB's, for the generic families' route keys, which
+	// their export rules match on.
+	tables *[numFamilies]*table
 }
 
 // pass reports whether the group sends path p of prefix k (family f):
@@ -70,6 +73,10 @@ func (g *updateGroup) passPolicy(f family, k pfxKey, p *path) (bool, *xrule) {
 	}
 	if g.exp == nil {
 		return true, nil
+	}
+	if f.generic() {
+		rule, ok := g.exp.evalGen(f, g.tables[f].keys[k.hi], p.a)
+		return ok, rule
 	}
 	rule, ok := g.exp.eval(f, k, p.a)
 	return ok, rule
@@ -91,7 +98,7 @@ type member struct {
 func (rl *ribLoop) join(m *member, key groupKey, exp *xchain) {
 	g := rl.groups[key]
 	if g == nil {
-		g = &updateGroup{key: key, exp: exp}
+		g = &updateGroup{key: key, exp: exp, tables: &rl.tables}
 		if key.rtc.IsValid() {
 			g.rtcPeer = m.rp
 		}

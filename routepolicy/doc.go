@@ -19,4 +19,8 @@
 //   - PrefixLength without CIDR: the length is within the bounds.
 //   - Source RemotePeers: the route was learned from a BGP peer.
 //   - Communities: the route carries any of them (standard or large).
+//   - VPN and EVPN lists (route reflectors): RouteTargets, the route
+//     carries any of them; RDs, its RD is one of them; RouteTypes, an
+//     EVPN route's type is one of them. In the VPN lists CIDR and the
+//     lengths apply to the prefix inside the RD; EVPN rules have none.
 package routepolicy

@@ -9,6 +9,10 @@ import (
 
 // Route is what a rule sees of a route, and what an Accept rule changes.
 type Route struct {
+	// Family is Unicast (the V4 and V6 lists by Prefix) or a VPN family.
+	Family VPNFamily
+	// Prefix: a unicast or VPN route's (for VPN, inside the RD); unset
+	// for EVPN.
 	Prefix netip.Prefix
 	// FromPeer is set on routes learned from a BGP peer (Source
 	// RemotePeers), not on the ones this router originates.
@@ -17,6 +21,18 @@ type Route struct {
 	LocalPref   uint32
 	MED         uint32
 	ASPath      []uint32
+	// VPN and EVPN routes: the RD, the route targets, an EVPN route's type.
+	RD           api.RouteTarget
+	RouteTargets []api.RouteTarget
+	RouteType    uint8
+}
+
+// rulesFor returns the rules of f that apply to r in direction dir.
+func (r *Route) rulesFor(f *Filter, dir Direction) []Rule {
+	if r.Family != Unicast {
+		return f.VPNRulesFor(dir, r.Family)
+	}
+	return f.RulesFor(dir, r.Prefix.Addr().Is6())
 }
 
 // Chain is what one session applies in one direction.
@@ -31,10 +47,10 @@ type Chain struct {
 // and, if so, the route as changed by the accepting rule (r is not
 // modified).
 func (c Chain) Evaluate(dir Direction, r Route) (Route, bool) {
-	v6 := r.Prefix.Addr().Is6()
 	for _, f := range c.Filters {
-		for i := range f.RulesFor(dir, v6) {
-			rule := &f.RulesFor(dir, v6)[i]
+		rules := r.rulesFor(f, dir)
+		for i := range rules {
+			rule := &rules[i]
 			if !rule.Matches(r) {
 				continue
 			}
@@ -49,7 +65,33 @@ func (c Chain) Evaluate(dir Direction, r Route) (Route, bool) {
 
 // Matches reports whether every condition of the rule holds for r.
 func (rule *Rule) Matches(r Route) bool {
-	p := r.Prefix
+	if !rule.NoPrefix && !rule.matchesPrefix(r.Prefix) {
+		return false
+	}
+	if rule.FromPeersOnly && !r.FromPeer {
+		return false
+	}
+	if len(rule.Communities) > 0 && !slices.ContainsFunc(rule.Communities, func(c api.Community) bool {
+		return slices.Contains(r.Communities, c)
+	}) {
+		return false
+	}
+	if len(rule.RouteTargets) > 0 && !slices.ContainsFunc(rule.RouteTargets, func(t api.RouteTarget) bool {
+		return slices.Contains(r.RouteTargets, t)
+	}) {
+		return false
+	}
+	if len(rule.RDs) > 0 && !slices.Contains(rule.RDs, r.RD) {
+		return false
+	}
+	if len(rule.RouteTypes) > 0 && !slices.Contains(rule.RouteTypes, r.RouteType) {
+		return false
+	}
+	return true
+}
+
+// matchesPrefix is the CIDR and length conditions.
+func (rule *Rule) matchesPrefix(p netip.Prefix) bool {
 	inLen := p.Bits() >= rule.MinLen && p.Bits() <= rule.MaxLen
 	switch rule.Op {
 	case OpNone:
@@ -68,14 +110,6 @@ func (rule *Rule) Matches(r Route) bool {
 	default:
 		return false
 	}
-	if rule.FromPeersOnly && !r.FromPeer {
-		return false
-	}
-	if len(rule.Communities) > 0 && !slices.ContainsFunc(rule.Communities, func(c api.Community) bool {
-		return slices.Contains(r.Communities, c)
-	}) {
-		return false
-	}
 	return true
 }
 
@@ -89,6 +123,17 @@ func (rule *Rule) Apply(r Route) Route {
 			}
 		}
 		r.Communities = comms
+	}
+	if len(rule.RemoveRouteTargets) > 0 || len(rule.AddRouteTargets) > 0 {
+		rts := slices.DeleteFunc(slices.Clone(r.RouteTargets), func(t api.RouteTarget) bool {
+			return slices.Contains(rule.RemoveRouteTargets, t)
+		})
+		for _, t := range rule.AddRouteTargets {
+			if !slices.Contains(rts, t) {
+				rts = append(rts, t)
+			}
+		}
+		r.RouteTargets = rts
 	}
 	if rule.LocalPref != nil {
 		r.LocalPref = *rule.LocalPref

@@ -220,3 +220,42 @@ func TestAppliesOn(t *testing.T) {
 		t.Error("applies on a missing node")
 	}
 }
+
+// TestEvaluateVPN: the reference semantics of the VPN and EVPN lists:
+// each family's routes see only their lists; route targets, RDs, EVPN
+// route types and the VPN prefix match; route target actions change the
+// route (removal before addition).
+func TestEvaluateVPN(t *testing.T) {
+	rt := func(s string) api.RouteTarget { return must(api.ParseRouteTarget(s)) }
+	f := compile(t, "vpn", api.BGPFilterSpec{
+		ImportEVPN: []api.BGPFilterRule{
+			{EVPNRouteTypes: []int{3}, Action: api.FilterReject},
+			{RouteTargets: []string{"65000:1"}, RouteDistinguishers: []string{"192.0.2.1:7"}, Action: api.FilterAccept,
+				RemoveRouteTargets: []string{"65000:1"}, AddRouteTargets: []string{"65000:2", "65000:1"}},
+		},
+		ImportVPNv4: []api.BGPFilterRule{{CIDR: "10.0.0.0/8", MatchOperator: api.MatchIn, PrefixLength: &api.BGPFilterPrefixLength{Max: ptr(24)}, Action: api.FilterAccept}},
+		ImportV4:    []api.BGPFilterRule{{Action: api.FilterAccept}},
+	})
+	c := Chain{Filters: []*Filter{f}, Reject: true}
+	evpn := Route{Family: EVPN, RouteType: 2, RD: rt("192.0.2.1:7"), RouteTargets: []api.RouteTarget{rt("65000:1"), rt("65000:3")}}
+	got, ok := c.Evaluate(Import, evpn)
+	if want := []api.RouteTarget{rt("65000:3"), rt("65000:2"), rt("65000:1")}; !ok || !cmp.Equal(got.RouteTargets, want) {
+		t.Errorf("EVPN type 2: %v, route targets %v; want accepted with %v", ok, got.RouteTargets, want)
+	}
+	for _, c2 := range []struct {
+		name string
+		r    Route
+		ok   bool
+	}{
+		{"type 3", Route{Family: EVPN, RouteType: 3, RD: rt("192.0.2.1:7"), RouteTargets: []api.RouteTarget{rt("65000:1")}}, false},
+		{"other RD", Route{Family: EVPN, RouteType: 2, RD: rt("192.0.2.1:8"), RouteTargets: []api.RouteTarget{rt("65000:1")}}, false},
+		{"VPN prefix in", Route{Family: VPNv4, Prefix: netip.MustParsePrefix("10.1.0.0/24")}, true},
+		{"VPN prefix too long", Route{Family: VPNv4, Prefix: netip.MustParsePrefix("10.1.0.0/25")}, false},
+		{"VPNv6: no rules, default", Route{Family: VPNv6, Prefix: netip.MustParsePrefix("2001:db8::/48")}, false},
+		{"unicast: its own list", Route{Prefix: netip.MustParsePrefix("192.0.2.0/24")}, true},
+	} {
+		if _, ok := c.Evaluate(Import, c2.r); ok != c2.ok {
+			t.Errorf("%s: accepted %v, want %v", c2.name, ok, c2.ok)
+		}
+	}
+}

@@ -48,21 +48,47 @@ type Rule struct {
 	FromPeersOnly bool
 	// Communities: the route must carry any of them (none: no condition).
 	Communities []api.Community
-	Accept      bool
+	// VPN and EVPN rules only: the route must carry any of RouteTargets,
+	// its RD must be one of RDs, an EVPN route's type one of RouteTypes
+	// (none: no condition). NoPrefix (EVPN) skips the prefix conditions.
+	RouteTargets []api.RouteTarget
+	RDs          []api.RouteTarget
+	RouteTypes   []uint8
+	NoPrefix     bool
+	Accept       bool
 	// Set actions (Accept only).
 	AddCommunities []api.Community
 	LocalPref      *uint32
 	MED            *uint32
 	PrependAS      uint32
 	PrependRepeat  int
+	// VPN and EVPN rules only: route targets to remove, then to add.
+	AddRouteTargets, RemoveRouteTargets []api.RouteTarget
 }
+
+// VPNFamily is a family of the VPN rule lists (route reflectors only).
+type VPNFamily int
+
+// The VPN families; Unicast is a route of the IPv4 and IPv6 lists.
+const (
+	Unicast VPNFamily = iota
+	EVPN
+	VPNv4
+	VPNv6
+)
 
 // Filter is a compiled BGPFilter: rules per direction and family.
 type Filter struct {
 	Name string
 	// Rules[dir][0] are the IPv4 rules, Rules[dir][1] the IPv6 ones.
 	Rules [2][2][]Rule
+	// VPN[dir][fam] are the rules of the VPN family fam (EVPN, VPNv4,
+	// VPNv6; VPN[dir][Unicast] is empty).
+	VPN [2][4][]Rule
 }
+
+// VPNRulesFor returns the rules of a direction and VPN family.
+func (f *Filter) VPNRulesFor(dir Direction, fam VPNFamily) []Rule { return f.VPN[dir][fam] }
 
 // RulesFor returns the rules that apply to a direction and family.
 func (f *Filter) RulesFor(dir Direction, v6 bool) []Rule {
@@ -80,24 +106,30 @@ func Compile(bf *api.BGPFilter) (*Filter, error) {
 		return nil, err
 	}
 	f := &Filter{Name: c.Name}
-	for _, l := range []struct {
-		dir   Direction
-		v6    bool
-		rules []api.BGPFilterRule
-	}{
-		{Import, false, c.Spec.ImportV4}, {Export, false, c.Spec.ExportV4},
-		{Import, true, c.Spec.ImportV6}, {Export, true, c.Spec.ExportV6},
-	} {
-		fam := 0
-		if l.v6 {
-			fam = 1
+	for _, l := range c.Spec.Lists() {
+		dir := Import
+		if l.Export {
+			dir = Export
 		}
-		for i := range l.rules {
-			r, err := compileRule(&l.rules[i], l.v6)
+		v6 := l.Kind == api.FilterListV6 || l.Kind == api.FilterListVPNv6
+		for i := range *l.Rules {
+			r, err := compileRule(&(*l.Rules)[i], v6)
 			if err != nil { // validated above: cannot happen
 				return nil, fmt.Errorf("BGPFilter %s: %w", c.Name, err)
 			}
-			f.Rules[l.dir][fam] = append(f.Rules[l.dir][fam], r)
+			switch l.Kind {
+			case api.FilterListV4:
+				f.Rules[dir][0] = append(f.Rules[dir][0], r)
+			case api.FilterListV6:
+				f.Rules[dir][1] = append(f.Rules[dir][1], r)
+			case api.FilterListEVPN:
+				r.NoPrefix = true
+				f.VPN[dir][EVPN] = append(f.VPN[dir][EVPN], r)
+			case api.FilterListVPNv4:
+				f.VPN[dir][VPNv4] = append(f.VPN[dir][VPNv4], r)
+			case api.FilterListVPNv6:
+				f.VPN[dir][VPNv6] = append(f.VPN[dir][VPNv6], r)
+			}
 		}
 	}
 	return f, nil
@@ -108,6 +140,18 @@ func compileRule(ar *api.BGPFilterRule, v6 bool) (Rule, error) {
 		Accept: ar.Action == api.FilterAccept, LocalPref: ar.LocalPref, MED: ar.MED}
 	if v6 {
 		r.MaxLen = 128
+	}
+	for _, t := range ar.EVPNRouteTypes {
+		r.RouteTypes = append(r.RouteTypes, uint8(t))
+	}
+	var err error
+	for _, l := range []struct {
+		dst *[]api.RouteTarget
+		src []string
+	}{{&r.RouteTargets, ar.RouteTargets}, {&r.RDs, ar.RouteDistinguishers}, {&r.AddRouteTargets, ar.AddRouteTargets}, {&r.RemoveRouteTargets, ar.RemoveRouteTargets}} {
+		if *l.dst, err = parseRouteTargets(l.src); err != nil {
+			return Rule{}, err
+		}
 	}
 	if ar.CIDR != "" {
 		p, err := netip.ParsePrefix(ar.CIDR)
@@ -124,7 +168,6 @@ func compileRule(ar *api.BGPFilterRule, v6 bool) (Rule, error) {
 			r.MaxLen = *pl.Max
 		}
 	}
-	var err error
 	if r.Communities, err = parseCommunities(ar.Communities); err != nil {
 		return Rule{}, err
 	}
@@ -145,6 +188,18 @@ func parseCommunities(ss []string) ([]api.Community, error) {
 			return nil, err
 		}
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+func parseRouteTargets(ss []string) ([]api.RouteTarget, error) {
+	var out []api.RouteTarget
+	for _, s := range ss {
+		t, err := api.ParseRouteTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }

@@ -78,7 +78,8 @@ func openFamilies(o *bgp.BGPOpen) []bgp.RouteFamily {
 // TestControllerFamilies: in datastore mode, a BGPPeer with families
 // [ipv4-unicast, l2vpn-evpn] makes the reflector offer EVPN to the
 // routers of its range and reflect an EVPN route from one to the other;
-// a range without families offers IPv4 and IPv6 unicast only.
+// a range without families offers IPv4 and IPv6 unicast only; a
+// BGPFilter's EVPN rules apply live.
 func TestControllerFamilies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,4 +186,60 @@ func TestControllerFamilies(t *testing.T) {
 	waitFor("the EVPN route counted", func(ns map[string]reflector.NeighborStatus) bool {
 		return ns["127.0.3.2"].FamilyPrefixes["l2vpn-evpn"] == 1
 	})
+
+	// Route policy on EVPN through the datastore, live: a BGPFilter that
+	// rejects type 3 routes on import, named by the range's BGPPeer, makes
+	// B receive the route's withdrawal; changed to reject type 2 instead,
+	// the route comes back (from the Adj-RIB-In: A sends nothing more).
+	evpnUpdate := func(what string, reach bool) {
+		t.Helper()
+		b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			m, err := readMsg(b)
+			if err != nil {
+				t.Fatalf("client B waiting for the EVPN route's %s: %v", what, err)
+			}
+			u, ok := m.Body.(*bgp.BGPUpdate)
+			if !ok {
+				continue
+			}
+			for _, pa := range u.PathAttributes {
+				switch mp := pa.(type) {
+				case *bgp.PathAttributeMpReachNLRI:
+					if reach && len(mp.Value) == 1 && mp.Value[0].String() == nlri.String() {
+						return
+					}
+				case *bgp.PathAttributeMpUnreachNLRI:
+					if !reach && len(mp.Value) == 1 && mp.Value[0].String() == nlri.String() {
+						return
+					}
+				}
+			}
+		}
+	}
+	filter := &api.BGPFilter{TypeMeta: api.TypeMeta{Kind: api.KindBGPFilter}, ObjectMeta: api.ObjectMeta{Name: "evpn-in"},
+		Spec: api.BGPFilterSpec{ImportEVPN: []api.BGPFilterRule{{EVPNRouteTypes: []int{3}, Action: api.FilterReject}}}}
+	if _, err := c.Create(ctx, filter); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, api.KindBGPPeer, "", evpnPeer.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := got.(*api.BGPPeer)
+	peer.Spec.Filters = []string{"evpn-in"}
+	if _, err := c.Update(ctx, peer); err != nil {
+		t.Fatal(err)
+	}
+	evpnUpdate("withdrawal", false)
+	got, err = c.Get(ctx, api.KindBGPFilter, "", "evpn-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter = got.(*api.BGPFilter)
+	filter.Spec.ImportEVPN[0].EVPNRouteTypes = []int{2}
+	if _, err := c.Update(ctx, filter); err != nil {
+		t.Fatal(err)
+	}
+	evpnUpdate("announcement again", true)
 }
