@@ -3,7 +3,12 @@
 GO       ?= go
 BIN      := bin/bgpfabric
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+# SOURCE is a digest of the sources (the commit, the uncommitted changes,
+# the untracked Go files): every binary of one make build carries it, and
+# the simulator and bgpfabric-node refuse a binary beside them built from
+# other sources (internal/buildid; BGPFABRIC_MIXED_BUILDS=1 lets them run).
+SOURCE   ?= $(shell { git rev-parse HEAD; git diff HEAD; git ls-files -z --others --exclude-standard -- '*.go' go.mod go.sum | xargs -0r cat; } 2>/dev/null | sha256sum | cut -c1-16)
+LDFLAGS  := -X main.version=$(VERSION) -X github.com/bgpfabric/bgpfabric/internal/buildid.Source=bgpfabric-source-$(SOURCE)
 PKGS     := ./...
 
 .PHONY: all build deps test test-short bench bench-rr lint demo sim clean
@@ -19,7 +24,7 @@ all: build
 # command (the kube tag: client-go stays out of the node agent).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bgpfabric
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)-speaker ./cmd/bgpfabric-speaker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)-speaker ./cmd/bgpfabric-speaker
 	CGO_ENABLED=0 $(GO) build -trimpath -tags nodeonly -ldflags '$(LDFLAGS)' -o $(BIN)-node ./cmd/bgpfabric
 	CGO_ENABLED=0 $(GO) build -trimpath -tags kube -ldflags '$(LDFLAGS)' -o $(BIN)-kube-controllers ./cmd/bgpfabric
 

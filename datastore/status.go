@@ -95,7 +95,7 @@ func (c *Client) NewStatusWriter(ctx context.Context, cfg StatusWriterConfig) (*
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	w := &StatusWriter{
-		c: c, ttl: secs, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
+		c: c, ttl: secs, lg: lg, lim: ratelog.New(ratelog.Config{Logger: lg}),
 		records: map[string]string{},
 		ready:   make(chan struct{}),
 		cancel:  cancel,
@@ -171,6 +171,7 @@ func (w *StatusWriter) Close() error {
 	w.closeOnce.Do(func() {
 		w.cancel()
 		<-w.done
+		w.lim.Close()
 		if w.c.closed() {
 			return // the lease expires by itself
 		}

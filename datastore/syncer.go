@@ -167,7 +167,7 @@ func NewSyncer(c *Client, cfg SyncerConfig) (*Syncer, error) {
 		lg = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Syncer{
-		c: c, handler: cfg.Handler, lg: lg, lim: ratelog.New(lg, ratelog.DefaultInterval),
+		c: c, handler: cfg.Handler, lg: lg, lim: ratelog.New(ratelog.Config{Logger: lg}),
 		stallTimeout: cfg.StallTimeout,
 		onBad:        cfg.OnBadValue,
 		strip:        cfg.Strip,
@@ -259,6 +259,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("syncer: Run called twice")
 	}
+	defer s.lim.Close()
 	s.setStatus(WaitingForDatastore)
 	resync := false
 	for {

@@ -160,7 +160,8 @@ func (c *Client) watchPrefix(ctx context.Context, prefix string, from int64, emi
 func (c *Client) watchRange(ctx context.Context, prefix, end string, from int64, keep func(key []byte) bool, emit func(watchBatch) bool) {
 	next := from // the first revision not yet delivered; 0 until known
 	bo := backoff.New(rewatchMinBackoff, rewatchMaxBackoff)
-	lim := ratelog.New(c.lg, ratelog.DefaultInterval)
+	lim := ratelog.New(ratelog.Config{Logger: c.lg})
+	defer lim.Close() // the summary of what it held back
 	for ctx.Err() == nil && !c.closed() {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithPrevKV(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()}

@@ -178,7 +178,7 @@ func New(cfg Config) (*Controllers, error) {
 		return nil, err
 	}
 	c := &Controllers{
-		cfg: cfg, lg: cfg.Logger, lim: ratelog.New(cfg.Logger, time.Minute), ds: cfg.Datastore, kube: cfg.Kube,
+		cfg: cfg, lg: cfg.Logger, lim: ratelog.New(ratelog.Config{Logger: cfg.Logger, Interval: time.Minute}), ds: cfg.Datastore, kube: cfg.Kube,
 		factory: informers.NewSharedInformerFactory(cfg.Kube, cfg.ResyncPeriod),
 		refused: map[string]string{}, goneSince: map[string]time.Time{}, ipam: ic,
 	}
@@ -246,6 +246,7 @@ func metaOf(obj any) (metav1.Object, error) {
 // that deletions missed while it was not running are applied), and
 // processes the queue until ctx ends.
 func (c *Controllers) Run(ctx context.Context) error {
+	defer c.lim.Close()
 	if err := c.preflight(ctx); err != nil {
 		return err
 	}

@@ -280,7 +280,7 @@ func (r *Reflector) onBFD(c bfd.StateChange) {
 		p := r.peers[a]
 		r.mu.Unlock()
 		if p != nil {
-			p.lim.log(p.log, slog.LevelInfo, "BFD neighbour administratively down: session left up")
+			p.lim.Info("BFD neighbour administratively down: session left up")
 		}
 		return
 	}
@@ -312,12 +312,12 @@ func (p *peer) bfdDown(c bfd.StateChange) {
 		if s.abort(newNotify(bgp.BGP_ERROR_CEASE, ceaseBFDDown, reason)) {
 			closed = true
 			p.env.bfdDowns.WithLabelValues(bfdActionCease).Inc()
-			p.lim.log(p.log, slog.LevelWarn, "BFD down: session closed (Cease, BFD Down)", logKeyReason, reason)
+			p.lim.Warn("BFD down: session closed (Cease, BFD Down)", logKeyReason, reason)
 		}
 	}
 	if !closed {
 		p.env.bfdDowns.WithLabelValues(bfdActionKept).Inc()
-		p.lim.log(p.log, slog.LevelInfo, "BFD down after the session ended: graceful restart, if any, goes on", logKeyReason, reason)
+		p.lim.Info("BFD down after the session ended: graceful restart, if any, goes on", logKeyReason, reason)
 	}
 }
 

@@ -345,20 +345,3 @@ func readUntil(t *testing.T, s *rawSpeaker, view map[string]route, key string) {
 		applyUpdate(view, u)
 	}
 }
-
-// TestLogLimiterSummary: repeats of a message within the interval are
-// counted, not logged, and summarised in one line.
-func TestLogLimiterSummary(t *testing.T) {
-	h := &recordingHandler{}
-	log := slog.New(h)
-	var l logLimiter
-	for range 5 {
-		l.log(log, slog.LevelWarn, "a")
-	}
-	l.log(log, slog.LevelWarn, "b")
-	l.flush(log)
-	l.flush(log)
-	if got := strings.Join(h.msgs, ","); got != "a,b,repeated log lines suppressed" {
-		t.Errorf("log lines %q, want a, b and one summary", got)
-	}
-}

@@ -42,8 +42,8 @@
 // (codecguard.go), peer-down on every session end, max-prefix before
 // reflection, hold-down after a peer's fault (peer.go), bounded output
 // queues and coalesced table dumps (writer.go), accept backoff
-// (accept.go) and rate-limited logs (loglimit.go); docs/reflector.md
-// lists the bounds.
+// (accept.go) and logs rate-limited per neighbour (internal/ratelog);
+// docs/reflector.md lists the bounds.
 // Reconfigure (reload.go) applies a reloaded configuration file through
 // the datastore controller's reconcile; Summary, NeighborDetails and
 // Routes (show.go) are `bgpfabric reflector show`'s views, whole-RIB

@@ -25,7 +25,6 @@ const (
 	logKeyConflicts    = "conflicts"
 	logKeyCount        = "count"
 	logKeyInterval     = "interval"
-	logKeySuppressed   = "suppressed"
 	logKeyHoldDown     = "holdDown"
 	logKeyFilters      = "filters"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -170,7 +169,7 @@ func (r *Reflector) dispatch(ctx context.Context, c net.Conn) {
 	r.mu.Unlock()
 	if p == nil {
 		r.met.rejected.WithLabelValues(rejectUnknown).Inc()
-		r.unknownLim.log(r.log, slog.LevelInfo, "connection from unknown neighbour refused", logKeyAddr, addr.String())
+		r.unknownLim.Info("connection from unknown neighbour refused", logKeyAddr, addr.String())
 		c.Close()
 		return
 	}

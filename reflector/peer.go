@@ -13,6 +13,8 @@ import (
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // peer manages one neighbour: it dials (unless passive), takes the
@@ -28,8 +30,8 @@ type peer struct {
 	incoming chan net.Conn
 	events   chan func() bool
 	done     chan struct{}
-	pr       *peerRun // the manager goroutine's private state
-	lim      logLimiter
+	pr       *peerRun         // the manager goroutine's private state
+	lim      *ratelog.Limiter // lines caused by peer input, per message
 
 	mu          sync.Mutex // guards the status fields below
 	sessions    []*session
@@ -61,9 +63,11 @@ type peerEnv struct {
 }
 
 func newPeer(cfg NeighborConfig, dynamic bool, env *peerEnv) *peer {
+	log := env.log.With(logKeyPeer, cfg.Address.String())
 	return &peer{
 		cfg: cfg, dynamic: dynamic, env: env,
-		log:      env.log.With(logKeyPeer, cfg.Address.String()),
+		log:      log,
+		lim:      ratelog.New(ratelog.Config{Logger: log, Interval: ratelog.PeerInterval}),
 		incoming: make(chan net.Conn),
 		events:   make(chan func() bool, 16),
 		done:     make(chan struct{}),
@@ -113,7 +117,7 @@ func (p *peer) run(parent context.Context) {
 		pr.grTimer.Stop()
 		pr.llgr.timer.Stop()
 		pr.wg.Wait()
-		p.lim.flush(p.log)
+		p.lim.Close()
 		if pr.stale && parent.Err() == nil {
 			// De-configured while its routes were kept for a restart
 			// that will not come here any more.
@@ -252,7 +256,7 @@ func (p *peer) start(ctx context.Context, pr *peerRun, conn net.Conn, outgoing b
 	}
 	s := newSession(p.cfg, p.env.local, conn, outgoing, p, p.env.rib, &p.stats, p.log.With(logKeyDir, dir), p.env.outQueueLimit)
 	s.dynamic = p.dynamic
-	s.lim = &p.lim
+	s.lim = p.lim
 	p.mu.Lock()
 	p.sessions = append(p.sessions, s)
 	p.mu.Unlock()
@@ -389,7 +393,7 @@ func peerFault(s *session, err error) bool {
 // empty, so the write does not block; the deadline bounds it anyway.
 func (p *peer) reject(conn net.Conn, reason string) {
 	p.env.met.rejected.WithLabelValues(reason).Inc()
-	p.lim.log(p.log, slog.LevelInfo, "connection refused", logKeyReason, reason)
+	p.lim.Info("connection refused", logKeyReason, reason)
 	conn.SetWriteDeadline(time.Now().Add(notifyGrace))
 	conn.Write(encodeNotification(newNotify(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_CONNECTION_REJECTED, reason)))
 	conn.Close()
@@ -414,7 +418,7 @@ func (p *peer) logEnd(s *session, err error, graceful bool) {
 		args = append(args, logKeyState, StateEstablished.String()+"->"+StateIdle.String(),
 			logKeyUptime, time.Since(s.started).Round(time.Millisecond), logKeyGraceful, graceful)
 	}
-	p.lim.log(p.log, lvl, msg, args...)
+	p.lim.Log(lvl, msg, args...)
 }
 
 // codeLabel is a NOTIFICATION code as a metric label: the codes RFC 4271,

@@ -2,7 +2,6 @@ package reflector
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
@@ -68,7 +67,7 @@ func (p *peer) up(ctx context.Context, s *session) {
 	p.mu.Unlock()
 	p.env.changed()
 	p.env.met.transitions.WithLabelValues("established").Inc()
-	p.lim.log(p.log, slog.LevelInfo, "session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
+	p.lim.Info("session established", logKeyState, StateOpenConfirm.String()+"->"+StateEstablished.String(),
 		logKeyRouterID, uintToAddr(s.neg.remoteID).String(), logKeyASN, s.neg.remoteASN,
 		logKeyHold, s.neg.hold, logKeyGraceful, s.neg.gr, logKeyAddPath, s.neg.addPath != 0)
 	select {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // Reflector is a route-reflector BGP engine.
@@ -33,7 +35,7 @@ type Reflector struct {
 
 	changes chan struct{} // size 1: see Changes
 
-	unknownLim logLimiter // connections from unknown addresses
+	unknownLim *ratelog.Limiter // connections from unknown addresses
 
 	bfd *bfdLink // BFD of the configured neighbours (bfd.go)
 
@@ -55,7 +57,8 @@ func New(cfg Config) (*Reflector, error) {
 	met := newEngineMetrics()
 	r := &Reflector{
 		log: cfg.Logger, local: local, cfg: cfg, peers: map[netip.Addr]*peer{}, ready: make(chan struct{}), met: met,
-		changes: make(chan struct{}, 1),
+		changes:    make(chan struct{}, 1),
+		unknownLim: ratelog.New(ratelog.Config{Logger: cfg.Logger, Interval: ratelog.PeerInterval}),
 	}
 	r.env = &peerEnv{
 		local: local, rib: newRIBLoop(cfg.Logger, cfg.ASN, local.clusterID, met),
@@ -123,6 +126,7 @@ var ErrGracefulRestart = errors.New("graceful restart")
 // while it runs and removes them when it returns, unless it stops for a
 // graceful restart: then they stay for the next run to take over.
 func (r *Reflector) Run(ctx context.Context) (err error) {
+	defer r.unknownLim.Close()
 	if r.fib != nil {
 		if err := r.fib.open(); err != nil {
 			return err

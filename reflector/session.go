@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // openHoldTime is the hold timer while waiting for the peer's OPEN. RFC
@@ -58,7 +60,7 @@ type session struct {
 	// faulted: the session is ending by the peer's fault (peerFault),
 	// set before its routes are withdrawn.
 	faulted atomic.Bool
-	lim     *logLimiter // the neighbour's, for lines caused by peer input
+	lim     *ratelog.Limiter // the neighbour's, for lines caused by peer input
 
 	neg        negotiated // set before OpenConfirm, then read-only
 	ebgp       bool
@@ -90,7 +92,9 @@ func (s *session) warn(msg string, args ...any) {
 		s.log.Warn(msg, args...)
 		return
 	}
-	s.lim.log(s.log, slog.LevelWarn, msg, args...)
+	if s.lim.Allow(msg) {
+		s.log.Warn(msg, args...)
+	}
 }
 
 func (s *session) setState(st State) {

@@ -4,15 +4,16 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/bgpfabric/bgpfabric/internal/logcap"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
-// newErrLog bounds the router's "peer error" lines: logcap's burst per
-// peer and interval, then one summary line per peer with the count.
-func newErrLog(lg *slog.Logger) *logcap.Limiter {
-	return logcap.New(logcap.Config{Summary: func(peer string, n int) {
+// newErrLog bounds the router's "peer error" lines: ratelog's burst per
+// peer and interval for peer input, then one summary line per peer with
+// the count.
+func newErrLog(lg *slog.Logger) *ratelog.Limiter {
+	return ratelog.New(ratelog.Config{Interval: ratelog.PeerInterval, Burst: ratelog.PeerBurst, Summary: func(peer string, n int) {
 		lg.Warn("peer errors suppressed (rate limit per peer)", logKeyPeer, peer, logKeyCount, n,
-			logKeyDuration, logcap.DefaultInterval)
+			logKeyDuration, ratelog.PeerInterval)
 	}})
 }
 

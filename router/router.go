@@ -16,7 +16,6 @@ import (
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
 	"github.com/bgpfabric/bgpfabric/internal/backoff"
 	"github.com/bgpfabric/bgpfabric/internal/latest"
-	"github.com/bgpfabric/bgpfabric/internal/logcap"
 	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 	"github.com/bgpfabric/bgpfabric/peering"
 )
@@ -281,7 +280,7 @@ type loop struct {
 	// (supervise.go).
 	sup supervisor
 	// errLog bounds the peer error lines (errlog.go).
-	errLog *logcap.Limiter
+	errLog *ratelog.Limiter
 	// bfd is the BFD sessions of the BGP sessions (bfd.go).
 	bfd bfdState
 	// loggedConflicts are the learned routes last logged as left to
@@ -352,7 +351,8 @@ func send[T any](ctx context.Context, ch chan<- T, v T) {
 func (l *loop) runResources(ctx context.Context) {
 	h := &syncHandler{ctx: ctx, ch: l.resCh, l: l}
 	bo := backoff.New(l.r.cfg.RetryDelay/2, 30*time.Second)
-	lim := ratelog.New(l.lg, ratelog.DefaultInterval)
+	lim := ratelog.New(ratelog.Config{Logger: l.lg})
+	defer lim.Close() // the summary of what it held back
 	for ctx.Err() == nil {
 		if err := l.r.cfg.Resources.Run(ctx, h); err != nil && ctx.Err() == nil {
 			lim.Warn("resource sync failed; retrying", logKeyError, err)

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/bgpfabric/bgpfabric/internal/buildid"
 )
 
 // NodeBinaryName is the node agent's own binary: bgpfabric built with the
@@ -40,6 +42,36 @@ func (o Options) resolveNodeBinary() (string, error) {
 		return o.Binary, nil
 	}
 	return beside, nil
+}
+
+// logKeyErr is the log key of an error (fabric.go spells it the same).
+const logKeyErr = "err"
+
+// sameBuild refuses a node binary that was not built from the same
+// sources as o.Binary (internal/buildid: a stale bgpfabric-node would run
+// old code in every node agent), unless buildid.EnvMixed allows it, for a
+// deliberate comparison; then it logs the difference.
+func (o Options) sameBuild(nodeBin string) error {
+	bin := o.Binary
+	if nodeBin == bin {
+		return nil
+	}
+	if !strings.ContainsRune(bin, filepath.Separator) {
+		p, err := exec.LookPath(bin)
+		if err != nil {
+			return nil // not found: running it says so
+		}
+		bin = p
+	}
+	err := buildid.CompareFiles(bin, nodeBin)
+	if err == nil {
+		return nil
+	}
+	if buildid.MixedAllowed() {
+		o.Logger.Warn("running node agents from a binary of other sources", logKeyErr, err)
+		return nil
+	}
+	return fmt.Errorf("node binary: %w", err)
 }
 
 // checkExecutable says whether path is a file that can be run, naming it

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bgpfabric/bgpfabric/internal/buildid"
+	"github.com/bgpfabric/bgpfabric/internal/buildid/buildidtest"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
 )
 
@@ -90,5 +92,44 @@ func TestNodeBinaryGivenMustExist(t *testing.T) {
 	writeExe(t, given, 0o755)
 	if node, _ := commands(t, Options{Binary: bin, NodeBinary: given}); node != given {
 		t.Errorf("node agent runs %s, want the given %s", node, given)
+	}
+}
+
+// TestNodeBinaryOfOtherSourcesRefused: a bgpfabric-node beside bgpfabric
+// that was built from other sources (another source digest: a stale
+// build) stops the sim before it boots, with an error naming both files
+// and both identities; one of the same sources runs; buildid.EnvMixed
+// lets a deliberate mix run.
+func TestNodeBinaryOfOtherSourcesRefused(t *testing.T) {
+	dir := t.TempDir()
+	bin, nodeBin := filepath.Join(dir, "bgpfabric"), filepath.Join(dir, NodeBinaryName)
+	buildidtest.Build(t, bin, "00000000000000ee")
+	buildidtest.Build(t, nodeBin, "00000000000000dd")
+	t.Setenv(buildid.EnvMixed, "")
+	_, err := Options{Binary: bin}.withDefaults()
+	if err == nil {
+		t.Fatal("withDefaults with a stale node binary: no error")
+	}
+	for _, s := range []string{bin, nodeBin, "00000000000000ee", "00000000000000dd"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %s", err, s)
+		}
+	}
+	// The same refusal for a node binary given by name.
+	given := filepath.Join(t.TempDir(), "my-node")
+	buildidtest.Build(t, given, "00000000000000dd")
+	if _, err := (Options{Binary: bin, NodeBinary: given}).withDefaults(); err == nil || !strings.Contains(err.Error(), given) {
+		t.Errorf("withDefaults with a stale node binary given: %v, want a refusal naming %s", err, given)
+	}
+
+	t.Setenv(buildid.EnvMixed, "1")
+	if node, _ := commands(t, Options{Binary: bin}); node != nodeBin {
+		t.Errorf("with %s=1: node agent runs %s, want %s", buildid.EnvMixed, node, nodeBin)
+	}
+
+	t.Setenv(buildid.EnvMixed, "")
+	buildidtest.Build(t, nodeBin, "00000000000000ee")
+	if node, _ := commands(t, Options{Binary: bin}); node != nodeBin {
+		t.Errorf("node binary of the same sources: node agent runs %s, want %s", node, nodeBin)
 	}
 }

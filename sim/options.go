@@ -165,6 +165,9 @@ func (o Options) withDefaults() (Options, error) {
 	if err != nil {
 		return o, err
 	}
+	if err := o.sameBuild(nodeBin); err != nil {
+		return o, err
+	}
 	o.NodeBinary = nodeBin
 	return o, nil
 }

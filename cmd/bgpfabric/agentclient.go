@@ -29,7 +29,8 @@ func (g *globalOptions) agentClient(ctx context.Context) (*datastore.Client, err
 	if err != nil {
 		return nil, err
 	}
-	lim := ratelog.New(log, ratelog.DefaultInterval)
+	lim := ratelog.New(ratelog.Config{Logger: log})
+	defer lim.Close() // the summary of what it held back
 	bo := backoff.New(agentConnectRetryMin, agentConnectRetryMax)
 	for {
 		c, err := g.client(ctx)

@@ -81,7 +81,7 @@ type Writer[T any] struct {
 // "writing <what> failed" (at most once per DefaultLogInterval).
 func New[T any](write func(context.Context, T) error, lg *slog.Logger, what string) *Writer[T] {
 	return &Writer[T]{
-		write: write, what: what, lim: ratelog.New(lg, DefaultLogInterval),
+		write: write, what: what, lim: ratelog.New(ratelog.Config{Logger: lg, Interval: DefaultLogInterval}),
 		MinInterval: DefaultMinInterval, SlowInterval: DefaultSlowInterval, Timeout: DefaultTimeout,
 		RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax,
 		signal: make(chan struct{}, 1),
@@ -126,6 +126,7 @@ func (w *Writer[T]) Run(ctx context.Context) {
 	)
 	timer.Stop()
 	defer timer.Stop()
+	defer w.lim.Close()
 	for {
 		select {
 		case <-ctx.Done():

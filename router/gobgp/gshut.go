@@ -50,6 +50,11 @@ func (s *Speaker) setGShutPolicy(ctx context.Context) error {
 			Actions:    &api.Actions{LocalPref: &api.LocalPrefAction{Value: GShutLocalPref}},
 		})
 	}
+	own, err := s.setDrainOwnSets(ctx) // drainown.go
+	if err != nil {
+		return err
+	}
+	pol.Statements = append(pol.Statements, own...)
 	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
 		return fmt.Errorf("adding the graceful-shutdown import policy: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 
-	"github.com/bgpfabric/bgpfabric/internal/logcap"
+	"github.com/bgpfabric/bgpfabric/internal/ratelog"
 )
 
 // slogLogger adapts GoBGP's pkg/log.Logger to slog. Besides logging, it
@@ -28,17 +28,17 @@ type slogLogger struct {
 	// limit bounds the lines about one peer and message (GoBGP logs a
 	// warning per malformed UPDATE: 20,000 lines in 2 s from one peer):
 	// a few per interval, then one summary with the count.
-	limit *logcap.Limiter
+	limit *ratelog.Limiter
 }
 
 var _ gobgplog.Logger = (*slogLogger)(nil)
 
 func newSlogLogger(lg *slog.Logger, onPeerErr func(netip.Addr, string)) *slogLogger {
 	l := &slogLogger{lg: lg, onPeerErr: onPeerErr}
-	l.limit = logcap.New(logcap.Config{Summary: func(key string, n int) {
+	l.limit = ratelog.New(ratelog.Config{Interval: ratelog.PeerInterval, Burst: ratelog.PeerBurst, Summary: func(key string, n int) {
 		peer, msg, _ := strings.Cut(key, "|")
 		lg.Warn("log lines suppressed (rate limit per peer and message)", "key", peer, "msg_suppressed", msg,
-			"count", n, "interval", logcap.DefaultInterval)
+			"count", n, "interval", ratelog.PeerInterval)
 	}})
 	lvl := gobgplog.InfoLevel
 	if lg.Enabled(context.Background(), slog.LevelDebug) {

@@ -77,6 +77,9 @@ type Speaker struct {
 	accepted acceptedCache
 	// originated are the routes we announce (reexport.go).
 	originated originatedRoutes
+	// drainOwn are the draining prefixes whose paths from peers are
+	// rejected (drainown.go).
+	drainOwn drainOwn
 
 	// rangeErrMu guards rangeErrs, the problems GoBGP logged about a
 	// range (rangeError), apart from peerMu, which is held while GoBGP
@@ -666,7 +669,7 @@ func localPath(r speaker.LocalRoute, withdraw bool) (*api.Path, error) {
 
 // Announce implements speaker.Speaker.
 func (s *Speaker) Announce(ctx context.Context, routes []speaker.LocalRoute) error {
-	var errs []error
+	errs := []error{s.drainOwnAdd(ctx, routes)} // drainown.go
 	for _, r := range routes {
 		path, err := localPath(r, false)
 		if err == nil {
@@ -679,6 +682,7 @@ func (s *Speaker) Announce(ctx context.Context, routes []speaker.LocalRoute) err
 			errs = append(errs, fmt.Errorf("announcing %s: %w", r.Prefix, err))
 		}
 	}
+	errs = append(errs, s.drainOwnRemove(ctx, routes, nil))
 	return errors.Join(errs...)
 }
 
@@ -697,6 +701,7 @@ func (s *Speaker) Withdraw(ctx context.Context, prefixes []netip.Prefix) error {
 			errs = append(errs, fmt.Errorf("withdrawing %s: %w", p, err))
 		}
 	}
+	errs = append(errs, s.drainOwnRemove(ctx, nil, prefixes)) // drainown.go
 	return errors.Join(errs...)
 }
 

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bgpfabric/bgpfabric/internal/buildid"
 )
 
 // BinaryName is the speaker's own binary (cmd/bgpfabric-speaker),
@@ -40,7 +42,8 @@ const queryTimeout = 10 * time.Second
 
 // Command returns a Config.Command for the node: the speaker binary
 // beside this executable (BinaryName) when it is there and speaks this
-// build's protocol (ProtocolID), else fallback (the node runs its own
+// build's protocol (ProtocolID) and was built from the same sources
+// (internal/buildid), else fallback (the node runs its own
 // binary as the speaker: SelfCommand("node", "speaker")). It logs which
 // it chose. The binary found is held open and every child is run from
 // that open file, so that a speaker binary replaced on disk while the
@@ -102,6 +105,15 @@ func findIn(dir string, lg *slog.Logger) (func() *exec.Cmd, error) {
 			return nil, notFoundError{path}
 		}
 		return nil, err
+	}
+	// A speaker binary of other sources (left from an earlier build)
+	// would run old code, even when it speaks this protocol.
+	if err := buildid.CompareSelf(path); err != nil {
+		if !buildid.MixedAllowed() {
+			f.Close()
+			return nil, err
+		}
+		lg.Warn("running a BGP speaker binary of other sources", logKeyReason, err.Error())
 	}
 	// The parent's descriptor, named through its own /proc entry: the
 	// child resolves the name before it runs anything, and its own
