@@ -66,15 +66,12 @@ func RunChild(newSpeaker NewSpeaker) error {
 	}
 	defer conn.Close()
 	// Give back what only the start needed once the node's sessions
-	// are up (internal/memtrim); the timer ends with the child.
-	trim := time.AfterFunc(childTrimSettle, func() {
-		if res, err := memtrim.Trim(); err != nil {
-			lg.Warn("giving back start-up memory", logKeyError, err)
-		} else {
-			lg.Info("gave back start-up memory", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
-		}
-	})
-	defer trim.Stop()
+	// are up, then again each time the paths have been quiet after a
+	// burst (internal/memtrim; the paths streamed to the parent mark the
+	// changes, watchPaths). The goroutine ends with Serve.
+	tctx, tcancel := context.WithCancel(context.Background())
+	defer tcancel()
+	go trimChild(tctx, lg)
 	sp := newSpeaker(lg)
 	if wrapChildSpeaker != nil {
 		sp = wrapChildSpeaker(sp)
@@ -87,6 +84,40 @@ func RunChild(newSpeaker NewSpeaker) error {
 // the child when it starts its router, so this is the node's own
 // settling time after it is ready (cmd/bgpfabric trimSettle).
 const childTrimSettle = time.Minute
+
+// childQuietSettle and childQuietGap are the child's quiet trim: as the
+// node's (cmd/bgpfabric), 30 s without a path after a burst, at most
+// once per 10 minutes.
+const (
+	childQuietSettle = 30 * time.Second
+	childQuietGap    = 10 * time.Minute
+)
+
+// trimChild trims the child's memory childTrimSettle after its start, then
+// each time its paths have been quiet after a burst, until ctx ends. As
+// the node's, the start-up trim does not count against the gap: the first
+// quiet trim follows the convergence that goes on after it.
+func trimChild(ctx context.Context, lg *slog.Logger) {
+	t := time.NewTimer(childTrimSettle)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if res, err := memtrim.Trim(); err != nil {
+		lg.Warn("giving back start-up memory", logKeyError, err)
+	} else {
+		lg.Info("gave back start-up memory", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
+	}
+	memtrim.WhenQuiet(ctx, memtrim.QuietConfig{Settle: childQuietSettle, MinGap: childQuietGap, Trim: func() {
+		if res, err := memtrim.Trim(); err != nil {
+			lg.Warn("giving back memory after a burst of paths", logKeyError, err)
+		} else {
+			lg.Info("gave back memory after a burst of paths", memtrim.LogKeyBinaryKiB, res.BinaryKiB)
+		}
+	}})
+}
 
 // wrapChildSpeaker, set by tests before MaybeChild, wraps the child's
 // speaker (to make it misbehave).
@@ -240,7 +271,13 @@ func (w *writer) send(m message) error {
 // that the speaker does not produce both.
 func watchPaths(ctx context.Context, sp speaker.Speaker, received bool, w *writer) error {
 	if pw, ok := sp.(speaker.PathWatcher); ok && received {
-		return pw.WatchReceived(ctx, func(rs []speaker.Received) { w.send(message{Recv: rs}) })
+		return pw.WatchReceived(ctx, func(rs []speaker.Received) {
+			memtrim.Changed()
+			w.send(message{Recv: rs})
+		})
 	}
-	return sp.WatchBestPaths(ctx, func(ds []speaker.Destination) { w.send(message{Best: ds}) })
+	return sp.WatchBestPaths(ctx, func(ds []speaker.Destination) {
+		memtrim.Changed()
+		w.send(message{Best: ds})
+	})
 }
