@@ -15,6 +15,12 @@ spec:
   - {action: Reject}
   exportV4:
   - {cidr: 10.244.0.0/16, matchOperator: In, action: Accept, addCommunities: ["65000:1:2"]}
+  importEVPN:
+  - {evpnRouteTypes: [5], routeTargets: ["65000:100"], action: Accept}
+  exportVPNv4:
+  - {routeTargets: ["65000:100"], action: Accept}
+  exportVPNv6:
+  - {action: Reject}
 ---
 kind: BGPPeer
 metadata: {name: tor}
@@ -29,8 +35,8 @@ func TestBGPFilterApplyGetDelete(t *testing.T) {
 	}
 	table := c.ok("", "get", "bgpfilters")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME IMPORT-V4 EXPORT-V4 IMPORT-V6 EXPORT-V6" ||
-		strings.Join(strings.Fields(lines[1]), " ") != "tor-in 2 1 0 0" {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME IMPORT-V4 EXPORT-V4 IMPORT-V6 EXPORT-V6 IMPORT-VPN/EVPN EXPORT-VPN/EVPN" ||
+		strings.Join(strings.Fields(lines[1]), " ") != "tor-in 2 1 0 0 1 2" {
 		t.Errorf("get bgpfilters table:\n%s", table)
 	}
 	if out := c.ok("", "get", "bgppeer", "tor"); !strings.Contains(out, "FILTERS") || !strings.Contains(out, "tor-in") {

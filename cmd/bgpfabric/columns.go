@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,12 @@ var kindColumns = map[string][]column{
 		{"EXPORT-V4", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ExportV4 })},
 		{"IMPORT-V6", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ImportV6 })},
 		{"EXPORT-V6", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule { return s.ExportV6 })},
+		{"IMPORT-VPN/EVPN", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule {
+			return slices.Concat(s.ImportVPNv4, s.ImportVPNv6, s.ImportEVPN)
+		})},
+		{"EXPORT-VPN/EVPN", filterRules(func(s *api.BGPFilterSpec) []api.BGPFilterRule {
+			return slices.Concat(s.ExportVPNv4, s.ExportVPNv6, s.ExportEVPN)
+		})},
 	},
 	api.KindIPPool: {
 		{"CIDR", func(r api.Resource) string { return r.(*api.IPPool).Spec.CIDR }},
