@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix/acl"
 	"github.com/bgpfabric/bgpfabric/felix/nft"
+	"github.com/bgpfabric/bgpfabric/internal/heaptest"
 	"github.com/bgpfabric/bgpfabric/ipam"
 	"github.com/bgpfabric/bgpfabric/router"
 	"github.com/bgpfabric/bgpfabric/sim/topology"
@@ -66,7 +65,7 @@ func benchNodeMemory(b *testing.B, fabric string) {
 	runtime.MemProfileRate = 1
 	b.Cleanup(func() { runtime.MemProfileRate = old })
 
-	base, baseAgent := liveHeap(), agentHeap()
+	base, baseAgent := heaptest.Live(), agentHeap()
 	k := newFakeKernel()
 	cfg := k.config(nil, env.client)
 	cfg.NodeName = fab.local
@@ -113,32 +112,16 @@ func benchNodeMemory(b *testing.B, fabric string) {
 	<-rh.synced
 	<-lh.synced
 
-	heap, agent := liveHeap()-base, agentHeap()-baseAgent
+	heap, agent := heaptest.Live()-base, agentHeap()-baseAgent
 	b.ReportMetric(float64(heap), "heap-B")
 	b.ReportMetric(float64(agent), "agent-B")
 	b.ReportMetric(float64(agent)/float64(fab.nodes), "agent-B/node")
 	b.Logf("%s: live heap %d B over the baseline, of which %d B outside etcd's server (%d B per node)", fabric, heap, agent, agent/int64(fab.nodes))
 	if *nodeMemHeapProfile != "" {
-		f, err := os.Create(*nodeMemHeapProfile + "." + fabric)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			b.Fatal(err)
-		}
+		heaptest.WriteProfile(b, *nodeMemHeapProfile+"."+fabric)
 	}
 	runtime.KeepAlive(rh)
 	runtime.KeepAlive(lh)
-}
-
-// liveHeap is the heap in use after two garbage collections.
-func liveHeap() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }
 
 // agentHeap is the live heap that was not allocated by the embedded etcd

@@ -5,9 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/bgpfabric/bgpfabric/api"
 	"github.com/bgpfabric/bgpfabric/datastore"
 	"github.com/bgpfabric/bgpfabric/felix/routetable"
+	"github.com/bgpfabric/bgpfabric/internal/heaptest"
 )
 
 // Memory per learned path in the node's process (docs/scale.md, "Routes
@@ -104,15 +103,6 @@ func (d *countingDataplane) WriteRoutes(_ context.Context, ops []routetable.Rout
 
 func (d *countingDataplane) LinkList(context.Context) ([]routetable.Link, error) { return nil, nil }
 
-// liveHeap is the heap in use by live objects after a full collection.
-func liveHeap() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // BenchmarkRouterPathMemory: a node's router, its sessions to two
 // reflectors up, gets the 600 paths of rr-2x298 (300 prefixes from each
 // reflector, one community each) from its speaker and installs the 300
@@ -172,7 +162,7 @@ func routerPathMemory(b *testing.B, nodes int, rrs []netip.Addr) uint64 {
 	fib.ch <- FIBBatch{Snapshot: true}
 	waitFor(b, "the reflectors' sessions", func() bool { return len(sp.PeerConfigs()) == len(rrs) })
 	waitFor(b, "the path watch", func() bool { return sp.send(nil) })
-	before := liveHeap()
+	before := heaptest.Live()
 	// Made after the measurement starts (what the router keeps of them
 	// counts, the rest is garbage by its end), and sent in batches, as
 	// the speaker's stream delivers them.
@@ -186,22 +176,10 @@ func routerPathMemory(b *testing.B, nodes int, rrs []netip.Addr) uint64 {
 	case <-time.After(time.Minute):
 		b.Fatal("the routes were not installed within a minute")
 	}
-	after := liveHeap()
-	if *ribHeapProfile != "" {
-		f, err := os.Create(*ribHeapProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-	}
+	after := heaptest.Live()
+	heaptest.WriteProfile(b, *ribHeapProfile)
 	runtime.KeepAlive(r)
-	if after < before {
-		return 0
-	}
-	return after - before
+	return heaptest.Growth(before, after)
 }
 
 // waitFor waits for cond, checking it every few milliseconds.

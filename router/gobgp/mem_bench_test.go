@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/bgpfabric/bgpfabric/api"
+	"github.com/bgpfabric/bgpfabric/internal/heaptest"
 	"github.com/bgpfabric/bgpfabric/router"
 )
 
@@ -25,15 +24,6 @@ import (
 // collection.
 
 var speakerHeapProfile = flag.String("speaker.heapprofile", "", "write a heap profile of the speaker holding the paths of BenchmarkSpeakerPathMemory to this file")
-
-// liveHeap is the heap in use by live objects after a full collection.
-func liveHeap() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // reflect sends what a reflector of rr-2x298 sends a compute node: one
 // UPDATE per other node's block (its own next hop, originator and the
@@ -144,28 +134,16 @@ func speakerPathMemory(b *testing.B, nodes int) uint64 {
 		p.reflect(nodes, 1, fmt.Sprintf("10.64.0.%d", 2+i))
 	}
 	wait(len(peers), 0)
-	before := liveHeap()
+	before := heaptest.Live()
 	for i, p := range peers {
 		p.reflect(0, nodes, fmt.Sprintf("10.64.0.%d", 2+i))
 		p.send(bgp.NewEndOfRib(bgp.RF_IPv4_UC))
 	}
 	wait((nodes+1)*len(peers), len(peers))
-	after := liveHeap()
-	if *speakerHeapProfile != "" {
-		f, err := os.Create(*speakerHeapProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-	}
+	after := heaptest.Live()
+	heaptest.WriteProfile(b, *speakerHeapProfile)
 	runtime.KeepAlive(s)
-	if after < before {
-		return 0
-	}
-	return after - before
+	return heaptest.Growth(before, after)
 }
 
 // waitEstablished waits until n sessions of s are Established.

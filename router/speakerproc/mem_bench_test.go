@@ -4,24 +4,15 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
+	"github.com/bgpfabric/bgpfabric/internal/heaptest"
 	"github.com/bgpfabric/bgpfabric/router"
 )
-
-// liveHeap is the heap in use by live objects after a full collection.
-func liveHeap() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // BenchmarkClientPathMemory: the node's side of the speaker process (the
 // Client) while its child, a GoBGP speaker reporting received paths,
@@ -110,12 +101,12 @@ func clientPathMemory(b *testing.B, n int) int64 {
 	// cost per path.
 	send(n)
 	wait(1)
-	before := liveHeap()
+	before := heaptest.Live()
 	for i := range n {
 		send(i)
 	}
 	wait(n + 1)
-	after := liveHeap()
+	after := heaptest.Live()
 	// Signed: the heap may end lower than it began.
-	return int64(after) - int64(before)
+	return after - before
 }
