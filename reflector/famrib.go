@@ -198,35 +198,22 @@ func (rl *ribLoop) adjGenDel(rp *ribPeer, f family, key string) {
 // reimportGen evaluates rp's received paths of generic table t again
 // (reimport): those in the RIB as received and those of the Adj-RIB-In.
 func (rl *ribLoop) reimportGen(rp *ribPeer, t *table) {
-	type received struct {
-		key   string
-		a     *attrs
-		stale bool
-	}
-	var todo []received
+	var todo []reimported[string]
 	adj := rp.adj.gen[t.fam]
 	t.each(func(_ pfxKey, n uint32) {
 		ps := t.paths(n)
 		if i := indexOf(ps, rp); i >= 0 {
 			if _, changed := adj[t.keys[n]]; !changed {
-				todo = append(todo, received{t.keys[n], ps[i].a, ps[i].stale})
+				todo = append(todo, reimported[string]{t.keys[n], ps[i].a, ps[i].stale})
 			}
 		}
 	})
 	for key, h := range adj {
-		todo = append(todo, received{key, rl.attrs.slab[h&^adjFlags], h&staleBit != 0})
+		todo = append(todo, reimported[string]{key, rl.attrs.slab[h&^adjFlags], h&staleBit != 0})
 	}
-	for _, r := range todo {
-		r.a.refs++ // held while the RIB and the Adj-RIB-In change
-	}
-	var mods []importMod
-	for _, r := range todo {
-		rl.importGen(rp, t, r.key, r.a, r.stale, &mods)
-	}
-	rl.dropMods(mods)
-	for _, r := range todo {
-		rl.attrs.release(r.a)
-	}
+	reimportAll(rl, todo, func(key string, a *attrs, stale bool, mods *[]importMod) {
+		rl.importGen(rp, t, key, a, stale, mods)
+	})
 }
 
 // publishFamilies publishes rp's per-family path counts.

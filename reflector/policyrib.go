@@ -398,6 +398,32 @@ func (rl *ribLoop) logPolicyNotes() {
 	rl.pol.notes = notes
 }
 
+// reimported is one of a peer's received paths that a policy change
+// evaluates again: its key in its table (a unicast pfxKey, a generic
+// family's NLRI bytes), its attributes and whether it is stale.
+type reimported[K any] struct {
+	key   K
+	a     *attrs
+	stale bool
+}
+
+// reimportAll imports every path of todo again through imp, holding each
+// path's attributes while the RIB and the Adj-RIB-In change, and then
+// drops what the imports superseded.
+func reimportAll[K any](rl *ribLoop, todo []reimported[K], imp func(key K, a *attrs, stale bool, mods *[]importMod)) {
+	for _, r := range todo {
+		r.a.refs++ // held while the RIB and the Adj-RIB-In change
+	}
+	var mods []importMod
+	for _, r := range todo {
+		imp(r.key, r.a, r.stale, &mods)
+	}
+	rl.dropMods(mods)
+	for _, r := range todo {
+		rl.attrs.release(r.a)
+	}
+}
+
 // reimport evaluates rp's received paths with a new import policy: those
 // of the Adj-RIB-In and those in the RIB as received.
 func (rl *ribLoop) reimport(rp *ribPeer, imp *xchain) {
@@ -405,39 +431,26 @@ func (rl *ribLoop) reimport(rp *ribPeer, imp *xchain) {
 		rp.adj = newAdjRIBIn()
 	}
 	rp.imp = imp
-	type received struct {
-		k     pfxKey
-		a     *attrs
-		stale bool
-	}
 	for _, t := range rl.tables {
 		if t.fam.generic() {
 			rl.reimportGen(rp, t)
 			continue
 		}
-		var todo []received
+		var todo []reimported[pfxKey]
 		t.each(func(k pfxKey, n uint32) {
 			ps := t.paths(n)
 			if i := indexOf(ps, rp); i >= 0 {
 				if _, changed := rp.adj.get(t.fam, k); !changed {
-					todo = append(todo, received{k, ps[i].a, ps[i].stale})
+					todo = append(todo, reimported[pfxKey]{k, ps[i].a, ps[i].stale})
 				}
 			}
 		})
 		rp.adj.each(t.fam, func(k pfxKey, h uint32) {
-			todo = append(todo, received{k, rl.attrs.slab[h&^adjFlags], h&staleBit != 0})
+			todo = append(todo, reimported[pfxKey]{k, rl.attrs.slab[h&^adjFlags], h&staleBit != 0})
 		})
-		for _, r := range todo {
-			r.a.refs++ // held while the RIB and the Adj-RIB-In change
-		}
-		var mods []importMod
-		for _, r := range todo {
-			rl.importOne(rp, t, r.k, r.a, r.stale, &mods)
-		}
-		rl.dropMods(mods)
-		for _, r := range todo {
-			rl.attrs.release(r.a)
-		}
+		reimportAll(rl, todo, func(k pfxKey, a *attrs, stale bool, mods *[]importMod) {
+			rl.importOne(rp, t, k, a, stale, mods)
+		})
 	}
 	if imp == nil { // accept-all: everything is in the RIB as received
 		rp.adj = nil
