@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -210,19 +209,7 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 
 	// Drain n1: 65535:0 on its paths while its session is up, then the
 	// session closes.
-	drain := func(on bool) {
-		t.Helper()
-		r, err := f.client.Get(context.Background(), api.KindNode, "", "n1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := r.(*api.Node)
-		n.Spec.BGP.Drain = on
-		if _, err := f.client.Update(context.Background(), n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	drain(true)
+	f.setDrain("n1", true)
 	sawUp := false
 	waitFRRRoute(t, tor, "192.0.2.10/32", "n1's path with graceful-shutdown while its session is up", func(r frrRoute) bool {
 		for i, p := range r.Paths {
@@ -239,7 +226,7 @@ func TestAdvertisementsOnTheWire(t *testing.T) {
 	waitFRRRoute(t, tor, "192.0.2.10/32", "only n2's path after n1's sessions closed", func(r frrRoute) bool {
 		return slices.Equal(r.peers(), []string{"10.99.0.2"}) && !frrEstablished(tor, "10.99.0.1")
 	})
-	drain(false)
+	f.setDrain("n1", false)
 	waitFRRRoute(t, tor, "192.0.2.10/32", "n1 back without graceful-shutdown", func(r frrRoute) bool {
 		if !ecmp(r) {
 			return false

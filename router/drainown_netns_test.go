@@ -89,23 +89,11 @@ func testDrainKeepsOwnPrefix(t *testing.T, n1Env ...string) {
 	})
 	ownRoute := "via <nil> proto 80" // felix's blackhole
 
-	setDrain := func(on bool) {
-		t.Helper()
-		r, err := f.client.Get(context.Background(), api.KindNode, "", "n1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := r.(*api.Node)
-		n.Spec.BGP.Drain = on
-		if _, err := f.client.Update(context.Background(), n); err != nil {
-			t.Fatal(err)
-		}
-	}
 	closed := func() bool {
 		b, _ := os.ReadFile(n1.log)
 		return strings.Contains(string(b), "draining: closing every session")
 	}
-	setDrain(true)
+	f.setDrain("n1", true)
 	// Sampled until n1 closes its sessions: each sample must hold.
 	sawGShut := false
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -156,7 +144,7 @@ func testDrainKeepsOwnPrefix(t *testing.T, n1Env ...string) {
 		t.Errorf("drained, n1's kernel route to its block is %q, want felix's", got)
 	}
 
-	setDrain(false)
+	f.setDrain("n1", false)
 	waitUntilT(t, 30*time.Second, "undrained: n3 has n1's path without the community, n1 prefers its own", func() string {
 		got1, got3 := ownPathsAt(t, s1, block), unmarked(ownPathsAt(t, s3, block))
 		slices.Sort(got3)

@@ -198,6 +198,20 @@ func (f *fabric) apply(rs ...api.Resource) {
 	}
 }
 
+// setDrain sets the Node's spec.bgp.drain (graceful shutdown, RFC 8326).
+func (f *fabric) setDrain(node string, on bool) {
+	f.t.Helper()
+	r, err := f.client.Get(context.Background(), api.KindNode, "", node)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := r.(*api.Node)
+	n.Spec.BGP.Drain = on
+	if _, err := f.client.Update(context.Background(), n); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // start runs the node's router in its namespace.
 func (f *fabric) start(n *fabricNode, env ...string) {
 	t := f.t
